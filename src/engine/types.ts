@@ -1,0 +1,98 @@
+/**
+ * The normalized records every engine produces. Linux and Windows code only translates the
+ * operating system's own tables into these shapes; nothing above src/engine sees OS details.
+ */
+
+export type Protocol = "tcp" | "udp";
+export type Family = 4 | 6;
+
+/** TCP states by their kernel names; UDP endpoints carry `null`. */
+export const TCP_STATES = [
+  "ESTABLISHED",
+  "SYN_SENT",
+  "SYN_RECV",
+  "FIN_WAIT1",
+  "FIN_WAIT2",
+  "TIME_WAIT",
+  "CLOSE",
+  "CLOSE_WAIT",
+  "LAST_ACK",
+  "LISTEN",
+  "CLOSING",
+] as const;
+export type TcpState = (typeof TCP_STATES)[number];
+
+export interface ProcessInfo {
+  pid: number;
+  /** Short name as the kernel keeps it (comm). */
+  name: string;
+  /** Executable path; null when it cannot be read (another user's process, kernel thread). */
+  path: string | null;
+  cmdline: string | null;
+  uid: number | null;
+  user: string | null;
+  /** ISO-8601 start time. */
+  startTime: string | null;
+  ppid: number | null;
+}
+
+export interface Endpoint {
+  protocol: Protocol;
+  family: Family;
+  localAddress: string;
+  localPort: number;
+  remoteAddress: string;
+  remotePort: number;
+  /** Kernel TCP state name; null for UDP. */
+  state: TcpState | null;
+  /** Socket inode (0 for TIME_WAIT and request sockets, which have none). */
+  inode: number;
+  uid: number | null;
+  user: string | null;
+  /** Interface index the socket is bound to, 0 for none. */
+  interfaceIndex: number;
+  receiveQueue: number | null;
+  sendQueue: number | null;
+  bytesSent: number | null;
+  bytesReceived: number | null;
+  packetsSent: number | null;
+  packetsReceived: number | null;
+  /** Smoothed round-trip time in milliseconds (TCP only). */
+  rttMs: number | null;
+  /** Kernel socket cookie as a decimal string: stable identity while the socket lives. */
+  cookie: string | null;
+  /** The owning process, or null when none could be found (unowned). */
+  process: ProcessInfo | null;
+  /** Every PID that holds the socket open (a socket can be shared after fork). */
+  pids: number[];
+}
+
+/** What a snapshot knows about why some owners are missing. */
+export interface SnapshotNotes {
+  /** The engine's source: "netlink", "proc" (fallback) or "replay". */
+  source: string;
+  /** Human-readable notes to show once, e.g. why process fields are missing. */
+  notes: string[];
+  /** Number of processes whose file descriptors could not be read (permissions). */
+  unreadableProcesses: number;
+}
+
+export interface Snapshot extends SnapshotNotes {
+  endpoints: Endpoint[];
+  /** Wall-clock time when the snapshot was taken (ms since epoch). */
+  takenAt: number;
+}
+
+export interface SnapshotRequest {
+  protocols: ReadonlySet<Protocol>;
+  families: ReadonlySet<Family>;
+  /** Whether to attach owning processes (reading /proc costs time). */
+  withProcesses: boolean;
+}
+
+/** One interface, one implementation per operating system. */
+export interface SocketEngine {
+  readonly name: string;
+  snapshot(request: SnapshotRequest): Snapshot;
+  close(): void;
+}

@@ -1,0 +1,43 @@
+/**
+ * Named errors, one class per failure the command line must tell apart. Each carries the exit
+ * code the CLI uses and a message that is shown as one line, without a stack trace.
+ */
+
+export class SockwardenError extends Error {
+  readonly exitCode: number = 1;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** The user asked for something malformed: bad flag, address, port or state. Exit 2. */
+export class UsageError extends SockwardenError {
+  override readonly exitCode = 2;
+}
+
+/** An operation needs a privilege the process lacks; the message names it. Exit 4. */
+export class PrivilegeError extends SockwardenError {
+  override readonly exitCode = 4;
+}
+
+/** The kernel or OS lacks a feature (no sock_diag, no SOCK_DESTROY). Exit 5. */
+export class UnsupportedError extends SockwardenError {
+  override readonly exitCode = 5;
+}
+
+/** Bytes from the kernel or a recording do not decode: short or malformed message. */
+export class DecodeError extends SockwardenError {
+  override readonly exitCode = 3;
+}
+
+/** An OS call failed with an errno. */
+export class SystemCallError extends SockwardenError {
+  constructor(
+    readonly call: string,
+    readonly errno: number,
+    readonly code: string,
+  ) {
+    super(`${call} failed: ${code} (errno ${errno})`);
+  }
+}
