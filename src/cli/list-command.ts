@@ -1,0 +1,96 @@
+/**
+ * `sockwarden list`: one snapshot of endpoints, filtered and printed as a table, CSV, JSON or
+ * NDJSON. Modelled on Tcpvcon and netstat.
+ */
+import type { Argv } from "yargs";
+import { createEngine } from "../engine/index.ts";
+import type { Endpoint } from "../engine/types.ts";
+import { buildSelection, type SelectionOptions } from "../filter/endpoint-filter.ts";
+import { compareEndpoints } from "../view/endpoint-order.ts";
+import { jsonArrayChunks, ndjsonChunks } from "../view/endpoint-json.ts";
+import { renderCsv } from "../view/endpoint-csv.ts";
+import { renderEndpointTable } from "../view/endpoint-table.ts";
+import { friendlyNames, numericNames } from "../view/endpoint-names.ts";
+import { resolveHostNames } from "./host-names.ts";
+import { stderr, stdout } from "./output.ts";
+import { UsageError } from "../errors.ts";
+
+export interface ListArgs extends SelectionOptions {
+  numeric?: boolean;
+  extended?: boolean;
+  csv?: boolean;
+  json?: boolean;
+  ndjson?: boolean;
+  quiet?: boolean;
+  source?: string;
+  record?: string;
+  replay?: string;
+  dnsBudget?: number;
+}
+
+export function selectionOptions<T>(y: Argv<T>) {
+  return y
+    .positional("process", { type: "string", describe: "Only endpoints of this process name (glob) or PID" })
+    .option("all", { alias: "a", type: "boolean", describe: "All endpoints, including listening TCP and unconnected UDP" })
+    .option("tcp", { alias: "t", type: "boolean", describe: "TCP endpoints" })
+    .option("udp", { alias: "u", type: "boolean", describe: "UDP endpoints" })
+    .option("ipv4", { alias: "4", type: "boolean", describe: "IPv4 only" })
+    .option("ipv6", { alias: "6", type: "boolean", describe: "IPv6 only" })
+    .option("state", { type: "string", array: true, describe: "TCP states, comma-separated (established, listen, time-wait, connected, ...)" })
+    .option("port", { type: "string", array: true, describe: "Local or remote port: 25, 1000-2000, smtp" })
+    .option("local", { type: "string", array: true, describe: "Local address, CIDR or port: 10.0.0.0/8, [::1]:80, :22" })
+    .option("remote", { type: "string", array: true, describe: "Remote address, CIDR or port" })
+    .option("hide-unowned", { type: "boolean", describe: "Hide endpoints with no owning process" });
+}
+
+export function listBuilder<T>(y: Argv<T>) {
+  return selectionOptions(y)
+    .option("numeric", { alias: "n", type: "boolean", describe: "Numeric addresses and ports (no names, no DNS)" })
+    .option("extended", { alias: "e", type: "boolean", describe: "Add user, bytes, packets and executable path" })
+    .option("csv", { alias: "c", type: "boolean", describe: "CSV with a header row" })
+    .option("json", { type: "boolean", describe: "One JSON array" })
+    .option("ndjson", { type: "boolean", describe: "One JSON object per line" })
+    .option("quiet", { alias: "q", type: "boolean", describe: "No notes on stderr" })
+    .option("source", { type: "string", choices: ["auto", "netlink", "proc"], default: "auto", describe: "Where sockets are read from (proc: /proc/net fallback)" })
+    .option("record", { type: "string", describe: "Write the raw netlink replies to FILE (to reproduce a problem elsewhere)" })
+    .option("replay", { type: "string", describe: "Read sockets from a file written by --record instead of the kernel" })
+    .option("dns-budget", { type: "number", default: 1000, describe: "Total milliseconds allowed for reverse DNS" })
+    .conflicts("csv", ["json", "ndjson"])
+    .conflicts("json", "ndjson")
+    .conflicts("record", "replay");
+}
+
+export async function runList(args: ListArgs): Promise<number> {
+  const selection = buildSelection(args);
+  if (args.dnsBudget !== undefined && !(args.dnsBudget >= 0 && args.dnsBudget <= 60_000)) {
+    throw new UsageError(`--dns-budget must be between 0 and 60000 milliseconds, not ${args.dnsBudget}`);
+  }
+  const engine = createEngine({
+    source: args.replay ? "replay" : (args.source as "auto" | "netlink" | "proc" | undefined),
+    replayFile: args.replay,
+    recordFile: args.record,
+  });
+  let snapshot;
+  try {
+    snapshot = engine.snapshot({ protocols: selection.protocols, families: selection.families, withProcesses: true });
+  } finally {
+    engine.close();
+  }
+  const endpoints: Endpoint[] = snapshot.endpoints.filter(selection.matches).sort(compareEndpoints);
+  if (!args.quiet) for (const note of snapshot.notes) stderr(`note: ${note}\n`);
+
+  if (args.json) {
+    for (const chunk of jsonArrayChunks(endpoints)) stdout(chunk);
+  } else if (args.ndjson) {
+    for (const chunk of ndjsonChunks(endpoints)) stdout(chunk);
+  } else if (args.csv) {
+    stdout(renderCsv(endpoints));
+  } else {
+    const names = args.numeric
+      ? numericNames()
+      : friendlyNames(await resolveHostNames(endpoints, args.dnsBudget ?? 1000));
+    const width = process.stdout.isTTY ? process.stdout.columns || 80 : undefined;
+    stdout(renderEndpointTable(endpoints, { extended: !!args.extended, names, width }));
+  }
+  return 0;
+}

@@ -1,0 +1,66 @@
+/**
+ * Entry point of the sockwarden executable: parses the command line and turns every failure into
+ * one line on stderr and a distinct exit code.
+ */
+import yargs from "yargs";
+import { listBuilder, runList, type ListArgs } from "./list-command.ts";
+import { SockwardenError, UsageError } from "../errors.ts";
+import { OutputClosed, stderr } from "./output.ts";
+import { VERSION } from "../version.ts";
+
+/** Exit codes: 0 ok, 1 failure, 2 usage, 3 bad data, 4 privilege, 5 unsupported, 70 internal. */
+const EXIT_INTERNAL = 70;
+
+export async function main(argv: string[]): Promise<number> {
+  let result = 0;
+  const parser = yargs(argv)
+    .scriptName("sockwarden")
+    .usage("sockwarden — every TCP and UDP endpoint with the process behind it\n\nUsage: $0 <command> [options]")
+    .command(
+      ["list [process]", "$0 [process]"],
+      "List endpoints (default: connected TCP), like netstat and Tcpvcon",
+      (y) => listBuilder(y),
+      async (args) => {
+        result = await runList(args as unknown as ListArgs);
+      },
+    )
+    .version(VERSION)
+    .help()
+    .alias("help", "h")
+    .strict()
+    .wrap(Math.min(100, process.stdout.columns || 100))
+    .exitProcess(false)
+    .fail((msg, err) => {
+      if (err) throw err;
+      throw new UsageError(lowerFirst(msg ?? "invalid command line"));
+    });
+  try {
+    await parser.parseAsync();
+  } catch (err) {
+    return reportError(err);
+  }
+  return result;
+}
+
+function lowerFirst(s: string): string {
+  return s.replace(/\s+/g, " ").replace(/^[A-Z](?=[a-z])/, (c) => c.toLowerCase());
+}
+
+export function reportError(err: unknown): number {
+  if (err instanceof OutputClosed) return 0;
+  if (err instanceof SockwardenError) {
+    stderr(`sockwarden: ${err.message}\n`);
+    return err.exitCode;
+  }
+  const e = err as Error;
+  stderr(`sockwarden: internal error: ${e?.message?.split("\n")[0] ?? String(err)}\n`);
+  if (process.env.SOCKWARDEN_DEBUG) stderr(`${e?.stack ?? ""}\n`);
+  return EXIT_INTERNAL;
+}
+
+if (import.meta.main) {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (err) => process.exit(reportError(err)),
+  );
+}

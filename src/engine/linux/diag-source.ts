@@ -1,0 +1,138 @@
+/**
+ * Where sock_diag reply datagrams come from: the live kernel, or a recording of an earlier dump
+ * (as `ss` can replay a dump named by an environment variable), so a problem seen on a user's box
+ * can be reproduced here from the file it recorded.
+ */
+import fs from "node:fs";
+import { DecodeError, UnsupportedError } from "../../errors.ts";
+import { NetlinkSocket } from "./netlink-socket.ts";
+import {
+  ALL_STATES_MASK,
+  INET_DIAG_INFO,
+  INET_DIAG_SKV6ONLY,
+  NLM_F_DUMP_INTR,
+  decodeMessages,
+  encodeDiagRequest,
+  type DiagRecord,
+} from "./sock-diag-codec.ts";
+import { errnoName } from "./libc.ts";
+
+export interface DumpResult {
+  records: DiagRecord[];
+  /** The kernel flagged the dump as interrupted by concurrent changes (NLM_F_DUMP_INTR). */
+  interrupted: boolean;
+}
+
+export interface DiagSource {
+  dump(family: number, protocol: number): DumpResult;
+  close(): void;
+}
+
+/** Requested per socket: tcp_info for counters and rtt, and the v6only flag. */
+const EXTENSIONS = (1 << (INET_DIAG_INFO - 1)) | (1 << (INET_DIAG_SKV6ONLY - 1));
+
+/** A recorder receives every raw datagram of a live dump. */
+export type DatagramRecorder = (family: number, protocol: number, datagram: Uint8Array) => void;
+
+const ENOENT = 2;
+const EPROTONOSUPPORT = 93;
+const EAFNOSUPPORT = 97;
+
+export class LiveDiagSource implements DiagSource {
+  private readonly socket: NetlinkSocket;
+  private sequence = 1;
+
+  constructor(private readonly recorder?: DatagramRecorder) {
+    this.socket = new NetlinkSocket();
+  }
+
+  dump(family: number, protocol: number): DumpResult {
+    const seq = this.sequence++;
+    this.socket.send(encodeDiagRequest({ family, protocol, states: ALL_STATES_MASK, extensions: EXTENSIONS, sequence: seq }));
+    const records: DiagRecord[] = [];
+    let interrupted = false;
+    // A dump ends with NLMSG_DONE; the bound only stops a misbehaving kernel from looping forever.
+    for (let batch = 0; batch < 10_000_000; batch++) {
+      const datagram = this.socket.receive();
+      this.recorder?.(family, protocol, datagram);
+      for (const msg of decodeMessages(datagram)) {
+        if (msg.sequence !== seq) continue;
+        if (msg.flags & NLM_F_DUMP_INTR) interrupted = true;
+        if (msg.kind === "diag") records.push(msg.record);
+        else if (msg.kind === "done") return { records, interrupted };
+        else if (msg.kind === "error") {
+          // Kernels without a protocol's diag module (e.g. udp_diag not loaded and not loadable)
+          // answer ENOENT; that protocol simply has nothing to show.
+          if (msg.errno === ENOENT || msg.errno === EPROTONOSUPPORT || msg.errno === EAFNOSUPPORT) {
+            return { records, interrupted };
+          }
+          if (msg.errno === 0) continue;
+          throw new UnsupportedError(`sock_diag dump of family ${family} protocol ${protocol} failed: ${errnoName(msg.errno)}`);
+        }
+      }
+    }
+    throw new DecodeError("sock_diag dump never ended");
+  }
+
+  close(): void {
+    this.socket.close();
+  }
+}
+
+/** One line per datagram: {"family":2,"protocol":6,"data":"<base64>"}. */
+export function recordingWriter(file: string): { recorder: DatagramRecorder; finish(): void } {
+  const fd = fs.openSync(file, "w", 0o600);
+  return {
+    recorder(family, protocol, datagram) {
+      fs.writeSync(fd, JSON.stringify({ family, protocol, data: Buffer.from(datagram).toString("base64") }) + "\n");
+    },
+    finish() {
+      fs.closeSync(fd);
+    },
+  };
+}
+
+export class ReplayDiagSource implements DiagSource {
+  private readonly datagrams = new Map<string, Uint8Array[]>();
+
+  constructor(file: string) {
+    let text: string;
+    try {
+      text = fs.readFileSync(file, "utf8");
+    } catch (err) {
+      throw new UnsupportedError(`cannot read recording ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+    }
+    let lineNo = 0;
+    for (const line of text.split("\n")) {
+      lineNo++;
+      if (!line.trim()) continue;
+      let item: { family?: unknown; protocol?: unknown; data?: unknown };
+      try {
+        item = JSON.parse(line);
+      } catch {
+        throw new DecodeError(`${file}:${lineNo}: not a JSON line`);
+      }
+      if (typeof item.family !== "number" || typeof item.protocol !== "number" || typeof item.data !== "string") {
+        throw new DecodeError(`${file}:${lineNo}: expected {family, protocol, data}`);
+      }
+      const key = `${item.family}/${item.protocol}`;
+      const list = this.datagrams.get(key) ?? [];
+      list.push(new Uint8Array(Buffer.from(item.data, "base64")));
+      this.datagrams.set(key, list);
+    }
+  }
+
+  dump(family: number, protocol: number): DumpResult {
+    const records: DiagRecord[] = [];
+    let interrupted = false;
+    for (const datagram of this.datagrams.get(`${family}/${protocol}`) ?? []) {
+      for (const msg of decodeMessages(datagram)) {
+        if (msg.flags & NLM_F_DUMP_INTR) interrupted = true;
+        if (msg.kind === "diag") records.push(msg.record);
+      }
+    }
+    return { records, interrupted };
+  }
+
+  close(): void {}
+}

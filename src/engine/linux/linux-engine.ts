@@ -1,0 +1,176 @@
+/**
+ * The Linux engine: sock_diag dump (or the /proc/net fallback, or a replayed recording) joined
+ * with the /proc process map into normalized endpoints.
+ */
+import type { Endpoint, Family, Protocol, Snapshot, SnapshotRequest, SocketEngine, TcpState } from "../types.ts";
+import { formatIPv4, formatIPv6 } from "../../net/address.ts";
+import {
+  AF_INET,
+  AF_INET6,
+  IPPROTO_TCP,
+  IPPROTO_UDP,
+  KERNEL_TCP_STATES,
+  cookieString,
+  type DiagRecord,
+} from "./sock-diag-codec.ts";
+import { LiveDiagSource, ReplayDiagSource, recordingWriter, type DiagSource } from "./diag-source.ts";
+import { ProcNetSource } from "./proc-net.ts";
+import { ProcessReader, scanSocketOwners } from "./process-map.ts";
+import { UserTable } from "./users.ts";
+import { libc } from "./libc.ts";
+import { SockwardenError } from "../../errors.ts";
+
+export type LinuxSourceKind = "auto" | "netlink" | "proc" | "replay";
+
+export interface LinuxEngineOptions {
+  source?: LinuxSourceKind;
+  /** For "replay": the recording to read. */
+  replayFile?: string;
+  /** Write every raw netlink datagram of live dumps to this file. */
+  recordFile?: string;
+  procRoot?: string;
+}
+
+const _SC_CLK_TCK = 2;
+
+export class LinuxEngine implements SocketEngine {
+  readonly name = "linux";
+  private readonly source: DiagSource;
+  private readonly sourceName: string;
+  private readonly notes: string[] = [];
+  private readonly users = new UserTable();
+  private readonly procRoot: string;
+  private readonly finishRecording: (() => void) | null = null;
+  private clockTicks: number | null = null;
+
+  constructor(options: LinuxEngineOptions = {}) {
+    this.procRoot = options.procRoot ?? "/proc";
+    const kind = options.source ?? "auto";
+    if (kind === "replay") {
+      if (!options.replayFile) throw new SockwardenError("replay needs a recording file");
+      this.source = new ReplayDiagSource(options.replayFile);
+      this.sourceName = "replay";
+      return;
+    }
+    if (kind === "proc") {
+      this.source = new ProcNetSource(this.procRoot);
+      this.sourceName = "proc";
+      return;
+    }
+    const recording = options.recordFile ? recordingWriter(options.recordFile) : null;
+    try {
+      this.source = new LiveDiagSource(recording?.recorder);
+      this.sourceName = "netlink";
+      this.finishRecording = recording ? recording.finish : null;
+    } catch (err) {
+      recording?.finish();
+      if (kind === "netlink") throw err;
+      this.notes.push(
+        `netlink sock_diag is unavailable (${(err as Error).message}); reading /proc/net instead (no traffic counters)`,
+      );
+      this.source = new ProcNetSource(this.procRoot);
+      this.sourceName = "proc";
+    }
+  }
+
+  snapshot(request: SnapshotRequest): Snapshot {
+    const records: { protocol: Protocol; record: DiagRecord }[] = [];
+    const notes = [...this.notes];
+    for (const protocol of ["tcp", "udp"] as const) {
+      if (!request.protocols.has(protocol)) continue;
+      for (const family of [4, 6] as const) {
+        if (!request.families.has(family)) continue;
+        const result = this.source.dump(family === 4 ? AF_INET : AF_INET6, protocol === "tcp" ? IPPROTO_TCP : IPPROTO_UDP);
+        for (const record of result.records) records.push({ protocol, record });
+      }
+    }
+    const takenAt = Date.now();
+    const endpoints = records.map(({ protocol, record }) => this.toEndpoint(protocol, record));
+    let unreadableProcesses = 0;
+    if (request.withProcesses && this.sourceName !== "replay") {
+      unreadableProcesses = this.attachProcesses(endpoints, notes);
+    }
+    return { endpoints, takenAt, source: this.sourceName, notes, unreadableProcesses };
+  }
+
+  private toEndpoint(protocol: Protocol, r: DiagRecord): Endpoint {
+    const family: Family = r.family === AF_INET6 ? 6 : 4;
+    const format = family === 4 ? formatIPv4 : formatIPv6;
+    const state = protocol === "tcp" ? ((KERNEL_TCP_STATES[r.state] ?? "CLOSE") as TcpState) : null;
+    const info = r.tcpInfo;
+    // Request and TIME_WAIT sockets have no owner and report uid 0 and inode 0.
+    const hasOwner = r.inode !== 0;
+    return {
+      protocol,
+      family,
+      localAddress: format(r.id.source, 0),
+      localPort: r.id.sourcePort,
+      remoteAddress: format(r.id.destination, 0),
+      remotePort: r.id.destinationPort,
+      state,
+      inode: r.inode,
+      uid: hasOwner ? r.uid : null,
+      user: hasOwner ? this.users.name(r.uid) : null,
+      interfaceIndex: r.id.interfaceIndex,
+      receiveQueue: r.receiveQueue,
+      sendQueue: r.sendQueue,
+      bytesSent: info ? (info.bytesSent ?? info.bytesAcked) : null,
+      bytesReceived: info?.bytesReceived ?? null,
+      packetsSent: info?.segsOut ?? null,
+      packetsReceived: info?.segsIn ?? null,
+      rttMs: info?.rttMicros != null && state !== "LISTEN" ? info.rttMicros / 1000 : null,
+      cookie: r.id.cookie[0] === 0 && r.id.cookie[1] === 0 ? null : cookieString(r.id.cookie),
+      process: null,
+      pids: [],
+    };
+  }
+
+  /** Joins endpoints with /proc; returns how many processes could not be inspected. */
+  private attachProcesses(endpoints: Endpoint[], notes: string[]): number {
+    const { owners, unreadable } = scanSocketOwners(this.procRoot);
+    const reader = new ProcessReader({ procRoot: this.procRoot, users: this.users, clockTicks: this.ticks() });
+    let hidden = 0;
+    const myUid = process.getuid?.() ?? 0;
+    for (const ep of endpoints) {
+      if (ep.inode === 0) continue;
+      const pids = owners.get(ep.inode);
+      if (!pids) {
+        if (unreadable.length > 0 && ep.uid !== myUid) hidden++;
+        continue;
+      }
+      ep.pids = pids;
+      for (const pid of pids) {
+        const info = reader.read(pid);
+        if (info) {
+          ep.process = info;
+          break;
+        }
+      }
+    }
+    if (hidden > 0) {
+      notes.push(
+        `${hidden} socket(s) of other users show no process: reading another user's /proc/PID/fd needs root or CAP_SYS_PTRACE`,
+      );
+    }
+    return unreadable.length;
+  }
+
+  private ticks(): number {
+    if (this.clockTicks === null) {
+      let t = 100;
+      try {
+        const v = libc().sysconf(_SC_CLK_TCK);
+        if (v > 0) t = v;
+      } catch {
+        // Without koffi (the /proc fallback on a box where it cannot load) assume the usual 100 Hz.
+      }
+      this.clockTicks = t;
+    }
+    return this.clockTicks;
+  }
+
+  close(): void {
+    this.source.close();
+    this.finishRecording?.();
+  }
+}

@@ -1,0 +1,163 @@
+/**
+ * Socket inode -> owning processes, found by reading /proc/PID/fd links (as ss -p and lsof do),
+ * and the details of each owning process from /proc/PID/{comm,exe,cmdline,stat}.
+ *
+ * Processes come and go during a scan: a process or fd that vanished is skipped, not an error.
+ * A process whose fd directory cannot be read (another user's, without CAP_SYS_PTRACE) is counted
+ * so that the caller can say why some sockets have no owner.
+ */
+import fs from "node:fs";
+import type { ProcessInfo } from "../types.ts";
+import { UserTable } from "./users.ts";
+
+export interface InodeOwners {
+  /** inode -> pids holding it, in ascending pid order. */
+  owners: Map<number, number[]>;
+  /** pids whose fd directory could not be read for lack of permission. */
+  unreadable: number[];
+}
+
+const SOCKET_PREFIX = "socket:[";
+
+export function scanSocketOwners(procRoot = "/proc"): InodeOwners {
+  const owners = new Map<number, number[]>();
+  const unreadable: number[] = [];
+  let entries: string[];
+  try {
+    entries = fs.readdirSync(procRoot);
+  } catch {
+    return { owners, unreadable };
+  }
+  const pids: number[] = [];
+  for (const name of entries) {
+    const c = name.charCodeAt(0);
+    if (c < 48 || c > 57) continue;
+    pids.push(Number(name));
+  }
+  pids.sort((a, b) => a - b);
+  for (const pid of pids) {
+    const fdDir = `${procRoot}/${pid}/fd`;
+    let fds: string[];
+    try {
+      fds = fs.readdirSync(fdDir);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "EACCES") unreadable.push(pid);
+      continue;
+    }
+    for (const fd of fds) {
+      let link: string;
+      try {
+        link = fs.readlinkSync(`${fdDir}/${fd}`);
+      } catch {
+        continue;
+      }
+      if (!link.startsWith(SOCKET_PREFIX)) continue;
+      const inode = Number(link.slice(SOCKET_PREFIX.length, -1));
+      const list = owners.get(inode);
+      if (!list) owners.set(inode, [pid]);
+      else if (list[list.length - 1] !== pid) list.push(pid);
+    }
+  }
+  return { owners, unreadable };
+}
+
+export interface ProcessReaderOptions {
+  procRoot?: string;
+  users: UserTable;
+  /** Clock ticks per second (sysconf(_SC_CLK_TCK)), 100 on every mainstream Linux. */
+  clockTicks: number;
+}
+
+/** Reads process details on demand and keeps them for the life of the reader. */
+export class ProcessReader {
+  private readonly procRoot: string;
+  private readonly cache = new Map<number, ProcessInfo | null>();
+  private bootTimeMs: number | null | undefined;
+
+  constructor(private readonly options: ProcessReaderOptions) {
+    this.procRoot = options.procRoot ?? "/proc";
+  }
+
+  /** Details of a process, or null if it has exited. */
+  read(pid: number): ProcessInfo | null {
+    if (this.cache.has(pid)) return this.cache.get(pid)!;
+    const info = this.readUncached(pid);
+    this.cache.set(pid, info);
+    return info;
+  }
+
+  private readUncached(pid: number): ProcessInfo | null {
+    const dir = `${this.procRoot}/${pid}`;
+    const stat = readText(`${dir}/stat`);
+    if (stat === null) return null;
+    const parsed = parseStat(stat);
+    const comm = readText(`${dir}/comm`);
+    const name = comm !== null ? comm.replace(/\n$/, "") : (parsed?.comm ?? String(pid));
+    let path: string | null = null;
+    try {
+      path = fs.readlinkSync(`${dir}/exe`);
+    } catch {
+      path = null;
+    }
+    const cmdlineRaw = readText(`${dir}/cmdline`);
+    const cmdline = cmdlineRaw ? cmdlineRaw.replace(/\0+$/, "").replaceAll("\0", " ") : cmdlineRaw === "" ? "" : null;
+    let uid: number | null = null;
+    try {
+      uid = fs.statSync(dir).uid;
+    } catch {
+      uid = null;
+    }
+    return {
+      pid,
+      name,
+      path,
+      cmdline,
+      uid,
+      user: this.options.users.name(uid),
+      startTime: parsed ? this.startTimeIso(parsed.startTicks) : null,
+      ppid: parsed ? parsed.ppid : null,
+    };
+  }
+
+  private startTimeIso(startTicks: number): string | null {
+    if (this.bootTimeMs === undefined) this.bootTimeMs = readBootTimeMs(this.procRoot);
+    if (this.bootTimeMs === null) return null;
+    return new Date(this.bootTimeMs + (startTicks * 1000) / this.options.clockTicks).toISOString();
+  }
+}
+
+function readText(file: string): string | null {
+  try {
+    return fs.readFileSync(file, "utf8");
+  } catch {
+    return null;
+  }
+}
+
+export interface StatFields {
+  comm: string;
+  ppid: number;
+  startTicks: number;
+}
+
+/**
+ * Parses /proc/PID/stat. The command name is in parentheses and may itself contain spaces and
+ * parentheses, so fields are counted from the last ')'.
+ */
+export function parseStat(text: string): StatFields | null {
+  const open = text.indexOf("(");
+  const close = text.lastIndexOf(")");
+  if (open < 0 || close < open) return null;
+  const rest = text.slice(close + 2).split(" ");
+  // rest[0] is field 3 (state); ppid is field 4, starttime field 22.
+  const ppid = Number(rest[1]);
+  const startTicks = Number(rest[19]);
+  if (!Number.isFinite(ppid) || !Number.isFinite(startTicks)) return null;
+  return { comm: text.slice(open + 1, close), ppid, startTicks };
+}
+
+function readBootTimeMs(procRoot: string): number | null {
+  const stat = readText(`${procRoot}/stat`);
+  const m = stat?.match(/^btime (\d+)$/m);
+  return m ? Number(m[1]) * 1000 : null;
+}

@@ -1,0 +1,69 @@
+/**
+ * The human table of `list`: netstat-like columns that fit 80 columns, and with `extended` the
+ * user, traffic counters and executable path that TCPView shows.
+ */
+import type { Endpoint } from "../engine/types.ts";
+import { renderTable, type Column } from "./text-table.ts";
+import type { EndpointNames } from "./endpoint-names.ts";
+
+export interface TableOptions {
+  extended: boolean;
+  names: EndpointNames;
+  /** Terminal width; undefined when the output is not a terminal. */
+  width?: number;
+}
+
+export function renderEndpointTable(endpoints: readonly Endpoint[], o: TableOptions): string {
+  const columns: Column[] = [
+    { header: "Proto" },
+    { header: "Local Address", shrinkOrder: 1, minWidth: 15 },
+    { header: "Remote Address", shrinkOrder: 0, minWidth: 15 },
+    { header: "State" },
+    { header: "PID/Program", shrinkOrder: 2, minWidth: 10 },
+  ];
+  if (o.extended) {
+    columns.push(
+      { header: "User", shrinkOrder: 3, minWidth: 8 },
+      { header: "Sent", align: "right" },
+      { header: "Recv", align: "right" },
+      { header: "PktOut", align: "right" },
+      { header: "PktIn", align: "right" },
+      { header: "Path", shrinkOrder: 4, minWidth: 10 },
+    );
+  }
+  const rows = endpoints.map((ep) => {
+    const row = [
+      ep.protocol + (ep.family === 6 ? "6" : ""),
+      o.names.endpoint(ep.localAddress, ep.localPort, ep.protocol, ep.family, false),
+      o.names.endpoint(ep.remoteAddress, ep.remotePort, ep.protocol, ep.family, true),
+      ep.state ?? (ep.remotePort !== 0 ? "CONNECTED" : ""),
+      ep.process ? `${ep.process.pid}/${ep.process.name}` : "-",
+    ];
+    if (o.extended) {
+      row.push(
+        ep.process?.user ?? ep.user ?? "-",
+        humanCount(ep.bytesSent),
+        humanCount(ep.bytesReceived),
+        humanCount(ep.packetsSent),
+        humanCount(ep.packetsReceived),
+        ep.process?.path ?? "-",
+      );
+    }
+    return row;
+  });
+  return renderTable(columns, rows, o.width);
+}
+
+/** 1234 -> "1234", 123456 -> "121K": short enough for a table, exact values stay in JSON/CSV. */
+export function humanCount(n: number | null): string {
+  if (n === null) return "-";
+  if (n < 10_000) return String(n);
+  const units = ["K", "M", "G", "T", "P"];
+  let v = n;
+  let u = -1;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return (v >= 100 ? Math.round(v).toString() : v.toFixed(1)) + units[u];
+}
