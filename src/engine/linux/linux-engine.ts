@@ -3,7 +3,6 @@
  * with the /proc process map into normalized endpoints.
  */
 import type { Endpoint, Family, Protocol, Snapshot, SnapshotRequest, SocketEngine, TcpState } from "../types.ts";
-import { formatIPv4, formatIPv6 } from "../../net/address.ts";
 import {
   AF_INET,
   AF_INET6,
@@ -15,7 +14,8 @@ import {
 } from "./sock-diag-codec.ts";
 import { LiveDiagSource, ReplayDiagSource, recordingWriter, type DiagSource } from "./diag-source.ts";
 import { ProcNetSource } from "./proc-net.ts";
-import { ProcessReader, scanSocketOwners } from "./process-map.ts";
+import { ProcessReader, nodeFdLinks, ownersOf, scanSocketOwners, type FdLinkScanner } from "./process-map.ts";
+import { libcFdLinks } from "./fd-links.ts";
 import { UserTable } from "./users.ts";
 import { libc } from "./libc.ts";
 import { SockwardenError } from "../../errors.ts";
@@ -32,6 +32,8 @@ export interface LinuxEngineOptions {
 }
 
 const _SC_CLK_TCK = 2;
+/** Shared by every unowned endpoint; never mutated. */
+const NO_PIDS: number[] = Object.freeze([]) as unknown as number[];
 
 export class LinuxEngine implements SocketEngine {
   readonly name = "linux";
@@ -42,6 +44,7 @@ export class LinuxEngine implements SocketEngine {
   private readonly procRoot: string;
   private readonly finishRecording: (() => void) | null = null;
   private clockTicks: number | null = null;
+  private fdLinks: FdLinkScanner | null = null;
 
   constructor(options: LinuxEngineOptions = {}) {
     this.procRoot = options.procRoot ?? "/proc";
@@ -95,7 +98,6 @@ export class LinuxEngine implements SocketEngine {
 
   private toEndpoint(protocol: Protocol, r: DiagRecord): Endpoint {
     const family: Family = r.family === AF_INET6 ? 6 : 4;
-    const format = family === 4 ? formatIPv4 : formatIPv6;
     const state = protocol === "tcp" ? ((KERNEL_TCP_STATES[r.state] ?? "CLOSE") as TcpState) : null;
     const info = r.tcpInfo;
     // Request and TIME_WAIT sockets have no owner and report uid 0 and inode 0.
@@ -103,9 +105,9 @@ export class LinuxEngine implements SocketEngine {
     return {
       protocol,
       family,
-      localAddress: format(r.id.source, 0),
+      localAddress: r.id.source,
       localPort: r.id.sourcePort,
-      remoteAddress: format(r.id.destination, 0),
+      remoteAddress: r.id.destination,
       remotePort: r.id.destinationPort,
       state,
       inode: r.inode,
@@ -119,21 +121,24 @@ export class LinuxEngine implements SocketEngine {
       packetsSent: info?.segsOut ?? null,
       packetsReceived: info?.segsIn ?? null,
       rttMs: info?.rttMicros != null && state !== "LISTEN" ? info.rttMicros / 1000 : null,
-      cookie: r.id.cookie[0] === 0 && r.id.cookie[1] === 0 ? null : cookieString(r.id.cookie),
+      cookie: r.id.cookieLow === 0 && r.id.cookieHigh === 0 ? null : cookieString(r.id.cookieLow, r.id.cookieHigh),
       process: null,
-      pids: [],
+      pids: NO_PIDS,
     };
   }
 
   /** Joins endpoints with /proc; returns how many processes could not be inspected. */
   private attachProcesses(endpoints: Endpoint[], notes: string[]): number {
-    const { owners, unreadable } = scanSocketOwners(this.procRoot);
+    const wanted = new Set<number>();
+    for (const ep of endpoints) if (ep.inode !== 0) wanted.add(ep.inode);
+    const owners = scanSocketOwners(this.procRoot, wanted, this.fdScanner());
+    const unreadable = owners.unreadable;
     const reader = new ProcessReader({ procRoot: this.procRoot, users: this.users, clockTicks: this.ticks() });
     let hidden = 0;
     const myUid = process.getuid?.() ?? 0;
     for (const ep of endpoints) {
       if (ep.inode === 0) continue;
-      const pids = owners.get(ep.inode);
+      const pids = ownersOf(owners, ep.inode);
       if (!pids) {
         if (unreadable.length > 0 && ep.uid !== myUid) hidden++;
         continue;
@@ -153,6 +158,17 @@ export class LinuxEngine implements SocketEngine {
       );
     }
     return unreadable.length;
+  }
+
+  private fdScanner(): FdLinkScanner {
+    if (!this.fdLinks) {
+      try {
+        this.fdLinks = libcFdLinks();
+      } catch {
+        this.fdLinks = nodeFdLinks;
+      }
+    }
+    return this.fdLinks;
   }
 
   private ticks(): number {

@@ -10,6 +10,7 @@
 import fs from "node:fs";
 import { DecodeError } from "../../errors.ts";
 import { AF_INET, AF_INET6, IPPROTO_TCP, type DiagRecord } from "./sock-diag-codec.ts";
+import { formatIPv4, formatIPv6 } from "../../net/address.ts";
 import type { DiagSource, DumpResult } from "./diag-source.ts";
 
 export function parseProcNet(text: string, family: number, file = "/proc/net"): DiagRecord[] {
@@ -29,10 +30,11 @@ export function parseProcNet(text: string, family: number, file = "/proc/net"): 
       id: {
         sourcePort: localPort,
         destinationPort: remotePort,
-        source: localAddr,
-        destination: remoteAddr,
+        source: family === AF_INET ? formatIPv4(localAddr) : formatIPv6(localAddr),
+        destination: family === AF_INET ? formatIPv4(remoteAddr) : formatIPv6(remoteAddr),
         interfaceIndex: 0,
-        cookie: [0, 0],
+        cookieLow: 0,
+        cookieHigh: 0,
       },
       receiveQueue: parseInt(rx ?? "0", 16),
       sendQueue: parseInt(tx ?? "0", 16),

@@ -11,22 +11,45 @@ import type { ProcessInfo } from "../types.ts";
 import { UserTable } from "./users.ts";
 
 export interface InodeOwners {
-  /** inode -> pids holding it, in ascending pid order. */
-  owners: Map<number, number[]>;
+  /** inode -> the lowest pid holding it. */
+  owner: Map<number, number>;
+  /** inode -> every further pid holding it (sockets shared after fork); most inodes have none. */
+  sharedWith: Map<number, number[]>;
   /** pids whose fd directory could not be read for lack of permission. */
   unreadable: number[];
 }
 
+/** Reads the target of a /proc symlink; a vanished or unreadable link gives null. */
+export type LinkReader = (dir: string, name: string) => string | null;
+
 const SOCKET_PREFIX = "socket:[";
 
-export function scanSocketOwners(procRoot = "/proc"): InodeOwners {
-  const owners = new Map<number, number[]>();
+const nodeLinkReader: LinkReader = (dir, name) => {
+  try {
+    return fs.readlinkSync(`${dir}/${name}`);
+  } catch {
+    return null;
+  }
+};
+
+/**
+ * Scans /proc for socket owners. Processes in the caller's network namespace are read first;
+ * the rest only while some wanted inode is still without an owner, so a box with busy containers
+ * does not pay for their file descriptors when listing its own sockets.
+ */
+export function scanSocketOwners(
+  procRoot = "/proc",
+  wanted?: ReadonlySet<number>,
+  fdLinks: FdLinkScanner = nodeFdLinks,
+): InodeOwners {
+  const owner = new Map<number, number>();
+  const sharedWith = new Map<number, number[]>();
   const unreadable: number[] = [];
   let entries: string[];
   try {
     entries = fs.readdirSync(procRoot);
   } catch {
-    return { owners, unreadable };
+    return { owner, sharedWith, unreadable };
   }
   const pids: number[] = [];
   for (const name of entries) {
@@ -35,30 +58,63 @@ export function scanSocketOwners(procRoot = "/proc"): InodeOwners {
     pids.push(Number(name));
   }
   pids.sort((a, b) => a - b);
+
+  const ownNs = nodeLinkReader(`${procRoot}/self/ns`, "net");
+  const near: number[] = [];
+  const far: number[] = [];
   for (const pid of pids) {
-    const fdDir = `${procRoot}/${pid}/fd`;
-    let fds: string[];
-    try {
-      fds = fs.readdirSync(fdDir);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === "EACCES") unreadable.push(pid);
-      continue;
-    }
-    for (const fd of fds) {
-      let link: string;
-      try {
-        link = fs.readlinkSync(`${fdDir}/${fd}`);
-      } catch {
-        continue;
-      }
-      if (!link.startsWith(SOCKET_PREFIX)) continue;
-      const inode = Number(link.slice(SOCKET_PREFIX.length, -1));
-      const list = owners.get(inode);
-      if (!list) owners.set(inode, [pid]);
-      else if (list[list.length - 1] !== pid) list.push(pid);
-    }
+    const ns = ownNs === null ? null : nodeLinkReader(`${procRoot}/${pid}/ns`, "net");
+    (ns === null || ns === ownNs ? near : far).push(pid);
   }
-  return { owners, unreadable };
+  let missing = wanted ? wanted.size : Infinity;
+  const visit = (pid: number, inode: number) => {
+    const first = owner.get(inode);
+    if (first === undefined) {
+      owner.set(inode, pid);
+      if (wanted?.has(inode)) missing--;
+    } else if (first !== pid) {
+      const more = sharedWith.get(inode);
+      if (!more) sharedWith.set(inode, [pid]);
+      else if (more[more.length - 1] !== pid) more.push(pid);
+    }
+  };
+  for (const pid of near) {
+    if (!fdLinks(`${procRoot}/${pid}/fd`, pid, visit)) unreadable.push(pid);
+  }
+  for (const pid of far) {
+    if (missing <= 0) break;
+    if (!fdLinks(`${procRoot}/${pid}/fd`, pid, visit)) unreadable.push(pid);
+  }
+  return { owner, sharedWith, unreadable };
+}
+
+/**
+ * Calls `visit(pid, inode)` for every socket among a process's descriptors. Returns false when
+ * the directory could not be read for lack of permission (a vanished process returns true).
+ */
+export type FdLinkScanner = (fdDir: string, pid: number, visit: (pid: number, inode: number) => void) => boolean;
+
+export const nodeFdLinks: FdLinkScanner = (fdDir, pid, visit) => {
+  let fds: string[];
+  try {
+    fds = fs.readdirSync(fdDir);
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code !== "EACCES";
+  }
+  for (const fd of fds) {
+    const link = nodeLinkReader(fdDir, fd);
+    if (link === null || !link.startsWith(SOCKET_PREFIX)) continue;
+    visit(pid, Number(link.slice(SOCKET_PREFIX.length, -1)));
+  }
+  return true;
+};
+
+/** Every pid holding an inode, lowest first. */
+export function ownersOf(owners: InodeOwners, inode: number): number[] | null {
+  const first = owners.owner.get(inode);
+  if (first === undefined) return null;
+  const more = owners.sharedWith.get(inode);
+  return more ? [first, ...more] : [first];
 }
 
 export interface ProcessReaderOptions {

@@ -7,6 +7,7 @@
  * inet_diag_sockid are in network byte order.
  */
 import { DecodeError } from "../../errors.ts";
+import { formatIPv4, formatIPv6 } from "../../net/address.ts";
 
 // <linux/netlink.h>
 export const NLMSG_HDRLEN = 16;
@@ -82,6 +83,7 @@ export const KERNEL_TCP_STATES: readonly (string | undefined)[] = [
 /** All TCP states as a bitmask for the request (bit n = state n). */
 export const ALL_STATES_MASK = 0xffffffff;
 
+/** A socket id as sent to the kernel (SOCK_DESTROY, single-socket queries). */
 export interface DiagSocketId {
   sourcePort: number;
   destinationPort: number;
@@ -91,6 +93,17 @@ export interface DiagSocketId {
   interfaceIndex: number;
   /** The two 32-bit halves of the socket cookie, as the kernel gave them. */
   cookie: [number, number];
+}
+
+/** A socket id as decoded from a reply: addresses already in canonical text. */
+export interface DecodedSocketId {
+  sourcePort: number;
+  destinationPort: number;
+  source: string;
+  destination: string;
+  interfaceIndex: number;
+  cookieLow: number;
+  cookieHigh: number;
 }
 
 export interface TcpInfoCounters {
@@ -105,7 +118,7 @@ export interface TcpInfoCounters {
 export interface DiagRecord {
   family: number;
   state: number;
-  id: DiagSocketId;
+  id: DecodedSocketId;
   receiveQueue: number;
   sendQueue: number;
   uid: number;
@@ -217,14 +230,14 @@ function decodeDiagMsg(view: DataView, o: number, len: number): DiagRecord {
   }
   const family = view.getUint8(o + MSG_FAMILY);
   const idOff = o + MSG_ID;
-  const bytes = new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
-  const id: DiagSocketId = {
+  const id: DecodedSocketId = {
     sourcePort: view.getUint16(idOff + SOCKID_SPORT, false),
     destinationPort: view.getUint16(idOff + SOCKID_DPORT, false),
-    source: bytes.slice(idOff + SOCKID_SRC, idOff + SOCKID_SRC + 16),
-    destination: bytes.slice(idOff + SOCKID_DST, idOff + SOCKID_DST + 16),
+    source: addressText(view, idOff + SOCKID_SRC, family),
+    destination: addressText(view, idOff + SOCKID_DST, family),
     interfaceIndex: view.getUint32(idOff + SOCKID_IF, true),
-    cookie: [view.getUint32(idOff + SOCKID_COOKIE, true), view.getUint32(idOff + SOCKID_COOKIE + 4, true)],
+    cookieLow: view.getUint32(idOff + SOCKID_COOKIE, true),
+    cookieHigh: view.getUint32(idOff + SOCKID_COOKIE + 4, true),
   };
   const record: DiagRecord = {
     family,
@@ -276,6 +289,42 @@ export function decodeTcpInfo(view: DataView, base: number, len: number): TcpInf
 }
 
 /** The cookie as one decimal string (low half first in memory, as the kernel stores a u64). */
-export function cookieString(cookie: [number, number]): string {
-  return ((BigInt(cookie[1]) << 32n) | BigInt(cookie[0])).toString();
+export function cookieString(low: number, high: number): string {
+  // Cookies are a counter and stay below 2^53 in practice; exact either way.
+  if (high < 0x200000) return String(high * 0x100000000 + low);
+  return ((BigInt(high) << 32n) | BigInt(low)).toString();
+}
+
+/**
+ * Address text with interning: a dump of thousands of sockets repeats a handful of addresses,
+ * and sharing one string per address keeps a large snapshot small.
+ */
+const v4Text = new Map<number, string>();
+const v6Text = new Map<string, string>();
+const INTERN_LIMIT = 65_536;
+
+function addressText(view: DataView, off: number, family: number): string {
+  const bytes = new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
+  if (family !== AF_INET6) {
+    const key = view.getUint32(off, false);
+    let text = v4Text.get(key);
+    if (text === undefined) {
+      text = formatIPv4(bytes, off);
+      if (v4Text.size >= INTERN_LIMIT) v4Text.clear();
+      v4Text.set(key, text);
+    }
+    return text;
+  }
+  const w0 = view.getUint32(off, false);
+  const w1 = view.getUint32(off + 4, false);
+  const w2 = view.getUint32(off + 8, false);
+  const w3 = view.getUint32(off + 12, false);
+  const key = `${w0},${w1},${w2},${w3}`;
+  let text = v6Text.get(key);
+  if (text === undefined) {
+    text = formatIPv6(bytes, off);
+    if (v6Text.size >= INTERN_LIMIT) v6Text.clear();
+    v6Text.set(key, text);
+  }
+  return text;
 }
