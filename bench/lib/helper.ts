@@ -1,0 +1,138 @@
+// The connection holder (conn_helper.py) and socket counts in the current namespace.
+import path from "node:path";
+import { BENCH_DIR } from "./options.ts";
+import { firstLine } from "./proc.ts";
+
+/** A sleep that does not keep the process alive by itself. */
+export function sleepUnref(ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(resolve, ms);
+    t.unref();
+  });
+}
+
+export const PYTHON = "/usr/bin/python3";
+const SCRIPT = path.join(BENCH_DIR, "conn_helper.py");
+
+export interface HeldConnections {
+  connections: number;
+  /** Sockets the helper reports holding (2N plus its listeners). */
+  sockets: number;
+  workers: number;
+  setupMs: number;
+  alive(): boolean;
+  stop(): Promise<void>;
+}
+
+/**
+ * Start the helper (in this process's network namespace) and wait until it prints
+ * "ready N SOCKETS WORKERS". It exits when its stdin closes or after lifetimeS.
+ */
+export async function holdConnections(n: number, lifetimeS: number, readyTimeoutMs: number): Promise<HeldConnections> {
+  const t0 = performance.now();
+  const proc = Bun.spawn({
+    cmd: [PYTHON, SCRIPT, String(n), "--lifetime", String(Math.max(5, Math.floor(lifetimeS)))],
+    stdin: "pipe",
+    stdout: "pipe",
+    stderr: "pipe",
+    // Safety net only: the helper bounds itself, this bounds it once more.
+    timeout: Math.ceil(lifetimeS + 30) * 1000,
+    killSignal: "SIGKILL",
+  });
+  const stderrP = new Response(proc.stderr).text();
+
+  let exited = false;
+  void proc.exited.then(() => {
+    exited = true;
+  });
+
+  const stop = async (): Promise<void> => {
+    if (exited) return;
+    try {
+      proc.stdin.end();
+    } catch {
+      // already closed
+    }
+    const done = await Promise.race([proc.exited.then(() => true), sleepUnref(10_000).then(() => false)]);
+    if (!done) {
+      proc.kill("SIGKILL");
+      await proc.exited;
+    }
+  };
+
+  const reader = proc.stdout.getReader();
+  const decoder = new TextDecoder();
+  let text = "";
+  const timer = sleepUnref(readyTimeoutMs).then(() => "timeout" as const);
+  try {
+    for (;;) {
+      const r = await Promise.race([reader.read(), timer]);
+      if (r === "timeout") throw new Error(`helper not ready after ${readyTimeoutMs} ms`);
+      if (r.done) {
+        await proc.exited;
+        const err = firstLine(await stderrP);
+        throw new Error(`helper exited (${proc.exitCode ?? proc.signalCode}) before ready: ${err || "no message"}`);
+      }
+      text += decoder.decode(r.value, { stream: true });
+      const m = /^ready (\d+) (\d+) (\d+)$/m.exec(text);
+      if (m) {
+        // Keep draining its stdout so it can never block on a full pipe.
+        void (async () => {
+          for (;;) if ((await reader.read()).done) return;
+        })().catch(() => undefined);
+        return {
+          connections: Number(m[1]),
+          sockets: Number(m[2]),
+          workers: Number(m[3]),
+          setupMs: performance.now() - t0,
+          alive: () => !exited,
+          stop,
+        };
+      }
+    }
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+}
+
+export interface SocketCount {
+  total: number;
+  established: number;
+  listen: number;
+  other: number;
+}
+
+/** Count TCP sockets (IPv4 and IPv6) in this process's network namespace from /proc/net. */
+export async function countTcpSockets(): Promise<SocketCount> {
+  const c: SocketCount = { total: 0, established: 0, listen: 0, other: 0 };
+  for (const file of ["/proc/net/tcp", "/proc/net/tcp6"]) {
+    let text: string;
+    try {
+      text = await Bun.file(file).text();
+    } catch {
+      continue;
+    }
+    const lines = text.split("\n");
+    for (let i = 1; i < lines.length; i++) {
+      const fields = lines[i]!.trim().split(/\s+/);
+      const st = fields[3];
+      if (st === undefined) continue;
+      c.total++;
+      if (st === "01") c.established++;
+      else if (st === "0A") c.listen++;
+      else c.other++;
+    }
+  }
+  return c;
+}
+
+/** Wait (bounded) until no TCP sockets are left in this namespace. */
+export async function waitNoSockets(timeoutMs: number): Promise<SocketCount> {
+  const end = performance.now() + timeoutMs;
+  for (;;) {
+    const c = await countTcpSockets();
+    if (c.total === 0 || performance.now() > end) return c;
+    await Bun.sleep(200);
+  }
+}
