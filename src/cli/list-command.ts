@@ -12,7 +12,7 @@ import { renderCsv } from "../view/endpoint-csv.ts";
 import { renderEndpointTable } from "../view/endpoint-table.ts";
 import { friendlyNames, numericNames } from "../view/endpoint-names.ts";
 import { resolveHostNames } from "./host-names.ts";
-import { stderr, stdout } from "./output.ts";
+import { BufferedOutput, stderr, stdout } from "./output.ts";
 import { UsageError } from "../errors.ts";
 
 export interface ListArgs extends SelectionOptions {
@@ -79,10 +79,10 @@ export async function runList(args: ListArgs): Promise<number> {
   const endpoints: Endpoint[] = snapshot.endpoints.filter(selection.matches).sort(compareEndpoints);
   if (!args.quiet) for (const note of snapshot.notes) stderr(`note: ${note}\n`);
 
-  if (args.json) {
-    for (const chunk of jsonArrayChunks(endpoints)) stdout(chunk);
-  } else if (args.ndjson) {
-    for (const chunk of ndjsonChunks(endpoints)) stdout(chunk);
+  if (args.json || args.ndjson) {
+    const out = new BufferedOutput(1);
+    for (const chunk of args.json ? jsonArrayChunks(endpoints, 64) : ndjsonChunks(endpoints, 64)) out.write(chunk);
+    out.flush();
   } else if (args.csv) {
     stdout(renderCsv(endpoints));
   } else {

@@ -9,25 +9,7 @@ export class OutputClosed extends Error {}
 const sleeper = new Int32Array(new SharedArrayBuffer(4));
 
 export function writeAll(fd: number, text: string): void {
-  let buf = Buffer.from(text);
-  let waits = 0;
-  while (buf.length > 0) {
-    try {
-      const n = fs.writeSync(fd, buf);
-      buf = buf.subarray(n);
-      waits = 0;
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code === "EPIPE") throw new OutputClosed("output closed");
-      // A non-blocking pipe that is full: wait briefly for the reader, for at most ~10 minutes.
-      if (code === "EAGAIN" && waits < 600_000) {
-        waits++;
-        Atomics.wait(sleeper, 0, 0, 1);
-        continue;
-      }
-      throw err;
-    }
-  }
+  writeBytes(fd, Buffer.from(text));
 }
 
 export const stdout = (text: string) => writeAll(1, text);
@@ -38,3 +20,61 @@ export const stderr = (text: string) => {
     // Nowhere left to report to.
   }
 };
+
+/**
+ * Collects text in one reused buffer and writes it out in large blocks. Listing 100k endpoints
+ * makes ~50 MB of short-lived strings; a young-generation collection at each flush lets the
+ * allocator reuse their memory instead of growing the process (measured: peak RSS at 60k
+ * sockets fell from ~140 MB to ~100 MB for ~5% more time).
+ */
+export class BufferedOutput {
+  private readonly buf: Buffer;
+  private used = 0;
+
+  constructor(
+    private readonly fd: number,
+    size = 1 << 20,
+  ) {
+    this.buf = Buffer.allocUnsafe(size);
+  }
+
+  write(text: string): void {
+    // Worst case UTF-8 is 3 bytes per UTF-16 unit.
+    if (this.used + text.length * 3 > this.buf.length) {
+      this.flush();
+      if (text.length * 3 > this.buf.length) {
+        writeAll(this.fd, text);
+        return;
+      }
+    }
+    this.used += this.buf.write(text, this.used);
+  }
+
+  flush(): void {
+    if (this.used === 0) return;
+    writeBytes(this.fd, this.buf.subarray(0, this.used));
+    this.used = 0;
+    Bun.gc(false);
+  }
+}
+
+function writeBytes(fd: number, bytes: Buffer): void {
+  // A non-blocking pipe that is full answers EAGAIN: wait briefly for the reader, ~10 min at most.
+  let rest = bytes;
+  let waits = 0;
+  while (rest.length > 0) {
+    try {
+      rest = rest.subarray(fs.writeSync(fd, rest));
+      waits = 0;
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === "EPIPE") throw new OutputClosed("output closed");
+      if (code === "EAGAIN" && waits < 600_000) {
+        waits++;
+        Atomics.wait(sleeper, 0, 0, 1);
+        continue;
+      }
+      throw err;
+    }
+  }
+}

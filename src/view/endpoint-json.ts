@@ -65,24 +65,66 @@ export function endpointToJson(ep: Endpoint): EndpointJson {
   };
 }
 
-/** One JSON array; written in pieces so that 100k endpoints do not need one giant string. */
-export function* jsonArrayChunks(endpoints: readonly Endpoint[], chunkSize = 2000): Generator<string> {
+const processText = new WeakMap<ProcessInfo, string>();
+const quoted = new Map<string, string>();
+
+function quote(s: string | null): string {
+  if (s === null) return "null";
+  let q = quoted.get(s);
+  if (q === undefined) {
+    q = JSON.stringify(s);
+    if (quoted.size < 10_000) quoted.set(s, q);
+  }
+  return q;
+}
+
+const num = (n: number | null) => (n === null ? "null" : String(n));
+
+/**
+ * The same text as JSON.stringify(endpointToJson(ep)), written directly: listing 100k endpoints
+ * this way makes no intermediate objects, and each process is serialized once.
+ */
+export function endpointJsonText(ep: Endpoint): string {
+  let proc = "null";
+  if (ep.process) {
+    const cached = processText.get(ep.process);
+    if (cached !== undefined) proc = cached;
+    else {
+      proc = JSON.stringify(endpointToJson(ep).process);
+      processText.set(ep.process, proc);
+    }
+  }
+  return (
+    `{"protocol":"${ep.protocol}","family":${ep.family},"localAddress":${quote(ep.localAddress)},` +
+    `"localPort":${ep.localPort},"remoteAddress":${quote(ep.remoteAddress)},"remotePort":${ep.remotePort},` +
+    `"state":${ep.state === null ? "null" : `"${ep.state}"`},"inode":${ep.inode},"uid":${num(ep.uid)},` +
+    `"user":${quote(ep.user)},"bytesSent":${num(ep.bytesSent)},"bytesReceived":${num(ep.bytesReceived)},` +
+    `"packetsSent":${num(ep.packetsSent)},"packetsReceived":${num(ep.packetsReceived)},"process":${proc},` +
+    `"pids":[${ep.pids.join(",")}],"interfaceIndex":${ep.interfaceIndex},"receiveQueue":${num(ep.receiveQueue)},` +
+    `"sendQueue":${num(ep.sendQueue)},"rttMs":${num(ep.rttMs)},"cookie":${quote(ep.cookie)}}`
+  );
+}
+
+/** One JSON array, produced in pieces so that 100k endpoints never make one giant string. */
+export function* jsonArrayChunks(endpoints: readonly Endpoint[], chunkSize = 1000): Generator<string> {
   if (endpoints.length === 0) {
     yield "[]\n";
     return;
   }
   for (let i = 0; i < endpoints.length; i += chunkSize) {
-    const part = endpoints.slice(i, i + chunkSize).map((ep) => JSON.stringify(endpointToJson(ep)));
-    yield (i === 0 ? "[\n" : ",\n") + part.join(",\n");
+    let part = i === 0 ? "[\n" : ",\n";
+    const end = Math.min(endpoints.length, i + chunkSize);
+    for (let j = i; j < end; j++) part += (j === i ? "" : ",\n") + endpointJsonText(endpoints[j]!);
+    yield part;
   }
   yield "\n]\n";
 }
 
-export function* ndjsonChunks(endpoints: readonly Endpoint[], chunkSize = 2000): Generator<string> {
+export function* ndjsonChunks(endpoints: readonly Endpoint[], chunkSize = 1000): Generator<string> {
   for (let i = 0; i < endpoints.length; i += chunkSize) {
-    yield endpoints
-      .slice(i, i + chunkSize)
-      .map((ep) => JSON.stringify(endpointToJson(ep)) + "\n")
-      .join("");
+    let part = "";
+    const end = Math.min(endpoints.length, i + chunkSize);
+    for (let j = i; j < end; j++) part += endpointJsonText(endpoints[j]!) + "\n";
+    yield part;
   }
 }

@@ -15,7 +15,7 @@ import {
   decodeMessages,
   encodeDiagRequest,
 } from "../../src/engine/linux/sock-diag-codec.ts";
-import { ReplayDiagSource } from "../../src/engine/linux/diag-source.ts";
+import { ReplayDiagSource, dumpAll } from "../../src/engine/linux/diag-source.ts";
 import { parseProcNet } from "../../src/engine/linux/proc-net.ts";
 import { DecodeError } from "../../src/errors.ts";
 
@@ -48,10 +48,10 @@ describe("encodeDiagRequest", () => {
 
 describe("decodeMessages on a recorded dump", () => {
   const source = new ReplayDiagSource(RECORDING);
-  const tcp4 = source.dump(AF_INET, IPPROTO_TCP).records;
-  const tcp6 = source.dump(AF_INET6, IPPROTO_TCP).records;
-  const udp4 = source.dump(AF_INET, IPPROTO_UDP).records;
-  const udp6 = source.dump(AF_INET6, IPPROTO_UDP).records;
+  const tcp4 = dumpAll(source, AF_INET, IPPROTO_TCP);
+  const tcp6 = dumpAll(source, AF_INET6, IPPROTO_TCP);
+  const udp4 = dumpAll(source, AF_INET, IPPROTO_UDP);
+  const udp6 = dumpAll(source, AF_INET6, IPPROTO_UDP);
 
   test("finds every socket of the fixture", () => {
     expect([tcp4.length, tcp6.length, udp4.length, udp6.length]).toEqual([3, 4, 2, 1]);
@@ -61,38 +61,40 @@ describe("decodeMessages on a recorded dump", () => {
 
   test("decodes addresses, ports and states", () => {
     const listener = tcp4.find((r) => r.inode === 705932)!;
-    expect(listener.id.source).toBe("127.0.0.1");
-    expect(listener.id.sourcePort).toBe(7001);
-    expect(listener.id.destinationPort).toBe(0);
+    expect(listener.source).toBe("127.0.0.1");
+    expect(listener.sourcePort).toBe(7001);
+    expect(listener.destinationPort).toBe(0);
     expect(listener.state).toBe(10); // LISTEN
     expect(listener.sendQueue).toBe(8); // a listener's send queue is its backlog
     const client6 = tcp6.find((r) => r.inode === 705936)!;
-    expect(client6.id.source).toBe("::1");
-    expect(client6.id.destination).toBe("::1");
-    expect([client6.id.sourcePort, client6.id.destinationPort]).toEqual([8002, 7002]);
+    expect(client6.source).toBe("::1");
+    expect(client6.destination).toBe("::1");
+    expect([client6.sourcePort, client6.destinationPort]).toEqual([8002, 7002]);
     expect(client6.state).toBe(1); // ESTABLISHED
     const v6only = tcp6.find((r) => r.inode === 705938)!;
-    expect(v6only.id.source).toBe("::");
+    expect(v6only.source).toBe("::");
     expect(v6only.v6Only).toBe(true);
     const connectedUdp = udp4.find((r) => r.inode === 705941)!;
-    expect([connectedUdp.id.sourcePort, connectedUdp.id.destinationPort, connectedUdp.state]).toEqual([7006, 7004, 1]);
+    expect([connectedUdp.sourcePort, connectedUdp.destinationPort, connectedUdp.state]).toEqual([7006, 7004, 1]);
   });
 
   test("decodes tcp_info counters", () => {
     const client = tcp4.find((r) => r.inode === 705933)!;
-    expect(client.tcpInfo!.bytesSent).toBe(1000);
+    expect(client.hasTcpInfo).toBe(true);
+    expect(client.bytesSent).toBe(1000);
     // bytes_acked counts the SYN as one byte.
-    expect(client.tcpInfo!.bytesAcked).toBe(1001);
-    expect(client.tcpInfo!.bytesReceived).toBe(300);
-    expect(client.tcpInfo!.segsOut).toBe(4);
-    expect(client.tcpInfo!.segsIn).toBe(3);
-    expect(client.tcpInfo!.rttMicros).toBeGreaterThan(0);
-    expect(udp4[0]!.tcpInfo).toBeNull();
+    expect(client.bytesAcked).toBe(1001);
+    expect(client.bytesReceived).toBe(300);
+    expect(client.segsOut).toBe(4);
+    expect(client.segsIn).toBe(3);
+    expect(client.rttMicros).toBeGreaterThan(0);
+    expect(udp4[0]!.hasTcpInfo).toBe(false);
+    expect(udp4[0]!.bytesSent).toBeNull();
   });
 
   test("keeps the socket cookie", () => {
     const listener = tcp4.find((r) => r.inode === 705932)!;
-    expect(cookieString(listener.id.cookieLow, listener.id.cookieHigh)).toBe("114117");
+    expect(cookieString(listener.cookieLow, listener.cookieHigh)).toBe("114117");
     expect(cookieString(1, 2)).toBe(String(2n * 2n ** 32n + 1n));
     expect(cookieString(5, 0x7fffffff)).toBe(String(0x7fffffffn * 2n ** 32n + 5n));
   });
@@ -153,11 +155,11 @@ describe("/proc/net fallback parser", () => {
 
   test("gives the same sockets as the netlink dump of the same moment", () => {
     const source = new ReplayDiagSource(RECORDING);
-    const key = (r: { state: number; inode: number; id: { sourcePort: number; destinationPort: number; source: string; destination: string } }, _fam: number) =>
-      [r.inode, r.state, r.id.sourcePort, r.id.destinationPort, r.id.source, r.id.destination].join(" ");
+    const key = (r: { state: number; inode: number; sourcePort: number; destinationPort: number; source: string; destination: string }, _fam: number) =>
+      [r.inode, r.state, r.sourcePort, r.destinationPort, r.source, r.destination].join(" ");
     for (const [name, fam, proto] of [["tcp", AF_INET, IPPROTO_TCP], ["tcp6", AF_INET6, IPPROTO_TCP], ["udp", AF_INET, IPPROTO_UDP], ["udp6", AF_INET6, IPPROTO_UDP]] as const) {
       const fromProc = parseProcNet(read(name), fam).map((r) => key(r, fam)).sort();
-      const fromNetlink = source.dump(fam, proto).records.map((r) => key(r, fam)).sort();
+      const fromNetlink = dumpAll(source, fam, proto).map((r) => key(r, fam)).sort();
       expect(fromProc, name).toEqual(fromNetlink);
     }
   });

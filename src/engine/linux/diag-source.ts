@@ -13,19 +13,32 @@ import {
   NLM_F_DUMP_INTR,
   decodeMessages,
   encodeDiagRequest,
+  visitMessages,
   type DiagRecord,
+  type MessageVisitor,
 } from "./sock-diag-codec.ts";
 import { errnoName } from "./libc.ts";
 
 export interface DumpResult {
-  records: DiagRecord[];
+  /** How many sockets were handed to the callback. */
+  count: number;
   /** The kernel flagged the dump as interrupted by concurrent changes (NLM_F_DUMP_INTR). */
   interrupted: boolean;
 }
 
+/** Receives each socket as it is decoded; the record is reused after the call returns. */
+export type RecordSink = (record: DiagRecord) => void;
+
 export interface DiagSource {
-  dump(family: number, protocol: number): DumpResult;
+  dump(family: number, protocol: number, sink: RecordSink): DumpResult;
   close(): void;
+}
+
+/** Collects a whole dump into a list (tests, small dumps). */
+export function dumpAll(source: DiagSource, family: number, protocol: number): DiagRecord[] {
+  const records: DiagRecord[] = [];
+  source.dump(family, protocol, (r) => records.push({ ...r }));
+  return records;
 }
 
 /** Requested per socket: tcp_info for counters and rtt, and the v6only flag. */
@@ -46,32 +59,43 @@ export class LiveDiagSource implements DiagSource {
     this.socket = new NetlinkSocket();
   }
 
-  dump(family: number, protocol: number): DumpResult {
+  dump(family: number, protocol: number, sink: RecordSink): DumpResult {
     const seq = this.sequence++;
     this.socket.send(encodeDiagRequest({ family, protocol, states: ALL_STATES_MASK, extensions: EXTENSIONS, sequence: seq }));
-    const records: DiagRecord[] = [];
+    let count = 0;
     let interrupted = false;
+    let finished = false;
+    const visitor: MessageVisitor = {
+      diag(record, sequence, flags) {
+        if (sequence !== seq) return;
+        if (flags & NLM_F_DUMP_INTR) interrupted = true;
+        count++;
+        sink(record);
+      },
+      done(sequence, flags) {
+        if (sequence !== seq) return;
+        if (flags & NLM_F_DUMP_INTR) interrupted = true;
+        finished = true;
+      },
+      error(errno, sequence) {
+        if (sequence !== seq || errno === 0) return;
+        // Kernels without a protocol's diag module (udp_diag not built and not loadable) answer
+        // ENOENT; that protocol simply has nothing to show.
+        if (errno === ENOENT || errno === EPROTONOSUPPORT || errno === EAFNOSUPPORT) {
+          finished = true;
+          return;
+        }
+        throw new UnsupportedError(`sock_diag dump of family ${family} protocol ${protocol} failed: ${errnoName(errno)}`);
+      },
+    };
     // A dump ends with NLMSG_DONE; the bound only stops a misbehaving kernel from looping forever.
-    for (let batch = 0; batch < 10_000_000; batch++) {
+    for (let batch = 0; batch < 10_000_000 && !finished; batch++) {
       const datagram = this.socket.receive();
       this.recorder?.(family, protocol, datagram);
-      for (const msg of decodeMessages(datagram)) {
-        if (msg.sequence !== seq) continue;
-        if (msg.flags & NLM_F_DUMP_INTR) interrupted = true;
-        if (msg.kind === "diag") records.push(msg.record);
-        else if (msg.kind === "done") return { records, interrupted };
-        else if (msg.kind === "error") {
-          // Kernels without a protocol's diag module (e.g. udp_diag not loaded and not loadable)
-          // answer ENOENT; that protocol simply has nothing to show.
-          if (msg.errno === ENOENT || msg.errno === EPROTONOSUPPORT || msg.errno === EAFNOSUPPORT) {
-            return { records, interrupted };
-          }
-          if (msg.errno === 0) continue;
-          throw new UnsupportedError(`sock_diag dump of family ${family} protocol ${protocol} failed: ${errnoName(msg.errno)}`);
-        }
-      }
+      visitMessages(datagram, visitor);
     }
-    throw new DecodeError("sock_diag dump never ended");
+    if (!finished) throw new DecodeError("sock_diag dump never ended");
+    return { count, interrupted };
   }
 
   close(): void {
@@ -122,16 +146,19 @@ export class ReplayDiagSource implements DiagSource {
     }
   }
 
-  dump(family: number, protocol: number): DumpResult {
-    const records: DiagRecord[] = [];
+  dump(family: number, protocol: number, sink: RecordSink): DumpResult {
+    let count = 0;
     let interrupted = false;
     for (const datagram of this.datagrams.get(`${family}/${protocol}`) ?? []) {
       for (const msg of decodeMessages(datagram)) {
         if (msg.flags & NLM_F_DUMP_INTR) interrupted = true;
-        if (msg.kind === "diag") records.push(msg.record);
+        if (msg.kind === "diag") {
+          count++;
+          sink(msg.record);
+        }
       }
     }
-    return { records, interrupted };
+    return { count, interrupted };
   }
 
   close(): void {}

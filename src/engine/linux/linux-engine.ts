@@ -77,18 +77,21 @@ export class LinuxEngine implements SocketEngine {
   }
 
   snapshot(request: SnapshotRequest): Snapshot {
-    const records: { protocol: Protocol; record: DiagRecord }[] = [];
+    const endpoints: Endpoint[] = [];
     const notes = [...this.notes];
+    let interrupted = false;
     for (const protocol of ["tcp", "udp"] as const) {
       if (!request.protocols.has(protocol)) continue;
       for (const family of [4, 6] as const) {
         if (!request.families.has(family)) continue;
-        const result = this.source.dump(family === 4 ? AF_INET : AF_INET6, protocol === "tcp" ? IPPROTO_TCP : IPPROTO_UDP);
-        for (const record of result.records) records.push({ protocol, record });
+        const result = this.source.dump(family === 4 ? AF_INET : AF_INET6, protocol === "tcp" ? IPPROTO_TCP : IPPROTO_UDP, (r) =>
+          endpoints.push(this.toEndpoint(protocol, r)),
+        );
+        interrupted ||= result.interrupted;
       }
     }
     const takenAt = Date.now();
-    const endpoints = records.map(({ protocol, record }) => this.toEndpoint(protocol, record));
+    if (interrupted) notes.push("sockets changed while they were being read; the listing may miss or repeat a few");
     let unreadableProcesses = 0;
     if (request.withProcesses && this.sourceName !== "replay") {
       unreadableProcesses = this.attachProcesses(endpoints, notes);
@@ -99,29 +102,29 @@ export class LinuxEngine implements SocketEngine {
   private toEndpoint(protocol: Protocol, r: DiagRecord): Endpoint {
     const family: Family = r.family === AF_INET6 ? 6 : 4;
     const state = protocol === "tcp" ? ((KERNEL_TCP_STATES[r.state] ?? "CLOSE") as TcpState) : null;
-    const info = r.tcpInfo;
     // Request and TIME_WAIT sockets have no owner and report uid 0 and inode 0.
     const hasOwner = r.inode !== 0;
     return {
       protocol,
       family,
-      localAddress: r.id.source,
-      localPort: r.id.sourcePort,
-      remoteAddress: r.id.destination,
-      remotePort: r.id.destinationPort,
+      localAddress: r.source,
+      localPort: r.sourcePort,
+      remoteAddress: r.destination,
+      remotePort: r.destinationPort,
       state,
       inode: r.inode,
       uid: hasOwner ? r.uid : null,
       user: hasOwner ? this.users.name(r.uid) : null,
-      interfaceIndex: r.id.interfaceIndex,
+      interfaceIndex: r.interfaceIndex,
       receiveQueue: r.receiveQueue,
       sendQueue: r.sendQueue,
-      bytesSent: info ? (info.bytesSent ?? info.bytesAcked) : null,
-      bytesReceived: info?.bytesReceived ?? null,
-      packetsSent: info?.segsOut ?? null,
-      packetsReceived: info?.segsIn ?? null,
-      rttMs: info?.rttMicros != null && state !== "LISTEN" ? info.rttMicros / 1000 : null,
-      cookie: r.id.cookieLow === 0 && r.id.cookieHigh === 0 ? null : cookieString(r.id.cookieLow, r.id.cookieHigh),
+      // bytes_sent exists since Linux 4.19; older kernels only have bytes_acked.
+      bytesSent: r.hasTcpInfo ? (r.bytesSent ?? r.bytesAcked) : null,
+      bytesReceived: r.bytesReceived,
+      packetsSent: r.segsOut,
+      packetsReceived: r.segsIn,
+      rttMs: r.rttMicros !== null && state !== "LISTEN" ? r.rttMicros / 1000 : null,
+      cookie: r.cookieLow === 0 && r.cookieHigh === 0 ? null : cookieString(r.cookieLow, r.cookieHigh),
       process: null,
       pids: NO_PIDS,
     };

@@ -12,8 +12,8 @@ const SOL_SOCKET = 1;
 const SO_RCVBUF = 8;
 const EINTR = 4;
 
-/** Large enough for the kernel's biggest dump batch (it fills up to the reader's buffer, 32 KiB+). */
-const RECV_BUFFER_BYTES = 256 * 1024;
+/** The kernel fills a dump datagram up to 32 KiB; twice that leaves room. */
+const RECV_BUFFER_BYTES = 64 * 1024;
 
 export class NetlinkSocket {
   readonly fd: number;

@@ -11,7 +11,7 @@ import fs from "node:fs";
 import { DecodeError } from "../../errors.ts";
 import { AF_INET, AF_INET6, IPPROTO_TCP, type DiagRecord } from "./sock-diag-codec.ts";
 import { formatIPv4, formatIPv6 } from "../../net/address.ts";
-import type { DiagSource, DumpResult } from "./diag-source.ts";
+import type { DiagSource, DumpResult, RecordSink } from "./diag-source.ts";
 
 export function parseProcNet(text: string, family: number, file = "/proc/net"): DiagRecord[] {
   const records: DiagRecord[] = [];
@@ -27,20 +27,24 @@ export function parseProcNet(text: string, family: number, file = "/proc/net"): 
     records.push({
       family,
       state: parseInt(f[3]!, 16),
-      id: {
-        sourcePort: localPort,
-        destinationPort: remotePort,
-        source: family === AF_INET ? formatIPv4(localAddr) : formatIPv6(localAddr),
-        destination: family === AF_INET ? formatIPv4(remoteAddr) : formatIPv6(remoteAddr),
-        interfaceIndex: 0,
-        cookieLow: 0,
-        cookieHigh: 0,
-      },
+      sourcePort: localPort,
+      destinationPort: remotePort,
+      source: family === AF_INET ? formatIPv4(localAddr) : formatIPv6(localAddr),
+      destination: family === AF_INET ? formatIPv4(remoteAddr) : formatIPv6(remoteAddr),
+      interfaceIndex: 0,
+      cookieLow: 0,
+      cookieHigh: 0,
       receiveQueue: parseInt(rx ?? "0", 16),
       sendQueue: parseInt(tx ?? "0", 16),
       uid: Number(f[7]),
       inode: Number(f[9]),
-      tcpInfo: null,
+      hasTcpInfo: false,
+      rttMicros: null,
+      bytesAcked: null,
+      bytesReceived: null,
+      bytesSent: null,
+      segsOut: null,
+      segsIn: null,
       v6Only: null,
     });
   }
@@ -71,7 +75,7 @@ function splitHexEndpoint(text: string, family: number, file: string, line: numb
 export class ProcNetSource implements DiagSource {
   constructor(private readonly procRoot = "/proc") {}
 
-  dump(family: number, protocol: number): DumpResult {
+  dump(family: number, protocol: number, sink: RecordSink): DumpResult {
     const name = `${protocol === IPPROTO_TCP ? "tcp" : "udp"}${family === AF_INET6 ? "6" : ""}`;
     const file = `${this.procRoot}/net/${name}`;
     let text: string;
@@ -79,9 +83,11 @@ export class ProcNetSource implements DiagSource {
       text = fs.readFileSync(file, "utf8");
     } catch {
       // A kernel built without IPv6 has no tcp6/udp6: nothing to list for that family.
-      return { records: [], interrupted: false };
+      return { count: 0, interrupted: false };
     }
-    return { records: parseProcNet(text, family, file), interrupted: false };
+    const records = parseProcNet(text, family, file);
+    for (const r of records) sink(r);
+    return { count: records.length, interrupted: false };
   }
 
   close(): void {}

@@ -95,35 +95,33 @@ export interface DiagSocketId {
   cookie: [number, number];
 }
 
-/** A socket id as decoded from a reply: addresses already in canonical text. */
-export interface DecodedSocketId {
+/**
+ * One socket from a dump, flat so that decoding tens of thousands of them makes one object each.
+ * Counter fields are null when the reply carried no tcp_info (UDP, the /proc fallback) or an
+ * older kernel's shorter tcp_info lacks them.
+ */
+export interface DiagRecord {
+  family: number;
+  state: number;
   sourcePort: number;
   destinationPort: number;
+  /** Canonical address text. */
   source: string;
   destination: string;
   interfaceIndex: number;
   cookieLow: number;
   cookieHigh: number;
-}
-
-export interface TcpInfoCounters {
+  receiveQueue: number;
+  sendQueue: number;
+  uid: number;
+  inode: number;
+  hasTcpInfo: boolean;
   rttMicros: number | null;
   bytesAcked: number | null;
   bytesReceived: number | null;
   bytesSent: number | null;
   segsOut: number | null;
   segsIn: number | null;
-}
-
-export interface DiagRecord {
-  family: number;
-  state: number;
-  id: DecodedSocketId;
-  receiveQueue: number;
-  sendQueue: number;
-  uid: number;
-  inode: number;
-  tcpInfo: TcpInfoCounters | null;
   v6Only: boolean | null;
 }
 
@@ -176,12 +174,24 @@ export type NetlinkMessage =
   | { kind: "other"; sequence: number; flags: number; type: number };
 
 /**
- * Decodes every netlink message in one datagram. A message whose header claims more bytes than
- * arrived, or a diag payload shorter than inet_diag_msg, is a DecodeError naming both sizes.
+ * Receives each message of a datagram as it is decoded. The record handed to `diag` is one
+ * scratch object reused for every message (a dump of 100k sockets then allocates nothing per
+ * socket here): copy what you keep.
  */
-export function decodeMessages(buf: Uint8Array, expectDiagType = SOCK_DIAG_BY_FAMILY): NetlinkMessage[] {
+export interface MessageVisitor {
+  diag(record: DiagRecord, sequence: number, flags: number): void;
+  done(sequence: number, flags: number): void;
+  error(errno: number, sequence: number, flags: number): void;
+  other?(type: number, sequence: number, flags: number): void;
+}
+
+/**
+ * Decodes every netlink message in one datagram, handing each to the visitor. A message whose
+ * header claims more bytes than arrived, or a diag payload shorter than inet_diag_msg, is a
+ * DecodeError naming both sizes.
+ */
+export function visitMessages(buf: Uint8Array, visitor: MessageVisitor, expectDiagType = SOCK_DIAG_BY_FAMILY): void {
   const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-  const out: NetlinkMessage[] = [];
   let off = 0;
   while (off + NLMSG_HDRLEN <= buf.byteLength) {
     const len = view.getUint32(off, true);
@@ -198,17 +208,17 @@ export function decodeMessages(buf: Uint8Array, expectDiagType = SOCK_DIAG_BY_FA
     }
     const body = off + NLMSG_HDRLEN;
     if (type === NLMSG_DONE) {
-      out.push({ kind: "done", sequence, flags });
+      visitor.done(sequence, flags);
     } else if (type === NLMSG_ERROR) {
       if (len < NLMSG_HDRLEN + 4) {
         throw new DecodeError(`netlink error message is ${len} bytes, at least ${NLMSG_HDRLEN + 4} were wanted`);
       }
       // nlmsgerr.error is a negative errno, 0 for an acknowledgement.
-      out.push({ kind: "error", sequence, flags, errno: -view.getInt32(body, true) });
+      visitor.error(-view.getInt32(body, true), sequence, flags);
     } else if (type === expectDiagType) {
-      out.push({ kind: "diag", sequence, flags, record: decodeDiagMsg(view, body, len - NLMSG_HDRLEN) });
+      visitor.diag(decodeDiagMsg(view, buf, body, len - NLMSG_HDRLEN), sequence, flags);
     } else {
-      out.push({ kind: "other", sequence, flags, type });
+      visitor.other?.(type, sequence, flags);
     }
     off += align4(len);
   }
@@ -217,6 +227,21 @@ export function decodeMessages(buf: Uint8Array, expectDiagType = SOCK_DIAG_BY_FA
       `netlink datagram has ${buf.byteLength - off} trailing bytes, fewer than a ${NLMSG_HDRLEN}-byte header`,
     );
   }
+}
+
+/** Every message of a datagram as a list (convenient for small replies and tests). */
+export function decodeMessages(buf: Uint8Array, expectDiagType = SOCK_DIAG_BY_FAMILY): NetlinkMessage[] {
+  const out: NetlinkMessage[] = [];
+  visitMessages(
+    buf,
+    {
+      diag: (record, sequence, flags) => out.push({ kind: "diag", sequence, flags, record: { ...record } }),
+      done: (sequence, flags) => out.push({ kind: "done", sequence, flags }),
+      error: (errno, sequence, flags) => out.push({ kind: "error", sequence, flags, errno }),
+      other: (type, sequence, flags) => out.push({ kind: "other", sequence, flags, type }),
+    },
+    expectDiagType,
+  );
   return out;
 }
 
@@ -224,32 +249,45 @@ function align4(n: number): number {
   return (n + 3) & ~3;
 }
 
-function decodeDiagMsg(view: DataView, o: number, len: number): DiagRecord {
+/** An empty record, e.g. to fill from another source. */
+export function emptyDiagRecord(): DiagRecord {
+  return {
+    family: 0, state: 0, sourcePort: 0, destinationPort: 0, source: "", destination: "", interfaceIndex: 0,
+    cookieLow: 0, cookieHigh: 0, receiveQueue: 0, sendQueue: 0, uid: 0, inode: 0, hasTcpInfo: false,
+    rttMicros: null, bytesAcked: null, bytesReceived: null, bytesSent: null, segsOut: null, segsIn: null, v6Only: null,
+  };
+}
+
+const scratch: DiagRecord = emptyDiagRecord();
+
+function decodeDiagMsg(view: DataView, bytes: Uint8Array, o: number, len: number): DiagRecord {
   if (len < INET_DIAG_MSG_LEN) {
     throw new DecodeError(`inet_diag_msg is ${len} bytes, ${INET_DIAG_MSG_LEN} were wanted`);
   }
   const family = view.getUint8(o + MSG_FAMILY);
   const idOff = o + MSG_ID;
-  const id: DecodedSocketId = {
-    sourcePort: view.getUint16(idOff + SOCKID_SPORT, false),
-    destinationPort: view.getUint16(idOff + SOCKID_DPORT, false),
-    source: addressText(view, idOff + SOCKID_SRC, family),
-    destination: addressText(view, idOff + SOCKID_DST, family),
-    interfaceIndex: view.getUint32(idOff + SOCKID_IF, true),
-    cookieLow: view.getUint32(idOff + SOCKID_COOKIE, true),
-    cookieHigh: view.getUint32(idOff + SOCKID_COOKIE + 4, true),
-  };
-  const record: DiagRecord = {
-    family,
-    state: view.getUint8(o + MSG_STATE),
-    id,
-    receiveQueue: view.getUint32(o + MSG_RQUEUE, true),
-    sendQueue: view.getUint32(o + MSG_WQUEUE, true),
-    uid: view.getUint32(o + MSG_UID, true),
-    inode: view.getUint32(o + MSG_INODE, true),
-    tcpInfo: null,
-    v6Only: null,
-  };
+  const record = scratch;
+  record.family = family;
+  record.state = view.getUint8(o + MSG_STATE);
+  record.sourcePort = view.getUint16(idOff + SOCKID_SPORT, false);
+  record.destinationPort = view.getUint16(idOff + SOCKID_DPORT, false);
+  record.source = addressText(view, bytes, idOff + SOCKID_SRC, family);
+  record.destination = addressText(view, bytes, idOff + SOCKID_DST, family);
+  record.interfaceIndex = view.getUint32(idOff + SOCKID_IF, true);
+  record.cookieLow = view.getUint32(idOff + SOCKID_COOKIE, true);
+  record.cookieHigh = view.getUint32(idOff + SOCKID_COOKIE + 4, true);
+  record.receiveQueue = view.getUint32(o + MSG_RQUEUE, true);
+  record.sendQueue = view.getUint32(o + MSG_WQUEUE, true);
+  record.uid = view.getUint32(o + MSG_UID, true);
+  record.inode = view.getUint32(o + MSG_INODE, true);
+  record.hasTcpInfo = false;
+  record.rttMicros = null;
+  record.bytesAcked = null;
+  record.bytesReceived = null;
+  record.bytesSent = null;
+  record.segsOut = null;
+  record.segsIn = null;
+  record.v6Only = null;
   // Attributes (struct rtattr: u16 len, u16 type, payload, 4-aligned) follow the fixed part.
   let a = o + INET_DIAG_MSG_LEN;
   const end = o + len;
@@ -261,7 +299,7 @@ function decodeDiagMsg(view: DataView, o: number, len: number): DiagRecord {
     }
     const payload = a + 4;
     const plen = alen - 4;
-    if (atype === INET_DIAG_INFO) record.tcpInfo = decodeTcpInfo(view, payload, plen);
+    if (atype === INET_DIAG_INFO) readTcpInfo(record, view, payload, plen);
     else if (atype === INET_DIAG_SKV6ONLY && plen >= 1) record.v6Only = view.getUint8(payload) !== 0;
     a += align4(alen);
   }
@@ -273,19 +311,19 @@ function u32At(view: DataView, base: number, len: number, field: number): number
 }
 
 function u64At(view: DataView, base: number, len: number, field: number): number | null {
-  // Byte counters stay below 2^53 for any realistic connection; Number keeps JSON plain.
-  return field + 8 <= len ? Number(view.getBigUint64(base + field, true)) : null;
+  // Two halves instead of a BigInt: no allocation, and byte counters stay below 2^53.
+  return field + 8 <= len ? view.getUint32(base + field + 4, true) * 0x100000000 + view.getUint32(base + field, true) : null;
 }
 
-export function decodeTcpInfo(view: DataView, base: number, len: number): TcpInfoCounters {
-  return {
-    rttMicros: u32At(view, base, len, TCPI_RTT),
-    bytesAcked: u64At(view, base, len, TCPI_BYTES_ACKED),
-    bytesReceived: u64At(view, base, len, TCPI_BYTES_RECEIVED),
-    bytesSent: u64At(view, base, len, TCPI_BYTES_SENT),
-    segsOut: u32At(view, base, len, TCPI_SEGS_OUT),
-    segsIn: u32At(view, base, len, TCPI_SEGS_IN),
-  };
+/** Copies the tcp_info fields sockwarden uses into the record. */
+export function readTcpInfo(record: DiagRecord, view: DataView, base: number, len: number): void {
+  record.hasTcpInfo = true;
+  record.rttMicros = u32At(view, base, len, TCPI_RTT);
+  record.bytesAcked = u64At(view, base, len, TCPI_BYTES_ACKED);
+  record.bytesReceived = u64At(view, base, len, TCPI_BYTES_RECEIVED);
+  record.bytesSent = u64At(view, base, len, TCPI_BYTES_SENT);
+  record.segsOut = u32At(view, base, len, TCPI_SEGS_OUT);
+  record.segsIn = u32At(view, base, len, TCPI_SEGS_IN);
 }
 
 /** The cookie as one decimal string (low half first in memory, as the kernel stores a u64). */
@@ -303,8 +341,7 @@ const v4Text = new Map<number, string>();
 const v6Text = new Map<string, string>();
 const INTERN_LIMIT = 65_536;
 
-function addressText(view: DataView, off: number, family: number): string {
-  const bytes = new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
+function addressText(view: DataView, bytes: Uint8Array, off: number, family: number): string {
   if (family !== AF_INET6) {
     const key = view.getUint32(off, false);
     let text = v4Text.get(key);
