@@ -101,7 +101,7 @@ export class LinuxEngine implements SocketEngine {
 
   private toEndpoint(protocol: Protocol, r: DiagRecord): Endpoint {
     const family: Family = r.family === AF_INET6 ? 6 : 4;
-    const state = protocol === "tcp" ? ((KERNEL_TCP_STATES[r.state] ?? "CLOSE") as TcpState) : null;
+    const state: TcpState | null = protocol === "tcp" ? (KERNEL_TCP_STATES[r.state] ?? "CLOSE") : null;
     // Request and TIME_WAIT sockets have no owner and report uid 0 and inode 0.
     const hasOwner = r.inode !== 0;
     return {

@@ -8,6 +8,7 @@
  */
 import { DecodeError } from "../../errors.ts";
 import { formatIPv4, formatIPv6 } from "../../net/address.ts";
+import { TCP_STATES, type TcpState } from "../types.ts";
 
 // <linux/netlink.h>
 export const NLMSG_HDRLEN = 16;
@@ -63,22 +64,12 @@ const TCPI_SEGS_OUT = 136;
 const TCPI_SEGS_IN = 140;
 const TCPI_BYTES_SENT = 200;
 
-/** Kernel TCP state numbers (include/net/tcp_states.h) to names. */
-export const KERNEL_TCP_STATES: readonly (string | undefined)[] = [
-  undefined,
-  "ESTABLISHED",
-  "SYN_SENT",
-  "SYN_RECV",
-  "FIN_WAIT1",
-  "FIN_WAIT2",
-  "TIME_WAIT",
-  "CLOSE",
-  "CLOSE_WAIT",
-  "LAST_ACK",
-  "LISTEN",
-  "CLOSING",
-  "SYN_RECV", // TCP_NEW_SYN_RECV: a request socket, shown as SYN_RECV as ss and netstat do.
-];
+/**
+ * Kernel TCP state numbers (include/net/tcp_states.h) to names: TCP_STATES lists them in the
+ * kernel's order from 1. TCP_NEW_SYN_RECV (12) is a request socket, shown as SYN_RECV as ss and
+ * netstat do.
+ */
+export const KERNEL_TCP_STATES: readonly (TcpState | undefined)[] = [undefined, ...TCP_STATES, "SYN_RECV"];
 
 /** All TCP states as a bitmask for the request (bit n = state n). */
 export const ALL_STATES_MASK = 0xffffffff;
