@@ -283,7 +283,7 @@ def run_peer(targets):
 
     sys.stdout.write(json.dumps({"pid": pid, "sockets": sockets}) + "\n")
     sys.stdout.flush()
-    wait_for_stdin_eof(sys.stdin, time.monotonic() + MAX_LIFETIME_S + 5)
+    wait_for_stdin_eof(sys.stdin, time.monotonic() + MAX_LIFETIME_S)
     for s in held:
         s.close()
 
@@ -320,7 +320,7 @@ def fork_sharer(shared, control_read):
                     os.close(n)
                 except OSError:
                     pass
-        deadline = time.monotonic() + MAX_LIFETIME_S + 5
+        deadline = time.monotonic() + MAX_LIFETIME_S
         while time.monotonic() < deadline:
             readable, _, _ = select.select([control_read], [], [], 5.0)
             if readable and not os.read(control_read, 64):
