@@ -11,6 +11,8 @@ export default defineConfig({
     fileParallelism: false,
     testTimeout: 60_000,
     hookTimeout: 60_000,
-    reporters: ["default"],
+    // CI also writes a machine-readable report, from which .ci/run prints a one-line summary.
+    reporters: process.env.CI ? ["default", "json"] : ["default"],
+    outputFile: process.env.CI ? { json: ".cache/vitest-report.json" } : undefined,
   },
 });
