@@ -14,6 +14,7 @@ import { friendlyNames, numericNames } from "../view/endpoint-names.ts";
 import { resolveHostNames } from "./host-names.ts";
 import { BufferedOutput, stderr, stdout } from "./output.ts";
 import { UsageError } from "../errors.ts";
+import { trace } from "../trace.ts";
 
 export interface ListArgs extends SelectionOptions {
   numeric?: boolean;
@@ -61,6 +62,7 @@ export function listBuilder<T>(y: Argv<T>) {
 }
 
 export async function runList(args: ListArgs): Promise<number> {
+  trace("arguments parsed");
   const selection = buildSelection(args);
   if (args.dnsBudget !== undefined && !(args.dnsBudget >= 0 && args.dnsBudget <= 60_000)) {
     throw new UsageError(`--dns-budget must be between 0 and 60000 milliseconds, not ${args.dnsBudget}`);
@@ -70,13 +72,16 @@ export async function runList(args: ListArgs): Promise<number> {
     replayFile: args.replay,
     recordFile: args.record,
   });
+  trace("engine ready");
   let snapshot;
   try {
     snapshot = engine.snapshot({ protocols: selection.protocols, families: selection.families, withProcesses: true });
   } finally {
     engine.close();
   }
+  trace(`snapshot of ${snapshot.endpoints.length} endpoints`);
   const endpoints: Endpoint[] = snapshot.endpoints.filter(selection.matches).sort(compareEndpoints);
+  trace("filtered and sorted");
   if (!args.quiet) for (const note of snapshot.notes) stderr(`note: ${note}\n`);
 
   if (args.json || args.ndjson) {
@@ -92,5 +97,6 @@ export async function runList(args: ListArgs): Promise<number> {
     const width = process.stdout.isTTY ? process.stdout.columns || 80 : undefined;
     stdout(renderEndpointTable(endpoints, { extended: !!args.extended, names, width }));
   }
+  trace("written");
   return 0;
 }

@@ -7,11 +7,13 @@ import { listBuilder, runList, type ListArgs } from "./list-command.ts";
 import { SockwardenError, UsageError } from "../errors.ts";
 import { OutputClosed, stderr } from "./output.ts";
 import { VERSION } from "../version.ts";
+import { trace } from "../trace.ts";
 
 /** Exit codes: 0 ok, 1 failure, 2 usage, 3 bad data, 4 privilege, 5 unsupported, 70 internal. */
 const EXIT_INTERNAL = 70;
 
 export async function main(argv: string[]): Promise<number> {
+  trace("started");
   let result = 0;
   const parser = yargs(argv)
     .scriptName("sockwarden")

@@ -19,6 +19,7 @@ import { libcFdLinks } from "./fd-links.ts";
 import { UserTable } from "./users.ts";
 import { libc } from "./libc.ts";
 import { SockwardenError } from "../../errors.ts";
+import { trace } from "../../trace.ts";
 
 export type LinuxSourceKind = "auto" | "netlink" | "proc" | "replay";
 
@@ -91,6 +92,7 @@ export class LinuxEngine implements SocketEngine {
       }
     }
     const takenAt = Date.now();
+    trace(`dumped ${endpoints.length} sockets from ${this.sourceName}`);
     if (interrupted) notes.push("sockets changed while they were being read; the listing may miss or repeat a few");
     let unreadableProcesses = 0;
     if (request.withProcesses && this.sourceName !== "replay") {
@@ -134,7 +136,10 @@ export class LinuxEngine implements SocketEngine {
   private attachProcesses(endpoints: Endpoint[], notes: string[]): number {
     const wanted = new Set<number>();
     for (const ep of endpoints) if (ep.inode !== 0) wanted.add(ep.inode);
-    const owners = scanSocketOwners(this.procRoot, wanted, this.fdScanner());
+    const fdScanner = this.fdScanner();
+    trace("fd scanner ready");
+    const owners = scanSocketOwners(this.procRoot, wanted, fdScanner);
+    trace(`scanned /proc: ${owners.owner.size} owned sockets`);
     const unreadable = owners.unreadable;
     const reader = new ProcessReader({ procRoot: this.procRoot, users: this.users, clockTicks: this.ticks() });
     let hidden = 0;
