@@ -36,6 +36,31 @@ export interface ProcessInfo {
   ppid: number | null;
 }
 
+/**
+ * Everything `sockwarden proc` and the live view's properties panel show about one process: the
+ * ProcessInfo fields plus what /proc/PID/{status,cgroup,fd} tell. Fields that cannot be read
+ * (another user's process, a kernel thread) are null.
+ */
+export interface ProcessDetails extends ProcessInfo {
+  /** Short name of the parent process; null for PID 1, kernel threads or a vanished parent. */
+  ppidName: string | null;
+  /** The process's cgroup path: the cgroup v2 one, else v1's name=systemd, else another v1 line. */
+  cgroup: string | null;
+  /** The systemd unit the cgroup path names (`nginx.service`, `session-3.scope`), or null. */
+  unit: string | null;
+  /** For a unit of a user's service manager (under user@UID.service): that UID; null otherwise. */
+  unitUid: number | null;
+  /** Scheduler state as the kernel writes it, e.g. `S (sleeping)`. */
+  state: string | null;
+  threads: number | null;
+  /** Resident memory in KiB (VmRSS); null for kernel threads. */
+  rssKiB: number | null;
+  /** Number of open file descriptors; null when they cannot be read. */
+  fdCount: number | null;
+  /** Inode of the process's network namespace; null when it cannot be read. */
+  netns: number | null;
+}
+
 export interface Endpoint {
   protocol: Protocol;
   family: Family;
@@ -90,9 +115,25 @@ export interface SnapshotRequest {
   withProcesses: boolean;
 }
 
+/**
+ * Sockets the kernel reports as destroyed, so that connections that open and close between two
+ * snapshots are still seen. Endpoints come with their final counters and no owner.
+ */
+export interface ClosedSocketFeed {
+  /** What arrived since the last call; never blocks. */
+  drain(): Endpoint[];
+  /** How many times notices were lost because they arrived faster than they were read. */
+  lost(): number;
+  close(): void;
+}
+
 /** One interface, one implementation per operating system. */
 export interface SocketEngine {
   readonly name: string;
   snapshot(request: SnapshotRequest): Snapshot;
+  /** Notices of destroyed sockets; throws UnsupportedError where the OS has none. */
+  closedSockets?(): ClosedSocketFeed;
+  /** Details of one process, or null when there is no such process (or it just exited). */
+  processDetails?(pid: number): ProcessDetails | null;
   close(): void;
 }

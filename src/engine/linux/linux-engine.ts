@@ -2,7 +2,7 @@
  * The Linux engine: sock_diag dump (or the /proc/net fallback, or a replayed recording) joined
  * with the /proc process map into normalized endpoints.
  */
-import type { Endpoint, Family, Protocol, Snapshot, SnapshotRequest, SocketEngine, TcpState } from "../types.ts";
+import type { ClosedSocketFeed, Endpoint, Family, Protocol, Snapshot, SnapshotRequest, SocketEngine, TcpState } from "../types.ts";
 import {
   AF_INET,
   AF_INET6,
@@ -18,7 +18,8 @@ import { ProcessReader, nodeFdLinks, ownersOf, scanSocketOwners, type FdLinkScan
 import { libcFdLinks } from "./fd-links.ts";
 import { UserTable } from "./users.ts";
 import { libc } from "./libc.ts";
-import { SockwardenError } from "../../errors.ts";
+import { SockwardenError, UnsupportedError } from "../../errors.ts";
+import { DestroyEventReader } from "./destroy-events.ts";
 import { trace } from "../../trace.ts";
 
 export type LinuxSourceKind = "auto" | "netlink" | "proc" | "replay";
@@ -45,10 +46,15 @@ export class LinuxEngine implements SocketEngine {
   private readonly procRoot: string;
   private readonly finishRecording: (() => void) | null = null;
   private clockTicks: number | null = null;
+  private readonly ownerCache = new Map<number, number[]>();
+  private readonly unplaced = new Set<number>();
+  private unreadable = 0;
+  private readonly reader: ProcessReader;
   private fdLinks: FdLinkScanner | null = null;
 
   constructor(options: LinuxEngineOptions = {}) {
     this.procRoot = options.procRoot ?? "/proc";
+    this.reader = new ProcessReader({ procRoot: this.procRoot, users: this.users, clockTicks: () => this.ticks() });
     const kind = options.source ?? "auto";
     if (kind === "replay") {
       if (!options.replayFile) throw new SockwardenError("replay needs a recording file");
@@ -132,40 +138,90 @@ export class LinuxEngine implements SocketEngine {
     };
   }
 
-  /** Joins endpoints with /proc; returns how many processes could not be inspected. */
+  /**
+   * Joins endpoints with /proc; returns how many processes could not be inspected.
+   *
+   * Owners are remembered between snapshots, so a watcher with many idle sockets reads /proc
+   * only when sockets it cannot place appear: then every process's descriptors are scanned once,
+   * and inodes still without an owner are remembered as such until they go away.
+   */
   private attachProcesses(endpoints: Endpoint[], notes: string[]): number {
-    const wanted = new Set<number>();
-    for (const ep of endpoints) if (ep.inode !== 0) wanted.add(ep.inode);
-    const fdScanner = this.fdScanner();
-    trace("fd scanner ready");
-    const owners = scanSocketOwners(this.procRoot, wanted, fdScanner);
-    trace(`scanned /proc: ${owners.owner.size} owned sockets`);
-    const unreadable = owners.unreadable;
-    const reader = new ProcessReader({ procRoot: this.procRoot, users: this.users, clockTicks: this.ticks() });
+    const live = new Set<number>();
+    for (const ep of endpoints) if (ep.inode !== 0) live.add(ep.inode);
+    for (const inode of this.ownerCache.keys()) if (!live.has(inode)) this.ownerCache.delete(inode);
+    for (const inode of this.unplaced) if (!live.has(inode)) this.unplaced.delete(inode);
+    this.reader.revalidate();
+
+    const missing = new Set<number>();
+    for (const inode of live) if (!this.ownerCache.has(inode) && !this.unplaced.has(inode)) missing.add(inode);
+    if (missing.size > 0) {
+      const fdScanner = this.fdScanner();
+      trace("fd scanner ready");
+      const owners = scanSocketOwners(this.procRoot, missing, fdScanner);
+      trace(`scanned /proc: ${owners.owner.size} owned sockets`);
+      this.unreadable = owners.unreadable.length;
+      for (const inode of live) {
+        const pids = ownersOf(owners, inode);
+        if (pids) this.ownerCache.set(inode, pids);
+        else if (missing.has(inode)) this.unplaced.add(inode);
+      }
+    }
+
     let hidden = 0;
     const myUid = process.getuid?.() ?? 0;
     for (const ep of endpoints) {
       if (ep.inode === 0) continue;
-      const pids = ownersOf(owners, ep.inode);
+      const pids = this.ownerCache.get(ep.inode);
       if (!pids) {
-        if (unreadable.length > 0 && ep.uid !== myUid) hidden++;
+        if (this.unreadable > 0 && ep.uid !== myUid) hidden++;
         continue;
       }
       ep.pids = pids;
       for (const pid of pids) {
-        const info = reader.read(pid);
+        const info = this.reader.read(pid);
         if (info) {
           ep.process = info;
           break;
         }
       }
+      // Every holder exited (the socket lingers in a process started since): look again next time.
+      if (!ep.process) this.ownerCache.delete(ep.inode);
     }
     if (hidden > 0) {
       notes.push(
         `${hidden} socket(s) of other users show no process: reading another user's /proc/PID/fd needs root or CAP_SYS_PTRACE`,
       );
     }
-    return unreadable.length;
+    return this.unreadable;
+  }
+
+  /**
+   * The kernel's notices of destroyed sockets, as endpoints (state CLOSE, final counters, no
+   * owner: the kernel gives none). Throws UnsupportedError where the groups cannot be joined.
+   */
+  closedSockets(): ClosedSocketFeed {
+    if (this.sourceName !== "netlink") {
+      throw new UnsupportedError(`socket-destroy notices need netlink sock_diag (reading from ${this.sourceName})`);
+    }
+    let tcp: DestroyEventReader;
+    let udp: DestroyEventReader;
+    try {
+      tcp = new DestroyEventReader("tcp");
+      udp = new DestroyEventReader("udp");
+    } catch (err) {
+      throw new UnsupportedError(`cannot join sock_diag's socket-destroy groups: ${(err as Error).message}`);
+    }
+    return {
+      drain: () => [
+        ...tcp.drain().map((r) => this.toEndpoint("tcp", r)),
+        ...udp.drain().map((r) => this.toEndpoint("udp", r)),
+      ],
+      lost: () => tcp.overflows + udp.overflows,
+      close: () => {
+        tcp.close();
+        udp.close();
+      },
+    };
   }
 
   private fdScanner(): FdLinkScanner {

@@ -11,6 +11,9 @@ export const NETLINK_SOCK_DIAG = 4;
 const SOL_SOCKET = 1;
 const SO_RCVBUF = 8;
 const EINTR = 4;
+const EAGAIN = 11;
+const ENOBUFS = 105;
+const MSG_DONTWAIT = 0x40;
 
 /** The kernel fills a dump datagram up to 32 KiB; twice that leaves room. */
 const RECV_BUFFER_BYTES = 64 * 1024;
@@ -65,6 +68,23 @@ export class NetlinkSocket {
       if (errno !== EINTR) throw syscallError("recv(netlink)", errno);
     }
     throw syscallError("recv(netlink)", EINTR);
+  }
+
+  /**
+   * Reads one datagram if one is queued. "overflow" means the kernel dropped messages because
+   * the receive buffer was full (ENOBUFS); the socket stays usable.
+   */
+  receiveNonBlocking(): Buffer | "empty" | "overflow" {
+    const c = libc();
+    for (let attempt = 0; attempt < 8; attempt++) {
+      const n = c.recv(this.fd, this.recvBuf, this.recvBuf.length, MSG_DONTWAIT);
+      if (n >= 0) return this.recvBuf.subarray(0, n);
+      const errno = c.errno();
+      if (errno === EAGAIN) return "empty";
+      if (errno === ENOBUFS) return "overflow";
+      if (errno !== EINTR) throw syscallError("recv(netlink)", errno);
+    }
+    return "empty";
   }
 
   close(): void {

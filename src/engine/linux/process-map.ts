@@ -121,25 +121,41 @@ export interface ProcessReaderOptions {
   procRoot?: string;
   users: UserTable;
   /** Clock ticks per second (sysconf(_SC_CLK_TCK)), 100 on every mainstream Linux. */
-  clockTicks: number;
+  clockTicks: number | (() => number);
 }
 
 /** Reads process details on demand and keeps them for the life of the reader. */
 export class ProcessReader {
   private readonly procRoot: string;
-  private readonly cache = new Map<number, ProcessInfo | null>();
+  private readonly cache = new Map<number, { info: ProcessInfo | null; startTicks: number | null }>();
   private bootTimeMs: number | null | undefined;
 
   constructor(private readonly options: ProcessReaderOptions) {
     this.procRoot = options.procRoot ?? "/proc";
   }
 
-  /** Details of a process, or null if it has exited. */
+  /** Details of a process, or null if it has exited. Cached until `revalidate`. */
   read(pid: number): ProcessInfo | null {
-    if (this.cache.has(pid)) return this.cache.get(pid)!;
-    const info = this.readUncached(pid);
-    this.cache.set(pid, info);
+    const hit = this.cache.get(pid);
+    if (hit) return hit.info;
+    const stat = readText(`${this.procRoot}/${pid}/stat`);
+    const parsed = stat === null ? null : parseStat(stat);
+    const info = stat === null ? null : this.readUncached(pid);
+    this.cache.set(pid, { info, startTicks: parsed?.startTicks ?? null });
     return info;
+  }
+
+  /**
+   * Forgets processes that exited, and those whose PID now names another process (a different
+   * start time): a long-running watcher must not attribute a new process's sockets to an old
+   * one. Costs one small read per cached process.
+   */
+  revalidate(): void {
+    for (const [pid, entry] of this.cache) {
+      const stat = readText(`${this.procRoot}/${pid}/stat`);
+      const startTicks = stat === null ? null : (parseStat(stat)?.startTicks ?? null);
+      if (startTicks === null || startTicks !== entry.startTicks) this.cache.delete(pid);
+    }
   }
 
   private readUncached(pid: number): ProcessInfo | null {
@@ -178,7 +194,8 @@ export class ProcessReader {
   private startTimeIso(startTicks: number): string | null {
     if (this.bootTimeMs === undefined) this.bootTimeMs = readBootTimeMs(this.procRoot);
     if (this.bootTimeMs === null) return null;
-    return new Date(this.bootTimeMs + (startTicks * 1000) / this.options.clockTicks).toISOString();
+    const ticks = typeof this.options.clockTicks === "function" ? this.options.clockTicks() : this.options.clockTicks;
+    return new Date(this.bootTimeMs + (startTicks * 1000) / ticks).toISOString();
   }
 }
 

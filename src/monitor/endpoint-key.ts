@@ -1,0 +1,13 @@
+/**
+ * The identity of an endpoint across refreshes. The kernel's socket cookie names one socket for
+ * its whole life, TIME_WAIT included, so it is used where the engine gives it; otherwise (the
+ * /proc fallback, Windows tables) the address pair, plus the inode for unconnected sockets,
+ * several of which can share a local address (SO_REUSEPORT).
+ */
+import type { Endpoint } from "../engine/types.ts";
+
+export function endpointKey(ep: Endpoint): string {
+  if (ep.cookie !== null) return `c${ep.cookie}`;
+  const base = `${ep.protocol}|${ep.localAddress}|${ep.localPort}|${ep.remoteAddress}|${ep.remotePort}`;
+  return ep.remotePort === 0 ? `${base}|${ep.inode}` : base;
+}
