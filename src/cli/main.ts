@@ -4,6 +4,9 @@
  */
 import yargs from "yargs";
 import { listBuilder, runList, type ListArgs } from "./list-command.ts";
+import { runWatch, watchBuilder, type WatchArgs } from "./watch-command.ts";
+import { portBuilder, runPort, type PortArgs } from "./port-command.ts";
+import { procBuilder, runProc, type ProcArgs } from "./proc-command.ts";
 import { SockwardenError, UsageError } from "../errors.ts";
 import { OutputClosed, stderr } from "./output.ts";
 import { VERSION } from "../version.ts";
@@ -24,6 +27,30 @@ export async function main(argv: string[]): Promise<number> {
       (y) => listBuilder(y),
       async (args) => {
         result = await runList(args as unknown as ListArgs);
+      },
+    )
+    .command(
+      "watch [process]",
+      "Stream endpoint events (opened, closed, state changes, traffic) as they happen",
+      (y) => watchBuilder(y),
+      async (args) => {
+        result = await runWatch(args as unknown as WatchArgs);
+      },
+    )
+    .command(
+      "port <port>",
+      "What a port is: its service names and the endpoints using it now",
+      (y) => portBuilder(y),
+      async (args) => {
+        result = await runPort(args as unknown as PortArgs);
+      },
+    )
+    .command(
+      "proc <pid>",
+      "A process's properties and every endpoint it holds",
+      (y) => procBuilder(y),
+      async (args) => {
+        result = await runProc(args as unknown as ProcArgs);
       },
     )
     .version(VERSION)

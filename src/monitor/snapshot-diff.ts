@@ -11,19 +11,25 @@ export interface DiffContext {
   time: number;
   /** Milliseconds since the previous snapshot, for rates. */
   elapsedMs: number;
-  nextSeq: () => number;
 }
 
-/** Within one refresh, events come in this order, then in listing order. */
+/** An event before it is numbered. */
+export type UnnumberedEvent = Omit<EndpointEvent, "seq">;
+
+/** Within one moment, events come in this order, then in listing order. */
 const ORDER: Record<EventType, number> = { opened: 0, "state-changed": 1, counters: 2, closed: 3 };
+
+export function compareEvents(a: UnnumberedEvent, b: UnnumberedEvent): number {
+  return a.time - b.time || ORDER[a.type] - ORDER[b.type] || compareEndpoints(a.endpoint, b.endpoint);
+}
 
 export function diffSnapshots(
   previous: ReadonlyMap<string, Endpoint>,
   next: readonly Endpoint[],
   ctx: DiffContext,
-): { events: EndpointEvent[]; current: Map<string, Endpoint> } {
+): { events: UnnumberedEvent[]; current: Map<string, Endpoint> } {
   const current = new Map<string, Endpoint>();
-  const found: Omit<EndpointEvent, "seq">[] = [];
+  const found: UnnumberedEvent[] = [];
   for (const ep of next) {
     const key = endpointKey(ep);
     current.set(key, ep);
@@ -46,8 +52,8 @@ export function diffSnapshots(
   for (const [key, ep] of previous) {
     if (!current.has(key)) found.push({ type: "closed", time: ctx.time, endpoint: ep });
   }
-  found.sort((a, b) => ORDER[a.type] - ORDER[b.type] || compareEndpoints(a.endpoint, b.endpoint));
-  return { events: found.map((e) => ({ ...e, seq: ctx.nextSeq() })), current };
+  found.sort(compareEvents);
+  return { events: found, current };
 }
 
 /** What moved between two readings, or null when nothing did (or counters are unknown). */

@@ -1,0 +1,136 @@
+/**
+ * `sockwarden watch`: endpoint events as they happen — one coloured line each for people,
+ * NDJSON for programs. `--count` and `--duration` make it stop by itself.
+ */
+import type { Argv } from "yargs";
+import { createEngine } from "../engine/index.ts";
+import { buildSelection } from "../filter/endpoint-filter.ts";
+import { Monitor } from "../monitor/monitor.ts";
+import { MonitorLoop } from "../monitor/monitor-loop.ts";
+import { EVENT_TYPES, type EndpointEvent, type EventType } from "../monitor/events.ts";
+import { eventJsonLine } from "../view/event-json.ts";
+import { eventLine, useColour } from "../view/event-line.ts";
+import { friendlyNames, numericNames } from "../view/endpoint-names.ts";
+import { BackgroundNames } from "./background-names.ts";
+import { selectionOptions, type ListArgs } from "./list-command.ts";
+import { BufferedOutput, stderr } from "./output.ts";
+import { UsageError } from "../errors.ts";
+
+export interface WatchArgs extends ListArgs {
+  interval?: number;
+  count?: number;
+  duration?: number;
+  events?: string[];
+  initial?: boolean;
+}
+
+export function watchBuilder<T>(y: Argv<T>) {
+  return selectionOptions(y)
+    .option("interval", { alias: "i", type: "number", default: 1, describe: "Seconds between refreshes (0.1 to 3600)" })
+    .option("ndjson", { type: "boolean", describe: "One JSON event per line" })
+    .option("count", { type: "number", describe: "Stop after this many events" })
+    .option("duration", { type: "number", describe: "Stop after this many seconds" })
+    .option("events", { type: "string", array: true, describe: "Event types: opened, closed, state-changed, counters (default: all but counters for people, all for --ndjson)" })
+    .option("initial", { type: "boolean", describe: "Report endpoints that exist at start as opened" })
+    .option("numeric", { alias: "n", type: "boolean", describe: "Numeric addresses and ports" })
+    .option("quiet", { alias: "q", type: "boolean", describe: "No notes on stderr" })
+    .option("source", { type: "string", choices: ["auto", "netlink", "proc"], default: "auto", describe: "Where sockets are read from" });
+}
+
+export function parseEventTypes(values: readonly string[] | undefined, forPrograms: boolean): Set<EventType> {
+  if (!values || values.length === 0) {
+    return new Set(forPrograms ? EVENT_TYPES : EVENT_TYPES.filter((t) => t !== "counters"));
+  }
+  const out = new Set<EventType>();
+  for (const v of values.flatMap((x) => x.split(","))) {
+    const t = v.trim().toLowerCase();
+    if (!t) continue;
+    if (!(EVENT_TYPES as readonly string[]).includes(t)) {
+      throw new UsageError(`unknown event type '${v}': use ${EVENT_TYPES.join(", ")}`);
+    }
+    out.add(t as EventType);
+  }
+  return out;
+}
+
+export async function runWatch(args: WatchArgs): Promise<number> {
+  const selection = buildSelection(args);
+  const interval = args.interval ?? 1;
+  if (!(interval >= 0.1 && interval <= 3600)) throw new UsageError(`--interval must be from 0.1 to 3600 seconds, not ${args.interval}`);
+  if (args.count !== undefined && !(Number.isInteger(args.count) && args.count > 0)) {
+    throw new UsageError(`--count must be a whole number above 0, not ${args.count}`);
+  }
+  if (args.duration !== undefined && !(args.duration > 0 && args.duration <= 1e7)) {
+    throw new UsageError(`--duration must be a number of seconds above 0, not ${args.duration}`);
+  }
+  const types = parseEventTypes(args.events, !!args.ndjson);
+  const engine = createEngine({ source: args.source as "auto" | "netlink" | "proc" | undefined });
+  const monitor = new Monitor({
+    engine,
+    request: { protocols: selection.protocols, families: selection.families, withProcesses: true },
+  });
+  const out = new BufferedOutput(1, 1 << 16);
+  const colour = !args.ndjson && useColour(process.stdout);
+  const background = args.numeric || args.ndjson ? null : new BackgroundNames();
+  const names = background ? friendlyNames(background.hosts) : numericNames();
+  let remaining = args.count ?? Infinity;
+  let initial;
+  try {
+    initial = monitor.start();
+  } catch (err) {
+    monitor.close();
+    throw err;
+  }
+  if (!args.quiet) for (const note of monitor.notes) stderr(`note: ${note}\n`);
+
+  return new Promise<number>((resolve) => {
+    let finished = false;
+    let loop: MonitorLoop | null = null;
+    let durationTimer: ReturnType<typeof setTimeout> | null = null;
+    const finish = (code: number) => {
+      if (finished) return;
+      finished = true;
+      loop?.stop();
+      if (durationTimer) clearTimeout(durationTimer);
+      process.off("SIGINT", onSignal);
+      process.off("SIGTERM", onSignal);
+      try {
+        out.flush();
+      } catch {
+        // The reader went away; nothing left to say.
+      }
+      background?.close();
+      monitor.close();
+      resolve(code);
+    };
+    const onSignal = () => finish(0);
+    process.on("SIGINT", onSignal);
+    process.on("SIGTERM", onSignal);
+
+    const emit = (events: EndpointEvent[]) => {
+      for (const e of events) {
+        if (remaining <= 0) break;
+        if (!types.has(e.type) || !selection.matches(e.endpoint)) continue;
+        out.write(args.ndjson ? eventJsonLine(e) : eventLine(e, names, colour));
+        remaining--;
+      }
+      out.flush();
+      if (background) background.want(events.map((e) => e.endpoint));
+      if (remaining <= 0) finish(0);
+    };
+
+    if (args.initial) emit(monitor.announce(initial));
+    if (finished) return;
+    background?.want(initial);
+    loop = new MonitorLoop(monitor, {
+      intervalMs: interval * 1000,
+      onEvents: emit,
+      onError: (err) => {
+        // A failed refresh (e.g. a transient netlink error) is reported and the next one tried.
+        stderr(`sockwarden: refresh failed: ${(err as Error).message}\n`);
+      },
+    });
+    loop.start();
+    if (args.duration !== undefined) durationTimer = setTimeout(() => finish(0), args.duration * 1000);
+  });
+}

@@ -1,0 +1,129 @@
+/**
+ * Drives a Monitor on a timer: a refresh every interval, destroy notices collected in between,
+ * pause and resume, and an interval that can change while running. Timers are injectable so the
+ * live view and the daemon can be run in tests without waiting.
+ */
+import type { Monitor } from "./monitor.ts";
+import type { EndpointEvent } from "./events.ts";
+
+export interface Timers {
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+const realTimers: Timers = {
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (h) => clearTimeout(h as ReturnType<typeof setTimeout>),
+};
+
+export const MIN_INTERVAL_MS = 100;
+export const MAX_INTERVAL_MS = 3_600_000;
+/** How often destroy notices are read between refreshes. */
+const COLLECT_EVERY_MS = 100;
+
+export interface MonitorLoopOptions {
+  intervalMs: number;
+  onEvents(events: EndpointEvent[]): void;
+  onError(err: unknown): void;
+  timers?: Timers;
+  clock?: () => number;
+}
+
+export class MonitorLoop {
+  private intervalMs: number;
+  private timer: unknown = null;
+  private running = false;
+  private pausedFlag = false;
+  private nextRefreshAt = 0;
+  private readonly timers: Timers;
+  private readonly clock: () => number;
+
+  constructor(
+    private readonly monitor: Monitor,
+    private readonly options: MonitorLoopOptions,
+  ) {
+    this.intervalMs = clampInterval(options.intervalMs);
+    this.timers = options.timers ?? realTimers;
+    this.clock = options.clock ?? (() => performance.now());
+  }
+
+  get interval(): number {
+    return this.intervalMs;
+  }
+
+  get paused(): boolean {
+    return this.pausedFlag;
+  }
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.nextRefreshAt = this.clock() + this.intervalMs;
+    this.schedule();
+  }
+
+  stop(): void {
+    this.running = false;
+    if (this.timer !== null) this.timers.clearTimeout(this.timer);
+    this.timer = null;
+  }
+
+  /** While paused no refresh happens; destroy notices are still collected so none are lost. */
+  pause(): void {
+    this.pausedFlag = true;
+  }
+
+  resume(): void {
+    if (!this.pausedFlag) return;
+    this.pausedFlag = false;
+    this.nextRefreshAt = this.clock();
+    this.reschedule();
+  }
+
+  setInterval(ms: number): void {
+    this.intervalMs = clampInterval(ms);
+    this.nextRefreshAt = Math.min(this.nextRefreshAt, this.clock() + this.intervalMs);
+    this.reschedule();
+  }
+
+  /** Refreshes at once (e.g. a key press); the regular rhythm continues from now. */
+  refreshNow(): void {
+    this.nextRefreshAt = this.clock();
+    this.reschedule();
+  }
+
+  private reschedule(): void {
+    if (!this.running) return;
+    if (this.timer !== null) this.timers.clearTimeout(this.timer);
+    this.schedule();
+  }
+
+  private schedule(): void {
+    const wait = Math.max(0, Math.min(COLLECT_EVERY_MS, this.nextRefreshAt - this.clock()));
+    this.timer = this.timers.setTimeout(() => this.tick(), wait);
+  }
+
+  private tick(): void {
+    this.timer = null;
+    if (!this.running) return;
+    try {
+      if (!this.pausedFlag && this.clock() >= this.nextRefreshAt) {
+        // The next refresh is due one interval after this one was due, not after it finished,
+        // so the rhythm does not drift; a refresh that overran starts the next one at once.
+        this.nextRefreshAt = Math.max(this.nextRefreshAt + this.intervalMs, this.clock());
+        const events = this.monitor.refresh();
+        this.options.onEvents(events);
+      } else {
+        this.monitor.collectClosed();
+      }
+    } catch (err) {
+      this.options.onError(err);
+    }
+    if (this.running) this.schedule();
+  }
+}
+
+export function clampInterval(ms: number): number {
+  if (!Number.isFinite(ms)) return 1000;
+  return Math.min(MAX_INTERVAL_MS, Math.max(MIN_INTERVAL_MS, ms));
+}

@@ -1,0 +1,48 @@
+/**
+ * One line per event for people, coloured as TCPView colours rows: green for opened, red for
+ * closed, yellow for a state change. Colour only on a terminal and never when NO_COLOR is set.
+ */
+import type { EndpointEvent } from "../monitor/events.ts";
+import type { EndpointNames } from "./endpoint-names.ts";
+import { humanCount } from "./endpoint-table.ts";
+
+export const ANSI = {
+  green: "\x1b[32m",
+  red: "\x1b[31m",
+  yellow: "\x1b[33m",
+  dim: "\x1b[2m",
+  reset: "\x1b[0m",
+} as const;
+
+const MARK = { opened: "+", closed: "-", "state-changed": "~", counters: "=" } as const;
+const COLOUR = { opened: ANSI.green, closed: ANSI.red, "state-changed": ANSI.yellow, counters: ANSI.dim } as const;
+
+export function eventLine(e: EndpointEvent, names: EndpointNames, colour: boolean): string {
+  const ep = e.endpoint;
+  const t = new Date(e.time);
+  const clock = `${pad(t.getHours())}:${pad(t.getMinutes())}:${pad(t.getSeconds())}.${String(t.getMilliseconds()).padStart(3, "0")}`;
+  const proto = ep.protocol + (ep.family === 6 ? "6" : "");
+  const local = names.endpoint(ep.localAddress, ep.localPort, ep.protocol, ep.family, false);
+  const remote = names.endpoint(ep.remoteAddress, ep.remotePort, ep.protocol, ep.family, true);
+  let state = ep.state ?? (ep.remotePort !== 0 ? "CONNECTED" : "");
+  if (e.type === "state-changed") state = `${e.previousState ?? "-"} -> ${ep.state ?? "-"}`;
+  const owner = ep.process ? `${ep.process.pid}/${ep.process.name}` : "-";
+  let extra = "";
+  if (e.counters) {
+    extra = ` sent ${humanCount(e.counters.bytesSent)}B recv ${humanCount(e.counters.bytesReceived)}B (${humanCount(e.counters.bytesSentPerSecond)}B/s out, ${humanCount(e.counters.bytesReceivedPerSecond)}B/s in)`;
+  } else if (e.type === "closed" && ep.bytesSent !== null) {
+    extra = ` sent ${humanCount(ep.bytesSent)}B recv ${humanCount(ep.bytesReceived)}B`;
+  }
+  if (e.shortLived) extra += " (short-lived)";
+  const text = `${clock} ${MARK[e.type]} ${proto.padEnd(4)} ${local} -> ${remote} ${state} ${owner}${extra}`;
+  return colour ? `${COLOUR[e.type]}${text}${ANSI.reset}\n` : `${text}\n`;
+}
+
+function pad(n: number): string {
+  return String(n).padStart(2, "0");
+}
+
+/** Colour when writing to a terminal, unless NO_COLOR (set and not empty) asks for none. */
+export function useColour(stream: { isTTY?: boolean }): boolean {
+  return !!stream.isTTY && !process.env.NO_COLOR;
+}
