@@ -16,6 +16,11 @@ export class UsageError extends SockwardenError {
   override readonly exitCode = 2;
 }
 
+/** The thing asked for does not exist (e.g. no process with that PID). Exit 1. */
+export class NotFoundError extends SockwardenError {
+  override readonly exitCode = 1;
+}
+
 /** An operation needs a privilege the process lacks; the message names it. Exit 4. */
 export class PrivilegeError extends SockwardenError {
   override readonly exitCode = 4;

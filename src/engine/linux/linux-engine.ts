@@ -2,7 +2,7 @@
  * The Linux engine: sock_diag dump (or the /proc/net fallback, or a replayed recording) joined
  * with the /proc process map into normalized endpoints.
  */
-import type { ClosedSocketFeed, Endpoint, Family, Protocol, Snapshot, SnapshotRequest, SocketEngine, TcpState } from "../types.ts";
+import type { ClosedSocketFeed, Endpoint, Family, ProcessDetails, Protocol, Snapshot, SnapshotRequest, SocketEngine, TcpState } from "../types.ts";
 import {
   AF_INET,
   AF_INET6,
@@ -17,6 +17,7 @@ import { ProcNetSource } from "./proc-net.ts";
 import { ProcessReader, nodeFdLinks, ownersOf, scanSocketOwners, type FdLinkScanner } from "./process-map.ts";
 import { libcFdLinks } from "./fd-links.ts";
 import { UserTable } from "./users.ts";
+import { readProcessDetails } from "./process-details.ts";
 import { libc } from "./libc.ts";
 import { SockwardenError, UnsupportedError } from "../../errors.ts";
 import { DestroyEventReader } from "./destroy-events.ts";
@@ -247,6 +248,10 @@ export class LinuxEngine implements SocketEngine {
       this.clockTicks = t;
     }
     return this.clockTicks;
+  }
+
+  processDetails(pid: number): ProcessDetails | null {
+    return readProcessDetails(pid, this.procRoot, { users: this.users, clockTicks: this.ticks() });
   }
 
   close(): void {

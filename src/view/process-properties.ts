@@ -1,0 +1,163 @@
+/**
+ * A process's properties as aligned `Label: value` lines, the way TCPView's properties dialog
+ * shows them: used by `sockwarden proc` and by the live view's properties panel. Pure: the same
+ * details, width and clock always give the same lines.
+ */
+import type { ProcessDetails } from "../engine/types.ts";
+
+export interface PropertiesOptions {
+  /** Columns available; long values wrap under their value column. Undefined: never wrap. */
+  width?: number;
+  /** Current time (ms since epoch); when given, the start time also says how long ago it was. */
+  now?: number;
+}
+
+/** Label and value pairs in display order; unknown values are shown as `-`. */
+export function processPropertyRows(d: ProcessDetails, now?: number): Array<[string, string]> {
+  return [
+    ["PID", String(d.pid)],
+    ["Name", d.name],
+    ["Path", d.path ?? "-"],
+    ["Command line", d.cmdline === null ? "-" : d.cmdline === "" ? "(none)" : d.cmdline],
+    ["User", userText(d.user, d.uid)],
+    ["Started", startedText(d.startTime, now)],
+    ["Parent", d.ppid === null || d.ppid === 0 ? "-" : d.ppidName ? `${d.ppid} (${d.ppidName})` : String(d.ppid)],
+    ["Unit", d.unit === null ? "-" : d.unitUid !== null ? `${d.unit} (user unit of uid ${d.unitUid})` : d.unit],
+    ["Cgroup", d.cgroup ?? "-"],
+    ["State", d.state ?? "-"],
+    ["Threads", d.threads === null ? "-" : String(d.threads)],
+    ["Memory", d.rssKiB === null ? "-" : `${kibText(d.rssKiB)} resident`],
+    ["Open files", d.fdCount === null ? "-" : String(d.fdCount)],
+  ];
+}
+
+/** The properties as lines without trailing newlines, values aligned after the longest label. */
+export function renderProcessProperties(d: ProcessDetails, options: PropertiesOptions = {}): string[] {
+  const rows = processPropertyRows(d, options.now);
+  const labelWidth = Math.max(...rows.map(([label]) => label.length)) + 2;
+  let valueWidth = options.width === undefined ? Infinity : options.width - labelWidth;
+  // In a column this narrow a wrapped value is harder to read than one long line.
+  if (valueWidth < 16) valueWidth = Infinity;
+  const lines: string[] = [];
+  for (const [label, value] of rows) {
+    const pieces = wrap(visible(value), valueWidth);
+    pieces.forEach((piece, i) => {
+      const head = i === 0 ? `${label}:`.padEnd(labelWidth) : " ".repeat(labelWidth);
+      lines.push((head + piece).trimEnd());
+    });
+  }
+  return lines;
+}
+
+/** The JSON shape of `proc --json`'s `process`: field names are part of the public interface. */
+export interface ProcessDetailsJson {
+  pid: number;
+  name: string;
+  path: string | null;
+  cmdline: string | null;
+  uid: number | null;
+  user: string | null;
+  startTime: string | null;
+  ppid: number | null;
+  ppidName: string | null;
+  state: string | null;
+  threads: number | null;
+  rssKiB: number | null;
+  fdCount: number | null;
+  cgroup: string | null;
+  unit: string | null;
+  unitUid: number | null;
+  netns: number | null;
+}
+
+export function processDetailsToJson(d: ProcessDetails): ProcessDetailsJson {
+  return {
+    pid: d.pid,
+    name: d.name,
+    path: d.path,
+    cmdline: d.cmdline,
+    uid: d.uid,
+    user: d.user,
+    startTime: d.startTime,
+    ppid: d.ppid,
+    ppidName: d.ppidName,
+    state: d.state,
+    threads: d.threads,
+    rssKiB: d.rssKiB,
+    fdCount: d.fdCount,
+    cgroup: d.cgroup,
+    unit: d.unit,
+    unitUid: d.unitUid,
+    netns: d.netns,
+  };
+}
+
+function userText(user: string | null, uid: number | null): string {
+  if (uid === null) return user ?? "-";
+  if (user === null || user === String(uid)) return `uid ${uid}`;
+  return `${user} (uid ${uid})`;
+}
+
+function startedText(iso: string | null, now: number | undefined): string {
+  if (iso === null) return "-";
+  const at = Date.parse(iso);
+  if (now === undefined || Number.isNaN(at)) return iso;
+  return `${iso} (${durationText(now - at)} ago)`;
+}
+
+/** 42_000 -> "42s", 3_720_000 -> "1h 2m", 90_000_000 -> "1d 1h": two units at most. */
+export function durationText(ms: number): string {
+  const s = Math.max(0, Math.floor(ms / 1000));
+  const units: Array<[string, number]> = [
+    ["d", 86_400],
+    ["h", 3_600],
+    ["m", 60],
+    ["s", 1],
+  ];
+  const parts: string[] = [];
+  let rest = s;
+  for (const [unit, size] of units) {
+    const n = Math.floor(rest / size);
+    rest -= n * size;
+    if (n > 0 || parts.length > 0) parts.push(`${n}${unit}`);
+    if (parts.length === 2) break;
+  }
+  if (parts.length === 0) return "0s";
+  // "1h 0m" reads worse than "1h".
+  return parts.filter((p, i) => i === 0 || !p.startsWith("0")).join(" ");
+}
+
+function kibText(kib: number): string {
+  if (kib < 1024) return `${kib} KiB`;
+  if (kib < 1024 * 1024) return `${(kib / 1024).toFixed(1)} MiB`;
+  return `${(kib / 1024 / 1024).toFixed(2)} GiB`;
+}
+
+/**
+ * Command lines and names come from other processes and may hold newlines or terminal escape
+ * sequences; show control characters as escapes so they cannot break the layout or the terminal.
+ */
+export function visible(text: string): string {
+  return text.replace(/[\x00-\x1f\x7f]/g, (c) => {
+    if (c === "\n") return "\\n";
+    if (c === "\t") return "\\t";
+    if (c === "\r") return "\\r";
+    return `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`;
+  });
+}
+
+/** Splits text into pieces of at most `width` characters, at spaces where there is one. */
+export function wrap(text: string, width: number): string[] {
+  if (text.length <= width) return [text];
+  const pieces: string[] = [];
+  let rest = text;
+  while (rest.length > width) {
+    const space = rest.lastIndexOf(" ", width);
+    // Break at the space when it leaves a reasonably full line; otherwise cut the word.
+    const cut = space > width / 2 ? space : width;
+    pieces.push(rest.slice(0, cut));
+    rest = rest.slice(cut).replace(/^ /, "");
+  }
+  if (rest !== "") pieces.push(rest);
+  return pieces;
+}
