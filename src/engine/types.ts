@@ -131,9 +131,17 @@ export interface ClosedSocketFeed {
 export interface SocketEngine {
   readonly name: string;
   snapshot(request: SnapshotRequest): Snapshot;
+  /** Closes one socket; the result says whether it was closed, already gone, or why not. */
+  destroy?(ep: Endpoint): DestroyResult;
   /** Notices of destroyed sockets; throws UnsupportedError where the OS has none. */
   closedSockets?(): ClosedSocketFeed;
   /** Details of one process, or null when there is no such process (or it just exited). */
   processDetails?(pid: number): ProcessDetails | null;
   close(): void;
 }
+
+/** What became of a request to close a socket. */
+export type DestroyResult =
+  | { outcome: "closed" }
+  | { outcome: "gone" }
+  | { outcome: "failed"; errno: number; reason: string };

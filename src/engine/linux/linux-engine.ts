@@ -2,7 +2,7 @@
  * The Linux engine: sock_diag dump (or the /proc/net fallback, or a replayed recording) joined
  * with the /proc process map into normalized endpoints.
  */
-import type { ClosedSocketFeed, Endpoint, Family, ProcessDetails, Protocol, Snapshot, SnapshotRequest, SocketEngine, TcpState } from "../types.ts";
+import type { ClosedSocketFeed, DestroyResult, Endpoint, Family, ProcessDetails, Protocol, Snapshot, SnapshotRequest, SocketEngine, TcpState } from "../types.ts";
 import {
   AF_INET,
   AF_INET6,
@@ -21,6 +21,7 @@ import { readProcessDetails } from "./process-details.ts";
 import { libc } from "./libc.ts";
 import { SockwardenError, UnsupportedError } from "../../errors.ts";
 import { DestroyEventReader } from "./destroy-events.ts";
+import { destroySocket } from "./socket-destroy.ts";
 import { trace } from "../../trace.ts";
 
 export type LinuxSourceKind = "auto" | "netlink" | "proc" | "replay";
@@ -194,6 +195,11 @@ export class LinuxEngine implements SocketEngine {
       );
     }
     return this.unreadable;
+  }
+
+  /** Closes one socket (sock_diag SOCK_DESTROY). */
+  destroy(ep: Endpoint): DestroyResult {
+    return destroySocket(ep);
   }
 
   /**

@@ -1,0 +1,38 @@
+/**
+ * The shared "close this connection" action, used by the live view, `close` and rules. It never
+ * throws for the expected outcomes: closed, already gone, or refused with a reason.
+ */
+import type { Endpoint, SocketEngine } from "../engine/types.ts";
+
+export interface ActionOutcome {
+  ok: boolean;
+  /** closed | gone | failed | unsupported, or for processes: terminated | killed | gone | failed. */
+  result: string;
+  message: string;
+}
+
+export interface ActionContext {
+  /** Who asked: "cli", "live-view", or a rule's name. */
+  requestedBy: string;
+}
+
+export function closeEndpoint(engine: SocketEngine, ep: Endpoint, _ctx: ActionContext): ActionOutcome {
+  const what = describe(ep);
+  if (!engine.destroy) return { ok: false, result: "unsupported", message: `cannot close ${what}: the ${engine.name} engine cannot close sockets` };
+  let r;
+  try {
+    r = engine.destroy(ep);
+  } catch (err) {
+    return { ok: false, result: "failed", message: `cannot close ${what}: ${(err as Error).message}` };
+  }
+  if (r.outcome === "closed") return { ok: true, result: "closed", message: `closed ${what}` };
+  // Already gone is what the user wanted; it is reported as such, not as a failure.
+  if (r.outcome === "gone") return { ok: true, result: "gone", message: `${what} was already gone` };
+  return { ok: false, result: "failed", message: `cannot close ${what}: ${r.reason}` };
+}
+
+export function describe(ep: Endpoint): string {
+  const host = (a: string, p: number) => (ep.family === 6 ? `[${a}]:${p}` : `${a}:${p}`);
+  const owner = ep.process ? ` (${ep.process.name}, pid ${ep.process.pid})` : "";
+  return `${ep.protocol} ${host(ep.localAddress, ep.localPort)} -> ${host(ep.remoteAddress, ep.remotePort)}${owner}`;
+}

@@ -1,0 +1,83 @@
+/**
+ * Closing a socket through sock_diag's SOCK_DESTROY (as `ss -K` does): the kernel aborts it, so
+ * its owner's next read fails with ECONNABORTED and a TCP peer gets a reset. Needs
+ * CAP_NET_ADMIN in the socket's network namespace and a kernel with CONFIG_INET_DIAG_DESTROY.
+ */
+import type { DestroyResult, Endpoint } from "../types.ts";
+import { parseIP } from "../../net/address.ts";
+import { NetlinkSocket } from "./netlink-socket.ts";
+import {
+  AF_INET,
+  AF_INET6,
+  IPPROTO_TCP,
+  IPPROTO_UDP,
+  NLM_F_ACK,
+  NLM_F_REQUEST,
+  SOCK_DESTROY,
+  ALL_STATES_MASK,
+  decodeMessages,
+  encodeDiagRequest,
+  type DiagSocketId,
+} from "./sock-diag-codec.ts";
+import { errnoName } from "./libc.ts";
+
+const EPERM = 1;
+const ENOENT = 2;
+const EACCES = 13;
+const EOPNOTSUPP = 95;
+
+/** The socket id the kernel matches on, rebuilt from an endpoint as listed. */
+export function socketIdOf(ep: Endpoint): DiagSocketId {
+  const bytes = (text: string) => {
+    const ip = parseIP(text);
+    const out = new Uint8Array(16);
+    if (ip) out.set(ip.bytes, 0);
+    return out;
+  };
+  const cookie = ep.cookie === null ? 0n : BigInt(ep.cookie);
+  return {
+    sourcePort: ep.localPort,
+    destinationPort: ep.remotePort,
+    source: bytes(ep.localAddress),
+    destination: bytes(ep.remoteAddress),
+    interfaceIndex: ep.interfaceIndex,
+    // Without a cookie (INET_DIAG_NOCOOKIE, all ones) the kernel matches on addresses alone.
+    cookie: ep.cookie === null ? [0xffffffff, 0xffffffff] : [Number(cookie & 0xffffffffn), Number(cookie >> 32n)],
+  };
+}
+
+export function destroySocket(ep: Endpoint): DestroyResult {
+  const socket = new NetlinkSocket();
+  try {
+    socket.send(
+      encodeDiagRequest({
+        type: SOCK_DESTROY,
+        flags: NLM_F_REQUEST | NLM_F_ACK,
+        family: ep.family === 6 ? AF_INET6 : AF_INET,
+        protocol: ep.protocol === "tcp" ? IPPROTO_TCP : IPPROTO_UDP,
+        states: ALL_STATES_MASK,
+        extensions: 0,
+        sequence: 1,
+        id: socketIdOf(ep),
+      }),
+    );
+    // The answer is one acknowledgement: error 0 for done, or a negative errno.
+    for (let i = 0; i < 16; i++) {
+      for (const msg of decodeMessages(socket.receive(), SOCK_DESTROY)) {
+        if (msg.kind !== "error") continue;
+        if (msg.errno === 0) return { outcome: "closed" };
+        if (msg.errno === ENOENT) return { outcome: "gone" };
+        return { outcome: "failed", errno: msg.errno, reason: reasonFor(msg.errno) };
+      }
+    }
+    return { outcome: "failed", errno: 0, reason: "the kernel did not acknowledge the request" };
+  } finally {
+    socket.close();
+  }
+}
+
+function reasonFor(errno: number): string {
+  if (errno === EPERM || errno === EACCES) return "closing a connection needs CAP_NET_ADMIN (run as root)";
+  if (errno === EOPNOTSUPP) return "this kernel cannot close sockets (built without CONFIG_INET_DIAG_DESTROY)";
+  return `the kernel refused: ${errnoName(errno)}`;
+}
