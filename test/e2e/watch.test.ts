@@ -1,0 +1,163 @@
+/**
+ * `sockwarden watch --ndjson` against real connections in a private namespace: the exact event
+ * sequence of one connection's life, and short connections that live between two refreshes.
+ *
+ * Needs root (network namespace) and a built dist/sockwarden.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { fileURLToPath } from "node:url";
+import { BackgroundProcess, Netns, requireRoot } from "./helpers/netns.ts";
+import { EXECUTABLE, requireExecutable } from "./helpers/sockwarden.ts";
+
+const STEPS = fileURLToPath(new URL("./helpers/watch-steps.py", import.meta.url));
+let ns: Netns | undefined;
+
+beforeAll(async () => {
+  requireRoot();
+  requireExecutable();
+  ns = await Netns.create("w");
+});
+
+afterAll(async () => {
+  await ns?.dispose();
+});
+
+interface WatchEvent {
+  type: string;
+  seq: number;
+  time: string;
+  protocol: string;
+  state: string | null;
+  previousState?: string | null;
+  localPort: number;
+  remotePort: number;
+  shortLived?: boolean;
+  process: { pid: number; name: string } | null;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Collects NDJSON events from a running watcher until `until` says enough or time runs out. */
+async function collect(watcher: BackgroundProcess, until: (events: WatchEvent[]) => boolean, timeoutMs: number, into: WatchEvent[]): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!until(into) && Date.now() < deadline) {
+    try {
+      into.push(JSON.parse(await watcher.nextLine(Math.max(1, deadline - Date.now()))) as WatchEvent);
+    } catch {
+      break;
+    }
+  }
+}
+
+async function step(driver: BackgroundProcess, what: string): Promise<string> {
+  driver.child.stdin!.write(`${what}\n`);
+  const line = await driver.nextLine(10_000);
+  expect(line.startsWith(`ok ${what.split(" ")[0]}`), line).toBe(true);
+  return line;
+}
+
+describe("watch --ndjson", () => {
+  it("reports one connection's life as an exact event sequence", async () => {
+    const port = 7500;
+    const watcher = ns!.spawn([EXECUTABLE, "watch", "-a", "-t", "--ndjson", "--interval", "0.2", "--events", "opened,closed,state-changed", "--port", String(port), "--duration", "30"]);
+    const driver = ns!.spawn(["/usr/bin/python3", STEPS, String(port)]);
+    const events: WatchEvent[] = [];
+    try {
+      await sleep(600); // the watcher's first snapshot is the baseline
+      let client = 0;
+      const waitFor = (n: number) => collect(watcher, (e) => e.length >= n, 5000, events);
+      await step(driver, "listen");
+      await waitFor(1);
+      const connected = await step(driver, "connect");
+      client = JSON.parse(connected.split(" ").slice(2).join(" ")).client;
+      await waitFor(3);
+      await step(driver, "server-shutdown");
+      await waitFor(5);
+      await step(driver, "client-close");
+      await waitFor(7);
+      await step(driver, "stop-listening");
+      await waitFor(8);
+      await sleep(600);
+      driver.child.stdin!.write("quit\n");
+      const summary = events.map((e) => `${e.type} ${e.localPort}>${e.remotePort === client ? "C" : e.remotePort === port ? "S" : e.remotePort} ${e.previousState ? `${e.previousState}->` : ""}${e.state}`);
+      expect(summary).toEqual([
+        `opened ${port}>0 LISTEN`,
+        `opened ${port}>C ESTABLISHED`,
+        `opened ${client}>S ESTABLISHED`,
+        `state-changed ${port}>C ESTABLISHED->FIN_WAIT2`,
+        `state-changed ${client}>S ESTABLISHED->CLOSE_WAIT`,
+        `state-changed ${port}>C FIN_WAIT2->TIME_WAIT`,
+        `closed ${client}>S CLOSE_WAIT`,
+        `closed ${port}>0 LISTEN`,
+      ]);
+      // Numbered in order, times never going back, owners known for the sockets a process holds.
+      expect(events.map((e) => e.seq)).toEqual([...events.map((e) => e.seq)].sort((a, b) => a - b));
+      for (let i = 1; i < events.length; i++) expect(Date.parse(events[i]!.time)).toBeGreaterThanOrEqual(Date.parse(events[i - 1]!.time));
+      expect(events[0]!.process?.pid).toBe(driver.pid);
+      expect(events[0]!.process?.name).toBe("python3");
+    } finally {
+      await driver.stop();
+      await watcher.stop();
+    }
+  });
+
+  it("reports every one of 200 connections that live a few milliseconds between two refreshes", async () => {
+    const port = 7600;
+    const watcher = ns!.spawn([EXECUTABLE, "watch", "-a", "-t", "--ndjson", "--interval", "1", "--port", String(port), "--duration", "30"]);
+    const driver = ns!.spawn(["/usr/bin/python3", STEPS, String(port)]);
+    const events: WatchEvent[] = [];
+    try {
+      await sleep(1200);
+      await step(driver, "listen");
+      const burst = await step(driver, "burst 200");
+      const clients: number[] = JSON.parse(burst.slice("ok burst ".length));
+      expect(new Set(clients).size).toBe(200);
+      const shortClosed = (e: WatchEvent[]) => e.filter((x) => x.type === "closed" && x.shortLived && x.localPort === port).length;
+      await collect(watcher, (e) => shortClosed(e) >= 200, 8000, events);
+      driver.child.stdin!.write("quit\n");
+      // The accepted side names the whole connection. (The kernel clears the peer port of a
+      // client socket that closes with a reset before it announces it, so that side cannot.)
+      const serverSide = events.filter((e) => e.shortLived && e.localPort === port);
+      expect(serverSide.filter((e) => e.type === "opened")).toHaveLength(200);
+      expect(serverSide.filter((e) => e.type === "closed")).toHaveLength(200);
+      expect(new Set(serverSide.map((e) => e.remotePort))).toEqual(new Set(clients));
+      // The accepted side is attributed to the process listening on the port.
+      expect(serverSide.every((e) => e.process?.pid === driver.pid)).toBe(true);
+      // Each short connection's opened comes right before its closed.
+      for (const e of events.filter((x) => x.shortLived && x.type === "opened")) {
+        const next = events.find((x) => x.seq === e.seq + 1);
+        expect(next?.type).toBe("closed");
+        expect(next?.localPort).toBe(e.localPort);
+      }
+    } finally {
+      await driver.stop();
+      await watcher.stop();
+    }
+  });
+});
+
+describe("watch errors", () => {
+  it("refuses a bad interval, count or event type with one line and exit 2", async () => {
+    for (const args of [["--interval", "0.05"], ["--count", "0"], ["--events", "bogus"], ["--duration", "-1"]]) {
+      const r = await ns!.exec([EXECUTABLE, "watch", ...args], { timeoutMs: 10_000 });
+      expect(r.code, args.join(" ")).toBe(2);
+      expect(r.stderr.trim().split("\n")).toHaveLength(1);
+      expect(r.stderr).not.toMatch(/\n\s+at /);
+    }
+  });
+
+  it("--count stops by itself", async () => {
+    const port = 7700;
+    const driver = ns!.spawn(["/usr/bin/python3", STEPS, String(port)]);
+    try {
+      await step(driver, "listen");
+      const r = await ns!.exec([EXECUTABLE, "watch", "-a", "--ndjson", "--initial", "--count", "1", "--port", String(port)], { timeoutMs: 10_000 });
+      expect(r.code).toBe(0);
+      const lines = r.stdout.trim().split("\n");
+      expect(lines).toHaveLength(1);
+      expect(JSON.parse(lines[0]!)).toMatchObject({ type: "opened", seq: 1, state: "LISTEN", localPort: port });
+    } finally {
+      await driver.stop();
+    }
+  });
+});
