@@ -2,7 +2,7 @@
  * The shared "close this connection" action, used by the live view, `close` and rules. It never
  * throws for the expected outcomes: closed, already gone, or refused with a reason.
  */
-import type { Endpoint, SocketEngine } from "../engine/types.ts";
+import type { CloseMethod, Endpoint, SocketEngine } from "../engine/types.ts";
 
 export interface ActionOutcome {
   ok: boolean;
@@ -14,14 +14,15 @@ export interface ActionOutcome {
 export interface ActionContext {
   /** Who asked: "cli", "live-view", or a rule's name. */
   requestedBy: string;
+  method?: CloseMethod;
 }
 
-export function closeEndpoint(engine: SocketEngine, ep: Endpoint, _ctx: ActionContext): ActionOutcome {
+export function closeEndpoint(engine: SocketEngine, ep: Endpoint, ctx: ActionContext): ActionOutcome {
   const what = describe(ep);
   if (!engine.destroy) return { ok: false, result: "unsupported", message: `cannot close ${what}: the ${engine.name} engine cannot close sockets` };
   let r;
   try {
-    r = engine.destroy(ep);
+    r = engine.destroy(ep, ctx.method ?? "auto");
   } catch (err) {
     return { ok: false, result: "failed", message: `cannot close ${what}: ${(err as Error).message}` };
   }

@@ -29,9 +29,12 @@ export interface ListArgs extends SelectionOptions {
   dnsBudget?: number;
 }
 
+export function processPositional<T>(y: Argv<T>) {
+  return y.positional("process", { type: "string", describe: "Only endpoints of this process name (glob) or PID" });
+}
+
 export function selectionOptions<T>(y: Argv<T>) {
   return y
-    .positional("process", { type: "string", describe: "Only endpoints of this process name (glob) or PID" })
     .option("all", { alias: "a", type: "boolean", describe: "All endpoints, including listening TCP and unconnected UDP" })
     .option("tcp", { alias: "t", type: "boolean", describe: "TCP endpoints" })
     .option("udp", { alias: "u", type: "boolean", describe: "UDP endpoints" })
@@ -45,7 +48,7 @@ export function selectionOptions<T>(y: Argv<T>) {
 }
 
 export function listBuilder<T>(y: Argv<T>) {
-  return selectionOptions(y)
+  return selectionOptions(processPositional(y))
     .option("numeric", { alias: "n", type: "boolean", describe: "Numeric addresses and ports (no names, no DNS)" })
     .option("extended", { alias: "e", type: "boolean", describe: "Add user, bytes, packets and executable path" })
     .option("csv", { alias: "c", type: "boolean", describe: "CSV with a header row" })

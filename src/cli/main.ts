@@ -5,6 +5,7 @@
 import yargs from "yargs";
 import { listBuilder, runList, type ListArgs } from "./list-command.ts";
 import { runWatch, watchBuilder, type WatchArgs } from "./watch-command.ts";
+import { closeBuilder, runClose, type CloseArgs } from "./close-command.ts";
 import { portBuilder, runPort, type PortArgs } from "./port-command.ts";
 import { procBuilder, runProc, type ProcArgs } from "./proc-command.ts";
 import { SockwardenError, UsageError } from "../errors.ts";
@@ -35,6 +36,14 @@ export async function main(argv: string[]): Promise<number> {
       (y) => watchBuilder(y),
       async (args) => {
         result = await runWatch(args as unknown as WatchArgs);
+      },
+    )
+    .command(
+      "close [localEndpoint] [remoteEndpoint]",
+      "Close connections by address pair or by filters (audited)",
+      (y) => closeBuilder(y),
+      async (args) => {
+        result = await runClose(args as unknown as CloseArgs);
       },
     )
     .command(

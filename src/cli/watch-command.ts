@@ -12,7 +12,7 @@ import { eventJsonLine } from "../view/event-json.ts";
 import { eventLine, useColour } from "../view/event-line.ts";
 import { friendlyNames, numericNames } from "../view/endpoint-names.ts";
 import { BackgroundNames } from "./background-names.ts";
-import { selectionOptions, type ListArgs } from "./list-command.ts";
+import { processPositional, selectionOptions, type ListArgs } from "./list-command.ts";
 import { BufferedOutput, stderr } from "./output.ts";
 import { UsageError } from "../errors.ts";
 
@@ -25,7 +25,7 @@ export interface WatchArgs extends ListArgs {
 }
 
 export function watchBuilder<T>(y: Argv<T>) {
-  return selectionOptions(y)
+  return selectionOptions(processPositional(y))
     .option("interval", { alias: "i", type: "number", default: 1, describe: "Seconds between refreshes (0.1 to 3600)" })
     .option("ndjson", { type: "boolean", describe: "One JSON event per line" })
     .option("count", { type: "number", describe: "Stop after this many events" })

@@ -132,7 +132,12 @@ export interface SocketEngine {
   readonly name: string;
   snapshot(request: SnapshotRequest): Snapshot;
   /** Closes one socket; the result says whether it was closed, already gone, or why not. */
-  destroy?(ep: Endpoint): DestroyResult;
+  destroy?(ep: Endpoint, method?: CloseMethod): DestroyResult;
+  /**
+   * Why this process may not close sockets the given way, naming the missing capability or
+   * elevation; null when it may.
+   */
+  closePrivilegeProblem?(method?: CloseMethod): string | null;
   /** Notices of destroyed sockets; throws UnsupportedError where the OS has none. */
   closedSockets?(): ClosedSocketFeed;
   /** Details of one process, or null when there is no such process (or it just exited). */
@@ -145,3 +150,9 @@ export type DestroyResult =
   | { outcome: "closed" }
   | { outcome: "gone" }
   | { outcome: "failed"; errno: number; reason: string };
+
+/**
+ * How to close a socket: "auto" picks the best way the OS offers (on Linux, sock_diag's
+ * SOCK_DESTROY, falling back to the owner's descriptor); "destroy" and "owner" force one.
+ */
+export type CloseMethod = "auto" | "destroy" | "owner";

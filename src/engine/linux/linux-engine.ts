@@ -2,7 +2,7 @@
  * The Linux engine: sock_diag dump (or the /proc/net fallback, or a replayed recording) joined
  * with the /proc process map into normalized endpoints.
  */
-import type { ClosedSocketFeed, DestroyResult, Endpoint, Family, ProcessDetails, Protocol, Snapshot, SnapshotRequest, SocketEngine, TcpState } from "../types.ts";
+import type { CloseMethod, ClosedSocketFeed, DestroyResult, Endpoint, Family, ProcessDetails, Protocol, Snapshot, SnapshotRequest, SocketEngine, TcpState } from "../types.ts";
 import {
   AF_INET,
   AF_INET6,
@@ -22,6 +22,10 @@ import { libc } from "./libc.ts";
 import { SockwardenError, UnsupportedError } from "../../errors.ts";
 import { DestroyEventReader } from "./destroy-events.ts";
 import { destroySocket } from "./socket-destroy.ts";
+import { closeThroughOwner } from "./socket-takeover.ts";
+import { CAP_NET_ADMIN, CAP_SYS_PTRACE, hasCapability } from "./capabilities.ts";
+
+const EOPNOTSUPP = 95;
 import { trace } from "../../trace.ts";
 
 export type LinuxSourceKind = "auto" | "netlink" | "proc" | "replay";
@@ -197,9 +201,28 @@ export class LinuxEngine implements SocketEngine {
     return this.unreadable;
   }
 
-  /** Closes one socket (sock_diag SOCK_DESTROY). */
-  destroy(ep: Endpoint): DestroyResult {
-    return destroySocket(ep);
+  closePrivilegeProblem(method: CloseMethod = "auto"): string | null {
+    if (method === "owner") {
+      return hasCapability(CAP_SYS_PTRACE) ? null : "taking sockets from their owners needs CAP_SYS_PTRACE (run as root)";
+    }
+    return hasCapability(CAP_NET_ADMIN) ? null : "closing connections needs CAP_NET_ADMIN (run as root, or grant the capability)";
+  }
+
+  /**
+   * Closes one socket: sock_diag SOCK_DESTROY, or where the kernel was built without it
+   * (EOPNOTSUPP), by taking the socket from its owner. `method` forces one way.
+   */
+  destroy(ep: Endpoint, method: CloseMethod = "auto"): DestroyResult {
+    if (method === "owner") return closeThroughOwner(ep, this.procRoot);
+    const r = destroySocket(ep);
+    if (method === "auto" && r.outcome === "failed" && r.errno === EOPNOTSUPP) {
+      const fallback = closeThroughOwner(ep, this.procRoot);
+      if (fallback.outcome === "failed") {
+        return { ...fallback, reason: `${r.reason}; taking it from its owner failed too: ${fallback.reason}` };
+      }
+      return fallback;
+    }
+    return r;
   }
 
   /**

@@ -1,0 +1,75 @@
+/**
+ * The audit log: one JSON line per action taken (or, in a dry run, that would have been taken),
+ * appended with O_APPEND so that several writers never interleave within a line. An action whose
+ * record cannot be written is not lost: the record goes to stderr with the reason.
+ */
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import type { Endpoint, ProcessInfo } from "../engine/types.ts";
+import { endpointToJson, type EndpointJson } from "../view/endpoint-json.ts";
+
+export interface AuditRecord {
+  time: string;
+  /** close | kill | would-close | would-kill | alert ... */
+  action: string;
+  endpoint: EndpointJson | null;
+  process: ProcessInfo | null;
+  reason: string;
+  /** "cli", "live-view", or the rule's name. */
+  requestedBy: string;
+  /** closed | gone | failed | terminated | killed | dry-run ... */
+  outcome: string;
+  message: string;
+}
+
+export interface AuditInput {
+  action: string;
+  endpoint?: Endpoint | null;
+  process?: ProcessInfo | null;
+  reason: string;
+  requestedBy: string;
+  outcome: string;
+  message: string;
+}
+
+/** Where the log goes unless configured: a system path for root, the user's state dir else. */
+export function defaultAuditPath(): string {
+  if (process.env.SOCKWARDEN_AUDIT_LOG) return process.env.SOCKWARDEN_AUDIT_LOG;
+  if ((process.getuid?.() ?? 0) === 0) return "/var/log/sockwarden/audit.log";
+  const state = process.env.XDG_STATE_HOME || path.join(os.homedir(), ".local", "state");
+  return path.join(state, "sockwarden", "audit.log");
+}
+
+export class AuditLog {
+  /** Records that could not be written to the file (they went to stderr instead). */
+  failures = 0;
+
+  constructor(
+    readonly file: string,
+    private readonly fallback: (line: string) => void = (line) => process.stderr.write(line),
+  ) {}
+
+  append(input: AuditInput): AuditRecord {
+    const record: AuditRecord = {
+      time: new Date().toISOString(),
+      action: input.action,
+      endpoint: input.endpoint ? endpointToJson(input.endpoint) : null,
+      process: input.process ?? input.endpoint?.process ?? null,
+      reason: input.reason,
+      requestedBy: input.requestedBy,
+      outcome: input.outcome,
+      message: input.message,
+    };
+    const line = JSON.stringify(record) + "\n";
+    try {
+      fs.mkdirSync(path.dirname(this.file), { recursive: true, mode: 0o750 });
+      fs.appendFileSync(this.file, line, { mode: 0o640 });
+    } catch (err) {
+      this.failures++;
+      const code = (err as NodeJS.ErrnoException).code ?? String(err);
+      this.fallback(`sockwarden: cannot write the audit log ${this.file} (${code}); the record follows: ${line}`);
+    }
+    return record;
+  }
+}
