@@ -21,6 +21,9 @@ export async function main(argv: string[]): Promise<number> {
   let result = 0;
   const parser = yargs(argv)
     .scriptName("sockwarden")
+    // One value per repeated flag (lists are comma-separated): a greedy array would swallow the
+    // next argument, e.g. `--remote-port 25 -6` taking "-6" as a second port.
+    .parserConfiguration({ "greedy-arrays": false })
     .usage("sockwarden — every TCP and UDP endpoint with the process behind it\n\nUsage: $0 <command> [options]")
     .command(
       ["list [process]", "$0 [process]"],
