@@ -3,6 +3,7 @@
  * throws for the expected outcomes: closed, already gone, or refused with a reason.
  */
 import type { CloseMethod, Endpoint, SocketEngine } from "../engine/types.ts";
+import type { AuditLog } from "./audit-log.ts";
 
 export interface ActionOutcome {
   ok: boolean;
@@ -14,10 +15,27 @@ export interface ActionOutcome {
 export interface ActionContext {
   /** Who asked: "cli", "live-view", or a rule's name. */
   requestedBy: string;
+  /** Why, for the audit log. */
+  reason?: string;
+  /** Where the action is recorded; every action taken through here is, when one is given. */
+  audit?: AuditLog;
   method?: CloseMethod;
 }
 
 export function closeEndpoint(engine: SocketEngine, ep: Endpoint, ctx: ActionContext): ActionOutcome {
+  const outcome = attemptClose(engine, ep, ctx);
+  ctx.audit?.append({
+    action: "close",
+    endpoint: ep,
+    reason: ctx.reason ?? "",
+    requestedBy: ctx.requestedBy,
+    outcome: outcome.result,
+    message: outcome.message,
+  });
+  return outcome;
+}
+
+function attemptClose(engine: SocketEngine, ep: Endpoint, ctx: ActionContext): ActionOutcome {
   const what = describe(ep);
   if (!engine.destroy) return { ok: false, result: "unsupported", message: `cannot close ${what}: the ${engine.name} engine cannot close sockets` };
   let r;

@@ -103,8 +103,7 @@ export async function runClose(args: CloseArgs): Promise<number> {
     }
     let failed = 0;
     for (const ep of matches) {
-      const outcome = closeEndpoint(engine, ep, { requestedBy: "cli", method });
-      audit.append({ action: "close", endpoint: ep, reason, requestedBy: "cli", outcome: outcome.result, message: outcome.message });
+      const outcome = closeEndpoint(engine, ep, { requestedBy: "cli", method, reason, audit });
       if (outcome.ok) stdout(`${outcome.message}\n`);
       else {
         failed++;

@@ -1,0 +1,129 @@
+import { afterAll, describe, expect, test } from "vitest";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { spawn } from "node:child_process";
+import { AuditLog } from "../../src/actions/audit-log.ts";
+import { endProcess } from "../../src/actions/end-process.ts";
+import { closeEndpoint } from "../../src/actions/close-endpoint.ts";
+import { parseEndpointArgument, sameAddress } from "../../src/cli/endpoint-argument.ts";
+import { hasCapability, parseCapEff } from "../../src/engine/linux/capabilities.ts";
+import type { Endpoint, SocketEngine } from "../../src/engine/types.ts";
+import { UsageError } from "../../src/errors.ts";
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), "sw-actions-"));
+afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+const ep: Endpoint = {
+  protocol: "tcp", family: 4, localAddress: "127.0.0.1", localPort: 5000, remoteAddress: "10.0.0.1", remotePort: 25,
+  state: "ESTABLISHED", inode: 7, uid: 0, user: "root", interfaceIndex: 0, receiveQueue: 0, sendQueue: 0,
+  bytesSent: 1, bytesReceived: 2, packetsSent: 3, packetsReceived: 4, rttMs: 1, cookie: "9",
+  process: { pid: 4242, name: "curl", path: "/usr/bin/curl", cmdline: "curl x", uid: 0, user: "root", startTime: null, ppid: 1 }, pids: [4242],
+};
+
+describe("audit log", () => {
+  test("one JSON line per action, appended", () => {
+    const file = path.join(dir, "sub", "audit.log");
+    const log = new AuditLog(file);
+    log.append({ action: "close", endpoint: ep, reason: "r1", requestedBy: "cli", outcome: "closed", message: "m1" });
+    log.append({ action: "kill", process: ep.process, reason: "r2", requestedBy: "smtp-guard", outcome: "terminated", message: "m2" });
+    const lines = fs.readFileSync(file, "utf8").trim().split("\n").map((l) => JSON.parse(l));
+    expect(lines).toHaveLength(2);
+    expect(lines[0]).toMatchObject({ action: "close", reason: "r1", requestedBy: "cli", outcome: "closed", endpoint: { remotePort: 25 }, process: { name: "curl" } });
+    expect(lines[1]).toMatchObject({ action: "kill", endpoint: null, requestedBy: "smtp-guard", process: { pid: 4242 } });
+    expect(Date.parse(lines[0].time)).not.toBeNaN();
+  });
+
+  test("a record that cannot be written goes to the fallback with the reason", () => {
+    const seen: string[] = [];
+    const blocker = path.join(dir, "not-a-dir");
+    fs.writeFileSync(blocker, "");
+    const log = new AuditLog(path.join(blocker, "audit.log"), (line) => seen.push(line));
+    log.append({ action: "close", endpoint: ep, reason: "", requestedBy: "cli", outcome: "closed", message: "m" });
+    expect(log.failures).toBe(1);
+    expect(seen[0]).toMatch(/cannot write the audit log .*\((ENOTDIR|EEXIST)\).*"action":"close"/);
+  });
+});
+
+describe("closeEndpoint", () => {
+  const engine = (result: ReturnType<NonNullable<SocketEngine["destroy"]>> | Error): SocketEngine => ({
+    name: "t",
+    snapshot: () => ({ endpoints: [], takenAt: 0, source: "t", notes: [], unreadableProcesses: 0 }),
+    destroy: () => {
+      if (result instanceof Error) throw result;
+      return result;
+    },
+    close() {},
+  });
+  test("outcomes, each audited", () => {
+    const file = path.join(dir, "close.log");
+    const audit = new AuditLog(file);
+    expect(closeEndpoint(engine({ outcome: "closed" }), ep, { requestedBy: "cli", audit })).toMatchObject({ ok: true, result: "closed" });
+    expect(closeEndpoint(engine({ outcome: "gone" }), ep, { requestedBy: "cli", audit }).message).toMatch(/already gone/);
+    expect(closeEndpoint(engine({ outcome: "failed", errno: 1, reason: "needs CAP_NET_ADMIN" }), ep, { requestedBy: "cli", audit })).toMatchObject({ ok: false, result: "failed" });
+    expect(closeEndpoint(engine(new Error("boom")), ep, { requestedBy: "cli", audit }).message).toMatch(/boom/);
+    const noDestroy: SocketEngine = { name: "plain", snapshot: engine({ outcome: "closed" }).snapshot, close() {} };
+    expect(closeEndpoint(noDestroy, ep, { requestedBy: "cli", audit }).result).toBe("unsupported");
+    const outcomes = fs.readFileSync(file, "utf8").trim().split("\n").map((l) => JSON.parse(l).outcome);
+    expect(outcomes).toEqual(["closed", "gone", "failed", "failed", "unsupported"]);
+  });
+});
+
+describe("endProcess", () => {
+  const start = (script: string) => {
+    const child = spawn("/usr/bin/python3", ["-c", script], { stdio: "ignore" });
+    return child;
+  };
+  const settle = () => new Promise((r) => setTimeout(r, 300));
+
+  test("SIGTERM ends a well-behaved process", async () => {
+    const child = start("import time; time.sleep(30)");
+    await settle();
+    const r = await endProcess(child.pid!, "python3", { requestedBy: "test", graceMs: 2000 });
+    expect(r).toMatchObject({ ok: true, result: "terminated" });
+  });
+
+  test("a process that ignores SIGTERM is killed after the grace period", async () => {
+    const child = start("import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(30)");
+    await settle();
+    const audit = new AuditLog(path.join(dir, "kill.log"));
+    const started = Date.now();
+    const r = await endProcess(child.pid!, "python3", { requestedBy: "test", graceMs: 400, audit });
+    expect(r).toMatchObject({ ok: true, result: "killed" });
+    expect(Date.now() - started).toBeGreaterThanOrEqual(380);
+    expect(JSON.parse(fs.readFileSync(path.join(dir, "kill.log"), "utf8")).outcome).toBe("killed");
+  });
+
+  test("a reused PID is not signalled, nor are init and sockwarden itself", async () => {
+    const child = start("import time; time.sleep(30)");
+    await settle();
+    const r = await endProcess(child.pid!, "old", { requestedBy: "test", expectedStartTime: "then", startTimeOf: () => "now" });
+    expect(r.result).toBe("gone");
+    expect(child.exitCode).toBeNull();
+    child.kill("SIGKILL");
+    expect((await endProcess(1, "init", { requestedBy: "t" })).ok).toBe(false);
+    expect((await endProcess(process.pid, "me", { requestedBy: "t" })).message).toMatch(/itself/);
+  });
+});
+
+describe("endpoint arguments", () => {
+  test("ADDRESS:PORT with brackets for IPv6", () => {
+    expect(parseEndpointArgument("10.0.0.5:43122")).toEqual({ address: "10.0.0.5", port: 43122 });
+    expect(parseEndpointArgument("[2001:DB8::1]:443")).toEqual({ address: "2001:db8::1", port: 443 });
+    for (const bad of ["10.0.0.5", "2001:db8::1:443", "[::1]", "host:80", "1.2.3.4:99999", ":80"]) {
+      expect(() => parseEndpointArgument(bad), bad).toThrow(UsageError);
+    }
+    expect(sameAddress("::ffff:127.0.0.1", "127.0.0.1")).toBe(true);
+    expect(sameAddress("::1", "127.0.0.1")).toBe(false);
+  });
+});
+
+describe("capabilities", () => {
+  test("CapEff bits", () => {
+    const status = "Name:\tx\nCapEff:\t0000000000001000\n";
+    expect(parseCapEff(status)).toBe(0x1000n);
+    expect(hasCapability(12, status)).toBe(true);
+    expect(hasCapability(19, status)).toBe(false);
+    expect(hasCapability(12, "CapEff:\t0000000000000000\n")).toBe(false);
+  });
+});
