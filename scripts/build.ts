@@ -87,6 +87,7 @@ function build(t: Target): void {
 }
 
 writeVersion();
+run(process.execPath, ["scripts/gen-plugins.ts"]);
 const all = process.argv.includes("--all");
 const targets = all
   ? [

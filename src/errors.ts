@@ -46,3 +46,15 @@ export class SystemCallError extends SockwardenError {
     super(`${call} failed: ${code} (errno ${errno})`);
   }
 }
+
+/** A rule that does not compile, load or validate; the message is `file:line:col message`. */
+export class RuleError extends SockwardenError {
+  constructor(
+    readonly file: string,
+    readonly line: number | null,
+    readonly column: number | null,
+    readonly detail: string,
+  ) {
+    super(`${file}${line !== null ? `:${line}${column !== null ? `:${column}` : ""}` : ""}: ${detail}`);
+  }
+}

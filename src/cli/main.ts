@@ -5,7 +5,9 @@
 import yargs from "yargs";
 import { listBuilder, runList, type ListArgs } from "./list-command.ts";
 import { runWatch, watchBuilder, type WatchArgs } from "./watch-command.ts";
+import { liveBuilder, runLive, wantsListing, withIntervalOption, type LiveArgs } from "./live-command.ts";
 import { closeBuilder, runClose, type CloseArgs } from "./close-command.ts";
+import { rulesBuilder } from "./rules-command.ts";
 import { portBuilder, runPort, type PortArgs } from "./port-command.ts";
 import { procBuilder, runProc, type ProcArgs } from "./proc-command.ts";
 import { SockwardenError, UsageError } from "../errors.ts";
@@ -26,11 +28,28 @@ export async function main(argv: string[]): Promise<number> {
     .parserConfiguration({ "greedy-arrays": false })
     .usage("sockwarden — every TCP and UDP endpoint with the process behind it\n\nUsage: $0 <command> [options]")
     .command(
-      ["list [process]", "$0 [process]"],
+      "$0 [process]",
+      "On a terminal: the live view; otherwise the same as list",
+      (y) => withIntervalOption(listBuilder(y)),
+      async (args) => {
+        const a = args as unknown as LiveArgs;
+        result = wantsListing(a, !!process.stdout.isTTY) ? await runList(a) : await runLive(a);
+      },
+    )
+    .command(
+      "list [process]",
       "List endpoints (default: connected TCP), like netstat and Tcpvcon",
       (y) => listBuilder(y),
       async (args) => {
         result = await runList(args as unknown as ListArgs);
+      },
+    )
+    .command(
+      "live [process]",
+      "Full-screen live view, like TCPView: new rows green, closed red, changed yellow",
+      (y) => liveBuilder(y),
+      async (args) => {
+        result = await runLive(args as unknown as LiveArgs);
       },
     )
     .command(
@@ -48,6 +67,15 @@ export async function main(argv: string[]): Promise<number> {
       async (args) => {
         result = await runClose(args as unknown as CloseArgs);
       },
+    )
+    .command(
+      "rules",
+      "Check, test and scaffold sandboxed TypeScript rules; list bundled plugins",
+      (y) =>
+        rulesBuilder(y, async (run) => {
+          result = await run;
+        }),
+      () => {},
     )
     .command(
       "port <port>",

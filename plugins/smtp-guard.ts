@@ -1,0 +1,18 @@
+import { defineRule } from "sockwarden";
+
+const MAIL = ["master", "smtpd", "smtp", "exim4", "exim", "sendmail", "opensmtpd", "postfix", "qmail-remote"];
+
+export default defineRule({
+  name: "smtp-guard",
+  description: "Close ESTABLISHED connections to port 25 from processes that are not mail servers",
+  on: ["opened", "state-changed"],
+  options: { mailServers: MAIL, port: 25 },
+  handle(event, act, ctx) {
+    const ep = event.endpoint;
+    if (ep.protocol !== "tcp" || ep.state !== "ESTABLISHED" || ep.remotePort !== ctx.options.port) return;
+    const name = ep.process?.name ?? "";
+    if (!ctx.options.mailServers.includes(name)) {
+      act.close(ep, `${name || "unknown process"} is not a mail server`);
+    }
+  },
+});

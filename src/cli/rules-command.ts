@@ -1,0 +1,184 @@
+/**
+ * `sockwarden rules check|test|init|list`: work with rules offline, on a box or on a laptop.
+ */
+import type { Argv } from "yargs";
+import fs from "node:fs";
+import path from "node:path";
+import { RuleSet, checkRule, formatReport, type RuleAction, type RuleReport } from "../rules/rule-set.ts";
+import { resolveRuleSources } from "../rules/rule-sources.ts";
+import { parseEventLines } from "../rules/event-json-input.ts";
+import { BUNDLED_PLUGINS } from "../rules/bundled-plugins.ts";
+import { endpointToJson } from "../view/endpoint-json.ts";
+import { endpointKey } from "../monitor/endpoint-key.ts";
+import type { Endpoint } from "../engine/types.ts";
+import { RuleError, SockwardenError, UsageError } from "../errors.ts";
+import { stderr, stdout } from "./output.ts";
+import { RULE_API_DECLARATIONS } from "../rules/api-declarations.ts";
+
+type RulesArgs = { files?: string[]; events?: string; options?: string; dir?: string; force?: boolean };
+
+/** The rules subcommands; `done` receives each one's exit code. */
+export function rulesBuilder<T>(y: Argv<T>, done: (run: Promise<number>) => Promise<void>) {
+  const handler = (fn: (a: RulesArgs) => Promise<number>) => (a: unknown) => done(fn(a as RulesArgs));
+  return y
+    .command(
+      "check <files..>",
+      "Compile, load and validate rules; errors as file:line:col",
+      (c) => c.positional("files", { type: "string", array: true, describe: "Rule files, directories or bundled plugin names" }),
+      handler((a) => check(a.files ?? [])),
+    )
+    .command(
+      "test <files..>",
+      "Replay recorded events (watch --ndjson) through rules; print their actions as JSON lines",
+      (c) =>
+        c
+          .positional("files", { type: "string", array: true })
+          .option("events", { type: "string", demandOption: true, describe: "NDJSON events recorded by `sockwarden watch --ndjson`" })
+          .option("options", { type: "string", describe: 'JSON object of per-rule options: {"rule-name": {...}}' }),
+      handler((a) => test(a.files ?? [], a.events!, a.options)),
+    )
+    .command(
+      "init [dir]",
+      "Write type declarations, a tsconfig and an example rule for editors",
+      (c) => c.positional("dir", { type: "string", default: ".", describe: "Directory to write into" }).option("force", { type: "boolean", describe: "Overwrite existing files" }),
+      handler((a) => Promise.resolve(init(a.dir ?? ".", !!a.force))),
+    )
+    .command("list", "The bundled plugins", (c) => c, handler(() => Promise.resolve(list())))
+    .demandCommand(1, "rules needs a subcommand: check, test, init or list");
+}
+
+async function check(files: string[]): Promise<number> {
+  let bad = 0;
+  for (const source of resolveRuleSources(files)) {
+    try {
+      const info = await checkRule(source);
+      stdout(`${source.label}: ok (${info.name}: ${[info.handle ? `handles ${info.on.join(", ")}` : "", info.periodic ? `periodic every ${info.every} s` : "", info.start ? "start" : ""].filter(Boolean).join("; ")})\n`);
+    } catch (err) {
+      bad++;
+      stderr(`${err instanceof RuleError ? err.message : `${source.label}: ${(err as Error).message}`}\n`);
+    }
+  }
+  return bad > 0 ? 1 : 0;
+}
+
+async function test(files: string[], eventsFile: string, optionsJson: string | undefined): Promise<number> {
+  let text: string;
+  try {
+    text = fs.readFileSync(eventsFile, "utf8");
+  } catch (err) {
+    throw new SockwardenError(`cannot read ${eventsFile}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+  }
+  const events = parseEventLines(text, eventsFile);
+  let perRule: Record<string, unknown> = {};
+  if (optionsJson !== undefined) {
+    try {
+      perRule = JSON.parse(optionsJson);
+    } catch {
+      throw new UsageError("--options must be a JSON object such as {\"smtp-guard\": {\"port\": 587}}");
+    }
+    if (!perRule || typeof perRule !== "object" || Array.isArray(perRule)) throw new UsageError("--options must be a JSON object");
+  }
+  const reports: RuleReport[] = [];
+  // Time in a replay is the events' time, so periodic rules tick as they did when recorded.
+  let now = events[0]?.time ?? Date.now();
+  const rules = new RuleSet({ onReport: (r) => reports.push(r), clock: () => now });
+  const flush = () => {
+    for (const r of reports.splice(0)) stderr(`${formatReport(r)}\n`);
+  };
+  let loadFailures = 0;
+  try {
+    for (const source of resolveRuleSources(files)) {
+      try {
+        const name = source.kind === "plugin" ? source.name : undefined;
+        await rules.add(source, name && perRule[name] !== undefined ? perRule[name] : optionsFor(perRule, source.label));
+      } catch (err) {
+        loadFailures++;
+        stderr(`${err instanceof RuleError ? err.message : (err as Error).message}\n`);
+      }
+    }
+    // Rules that loaded still run when others did not; the exit status tells.
+    const current = new Map<string, Endpoint>();
+    const printAll = (actions: RuleAction[]) => {
+      for (const a of actions) stdout(actionLine(a));
+    };
+    printAll(rules.start([]));
+    flush();
+    let runtimeFailures = 0;
+    for (const e of events) {
+      now = e.time;
+      const key = endpointKey(e.endpoint);
+      if (e.type === "closed") current.delete(key);
+      else current.set(key, e.endpoint);
+      printAll(rules.tick([...current.values()], now));
+      printAll(rules.dispatch([e]));
+      runtimeFailures += reports.filter((r) => r.kind !== "reloaded").length;
+      flush();
+    }
+    return loadFailures > 0 || runtimeFailures > 0 ? 1 : 0;
+  } finally {
+    rules.dispose();
+  }
+}
+
+function optionsFor(perRule: Record<string, unknown>, label: string): unknown {
+  const base = path.basename(label, ".ts");
+  return perRule[base] ?? {};
+}
+
+/** One JSON line per action: rule, action, reason, severity, and the endpoint or process. */
+export function actionLine(a: RuleAction): string {
+  const o: Record<string, unknown> = { rule: a.rule, action: a.action, reason: a.reason };
+  if (a.severity) o.severity = a.severity;
+  if (a.seq !== undefined) o.seq = a.seq;
+  if (a.endpoint) o.endpoint = endpointToJson(a.endpoint);
+  if (a.process) o.process = a.process;
+  return JSON.stringify(o) + "\n";
+}
+
+function init(dir: string, force: boolean): number {
+  fs.mkdirSync(dir, { recursive: true });
+  const files: Record<string, string> = {
+    "sockwarden.d.ts": RULE_API_DECLARATIONS,
+    "tsconfig.json": JSON.stringify(
+      { compilerOptions: { target: "ES2022", module: "ESNext", moduleResolution: "bundler", strict: true, noEmit: true, lib: ["ES2022"], types: [] }, include: ["*.ts"] },
+      null,
+      2,
+    ) + "\n",
+    "example-rule.ts": EXAMPLE_RULE,
+  };
+  for (const [name, content] of Object.entries(files)) {
+    const target = path.join(dir, name);
+    if (fs.existsSync(target) && !force) {
+      stderr(`${target} exists; left as it is (--force overwrites)\n`);
+      continue;
+    }
+    fs.writeFileSync(target, content);
+    stdout(`wrote ${target}\n`);
+  }
+  return 0;
+}
+
+function list(): number {
+  const names = Object.keys(BUNDLED_PLUGINS).sort();
+  const width = Math.max(...names.map((n) => n.length));
+  for (const n of names) stdout(`${n.padEnd(width)}  ${BUNDLED_PLUGINS[n]!.description}\n`);
+  return 0;
+}
+
+const EXAMPLE_RULE = `import { defineRule, isPrivate } from "sockwarden";
+
+// Alert when anything connects to a public address on a port other than 80 or 443.
+export default defineRule({
+  name: "example-outbound",
+  description: "Alert on outbound connections to public addresses on unusual ports",
+  on: ["opened"],
+  options: { allowedPorts: [80, 443] },
+  handle(event, act, ctx) {
+    const ep = event.endpoint;
+    if (ep.protocol !== "tcp" || ep.state !== "ESTABLISHED" || isPrivate(ep.remoteAddress)) return;
+    if (!ctx.options.allowedPorts.includes(ep.remotePort)) {
+      act.alert(\`\${ep.process?.name ?? "unknown"} connected to \${ep.remoteAddress}:\${ep.remotePort}\`, "warning");
+    }
+  },
+});
+`;

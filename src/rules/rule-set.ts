@@ -1,0 +1,284 @@
+/**
+ * The loaded rules: each in its own sandbox, all fed the same events, their actions checked and
+ * resolved against what sockwarden actually saw. A rule that keeps failing is quarantined; the
+ * others go on. Reloading a rule keeps the old version running when the new one does not load.
+ */
+import type { Endpoint, ProcessInfo } from "../engine/types.ts";
+import type { EndpointEvent } from "../monitor/events.ts";
+import { endpointKey } from "../monitor/endpoint-key.ts";
+import { SockwardenError } from "../errors.ts";
+import { encodeEndpoints, encodeEvents } from "./event-rows.ts";
+import { RuleSandbox, DEFAULT_LIMITS, type CallFailure, type GuestAction, type SandboxLimits } from "./sandbox.ts";
+import { loadRuleSource, type RuleSource } from "./rule-sources.ts";
+import { compileRule } from "./compile-rule.ts";
+
+export type Severity = "info" | "warning" | "critical";
+
+export interface RuleAction {
+  rule: string;
+  action: "log" | "alert" | "close" | "kill";
+  reason: string;
+  severity?: Severity;
+  endpoint?: Endpoint;
+  process?: ProcessInfo | null;
+  pid?: number;
+  /** The event that led to it, when there is one. */
+  seq?: number;
+}
+
+export interface RuleReport {
+  rule: string;
+  file: string;
+  kind: "error" | "timeout" | "memory" | "quarantined" | "rejected-action" | "reloaded" | "reload-failed";
+  message: string;
+  line: number | null;
+  column: number | null;
+  seq?: number;
+}
+
+export interface RuleSetOptions {
+  limits?: Partial<SandboxLimits>;
+  /** Failures within `failureWindowMs` that quarantine a rule. */
+  maxFailures?: number;
+  failureWindowMs?: number;
+  /** Events per sandbox call. */
+  batchSize?: number;
+  onReport?: (report: RuleReport) => void;
+  clock?: () => number;
+}
+
+interface LoadedRule {
+  source: RuleSource;
+  options: unknown;
+  sandbox: RuleSandbox;
+  failures: number[];
+  quarantined: boolean;
+  nextPeriodic: number;
+}
+
+export class RuleSet {
+  private readonly rules: LoadedRule[] = [];
+  private readonly limits: SandboxLimits;
+  private readonly maxFailures: number;
+  private readonly windowMs: number;
+  private readonly batchSize: number;
+  private readonly clock: () => number;
+  /** Endpoints sockwarden currently knows, by key: what a close may target. */
+  private known = new Map<string, Endpoint>();
+
+  constructor(private readonly options: RuleSetOptions = {}) {
+    this.limits = { ...DEFAULT_LIMITS, ...options.limits };
+    this.maxFailures = options.maxFailures ?? 5;
+    this.windowMs = options.failureWindowMs ?? 60_000;
+    this.batchSize = options.batchSize ?? 200;
+    this.clock = options.clock ?? Date.now;
+  }
+
+  /** Loads a rule; a rule that does not compile or validate throws a RuleError. */
+  async add(source: RuleSource, ruleOptions: unknown = {}): Promise<RuleSandbox> {
+    const sandbox = await this.build(source, ruleOptions);
+    const duplicate = this.rules.find((r) => r.sandbox.info.name === sandbox.info.name);
+    if (duplicate) {
+      sandbox.dispose();
+      throw new SockwardenError(`two rules are named "${sandbox.info.name}": ${duplicate.source.label} and ${source.label}`);
+    }
+    this.rules.push({ source, options: ruleOptions, sandbox, failures: [], quarantined: false, nextPeriodic: this.clock() + sandbox.info.every * 1000 });
+    return sandbox;
+  }
+
+  private async build(source: RuleSource, ruleOptions: unknown): Promise<RuleSandbox> {
+    const text = await loadRuleSource(source);
+    const compiled = await compileRule(text, source.label);
+    return RuleSandbox.create(compiled, ruleOptions, this.limits);
+  }
+
+  /**
+   * Loads a new version of a rule from the same source. If it fails to load, the old version
+   * keeps running and the failure is reported.
+   */
+  async reload(label: string): Promise<boolean> {
+    const rule = this.rules.find((r) => r.source.label === label);
+    if (!rule) return false;
+    try {
+      const fresh = await this.build(rule.source, rule.options);
+      rule.sandbox.dispose();
+      rule.sandbox = fresh;
+      rule.failures = [];
+      rule.quarantined = false;
+      rule.nextPeriodic = this.clock() + fresh.info.every * 1000;
+      this.report({ rule: fresh.info.name, file: label, kind: "reloaded", message: "reloaded", line: null, column: null });
+      return true;
+    } catch (err) {
+      const e = err as { line?: number | null; column?: number | null; detail?: string; message: string };
+      this.report({
+        rule: rule.sandbox.info.name, file: label, kind: "reload-failed",
+        message: `the new version does not load, the previous one keeps running: ${e.detail ?? e.message}`,
+        line: e.line ?? null, column: e.column ?? null,
+      });
+      return false;
+    }
+  }
+
+  get names(): string[] {
+    return this.rules.map((r) => r.sandbox.info.name);
+  }
+
+  get loaded(): readonly { name: string; label: string; quarantined: boolean; memoryBytes: number; info: RuleSandbox["info"] }[] {
+    return this.rules.map((r) => ({ name: r.sandbox.info.name, label: r.source.label, quarantined: r.quarantined, memoryBytes: r.sandbox.memoryBytes(), info: r.sandbox.info }));
+  }
+
+  /** Replaces what close may target (e.g. each refresh's endpoints). */
+  setKnownEndpoints(endpoints: Iterable<Endpoint>): void {
+    this.known = new Map();
+    for (const ep of endpoints) this.known.set(endpointKey(ep), ep);
+  }
+
+  /** Calls every rule's start hook with the endpoints that exist now. */
+  start(endpoints: readonly Endpoint[]): RuleAction[] {
+    this.setKnownEndpoints(endpoints);
+    const payload = encodeEndpoints(endpoints);
+    const out: RuleAction[] = [];
+    for (const rule of this.active()) {
+      const r = rule.sandbox.call("start", payload, this.clock());
+      out.push(...this.accept(rule, r.actions, endpoints, undefined));
+      for (const f of r.failures) this.fail(rule, f);
+    }
+    return out;
+  }
+
+  /** Every rule sees every event of the types it subscribed to, in order. */
+  dispatch(events: readonly EndpointEvent[]): RuleAction[] {
+    const out: RuleAction[] = [];
+    for (const e of events) {
+      if (e.type === "closed") this.known.delete(endpointKey(e.endpoint));
+      else this.known.set(endpointKey(e.endpoint), e.endpoint);
+    }
+    for (let i = 0; i < events.length; i += this.batchSize) {
+      const batch = events.slice(i, i + this.batchSize);
+      const payload = encodeEvents(batch);
+      const endpoints = batch.map((e) => e.endpoint);
+      for (const rule of this.active()) {
+        const r = rule.sandbox.dispatch(payload, batch.length);
+        out.push(...this.accept(rule, r.actions, endpoints, batch));
+        for (const f of r.failures) this.fail(rule, f, f.index >= 0 ? batch[f.index]?.seq : undefined);
+      }
+    }
+    return out;
+  }
+
+  /** Runs periodic hooks that are due at `now`, with all current endpoints. */
+  tick(endpoints: readonly Endpoint[], now = this.clock()): RuleAction[] {
+    const due = this.active().filter((r) => r.sandbox.info.periodic && now >= r.nextPeriodic);
+    if (due.length === 0) return [];
+    const payload = encodeEndpoints(endpoints);
+    const out: RuleAction[] = [];
+    for (const rule of due) {
+      rule.nextPeriodic = now + rule.sandbox.info.every * 1000;
+      const r = rule.sandbox.call("periodic", payload, now);
+      out.push(...this.accept(rule, r.actions, endpoints, undefined));
+      for (const f of r.failures) this.fail(rule, f);
+    }
+    return out;
+  }
+
+  private active(): LoadedRule[] {
+    return this.rules.filter((r) => !r.quarantined);
+  }
+
+  /** Checks what the guest asked for and resolves it to real endpoints and processes. */
+  private accept(rule: LoadedRule, actions: GuestAction[], refs: readonly Endpoint[], events: readonly EndpointEvent[] | undefined): RuleAction[] {
+    const name = rule.sandbox.info.name;
+    const out: RuleAction[] = [];
+    const reject = (message: string) => this.report({ rule: name, file: rule.source.label, kind: "rejected-action", message, line: null, column: null });
+    for (const a of actions) {
+      if (!Array.isArray(a) || typeof a[0] !== "string" || typeof a[1] !== "string") continue;
+      const [kind, reason] = a as [string, string];
+      if (kind === "log") out.push({ rule: name, action: "log", reason });
+      else if (kind === "alert") out.push({ rule: name, action: "alert", reason, severity: a[2] as Severity });
+      else if (kind === "close") {
+        const ep = this.resolveEndpoint(a[2], a[3], refs);
+        if (!ep) {
+          reject(`close refused: not an endpoint sockwarden reported (${reason})`);
+          continue;
+        }
+        const seq = typeof a[2] === "number" && a[2] >= 0 && events ? events[a[2]]?.seq : undefined;
+        out.push({ rule: name, action: "close", reason, endpoint: ep, seq });
+      } else if (kind === "kill") {
+        const pid = a[2];
+        const proc = typeof pid === "number" && Number.isInteger(pid) ? this.findProcess(pid, refs) : null;
+        if (!proc) {
+          reject(`kill refused: ${String(pid)} is not the PID of a process holding a known endpoint (${reason})`);
+          continue;
+        }
+        out.push({ rule: name, action: "kill", reason, process: proc, pid: proc.pid });
+      }
+    }
+    return out;
+  }
+
+  private resolveEndpoint(ref: unknown, fields: unknown, refs: readonly Endpoint[]): Endpoint | null {
+    if (typeof ref === "number" && ref >= 0 && ref < refs.length) {
+      const ep = refs[ref]!;
+      // The guest's reference is only a hint; it must still describe the same socket.
+      if (Array.isArray(fields) && fields[1] === ep.localAddress && fields[2] === ep.localPort) return ep;
+    }
+    if (!Array.isArray(fields)) return null;
+    const [protocol, la, lp, ra, rp, cookie] = fields as [string, string, number, string, number, string | null];
+    if (cookie !== null) {
+      const byCookie = this.known.get(`c${cookie}`);
+      if (byCookie && byCookie.localAddress === la && byCookie.localPort === lp) return byCookie;
+    }
+    for (const ep of this.known.values()) {
+      if (ep.protocol === protocol && ep.localAddress === la && ep.localPort === lp && ep.remoteAddress === ra && ep.remotePort === rp) return ep;
+    }
+    return null;
+  }
+
+  private findProcess(pid: number, refs: readonly Endpoint[]): ProcessInfo | null {
+    for (const ep of refs) if (ep.process?.pid === pid) return ep.process;
+    for (const ep of this.known.values()) if (ep.process?.pid === pid) return ep.process;
+    return null;
+  }
+
+  private fail(rule: LoadedRule, f: CallFailure, seq?: number): void {
+    const now = this.clock();
+    rule.failures = rule.failures.filter((t) => now - t < this.windowMs);
+    rule.failures.push(now);
+    const name = rule.sandbox.info.name;
+    this.report({ rule: name, file: rule.source.label, kind: f.kind, message: f.message, line: f.line, column: f.column, seq });
+    if (rule.failures.length >= this.maxFailures && !rule.quarantined) {
+      rule.quarantined = true;
+      this.report({
+        rule: name, file: rule.source.label, kind: "quarantined",
+        message: `failed ${rule.failures.length} times within ${Math.round(this.windowMs / 1000)} s; it gets no more events until it is reloaded`,
+        line: null, column: null,
+      });
+    }
+  }
+
+  private report(r: RuleReport): void {
+    this.options.onReport?.(r);
+  }
+
+  dispose(): void {
+    for (const r of this.rules) r.sandbox.dispose();
+    this.rules.length = 0;
+  }
+}
+
+/** One line for people: `rule NAME (file:line:col): message`. */
+export function formatReport(r: RuleReport): string {
+  const where = `${r.file}${r.line !== null ? `:${r.line}${r.column !== null ? `:${r.column}` : ""}` : ""}`;
+  const seq = r.seq !== undefined ? ` [event ${r.seq}]` : "";
+  return `rule ${r.rule} (${where}): ${r.kind === "error" ? "" : `${r.kind}: `}${r.message}${seq}`;
+}
+
+/** Convenience for tools and tests: compile and load once, to check a rule. */
+export async function checkRule(source: RuleSource, limits?: Partial<SandboxLimits>) {
+  const text = await loadRuleSource(source);
+  const compiled = await compileRule(text, source.label);
+  const sandbox = await RuleSandbox.create(compiled, {}, { ...DEFAULT_LIMITS, ...limits });
+  const info = sandbox.info;
+  sandbox.dispose();
+  return info;
+}

@@ -1,0 +1,345 @@
+/**
+ * One rule in its own QuickJS runtime, in its own WebAssembly instance over a fixed-size memory:
+ * QuickJS's own memory limit is soft, and a fixed WebAssembly.Memory is what actually bounds how
+ * much of the host a rule can take. Calls run under a deadline (the interrupt handler) and a
+ * stack limit. The rule sees only copies of data passed as JSON text; nothing of the host.
+ *
+ * Every handle is owned and disposed; disposing a context while a handle lives would abort the
+ * whole module.
+ */
+import {
+  newQuickJSWASMModuleFromVariant,
+  newVariant,
+  shouldInterruptAfterDeadline,
+  type QuickJSContext,
+  type QuickJSHandle,
+  type QuickJSRuntime,
+  type QuickJSWASMModule,
+} from "quickjs-emscripten-core";
+import singlefileVariant from "@jitl/quickjs-singlefile-cjs-release-sync";
+import { RuleError } from "../errors.ts";
+import { API_MODULE_SOURCE, CONTROL_SOURCE, HELPERS_GLOBAL, LOCKDOWN_SOURCE } from "./guest-source.ts";
+import type { CompiledRule } from "./compile-rule.ts";
+import { hostHelpers } from "./host-helpers.ts";
+
+export interface SandboxLimits {
+  /** QuickJS heap limit (bytes). */
+  memoryBytes: number;
+  /** Ceiling of the WebAssembly memory the runtime lives in (bytes); bounds host memory. */
+  wasmMemoryBytes: number;
+  stackBytes: number;
+  /** Time one event (or one start/periodic call) may take, ms. */
+  callBudgetMs: number;
+}
+
+export const DEFAULT_LIMITS: SandboxLimits = {
+  memoryBytes: 16 << 20,
+  wasmMemoryBytes: 48 << 20,
+  stackBytes: 256 << 10,
+  callBudgetMs: 50,
+};
+
+export interface RuleInfo {
+  name: string;
+  description: string;
+  on: string[];
+  every: number;
+  handle: boolean;
+  start: boolean;
+  periodic: boolean;
+}
+
+/** Raw action rows as the guest recorded them; validated by the caller. */
+export type GuestAction = unknown[];
+
+export interface CallFailure {
+  /** Index of the event that failed in the batch, or -1 for start/periodic. */
+  index: number;
+  message: string;
+  /** Position in the user's source, when the error's stack names one. */
+  line: number | null;
+  column: number | null;
+  kind: "error" | "timeout" | "memory";
+}
+
+export interface DispatchResult {
+  actions: GuestAction[];
+  failures: CallFailure[];
+}
+
+const WASM_PAGE = 65536;
+// The QuickJS build starts with 16 MiB of memory; a ceiling below that cannot be instantiated.
+const MIN_WASM_BYTES = 16 << 20;
+
+export class RuleSandbox {
+  private disposed = false;
+
+  private constructor(
+    readonly compiled: CompiledRule,
+    readonly info: RuleInfo,
+    private readonly module: QuickJSWASMModule,
+    private readonly runtime: QuickJSRuntime,
+    private readonly context: QuickJSContext,
+    private readonly control: QuickJSHandle,
+    private readonly functions: Record<"dispatch" | "start" | "periodic" | "index" | "actions", QuickJSHandle>,
+    private readonly limits: SandboxLimits,
+    readonly memory: WebAssembly.Memory,
+  ) {}
+
+  static async create(compiled: CompiledRule, configuredOptions: unknown, limits: SandboxLimits = DEFAULT_LIMITS): Promise<RuleSandbox> {
+    const wasmBytes = Math.max(limits.wasmMemoryBytes, MIN_WASM_BYTES);
+    const memory = new WebAssembly.Memory({ initial: MIN_WASM_BYTES / WASM_PAGE, maximum: Math.ceil(wasmBytes / WASM_PAGE) });
+    let module: QuickJSWASMModule;
+    try {
+      module = await newQuickJSWASMModuleFromVariant(newVariant(singlefileVariant, { wasmMemory: memory }));
+    } catch (err) {
+      throw new RuleError(compiled.file, null, null, `cannot start the sandbox: ${(err as Error).message}`);
+    }
+    const runtime = module.newRuntime();
+    runtime.setMemoryLimit(limits.memoryBytes);
+    runtime.setMaxStackSize(limits.stackBytes);
+    runtime.setModuleLoader((name) => {
+      if (name === "sockwarden") return API_MODULE_SOURCE;
+      return { error: new Error(`rules can import only "sockwarden", not "${name}"`) };
+    });
+    const context = runtime.newContext();
+    const owned: QuickJSHandle[] = [];
+    const fail = (err: unknown): never => {
+      for (const h of owned) if (h.alive) h.dispose();
+      if (context.alive) context.dispose();
+      if (runtime.alive) runtime.dispose();
+      throw err;
+    };
+    const deadline = () => runtime.setInterruptHandler(shouldInterruptAfterDeadline(Date.now() + Math.max(limits.callBudgetMs * 20, 1000)));
+    try {
+      deadline();
+      const control = RuleSandbox.unwrap(context, compiled, context.evalCode(CONTROL_SOURCE, "sockwarden-control.js"), "setup");
+      owned.push(control);
+      RuleSandbox.unwrap(context, compiled, context.evalCode(LOCKDOWN_SOURCE, "sockwarden-lockdown.js"), "setup").dispose();
+      // Helpers go onto a temporary global that the API module removes as it loads; the
+      // bootstrap import makes that happen before any rule code can look.
+      const helpers = context.newObject();
+      owned.push(helpers);
+      for (const [name, fn] of Object.entries(hostHelpers())) {
+        const h = context.newFunction(name, (...args) => {
+          const values = args.map((a) => context.dump(a));
+          const result = (fn as (...a: unknown[]) => unknown)(...values);
+          if (typeof result === "boolean") return result ? context.true : context.false;
+          if (typeof result === "string") return context.newString(result);
+          if (typeof result === "number") return context.newNumber(result);
+          return context.null;
+        });
+        context.setProp(helpers, name, h);
+        h.dispose();
+      }
+      context.setProp(context.global, HELPERS_GLOBAL, helpers);
+      helpers.dispose();
+      owned.splice(owned.indexOf(helpers), 1);
+      const boot = RuleSandbox.unwrap(context, compiled, context.evalCode(`import "sockwarden";`, "sockwarden-bootstrap.js", { type: "module" }), "setup");
+      const booted = settle(context, boot);
+      if (booted !== boot) booted.dispose();
+      boot.dispose();
+
+      deadline();
+      const ns = RuleSandbox.unwrap(context, compiled, context.evalCode(compiled.code, compiled.file, { type: "module" }), "load");
+      owned.push(ns);
+      const exportsHandle = settle(context, ns);
+      const def = context.getProp(exportsHandle, "default");
+      if (exportsHandle !== ns) exportsHandle.dispose();
+      owned.push(def);
+      const setRule = context.getProp(control, "setRule");
+      owned.push(setRule);
+      const configured = context.newString(JSON.stringify(configuredOptions ?? {}));
+      owned.push(configured);
+      const infoHandle = RuleSandbox.unwrap(context, compiled, context.callFunction(setRule, control, def, configured), "load");
+      const info = JSON.parse(context.getString(infoHandle)) as RuleInfo;
+      infoHandle.dispose();
+      for (const h of [configured, setRule, def, ns]) h.dispose();
+      owned.length = 0;
+      owned.push(control);
+      const functions = {
+        dispatch: context.getProp(control, "dispatch"),
+        start: context.getProp(control, "start"),
+        periodic: context.getProp(control, "periodic"),
+        index: context.getProp(control, "index"),
+        actions: context.getProp(control, "actions"),
+      };
+      return new RuleSandbox(compiled, info, module, runtime, context, control, functions, limits, memory);
+    } catch (err) {
+      return fail(err);
+    }
+  }
+
+  /** Unwraps a guest result; a guest error becomes a RuleError at the user's line. */
+  private static unwrap(context: QuickJSContext, compiled: CompiledRule, result: ReturnType<QuickJSContext["evalCode"]>, phase: string): QuickJSHandle {
+    if ("error" in result && result.error) {
+      const f = describeError(context, compiled, result.error, -1);
+      result.error.dispose();
+      throw new RuleError(compiled.file, f.line, f.column, `${phase === "setup" ? "sandbox setup failed: " : ""}${f.message}`);
+    }
+    return (result as { value: QuickJSHandle }).value;
+  }
+
+  /** Runs the rule's handler over a batch of encoded events; a failing event does not stop the rest. */
+  dispatch(payload: string, count: number): DispatchResult {
+    this.assertAlive();
+    const actions: GuestAction[] = [];
+    const failures: CallFailure[] = [];
+    if (!this.info.handle) return { actions, failures };
+    let from = 0;
+    const json = this.context.newString(payload);
+    try {
+      // Each retry starts after the event that failed; the bound is the batch size.
+      for (let attempt = 0; attempt <= count && from < count; attempt++) {
+        const budget = Math.min(this.limits.callBudgetMs * (count - from), 10_000);
+        this.runtime.setInterruptHandler(shouldInterruptAfterDeadline(Date.now() + budget));
+        const fromHandle = this.context.newNumber(from);
+        const result = this.context.callFunction(this.functions.dispatch, this.control, json, fromHandle);
+        fromHandle.dispose();
+        if ("error" in result && result.error) {
+          const index = this.readIndex();
+          const failure = describeError(this.context, this.compiled, result.error, index);
+          result.error.dispose();
+          failures.push(failure);
+          actions.push(...this.takeActions());
+          if (index < 0) break;
+          from = index + 1;
+          continue;
+        }
+        actions.push(...JSON.parse(this.context.getString(result.value)));
+        result.value.dispose();
+        break;
+      }
+    } finally {
+      json.dispose();
+    }
+    return { actions, failures };
+  }
+
+  /** start(endpoints) or periodic(endpoints): one call with the encoded endpoint list. */
+  call(hook: "start" | "periodic", payload: string, at: number): DispatchResult {
+    this.assertAlive();
+    if (!this.info[hook]) return { actions: [], failures: [] };
+    this.runtime.setInterruptHandler(shouldInterruptAfterDeadline(Date.now() + Math.max(this.limits.callBudgetMs * 10, 100)));
+    const json = this.context.newString(payload);
+    const atHandle = this.context.newNumber(at);
+    try {
+      const result = this.context.callFunction(this.functions[hook], this.control, json, atHandle);
+      if ("error" in result && result.error) {
+        const failure = describeError(this.context, this.compiled, result.error, -1);
+        result.error.dispose();
+        return { actions: this.takeActions(), failures: [failure] };
+      }
+      const actions = JSON.parse(this.context.getString(result.value));
+      result.value.dispose();
+      return { actions, failures: [] };
+    } finally {
+      json.dispose();
+      atHandle.dispose();
+    }
+  }
+
+  private readIndex(): number {
+    this.runtime.setInterruptHandler(shouldInterruptAfterDeadline(Date.now() + 100));
+    const r = this.context.callFunction(this.functions.index, this.control);
+    if ("error" in r && r.error) {
+      r.error.dispose();
+      return -1;
+    }
+    const n = this.context.getNumber(r.value);
+    r.value.dispose();
+    return n;
+  }
+
+  private takeActions(): GuestAction[] {
+    this.runtime.setInterruptHandler(shouldInterruptAfterDeadline(Date.now() + 100));
+    const r = this.context.callFunction(this.functions.actions, this.control);
+    if ("error" in r && r.error) {
+      r.error.dispose();
+      return [];
+    }
+    const list = JSON.parse(this.context.getString(r.value));
+    r.value.dispose();
+    return list;
+  }
+
+  /** Bytes of WebAssembly memory this rule holds (its share of the host's memory). */
+  memoryBytes(): number {
+    return this.memory.buffer.byteLength;
+  }
+
+  private assertAlive(): void {
+    if (this.disposed) throw new Error(`rule ${this.info.name} was unloaded`);
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    for (const h of [...Object.values(this.functions), this.control]) if (h.alive) h.dispose();
+    this.context.dispose();
+    this.runtime.dispose();
+    void this.module;
+  }
+}
+
+/** A module evaluation may return a promise for its namespace (top-level await); settle it. */
+function settle(context: QuickJSContext, handle: QuickJSHandle): QuickJSHandle {
+  if (context.typeof(handle) !== "object") return handle;
+  const state = context.getPromiseState(handle);
+  if (state.type === "fulfilled") {
+    if (state.notAPromise) return handle;
+    return state.value;
+  }
+  if (state.type === "rejected") {
+    const msg = context.dump(state.error);
+    state.error.dispose();
+    throw new Error(typeof msg === "object" && msg && "message" in msg ? String((msg as { message: unknown }).message) : String(msg));
+  }
+  // Pending: run queued jobs once (a rule's top level must not wait on anything).
+  context.runtime.executePendingJobs(1000);
+  const again = context.getPromiseState(handle);
+  if (again.type === "fulfilled") return again.notAPromise ? handle : again.value;
+  throw new Error("a rule's top level must not wait for anything");
+}
+
+function describeError(context: QuickJSContext, compiled: CompiledRule, error: QuickJSHandle, index: number): CallFailure {
+  let dumped: unknown;
+  try {
+    dumped = context.dump(error);
+  } catch {
+    dumped = "unknown error";
+  }
+  let name = "Error";
+  let message: string;
+  let stack = "";
+  if (dumped && typeof dumped === "object") {
+    const d = dumped as { name?: unknown; message?: unknown; stack?: unknown };
+    name = typeof d.name === "string" ? d.name : "Error";
+    message = typeof d.message === "string" ? d.message : safeString(dumped);
+    stack = typeof d.stack === "string" ? d.stack : "";
+  } else {
+    // A thrown non-error (a string, a number, undefined).
+    name = "thrown value";
+    message = safeString(dumped);
+  }
+  const kind: CallFailure["kind"] =
+    name === "InternalError" && /interrupted/.test(message) ? "timeout" : /out of memory/.test(message) ? "memory" : "error";
+  let line: number | null = null;
+  let column: number | null = null;
+  const escaped = compiled.file.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  const m = new RegExp(`${escaped}:(\\d+)(?::(\\d+))?`).exec(stack);
+  if (m) {
+    const mapped = compiled.lines.original(Number(m[1]), Number(m[2] ?? 1));
+    if (mapped) ({ line, column } = mapped);
+  }
+  const text = kind === "timeout" ? "took longer than its time budget" : kind === "memory" ? "ran out of memory" : `${name}: ${message}`;
+  return { index, message: text.slice(0, 500), line, column, kind };
+}
+
+function safeString(v: unknown): string {
+  try {
+    return typeof v === "string" ? v : JSON.stringify(v) ?? String(v);
+  } catch {
+    return String(v);
+  }
+}

@@ -1,0 +1,121 @@
+/**
+ * The API a sockwarden rule is written against: the module "sockwarden", the only import a rule
+ * can make. Rules run sandboxed (QuickJS): they see copies of endpoint data, ECMAScript built-ins
+ * and this API — no file system, network, timers, process or host objects.
+ *
+ * A rule is one .ts file whose default export is `defineRule({...})`.
+ */
+declare module "sockwarden" {
+  export type Protocol = "tcp" | "udp";
+  export type TcpState =
+    | "ESTABLISHED" | "SYN_SENT" | "SYN_RECV" | "FIN_WAIT1" | "FIN_WAIT2" | "TIME_WAIT"
+    | "CLOSE" | "CLOSE_WAIT" | "LAST_ACK" | "LISTEN" | "CLOSING";
+  export type EventType = "opened" | "closed" | "state-changed" | "counters";
+  export type Severity = "info" | "warning" | "critical";
+
+  export interface Process {
+    readonly pid: number;
+    /** Short name as the kernel keeps it (e.g. "nginx"). */
+    readonly name: string;
+    readonly path: string | null;
+    readonly cmdline: string | null;
+    readonly uid: number | null;
+    readonly user: string | null;
+    /** ISO-8601. */
+    readonly startTime: string | null;
+    readonly ppid: number | null;
+  }
+
+  /** The same fields as `sockwarden list --json`. */
+  export interface Endpoint {
+    readonly protocol: Protocol;
+    readonly family: 4 | 6;
+    readonly localAddress: string;
+    readonly localPort: number;
+    readonly remoteAddress: string;
+    readonly remotePort: number;
+    /** Kernel state name; null for UDP. */
+    readonly state: TcpState | null;
+    readonly inode: number;
+    readonly uid: number | null;
+    readonly user: string | null;
+    readonly bytesSent: number | null;
+    readonly bytesReceived: number | null;
+    readonly packetsSent: number | null;
+    readonly packetsReceived: number | null;
+    /** null when no owning process was found. */
+    readonly process: Process | null;
+    readonly pids: readonly number[];
+    readonly cookie: string | null;
+  }
+
+  export interface CounterDelta {
+    readonly bytesSent: number;
+    readonly bytesReceived: number;
+    readonly packetsSent: number;
+    readonly packetsReceived: number;
+    readonly intervalMs: number;
+    readonly bytesSentPerSecond: number;
+    readonly bytesReceivedPerSecond: number;
+  }
+
+  export interface EndpointEvent {
+    readonly type: EventType;
+    readonly seq: number;
+    /** Milliseconds since the epoch. */
+    readonly time: number;
+    readonly endpoint: Endpoint;
+    /** For "state-changed". */
+    readonly previousState?: TcpState | null;
+    /** For "counters". */
+    readonly counters?: CounterDelta;
+    /** Seen only through the kernel's notice that it closed (it lived less than one refresh). */
+    readonly shortLived?: boolean;
+  }
+
+  /** What a rule can do. Every call is recorded with the rule's name and the reason. */
+  export interface Actions {
+    log(message: string): void;
+    alert(message: string, severity?: Severity): void;
+    /** Close this connection (only endpoints sockwarden itself reported can be closed). */
+    close(endpoint: Endpoint, reason: string): void;
+    /** End this process (SIGTERM, then SIGKILL after a grace period). */
+    kill(process: Process | number, reason: string): void;
+  }
+
+  export interface RuleContext<Options> {
+    /** The rule's options: its defaults merged with the configuration's. */
+    readonly options: Options;
+    /** Milliseconds since the epoch, as of the event or tick being handled. */
+    readonly now: number;
+  }
+
+  export interface RuleDefinition<Options = Record<string, unknown>> {
+    name: string;
+    description?: string;
+    /** Event types the rule receives (default: opened, closed, state-changed). */
+    on?: EventType | readonly EventType[];
+    /** Default options; the configuration can override each. */
+    options?: Options;
+    /** Called once with the endpoints that exist when the rule starts. */
+    start?(endpoints: readonly Endpoint[], act: Actions, ctx: RuleContext<Options>): void;
+    /** Called for each event of the subscribed types, in order. */
+    handle?(event: EndpointEvent, act: Actions, ctx: RuleContext<Options>): void;
+    /** Seconds between `periodic` calls (default 10). */
+    every?: number;
+    /** Called every `every` seconds with all current endpoints. */
+    periodic?(endpoints: readonly Endpoint[], act: Actions, ctx: RuleContext<Options>): void;
+  }
+
+  export function defineRule<Options = Record<string, unknown>>(rule: RuleDefinition<Options>): RuleDefinition<Options>;
+
+  /** True when the address is inside the CIDR block (IPv4-mapped IPv6 addresses match IPv4 blocks). */
+  export function inCidr(address: string, cidr: string): boolean;
+  /** Private, loopback, link-local, CGNAT or unique-local addresses. */
+  export function isPrivate(address: string): boolean;
+  export function isLoopback(address: string): boolean;
+  /** The service name of a port ("smtp" for 25), from sockwarden's embedded table. */
+  export function portName(port: number, protocol?: Protocol): string | null;
+  /** Shell-style wildcard match: `*` any run, `?` one character; case-insensitive. */
+  export function glob(pattern: string, text: string): boolean;
+}
