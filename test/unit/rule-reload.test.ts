@@ -1,0 +1,57 @@
+import { afterAll, describe, expect, test } from "vitest";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { RuleSet, type RuleReport } from "../../src/rules/rule-set.ts";
+import { RuleFileWatcher } from "../../src/rules/rule-watcher.ts";
+import type { Endpoint } from "../../src/engine/types.ts";
+import type { EndpointEvent } from "../../src/monitor/events.ts";
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), "sw-reload-"));
+afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+const rule = (tag: string) => `import { defineRule } from "sockwarden";
+export default defineRule({ name: "tagger", handle(event, act) { act.log("${tag}"); } });
+`;
+
+const ep: Endpoint = {
+  protocol: "tcp", family: 4, localAddress: "127.0.0.1", localPort: 1, remoteAddress: "127.0.0.1", remotePort: 2, state: "ESTABLISHED",
+  inode: 1, uid: 0, user: "root", interfaceIndex: 0, receiveQueue: 0, sendQueue: 0, bytesSent: 0, bytesReceived: 0, packetsSent: 0,
+  packetsReceived: 0, rttMs: null, cookie: "1", process: null, pids: [],
+};
+const event = (seq: number): EndpointEvent => ({ type: "opened", seq, time: 1000 + seq, endpoint: ep });
+
+async function until(check: () => boolean, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!check() && Date.now() < end) await new Promise((r) => setTimeout(r, 25));
+}
+
+describe("rule reload", () => {
+  test("editing a file reloads it; a broken edit keeps the old version running and says why", async () => {
+    const file = path.join(dir, "tagger.ts");
+    fs.writeFileSync(file, rule("v1"));
+    const reports: RuleReport[] = [];
+    const rules = new RuleSet({ onReport: (r) => reports.push(r) });
+    await rules.add({ kind: "file", path: file, label: file });
+    const watcher = new RuleFileWatcher(rules, [file], 50);
+    try {
+      expect(rules.dispatch([event(1)]).map((a) => a.reason)).toEqual(["v1"]);
+
+      // Replaced the way editors do it: write elsewhere, rename over.
+      fs.writeFileSync(`${file}.tmp`, rule("v2"));
+      fs.renameSync(`${file}.tmp`, file);
+      await until(() => reports.some((r) => r.kind === "reloaded"));
+      expect(rules.dispatch([event(2)]).map((a) => a.reason)).toEqual(["v2"]);
+
+      fs.writeFileSync(file, `import { defineRule } from "sockwarden";\nexport default defineRule({ name: "tagger", handle( {\n`);
+      await until(() => reports.some((r) => r.kind === "reload-failed"));
+      const failed = reports.find((r) => r.kind === "reload-failed")!;
+      expect(failed.message).toMatch(/previous one keeps running/);
+      expect(failed.line).toBe(2);
+      expect(rules.dispatch([event(3)]).map((a) => a.reason)).toEqual(["v2"]);
+    } finally {
+      watcher.close();
+      rules.dispose();
+    }
+  });
+});
