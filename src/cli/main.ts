@@ -8,6 +8,7 @@ import { runWatch, watchBuilder, type WatchArgs } from "./watch-command.ts";
 import { liveBuilder, runLive, wantsListing, withIntervalOption, type LiveArgs } from "./live-command.ts";
 import { closeBuilder, runClose, type CloseArgs } from "./close-command.ts";
 import { rulesBuilder } from "./rules-command.ts";
+import { runBuilder, runDaemon, type RunArgs } from "./run-command.ts";
 import { portBuilder, runPort, type PortArgs } from "./port-command.ts";
 import { procBuilder, runProc, type ProcArgs } from "./proc-command.ts";
 import { SockwardenError, UsageError } from "../errors.ts";
@@ -66,6 +67,14 @@ export async function main(argv: string[]): Promise<number> {
       (y) => closeBuilder(y),
       async (args) => {
         result = await runClose(args as unknown as CloseArgs);
+      },
+    )
+    .command(
+      "run",
+      "The watch-and-act daemon: rules on every change, actions audited",
+      (y) => runBuilder(y),
+      async (args) => {
+        result = await runDaemon(args as unknown as RunArgs);
       },
     )
     .command(

@@ -1,0 +1,124 @@
+/**
+ * `sockwarden run`: the watch-and-act daemon. Rules from files, directories or bundled plugin
+ * names; a TOML configuration; sinks for alerts; an audit log of every action; SIGHUP reloads,
+ * SIGTERM and SIGINT stop cleanly.
+ */
+import type { Argv } from "yargs";
+import { createEngine } from "../engine/index.ts";
+import { AuditLog, defaultAuditPath } from "../actions/audit-log.ts";
+import { Daemon, type DaemonRecord } from "../daemon/daemon.ts";
+import { defaultConfig, loadConfig, type DaemonConfig } from "../daemon/config.ts";
+import { serveMetrics, type MetricsServer } from "../daemon/metrics-server.ts";
+import { createOutputs, type Outputs } from "../daemon/outputs.ts";
+import { stderr } from "./output.ts";
+import { UsageError } from "../errors.ts";
+
+export interface RunArgs {
+  rule?: string[];
+  config?: string;
+  interval?: number;
+  dryRun?: boolean;
+  sink?: string[];
+  auditLog?: string;
+  metrics?: string;
+  quiet?: boolean;
+}
+
+export function runBuilder<T>(y: Argv<T>) {
+  return y
+    .option("rule", { alias: "r", type: "string", array: true, describe: "Rule file, directory of rules, or bundled plugin name (repeatable)" })
+    .option("config", { alias: "c", type: "string", describe: "TOML configuration (see examples/sockwarden.toml)" })
+    .option("interval", { alias: "i", type: "number", describe: "Seconds between refreshes (0.1 to 3600; default 1)" })
+    .option("dry-run", { type: "boolean", describe: "Log and audit every close or kill as would-close/would-kill; touch nothing" })
+    .option("sink", { type: "string", array: true, describe: "Where alerts go: stdout, stdout:ndjson, file:PATH, syslog, syslog:udp://H:P, webhook:URL (repeatable)" })
+    .option("audit-log", { type: "string", describe: `Audit log file (default ${defaultAuditPath()})` })
+    .option("metrics", { type: "string", describe: "Serve Prometheus metrics on HOST:PORT" })
+    .option("quiet", { alias: "q", type: "boolean", describe: "No notes on stderr" });
+}
+
+/** The configuration file's settings with the command line's on top. */
+export function effectiveConfig(args: RunArgs): DaemonConfig {
+  const c = args.config ? loadConfig(args.config) : defaultConfig();
+  if (args.rule?.length) c.rules.sources = [...c.rules.sources, ...args.rule];
+  if (args.interval !== undefined) {
+    if (!(args.interval >= 0.1 && args.interval <= 3600)) throw new UsageError(`--interval must be from 0.1 to 3600 seconds, not ${args.interval}`);
+    c.interval = args.interval;
+  }
+  if (args.dryRun) c.dryRun = true;
+  if (args.sink?.length) c.sinks = args.sink;
+  if (args.auditLog) c.auditLog = args.auditLog;
+  if (args.metrics) c.metrics = args.metrics;
+  if (c.sinks.length === 0) c.sinks = ["stdout"];
+  if (c.rules.sources.length === 0) throw new UsageError("no rules: give --rule FILE|DIR|PLUGIN or rules.sources in --config (bundled: sockwarden rules list)");
+  return c;
+}
+
+export async function runDaemon(args: RunArgs): Promise<number> {
+  let config = effectiveConfig(args);
+  const warn = (m: string) => {
+    if (!args.quiet) stderr(`sockwarden: ${m}\n`);
+  };
+  let outputs: Outputs = createOutputs(config.sinks, warn);
+  const audit = new AuditLog(config.auditLog ?? defaultAuditPath());
+  const daemon = new Daemon({
+    config,
+    createEngine: () => createEngine({}),
+    emit: (records: DaemonRecord[]) => outputs.write(records),
+    audit,
+    warn,
+  });
+  let metricsServer: MetricsServer | null = null;
+  try {
+    await daemon.start();
+    if (config.metrics) metricsServer = serveMetrics(config.metrics, () => {
+      outputs.describe(daemon.metrics);
+      return daemon.metrics.render();
+    });
+  } catch (err) {
+    await daemon.stop();
+    await outputs.close(500);
+    throw err;
+  }
+  warn(`running ${daemon.ruleNames.join(", ")} every ${config.interval} s${config.dryRun ? " (dry run: nothing is touched)" : ""}`);
+
+  return new Promise<number>((resolve) => {
+    let reloading = Promise.resolve();
+    const onHup = () => {
+      reloading = reloading.then(async () => {
+        try {
+          const next = effectiveConfig(args);
+          await daemon.reload(next);
+          if (next.sinks.join("\n") !== config.sinks.join("\n")) {
+            const old = outputs;
+            outputs = createOutputs(next.sinks, warn);
+            void old.close(1000);
+          }
+          config = next;
+          warn(`reloaded: ${daemon.ruleNames.join(", ")}`);
+        } catch (err) {
+          // The running configuration goes on; say why the new one was refused.
+          daemon.metrics.inc("sockwarden_reload_failures_total", "Reloads refused because the new configuration did not load");
+          warn(`reload refused, the running configuration continues: ${(err as Error).message}`);
+        }
+      });
+    };
+    let stopping = false;
+    const onStop = () => {
+      if (stopping) return;
+      stopping = true;
+      process.off("SIGHUP", onHup);
+      // A stop must finish within two seconds whatever the sinks do.
+      const hard = setTimeout(() => resolve(0), 1900);
+      void (async () => {
+        await daemon.stop(800);
+        metricsServer?.stop();
+        await outputs.close(800);
+        clearTimeout(hard);
+        resolve(0);
+      })();
+    };
+    process.on("SIGHUP", onHup);
+    process.on("SIGINT", onStop);
+    process.on("SIGTERM", onStop);
+  });
+}

@@ -1,0 +1,177 @@
+/**
+ * The daemon's configuration file (TOML). Every key is checked; an error names the file, the line
+ * and the key, so a typo on a server is found without guessing. examples/sockwarden.toml is the
+ * commented reference.
+ */
+import fs from "node:fs";
+import { SockwardenError } from "../errors.ts";
+
+export class ConfigError extends SockwardenError {
+  override readonly exitCode = 2;
+}
+
+export interface DaemonConfig {
+  /** Seconds between refreshes. */
+  interval: number;
+  dryRun: boolean;
+  auditLog: string | null;
+  rules: { sources: string[]; options: Record<string, Record<string, unknown>> };
+  sinks: string[];
+  protect: { ports: number[]; addresses: string[]; processes: string[]; paths: string[] };
+  limits: { actionsPerMinute: number; perRule: Record<string, number> };
+  sandbox: { memoryMb: number; wasmMemoryMb: number; timeBudgetMs: number; maxFailures: number };
+  kill: { graceMs: number };
+  metrics: string | null;
+}
+
+export function defaultConfig(): DaemonConfig {
+  return {
+    interval: 1,
+    dryRun: false,
+    auditLog: null,
+    rules: { sources: [], options: {} },
+    sinks: [],
+    protect: { ports: [], addresses: [], processes: [], paths: [] },
+    limits: { actionsPerMinute: 60, perRule: {} },
+    sandbox: { memoryMb: 16, wasmMemoryMb: 48, timeBudgetMs: 50, maxFailures: 5 },
+    kill: { graceMs: 3000 },
+    metrics: null,
+  };
+}
+
+type Table = Record<string, unknown>;
+
+/** Reads and checks a configuration file. */
+export function loadConfig(file: string): DaemonConfig {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, "utf8");
+  } catch (err) {
+    throw new ConfigError(`${file}: cannot read: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+  }
+  return parseConfig(text, file);
+}
+
+export function parseConfig(text: string, file: string): DaemonConfig {
+  let raw: Table;
+  try {
+    raw = Bun.TOML.parse(text) as Table;
+  } catch (err) {
+    const e = err as { message?: string; line?: number; column?: number };
+    const message = (e.message ?? String(err)).replace(/^TOML Parse error:\s*/, "");
+    throw new ConfigError(`${file}:${e.line ?? "?"}: ${message}`);
+  }
+  const c = defaultConfig();
+  const at = (keyPath: string) => `${file}:${lineOf(text, keyPath)}: ${keyPath}`;
+  const fail = (keyPath: string, what: string): never => {
+    throw new ConfigError(`${at(keyPath)}: ${what}`);
+  };
+  const known = (table: Table, prefix: string, keys: readonly string[]) => {
+    for (const k of Object.keys(table)) {
+      if (!keys.includes(k)) fail(prefix ? `${prefix}.${k}` : k, `unknown key (known: ${keys.join(", ")})`);
+    }
+  };
+  const num = (v: unknown, keyPath: string, min: number, max: number): number => {
+    if (typeof v !== "number" || !Number.isFinite(v) || v < min || v > max) fail(keyPath, `must be a number from ${min} to ${max}`);
+    return v as number;
+  };
+  const strings = (v: unknown, keyPath: string): string[] => {
+    if (!Array.isArray(v) || !v.every((x) => typeof x === "string")) fail(keyPath, "must be a list of strings");
+    return v as string[];
+  };
+  const table = (v: unknown, keyPath: string): Table => {
+    if (!v || typeof v !== "object" || Array.isArray(v)) fail(keyPath, "must be a table");
+    return v as Table;
+  };
+
+  known(raw, "", ["interval", "dry_run", "audit_log", "metrics", "rules", "sinks", "protect", "limits", "sandbox", "kill"]);
+  if (raw.interval !== undefined) c.interval = num(raw.interval, "interval", 0.1, 3600);
+  if (raw.dry_run !== undefined) {
+    if (typeof raw.dry_run !== "boolean") fail("dry_run", "must be true or false");
+    c.dryRun = raw.dry_run as boolean;
+  }
+  if (raw.audit_log !== undefined) {
+    if (typeof raw.audit_log !== "string" || !raw.audit_log) fail("audit_log", "must be a file path");
+    c.auditLog = raw.audit_log as string;
+  }
+  if (raw.metrics !== undefined) {
+    if (typeof raw.metrics !== "string" || !/^[^\s]+:\d+$/.test(raw.metrics)) fail("metrics", 'must be "HOST:PORT", e.g. "127.0.0.1:9464"');
+    c.metrics = raw.metrics as string;
+  }
+  if (raw.sinks !== undefined) c.sinks = strings(raw.sinks, "sinks");
+  if (raw.rules !== undefined) {
+    const r = table(raw.rules, "rules");
+    known(r, "rules", ["sources", "options"]);
+    if (r.sources !== undefined) c.rules.sources = strings(r.sources, "rules.sources");
+    if (r.options !== undefined) {
+      const o = table(r.options, "rules.options");
+      for (const [name, v] of Object.entries(o)) c.rules.options[name] = table(v, `rules.options.${name}`);
+    }
+  }
+  if (raw.protect !== undefined) {
+    const p = table(raw.protect, "protect");
+    known(p, "protect", ["ports", "addresses", "processes", "paths"]);
+    if (p.ports !== undefined) {
+      if (!Array.isArray(p.ports)) fail("protect.ports", "must be a list of port numbers");
+      c.protect.ports = (p.ports as unknown[]).map((x) => num(x, "protect.ports", 0, 65535));
+    }
+    if (p.addresses !== undefined) c.protect.addresses = strings(p.addresses, "protect.addresses");
+    if (p.processes !== undefined) c.protect.processes = strings(p.processes, "protect.processes");
+    if (p.paths !== undefined) c.protect.paths = strings(p.paths, "protect.paths");
+  }
+  if (raw.limits !== undefined) {
+    const l = table(raw.limits, "limits");
+    known(l, "limits", ["actions_per_minute", "rules"]);
+    if (l.actions_per_minute !== undefined) c.limits.actionsPerMinute = num(l.actions_per_minute, "limits.actions_per_minute", 0, 1e6);
+    if (l.rules !== undefined) {
+      for (const [name, v] of Object.entries(table(l.rules, "limits.rules"))) {
+        const t = table(v, `limits.rules.${name}`);
+        known(t, `limits.rules.${name}`, ["actions_per_minute"]);
+        c.limits.perRule[name] = num(t.actions_per_minute, `limits.rules.${name}.actions_per_minute`, 0, 1e6);
+      }
+    }
+  }
+  if (raw.sandbox !== undefined) {
+    const s = table(raw.sandbox, "sandbox");
+    known(s, "sandbox", ["memory_mb", "wasm_memory_mb", "time_budget_ms", "max_failures"]);
+    if (s.memory_mb !== undefined) c.sandbox.memoryMb = num(s.memory_mb, "sandbox.memory_mb", 1, 1024);
+    if (s.wasm_memory_mb !== undefined) c.sandbox.wasmMemoryMb = num(s.wasm_memory_mb, "sandbox.wasm_memory_mb", 16, 4096);
+    if (s.time_budget_ms !== undefined) c.sandbox.timeBudgetMs = num(s.time_budget_ms, "sandbox.time_budget_ms", 1, 60_000);
+    if (s.max_failures !== undefined) c.sandbox.maxFailures = num(s.max_failures, "sandbox.max_failures", 1, 1e6);
+  }
+  if (raw.kill !== undefined) {
+    const k = table(raw.kill, "kill");
+    known(k, "kill", ["grace_ms"]);
+    if (k.grace_ms !== undefined) c.kill.graceMs = num(k.grace_ms, "kill.grace_ms", 0, 600_000);
+  }
+  return c;
+}
+
+/**
+ * The line a dotted key is written on (for messages): the key's own line inside its table, or
+ * the table header. 1 when it cannot be found.
+ */
+export function lineOf(text: string, keyPath: string): number {
+  const parts = keyPath.split(".");
+  const key = parts[parts.length - 1]!;
+  const tablePath = parts.slice(0, -1);
+  const lines = text.split("\n");
+  let current: string[] = [];
+  let headerLine = 0;
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!.trim();
+    const header = /^\[\[?\s*([^\]]+?)\s*\]\]?/.exec(line);
+    if (header) {
+      current = header[1]!.split(".").map((s) => s.trim().replace(/^"|"$/g, ""));
+      if (current.join(".") === keyPath) return i + 1;
+      if (current.join(".") === tablePath.join(".")) headerLine = i + 1;
+      continue;
+    }
+    const m = /^("?)([A-Za-z0-9_\-.]+)\1\s*=/.exec(line);
+    if (!m) continue;
+    const full = [...current, ...m[2]!.split(".")].join(".");
+    if (full === keyPath) return i + 1;
+    if (full.startsWith(`${keyPath}.`)) return i + 1;
+  }
+  return headerLine || 1;
+}

@@ -1,0 +1,248 @@
+/**
+ * The watch-and-act daemon: engine -> monitor -> rules -> actions -> sinks and the audit log.
+ * Rules' requests pass through protection and per-rule rate limits before anything is touched;
+ * with dry-run nothing is, and every decision is still recorded.
+ */
+import type { Endpoint, SocketEngine } from "../engine/types.ts";
+import { Monitor } from "../monitor/monitor.ts";
+import { MonitorLoop } from "../monitor/monitor-loop.ts";
+import type { EndpointEvent } from "../monitor/events.ts";
+import { RuleSet, formatReport, type RuleAction, type RuleReport } from "../rules/rule-set.ts";
+import { resolveRuleSources, type RuleSource } from "../rules/rule-sources.ts";
+import { RuleFileWatcher } from "../rules/rule-watcher.ts";
+import { closeEndpoint, describe } from "../actions/close-endpoint.ts";
+import { endProcess } from "../actions/end-process.ts";
+import type { AuditLog } from "../actions/audit-log.ts";
+import { endpointToJson, type EndpointJson } from "../view/endpoint-json.ts";
+import type { DaemonConfig } from "./config.ts";
+import { Protection } from "./protection.ts";
+import { ActionRateLimiter } from "./rate-limit.ts";
+import { Metrics } from "./metrics.ts";
+import type { ProcessInfo } from "../engine/types.ts";
+
+/** What the daemon tells its sinks. */
+export interface DaemonRecord {
+  time: string;
+  kind: "alert" | "log" | "action" | "report";
+  rule?: string;
+  severity?: "info" | "warning" | "critical";
+  message: string;
+  action?: string;
+  outcome?: string;
+  endpoint?: EndpointJson | null;
+  process?: ProcessInfo | null;
+}
+
+export interface DaemonOptions {
+  config: DaemonConfig;
+  createEngine: () => SocketEngine;
+  emit: (records: DaemonRecord[]) => void;
+  audit: AuditLog;
+  metrics?: Metrics;
+  /** Reports the daemon's own troubles (a failed refresh, a watcher that stopped). */
+  warn?: (message: string) => void;
+  watchRuleFiles?: boolean;
+}
+
+interface RuleState {
+  rules: RuleSet;
+  sources: RuleSource[];
+  watcher: RuleFileWatcher | null;
+}
+
+export class Daemon {
+  readonly metrics: Metrics;
+  private config: DaemonConfig;
+  private engine: SocketEngine | null = null;
+  private monitor: Monitor | null = null;
+  private loop: MonitorLoop | null = null;
+  private state: RuleState | null = null;
+  private protection: Protection;
+  private limiter: ActionRateLimiter;
+  private readonly pending = new Set<Promise<unknown>>();
+  private stopped = false;
+
+  constructor(private readonly options: DaemonOptions) {
+    this.config = options.config;
+    this.metrics = options.metrics ?? new Metrics();
+    this.protection = new Protection(this.config.protect);
+    this.limiter = new ActionRateLimiter(this.config.limits.actionsPerMinute, this.config.limits.perRule);
+  }
+
+  /** Loads the rules (throws when one does not load), takes the first look, starts the loop. */
+  async start(): Promise<void> {
+    this.state = await this.loadRules(this.config);
+    this.engine = this.options.createEngine();
+    this.monitor = new Monitor({ engine: this.engine, request: { protocols: new Set(["tcp", "udp"]), families: new Set([4, 6]), withProcesses: true } });
+    for (const n of this.monitor.notes) this.options.warn?.(n);
+    const initial = this.monitor.start();
+    this.execute(this.state.rules.start(initial));
+    this.updateGauges(initial);
+    this.loop = new MonitorLoop(this.monitor, {
+      intervalMs: this.config.interval * 1000,
+      onEvents: (events) => this.onEvents(events),
+      onError: (err) => {
+        this.metrics.inc("sockwarden_refresh_errors_total", "Refreshes that failed");
+        this.options.warn?.(`refresh failed: ${(err as Error).message}`);
+      },
+    });
+    this.loop.start();
+  }
+
+  private async loadRules(config: DaemonConfig): Promise<RuleState> {
+    const rules = new RuleSet({
+      limits: {
+        memoryBytes: config.sandbox.memoryMb << 20,
+        wasmMemoryBytes: config.sandbox.wasmMemoryMb << 20,
+        callBudgetMs: config.sandbox.timeBudgetMs,
+      },
+      maxFailures: config.sandbox.maxFailures,
+      onReport: (r) => this.onReport(r),
+    });
+    const sources = resolveRuleSources(config.rules.sources);
+    try {
+      for (const source of sources) {
+        const name = source.kind === "plugin" ? source.name : undefined;
+        const opts = (name && config.rules.options[name]) || config.rules.options[baseName(source.label)] || {};
+        await rules.add(source, opts);
+      }
+    } catch (err) {
+      rules.dispose();
+      throw err;
+    }
+    const files = sources.filter((s) => s.kind === "file").map((s) => s.label);
+    const watcher = this.options.watchRuleFiles === false || files.length === 0 ? null : new RuleFileWatcher(rules, files, 150, (m) => this.options.warn?.(m));
+    return { rules, sources, watcher };
+  }
+
+  /**
+   * Applies a new configuration (SIGHUP). If its rules do not all load, nothing changes and the
+   * error is thrown for the caller to report: the running configuration goes on.
+   */
+  async reload(config: DaemonConfig): Promise<void> {
+    const next = await this.loadRules(config);
+    const old = this.state;
+    this.state = next;
+    this.config = config;
+    this.protection = new Protection(config.protect);
+    this.limiter = new ActionRateLimiter(config.limits.actionsPerMinute, config.limits.perRule);
+    this.loop?.setInterval(config.interval * 1000);
+    if (this.monitor) this.execute(next.rules.start(this.monitor.current()));
+    if (old) {
+      old.watcher?.close();
+      old.rules.dispose();
+    }
+    this.metrics.inc("sockwarden_reloads_total", "Configuration reloads that took effect");
+  }
+
+  get ruleNames(): string[] {
+    return this.state?.rules.names ?? [];
+  }
+
+  private onEvents(events: EndpointEvent[]): void {
+    if (!this.state || !this.monitor) return;
+    const started = performance.now();
+    for (const e of events) this.metrics.inc("sockwarden_events_total", "Endpoint events seen", { type: e.type });
+    const current = this.monitor.current();
+    this.state.rules.setKnownEndpoints(current);
+    const ruleStart = performance.now();
+    const actions = [...this.state.rules.dispatch(events), ...this.state.rules.tick(current)];
+    this.metrics.inc("sockwarden_rule_seconds_total", "Time spent in rules", {}, (performance.now() - ruleStart) / 1000);
+    this.execute(actions);
+    this.updateGauges(current);
+    this.metrics.set("sockwarden_refresh_seconds", "Duration of the last refresh's processing", {}, (performance.now() - started) / 1000);
+  }
+
+  private updateGauges(endpoints: readonly Endpoint[]): void {
+    const byState = new Map<string, number>();
+    for (const ep of endpoints) {
+      const key = `${ep.protocol}|${ep.state ?? (ep.remotePort ? "CONNECTED" : "UNCONNECTED")}`;
+      byState.set(key, (byState.get(key) ?? 0) + 1);
+    }
+    this.metrics.replace(
+      "sockwarden_endpoints",
+      "Endpoints by protocol and state",
+      [...byState].map(([k, v]) => {
+        const [protocol, state] = k.split("|") as [string, string];
+        return { labels: { protocol, state }, value: v };
+      }),
+    );
+  }
+
+  private onReport(r: RuleReport): void {
+    if (r.kind !== "reloaded") this.metrics.inc("sockwarden_rule_errors_total", "Rule failures and refused actions", { rule: r.rule, kind: r.kind });
+    this.options.emit([{ time: new Date().toISOString(), kind: "report", rule: r.rule, severity: r.kind === "reloaded" ? "info" : "warning", message: formatReport(r) }]);
+  }
+
+  /** Carries out what rules asked for, through protection, rate limits and dry run. */
+  private execute(actions: RuleAction[]): void {
+    const records: DaemonRecord[] = [];
+    const now = () => new Date().toISOString();
+    for (const a of actions) {
+      if (a.action === "log" || a.action === "alert") {
+        this.count(a.rule, a.action, "emitted");
+        records.push({ time: now(), kind: a.action, rule: a.rule, severity: a.action === "alert" ? (a.severity ?? "warning") : "info", message: a.reason });
+        continue;
+      }
+      const what = a.action === "close" ? describe(a.endpoint!) : `${a.process?.name ?? "process"} (pid ${a.pid})`;
+      const protectedBecause = a.action === "close" ? this.protection.endpoint(a.endpoint!) : this.protection.process(a.process!);
+      const base = { rule: a.rule, endpoint: a.endpoint ? endpointToJson(a.endpoint) : null, process: a.process ?? a.endpoint?.process ?? null };
+      const refuse = (outcome: string, message: string) => {
+        this.count(a.rule, a.action, outcome);
+        this.options.audit.append({ action: a.action, endpoint: a.endpoint ?? null, process: a.process ?? null, reason: a.reason, requestedBy: a.rule, outcome, message });
+        records.push({ time: now(), kind: "alert", severity: "warning", action: a.action, outcome, message, ...base });
+      };
+      if (protectedBecause) {
+        refuse("protected", `not ${a.action === "close" ? "closing" : "ending"} ${what}: ${protectedBecause} (${a.reason})`);
+        continue;
+      }
+      if (!this.limiter.allow(a.rule)) {
+        refuse("rate-limited", `rule ${a.rule} reached its limit of ${this.limiter.limitFor(a.rule)} actions a minute: would have ${a.action === "close" ? "closed" : "ended"} ${what} (${a.reason})`);
+        continue;
+      }
+      if (this.config.dryRun) {
+        const message = `would ${a.action === "close" ? "close" : "end"} ${what}: ${a.reason}`;
+        this.count(a.rule, a.action, "dry-run");
+        this.options.audit.append({ action: `would-${a.action}`, endpoint: a.endpoint ?? null, process: a.process ?? null, reason: a.reason, requestedBy: a.rule, outcome: "dry-run", message });
+        records.push({ time: now(), kind: "action", action: `would-${a.action}`, outcome: "dry-run", message, ...base });
+        continue;
+      }
+      if (a.action === "close") {
+        const outcome = closeEndpoint(this.engine!, a.endpoint!, { requestedBy: a.rule, reason: a.reason, audit: this.options.audit });
+        this.count(a.rule, "close", outcome.result);
+        records.push({ time: now(), kind: "action", action: "close", outcome: outcome.result, message: `${outcome.message}: ${a.reason}`, ...base });
+      } else {
+        const p = endProcess(a.pid!, a.process?.name ?? "process", {
+          requestedBy: a.rule, reason: a.reason, audit: this.options.audit, process: a.process ?? null,
+          expectedStartTime: a.process?.startTime ?? null, graceMs: this.config.kill.graceMs,
+        }).then((outcome) => {
+          this.count(a.rule, "kill", outcome.result);
+          this.options.emit([{ time: now(), kind: "action", action: "kill", outcome: outcome.result, message: `${outcome.message}: ${a.reason}`, ...base }]);
+        });
+        this.pending.add(p);
+        void p.finally(() => this.pending.delete(p));
+      }
+    }
+    if (records.length) this.options.emit(records);
+  }
+
+  private count(rule: string, action: string, outcome: string): void {
+    this.metrics.inc("sockwarden_actions_total", "Actions rules asked for, by outcome", { rule, action, outcome });
+  }
+
+  /** Stops refreshing, waits (bounded) for actions under way, releases everything. */
+  async stop(timeoutMs = 1500): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.loop?.stop();
+    if (this.pending.size) await Promise.race([Promise.allSettled([...this.pending]), new Promise((r) => setTimeout(r, timeoutMs))]);
+    this.state?.watcher?.close();
+    this.state?.rules.dispose();
+    this.monitor?.close();
+  }
+}
+
+function baseName(label: string): string {
+  const slash = label.lastIndexOf("/");
+  return label.slice(slash + 1).replace(/\.ts$/, "");
+}
