@@ -1,136 +1,119 @@
-// List benchmark: sockwarden list -a --json vs ss -tanp, netstat -tanp, lsof -nP -i over the
-// same N established loopback TCP connections in a private network namespace.
+// Benchmarks against ss, netstat and lsof, each in a private network namespace.
 //
-//   sudo bun bench/run.ts [--sizes 1k,10k,30k] [--runs 7] [--sockwarden-cmd 'cat /proc/net/tcp']
+//   sudo bun bench/run.ts [--suite list|watch|all] [options]
 //
-// This process creates the namespace sw-bench-<pid>, re-runs itself inside it with
-// `nsenter --net=/run/netns/<ns>` (the measuring half, bench/lib/inner.ts, whose children are the
+// The list suite (the default options below) times `sockwarden list -a --json` against `ss -tanp`,
+// `netstat -tanp` and `lsof -nP -i` over the same N established loopback TCP connections. The
+// watch suite (bench/watch.ts) measures the CPU of `sockwarden watch` refreshing once per second
+// against `ss -tanpi` run once per second. --suite all (the default) runs the list suite, then the
+// watch suite.
+//
+// Each suite creates its namespace (sw-bench-<pid>, sw-bench-<pid>-watch), re-runs its script
+// inside it with `nsenter --net=/run/netns/<ns>` (the measuring half, whose children are the
 // measured tools themselves), and deletes the namespace afterwards: on success, on error, on
 // SIGINT/SIGTERM/SIGHUP and when the time budget runs out. See bench/README.md.
 import { parseOptions, USAGE, type Options } from "./lib/options.ts";
-import { createNetns, deleteNetns, deleteNetnsSync, netnsPath, NS_PREFIX, staleNamespaces } from "./lib/netns.ts";
+import { NS_PREFIX } from "./lib/netns.ts";
+import { runOuter } from "./lib/outer.ts";
 import { runInner } from "./lib/inner.ts";
 import { PYTHON } from "./lib/helper.ts";
 import { TIME_BIN } from "./lib/proc.ts";
+import { planSuites, type SuitePlan } from "./lib/suite.ts";
+import { parseWatchOptions, WATCH_USAGE, type WatchOptions } from "./lib/watch-options.ts";
+import { runWatchSuite } from "./watch.ts";
 
 const log = (msg: string): void => {
   process.stderr.write(`[bench] ${msg}\n`);
 };
 
-async function runOuter(opts: Options): Promise<number> {
-  if (process.getuid?.() !== 0) {
-    log("must run as root (it creates a network namespace); try: sudo bun bench/run.ts");
-    return 2;
-  }
-  const required: [string, string][] = [
-    ["ip", "iproute2"],
-    ["nsenter", "util-linux"],
-    [PYTHON, "python3"],
-    [TIME_BIN, "time"],
-  ];
-  for (const [need, pkg] of required) {
-    if (!Bun.which(need)) {
-      log(`required program not found: ${need} (Debian package: ${pkg})`);
-      return 2;
-    }
-  }
-  for (const tool of ["ss", "netstat", "lsof"] as const) {
-    if (opts.tools.includes(tool) && !Bun.which(tool)) {
-      log(`warning: ${tool} not found; its rows will be reported as failed (apt-get install ${tool === "ss" ? "iproute2" : tool === "netstat" ? "net-tools" : "lsof"})`);
-    }
-  }
-  const stale = staleNamespaces();
-  if (stale.length) {
-    log(`note: namespaces left by earlier interrupted runs: ${stale.join(", ")} (remove with: ip netns del NAME)`);
-  }
+const SUITE_USAGE = `
+Suites (--suite list|watch|all, default all: the list suite, then the watch suite):
+  list   the options above
+  watch  bun bench/watch.ts's options (below); with --suite all, --sockets, --seconds,
+         --warmup, --interval, --watch-cmd and --watch-tools (the watch suite's --tools)
+         go to the watch suite, --sockwarden, --timeout, --max-minutes (a budget for
+         each suite), --out and --no-save to both, the rest to the list suite.
 
-  const ns = `${NS_PREFIX}${process.pid}`;
-  // Last resort if something below escapes the finally block.
-  process.on("exit", () => deleteNetnsSync(ns));
+`;
 
-  let child: Bun.Subprocess | null = null;
-  let signalled: string | null = null;
-  const onSignal = (sig: NodeJS.Signals): void => {
-    if (!child) {
-      signalled = sig;
-      return;
-    }
-    if (signalled) {
-      // Second signal: do not wait any longer.
-      child.kill("SIGKILL");
-      return;
-    }
-    signalled = sig;
-    log(`${sig}: stopping`);
-    child.kill(sig === "SIGHUP" ? "SIGTERM" : sig);
-    const c = child;
-    setTimeout(() => c.kill("SIGKILL"), 15_000).unref();
-  };
-  process.on("SIGINT", onSignal);
-  process.on("SIGTERM", onSignal);
-  process.on("SIGHUP", onSignal);
+function runListSuite(opts: Options, args: string[]): Promise<number> {
+  return runOuter({
+    netns: `${NS_PREFIX}${process.pid}`,
+    script: import.meta.path,
+    args,
+    deadline: opts.deadline,
+    required: [
+      ["ip", "iproute2"],
+      ["nsenter", "util-linux"],
+      [PYTHON, "python3"],
+      [TIME_BIN, "time"],
+    ],
+    optional: (
+      [
+        ["ss", "iproute2"],
+        ["netstat", "net-tools"],
+        ["lsof", "lsof"],
+      ] as [string, string][]
+    ).filter(([tool]) => (opts.tools as string[]).includes(tool)),
+    usageHint: "bun bench/run.ts",
+  });
+}
 
-  try {
-    await createNetns(ns);
-    if (signalled) return 130;
-    log(`created network namespace ${ns}`);
-
-    const argv = process.argv.slice(2).filter((a) => a !== "--inner");
-    child = Bun.spawn({
-      cmd: [
-        "nsenter",
-        `--net=${netnsPath(ns)}`,
-        "--",
-        process.execPath,
-        import.meta.path,
-        ...argv,
-        "--inner",
-        "--deadline",
-        String(opts.deadline),
-      ],
-      stdin: "ignore",
-      stdout: "inherit",
-      stderr: "inherit",
-      env: { ...process.env, SW_BENCH_NETNS: ns },
-    });
-    // The measuring half stops itself at the deadline; past it (plus grace), end it.
-    const graceMs = Math.max(0, opts.deadline - Date.now()) + 60_000;
-    const c = child;
-    const term = setTimeout(() => {
-      log("time budget exceeded: stopping the measuring process");
-      c.kill("SIGTERM");
-      setTimeout(() => c.kill("SIGKILL"), 15_000).unref();
-    }, graceMs);
-    term.unref();
-    const code = await child.exited;
-    clearTimeout(term);
-    if (signalled) return 130;
-    return code ?? 1;
-  } catch (e) {
-    log(`error: ${e instanceof Error ? e.message : String(e)}`);
-    return 1;
-  } finally {
-    const err = await deleteNetns(ns);
-    if (err) log(`could not delete namespace ${ns}: ${err}`);
-    else log(`deleted network namespace ${ns}`);
-  }
+/** Combined status: interrupted beats usage/prerequisite errors beats failures. */
+function worst(a: number, b: number): number {
+  for (const code of [130, 2, 1]) if (a === code || b === code) return code;
+  return a || b;
 }
 
 async function main(): Promise<number> {
-  let opts: Options;
+  const argv = process.argv.slice(2);
+  // The list suite's measuring half (started by runListSuite inside the namespace).
+  if (argv.includes("--inner")) {
+    let opts: Options;
+    try {
+      opts = parseOptions(argv);
+    } catch (e) {
+      log(e instanceof Error ? e.message : String(e));
+      return 2;
+    }
+    return runInner(opts, process.env.SW_BENCH_NETNS ?? "(unknown)");
+  }
+
+  let plan: SuitePlan;
+  let listOpts: Options | null = null;
   try {
-    opts = parseOptions(process.argv.slice(2));
+    plan = planSuites(argv);
+    if (plan.help) {
+      process.stdout.write(USAGE + SUITE_USAGE + WATCH_USAGE);
+      return 0;
+    }
+    if (plan.listArgs) listOpts = parseOptions(plan.listArgs);
+    // Checked now; parsed again when the suite starts, so its time budget starts then.
+    if (plan.watchArgs) parseWatchOptions(plan.watchArgs);
   } catch (e) {
     log(e instanceof Error ? e.message : String(e));
-    process.stderr.write(USAGE);
+    process.stderr.write(USAGE + SUITE_USAGE);
     return 2;
   }
-  if (opts.help) {
-    process.stdout.write(USAGE);
-    return 0;
+
+  let code = 0;
+  if (listOpts && plan.listArgs) {
+    code = await runListSuite(listOpts, plan.listArgs);
+    // Interrupted, or cannot run at all (not root, missing programs): do not go on.
+    if (code === 130 || code === 2) return code;
   }
-  if (opts.inner) return runInner(opts, process.env.SW_BENCH_NETNS ?? "(unknown)");
-  return runOuter(opts);
+  if (plan.watchArgs) {
+    if (plan.suite === "all") log("list suite done; starting the watch suite (bench/watch.ts)");
+    let watchOpts: WatchOptions;
+    try {
+      watchOpts = parseWatchOptions(plan.watchArgs);
+    } catch (e) {
+      log(e instanceof Error ? e.message : String(e));
+      return 2;
+    }
+    code = worst(code, await runWatchSuite(watchOpts, plan.watchArgs));
+  }
+  return code;
 }
 
 process.exitCode = await main();

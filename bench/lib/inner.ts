@@ -4,7 +4,8 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import type { Options, ToolKey } from "./options.ts";
-import { firstLine, killMeasured, measure, run, type Measurement } from "./proc.ts";
+import { firstLine, killMeasured, measure, type Measurement } from "./proc.ts";
+import { hostInfo, hostOpenFiles, stamp } from "./host.ts";
 import { countTcpSockets, holdConnections, waitNoSockets, type HeldConnections } from "./helper.ts";
 import { inNetns } from "./netns.ts";
 import { MIB, max, median } from "./stats.ts";
@@ -43,48 +44,6 @@ function toolList(opts: Options): Tool[] {
 const log = (msg: string): void => {
   process.stderr.write(`[bench] ${msg}\n`);
 };
-
-async function hostInfo(): Promise<Record<string, string | number | null>> {
-  const version = async (cmd: string[], pick: (out: string) => string | undefined): Promise<string | null> => {
-    const r = await run(cmd, 5_000);
-    return pick(r.stdout + "\n" + r.stderr) ?? null;
-  };
-  let cpu: string | null = null;
-  try {
-    const info = await Bun.file("/proc/cpuinfo").text();
-    cpu = /^model name\s*:\s*(.+)$/m.exec(info)?.[1]?.trim() ?? null;
-  } catch {
-    // not fatal
-  }
-  return {
-    kernel: os.release(),
-    cpu,
-    cpus: os.cpus().length,
-    memTotalMiB: Math.round(os.totalmem() / 1024 / 1024),
-    loadavg: os.loadavg().map((x) => x.toFixed(2)).join(" "),
-    bun: Bun.version,
-    ss: await version(["ss", "-V"], (o) => /iproute2[-\w.]*/.exec(o)?.[0]),
-    netstat: await version(["netstat", "--version"], (o) => /net-tools [\d.]+/.exec(o)?.[0]),
-    lsof: await version(["lsof", "-v"], (o) => {
-      const v = /revision:\s*([\d.]+)/.exec(o)?.[1];
-      return v ? `lsof ${v}` : undefined;
-    }),
-  };
-}
-
-async function hostOpenFiles(): Promise<number | null> {
-  try {
-    const n = Number((await Bun.file("/proc/sys/fs/file-nr").text()).trim().split(/\s+/)[0]);
-    return Number.isFinite(n) ? n : null;
-  } catch {
-    return null;
-  }
-}
-
-function stamp(d: Date): string {
-  const p = (n: number): string => String(n).padStart(2, "0");
-  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}-${p(d.getHours())}${p(d.getMinutes())}${p(d.getSeconds())}`;
-}
 
 export async function runInner(opts: Options, netnsName: string): Promise<number> {
   if (!inNetns(netnsName)) {

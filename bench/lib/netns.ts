@@ -40,7 +40,7 @@ export function staleNamespaces(): string[] {
     return [];
   }
   return names.filter((n) => {
-    const m = new RegExp(`^${NS_PREFIX}(\\d+)$`).exec(n);
+    const m = new RegExp(`^${NS_PREFIX}(\\d+)(?:-[a-z]+)?$`).exec(n);
     return m !== null && !existsSync(`/proc/${m[1]}`);
   });
 }

@@ -1,5 +1,5 @@
 // Command-line options of bench/run.ts.
-import { parseArgs } from "node:util";
+import { parseArgs, type ParseArgsConfig } from "node:util";
 import path from "node:path";
 
 export const TOOL_KEYS = ["sockwarden", "ss", "netstat", "lsof"] as const;
@@ -103,27 +103,24 @@ function positiveNumber(name: string, text: string, min: number, max: number): n
   return n;
 }
 
+export const LIST_ARG_CONFIG = {
+  sizes: { type: "string", default: "1k,10k,30k" },
+  runs: { type: "string", default: "7" },
+  tools: { type: "string", default: TOOL_KEYS.join(",") },
+  sockwarden: { type: "string" },
+  "sockwarden-cmd": { type: "string" },
+  timeout: { type: "string", default: "60" },
+  "max-minutes": { type: "string", default: "30" },
+  stdout: { type: "string", default: "null" },
+  out: { type: "string" },
+  "no-save": { type: "boolean", default: false },
+  inner: { type: "boolean", default: false },
+  deadline: { type: "string" },
+  help: { type: "boolean", short: "h", default: false },
+} as const satisfies ParseArgsConfig["options"];
+
 export function parseOptions(argv: string[]): Options {
-  const { values } = parseArgs({
-    args: argv,
-    strict: true,
-    allowPositionals: false,
-    options: {
-      sizes: { type: "string", default: "1k,10k,30k" },
-      runs: { type: "string", default: "7" },
-      tools: { type: "string", default: TOOL_KEYS.join(",") },
-      sockwarden: { type: "string" },
-      "sockwarden-cmd": { type: "string" },
-      timeout: { type: "string", default: "60" },
-      "max-minutes": { type: "string", default: "30" },
-      stdout: { type: "string", default: "null" },
-      out: { type: "string" },
-      "no-save": { type: "boolean", default: false },
-      inner: { type: "boolean", default: false },
-      deadline: { type: "string" },
-      help: { type: "boolean", short: "h", default: false },
-    },
-  });
+  const { values } = parseArgs({ args: argv, strict: true, allowPositionals: false, options: LIST_ARG_CONFIG });
 
   const sizes = values.sizes.split(",").filter((w) => w.trim() !== "").map(parseSize);
   if (sizes.length === 0) throw new Error("--sizes is empty");

@@ -90,7 +90,7 @@ export interface Measurement {
 
 export const TIME_BIN = "/usr/bin/time";
 
-async function drainCounting(stream: ReadableStream<Uint8Array>): Promise<{ lines: number; bytes: number }> {
+export async function drainCounting(stream: ReadableStream<Uint8Array>): Promise<{ lines: number; bytes: number }> {
   let lines = 0;
   let bytes = 0;
   let last = 10;
@@ -103,7 +103,7 @@ async function drainCounting(stream: ReadableStream<Uint8Array>): Promise<{ line
   return { lines, bytes };
 }
 
-async function drainKeeping(stream: ReadableStream<Uint8Array>, keep: number): Promise<string> {
+export async function drainKeeping(stream: ReadableStream<Uint8Array>, keep: number): Promise<string> {
   const parts: Uint8Array[] = [];
   let kept = 0;
   for await (const chunk of stream) {
@@ -116,7 +116,7 @@ async function drainKeeping(stream: ReadableStream<Uint8Array>, keep: number): P
 }
 
 /** Why cmd[0] cannot be run, or null when it looks runnable. */
-function notRunnable(exe: string): string | null {
+export function notRunnable(exe: string): string | null {
   if (exe.includes("/")) {
     try {
       accessSync(exe, constants.X_OK);
