@@ -1,0 +1,182 @@
+/**
+ * `sockwarden run` with real processes in a private namespace: smtp-guard closes a client that is
+ * not a mail server within two intervals and leaves one named like a mail server alone; dry run,
+ * protection, a broken rule on SIGHUP, and a prompt clean stop.
+ *
+ * Needs root (network namespace, closing sockets) and a built dist/sockwarden.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { BackgroundProcess, Netns, requireRoot } from "./helpers/netns.ts";
+import { EXECUTABLE, requireExecutable } from "./helpers/sockwarden.ts";
+
+const CLIENTS = fileURLToPath(new URL("./helpers/smtp-clients.py", import.meta.url));
+const INTERVAL = 0.3;
+let ns: Netns | undefined;
+let dir: string;
+const running: BackgroundProcess[] = [];
+
+beforeAll(async () => {
+  requireRoot();
+  requireExecutable();
+  ns = await Netns.create("d");
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), "sw-daemon-"));
+});
+
+afterEach(async () => {
+  for (const p of running.splice(0)) await p.stop();
+});
+
+afterAll(async () => {
+  await ns?.dispose();
+  if (dir) fs.rmSync(dir, { recursive: true, force: true });
+});
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const readAudit = (file: string) => (fs.existsSync(file) ? fs.readFileSync(file, "utf8").trim().split("\n").filter(Boolean).map((l) => JSON.parse(l)) : []);
+
+async function startClients(port = 25): Promise<{ p: BackgroundProcess; ask: (cmd: string) => Promise<string> }> {
+  const p = ns!.spawn(["/usr/bin/python3", CLIENTS, String(port)]);
+  running.push(p);
+  expect(await p.nextLine(10_000)).toBe("ready");
+  return {
+    p,
+    ask: async (cmd) => {
+      p.child.stdin!.write(`${cmd}\n`);
+      return p.nextLine(10_000);
+    },
+  };
+}
+
+/** Every stdout line the process has written so far. */
+async function drain(p: BackgroundProcess): Promise<string[]> {
+  const out: string[] = [];
+  for (let i = 0; i < 10_000; i++) {
+    try {
+      out.push(await p.nextLine(200));
+    } catch {
+      break;
+    }
+  }
+  return out;
+}
+
+async function startDaemon(args: string[]): Promise<BackgroundProcess> {
+  const d = ns!.spawn([EXECUTABLE, "run", "--interval", String(INTERVAL), ...args]);
+  running.push(d);
+  // Ready once it says what it runs (stderr), or give it a moment.
+  const end = Date.now() + 10_000;
+  while (!/running /.test(d.stderr) && Date.now() < end && !d.hasExited) await sleep(50);
+  expect(d.stderr, "daemon start").toMatch(/running /);
+  return d;
+}
+
+describe("sockwarden run", () => {
+  it("smtp-guard closes a non-mail client within two intervals and leaves a mail server connected", async () => {
+    const audit = path.join(dir, "audit-1.log");
+    const daemon = await startDaemon(["--rule", "smtp-guard", "--audit-log", audit, "--sink", "stdout:ndjson"]);
+    const clients = await startClients();
+    const [, , curlPort] = (await clients.ask("connect curl")).split(" ");
+    const connectedAt = Date.now();
+    await clients.ask("connect exim4");
+    let status: Record<string, string> = {};
+    while (Date.now() - connectedAt < 4000) {
+      status = JSON.parse(await clients.ask("status"));
+      if (status.curl !== "alive") break;
+      await sleep(50);
+    }
+    const took = Date.now() - connectedAt;
+    expect(status.curl).toMatch(/^broken (ECONNABORTED|ECONNRESET|eof)$/);
+    expect(took).toBeLessThanOrEqual(2 * INTERVAL * 1000 + 500);
+    await sleep(3 * INTERVAL * 1000);
+    expect(JSON.parse(await clients.ask("status")).exim4).toBe("alive");
+    const lines = readAudit(audit);
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatchObject({
+      action: "close", outcome: "closed", requestedBy: "smtp-guard", reason: "curl is not a mail server",
+      endpoint: { protocol: "tcp", localPort: Number(curlPort), remotePort: 25, state: "ESTABLISHED" }, process: { name: "curl" },
+    });
+    // The sink saw the same action.
+    const records = (await drain(daemon)).map((l) => JSON.parse(l));
+    expect(records.filter((r) => r.kind === "action").map((r) => [r.action, r.outcome, r.rule])).toEqual([["close", "closed", "smtp-guard"]]);
+  });
+
+  it("--dry-run closes nothing and records what it would have closed", async () => {
+    const audit = path.join(dir, "audit-2.log");
+    await startDaemon(["--rule", "smtp-guard", "--audit-log", audit, "--dry-run", "--sink", "stdout:ndjson"]);
+    const clients = await startClients();
+    await clients.ask("connect curl");
+    await sleep(4 * INTERVAL * 1000);
+    expect(JSON.parse(await clients.ask("status")).curl).toBe("alive");
+    const lines = readAudit(audit);
+    expect(lines.map((l) => [l.action, l.outcome])).toEqual([["would-close", "dry-run"]]);
+    expect(lines[0].message).toMatch(/^would close tcp 127\.0\.0\.1:\d+ -> 127\.0\.0\.1:25 \(curl, pid \d+\): curl is not a mail server$/);
+  });
+
+  it("never closes a protected endpoint, and says so", async () => {
+    const audit = path.join(dir, "audit-3.log");
+    const config = path.join(dir, "protect.toml");
+    fs.writeFileSync(config, `interval = ${INTERVAL}\naudit_log = "${audit}"\nsinks = ["stdout:ndjson"]\n[rules]\nsources = ["smtp-guard"]\n[protect]\nprocesses = ["cur?"]\n`);
+    await startDaemon(["--config", config]);
+    const clients = await startClients();
+    await clients.ask("connect curl");
+    await sleep(4 * INTERVAL * 1000);
+    expect(JSON.parse(await clients.ask("status")).curl).toBe("alive");
+    const lines = readAudit(audit);
+    expect(lines.map((l) => [l.action, l.outcome])).toEqual([["close", "protected"]]);
+    expect(lines[0].message).toMatch(/process curl is protected/);
+  });
+
+  it("SIGHUP with a broken rule is refused (file:line:col) and the old rule keeps working", async () => {
+    const audit = path.join(dir, "audit-4.log");
+    const rule = path.join(dir, "guard.ts");
+    const good = (port: number) => `import { defineRule } from "sockwarden";
+export default defineRule({ name: "guard", on: ["opened"], handle(e, act) {
+  if (e.endpoint.state === "ESTABLISHED" && e.endpoint.remotePort === ${port}) act.close(e.endpoint, "port ${port}");
+} });
+`;
+    fs.writeFileSync(rule, good(25));
+    const config = path.join(dir, "hup.toml");
+    fs.writeFileSync(config, `interval = ${INTERVAL}\naudit_log = "${audit}"\n[rules]\nsources = ["${rule}"]\n`);
+    const daemon = await startDaemon(["--config", config]);
+    // Broken on purpose: the daemon must refuse it and keep the running version.
+    fs.writeFileSync(`${rule}.next`, `import { defineRule } from "sockwarden";\nexport default defineRule({ name: "guard", handle( {\n`);
+    const brokenConfig = config.replace(".toml", "-broken.toml");
+    fs.writeFileSync(brokenConfig, `interval = ${INTERVAL}\naudit_log = "${audit}"\n[rules]\nsources = ["${rule}.next"]\n`);
+    fs.copyFileSync(brokenConfig, config);
+    process.kill(daemon.pid, "SIGHUP");
+    const end = Date.now() + 5000;
+    while (!/reload refused/.test(daemon.stderr) && Date.now() < end) await sleep(50);
+    expect(daemon.stderr).toMatch(/reload refused, the running configuration continues: .*guard\.ts\.next:2:\d+: /);
+    const clients = await startClients();
+    await clients.ask("connect curl");
+    const until = Date.now() + 3000;
+    let state = "alive";
+    while (state === "alive" && Date.now() < until) {
+      state = JSON.parse(await clients.ask("status")).curl;
+      await sleep(50);
+    }
+    expect(state).toMatch(/^broken/);
+    expect(readAudit(audit).map((l) => [l.requestedBy, l.outcome])).toEqual([["guard", "closed"]]);
+  });
+
+  it("stops cleanly on SIGTERM, promptly, with exit status 0", async () => {
+    const daemon = await startDaemon(["--rule", "smtp-guard", "--audit-log", path.join(dir, "audit-5.log")]);
+    const started = Date.now();
+    process.kill(daemon.pid, "SIGTERM");
+    expect(await daemon.waitForExit(5000)).toBe(true);
+    expect(Date.now() - started).toBeLessThan(2000);
+    expect(daemon.child.exitCode).toBe(0);
+  });
+
+  it("a configuration error names the file, the line and the key; exit 2", async () => {
+    const config = path.join(dir, "bad.toml");
+    fs.writeFileSync(config, `interval = 1\n[rules]\nsources = ["smtp-guard"]\n[protect]\nports = [22]\naddreses = ["10.0.0.0/8"]\n`);
+    const r = await ns!.exec([EXECUTABLE, "run", "--config", config], { timeoutMs: 10_000 });
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim()).toBe(`sockwarden: ${config}:6: protect.addreses: unknown key (known: ports, addresses, processes, paths)`);
+  });
+});
