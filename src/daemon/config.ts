@@ -59,7 +59,8 @@ export function parseConfig(text: string, file: string): DaemonConfig {
   } catch (err) {
     const e = err as { message?: string; line?: number; column?: number };
     const message = (e.message ?? String(err)).replace(/^TOML Parse error:\s*/, "");
-    throw new ConfigError(`${file}:${e.line ?? "?"}: ${message}`);
+    // Bun reports the line 1-based from the command line and 0-based under some hosts; never 0.
+    throw new ConfigError(`${file}:${Math.max(1, e.line ?? 1)}: ${message}`);
   }
   const c = defaultConfig();
   const at = (keyPath: string) => `${file}:${lineOf(text, keyPath)}: ${keyPath}`;
