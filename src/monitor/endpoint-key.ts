@@ -7,7 +7,8 @@
 import type { Endpoint } from "../engine/types.ts";
 
 export function endpointKey(ep: Endpoint): string {
-  if (ep.cookie !== null) return `c${ep.cookie}`;
+  // A cookie is all digits and a pair key always has "|": the two kinds cannot collide.
+  if (ep.cookie !== null) return ep.cookie;
   const base = `${ep.protocol}|${ep.localAddress}|${ep.localPort}|${ep.remoteAddress}|${ep.remotePort}`;
   return ep.remotePort === 0 ? `${base}|${ep.inode}` : base;
 }

@@ -225,7 +225,7 @@ export class RuleSet {
     if (!Array.isArray(fields)) return null;
     const [protocol, la, lp, ra, rp, cookie] = fields as [string, string, number, string, number, string | null];
     if (cookie !== null) {
-      const byCookie = this.known.get(`c${cookie}`);
+      const byCookie = this.known.get(cookie);
       if (byCookie && byCookie.localAddress === la && byCookie.localPort === lp) return byCookie;
     }
     for (const ep of this.known.values()) {

@@ -24,6 +24,7 @@ import { DestroyEventReader } from "./destroy-events.ts";
 import { destroySocket } from "./socket-destroy.ts";
 import { closeThroughOwner } from "./socket-takeover.ts";
 import { CAP_NET_ADMIN, CAP_SYS_PTRACE, hasCapability } from "./capabilities.ts";
+import { openUnixDatagram } from "./unix-datagram.ts";
 
 const EOPNOTSUPP = 95;
 import { trace } from "../../trace.ts";
@@ -57,6 +58,8 @@ export class LinuxEngine implements SocketEngine {
   private unreadable = 0;
   private readonly reader: ProcessReader;
   private fdLinks: FdLinkScanner | null = null;
+  private previousByCookie = new Map<number, Endpoint>();
+  private currentByCookie: Map<number, Endpoint> | null = null;
 
   constructor(options: LinuxEngineOptions = {}) {
     this.procRoot = options.procRoot ?? "/proc";
@@ -90,6 +93,7 @@ export class LinuxEngine implements SocketEngine {
   }
 
   snapshot(request: SnapshotRequest): Snapshot {
+    this.currentByCookie = new Map();
     const endpoints: Endpoint[] = [];
     const notes = [...this.notes];
     let interrupted = false;
@@ -98,11 +102,13 @@ export class LinuxEngine implements SocketEngine {
       for (const family of [4, 6] as const) {
         if (!request.families.has(family)) continue;
         const result = this.source.dump(family === 4 ? AF_INET : AF_INET6, protocol === "tcp" ? IPPROTO_TCP : IPPROTO_UDP, (r) =>
-          endpoints.push(this.toEndpoint(protocol, r)),
+          endpoints.push(this.toEndpoint(protocol, r, true)),
         );
         interrupted ||= result.interrupted;
       }
     }
+    this.previousByCookie = this.currentByCookie;
+    this.currentByCookie = null;
     const takenAt = Date.now();
     trace(`dumped ${endpoints.length} sockets from ${this.sourceName}`);
     if (interrupted) notes.push("sockets changed while they were being read; the listing may miss or repeat a few");
@@ -113,9 +119,47 @@ export class LinuxEngine implements SocketEngine {
     return { endpoints, takenAt, source: this.sourceName, notes, unreadableProcesses };
   }
 
-  private toEndpoint(protocol: Protocol, r: DiagRecord): Endpoint {
-    const family: Family = r.family === AF_INET6 ? 6 : 4;
+  /**
+   * Between snapshots an idle socket's record does not change: the endpoint from the last
+   * snapshot is handed out again instead of a new one, which keeps a watcher of 100k idle sockets
+   * from making 100k objects (and as much garbage) every refresh.
+   */
+  private unchanged(protocol: Protocol, r: DiagRecord, state: TcpState | null, cookie: number): Endpoint | null {
+    const old = this.previousByCookie.get(cookie);
+    if (
+      !old ||
+      old.protocol !== protocol ||
+      old.state !== state ||
+      old.inode !== r.inode ||
+      old.localPort !== r.sourcePort ||
+      old.remotePort !== r.destinationPort ||
+      old.receiveQueue !== r.receiveQueue ||
+      old.sendQueue !== r.sendQueue ||
+      old.packetsSent !== r.segsOut ||
+      old.packetsReceived !== r.segsIn ||
+      old.bytesReceived !== r.bytesReceived ||
+      old.bytesSent !== (r.hasTcpInfo ? (r.bytesSent ?? r.bytesAcked) : null) ||
+      old.rttMs !== (r.rttMicros !== null && state !== "LISTEN" ? r.rttMicros / 1000 : null)
+    ) {
+      return null;
+    }
+    return old;
+  }
+
+  private toEndpoint(protocol: Protocol, r: DiagRecord, reuse = false): Endpoint {
     const state: TcpState | null = protocol === "tcp" ? (KERNEL_TCP_STATES[r.state] ?? "CLOSE") : null;
+    const cookie = r.cookieHigh * 0x100000000 + r.cookieLow;
+    if (reuse && cookie !== 0 && this.currentByCookie) {
+      const same = this.unchanged(protocol, r, state, cookie);
+      const ep = same ?? this.newEndpoint(protocol, r, state);
+      this.currentByCookie.set(cookie, ep);
+      return ep;
+    }
+    return this.newEndpoint(protocol, r, state);
+  }
+
+  private newEndpoint(protocol: Protocol, r: DiagRecord, state: TcpState | null): Endpoint {
+    const family: Family = r.family === AF_INET6 ? 6 : 4;
     // Request and TIME_WAIT sockets have no owner and report uid 0 and inode 0.
     const hasOwner = r.inode !== 0;
     return {
@@ -277,6 +321,10 @@ export class LinuxEngine implements SocketEngine {
       this.clockTicks = t;
     }
     return this.clockTicks;
+  }
+
+  openLocalDatagram(path: string): { send(data: Uint8Array): void; close(): void } {
+    return openUnixDatagram(path);
   }
 
   processDetails(pid: number): ProcessDetails | null {
