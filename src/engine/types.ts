@@ -142,6 +142,12 @@ export interface SocketEngine {
   closedSockets?(): ClosedSocketFeed;
   /** Details of one process, or null when there is no such process (or it just exited). */
   processDetails?(pid: number): ProcessDetails | null;
+  /**
+   * A datagram socket to a local socket path (AF_UNIX on Linux), e.g. syslog's /dev/log. Opening
+   * does not check the path; send() throws SystemCallError (ENOENT, ECONNREFUSED, EAGAIN when
+   * the receiver is full) and never blocks.
+   */
+  openLocalDatagram?(path: string): { send(data: Uint8Array): void; close(): void };
   close(): void;
 }
 

@@ -1,0 +1,162 @@
+/**
+ * Folds bursts of identical alerts (same rule, same message, same process) into one record. The
+ * first alert of a burst goes out at once; the ones that follow within the window are counted,
+ * and when the window closes (or on flush) one summary goes out with `count` (how many it stands
+ * for), `firstTime` and `lastTime`. While the burst lasts, one summary follows per window; a key
+ * that stays quiet for a whole window is forgotten, and its next alert goes out at once again.
+ * Nothing is dropped: every alert is either sent or counted in a summary that is sent.
+ */
+import type { SinkRecord, SinkRecordKind } from "./sink-record.ts";
+
+export interface AlertFolderOptions {
+  /** Where records go (a SinkSet's write). */
+  emit(records: SinkRecord[]): void;
+  /** Default 10,000 ms. */
+  windowMs?: number;
+  /** Kinds that fold (default alerts only); others pass straight through. */
+  kinds?: readonly SinkRecordKind[];
+  /** Bursts tracked at once; beyond it the oldest is summarised early (default 10,000). */
+  maxKeys?: number;
+  /** Milliseconds now (test seam; default Date.now). */
+  clock?: () => number;
+  /** Close windows on a timer (default true); without it, call tick(). */
+  timer?: boolean;
+}
+
+interface Burst {
+  windowStart: number;
+  /** Alerts folded in the current window, not sent yet. */
+  folded: number;
+  firstTime: string;
+  lastTime: string;
+  latest: SinkRecord | null;
+}
+
+export interface AlertFolderStats {
+  /** Alerts counted into summaries rather than sent alone. */
+  folded: number;
+  summaries: number;
+  /** Bursts being tracked now. */
+  open: number;
+}
+
+export class AlertFolder {
+  private readonly windowMs: number;
+  private readonly kinds: ReadonlySet<SinkRecordKind>;
+  private readonly maxKeys: number;
+  private readonly clock: () => number;
+  private readonly bursts = new Map<string, Burst>();
+  private readonly interval: ReturnType<typeof setInterval> | null = null;
+  private foldedTotal = 0;
+  private summaries = 0;
+
+  constructor(private readonly o: AlertFolderOptions) {
+    this.windowMs = Math.max(1, o.windowMs ?? 10_000);
+    this.kinds = new Set(o.kinds ?? ["alert"]);
+    this.maxKeys = Math.max(1, o.maxKeys ?? 10_000);
+    this.clock = o.clock ?? Date.now;
+    if (o.timer !== false) {
+      this.interval = setInterval(() => this.tick(), Math.min(this.windowMs, 1000));
+      (this.interval as { unref?: () => void }).unref?.();
+    }
+  }
+
+  /** Same shape as Sink.write, so the folder can stand in front of a SinkSet. */
+  write(records: readonly SinkRecord[]): void {
+    const now = this.clock();
+    const out: SinkRecord[] = [];
+    for (const r of records) {
+      if (!this.kinds.has(r.kind) || r.count !== undefined) {
+        out.push(r);
+        continue;
+      }
+      const key = foldKey(r);
+      let burst = this.bursts.get(key);
+      if (burst && now - burst.windowStart >= this.windowMs) {
+        this.closeWindow(key, burst, now, out);
+        burst = this.bursts.get(key);
+      }
+      if (!burst) {
+        if (this.bursts.size >= this.maxKeys) this.evictOldest(now, out);
+        this.bursts.set(key, { windowStart: now, folded: 0, firstTime: r.time, lastTime: r.time, latest: null });
+        out.push(r);
+        continue;
+      }
+      if (burst.folded === 0) burst.firstTime = r.time;
+      burst.folded++;
+      burst.lastTime = r.time;
+      burst.latest = r;
+      this.foldedTotal++;
+    }
+    this.send(out);
+  }
+
+  /** Sends the summaries of windows that have closed. */
+  tick(): void {
+    const now = this.clock();
+    const out: SinkRecord[] = [];
+    for (const [key, burst] of this.bursts) if (now - burst.windowStart >= this.windowMs) this.closeWindow(key, burst, now, out);
+    this.send(out);
+  }
+
+  /** Sends every pending summary now, whatever its window (before stopping, or on demand). */
+  flush(): void {
+    const now = this.clock();
+    const out: SinkRecord[] = [];
+    for (const burst of this.bursts.values()) {
+      if (burst.folded > 0) {
+        out.push(this.summary(burst, now));
+        burst.folded = 0;
+        burst.latest = null;
+        burst.windowStart = now;
+      }
+    }
+    this.send(out);
+  }
+
+  /** Flushes and stops the timer. */
+  close(): void {
+    if (this.interval) clearInterval(this.interval);
+    this.flush();
+    this.bursts.clear();
+  }
+
+  stats(): AlertFolderStats {
+    return { folded: this.foldedTotal, summaries: this.summaries, open: this.bursts.size };
+  }
+
+  /** A window ends: a summary when alerts were folded (and a new window begins), else forget. */
+  private closeWindow(key: string, burst: Burst, now: number, out: SinkRecord[]): void {
+    if (burst.folded === 0) {
+      this.bursts.delete(key);
+      return;
+    }
+    out.push(this.summary(burst, now));
+    burst.folded = 0;
+    burst.latest = null;
+    burst.windowStart = now;
+  }
+
+  private evictOldest(now: number, out: SinkRecord[]): void {
+    const first = this.bursts.entries().next();
+    if (first.done) return;
+    const [key, burst] = first.value;
+    if (burst.folded > 0) out.push(this.summary(burst, now));
+    this.bursts.delete(key);
+  }
+
+  private summary(burst: Burst, now: number): SinkRecord {
+    this.summaries++;
+    return { ...burst.latest!, time: new Date(now).toISOString(), count: burst.folded, firstTime: burst.firstTime, lastTime: burst.lastTime };
+  }
+
+  private send(out: SinkRecord[]): void {
+    if (out.length > 0) this.o.emit(out);
+  }
+}
+
+/** Same rule, same message, same process. */
+export function foldKey(r: SinkRecord): string {
+  const pid = r.process?.pid ?? r.endpoint?.process?.pid ?? "-";
+  return `${r.kind}\u0000${r.rule ?? ""}\u0000${pid}\u0000${r.message}`;
+}

@@ -1,0 +1,161 @@
+/**
+ * Records appended to a file as NDJSON, synced to disk (fsync) after each batch, and rotated by
+ * size: FILE -> FILE.1 -> FILE.2 ... up to FILE.<keep>, the oldest removed. Rotation happens only
+ * between lines, after the lines before it are synced, so no line is ever split or lost across
+ * files. A file renamed or removed by someone else (logrotate) is noticed and a new one started.
+ * Writes run in the background; a failing disk makes batches wait and retry (bounded queue).
+ */
+import fs from "node:fs";
+import fsp from "node:fs/promises";
+import path from "node:path";
+import type { Sink, SinkProblemReporter, SinkStats } from "./sink.ts";
+import { SinkCounters } from "./sink.ts";
+import type { SinkRecord } from "./sink-record.ts";
+import { ndjsonLine } from "./record-text.ts";
+import { DEFAULT_RETRY, DeliveryQueue, type DeliveryProgress, type RetryPolicy } from "./delivery-queue.ts";
+
+export interface FileSinkOptions {
+  path: string;
+  /** Rotate before a line would take the file past this size; 0: never rotate (default 10 MiB). */
+  maxBytes?: number;
+  /** Rotated files kept, at least 1 (default 5). */
+  keep?: number;
+  /** Records that may wait while the disk is failing (default 100,000). */
+  queueSize?: number;
+  retry?: Partial<RetryPolicy>;
+  report?: SinkProblemReporter;
+}
+
+export const FILE_SINK_DEFAULTS = { maxBytes: 10 * 1024 * 1024, keep: 5, queueSize: 100_000 } as const;
+
+interface OpenFile {
+  handle: fsp.FileHandle;
+  size: number;
+  ino: number;
+  dev: number;
+}
+
+export class FileSink implements Sink {
+  readonly name: string;
+  readonly path: string;
+  private readonly maxBytes: number;
+  private readonly keep: number;
+  private readonly counters: SinkCounters;
+  private readonly queue: DeliveryQueue<SinkRecord>;
+  private file: OpenFile | null = null;
+  /** Files rotated so far. */
+  rotations = 0;
+
+  constructor(o: FileSinkOptions) {
+    this.path = path.resolve(o.path);
+    this.name = `file:${this.path}`;
+    this.maxBytes = Math.max(0, o.maxBytes ?? FILE_SINK_DEFAULTS.maxBytes);
+    this.keep = Math.max(1, Math.floor(o.keep ?? FILE_SINK_DEFAULTS.keep));
+    this.counters = new SinkCounters(this.name, o.report);
+    this.queue = new DeliveryQueue<SinkRecord>({
+      limit: o.queueSize ?? FILE_SINK_DEFAULTS.queueSize,
+      batchSize: 2000,
+      retry: { ...DEFAULT_RETRY, initialMs: 200, maxMs: 10_000, ...o.retry },
+      deliver: (batch, progress) => this.append(batch, progress),
+      counters: this.counters,
+    });
+  }
+
+  write(records: readonly SinkRecord[]): void {
+    this.queue.push(records);
+  }
+
+  async flush(timeoutMs: number): Promise<void> {
+    await this.queue.drained(timeoutMs);
+  }
+
+  async close(timeoutMs: number): Promise<void> {
+    await this.queue.close(timeoutMs);
+    const f = this.file;
+    this.file = null;
+    await f?.handle.close().catch(() => {});
+  }
+
+  stats(): SinkStats {
+    return this.counters.snapshot(this.queue.size);
+  }
+
+  /** Appends the lines not yet on disk; progress.done counts lines written and synced. */
+  private async append(batch: SinkRecord[], progress: DeliveryProgress): Promise<void> {
+    try {
+      let file = await this.current();
+      let chunk: Buffer[] = [];
+      let chunkBytes = 0;
+      let chunkLines = 0;
+      for (let i = progress.done; i < batch.length; i++) {
+        const line = Buffer.from(ndjsonLine(batch[i]!));
+        if (this.maxBytes > 0 && file.size + chunkBytes > 0 && file.size + chunkBytes + line.length > this.maxBytes) {
+          if (chunkLines > 0) {
+            await this.writeSynced(file, chunk, chunkBytes);
+            progress.done += chunkLines;
+            chunk = [];
+            chunkBytes = 0;
+            chunkLines = 0;
+          }
+          if (file.size > 0) file = await this.rotate();
+        }
+        chunk.push(line);
+        chunkBytes += line.length;
+        chunkLines++;
+      }
+      if (chunkLines > 0) await this.writeSynced(file, chunk, chunkBytes);
+      progress.done = batch.length;
+    } catch (err) {
+      // Start again from a fresh descriptor: the old one may be what failed.
+      const f = this.file;
+      this.file = null;
+      await f?.handle.close().catch(() => {});
+      throw err;
+    }
+  }
+
+  private async writeSynced(file: OpenFile, chunk: Buffer[], bytes: number): Promise<void> {
+    let data = chunk.length === 1 ? chunk[0]! : Buffer.concat(chunk, bytes);
+    while (data.length > 0) {
+      const { bytesWritten } = await file.handle.write(data);
+      file.size += bytesWritten;
+      data = data.subarray(bytesWritten);
+    }
+    await file.handle.sync();
+  }
+
+  /** The open file, reopened when the path no longer names it (moved away by logrotate). */
+  private async current(): Promise<OpenFile> {
+    if (this.file) {
+      const st = await fsp.stat(this.path).catch(() => null);
+      if (st && st.ino === this.file.ino && st.dev === this.file.dev) return this.file;
+      const old = this.file;
+      this.file = null;
+      await old.handle.close().catch(() => {});
+    }
+    await fsp.mkdir(path.dirname(this.path), { recursive: true, mode: 0o750 });
+    const handle = await fsp.open(this.path, fs.constants.O_WRONLY | fs.constants.O_APPEND | fs.constants.O_CREAT, 0o640);
+    const st = await handle.stat();
+    this.file = { handle, size: st.size, ino: st.ino, dev: st.dev };
+    return this.file;
+  }
+
+  /** FILE.(keep-1) -> FILE.keep ... FILE -> FILE.1, then a new, empty FILE. */
+  private async rotate(): Promise<OpenFile> {
+    const old = this.file;
+    this.file = null;
+    await old?.handle.close().catch(() => {});
+    for (let i = this.keep - 1; i >= 1; i--) await renameIfThere(`${this.path}.${i}`, `${this.path}.${i + 1}`);
+    await fsp.rename(this.path, `${this.path}.1`);
+    this.rotations++;
+    return this.current();
+  }
+}
+
+async function renameIfThere(from: string, to: string): Promise<void> {
+  try {
+    await fsp.rename(from, to);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+  }
+}

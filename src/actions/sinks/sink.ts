@@ -1,0 +1,130 @@
+/**
+ * What every sink offers. A sink takes records without ever throwing or making the caller wait:
+ * slow work (disk sync, network) is queued and done in the background, in order. What it could
+ * not deliver is counted, never silently lost.
+ */
+import type { SinkRecord } from "./sink-record.ts";
+
+export interface SinkStats {
+  /** Records delivered (written and synced, sent, or accepted by the webhook). */
+  written: number;
+  /** Records waiting, including a batch being delivered now. */
+  queued: number;
+  /** Records given up on: queue overflow (oldest first), retries exhausted, refused, or closed. */
+  dropped: number;
+  /**
+   * Failure episodes: a delivery failure that follows a success (or the start) counts once, and
+   * the same error repeating while retrying does not count again.
+   */
+  failures: number;
+  /** The most recent error, kept after recovery so that it can still be read. */
+  lastError: string | null;
+}
+
+export interface Sink {
+  /** What the sink writes to, for messages and stats: `stdout`, `file:/var/log/...`. */
+  readonly name: string;
+  /** Takes records; never throws and never waits for I/O. */
+  write(records: readonly SinkRecord[]): void;
+  /** Resolves once everything queued so far is delivered, or after timeoutMs, whichever is first. */
+  flush(timeoutMs: number): Promise<void>;
+  /**
+   * Delivers what it can within timeoutMs, then releases its resources. Records still queued at
+   * the end are counted as dropped; records written after closing are dropped and counted.
+   */
+  close(timeoutMs: number): Promise<void>;
+  stats(): SinkStats;
+}
+
+/** Called once per failure episode of a sink (not for every retry), e.g. to print to stderr. */
+export type SinkProblemReporter = (sink: string, message: string) => void;
+
+/** The counters behind {@link SinkStats}, with failure episodes and one report per episode. */
+export class SinkCounters {
+  written = 0;
+  dropped = 0;
+  failures = 0;
+  lastError: string | null = null;
+  private failing: string | null = null;
+  private overflowing = false;
+
+  constructor(
+    private readonly sink: string,
+    private readonly report?: SinkProblemReporter,
+  ) {}
+
+  delivered(n: number): void {
+    this.written += n;
+    this.failing = null;
+  }
+
+  /** A failed delivery attempt. The same message again, before a success, is the same episode. */
+  failed(message: string): void {
+    this.lastError = message;
+    if (this.failing === message) return;
+    this.failing = message;
+    this.failures++;
+    this.tell(message);
+  }
+
+  /**
+   * Records given up on. The reason, when given, is reported; a delivery failure that already
+   * was (through failed()) passes none.
+   */
+  drop(n: number, reason?: string): void {
+    if (n <= 0) return;
+    this.dropped += n;
+    if (reason) this.tell(reason);
+  }
+
+  /** Records dropped because the queue is full; reported once until there is room again. */
+  overflow(n: number, reason: string): void {
+    if (n <= 0) return;
+    this.dropped += n;
+    if (this.overflowing) return;
+    this.overflowing = true;
+    this.tell(reason);
+  }
+
+  /** The queue has room again: a later overflow is reported anew. */
+  roomAgain(): void {
+    this.overflowing = false;
+  }
+
+  snapshot(queued: number): SinkStats {
+    return { written: this.written, queued, dropped: this.dropped, failures: this.failures, lastError: this.lastError };
+  }
+
+  private tell(message: string): void {
+    try {
+      this.report?.(this.sink, message);
+    } catch {
+      // A reporter that fails must not take the sink with it.
+    }
+  }
+}
+
+/** Resolves after ms (at once when ms <= 0). */
+export function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => (ms <= 0 ? resolve() : setTimeout(resolve, ms)));
+}
+
+/** Waits for work, but no longer than ms; true when the work finished in time. */
+export async function within(work: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let finished = false;
+  const expired = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, Math.max(0, ms));
+  });
+  await Promise.race([work.then(() => (finished = true), () => (finished = true)), expired]);
+  clearTimeout(timer);
+  return finished;
+}
+
+export function errorText(err: unknown): string {
+  if (err instanceof Error) {
+    const code = (err as NodeJS.ErrnoException).code;
+    return code && !err.message.includes(code) ? `${err.message} (${code})` : err.message;
+  }
+  return String(err);
+}

@@ -1,0 +1,128 @@
+import { describe, expect, test } from "vitest";
+import { AlertFolder } from "../../src/actions/sinks/alert-folder.ts";
+import type { SinkRecord } from "../../src/actions/sinks/sink-record.ts";
+
+const proc = (pid: number) => ({ pid, name: `p${pid}`, path: null, cmdline: null, uid: 0, user: "root", startTime: null, ppid: 1 });
+
+function setup(windowMs = 10_000) {
+  let now = 1_800_000_000_000;
+  const out: SinkRecord[] = [];
+  const folder = new AlertFolder({ windowMs, clock: () => now, timer: false, emit: (r) => out.push(...r) });
+  const alert = (message = "smtp from curl", pid = 42, rule = "smtp-guard"): SinkRecord => ({
+    time: new Date(now).toISOString(), kind: "alert", rule, severity: "warning", message, process: proc(pid),
+  });
+  return {
+    folder,
+    out,
+    alert,
+    at: (ms: number) => (now = 1_800_000_000_000 + ms),
+    iso: (ms: number) => new Date(1_800_000_000_000 + ms).toISOString(),
+  };
+}
+
+/** What the records stand for: every alert raised, counted once. */
+const represented = (records: SinkRecord[]) => records.reduce((n, r) => n + (r.count ?? 1), 0);
+
+describe("alert folder", () => {
+  test("the first goes at once; the burst is one summary with count and span when the window closes", () => {
+    const { folder, out, alert, at, iso } = setup();
+    at(0);
+    folder.write([alert()]);
+    expect(out).toHaveLength(1);
+    expect(out[0]!.count).toBeUndefined();
+    for (let i = 1; i <= 9; i++) {
+      at(i * 1000);
+      folder.write([alert()]);
+    }
+    expect(out).toHaveLength(1);
+    at(9_999);
+    folder.tick();
+    expect(out).toHaveLength(1);
+    at(10_000);
+    folder.tick();
+    expect(out).toHaveLength(2);
+    expect(out[1]).toMatchObject({ kind: "alert", rule: "smtp-guard", message: "smtp from curl", count: 9, firstTime: iso(1000), lastTime: iso(9000), time: iso(10_000) });
+    expect(out[1]!.process?.pid).toBe(42);
+    expect(represented(out)).toBe(10);
+    expect(folder.stats()).toEqual({ folded: 9, summaries: 1, open: 1 });
+    // A quiet window: the burst is forgotten, and the next alert goes out at once.
+    at(20_000);
+    folder.tick();
+    expect(folder.stats().open).toBe(0);
+    at(21_000);
+    folder.write([alert()]);
+    expect(out).toHaveLength(3);
+    expect(out[2]!.count).toBeUndefined();
+  });
+
+  test("a steady stream gives one summary per window and loses nothing", () => {
+    const { folder, out, alert, at } = setup(10_000);
+    for (let s = 0; s < 60; s++) {
+      at(s * 1000);
+      folder.tick();
+      folder.write([alert()]);
+    }
+    at(60_000);
+    folder.tick();
+    expect(out.filter((r) => r.count === undefined)).toHaveLength(1);
+    expect(out.filter((r) => r.count !== undefined).map((r) => r.count)).toEqual([9, 10, 10, 10, 10, 10]);
+    expect(represented(out)).toBe(60);
+  });
+
+  test("different rule, message or process are different bursts; other kinds pass through", () => {
+    const { folder, out, alert, at } = setup();
+    at(0);
+    folder.write([alert("a", 1), alert("a", 2), alert("b", 1), alert("a", 1, "other"), alert("a", 1)]);
+    const log: SinkRecord = { time: new Date().toISOString(), kind: "log", message: "same log" };
+    folder.write([log, log]);
+    expect(out.map((r) => `${r.kind}:${r.rule ?? ""}:${r.message}:${r.process?.pid ?? ""}`)).toEqual([
+      "alert:smtp-guard:a:1", "alert:smtp-guard:a:2", "alert:smtp-guard:b:1", "alert:other:a:1", "log::same log:", "log::same log:",
+    ]);
+    folder.flush();
+    expect(out.at(-1)).toMatchObject({ message: "a", count: 1 });
+    expect(represented(out)).toBe(7);
+  });
+
+  test("flush sends pending summaries at once; a late alert after the window folds into the next one", () => {
+    const { folder, out, alert, at, iso } = setup();
+    at(0);
+    folder.write([alert(), alert(), alert()]);
+    at(2500);
+    folder.write([alert()]);
+    folder.flush();
+    expect(out.map((r) => r.count)).toEqual([undefined, 3]);
+    expect(out[1]).toMatchObject({ firstTime: iso(0), lastTime: iso(2500) });
+    folder.flush();
+    expect(out).toHaveLength(2);
+    // Without ticks, the next write notices the window has closed.
+    at(3000);
+    folder.write([alert()]);
+    at(13_000);
+    folder.write([alert()]);
+    folder.close();
+    expect(out.map((r) => r.count)).toEqual([undefined, 3, 1, 1]);
+    expect(represented(out)).toBe(6);
+  });
+
+  test("beyond maxKeys the oldest burst is summarised early, not lost", () => {
+    let now = 0;
+    const out: SinkRecord[] = [];
+    const folder = new AlertFolder({ maxKeys: 2, clock: () => now, timer: false, emit: (r) => out.push(...r) });
+    const a = (m: string): SinkRecord => ({ time: new Date(now).toISOString(), kind: "alert", message: m });
+    folder.write([a("x"), a("x"), a("y"), a("z"), a("z")]);
+    expect(out.map((r) => `${r.message}${r.count ?? ""}`)).toEqual(["x", "y", "x1", "z"]);
+    folder.close();
+    expect(represented(out)).toBe(5);
+  });
+
+  test("the timer closes windows by itself", async () => {
+    const out: SinkRecord[] = [];
+    const folder = new AlertFolder({ windowMs: 50, emit: (r) => out.push(...r) });
+    const a: SinkRecord = { time: new Date().toISOString(), kind: "alert", message: "m" };
+    folder.write([a, a, a]);
+    const deadline = Date.now() + 2000;
+    while (out.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    folder.close();
+    expect(out.map((r) => r.count)).toEqual([undefined, 2]);
+  });
+});

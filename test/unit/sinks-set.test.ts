@@ -1,0 +1,165 @@
+import { afterAll, describe, expect, test } from "vitest";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { PassThrough, Writable } from "node:stream";
+import { SinkSet } from "../../src/actions/sinks/sink-set.ts";
+import { StdoutSink } from "../../src/actions/sinks/stdout-sink.ts";
+import { FileSink } from "../../src/actions/sinks/file-sink.ts";
+import { AlertFolder } from "../../src/actions/sinks/alert-folder.ts";
+import type { Sink, SinkStats } from "../../src/actions/sinks/sink.ts";
+import { actionRecord, ruleActionRecord, ruleReportRecord, type SinkRecord } from "../../src/actions/sinks/sink-record.ts";
+import type { Endpoint } from "../../src/engine/types.ts";
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), "sw-sinks-set-"));
+afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+const rec = (n: number, extra: Partial<SinkRecord> = {}): SinkRecord => ({
+  time: "2026-11-21T10:00:00.000Z", kind: "alert", rule: "smtp-guard", severity: "warning", message: `#${n}`, ...extra,
+});
+
+function collect(stream: PassThrough): () => string {
+  let text = "";
+  stream.on("data", (d) => (text += d.toString()));
+  return () => text;
+}
+
+const zero: SinkStats = { written: 0, queued: 0, dropped: 0, failures: 0, lastError: null };
+
+/** A sink whose every method fails in its own way: write throws, flush and close never end. */
+class BrokenSink implements Sink {
+  readonly name = "broken";
+  write(): void {
+    throw new Error("disk on fire");
+  }
+  flush(): Promise<void> {
+    return new Promise(() => {});
+  }
+  close(): Promise<void> {
+    return new Promise(() => {});
+  }
+  stats(): SinkStats {
+    return zero;
+  }
+}
+
+describe("stdout sink", () => {
+  test("human lines, coloured by severity when asked; NDJSON for programs", async () => {
+    const plain = new PassThrough();
+    const coloured = new PassThrough();
+    const ndjson = new PassThrough();
+    const [p, c, n] = [collect(plain), collect(coloured), collect(ndjson)];
+    const sinks = [
+      new StdoutSink({ format: "human", colour: false, stream: plain }),
+      new StdoutSink({ format: "human", colour: true, stream: coloured }),
+      new StdoutSink({ format: "ndjson", stream: ndjson }),
+    ];
+    const records = [
+      rec(1, { severity: "critical", process: { pid: 7, name: "curl", path: null, cmdline: null, uid: 0, user: "root", startTime: null, ppid: 1 } }),
+      rec(2, { count: 4, firstTime: "2026-11-21T10:00:01.000Z", lastTime: "2026-11-21T10:00:05.500Z" }),
+    ];
+    for (const s of sinks) s.write(records);
+    for (const s of sinks) await s.flush(1000);
+    expect(p().split("\n")).toEqual([
+      "2026-11-21T10:00:00.000Z alert critical smtp-guard: #1 (pid 7 curl)",
+      "2026-11-21T10:00:00.000Z alert warning smtp-guard: #2 x4 from 10:00:01.000Z to 10:00:05.500Z",
+      "",
+    ]);
+    expect(c()).toMatch(/^\x1b\[31m2026.*#1.*\x1b\[0m\n\x1b\[33m2026.*#2.*\x1b\[0m\n$/);
+    expect(n().trim().split("\n").map((l) => JSON.parse(l))).toEqual(records);
+    for (const s of sinks) expect(s.stats()).toMatchObject({ written: 2, queued: 0, failures: 0 });
+  });
+
+  test("a stream that fails (EPIPE) is one failure; records are counted, nothing throws", async () => {
+    const failing = new Writable({
+      write(_chunk, _enc, cb) {
+        cb(Object.assign(new Error("write EPIPE"), { code: "EPIPE" }));
+      },
+    });
+    const told: string[] = [];
+    const sink = new StdoutSink({ format: "ndjson", stream: failing, report: (_, m) => told.push(m) });
+    sink.write([rec(1)]);
+    await sink.flush(1000);
+    sink.write([rec(2), rec(3)]);
+    await sink.flush(1000);
+    expect(sink.stats()).toMatchObject({ written: 0, queued: 0, dropped: 3, failures: 1 });
+    expect(told).toHaveLength(1);
+    expect(told[0]).toMatch(/EPIPE/);
+  });
+
+  test("nobody reading: beyond the bound, records are dropped and counted instead of piling up", async () => {
+    const stalled = new Writable({ highWaterMark: 16, write() {} });
+    stalled.on("error", () => {});
+    const sink = new StdoutSink({ format: "ndjson", stream: stalled, maxBufferedBytes: 1000 });
+    for (let i = 0; i < 100; i++) sink.write([rec(i)]);
+    const s = sink.stats();
+    expect(s.dropped).toBeGreaterThan(80);
+    expect(s.dropped + s.queued).toBe(100);
+    expect(s.failures).toBe(1);
+    expect(s.lastError).toMatch(/not being read/);
+  });
+});
+
+describe("sink set", () => {
+  test("a sink that throws or hangs does not stop the others", async () => {
+    const out = new PassThrough();
+    const text = collect(out);
+    const file = path.join(dir, "set.ndjson");
+    const told: string[] = [];
+    const set = new SinkSet([new BrokenSink(), new StdoutSink({ format: "ndjson", stream: out }), new FileSink({ path: file })], {
+      report: (sink, m) => told.push(`${sink}: ${m}`),
+    });
+    for (let i = 1; i <= 5; i++) set.write([rec(i)]);
+    const started = Date.now();
+    await set.flush(300);
+    expect(Date.now() - started).toBeLessThan(2000);
+    expect(text().trim().split("\n")).toHaveLength(5);
+    expect(fs.readFileSync(file, "utf8").trim().split("\n")).toHaveLength(5);
+    const stats = set.stats();
+    expect(stats.broken).toMatchObject({ written: 0, dropped: 5, failures: 1, lastError: "write threw: disk on fire" });
+    expect(stats["stdout:ndjson"]).toMatchObject({ written: 5, dropped: 0 });
+    expect(stats[`file:${file}`]).toMatchObject({ written: 5, dropped: 0 });
+    expect(told).toEqual(["broken: write threw: disk on fire"]);
+    const closing = Date.now();
+    await set.close(300);
+    expect(Date.now() - closing).toBeLessThan(2000);
+  });
+
+  test("wired behind the folder: a burst reaches every sink as one alert and one summary", async () => {
+    const a = new PassThrough();
+    const b = new PassThrough();
+    const [ta, tb] = [collect(a), collect(b)];
+    const set = new SinkSet([new StdoutSink({ format: "ndjson", stream: a }), new StdoutSink({ format: "human", colour: false, stream: b })]);
+    const folder = new AlertFolder({ timer: false, emit: (r) => set.write(r) });
+    for (let i = 0; i < 50; i++) folder.write([rec(0)]);
+    folder.close();
+    await set.close(1000);
+    const lines = ta().trim().split("\n").map((l) => JSON.parse(l) as SinkRecord);
+    expect(lines.map((r) => r.count)).toEqual([undefined, 49]);
+    expect(tb().trim().split("\n")[1]).toMatch(/#0 x49 from/);
+  });
+});
+
+describe("records", () => {
+  const ep: Endpoint = {
+    protocol: "tcp", family: 4, localAddress: "10.0.0.5", localPort: 43122, remoteAddress: "93.184.216.34", remotePort: 25,
+    state: "ESTABLISHED", inode: 7, uid: 0, user: "root", interfaceIndex: 0, receiveQueue: 0, sendQueue: 0,
+    bytesSent: 1, bytesReceived: 2, packetsSent: 3, packetsReceived: 4, rttMs: 1, cookie: "9",
+    process: { pid: 4242, name: "curl", path: "/usr/bin/curl", cmdline: "curl x", uid: 0, user: "root", startTime: null, ppid: 1 }, pids: [4242],
+  };
+  const t = new Date("2026-11-21T10:00:00.000Z");
+
+  test("from rule actions, actions taken and rule reports", () => {
+    expect(ruleActionRecord({ rule: "smtp-guard", action: "alert", reason: "mail from curl", severity: "critical", endpoint: ep }, t)).toMatchObject({
+      time: t.toISOString(), kind: "alert", rule: "smtp-guard", severity: "critical", message: "mail from curl",
+      endpoint: { remotePort: 25, process: { pid: 4242 } }, process: { name: "curl" },
+    });
+    expect(ruleActionRecord({ rule: "r", action: "log", reason: "hello" }, t)).toEqual({ time: t.toISOString(), kind: "log", rule: "r", message: "hello" });
+    expect(actionRecord({ requestedBy: "smtp-guard", action: "close", outcome: "failed", message: "cannot close", endpoint: ep }, t)).toMatchObject({
+      kind: "action", action: "close", outcome: "failed", severity: "warning", rule: "smtp-guard", process: { pid: 4242 },
+    });
+    expect(ruleReportRecord({ rule: "r", file: "r.ts", kind: "quarantined", message: "failed 5 times", line: 3, column: 7 }, t)).toMatchObject({
+      kind: "report", outcome: "quarantined", severity: "critical", message: "failed 5 times (r.ts:3:7)",
+    });
+  });
+});
