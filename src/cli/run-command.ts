@@ -58,7 +58,9 @@ export async function runDaemon(args: RunArgs): Promise<number> {
   const warn = (m: string) => {
     if (!args.quiet) stderr(`sockwarden: ${m}\n`);
   };
-  let outputs: Outputs = createOutputs(config.sinks, warn);
+  let daemonRef: Daemon | null = null;
+  const outputDeps = { warn, openLocalDatagram: (path: string) => daemonRef!.openLocalDatagram(path) };
+  let outputs: Outputs = createOutputs(config.sinks, outputDeps);
   const audit = new AuditLog(config.auditLog ?? defaultAuditPath());
   const daemon = new Daemon({
     config,
@@ -67,6 +69,7 @@ export async function runDaemon(args: RunArgs): Promise<number> {
     audit,
     warn,
   });
+  daemonRef = daemon;
   let metricsServer: MetricsServer | null = null;
   try {
     await daemon.start();
@@ -90,7 +93,7 @@ export async function runDaemon(args: RunArgs): Promise<number> {
           await daemon.reload(next);
           if (next.sinks.join("\n") !== config.sinks.join("\n")) {
             const old = outputs;
-            outputs = createOutputs(next.sinks, warn);
+            outputs = createOutputs(next.sinks, outputDeps);
             void old.close(1000);
           }
           config = next;

@@ -13,25 +13,15 @@ import { RuleFileWatcher } from "../rules/rule-watcher.ts";
 import { closeEndpoint, describe } from "../actions/close-endpoint.ts";
 import { endProcess } from "../actions/end-process.ts";
 import type { AuditLog } from "../actions/audit-log.ts";
-import { endpointToJson, type EndpointJson } from "../view/endpoint-json.ts";
+import { endpointToJson } from "../view/endpoint-json.ts";
+import type { SinkRecord } from "../actions/sinks/index.ts";
 import type { DaemonConfig } from "./config.ts";
 import { Protection } from "./protection.ts";
 import { ActionRateLimiter } from "./rate-limit.ts";
 import { Metrics } from "./metrics.ts";
-import type { ProcessInfo } from "../engine/types.ts";
 
 /** What the daemon tells its sinks. */
-export interface DaemonRecord {
-  time: string;
-  kind: "alert" | "log" | "action" | "report";
-  rule?: string;
-  severity?: "info" | "warning" | "critical";
-  message: string;
-  action?: string;
-  outcome?: string;
-  endpoint?: EndpointJson | null;
-  process?: ProcessInfo | null;
-}
+export type DaemonRecord = SinkRecord;
 
 export interface DaemonOptions {
   config: DaemonConfig;
@@ -135,6 +125,12 @@ export class Daemon {
     this.metrics.inc("sockwarden_reloads_total", "Configuration reloads that took effect");
   }
 
+  /** The engine's local datagram sockets (for the syslog sink's /dev/log), once started. */
+  openLocalDatagram(path: string): { send(data: Uint8Array): void; close(): void } {
+    if (!this.engine?.openLocalDatagram) throw new Error("local sockets are not available");
+    return this.engine.openLocalDatagram(path);
+  }
+
   get ruleNames(): string[] {
     return this.state?.rules.names ?? [];
   }
@@ -171,7 +167,7 @@ export class Daemon {
 
   private onReport(r: RuleReport): void {
     if (r.kind !== "reloaded") this.metrics.inc("sockwarden_rule_errors_total", "Rule failures and refused actions", { rule: r.rule, kind: r.kind });
-    this.options.emit([{ time: new Date().toISOString(), kind: "report", rule: r.rule, severity: r.kind === "reloaded" ? "info" : "warning", message: formatReport(r) }]);
+    this.options.emit([{ time: new Date().toISOString(), kind: "report", rule: r.rule, severity: r.kind === "reloaded" ? "info" : "warning", outcome: r.kind, message: formatReport(r) }]);
   }
 
   /** Carries out what rules asked for, through protection, rate limits and dry run. */

@@ -1,43 +1,50 @@
 /**
- * The daemon's outputs: the configured sinks behind one write. Kept separate from the sinks
- * themselves so the daemon does not care how many there are or what they do.
+ * The daemon's outputs: the configured sinks behind one write, with bursts of identical alerts
+ * folded. Kept apart from the sinks themselves so the daemon does not care how many there are.
  */
-import type { DaemonRecord } from "./daemon.ts";
+import { AlertFolder, SinkSet, createSink, parseSinkSpec, type SinkRecord } from "../actions/sinks/index.ts";
 import type { Metrics } from "./metrics.ts";
-import { stdout } from "../cli/output.ts";
-import { UsageError } from "../errors.ts";
 
 export interface Outputs {
-  write(records: DaemonRecord[]): void;
-  /** Adds queue depth and drop counts to the metrics. */
+  write(records: SinkRecord[]): void;
+  /** Adds queue depth, drops and failures of each sink to the metrics. */
   describe(metrics: Metrics): void;
   close(timeoutMs: number): Promise<void>;
 }
 
-export function createOutputs(specs: readonly string[], _warn: (m: string) => void): Outputs {
-  const writers: ((r: DaemonRecord[]) => void)[] = [];
-  for (const spec of specs) {
-    if (spec === "stdout") writers.push((rs) => stdout(rs.map(human).join("")));
-    else if (spec === "stdout:ndjson") writers.push((rs) => stdout(rs.map((r) => JSON.stringify(r) + "\n").join("")));
-    else throw new UsageError(`unknown sink '${spec}': use stdout or stdout:ndjson`);
-  }
-  return {
-    write(records) {
-      for (const w of writers) {
-        try {
-          w(records);
-        } catch {
-          // A sink that fails never stops the daemon or the other sinks.
-        }
-      }
-    },
-    describe() {},
-    async close() {},
-  };
+export interface OutputDependencies {
+  warn: (message: string) => void;
+  openLocalDatagram?: (path: string) => { send(data: Uint8Array): void; close(): void };
 }
 
-function human(r: DaemonRecord): string {
-  const who = r.rule ? ` [${r.rule}]` : "";
-  const sev = r.severity && r.kind === "alert" ? ` ${r.severity.toUpperCase()}` : "";
-  return `${r.time} ${r.kind}${sev}${who} ${r.message}\n`;
+/** Builds the sinks; a bad spec throws a UsageError before anything starts. */
+export function createOutputs(specs: readonly string[], deps: OutputDependencies): Outputs {
+  const parsed = specs.map((s) => parseSinkSpec(s));
+  const report = (sink: string, message: string) => deps.warn(`${sink}: ${message}`);
+  const sinks = new SinkSet(
+    parsed.map((spec) => createSink(spec, { report, openLocalDatagram: deps.openLocalDatagram })),
+    { report },
+  );
+  const folder = new AlertFolder({ emit: (records) => sinks.write(records) });
+  return {
+    write(records) {
+      folder.write(records);
+    },
+    describe(metrics) {
+      for (const [name, s] of Object.entries(sinks.stats())) {
+        metrics.set("sockwarden_sink_queue_depth", "Records waiting in a sink's queue", { sink: name }, s.queued);
+        metrics.set("sockwarden_sink_dropped_total", "Records a sink dropped (queue full, closed, or refused)", { sink: name }, s.dropped);
+        metrics.set("sockwarden_sink_failures_total", "Failure episodes of a sink", { sink: name }, s.failures);
+        metrics.set("sockwarden_sink_written_total", "Records a sink delivered", { sink: name }, s.written);
+      }
+      const f = folder.stats();
+      for (const [k, v] of Object.entries(f)) {
+        if (typeof v === "number") metrics.set("sockwarden_alert_folding", "Alert folding counters", { counter: k }, v);
+      }
+    },
+    async close(timeoutMs) {
+      folder.close();
+      await sinks.close(timeoutMs);
+    },
+  };
 }

@@ -180,3 +180,48 @@ export default defineRule({ name: "guard", on: ["opened"], handle(e, act) {
     expect(r.stderr.trim()).toBe(`sockwarden: ${config}:6: protect.addreses: unknown key (known: ports, addresses, processes, paths)`);
   });
 });
+
+describe("sockwarden run sinks", () => {
+  it("a webhook that is down for a while gets every alert once it is back; a rotating file keeps every line", async () => {
+    const rule = path.join(dir, "every-open.ts");
+    fs.writeFileSync(rule, `import { defineRule } from "sockwarden";
+export default defineRule({ name: "every-open", on: ["opened"], handle(e, act) {
+  if (e.endpoint.remotePort === 25 && e.endpoint.state === "ESTABLISHED") act.alert("connection from port " + e.endpoint.localPort, "info");
+} });
+`);
+    const file = path.join(dir, "events.ndjson");
+    const hookPort = 7960;
+    const daemon = await startDaemon([
+      "--rule", rule, "--audit-log", path.join(dir, "audit-6.log"),
+      "--sink", `webhook:http://127.0.0.1:${hookPort}/hook#queueSize=1000&backoffMs=100&maxBackoffMs=300`,
+      "--sink", `file:${file}?maxBytes=2000&keep=100`,
+    ]);
+    const clients = await startClients();
+    const ports: string[] = [];
+    for (let i = 0; i < 20; i++) ports.push((await clients.ask(`connect c${i}`)).split(" ")[2]!);
+    // Let the daemon alert while nothing listens for the webhook.
+    await sleep(6 * INTERVAL * 1000);
+    const hook = ns!.spawn(["/usr/bin/python3", fileURLToPath(new URL("./helpers/hook-server.py", import.meta.url)), String(hookPort)]);
+    running.push(hook);
+    expect(await hook.nextLine(10_000)).toBe("ready");
+    const received: { message: string }[] = [];
+    const end = Date.now() + 15_000;
+    while (received.length < 20 && Date.now() < end) {
+      try {
+        const line = await hook.nextLine(Math.max(1, end - Date.now()));
+        if (line.startsWith("record ")) received.push(JSON.parse(line.slice(7)));
+      } catch {
+        break;
+      }
+    }
+    const expected = ports.map((p) => `connection from port ${p}`).sort();
+    expect(received.map((r) => r.message).sort()).toEqual(expected);
+    // No duplicates after the outage, and the file sink across rotations has every alert once.
+    await sleep(500);
+    const files = fs.readdirSync(dir).filter((f) => f === "events.ndjson" || f.startsWith("events.ndjson."));
+    expect(files.length).toBeGreaterThan(1);
+    const lines = files.flatMap((f) => fs.readFileSync(path.join(dir, f), "utf8").trim().split("\n").filter(Boolean)).map((l) => JSON.parse(l));
+    expect(lines.filter((l) => l.kind === "alert").map((l) => l.message).sort()).toEqual(expected);
+    expect(daemon.hasExited).toBe(false);
+  });
+});
