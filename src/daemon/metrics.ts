@@ -34,6 +34,11 @@ export class Metrics {
     this.family(name, help, "gauge").values.set(labelKey(labels), { labels, value });
   }
 
+  /** A counter whose running total is kept elsewhere (e.g. a sink's own statistics). */
+  setCounter(name: string, help: string, labels: Labels, value: number): void {
+    this.family(name, help, "counter").values.set(labelKey(labels), { labels, value });
+  }
+
   /** Replaces a gauge family's whole set of values (e.g. endpoints by state). */
   replace(name: string, help: string, entries: { labels: Labels; value: number }[]): void {
     const f = this.family(name, help, "gauge");

@@ -33,9 +33,9 @@ export function createOutputs(specs: readonly string[], deps: OutputDependencies
     describe(metrics) {
       for (const [name, s] of Object.entries(sinks.stats())) {
         metrics.set("sockwarden_sink_queue_depth", "Records waiting in a sink's queue", { sink: name }, s.queued);
-        metrics.set("sockwarden_sink_dropped_total", "Records a sink dropped (queue full, closed, or refused)", { sink: name }, s.dropped);
-        metrics.set("sockwarden_sink_failures_total", "Failure episodes of a sink", { sink: name }, s.failures);
-        metrics.set("sockwarden_sink_written_total", "Records a sink delivered", { sink: name }, s.written);
+        metrics.setCounter("sockwarden_sink_dropped_total", "Records a sink dropped (queue full, closed, or refused)", { sink: name }, s.dropped);
+        metrics.setCounter("sockwarden_sink_failures_total", "Failure episodes of a sink", { sink: name }, s.failures);
+        metrics.setCounter("sockwarden_sink_written_total", "Records a sink delivered", { sink: name }, s.written);
       }
       const f = folder.stats();
       for (const [k, v] of Object.entries(f)) {

@@ -225,3 +225,24 @@ export default defineRule({ name: "every-open", on: ["opened"], handle(e, act) {
     expect(daemon.hasExited).toBe(false);
   });
 });
+
+describe("sockwarden run metrics", () => {
+  it("serves Prometheus text: events, actions by rule and outcome, endpoints by state, sinks", async () => {
+    const audit = path.join(dir, "audit-7.log");
+    await startDaemon(["--rule", "smtp-guard", "--audit-log", audit, "--metrics", "127.0.0.1:9464", "--sink", `file:${path.join(dir, "m.ndjson")}`]);
+    const clients = await startClients();
+    await clients.ask("connect curl");
+    await sleep(4 * INTERVAL * 1000);
+    const r = await ns!.exec(["/usr/bin/python3", "-c", "import urllib.request;print(urllib.request.urlopen('http://127.0.0.1:9464/metrics', timeout=5).read().decode())"], { timeoutMs: 10_000 });
+    expect(r.code, r.stderr).toBe(0);
+    const text = r.stdout;
+    expect(text).toMatch(/^# TYPE sockwarden_events_total counter$/m);
+    expect(text).toMatch(/^sockwarden_events_total\{type="opened"\} [1-9]\d*$/m);
+    expect(text).toMatch(/^sockwarden_actions_total\{rule="smtp-guard",action="close",outcome="closed"\} 1$/m);
+    // The port-25 listener and the metrics server's own.
+    expect(text).toMatch(/^sockwarden_endpoints\{protocol="tcp",state="LISTEN"\} 2$/m);
+    expect(text).toMatch(/^# TYPE sockwarden_sink_dropped_total counter$/m);
+    expect(text).toMatch(/^sockwarden_sink_queue_depth\{sink="file:[^"]*m\.ndjson"\} 0$/m);
+    expect(text).toMatch(/^sockwarden_refresh_seconds \d/m);
+  });
+});
