@@ -15,7 +15,7 @@ import { RuleError, SockwardenError, UsageError } from "../errors.ts";
 import { stderr, stdout } from "./output.ts";
 import { RULE_API_DECLARATIONS } from "../rules/api-declarations.ts";
 
-type RulesArgs = { files?: string[]; events?: string; options?: string; dir?: string; force?: boolean };
+type RulesArgs = { files?: string[]; events?: string; options?: string; dir?: string; force?: boolean; initial?: boolean };
 
 /** The rules subcommands; `done` receives each one's exit code. */
 export function rulesBuilder<T>(y: Argv<T>, done: (run: Promise<number>) => Promise<void>) {
@@ -34,8 +34,12 @@ export function rulesBuilder<T>(y: Argv<T>, done: (run: Promise<number>) => Prom
         c
           .positional("files", { type: "string", array: true })
           .option("events", { type: "string", demandOption: true, describe: "NDJSON events recorded by `sockwarden watch --ndjson`" })
-          .option("options", { type: "string", describe: 'JSON object of per-rule options: {"rule-name": {...}}' }),
-      handler((a) => test(a.files ?? [], a.events!, a.options)),
+          .option("options", { type: "string", describe: 'JSON object of per-rule options: {"rule-name": {...}}' })
+          .option("initial", {
+            type: "boolean",
+            describe: "The events were recorded with `watch --ndjson --initial`: the endpoints announced first go to start hooks",
+          }),
+      handler((a) => test(a.files ?? [], a.events!, a.options, !!a.initial)),
     )
     .command(
       "init [dir]",
@@ -61,7 +65,7 @@ async function check(files: string[]): Promise<number> {
   return bad > 0 ? 1 : 0;
 }
 
-async function test(files: string[], eventsFile: string, optionsJson: string | undefined): Promise<number> {
+async function test(files: string[], eventsFile: string, optionsJson: string | undefined, withInitial: boolean): Promise<number> {
   let text: string;
   try {
     text = fs.readFileSync(eventsFile, "utf8");
@@ -82,8 +86,13 @@ async function test(files: string[], eventsFile: string, optionsJson: string | u
   // Time in a replay is the events' time, so periodic rules tick as they did when recorded.
   let now = events[0]?.time ?? Date.now();
   const rules = new RuleSet({ onReport: (r) => reports.push(r), clock: () => now });
+  // Every report but a reload is a failure, start hooks' included: the exit status tells.
+  let runtimeFailures = 0;
   const flush = () => {
-    for (const r of reports.splice(0)) stderr(`${formatReport(r)}\n`);
+    for (const r of reports.splice(0)) {
+      if (r.kind !== "reloaded") runtimeFailures++;
+      stderr(`${formatReport(r)}\n`);
+    }
   };
   let loadFailures = 0;
   try {
@@ -101,9 +110,16 @@ async function test(files: string[], eventsFile: string, optionsJson: string | u
     const printAll = (actions: RuleAction[]) => {
       for (const a of actions) stdout(actionLine(a));
     };
-    printAll(rules.start([]));
+    // `watch --initial` announces what exists at start as "opened" events, all with the start's
+    // time; the first refresh comes at least one interval later.
+    const initial: Endpoint[] = [];
+    if (withInitial) {
+      const t0 = events[0]?.time;
+      while (events.length > 0 && events[0]!.type === "opened" && events[0]!.time === t0) initial.push(events.shift()!.endpoint);
+    }
+    for (const ep of initial) current.set(endpointKey(ep), ep);
+    printAll(rules.start(initial));
     flush();
-    let runtimeFailures = 0;
     for (const e of events) {
       now = e.time;
       const key = endpointKey(e.endpoint);
@@ -111,7 +127,6 @@ async function test(files: string[], eventsFile: string, optionsJson: string | u
       else current.set(key, e.endpoint);
       printAll(rules.tick([...current.values()], now));
       printAll(rules.dispatch([e]));
-      runtimeFailures += reports.filter((r) => r.kind !== "reloaded").length;
       flush();
     }
     return loadFailures > 0 || runtimeFailures > 0 ? 1 : 0;

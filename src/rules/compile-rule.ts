@@ -13,6 +13,8 @@ export interface CompiledRule {
   file: string;
   code: string;
   lines: LineMap;
+  /** Where the source says `export default`: the place to report what the definition gets wrong. */
+  exportAt?: { line: number; column: number } | null;
 }
 
 const API_MODULE = "sockwarden";
@@ -53,21 +55,22 @@ export async function compileRule(source: string, file: string): Promise<Compile
   } catch (err) {
     throw fromBuildError(file, err);
   }
-  if (!result.success) {
-    const first = result.logs.find((l) => l.level === "error") ?? result.logs[0];
-    throw fromBuildLog(file, first);
-  }
+  // A refused import first: the build then also fails, on names the empty stand-in lacks.
   if (refused.length > 0) {
     const what = refused[0]!.what;
     const at = lineOf(source, what);
     throw new RuleError(file, at?.line ?? null, at?.column ?? null, `rules can import only "sockwarden", not "${what}"`);
+  }
+  if (!result.success) {
+    const first = result.logs.find((l) => l.level === "error") ?? result.logs[0];
+    throw fromBuildLog(file, first);
   }
   const js = result.outputs.find((o) => o.kind === "entry-point");
   const map = result.outputs.find((o) => o.kind === "sourcemap");
   if (!js) throw new RuleError(file, null, null, "the transpiler produced no code");
   const code = await js.text();
   const mappings = map ? (JSON.parse(await map.text()).mappings as string) : "";
-  return { file, code, lines: new LineMap(mappings) };
+  return { file, code, lines: new LineMap(mappings), exportAt: exportPosition(source) };
 }
 
 interface BuildLogLike {
@@ -95,6 +98,15 @@ function lineOf(source: string, needle: string): { line: number; column: number 
   for (let i = 0; i < lines.length; i++) {
     const c = lines[i]!.indexOf(`"${needle}"`) >= 0 ? lines[i]!.indexOf(`"${needle}"`) : lines[i]!.indexOf(`'${needle}'`);
     if (c >= 0) return { line: i + 1, column: c + 1 };
+  }
+  return null;
+}
+
+function exportPosition(source: string): { line: number; column: number } | null {
+  const lines = source.split("\n");
+  for (let i = 0; i < lines.length; i++) {
+    const m = /^(\s*)export\s+default\b/.exec(lines[i]!);
+    if (m) return { line: i + 1, column: m[1]!.length + 1 };
   }
   return null;
 }

@@ -16,7 +16,9 @@ export const CONTROL_SOURCE = String.raw`(function () {
   "use strict";
   const parse = JSON.parse, stringify = JSON.stringify, toStr = String, apply = Reflect.apply;
   const wmGet = WeakMap.prototype.get, wmSet = WeakMap.prototype.set, freeze = Object.freeze;
-  const isArray = Array.isArray, hasOwn = Object.prototype.hasOwnProperty;
+  const isArray = Array.isArray, hasOwn = Object.prototype.hasOwnProperty, protoOf = Object.getPrototypeOf;
+  // Hooks run synchronously: an async or generator hook would lose its work without a word.
+  const deferring = [protoOf(async function () {}), protoOf(function* () {}), protoOf(async function* () {})];
   const MAX_ACTIONS = 10000, MAX_TEXT = 4096;
   const EVENT_TYPES = ["opened", "closed", "state-changed", "counters"];
   const refs = new WeakMap();
@@ -72,6 +74,12 @@ export const CONTROL_SOURCE = String.raw`(function () {
   }
   const EP = 17;
   function context() { return { options: options, now: now }; }
+  // A hook that returns a promise did part of its work; the rest would never run.
+  function settled(hook, result) {
+    if (result !== null && (typeof result === "object" || typeof result === "function") && typeof result.then === "function") {
+      throw new TypeError(hook + " returned a promise: rules run synchronously, so nothing after an await or in a then() runs");
+    }
+  }
   function take() { const a = out; const n = outLen; out = []; outLen = 0; a.length = n; return a; }
   function endpointsOf(payload) {
     const ps = procs(payload.p), rows = payload.e, list = [];
@@ -86,6 +94,10 @@ export const CONTROL_SOURCE = String.raw`(function () {
       if (typeof name !== "string" || name.length === 0 || name.length > 100) throw new TypeError("a rule needs a name: a string of 1 to 100 characters");
       for (const hook of ["start", "handle", "periodic"]) {
         if (def[hook] !== undefined && typeof def[hook] !== "function") throw new TypeError(hook + " must be a function");
+        const kind = typeof def[hook] === "function" ? protoOf(def[hook]) : null;
+        if (kind === deferring[0] || kind === deferring[1] || kind === deferring[2]) {
+          throw new TypeError(hook + " must be a plain function: rules run synchronously, so an async or generator " + hook + " would never finish");
+        }
       }
       if (typeof def.handle !== "function" && typeof def.periodic !== "function" && typeof def.start !== "function") {
         throw new TypeError("a rule needs handle, periodic or start");
@@ -114,6 +126,7 @@ export const CONTROL_SOURCE = String.raw`(function () {
     // Events from 'from' on; on a throw, index() tells which one failed and actions() what was
     // done before it.
     dispatch(json, from) {
+      index = -1;
       const payload = parse(json), ps = procs(payload.p), rows = payload.e;
       const handle = rule.handle;
       for (index = from; index < rows.length; index++) {
@@ -127,13 +140,13 @@ export const CONTROL_SOURCE = String.raw`(function () {
         else if (type === "counters") event.counters = r[3];
         else if (r[3] === 1) event.shortLived = true;
         now = r[2];
-        apply(handle, rule, [event, act, context()]);
+        settled("handle", apply(handle, rule, [event, act, context()]));
       }
       index = -1;
       return stringify(take());
     },
-    start(json, at) { now = at; const list = endpointsOf(parse(json)); apply(rule.start, rule, [list, act, context()]); return stringify(take()); },
-    periodic(json, at) { now = at; const list = endpointsOf(parse(json)); apply(rule.periodic, rule, [list, act, context()]); return stringify(take()); },
+    start(json, at) { now = at; const list = endpointsOf(parse(json)); settled("start", apply(rule.start, rule, [list, act, context()])); return stringify(take()); },
+    periodic(json, at) { now = at; const list = endpointsOf(parse(json)); settled("periodic", apply(rule.periodic, rule, [list, act, context()])); return stringify(take()); },
     index() { return index; },
     actions() { return stringify(take()); },
   };

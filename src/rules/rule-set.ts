@@ -8,7 +8,7 @@ import type { EndpointEvent } from "../monitor/events.ts";
 import { endpointKey } from "../monitor/endpoint-key.ts";
 import { SockwardenError } from "../errors.ts";
 import { encodeEndpoints, encodeEvents } from "./event-rows.ts";
-import { RuleSandbox, DEFAULT_LIMITS, type CallFailure, type GuestAction, type SandboxLimits } from "./sandbox.ts";
+import { RuleSandbox, DEFAULT_LIMITS, printable, type CallFailure, type GuestAction, type SandboxLimits } from "./sandbox.ts";
 import { loadRuleSource, type RuleSource } from "./rule-sources.ts";
 import { compileRule } from "./compile-rule.ts";
 
@@ -158,7 +158,9 @@ export class RuleSet {
       const payload = encodeEvents(batch);
       const endpoints = batch.map((e) => e.endpoint);
       for (const rule of this.active()) {
-        const r = rule.sandbox.dispatch(payload, batch.length);
+        // Failures past the quarantine threshold would only cost time: the sandbox stops there.
+        const now = this.clock();
+        const r = rule.sandbox.dispatch(payload, batch.length, this.maxFailures - rule.failures.filter((t) => now - t < this.windowMs).length);
         out.push(...this.accept(rule, r.actions, endpoints, batch));
         for (const f of r.failures) this.fail(rule, f, f.index >= 0 ? batch[f.index]?.seq : undefined);
       }
@@ -246,11 +248,11 @@ export class RuleSet {
     rule.failures.push(now);
     const name = rule.sandbox.info.name;
     this.report({ rule: name, file: rule.source.label, kind: f.kind, message: f.message, line: f.line, column: f.column, seq });
-    if (rule.failures.length >= this.maxFailures && !rule.quarantined) {
+    if ((rule.failures.length >= this.maxFailures || f.fatal) && !rule.quarantined) {
       rule.quarantined = true;
       this.report({
         rule: name, file: rule.source.label, kind: "quarantined",
-        message: `failed ${rule.failures.length} times within ${Math.round(this.windowMs / 1000)} s; it gets no more events until it is reloaded`,
+        message: `${f.fatal ? "its sandbox cannot go on" : `failed ${rule.failures.length} times within ${Math.round(this.windowMs / 1000)} s`}; it gets no more events until it is reloaded`,
         line: null, column: null,
       });
     }
@@ -270,7 +272,8 @@ export class RuleSet {
 export function formatReport(r: RuleReport): string {
   const where = `${r.file}${r.line !== null ? `:${r.line}${r.column !== null ? `:${r.column}` : ""}` : ""}`;
   const seq = r.seq !== undefined ? ` [event ${r.seq}]` : "";
-  return `rule ${r.rule} (${where}): ${r.kind === "error" ? "" : `${r.kind}: `}${r.message}${seq}`;
+  // Reasons and messages are the rule's text: no control characters reach a terminal.
+  return printable(`rule ${r.rule} (${where}): ${r.kind === "error" ? "" : `${r.kind}: `}${r.message}${seq}`);
 }
 
 /** Convenience for tools and tests: compile and load once, to check a rule. */

@@ -60,6 +60,8 @@ export interface CallFailure {
   line: number | null;
   column: number | null;
   kind: "error" | "timeout" | "memory";
+  /** The sandbox cannot run again: the rule should be stopped now. */
+  fatal?: boolean;
 }
 
 export interface DispatchResult {
@@ -73,6 +75,7 @@ const MIN_WASM_BYTES = 16 << 20;
 
 export class RuleSandbox {
   private disposed = false;
+  private broken = false;
 
   private constructor(
     readonly compiled: CompiledRule,
@@ -105,10 +108,16 @@ export class RuleSandbox {
     const context = runtime.newContext();
     const owned: QuickJSHandle[] = [];
     const fail = (err: unknown): never => {
-      for (const h of owned) if (h.alive) h.dispose();
-      if (context.alive) context.dispose();
-      if (runtime.alive) runtime.dispose();
-      throw err;
+      try {
+        for (const h of owned) if (h.alive) h.dispose();
+        if (context.alive) context.dispose();
+        if (runtime.alive) runtime.dispose();
+      } catch {
+        // The module broke (its memory is at the ceiling); it goes with the garbage collector.
+        if (memory.buffer.byteLength + WASM_PAGE > wasmBytes) err = new RuleError(compiled.file, 1, 1, "ran out of memory while loading");
+      }
+      // Without a better place, a load failure is the module's: line 1.
+      throw err instanceof RuleError ? err : new RuleError(compiled.file, 1, 1, err instanceof Error ? err.message : String(err));
     };
     const deadline = () => runtime.setInterruptHandler(shouldInterruptAfterDeadline(Date.now() + Math.max(limits.callBudgetMs * 20, 1000)));
     try {
@@ -141,7 +150,7 @@ export class RuleSandbox {
       boot.dispose();
 
       deadline();
-      const ns = RuleSandbox.unwrap(context, compiled, context.evalCode(compiled.code, compiled.file, { type: "module" }), "load");
+      const ns = RuleSandbox.unwrap(context, compiled, context.evalCode(compiled.code, compiled.file, { type: "module" }), "load", { line: 1, column: 1 });
       owned.push(ns);
       const exportsHandle = settle(context, ns);
       const def = context.getProp(exportsHandle, "default");
@@ -151,9 +160,13 @@ export class RuleSandbox {
       owned.push(setRule);
       const configured = context.newString(JSON.stringify(configuredOptions ?? {}));
       owned.push(configured);
-      const infoHandle = RuleSandbox.unwrap(context, compiled, context.callFunction(setRule, control, def, configured), "load");
+      // What the definition gets wrong is reported at its `export default`.
+      const at = compiled.exportAt ?? { line: 1, column: 1 };
+      const infoHandle = RuleSandbox.unwrap(context, compiled, context.callFunction(setRule, control, def, configured), "load", at);
       const info = JSON.parse(context.getString(infoHandle)) as RuleInfo;
       infoHandle.dispose();
+      if (printable(info.name) !== info.name) throw new RuleError(compiled.file, at.line, at.column, "a rule's name must not contain control characters");
+      info.description = printable(info.description);
       for (const h of [configured, setRule, def, ns]) h.dispose();
       owned.length = 0;
       owned.push(control);
@@ -171,34 +184,73 @@ export class RuleSandbox {
   }
 
   /** Unwraps a guest result; a guest error becomes a RuleError at the user's line. */
-  private static unwrap(context: QuickJSContext, compiled: CompiledRule, result: ReturnType<QuickJSContext["evalCode"]>, phase: string): QuickJSHandle {
+  private static unwrap(
+    context: QuickJSContext, compiled: CompiledRule, result: ReturnType<QuickJSContext["evalCode"]>, phase: string,
+    fallback: { line: number; column: number } | null = null,
+  ): QuickJSHandle {
     if ("error" in result && result.error) {
       const f = describeError(context, compiled, result.error, -1);
       result.error.dispose();
+      if (f.line === null && fallback) ({ line: f.line, column: f.column } = fallback);
       throw new RuleError(compiled.file, f.line, f.column, `${phase === "setup" ? "sandbox setup failed: " : ""}${f.message}`);
     }
     return (result as { value: QuickJSHandle }).value;
   }
 
   /** Runs the rule's handler over a batch of encoded events; a failing event does not stop the rest. */
-  dispatch(payload: string, count: number): DispatchResult {
+  dispatch(payload: string, count: number, maxFailures = Infinity): DispatchResult {
+    return this.guard(() => this.runDispatch(payload, count, maxFailures));
+  }
+
+  /** start(endpoints) or periodic(endpoints): one call with the encoded endpoint list. */
+  call(hook: "start" | "periodic", payload: string, at: number): DispatchResult {
+    return this.guard(() => this.runCall(hook, payload, at));
+  }
+
+  /**
+   * A failure of the host side of a call (a WebAssembly trap, or the glue's own allocation
+   * failing once the memory is at its ceiling, which it does not check) leaves the module in an
+   * unknown state: the sandbox stops for good, and the failure is fatal for the rule.
+   */
+  private guard(run: () => DispatchResult): DispatchResult {
     this.assertAlive();
+    if (this.broken) return { actions: [], failures: [] };
+    try {
+      return run();
+    } catch (err) {
+      this.broken = true;
+      const full = this.memory.buffer.byteLength + WASM_PAGE > Math.max(this.limits.wasmMemoryBytes, MIN_WASM_BYTES);
+      const message = full ? "ran out of memory: its sandbox is full and is stopped" : printable(`its sandbox failed and is stopped: ${(err as Error)?.message ?? String(err)}`.slice(0, 500));
+      return { actions: [], failures: [{ index: -1, message, line: null, column: null, kind: full ? "memory" : "error", fatal: true }] };
+    }
+  }
+
+  private memoryHeavy(): boolean {
+    return this.memory.buffer.byteLength > MIN_WASM_BYTES;
+  }
+
+  private runDispatch(payload: string, count: number, maxFailures: number): DispatchResult {
     const actions: GuestAction[] = [];
     const failures: CallFailure[] = [];
     if (!this.info.handle) return { actions, failures };
     let from = 0;
     const json = this.context.newString(payload);
+    // The batch shares one deadline. A retry gets what is left of it, or one event's budget when
+    // nothing is: an event that overruns cannot take the time of every event after it again
+    // (that made a rule that loops on each event cost the square of the batch size).
+    const batchDeadline = Date.now() + Math.min(this.limits.callBudgetMs * count, 10_000);
     try {
-      // Each retry starts after the event that failed; the bound is the batch size.
-      for (let attempt = 0; attempt <= count && from < count; attempt++) {
-        const budget = Math.min(this.limits.callBudgetMs * (count - from), 10_000);
-        this.runtime.setInterruptHandler(shouldInterruptAfterDeadline(Date.now() + budget));
+      // Each retry starts after the event that failed; the bound is the batch size, and the
+      // failures the caller still tolerates (a rule about to be quarantined stops here).
+      for (let attempt = 0; attempt <= count && from < count && failures.length < maxFailures; attempt++) {
+        const deadline = attempt === 0 ? batchDeadline : Math.max(batchDeadline, Date.now() + this.limits.callBudgetMs);
+        this.runtime.setInterruptHandler(shouldInterruptAfterDeadline(deadline));
         const fromHandle = this.context.newNumber(from);
         const result = this.context.callFunction(this.functions.dispatch, this.control, json, fromHandle);
         fromHandle.dispose();
         if ("error" in result && result.error) {
           const index = this.readIndex();
-          const failure = describeError(this.context, this.compiled, result.error, index);
+          const failure = describeError(this.context, this.compiled, result.error, index, this.memoryHeavy());
           result.error.dispose();
           failures.push(failure);
           actions.push(...this.takeActions());
@@ -216,9 +268,7 @@ export class RuleSandbox {
     return { actions, failures };
   }
 
-  /** start(endpoints) or periodic(endpoints): one call with the encoded endpoint list. */
-  call(hook: "start" | "periodic", payload: string, at: number): DispatchResult {
-    this.assertAlive();
+  private runCall(hook: "start" | "periodic", payload: string, at: number): DispatchResult {
     if (!this.info[hook]) return { actions: [], failures: [] };
     this.runtime.setInterruptHandler(shouldInterruptAfterDeadline(Date.now() + Math.max(this.limits.callBudgetMs * 10, 100)));
     const json = this.context.newString(payload);
@@ -226,7 +276,7 @@ export class RuleSandbox {
     try {
       const result = this.context.callFunction(this.functions[hook], this.control, json, atHandle);
       if ("error" in result && result.error) {
-        const failure = describeError(this.context, this.compiled, result.error, -1);
+        const failure = describeError(this.context, this.compiled, result.error, -1, this.memoryHeavy());
         result.error.dispose();
         return { actions: this.takeActions(), failures: [failure] };
       }
@@ -275,6 +325,8 @@ export class RuleSandbox {
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
+    // A broken module is left to the garbage collector: freeing into it could trap again.
+    if (this.broken) return;
     for (const h of [...Object.values(this.functions), this.control]) if (h.alive) h.dispose();
     this.context.dispose();
     this.runtime.dispose();
@@ -296,18 +348,29 @@ function settle(context: QuickJSContext, handle: QuickJSHandle): QuickJSHandle {
     throw new Error(typeof msg === "object" && msg && "message" in msg ? String((msg as { message: unknown }).message) : String(msg));
   }
   // Pending: run queued jobs once (a rule's top level must not wait on anything).
-  context.runtime.executePendingJobs(1000);
+  const jobs = context.runtime.executePendingJobs(1000);
+  if (jobs.error) {
+    const f = context.dump(jobs.error);
+    if (jobs.error.alive) jobs.error.dispose();
+    const message = f && typeof f === "object" && "message" in f ? String((f as { message: unknown }).message) : String(f);
+    throw new Error(`a job queued by the rule's top level failed: ${/interrupted/.test(message) ? "it took longer than its time budget" : printable(message.slice(0, 200))}`);
+  }
   const again = context.getPromiseState(handle);
   if (again.type === "fulfilled") return again.notAPromise ? handle : again.value;
   throw new Error("a rule's top level must not wait for anything");
 }
 
-function describeError(context: QuickJSContext, compiled: CompiledRule, error: QuickJSHandle, index: number): CallFailure {
+function describeError(context: QuickJSContext, compiled: CompiledRule, error: QuickJSHandle, index: number, memoryHeavy = false): CallFailure {
   let dumped: unknown;
+  // dump() disposes a promise it is given; the caller owns `error`, so it gets a copy (a rule
+  // that threw a promise made the caller's dispose throw in the host).
+  const copy = error.dup();
   try {
-    dumped = context.dump(error);
+    dumped = context.dump(copy);
   } catch {
     dumped = "unknown error";
+  } finally {
+    if (copy.alive) copy.dispose();
   }
   let name = "Error";
   let message: string;
@@ -322,8 +385,11 @@ function describeError(context: QuickJSContext, compiled: CompiledRule, error: Q
     name = "thrown value";
     message = safeString(dumped);
   }
+  // QuickJS throws null when it cannot even allocate the "out of memory" error; a rule whose
+  // WebAssembly memory has grown past its initial size is taken to be in that case.
   const kind: CallFailure["kind"] =
-    name === "InternalError" && /interrupted/.test(message) ? "timeout" : /out of memory/.test(message) ? "memory" : "error";
+    name === "InternalError" && /interrupted/.test(message) ? "timeout"
+    : /out of memory/.test(message) || (dumped === null && memoryHeavy) ? "memory" : "error";
   let line: number | null = null;
   let column: number | null = null;
   const escaped = compiled.file.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
@@ -333,7 +399,12 @@ function describeError(context: QuickJSContext, compiled: CompiledRule, error: Q
     if (mapped) ({ line, column } = mapped);
   }
   const text = kind === "timeout" ? "took longer than its time budget" : kind === "memory" ? "ran out of memory" : `${name}: ${message}`;
-  return { index, message: text.slice(0, 500), line, column, kind };
+  return { index, message: printable(text.slice(0, 500)), line, column, kind };
+}
+
+/** Control characters from a rule's text become \xNN, so reports cannot drive a terminal. */
+export function printable(text: string): string {
+  return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
 }
 
 function safeString(v: unknown): string {
