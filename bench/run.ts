@@ -21,6 +21,10 @@ import { TIME_BIN } from "./lib/proc.ts";
 import { planSuites, type SuitePlan } from "./lib/suite.ts";
 import { parseWatchOptions, WATCH_USAGE, type WatchOptions } from "./lib/watch-options.ts";
 import { runWatchSuite } from "./watch.ts";
+import { RULES_USAGE, rulesArgsFromShared, rulesSuiteArgs } from "./lib/rules-options.ts";
+
+// The rules suite (bench/rules.ts) needs no namespace and runs in this process; loaded on demand.
+const runRulesSuite = async (args: string[]): Promise<number> => (await import("./rules.ts")).runRulesSuite(args);
 
 const log = (msg: string): void => {
   process.stderr.write(`[bench] ${msg}\n`);
@@ -78,13 +82,16 @@ async function main(): Promise<number> {
     }
     return runInner(opts, process.env.SW_BENCH_NETNS ?? "(unknown)");
   }
+  // --suite rules: only bench/rules.ts's options.
+  const rulesArgs = rulesSuiteArgs(argv);
+  if (rulesArgs) return runRulesSuite(rulesArgs);
 
   let plan: SuitePlan;
   let listOpts: Options | null = null;
   try {
     plan = planSuites(argv);
     if (plan.help) {
-      process.stdout.write(USAGE + SUITE_USAGE + WATCH_USAGE);
+      process.stdout.write(USAGE + SUITE_USAGE + WATCH_USAGE + "\n" + RULES_USAGE);
       return 0;
     }
     if (plan.listArgs) listOpts = parseOptions(plan.listArgs);
@@ -112,6 +119,10 @@ async function main(): Promise<number> {
       return 2;
     }
     code = worst(code, await runWatchSuite(watchOpts, plan.watchArgs));
+  }
+  if (plan.suite === "all" && code !== 130) {
+    log("starting the rules suite (bench/rules.ts)");
+    code = worst(code, await runRulesSuite(rulesArgsFromShared(argv)));
   }
   return code;
 }

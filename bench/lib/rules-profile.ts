@@ -1,0 +1,217 @@
+// Where the time of a sandboxed dispatch goes. The same batches are pushed through a growing
+// pipeline and each stage is timed on its own; the differences between neighbouring stages are
+// the cost of what the later stage adds:
+//
+//   encode           host: encodeEvents(batch) (rows, process table, JSON.stringify)
+//   copy-in          a bare QuickJS context over the same kind of fixed memory: newString(payload)
+//                    and a call to a function that ignores it
+//   parse            the same, the function running JSON.parse on it
+//   dispatch, idle   the rule runtime's dispatcher with a rule subscribed to nothing: parse, the
+//                    process rows, the loop over events, the deadline, the empty result
+//   no-op handler    a rule with an empty handler on smtp-guard's event types: event and endpoint
+//                    objects, the per-event bookkeeping, the call
+//   smtp-guard       the real rule through RuleSandbox.dispatch: its handler, act.close, the
+//                    action rows back out and parsed on the host
+//   rule set         RuleSet.dispatch end to end: encode + smtp-guard + known-endpoint table
+//                    upkeep, batch slicing, action checking and resolution
+import {
+  newQuickJSWASMModuleFromVariant,
+  newVariant,
+  type QuickJSContext,
+  type QuickJSHandle,
+} from "quickjs-emscripten-core";
+import singlefileVariant from "@jitl/quickjs-singlefile-cjs-release-sync";
+import { DEFAULT_LIMITS, type RuleSandbox } from "../../src/rules/sandbox.ts";
+import { encodeEvents } from "../../src/rules/event-rows.ts";
+import { RuleSet } from "../../src/rules/rule-set.ts";
+import type { EndpointEvent } from "../../src/monitor/events.ts";
+
+export interface ProfileStage {
+  key: string;
+  label: string;
+  /** Fastest of the repetitions, whole stage over all profiled events. */
+  ms: number;
+  usPerEvent: number;
+}
+
+export interface ProfileStep {
+  label: string;
+  usPerEvent: number;
+  /** Share of the rule set's total. */
+  share: number;
+}
+
+export interface Profile {
+  events: number;
+  batchSize: number;
+  repetitions: number;
+  /** Payload characters per event (encodeEvents output). */
+  payloadBytesPerEvent: number;
+  stages: ProfileStage[];
+  steps: ProfileStep[];
+  totalUsPerEvent: number;
+  /**
+   * What-if, not part of the chain: encoding and dispatching to smtp-guard only the events of the
+   * types it subscribed to (the rule runtime sends every event today), per event of the stream,
+   * next to the same work with every event sent.
+   */
+  subscribedOnly: { share: number; usPerEvent: number; allUsPerEvent: number };
+}
+
+const WASM_PAGE = 65536;
+
+/** A bare context made as the sandbox makes its own (same variant, fixed memory, limits). */
+async function bareContext(): Promise<QuickJSContext> {
+  const initial = 16 << 20;
+  const memory = new WebAssembly.Memory({
+    initial: initial / WASM_PAGE,
+    maximum: Math.ceil(Math.max(DEFAULT_LIMITS.wasmMemoryBytes, initial) / WASM_PAGE),
+  });
+  const module = await newQuickJSWASMModuleFromVariant(newVariant(singlefileVariant, { wasmMemory: memory }));
+  const runtime = module.newRuntime();
+  runtime.setMemoryLimit(DEFAULT_LIMITS.memoryBytes);
+  runtime.setMaxStackSize(DEFAULT_LIMITS.stackBytes);
+  return runtime.newContext();
+}
+
+function evalFunction(ctx: QuickJSContext, code: string): QuickJSHandle {
+  const r = ctx.evalCode(code, "bench-profile.js");
+  if ("error" in r && r.error) {
+    const msg = JSON.stringify(ctx.dump(r.error));
+    r.error.dispose();
+    throw new Error(`profile setup: ${msg}`);
+  }
+  return (r as { value: QuickJSHandle }).value;
+}
+
+export interface ProfileInput {
+  events: readonly EndpointEvent[];
+  batchSize: number;
+  repetitions: number;
+  /** Loads a rule from source text into a fresh rule set; returns its sandbox. */
+  load: (name: string, source: string, rules: RuleSet) => Promise<RuleSandbox>;
+  smtpGuard: (rules: RuleSet) => Promise<RuleSandbox>;
+  log: (msg: string) => void;
+}
+
+export async function profileDispatch(input: ProfileInput): Promise<Profile> {
+  const { events, batchSize, repetitions: reps } = input;
+  const batches: EndpointEvent[][] = [];
+  for (let i = 0; i < events.length; i += batchSize) batches.push(events.slice(i, i + batchSize));
+  const payloads = batches.map((b) => encodeEvents(b));
+  const payloadChars = payloads.reduce((n, p) => n + p.length, 0);
+
+  const ctx = await bareContext();
+  const owned: QuickJSHandle[] = [];
+  const rules = new RuleSet({ batchSize });
+  const full = new RuleSet({ batchSize });
+  try {
+    const ignore = evalFunction(ctx, "(function (json) { return 0; })");
+    owned.push(ignore);
+    const parse = evalFunction(ctx, "(function (json) { JSON.parse(json); return 0; })");
+    owned.push(parse);
+    const callWith = (fn: QuickJSHandle) => (): void => {
+      for (const p of payloads) {
+        const s = ctx.newString(p);
+        const r = ctx.callFunction(fn, ctx.undefined, s);
+        s.dispose();
+        if ("error" in r && r.error) {
+          r.error.dispose();
+          throw new Error("profile: the bare context failed");
+        }
+        (r as { value: QuickJSHandle }).value.dispose();
+      }
+    };
+    const sandboxed = (sb: RuleSandbox) => (): void => {
+      for (let i = 0; i < payloads.length; i++) sb.dispatch(payloads[i]!, batches[i]!.length);
+    };
+    const idle = await input.load("bench-idle", `export default { name: "bench-idle", on: [], handle(event, act, ctx) {} };`, rules);
+    const noop = await input.load(
+      "bench-noop",
+      `export default { name: "bench-noop", on: ["opened", "state-changed"], handle(event, act, ctx) {} };`,
+      rules,
+    );
+    const guard = await input.smtpGuard(rules);
+    await input.smtpGuard(full);
+    const all = events.slice();
+    const wanted = new Set(guard.info.on);
+    const subscribed = batches.map((b) => b.filter((e) => wanted.has(e.type)));
+    const subscribedCount = subscribed.reduce((n, b) => n + b.length, 0);
+
+    const stages: { key: string; label: string; run: () => void; times: number[] }[] = [
+      { key: "encode", label: "encode (host)", run: () => void batches.forEach((b) => encodeEvents(b)), times: [] },
+      { key: "copy-in", label: "copy payload into QuickJS + call", run: callWith(ignore), times: [] },
+      { key: "parse", label: "+ JSON.parse in the guest", run: callWith(parse), times: [] },
+      { key: "idle", label: "+ dispatcher, rule subscribed to nothing", run: sandboxed(idle), times: [] },
+      { key: "noop", label: "+ event objects and a no-op handler", run: sandboxed(noop), times: [] },
+      { key: "guard", label: "+ smtp-guard's handler and its actions", run: sandboxed(guard), times: [] },
+      {
+        key: "encode+guard", label: "(encode + smtp-guard)", times: [],
+        run: () => {
+          for (const b of batches) guard.dispatch(encodeEvents(b), b.length);
+        },
+      },
+      {
+        key: "subscribed", label: "(encode + smtp-guard, only subscribed event types sent)", times: [],
+        run: () => {
+          for (const b of subscribed) if (b.length) guard.dispatch(encodeEvents(b), b.length);
+        },
+      },
+      {
+        key: "ruleset", label: "RuleSet.dispatch end to end", times: [],
+        run: () => {
+          full.setKnownEndpoints([]);
+          full.dispatch(all);
+        },
+      },
+    ];
+    // One untimed round first; then rounds over all stages in turn, so that a busy moment of the
+    // machine does not land on one stage only. The fastest round of each stage is kept: other
+    // load only ever adds time.
+    for (const st of stages) st.run();
+    for (let r = 0; r < reps; r++) {
+      for (const st of stages) {
+        Bun.gc(true);
+        const t0 = performance.now();
+        st.run();
+        st.times.push(performance.now() - t0);
+      }
+    }
+    const out: ProfileStage[] = stages.map((st) => {
+      const ms = Math.min(...st.times);
+      return { key: st.key, label: st.label, ms, usPerEvent: (ms * 1000) / events.length };
+    });
+    for (const st of out) input.log(`${st.label}: ${st.usPerEvent.toFixed(2)} µs/event`);
+    const chain = out.filter((st) => !st.label.startsWith("("));
+
+    const us = (key: string): number => out.find((s) => s.key === key)!.usPerEvent;
+    const total = us("ruleset");
+    const step = (label: string, v: number): ProfileStep => ({ label, usPerEvent: v, share: total > 0 ? v / total : 0 });
+    const steps: ProfileStep[] = [
+      step("encode events on the host (rows + JSON.stringify)", us("encode")),
+      step("copy the payload into the sandbox and call", us("copy-in")),
+      step("JSON.parse in the guest", us("parse") - us("copy-in")),
+      step("dispatcher: process rows, loop, deadline, empty result", us("idle") - us("parse")),
+      step("event and endpoint objects, no-op handler call", us("noop") - us("idle")),
+      step("smtp-guard handler + act.close + action rows out and parsed", us("guard") - us("noop")),
+      step("rule set: known endpoints, slicing, action checking", total - us("guard") - us("encode")),
+    ];
+    return {
+      events: events.length,
+      batchSize,
+      repetitions: reps,
+      payloadBytesPerEvent: payloadChars / events.length,
+      stages: chain,
+      steps,
+      totalUsPerEvent: total,
+      subscribedOnly: { share: subscribedCount / events.length, usPerEvent: us("subscribed"), allUsPerEvent: us("encode+guard") },
+    };
+  } finally {
+    for (const h of owned) if (h.alive) h.dispose();
+    const rt = ctx.runtime;
+    ctx.dispose();
+    rt.dispose();
+    rules.dispose();
+    full.dispose();
+  }
+}
