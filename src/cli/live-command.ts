@@ -1,0 +1,144 @@
+/**
+ * `sockwarden live`, and plain `sockwarden` on a terminal: the full-screen view modelled on
+ * TCPView. This file only turns the command line into the view's parts (engine, monitor, host
+ * names, audited actions, the process's terminal) and makes sure the terminal is given back on every
+ * way out: quit, Ctrl+C, SIGINT/SIGTERM/SIGHUP, an uncaught error, process exit.
+ */
+import os from "node:os";
+import type { Argv } from "yargs";
+import { createEngine } from "../engine/index.ts";
+import type { Endpoint } from "../engine/types.ts";
+import { buildSelection } from "../filter/endpoint-filter.ts";
+import { Monitor } from "../monitor/monitor.ts";
+import { closeEndpoint } from "../actions/close-endpoint.ts";
+import { endProcess } from "../actions/end-process.ts";
+import { AuditLog, defaultAuditPath } from "../actions/audit-log.ts";
+import { LiveController, type ActionResult, type LiveActions } from "../view/live/controller.ts";
+import { streamTerminal, type TerminalOutput } from "../view/live/terminal.ts";
+import { useColour } from "../view/event-line.ts";
+import { BackgroundNames } from "./background-names.ts";
+import { selectionOptions, type ListArgs } from "./list-command.ts";
+import { writeAll } from "./output.ts";
+import { UsageError } from "../errors.ts";
+
+export interface LiveArgs extends ListArgs {
+  interval?: number;
+}
+
+const intervalOption = { alias: "i", type: "number", default: 1, describe: "Live view: seconds between refreshes (0.1 to 3600)" } as const;
+
+export function liveBuilder<T>(y: Argv<T>) {
+  return selectionOptions(y)
+    .option("interval", intervalOption)
+    .option("numeric", { alias: "n", type: "boolean", describe: "Start with numeric addresses and ports (Ctrl+R switches)" })
+    .option("quiet", { alias: "q", type: "boolean", describe: "No notes" })
+    .option("source", { type: "string", choices: ["auto", "netlink", "proc"], default: "auto", describe: "Where sockets are read from" });
+}
+
+/** The interval option for the default command, which also takes every `list` option. */
+export function withIntervalOption<T>(y: Argv<T>) {
+  return y.option("interval", intervalOption);
+}
+
+/**
+ * Whether plain `sockwarden` should print a listing rather than open the live view: always when
+ * stdout is not a terminal, and when an option asks for a printed format.
+ */
+export function wantsListing(args: LiveArgs, stdoutIsTerminal: boolean): boolean {
+  if (!stdoutIsTerminal) return true;
+  return !!(args.json || args.ndjson || args.csv || args.extended || args.record || args.replay);
+}
+
+export async function runLive(args: LiveArgs): Promise<number> {
+  if (!process.stdout.isTTY) {
+    throw new UsageError("the live view needs a terminal: use `sockwarden list` or `sockwarden watch` when writing to a pipe or file");
+  }
+  const interval = args.interval ?? 1;
+  if (!(interval >= 0.1 && interval <= 3600)) throw new UsageError(`--interval must be from 0.1 to 3600 seconds, not ${args.interval}`);
+  // The view shows everything in the selection; "connected only" is a switch (`a`) on top.
+  const selection = buildSelection({ ...args, all: true });
+  const engine = createEngine({ source: args.source as "auto" | "netlink" | "proc" | undefined });
+  const monitor = new Monitor({
+    engine,
+    request: { protocols: selection.protocols, families: selection.families, withProcesses: true },
+  });
+  // Actions are audited as `close` audits them. A record that cannot be written must not be
+  // printed over the screen: the outcome line says so instead.
+  let unaudited: string | null = null;
+  const audit = new AuditLog(defaultAuditPath(), () => {
+    unaudited = `not in the audit log: cannot write ${audit.file}`;
+  });
+  const audited = async (act: () => Promise<ActionResult> | ActionResult): Promise<ActionResult> => {
+    unaudited = null;
+    const r = await act();
+    return unaudited ? { ok: r.ok, message: `${r.message} (${unaudited})` } : r;
+  };
+  const reason = "from the live view";
+  const actions: LiveActions = {
+    closeEndpoint: (ep: Endpoint) => audited(() => closeEndpoint(engine, ep, { requestedBy: "live-view", reason, audit })),
+    endProcess: (ep: Endpoint) =>
+      audited(() => {
+        const p = ep.process;
+        if (!p) return { ok: false, message: "no process is known for this endpoint" };
+        return endProcess(p.pid, p.name, {
+          expectedStartTime: p.startTime,
+          startTimeOf: (pid) => engine.processDetails?.(pid)?.startTime ?? null,
+          requestedBy: "live-view",
+          reason,
+          audit,
+          process: p,
+        });
+      }),
+  };
+  const output: TerminalOutput = {
+    get columns() {
+      return process.stdout.columns;
+    },
+    get rows() {
+      return process.stdout.rows;
+    },
+    write: (text) => writeAll(1, text),
+    onResize(listener) {
+      process.stdout.on("resize", listener);
+      process.on("SIGWINCH", listener);
+      return () => {
+        process.stdout.off("resize", listener);
+        process.off("SIGWINCH", listener);
+      };
+    },
+  };
+  const terminal = streamTerminal(process.stdin, output);
+  const controller = new LiveController({
+    monitor,
+    terminal,
+    actions,
+    processDetails: (pid) => engine.processDetails?.(pid) ?? null,
+    hostNames: new BackgroundNames(),
+    intervalMs: interval * 1000,
+    names: !args.numeric,
+    connectedOnly: !args.all && !(args.state && args.state.length > 0),
+    scope: selection.matches,
+    colour: useColour(process.stdout),
+    notes: !args.quiet,
+    hostName: os.hostname(),
+  });
+
+  const onSignal = () => controller.stop();
+  const onError = (err: unknown) => controller.fail(err);
+  const onExit = () => terminal.restore();
+  const signals = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
+  for (const s of signals) process.on(s, onSignal);
+  process.on("uncaughtException", onError);
+  process.on("unhandledRejection", onError);
+  process.on("exit", onExit);
+  try {
+    await controller.run();
+  } finally {
+    for (const s of signals) process.off(s, onSignal);
+    process.off("uncaughtException", onError);
+    process.off("unhandledRejection", onError);
+    process.off("exit", onExit);
+    terminal.restore();
+  }
+  return 0;
+}

@@ -1,0 +1,219 @@
+/**
+ * The live view's columns, as TCPView lays them out: what each cell shows (numeric or with names),
+ * how each column sorts, and how the columns fit a terminal width. Pure.
+ */
+import type { Endpoint } from "../../engine/types.ts";
+import { parseIP } from "../../net/address.ts";
+import { serviceName } from "../../net/services.ts";
+import { humanCount } from "../endpoint-table.ts";
+import { compareEndpoints } from "../endpoint-order.ts";
+import { visible } from "../process-properties.ts";
+
+export const COLUMN_IDS = ["process", "pid", "proto", "local", "localPort", "remote", "remotePort", "state", "sent", "recv"] as const;
+export type ColumnId = (typeof COLUMN_IDS)[number];
+
+/** Whether addresses and ports are shown with names, and the host names known so far. */
+export interface NameMode {
+  on: boolean;
+  hosts: ReadonlyMap<string, string>;
+}
+
+export interface ColumnSpec {
+  id: ColumnId;
+  header: string;
+  align: "left" | "right";
+  /** Narrowest the column may be cut to (middle elided); undefined: never cut. */
+  minWidth?: number;
+  /** Widest it grows, so one long name cannot push the rest off the screen. */
+  maxWidth?: number;
+  /** When even the narrowest layout is too wide, columns are hidden, lowest number first. */
+  hideOrder?: number;
+  text(ep: Endpoint, names: NameMode): string;
+  /** Ascending order of the column's values (not of the text: ports sort as numbers). */
+  compare(a: Endpoint, b: Endpoint): number;
+}
+
+const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+const num = (a: number, b: number) => a - b;
+
+/** Addresses sort by family, then as bytes, so 10.0.0.9 comes before 10.0.0.10. */
+const addressKeys = new Map<string, string>();
+function addressKey(address: string): string {
+  let key = addressKeys.get(address);
+  if (key === undefined) {
+    const ip = parseIP(address);
+    key = ip ? `${ip.family}${Buffer.from(ip.bytes).toString("hex")}` : `9${address}`;
+    if (addressKeys.size > 100_000) addressKeys.clear();
+    addressKeys.set(address, key);
+  }
+  return key;
+}
+
+export function stateText(ep: Endpoint): string {
+  return ep.state ?? (ep.remotePort !== 0 ? "CONNECTED" : "");
+}
+
+function processName(ep: Endpoint): string {
+  return ep.process ? visible(ep.process.name) : "-";
+}
+
+function hostText(address: string, names: NameMode): string {
+  const host = names.on ? names.hosts.get(address) : undefined;
+  return host === undefined ? address : visible(host);
+}
+
+function portText(port: number, ep: Endpoint, names: NameMode, remote: boolean): string {
+  if (remote && port === 0) return "*";
+  return (names.on ? serviceName(port, ep.protocol) : null) ?? String(port);
+}
+
+/** Unowned endpoints come after every named process in ascending order. */
+const processSortKey = (ep: Endpoint) => (ep.process ? ep.process.name.toLowerCase() : "\uffff");
+const counter = (n: number | null) => (n === null ? -1 : n);
+
+export const COLUMNS: readonly ColumnSpec[] = [
+  {
+    id: "process", header: "Process", align: "left", minWidth: 6, maxWidth: 20,
+    text: processName,
+    compare: (a, b) => cmp(processSortKey(a), processSortKey(b)),
+  },
+  {
+    id: "pid", header: "PID", align: "right", hideOrder: 3,
+    text: (ep) => (ep.process ? String(ep.process.pid) : "-"),
+    compare: (a, b) => num(a.process?.pid ?? Infinity, b.process?.pid ?? Infinity),
+  },
+  {
+    id: "proto", header: "Proto", align: "left", hideOrder: 4,
+    text: (ep) => ep.protocol + (ep.family === 6 ? "6" : ""),
+    compare: (a, b) => cmp(a.protocol, b.protocol) || a.family - b.family,
+  },
+  {
+    id: "local", header: "Local Address", align: "left", minWidth: 15, maxWidth: 40,
+    text: (ep, names) => hostText(ep.localAddress, names),
+    compare: (a, b) => cmp(addressKey(a.localAddress), addressKey(b.localAddress)) || a.localPort - b.localPort,
+  },
+  {
+    id: "localPort", header: "Port", align: "right", minWidth: 5, maxWidth: 12,
+    text: (ep, names) => portText(ep.localPort, ep, names, false),
+    compare: (a, b) => a.localPort - b.localPort,
+  },
+  {
+    id: "remote", header: "Remote Address", align: "left", minWidth: 15, maxWidth: 40,
+    text: (ep, names) => hostText(ep.remoteAddress, names),
+    compare: (a, b) => cmp(addressKey(a.remoteAddress), addressKey(b.remoteAddress)) || a.remotePort - b.remotePort,
+  },
+  {
+    id: "remotePort", header: "Port", align: "right", minWidth: 5, maxWidth: 12,
+    text: (ep, names) => portText(ep.remotePort, ep, names, true),
+    compare: (a, b) => a.remotePort - b.remotePort,
+  },
+  {
+    id: "state", header: "State", align: "left",
+    text: stateText,
+    compare: (a, b) => cmp(stateText(a), stateText(b)),
+  },
+  {
+    id: "sent", header: "Sent", align: "right", hideOrder: 2,
+    text: (ep) => humanCount(ep.bytesSent),
+    compare: (a, b) => num(counter(a.bytesSent), counter(b.bytesSent)),
+  },
+  {
+    id: "recv", header: "Recv", align: "right", hideOrder: 1,
+    text: (ep) => humanCount(ep.bytesReceived),
+    compare: (a, b) => num(counter(a.bytesReceived), counter(b.bytesReceived)),
+  },
+];
+
+export function column(id: ColumnId): ColumnSpec {
+  return COLUMNS[COLUMN_IDS.indexOf(id)]!;
+}
+
+/** A column's name for the status line: "Local Port" rather than the bare header "Port". */
+export function columnTitle(id: ColumnId): string {
+  if (id === "localPort") return "Local Port";
+  if (id === "remotePort") return "Remote Port";
+  return column(id).header;
+}
+
+/**
+ * Orders endpoints by one column; ties fall back to the listing order (ascending whatever the
+ * direction), so rows do not swap places between refreshes.
+ */
+export function compareBy(id: ColumnId, descending: boolean): (a: Endpoint, b: Endpoint) => number {
+  const spec = column(id);
+  return (a, b) => {
+    const c = spec.compare(a, b);
+    if (c !== 0) return descending ? -c : c;
+    return compareEndpoints(a, b);
+  };
+}
+
+/**
+ * Everything a filter can match in a row, lower case: process name and PID, protocol,
+ * addresses and ports (numeric, and as shown with names), state.
+ */
+export function searchText(ep: Endpoint, names: NameMode): string {
+  const parts = [
+    ep.process ? `${ep.process.name} ${ep.process.pid}` : "-",
+    ep.protocol + (ep.family === 6 ? "6" : ""),
+    ep.localAddress, String(ep.localPort),
+    ep.remoteAddress, String(ep.remotePort),
+    stateText(ep),
+  ];
+  if (names.on) {
+    for (const [a, p, remote] of [[ep.localAddress, ep.localPort, false], [ep.remoteAddress, ep.remotePort, true]] as const) {
+      parts.push(hostText(a, names), portText(p, ep, names, remote));
+    }
+  }
+  return parts.join(" ").toLowerCase();
+}
+
+/** Terms separated by spaces must all occur (case-insensitive substrings). */
+export function filterTerms(text: string): string[] {
+  return text.toLowerCase().split(/\s+/).filter((t) => t !== "");
+}
+
+export function matchesTerms(ep: Endpoint, terms: readonly string[], names: NameMode): boolean {
+  if (terms.length === 0) return true;
+  const text = searchText(ep, names);
+  return terms.every((t) => text.includes(t));
+}
+
+export interface PlacedColumn {
+  spec: ColumnSpec;
+  width: number;
+}
+
+/** Space between columns: one, as in top and htop, so that more fits on 80 columns. */
+export const COLUMN_GAP = 1;
+
+/**
+ * Chooses which columns to show and how wide, for the widest text each has (`natural`, headers
+ * included): everything when it fits; otherwise cut columns that may be cut, widest first; when
+ * even the narrowest layout is too wide, hide columns in their hide order and try again.
+ */
+export function fitColumns(natural: ReadonlyMap<ColumnId, number>, width: number): PlacedColumn[] {
+  const byHide = COLUMNS.filter((c) => c.hideOrder !== undefined).sort((a, b) => a.hideOrder! - b.hideOrder!);
+  let shown = [...COLUMNS];
+  const want = (c: ColumnSpec) => Math.min(Math.max(natural.get(c.id) ?? 0, c.header.length), c.maxWidth ?? Infinity);
+  const narrowest = (c: ColumnSpec) => (c.minWidth === undefined ? want(c) : Math.min(want(c), Math.max(c.minWidth, c.header.length)));
+  const total = (cols: readonly ColumnSpec[], w: (c: ColumnSpec) => number) =>
+    cols.reduce((sum, c) => sum + w(c), 0) + COLUMN_GAP * Math.max(0, cols.length - 1);
+  for (const hide of byHide) {
+    if (total(shown, narrowest) <= width) break;
+    shown = shown.filter((c) => c !== hide);
+  }
+  const widths = shown.map(want);
+  let over = widths.reduce((a, b) => a + b, 0) + COLUMN_GAP * Math.max(0, shown.length - 1) - width;
+  // Take a character at a time from the widest column that may still give one, so cuts spread.
+  while (over > 0) {
+    let best = -1;
+    shown.forEach((c, i) => {
+      if (widths[i]! > narrowest(c) && (best < 0 || widths[i]! > widths[best]!)) best = i;
+    });
+    if (best < 0) break;
+    widths[best]!--;
+    over--;
+  }
+  return shown.map((spec, i) => ({ spec, width: widths[i]! }));
+}
