@@ -99,7 +99,8 @@ export class MonitorLoop {
   }
 
   private schedule(): void {
-    const wait = Math.max(0, Math.min(COLLECT_EVERY_MS, this.nextRefreshAt - this.clock()));
+    // While paused no refresh is due, however late: only the notices are read, at their pace.
+    const wait = this.pausedFlag ? COLLECT_EVERY_MS : Math.max(0, Math.min(COLLECT_EVERY_MS, this.nextRefreshAt - this.clock()));
     this.timer = this.timers.setTimeout(() => this.tick(), wait);
   }
 

@@ -179,8 +179,12 @@ describe("MonitorLoop", () => {
     expect(refreshes).toBe(3);
     expect(collects).toBeGreaterThan(20); // notices are read between refreshes
     loop.pause();
+    const collectsBefore = collects;
     advance(5000);
     expect(refreshes).toBe(3);
+    // Paused, it keeps reading notices at the usual pace, and does not spin.
+    expect(collects - collectsBefore).toBeGreaterThan(40);
+    expect(collects - collectsBefore).toBeLessThanOrEqual(51);
     loop.resume();
     advance(10);
     expect(refreshes).toBe(4);
