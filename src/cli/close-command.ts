@@ -64,7 +64,7 @@ export async function runClose(args: CloseArgs): Promise<number> {
     throw new UsageError("say which connections to close: LOCAL REMOTE (e.g. 10.0.0.5:43122 93.184.216.34:25) or filters such as --remote-port 25 --process curl");
   }
   const method = (args.method ?? "auto") as CloseMethod;
-  const engine = createEngine({ source: args.source as "auto" | "netlink" | "proc" | undefined });
+  const engine = createEngine({ source: args.source as "auto" | "netlink" | "proc" | undefined, allNamespaces: !!args.allNamespaces });
   try {
     const snapshot = engine.snapshot({ protocols: selection.protocols, families: selection.families, withProcesses: true });
     const matches = snapshot.endpoints

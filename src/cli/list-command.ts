@@ -17,6 +17,7 @@ import { UsageError } from "../errors.ts";
 import { trace } from "../trace.ts";
 
 export interface ListArgs extends SelectionOptions {
+  allNamespaces?: boolean;
   numeric?: boolean;
   extended?: boolean;
   csv?: boolean;
@@ -44,7 +45,8 @@ export function selectionOptions<T>(y: Argv<T>) {
     .option("port", { type: "string", array: true, describe: "Local or remote port: 25, 1000-2000, smtp" })
     .option("local", { type: "string", array: true, describe: "Local address, CIDR or port: 10.0.0.0/8, [::1]:80, :22" })
     .option("remote", { type: "string", array: true, describe: "Remote address, CIDR or port" })
-    .option("hide-unowned", { type: "boolean", describe: "Hide endpoints with no owning process" });
+    .option("hide-unowned", { type: "boolean", describe: "Hide endpoints with no owning process" })
+    .option("all-namespaces", { alias: "N", type: "boolean", describe: "Every network namespace (containers, ip netns), each endpoint tagged with its own" });
 }
 
 export function listBuilder<T>(y: Argv<T>) {
@@ -74,6 +76,7 @@ export async function runList(args: ListArgs): Promise<number> {
     source: args.replay ? "replay" : (args.source as "auto" | "netlink" | "proc" | undefined),
     replayFile: args.replay,
     recordFile: args.record,
+    allNamespaces: !!args.allNamespaces,
   });
   trace("engine ready");
   let snapshot;

@@ -14,6 +14,7 @@ import { stderr } from "./output.ts";
 import { UsageError } from "../errors.ts";
 
 export interface RunArgs {
+  allNamespaces?: boolean;
   rule?: string[];
   config?: string;
   interval?: number;
@@ -33,6 +34,7 @@ export function runBuilder<T>(y: Argv<T>) {
     .option("sink", { type: "string", array: true, describe: "Where alerts go: stdout, stdout:ndjson, file:PATH, syslog, syslog:udp://H:P, webhook:URL (repeatable)" })
     .option("audit-log", { type: "string", describe: `Audit log file (default ${defaultAuditPath()})` })
     .option("metrics", { type: "string", describe: "Serve Prometheus metrics on HOST:PORT" })
+    .option("all-namespaces", { alias: "N", type: "boolean", describe: "Watch every network namespace (containers, ip netns)" })
     .option("quiet", { alias: "q", type: "boolean", describe: "No notes on stderr" });
 }
 
@@ -48,6 +50,7 @@ export function effectiveConfig(args: RunArgs): DaemonConfig {
   if (args.sink?.length) c.sinks = args.sink;
   if (args.auditLog) c.auditLog = args.auditLog;
   if (args.metrics) c.metrics = args.metrics;
+  if (args.allNamespaces) c.allNamespaces = true;
   if (c.sinks.length === 0) c.sinks = ["stdout"];
   if (c.rules.sources.length === 0) throw new UsageError("no rules: give --rule FILE|DIR|PLUGIN or rules.sources in --config (bundled: sockwarden rules list)");
   return c;
@@ -64,7 +67,7 @@ export async function runDaemon(args: RunArgs): Promise<number> {
   const audit = new AuditLog(config.auditLog ?? defaultAuditPath());
   const daemon = new Daemon({
     config,
-    createEngine: () => createEngine({}),
+    createEngine: () => createEngine({ allNamespaces: config.allNamespaces }),
     emit: (records: DaemonRecord[]) => outputs.write(records),
     audit,
     warn,

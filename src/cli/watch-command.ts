@@ -64,7 +64,7 @@ export async function runWatch(args: WatchArgs): Promise<number> {
     throw new UsageError(`--duration must be a number of seconds above 0, not ${args.duration}`);
   }
   const types = parseEventTypes(args.events, !!args.ndjson);
-  const engine = createEngine({ source: args.source as "auto" | "netlink" | "proc" | undefined });
+  const engine = createEngine({ source: args.source as "auto" | "netlink" | "proc" | undefined, allNamespaces: !!args.allNamespaces });
   const monitor = new Monitor({
     engine,
     request: { protocols: selection.protocols, families: selection.families, withProcesses: true },

@@ -22,6 +22,8 @@ export interface DaemonConfig {
   sandbox: { memoryMb: number; wasmMemoryMb: number; timeBudgetMs: number; maxFailures: number };
   kill: { graceMs: number };
   metrics: string | null;
+  /** Watch every network namespace, not only the daemon's own. */
+  allNamespaces: boolean;
 }
 
 export function defaultConfig(): DaemonConfig {
@@ -36,6 +38,7 @@ export function defaultConfig(): DaemonConfig {
     sandbox: { memoryMb: 16, wasmMemoryMb: 48, timeBudgetMs: 50, maxFailures: 5 },
     kill: { graceMs: 3000 },
     metrics: null,
+    allNamespaces: false,
   };
 }
 
@@ -85,7 +88,11 @@ export function parseConfig(text: string, file: string): DaemonConfig {
     return v as Table;
   };
 
-  known(raw, "", ["interval", "dry_run", "audit_log", "metrics", "rules", "sinks", "protect", "limits", "sandbox", "kill"]);
+  known(raw, "", ["interval", "dry_run", "audit_log", "metrics", "all_namespaces", "rules", "sinks", "protect", "limits", "sandbox", "kill"]);
+  if (raw.all_namespaces !== undefined) {
+    if (typeof raw.all_namespaces !== "boolean") fail("all_namespaces", "must be true or false");
+    c.allNamespaces = raw.all_namespaces as boolean;
+  }
   if (raw.interval !== undefined) c.interval = num(raw.interval, "interval", 0.1, 3600);
   if (raw.dry_run !== undefined) {
     if (typeof raw.dry_run !== "boolean") fail("dry_run", "must be true or false");

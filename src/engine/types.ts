@@ -22,6 +22,25 @@ export const TCP_STATES = [
 ] as const;
 export type TcpState = (typeof TCP_STATES)[number];
 
+/** A container runtime's container, as named by a process's cgroup. */
+export interface ContainerInfo {
+  runtime: "docker" | "containerd" | "crio" | "podman" | "kubernetes" | "lxc";
+  /** The runtime's container id (null when only the pod is known). */
+  id: string | null;
+  /** Kubernetes pod UID, when the process runs in a pod. */
+  pod: string | null;
+}
+
+/** The network namespace an endpoint lives in. */
+export interface NamespaceTag {
+  /** Inode of the namespace (as in /proc/PID/ns/net). */
+  inode: number;
+  /** Its name under /run/netns (`ip netns`), when it has one. */
+  name: string | null;
+  /** The container of the namespace's processes, when they are in one. */
+  container: ContainerInfo | null;
+}
+
 export interface ProcessInfo {
   pid: number;
   /** Short name as the kernel keeps it (comm). */
@@ -34,6 +53,10 @@ export interface ProcessInfo {
   /** ISO-8601 start time. */
   startTime: string | null;
   ppid: number | null;
+  /** The systemd unit the process runs in (`nginx.service`), from its cgroup. */
+  unit?: string | null;
+  /** The container the process runs in, from its cgroup. */
+  container?: ContainerInfo | null;
 }
 
 /**
@@ -90,6 +113,8 @@ export interface Endpoint {
   process: ProcessInfo | null;
   /** Every PID that holds the socket open (a socket can be shared after fork). */
   pids: number[];
+  /** The network namespace; set when listing several (--all-namespaces). */
+  namespace?: NamespaceTag | null;
 }
 
 /** What a snapshot knows about why some owners are missing. */
@@ -113,6 +138,12 @@ export interface SnapshotRequest {
   families: ReadonlySet<Family>;
   /** Whether to attach owning processes (reading /proc costs time). */
   withProcesses: boolean;
+}
+
+/** Engine-wide choices made once, when the engine is created. */
+export interface EngineScope {
+  /** Every network namespace in use, not only the caller's. */
+  allNamespaces?: boolean;
 }
 
 /**

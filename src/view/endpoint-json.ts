@@ -2,7 +2,7 @@
  * The JSON shape of an endpoint, shared by `list --json`, `watch --ndjson` and rule events.
  * Field names are part of the public interface: scripts rely on them.
  */
-import type { Endpoint, ProcessInfo } from "../engine/types.ts";
+import type { Endpoint, NamespaceTag, ProcessInfo } from "../engine/types.ts";
 
 export interface EndpointJson {
   protocol: Endpoint["protocol"];
@@ -26,6 +26,7 @@ export interface EndpointJson {
   sendQueue: number | null;
   rttMs: number | null;
   cookie: string | null;
+  namespace?: NamespaceTag | null;
 }
 
 export function endpointToJson(ep: Endpoint): EndpointJson {
@@ -54,6 +55,8 @@ export function endpointToJson(ep: Endpoint): EndpointJson {
           user: ep.process.user,
           startTime: ep.process.startTime,
           ppid: ep.process.ppid,
+          unit: ep.process.unit ?? null,
+          container: ep.process.container ?? null,
         }
       : null,
     pids: ep.pids,
@@ -62,6 +65,7 @@ export function endpointToJson(ep: Endpoint): EndpointJson {
     sendQueue: ep.sendQueue,
     rttMs: ep.rttMs,
     cookie: ep.cookie,
+    namespace: ep.namespace ?? null,
   };
 }
 
@@ -79,6 +83,16 @@ function quote(s: string | null): string {
 }
 
 const num = (n: number | null) => (n === null ? "null" : String(n));
+
+const namespaceTexts = new WeakMap<NamespaceTag, string>();
+function namespaceText(ns: NamespaceTag): string {
+  let t = namespaceTexts.get(ns);
+  if (t === undefined) {
+    t = JSON.stringify(ns);
+    namespaceTexts.set(ns, t);
+  }
+  return t;
+}
 
 /**
  * The same text as JSON.stringify(endpointToJson(ep)), written directly: listing 100k endpoints
@@ -101,7 +115,8 @@ export function endpointJsonText(ep: Endpoint): string {
     `"user":${quote(ep.user)},"bytesSent":${num(ep.bytesSent)},"bytesReceived":${num(ep.bytesReceived)},` +
     `"packetsSent":${num(ep.packetsSent)},"packetsReceived":${num(ep.packetsReceived)},"process":${proc},` +
     `"pids":[${ep.pids.join(",")}],"interfaceIndex":${ep.interfaceIndex},"receiveQueue":${num(ep.receiveQueue)},` +
-    `"sendQueue":${num(ep.sendQueue)},"rttMs":${num(ep.rttMs)},"cookie":${quote(ep.cookie)}}`
+    `"sendQueue":${num(ep.sendQueue)},"rttMs":${num(ep.rttMs)},"cookie":${quote(ep.cookie)},` +
+    `"namespace":${ep.namespace ? namespaceText(ep.namespace) : "null"}}`
   );
 }
 

@@ -21,8 +21,11 @@ export function renderEndpointTable(endpoints: readonly Endpoint[], o: TableOpti
     { header: "State" },
     { header: "PID/Program", shrinkOrder: 2, minWidth: 10 },
   ];
+  const namespaces = endpoints.some((ep) => ep.namespace);
+  if (namespaces) columns.push({ header: "Namespace", shrinkOrder: 5, minWidth: 9 });
   if (o.extended) {
     columns.push(
+      { header: "Unit/Container", shrinkOrder: 6, minWidth: 10 },
       { header: "User", shrinkOrder: 3, minWidth: 8 },
       { header: "Sent", align: "right" },
       { header: "Recv", align: "right" },
@@ -39,8 +42,10 @@ export function renderEndpointTable(endpoints: readonly Endpoint[], o: TableOpti
       ep.state ?? (ep.remotePort !== 0 ? "CONNECTED" : ""),
       ep.process ? `${ep.process.pid}/${ep.process.name}` : "-",
     ];
+    if (namespaces) row.push(namespaceLabel(ep));
     if (o.extended) {
       row.push(
+        placementLabel(ep),
         ep.process?.user ?? ep.user ?? "-",
         humanCount(ep.bytesSent),
         humanCount(ep.bytesReceived),
@@ -66,4 +71,17 @@ export function humanCount(n: number | null): string {
     u++;
   }
   return (v >= 100 ? Math.round(v).toString() : v.toFixed(1)) + units[u];
+}
+
+function namespaceLabel(ep: Endpoint): string {
+  const ns = ep.namespace;
+  if (!ns) return "-";
+  return ns.name ?? (ns.container ? `${ns.container.runtime}:${(ns.container.id ?? ns.container.pod ?? "").slice(0, 12)}` : String(ns.inode));
+}
+
+function placementLabel(ep: Endpoint): string {
+  const p = ep.process;
+  if (!p) return "-";
+  if (p.container) return `${p.container.runtime}:${(p.container.id ?? p.container.pod ?? "?").slice(0, 12)}`;
+  return p.unit ?? "-";
 }

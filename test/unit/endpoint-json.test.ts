@@ -45,6 +45,7 @@ describe("endpoint JSON", () => {
     for (const ep of [
       endpoint(),
       endpoint({ protocol: "udp", family: 4, state: null, process: null, pids: [], bytesSent: null, rttMs: null, cookie: null, user: null, uid: null }),
+      endpoint({ namespace: { inode: 4026532000, name: "blue", container: { runtime: "docker", id: "abc123abc123", pod: null } }, process: { ...proc, unit: "nginx.service", container: null } }),
     ]) {
       expect(endpointJsonText(ep)).toBe(JSON.stringify(endpointToJson(ep)));
       expect(JSON.parse(endpointJsonText(ep))).toEqual(endpointToJson(ep));
@@ -55,10 +56,10 @@ describe("endpoint JSON", () => {
     expect(Object.keys(JSON.parse(endpointJsonText(endpoint())))).toEqual([
       "protocol", "family", "localAddress", "localPort", "remoteAddress", "remotePort", "state", "inode", "uid", "user",
       "bytesSent", "bytesReceived", "packetsSent", "packetsReceived", "process", "pids", "interfaceIndex",
-      "receiveQueue", "sendQueue", "rttMs", "cookie",
+      "receiveQueue", "sendQueue", "rttMs", "cookie", "namespace",
     ]);
     expect(Object.keys(JSON.parse(endpointJsonText(endpoint())).process)).toEqual([
-      "pid", "name", "path", "cmdline", "uid", "user", "startTime", "ppid",
+      "pid", "name", "path", "cmdline", "uid", "user", "startTime", "ppid", "unit", "container",
     ]);
   });
 

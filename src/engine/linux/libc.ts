@@ -14,6 +14,8 @@ export interface Libc {
   setsockopt(fd: number, level: number, name: number, value: Buffer, len: number): number;
   close(fd: number): number;
   sysconf(name: number): number;
+  open(path: string, flags: number): number;
+  setns(fd: number, nstype: number): number;
   errno(): number;
 }
 
@@ -30,6 +32,8 @@ export function libc(): Libc {
   const setsockopt = lib.func("int setsockopt(int, int, int, const void *, uint32_t)");
   const close = lib.func("int close(int)");
   const sysconf = lib.func("long sysconf(int)");
+  const open = lib.func("int open(const char *, int)");
+  const setns = lib.func("int setns(int, int)");
   bound = {
     socket: (d, t, p) => socket(d, t, p) as number,
     bind: (fd, a, l) => bind(fd, a, l) as number,
@@ -38,6 +42,8 @@ export function libc(): Libc {
     setsockopt: (fd, lv, n, v, l) => setsockopt(fd, lv, n, v, l) as number,
     close: (fd) => close(fd) as number,
     sysconf: (n) => Number(sysconf(n)),
+    open: (path, flags) => open(path, flags) as number,
+    setns: (fd, type) => setns(fd, type) as number,
     errno: () => k.errno(),
   };
   return bound;

@@ -2,7 +2,7 @@
  * The Linux engine: sock_diag dump (or the /proc/net fallback, or a replayed recording) joined
  * with the /proc process map into normalized endpoints.
  */
-import type { CloseMethod, ClosedSocketFeed, DestroyResult, Endpoint, Family, ProcessDetails, Protocol, Snapshot, SnapshotRequest, SocketEngine, TcpState } from "../types.ts";
+import type { EngineScope, NamespaceTag, CloseMethod, ClosedSocketFeed, DestroyResult, Endpoint, Family, ProcessDetails, Protocol, Snapshot, SnapshotRequest, SocketEngine, TcpState } from "../types.ts";
 import {
   AF_INET,
   AF_INET6,
@@ -19,8 +19,9 @@ import { libcFdLinks } from "./fd-links.ts";
 import { UserTable } from "./users.ts";
 import { readProcessDetails } from "./process-details.ts";
 import { libc } from "./libc.ts";
-import { SockwardenError, UnsupportedError } from "../../errors.ts";
+import { PrivilegeError, SockwardenError, UnsupportedError } from "../../errors.ts";
 import { DestroyEventReader } from "./destroy-events.ts";
+import { discoverNamespaces, inNamespace, namespaceInodeOf, openHomeNamespace, type NetNamespace } from "./namespaces.ts";
 import { destroySocket } from "./socket-destroy.ts";
 import { closeThroughOwner } from "./socket-takeover.ts";
 import { CAP_NET_ADMIN, CAP_SYS_PTRACE, hasCapability } from "./capabilities.ts";
@@ -31,7 +32,7 @@ import { trace } from "../../trace.ts";
 
 export type LinuxSourceKind = "auto" | "netlink" | "proc" | "replay";
 
-export interface LinuxEngineOptions {
+export interface LinuxEngineOptions extends EngineScope {
   source?: LinuxSourceKind;
   /** For "replay": the recording to read. */
   replayFile?: string;
@@ -59,10 +60,18 @@ export class LinuxEngine implements SocketEngine {
   private readonly reader: ProcessReader;
   private fdLinks: FdLinkScanner | null = null;
   private previousByCookie = new Map<number, Endpoint>();
+  /** With allNamespaces: the other namespaces' sources, by namespace inode. */
+  private readonly foreign = new Map<number, { ns: NetNamespace; source: DiagSource }>();
+  private readonly allNamespaces: boolean;
+  private homeFd = -1;
+  private homeInode: number | null = null;
+  private namespaces: NetNamespace[] = [];
+  private readonly tags = new Map<number, NamespaceTag>();
   private currentByCookie: Map<number, Endpoint> | null = null;
 
   constructor(options: LinuxEngineOptions = {}) {
     this.procRoot = options.procRoot ?? "/proc";
+    this.allNamespaces = !!options.allNamespaces;
     this.reader = new ProcessReader({ procRoot: this.procRoot, users: this.users, clockTicks: () => this.ticks() });
     const kind = options.source ?? "auto";
     if (kind === "replay") {
@@ -81,6 +90,10 @@ export class LinuxEngine implements SocketEngine {
       this.source = new LiveDiagSource(recording?.recorder);
       this.sourceName = "netlink";
       this.finishRecording = recording ? recording.finish : null;
+      if (this.allNamespaces) {
+        this.homeFd = openHomeNamespace();
+        this.homeInode = namespaceInodeOf("/proc/thread-self/ns/net");
+      }
     } catch (err) {
       recording?.finish();
       if (kind === "netlink") throw err;
@@ -90,6 +103,54 @@ export class LinuxEngine implements SocketEngine {
       this.source = new ProcNetSource(this.procRoot);
       this.sourceName = "proc";
     }
+    if (this.allNamespaces && this.sourceName !== "netlink") {
+      throw new UnsupportedError("--all-namespaces needs netlink sock_diag, which is not available here");
+    }
+  }
+
+  /**
+   * Finds namespaces that appeared since the last look (and forgets those that went away); a
+   * source for each is opened inside it.
+   */
+  private refreshNamespaces(): void {
+    this.namespaces = discoverNamespaces(this.procRoot);
+    const present = new Set(this.namespaces.map((n) => n.inode));
+    for (const [inode, f] of this.foreign) {
+      if (!present.has(inode)) {
+        f.source.close();
+        this.foreign.delete(inode);
+      }
+    }
+    this.tags.clear();
+    for (const ns of this.namespaces) {
+      if (ns.inode !== this.homeInode && !this.foreign.has(ns.inode)) {
+        try {
+          const source = inNamespace(ns.path, this.homeFd, () => new LiveDiagSource());
+          this.foreign.set(ns.inode, { ns, source });
+        } catch (err) {
+          if (err instanceof PrivilegeError) throw err;
+          // It went away between discovery and entry.
+          continue;
+        }
+      }
+      const f = this.foreign.get(ns.inode);
+      if (f) f.ns = ns;
+    }
+  }
+
+  /** The tag of a namespace: inode, ip-netns name, and the container its processes are in. */
+  private tagFor(ns: NetNamespace): NamespaceTag {
+    let tag = this.tags.get(ns.inode);
+    if (!tag) {
+      let container = null;
+      for (const pid of ns.pids.slice(0, 8)) {
+        container = this.reader.read(pid)?.container ?? null;
+        if (container) break;
+      }
+      tag = { inode: ns.inode, name: ns.name, container };
+      this.tags.set(ns.inode, tag);
+    }
+    return tag;
   }
 
   snapshot(request: SnapshotRequest): Snapshot {
@@ -97,14 +158,27 @@ export class LinuxEngine implements SocketEngine {
     const endpoints: Endpoint[] = [];
     const notes = [...this.notes];
     let interrupted = false;
-    for (const protocol of ["tcp", "udp"] as const) {
-      if (!request.protocols.has(protocol)) continue;
-      for (const family of [4, 6] as const) {
-        if (!request.families.has(family)) continue;
-        const result = this.source.dump(family === 4 ? AF_INET : AF_INET6, protocol === "tcp" ? IPPROTO_TCP : IPPROTO_UDP, (r) =>
-          endpoints.push(this.toEndpoint(protocol, r, true)),
-        );
-        interrupted ||= result.interrupted;
+    const sources: { source: DiagSource; ns: NetNamespace | null }[] = [{ source: this.source, ns: null }];
+    if (this.allNamespaces) {
+      this.refreshNamespaces();
+      for (const f of this.foreign.values()) sources.push({ source: f.source, ns: f.ns });
+    }
+    for (const { source, ns } of sources) {
+      const first = endpoints.length;
+      for (const protocol of ["tcp", "udp"] as const) {
+        if (!request.protocols.has(protocol)) continue;
+        for (const family of [4, 6] as const) {
+          if (!request.families.has(family)) continue;
+          const result = source.dump(family === 4 ? AF_INET : AF_INET6, protocol === "tcp" ? IPPROTO_TCP : IPPROTO_UDP, (r) =>
+            endpoints.push(this.toEndpoint(protocol, r, true)),
+          );
+          interrupted ||= result.interrupted;
+        }
+      }
+      if (this.allNamespaces) {
+        const home = this.namespaces.find((n) => n.inode === this.homeInode);
+        const tag = ns ? this.tagFor(ns) : home ? this.tagFor(home) : { inode: this.homeInode ?? 0, name: null, container: null };
+        for (let i = first; i < endpoints.length; i++) endpoints[i]!.namespace = tag;
       }
     }
     this.previousByCookie = this.currentByCookie;
@@ -245,6 +319,14 @@ export class LinuxEngine implements SocketEngine {
     return this.unreadable;
   }
 
+  private inNamespaceOf<T>(ep: Endpoint, fn: () => T): T {
+    const inode = ep.namespace?.inode;
+    if (inode === undefined || inode === this.homeInode || this.homeFd < 0) return fn();
+    const ns = this.namespaces.find((n) => n.inode === inode) ?? discoverNamespaces(this.procRoot).find((n) => n.inode === inode);
+    if (!ns) return fn();
+    return inNamespace(ns.path, this.homeFd, fn);
+  }
+
   closePrivilegeProblem(method: CloseMethod = "auto"): string | null {
     if (method === "owner") {
       return hasCapability(CAP_SYS_PTRACE) ? null : "taking sockets from their owners needs CAP_SYS_PTRACE (run as root)";
@@ -258,7 +340,8 @@ export class LinuxEngine implements SocketEngine {
    */
   destroy(ep: Endpoint, method: CloseMethod = "auto"): DestroyResult {
     if (method === "owner") return closeThroughOwner(ep, this.procRoot);
-    const r = destroySocket(ep);
+    // The request has to be made from inside the socket's own namespace.
+    const r = this.inNamespaceOf(ep, () => destroySocket(ep));
     if (method === "auto" && r.outcome === "failed" && r.errno === EOPNOTSUPP) {
       const fallback = closeThroughOwner(ep, this.procRoot);
       if (fallback.outcome === "failed") {
@@ -277,25 +360,51 @@ export class LinuxEngine implements SocketEngine {
     if (this.sourceName !== "netlink") {
       throw new UnsupportedError(`socket-destroy notices need netlink sock_diag (reading from ${this.sourceName})`);
     }
-    let tcp: DestroyEventReader;
-    let udp: DestroyEventReader;
+    type Readers = { tcp: DestroyEventReader; udp: DestroyEventReader; tag: NamespaceTag | null };
+    const open = (): Omit<Readers, "tag"> => ({ tcp: new DestroyEventReader("tcp"), udp: new DestroyEventReader("udp") });
+    const readers = new Map<number, Readers>();
     try {
-      tcp = new DestroyEventReader("tcp");
-      udp = new DestroyEventReader("udp");
+      readers.set(-1, { ...open(), tag: null });
     } catch (err) {
       throw new UnsupportedError(`cannot join sock_diag's socket-destroy groups: ${(err as Error).message}`);
     }
+    // The groups are per namespace: with all namespaces, one pair of readers joins each.
+    const follow = () => {
+      if (!this.allNamespaces) return;
+      for (const ns of this.namespaces) {
+        if (ns.inode === this.homeInode || readers.has(ns.inode)) continue;
+        try {
+          readers.set(ns.inode, { ...inNamespace(ns.path, this.homeFd, open), tag: this.tagFor(ns) });
+        } catch {
+          // Gone already; its sockets went with it.
+        }
+      }
+      const home = this.namespaces.find((n) => n.inode === this.homeInode);
+      if (home) readers.get(-1)!.tag = this.tagFor(home);
+    };
     return {
-      drain: () => [
-        ...tcp.drain().map((r) => this.toEndpoint("tcp", r)),
-        ...udp.drain().map((r) => this.toEndpoint("udp", r)),
-      ],
-      lost: () => tcp.overflows + udp.overflows,
+      drain: () => {
+        follow();
+        const out: Endpoint[] = [];
+        for (const r of readers.values()) {
+          for (const rec of r.tcp.drain()) out.push(this.tagged(this.toEndpoint("tcp", rec), r.tag));
+          for (const rec of r.udp.drain()) out.push(this.tagged(this.toEndpoint("udp", rec), r.tag));
+        }
+        return out;
+      },
+      lost: () => [...readers.values()].reduce((n, r) => n + r.tcp.overflows + r.udp.overflows, 0),
       close: () => {
-        tcp.close();
-        udp.close();
+        for (const r of readers.values()) {
+          r.tcp.close();
+          r.udp.close();
+        }
       },
     };
+  }
+
+  private tagged(ep: Endpoint, tag: NamespaceTag | null): Endpoint {
+    if (tag) ep.namespace = tag;
+    return ep;
   }
 
   private fdScanner(): FdLinkScanner {

@@ -7,8 +7,10 @@
  * so that the caller can say why some sockets have no owner.
  */
 import fs from "node:fs";
-import type { ProcessInfo } from "../types.ts";
+import type { ContainerInfo, ProcessInfo } from "../types.ts";
 import { UserTable } from "./users.ts";
+import { selectCgroupPath, unitFromCgroup } from "./process-details.ts";
+import { containerFromCgroup } from "./container-id.ts";
 
 export interface InodeOwners {
   /** inode -> the lowest pid holding it. */
@@ -188,6 +190,7 @@ export class ProcessReader {
       user: this.options.users.name(uid),
       startTime: parsed ? this.startTimeIso(parsed.startTicks) : null,
       ppid: parsed ? parsed.ppid : null,
+      ...placement(readText(`${dir}/cgroup`)),
     };
   }
 
@@ -233,4 +236,11 @@ function readBootTimeMs(procRoot: string): number | null {
   const stat = readText(`${procRoot}/stat`);
   const m = stat?.match(/^btime (\d+)$/m);
   return m ? Number(m[1]) * 1000 : null;
+}
+
+/** The systemd unit and container a process's cgroup names. */
+export function placement(cgroupText: string | null): { unit: string | null; container: ContainerInfo | null } {
+  const path = cgroupText ? selectCgroupPath(cgroupText) : null;
+  if (!path) return { unit: null, container: null };
+  return { unit: unitFromCgroup(path)?.unit ?? null, container: containerFromCgroup(path) };
 }
