@@ -57,7 +57,7 @@ export async function runLive(args: LiveArgs): Promise<number> {
   if (!(interval >= 0.1 && interval <= 3600)) throw new UsageError(`--interval must be from 0.1 to 3600 seconds, not ${args.interval}`);
   // The view shows everything in the selection; "connected only" is a switch (`a`) on top.
   const selection = buildSelection({ ...args, all: true });
-  const engine = createEngine({ source: args.source as "auto" | "netlink" | "proc" | undefined });
+  const engine = createEngine({ source: args.source as "auto" | "netlink" | "proc" | undefined, allNamespaces: !!args.allNamespaces });
   const monitor = new Monitor({
     engine,
     request: { protocols: selection.protocols, families: selection.families, withProcesses: true },

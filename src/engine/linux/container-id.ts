@@ -3,7 +3,7 @@
  *
  *   /docker/<64 hex>                                         docker (cgroupfs driver)
  *   /system.slice/docker-<64 hex>.scope                      docker (systemd driver)
- *   /system.slice/containerd.service/...  cri-containerd-<id>.scope     containerd (CRI)
+ *   .../cri-containerd-<id>.scope, ...slice:cri-containerd:<id>   containerd (CRI)
  *   /machine.slice/libpod-<id>.scope, /libpod_parent/libpod-<id>        podman
  *   /kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod<uid>.slice/cri-containerd-<id>.scope
  *   /kubepods/burstable/pod<uid>/<id>                         kubernetes (with the runtime's id)
@@ -16,6 +16,8 @@ const PATTERNS: { runtime: ContainerInfo["runtime"]; re: RegExp }[] = [
   { runtime: "docker", re: new RegExp(`(?:^|/)docker-${ID}\\.scope(?:/|$)`) },
   { runtime: "docker", re: new RegExp(`(?:^|/)docker/${ID}(?:/|$)`) },
   { runtime: "containerd", re: new RegExp(`(?:^|/)cri-containerd-${ID}\\.scope(?:/|$)`) },
+  // containerd with the systemd driver but cgroupfs-style names: ...slice:cri-containerd:<id>
+  { runtime: "containerd", re: new RegExp(`:cri-containerd:${ID}(?:/|$)`) },
   { runtime: "crio", re: new RegExp(`(?:^|/)crio-${ID}\\.scope(?:/|$)`) },
   { runtime: "podman", re: new RegExp(`(?:^|/)libpod-${ID}(?:\\.scope)?(?:/|$)`) },
 ];
