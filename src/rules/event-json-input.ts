@@ -71,6 +71,8 @@ export function endpointFromJson(o: Record<string, unknown>): Endpoint {
     process = {
       pid: num(p, "pid"), name: str(p, "name"), path: strOrNull(p, "path"), cmdline: strOrNull(p, "cmdline"),
       uid: numOrNull(p, "uid"), user: strOrNull(p, "user"), startTime: strOrNull(p, "startTime"), ppid: numOrNull(p, "ppid"),
+      unit: strOrNull(p, "unit"),
+      container: (p.container && typeof p.container === "object" ? p.container : null) as ProcessInfo["container"],
     };
   }
   const pids = Array.isArray(o.pids) ? o.pids.filter((x): x is number => typeof x === "number") : process ? [process.pid] : [];
@@ -81,5 +83,6 @@ export function endpointFromJson(o: Record<string, unknown>): Endpoint {
     interfaceIndex: numOrNull(o, "interfaceIndex") ?? 0, receiveQueue: numOrNull(o, "receiveQueue"), sendQueue: numOrNull(o, "sendQueue"),
     bytesSent: numOrNull(o, "bytesSent"), bytesReceived: numOrNull(o, "bytesReceived"), packetsSent: numOrNull(o, "packetsSent"),
     packetsReceived: numOrNull(o, "packetsReceived"), rttMs: numOrNull(o, "rttMs"), cookie: strOrNull(o, "cookie"), process, pids,
+    namespace: (o.namespace && typeof o.namespace === "object" ? o.namespace : null) as Endpoint["namespace"],
   };
 }

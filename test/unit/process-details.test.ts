@@ -265,6 +265,7 @@ describe("readProcessDetails", () => {
       ppidName: "nginx-master",
       cgroup: "/system.slice/nginx.service",
       unit: "nginx.service",
+      container: null,
       unitUid: null,
       state: "S (sleeping)",
       threads: 1,

@@ -29,7 +29,7 @@ describe("text tables", () => {
     expect(out).toContain("www-data");
     expect(out).toContain("/usr/sbin/nginx");
     expect(out).toContain("118M");
-    expect(out.split("\n")[0]).toMatch(/^Proto\s+Local Address\s+Remote Address\s+State\s+PID\/Program\s+User\s+Sent\s+Recv/);
+    expect(out.split("\n")[0]).toMatch(/^Proto\s+Local Address\s+Remote Address\s+State\s+PID\/Program\s+Unit\/Container\s+User\s+Sent\s+Recv/);
   });
 
   test("service names in friendly mode, * for an unconnected remote port", () => {
