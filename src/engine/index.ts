@@ -5,6 +5,8 @@
 import type { SocketEngine } from "./types.ts";
 import { UnsupportedError } from "../errors.ts";
 import { LinuxEngine, type LinuxEngineOptions } from "./linux/linux-engine.ts";
+import { WindowsEngine } from "./windows/windows-engine.ts";
+import { enableVirtualTerminal } from "./windows/console.ts";
 
 export type EngineOptions = LinuxEngineOptions;
 
@@ -12,9 +14,21 @@ export function createEngine(options: EngineOptions = {}): SocketEngine {
   switch (process.platform) {
     case "linux":
       return new LinuxEngine(options);
+    case "win32":
+      return new WindowsEngine(options);
     default:
       throw new UnsupportedError(`sockwarden has no socket engine for ${process.platform} yet`);
   }
+}
+
+/**
+ * Whether escape sequences written to this terminal stream show as colour. Windows consoles
+ * interpret them only once asked to (virtual terminal processing), which this does.
+ */
+export function terminalShowsColour(stream: { isTTY?: boolean; fd?: number }): boolean {
+  if (!stream.isTTY) return false;
+  if (process.platform !== "win32") return true;
+  return enableVirtualTerminal(stream.fd === 2 ? 2 : 1);
 }
 
 export type * from "./types.ts";
