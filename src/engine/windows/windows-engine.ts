@@ -62,6 +62,8 @@ export interface WindowsEndpoint extends Endpoint {
   module: string | null;
 }
 
+/** fe80::/10 as canonical text. */
+const LINK_LOCAL = /^fe[89ab][0-9a-f]:/i;
 /** Shared by every unowned endpoint; never mutated. */
 const NO_PIDS: number[] = Object.freeze([]) as unknown as number[];
 /** States whose connections carry traffic worth counting. */
@@ -300,7 +302,8 @@ function toEndpoint(row: TableRow): WindowsEndpoint {
     inode: 0,
     uid: null,
     user: null,
-    interfaceIndex: row.family === 6 ? row.localScopeId : 0,
+    // A scope id names an interface only for link-local addresses (others carry a zone level).
+    interfaceIndex: row.family === 6 && LINK_LOCAL.test(row.localAddress) ? row.localScopeId : 0,
     receiveQueue: null,
     sendQueue: null,
     bytesSent: null,
