@@ -140,10 +140,10 @@ describe("PID reuse", () => {
 describe("sorting", () => {
   // Each endpoint is the smallest in a different column, so every column gives its own order.
   const rows = [
-    ep({ process: proc(30, "bravo"), pids: [30], protocol: "udp", family: 6, localAddress: "10.0.0.9", localPort: 300, remoteAddress: "10.0.0.2", remotePort: 53, state: null, bytesSent: null, bytesReceived: null }),
+    ep({ process: proc(30, "bravo"), pids: [30], protocol: "udp", family: 6, localAddress: "10.0.0.9", localPort: 300, remoteAddress: "10.0.0.2", remotePort: 53, state: null, bytesSent: null, bytesReceived: null, namespace: { inode: 2, name: "ns-b", container: null } }),
     ep({ process: proc(20, "alpha"), pids: [20], family: 6, localAddress: "::1", localPort: 20, remoteAddress: "::1", remotePort: 9000, state: "LISTEN", bytesSent: 500, bytesReceived: 7 }),
-    ep({ process: proc(40, "charlie"), pids: [40], localAddress: "10.0.0.10", localPort: 4000, remoteAddress: "10.0.0.1", remotePort: 700, state: "CLOSE_WAIT", bytesSent: 10, bytesReceived: 300 }),
-    ep({ process: null, pids: [], protocol: "udp", localAddress: "127.0.0.1", localPort: 80, remoteAddress: "192.168.1.1", remotePort: 80, state: "TIME_WAIT", bytesSent: 20000, bytesReceived: 0 }),
+    ep({ process: proc(40, "charlie"), pids: [40], localAddress: "10.0.0.10", localPort: 4000, remoteAddress: "10.0.0.1", remotePort: 700, state: "CLOSE_WAIT", bytesSent: 10, bytesReceived: 300, namespace: { inode: 1, name: "ns-a", container: null } }),
+    ep({ process: null, pids: [], protocol: "udp", localAddress: "127.0.0.1", localPort: 80, remoteAddress: "192.168.1.1", remotePort: 80, state: "TIME_WAIT", bytesSent: 20000, bytesReceived: 0, namespace: { inode: 3, name: "ns-c", container: null } }),
   ];
   const name = (e: Endpoint) => e.process?.name ?? "-";
   const expected: Record<ColumnId, string[]> = {
@@ -157,6 +157,7 @@ describe("sorting", () => {
     state: ["charlie", "bravo", "alpha", "-"],
     sent: ["bravo", "charlie", "alpha", "-"],
     recv: ["bravo", "-", "alpha", "charlie"],
+    namespace: ["alpha", "charlie", "bravo", "-"],
   };
 
   for (const id of COLUMN_IDS) {
@@ -175,7 +176,7 @@ describe("sorting", () => {
   test("< and > walk through the columns; r reverses", () => {
     const m = new LiveModel();
     m.shiftSort(-1);
-    expect(m.sortColumn).toBe("recv");
+    expect(m.sortColumn).toBe("namespace");
     m.shiftSort(1);
     m.shiftSort(1);
     expect(m.sortColumn).toBe("pid");
@@ -310,7 +311,9 @@ describe("column layout", () => {
 
   test("everything at natural width when it fits", () => {
     const cols = fitColumns(natural, 200);
-    expect(cols.map((c) => c.spec.id)).toEqual([...COLUMN_IDS]);
+    // The namespace column has nothing to show here, so it is left out.
+    expect(cols.map((c) => c.spec.id)).toEqual(COLUMN_IDS.filter((id) => id !== "namespace"));
+    expect(fitColumns(new Map([...natural, ["namespace", 12]]), 200).map((c) => c.spec.id)).toEqual([...COLUMN_IDS]);
     expect(cols.find((c) => c.spec.id === "local")!.width).toBe(39);
   });
 

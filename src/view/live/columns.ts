@@ -9,7 +9,7 @@ import { humanCount } from "../endpoint-table.ts";
 import { compareEndpoints } from "../endpoint-order.ts";
 import { visible } from "../process-properties.ts";
 
-export const COLUMN_IDS = ["process", "pid", "proto", "local", "localPort", "remote", "remotePort", "state", "sent", "recv"] as const;
+export const COLUMN_IDS = ["process", "pid", "proto", "local", "localPort", "remote", "remotePort", "state", "sent", "recv", "namespace"] as const;
 export type ColumnId = (typeof COLUMN_IDS)[number];
 
 /** Whether addresses and ports are shown with names, and the host names known so far. */
@@ -28,6 +28,8 @@ export interface ColumnSpec {
   maxWidth?: number;
   /** When even the narrowest layout is too wide, columns are hidden, lowest number first. */
   hideOrder?: number;
+  /** Shown only when some row has something in it (the namespace, with --all-namespaces). */
+  optional?: boolean;
   text(ep: Endpoint, names: NameMode): string;
   /** Ascending order of the column's values (not of the text: ports sort as numbers). */
   compare(a: Endpoint, b: Endpoint): number;
@@ -122,7 +124,21 @@ export const COLUMNS: readonly ColumnSpec[] = [
     text: (ep) => humanCount(ep.bytesReceived),
     compare: (a, b) => num(counter(a.bytesReceived), counter(b.bytesReceived)),
   },
+  {
+    id: "namespace", header: "Namespace", align: "left", minWidth: 9, maxWidth: 24, hideOrder: 0, optional: true,
+    text: namespaceText,
+    compare: (a, b) => cmp(namespaceText(a), namespaceText(b)),
+  },
 ];
+
+/** The namespace as people know it: its ip-netns name, its container, or its inode. */
+export function namespaceText(ep: Endpoint): string {
+  const ns = ep.namespace;
+  if (!ns) return "";
+  if (ns.name) return visible(ns.name);
+  if (ns.container) return `${ns.container.runtime}:${(ns.container.id ?? ns.container.pod ?? "").slice(0, 12)}`;
+  return String(ns.inode);
+}
 
 export function column(id: ColumnId): ColumnSpec {
   return COLUMNS[COLUMN_IDS.indexOf(id)]!;
@@ -159,6 +175,7 @@ export function searchText(ep: Endpoint, names: NameMode): string {
     ep.localAddress, String(ep.localPort),
     ep.remoteAddress, String(ep.remotePort),
     stateText(ep),
+    namespaceText(ep),
   ];
   if (names.on) {
     for (const [a, p, remote] of [[ep.localAddress, ep.localPort, false], [ep.remoteAddress, ep.remotePort, true]] as const) {
@@ -194,7 +211,8 @@ export const COLUMN_GAP = 1;
  */
 export function fitColumns(natural: ReadonlyMap<ColumnId, number>, width: number): PlacedColumn[] {
   const byHide = COLUMNS.filter((c) => c.hideOrder !== undefined).sort((a, b) => a.hideOrder! - b.hideOrder!);
-  let shown = [...COLUMNS];
+  // An optional column with nothing in it (natural width 0) is not shown at all.
+  let shown = COLUMNS.filter((c) => !c.optional || (natural.get(c.id) ?? 0) > 0);
   const want = (c: ColumnSpec) => Math.min(Math.max(natural.get(c.id) ?? 0, c.header.length), c.maxWidth ?? Infinity);
   const narrowest = (c: ColumnSpec) => (c.minWidth === undefined ? want(c) : Math.min(want(c), Math.max(c.minWidth, c.header.length)));
   const total = (cols: readonly ColumnSpec[], w: (c: ColumnSpec) => number) =>

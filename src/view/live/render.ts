@@ -90,7 +90,7 @@ function tableLines(model: LiveModel, width: number, body: number, colour: boole
   const arrow = model.descending ? "▼" : "▲";
   const headerText = (id: ColumnId, header: string) => (id === model.sortColumn ? header + arrow : header);
   const natural = new Map<ColumnId, number>();
-  COLUMNS.forEach((c, i) => natural.set(c.id, Math.max(headerText(c.id, c.header).length, widest[i]!)));
+  COLUMNS.forEach((c, i) => natural.set(c.id, c.optional && widest[i] === 0 ? 0 : Math.max(headerText(c.id, c.header).length, widest[i]!)));
   const mark = colour ? 0 : 2;
   const placed = fitColumns(natural, width - mark);
   const index = new Map(COLUMNS.map((c, i) => [c.id, i]));
