@@ -2,6 +2,7 @@
  * Builds the single-file executables.
  *   bun scripts/build.ts          dist/sockwarden for this machine
  *   bun scripts/build.ts --all    dist/sockwarden-linux-x64, -linux-arm64, -windows-x64.exe
+ *   bun scripts/build.ts --target windows-x64    only the named target(s) of --all
  *
  * koffi's addon for each target is embedded as an extra file (see src/engine/native/koffi-addon.ts).
  * npm installs only the host's addon package, so other targets' packages are fetched from the npm
@@ -89,11 +90,16 @@ function build(t: Target): void {
 writeVersion();
 run(process.execPath, ["scripts/gen-plugins.ts"]);
 const all = process.argv.includes("--all");
-const targets = all
-  ? [
-      target("linux", "x64", "dist/sockwarden-linux-x64"),
-      target("linux", "arm64", "dist/sockwarden-linux-arm64"),
-      target("windows", "x64", "dist/sockwarden-windows-x64.exe"),
-    ]
-  : [hostTarget()];
+// `--target windows-x64` (repeatable) builds only the named cross targets, e.g. for the wine test.
+const only = process.argv.flatMap((a, i) => (a === "--target" ? [process.argv[i + 1] ?? ""] : a.startsWith("--target=") ? [a.slice(9)] : []));
+const crossTargets = [
+  target("linux", "x64", "dist/sockwarden-linux-x64"),
+  target("linux", "arm64", "dist/sockwarden-linux-arm64"),
+  target("windows", "x64", "dist/sockwarden-windows-x64.exe"),
+];
+const chosen = crossTargets.filter((t) => only.includes(t.bun.replace(/^bun-/, "")));
+if (chosen.length !== only.length) {
+  throw new Error(`unknown --target in ${only.join(", ")}; choose from ${crossTargets.map((t) => t.bun.replace(/^bun-/, "")).join(", ")}`);
+}
+const targets = all ? crossTargets : only.length > 0 ? chosen : [hostTarget()];
 for (const t of targets) build(t);

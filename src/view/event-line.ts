@@ -5,6 +5,7 @@
 import type { EndpointEvent } from "../monitor/events.ts";
 import type { EndpointNames } from "./endpoint-names.ts";
 import { humanCount } from "./endpoint-table.ts";
+import { terminalShowsColour } from "../engine/index.ts";
 
 export const ANSI = {
   green: "\x1b[32m",
@@ -42,7 +43,11 @@ function pad(n: number): string {
   return String(n).padStart(2, "0");
 }
 
-/** Colour when writing to a terminal, unless NO_COLOR (set and not empty) asks for none. */
-export function useColour(stream: { isTTY?: boolean }): boolean {
-  return !!stream.isTTY && !process.env.NO_COLOR;
+/**
+ * Colour when writing to a terminal, unless NO_COLOR (set and not empty) asks for none. On
+ * Windows the console must first be switched to interpret escape sequences; one that cannot be
+ * gets plain text.
+ */
+export function useColour(stream: { isTTY?: boolean; fd?: number }): boolean {
+  return !!stream.isTTY && !process.env.NO_COLOR && terminalShowsColour(stream);
 }

@@ -11,6 +11,7 @@ import { createRequire } from "node:module";
 import fs from "node:fs";
 import path from "node:path";
 import os from "node:os";
+import { createHash } from "node:crypto";
 import type * as Koffi from "koffi";
 import { UnsupportedError } from "../../errors.ts";
 
@@ -101,14 +102,14 @@ function loadFromRealFile(bytes: Uint8Array): KoffiModule {
   for (const dir of candidates) {
     try {
       fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+      if (process.platform === "win32") return dlopenPath(sharedAddonFile(dir, bytes));
       const file = path.join(dir, `koffi-${EXPECTED_VERSION}-${process.pid}.node`);
       fs.writeFileSync(file, bytes, { mode: 0o700 });
       try {
         return dlopenPath(file);
       } finally {
-        // On Windows a loaded DLL cannot be removed; it is left for the next start to reuse.
         try {
-          if (process.platform !== "win32") fs.unlinkSync(file);
+          fs.unlinkSync(file);
         } catch {}
       }
     } catch (err) {
@@ -116,6 +117,47 @@ function loadFromRealFile(bytes: Uint8Array): KoffiModule {
     }
   }
   throw new UnsupportedError(`cannot load the embedded koffi addon (${errors.join("; ")})`);
+}
+
+/**
+ * Windows cannot remove a DLL while it is loaded, so the addon is kept under a name made from its
+ * contents and shared by every start (and by concurrent ones): written once, checked before each
+ * load, replaced when it differs. Files left by earlier builds are removed when no longer in use.
+ */
+function sharedAddonFile(dir: string, bytes: Uint8Array): string {
+  const digest = createHash("sha256").update(bytes).digest("hex");
+  const name = `koffi-${EXPECTED_VERSION}-${digest.slice(0, 16)}.node`;
+  const file = path.join(dir, name);
+  const matches = () => {
+    try {
+      return createHash("sha256").update(fs.readFileSync(file)).digest("hex") === digest;
+    } catch {
+      return false;
+    }
+  };
+  if (!matches()) {
+    const temporary = `${file}.${process.pid}.tmp`;
+    fs.writeFileSync(temporary, bytes);
+    try {
+      fs.renameSync(temporary, file);
+    } catch (err) {
+      // Another start may have put the same file there (and loaded it) in the meantime.
+      try {
+        fs.unlinkSync(temporary);
+      } catch {}
+      if (!matches()) throw err;
+    }
+  }
+  for (const other of fs.readdirSync(dir)) {
+    if (other !== name && /^koffi-.*\.node(\.\d+\.tmp)?$/.test(other)) {
+      try {
+        fs.unlinkSync(path.join(dir, other));
+      } catch {
+        // Loaded by a running copy of another version: left for a later start.
+      }
+    }
+  }
+  return file;
 }
 
 function addonDirectories(): string[] {
