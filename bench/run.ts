@@ -22,9 +22,13 @@ import { planSuites, type SuitePlan } from "./lib/suite.ts";
 import { parseWatchOptions, WATCH_USAGE, type WatchOptions } from "./lib/watch-options.ts";
 import { runWatchSuite } from "./watch.ts";
 import { RULES_USAGE, rulesArgsFromShared, rulesSuiteArgs } from "./lib/rules-options.ts";
+import { DAEMON_USAGE, daemonArgsFromShared, daemonSuiteArgs } from "./lib/daemon-options.ts";
 
 // The rules suite (bench/rules.ts) needs no namespace and runs in this process; loaded on demand.
 const runRulesSuite = async (args: string[]): Promise<number> => (await import("./rules.ts")).runRulesSuite(args);
+// The daemon suite (bench/daemon.ts): its own namespace; --suite daemon, or last with --suite all.
+const runDaemonSuite = async (args: string[]): Promise<number> =>
+  (await import("./daemon.ts")).runDaemonSuite(args, ["bun", "bench/run.ts", ...process.argv.slice(2)].join(" "));
 
 const log = (msg: string): void => {
   process.stderr.write(`[bench] ${msg}\n`);
@@ -85,13 +89,15 @@ async function main(): Promise<number> {
   // --suite rules: only bench/rules.ts's options.
   const rulesArgs = rulesSuiteArgs(argv);
   if (rulesArgs) return runRulesSuite(rulesArgs);
+  const daemonArgs = daemonSuiteArgs(argv);
+  if (daemonArgs) return runDaemonSuite(daemonArgs);
 
   let plan: SuitePlan;
   let listOpts: Options | null = null;
   try {
     plan = planSuites(argv);
     if (plan.help) {
-      process.stdout.write(USAGE + SUITE_USAGE + WATCH_USAGE + "\n" + RULES_USAGE);
+      process.stdout.write(USAGE + SUITE_USAGE + WATCH_USAGE + "\n" + RULES_USAGE + "\n" + DAEMON_USAGE);
       return 0;
     }
     if (plan.listArgs) listOpts = parseOptions(plan.listArgs);
@@ -123,6 +129,10 @@ async function main(): Promise<number> {
   if (plan.suite === "all" && code !== 130) {
     log("starting the rules suite (bench/rules.ts)");
     code = worst(code, await runRulesSuite(rulesArgsFromShared(argv)));
+  }
+  if (plan.suite === "all" && code !== 130) {
+    log("starting the daemon suite (bench/daemon.ts)");
+    code = worst(code, await runDaemonSuite(daemonArgsFromShared(argv)));
   }
   return code;
 }

@@ -1,0 +1,208 @@
+// The measuring half of the daemon suite: runs inside the benchmark's network namespace (entered
+// with nsenter by bench/daemon.ts) and runs the latency phase at each interval, then the steady
+// phase, then prints and saves the report.
+import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { waitNoSockets } from "./helper.ts";
+import { hostInfo, stamp } from "./host.ts";
+import { inNetns } from "./netns.ts";
+import { firstLine, notRunnable, run } from "./proc.ts";
+import { clockTicks } from "./watch-measure.ts";
+import { interruptAll, killRemaining, wasInterrupted } from "./daemon-proc.ts";
+import { latencyPhaseEstimateMs, measureLatency, percentiles, type LatencyResult } from "./daemon-latency.ts";
+import { measureSteady, steadyPhaseEstimateMs, type SteadyResult } from "./daemon-steady.ts";
+import { checkDaemonTargets, daemonMarkdown, daemonText, fmtMs, type DaemonReport } from "./daemon-report.ts";
+import type { DaemonOptions } from "./daemon-options.ts";
+
+const log = (msg: string): void => {
+  process.stderr.write(`[bench:daemon] ${msg}\n`);
+};
+
+async function executableInfo(exe: string): Promise<Record<string, string | null>> {
+  const r = await run([exe, "--version"], 10_000);
+  let built: string | null = null;
+  try {
+    built = statSync(exe).mtime.toISOString();
+  } catch {
+    // unknown
+  }
+  return { sockwarden: r.ok ? firstLine(r.stdout) || null : null, sockwardenBuilt: built };
+}
+
+function skippedLatency(intervalS: number, samples: number, why: string): LatencyResult {
+  return {
+    intervalS, status: "skipped", error: why, cmd: [], configToml: "", requested: samples, samples: [], closed: 0, missed: 0,
+    other: 0, timeoutMs: 0, victim: percentiles([]),
+    audit: { records: 0, matched: 0, unmatched: 0, outcomes: {}, latency: percentiles([]), lag: percentiles([]) },
+    sinkCloseActions: 0, sinkLines: 0, daemonCpuPct: null, daemonHwmMiB: null, startupMs: null, stopMs: null, wallS: null,
+    targetMs: intervalS * 1000 + 50, notes: [],
+  };
+}
+
+export async function runDaemonInner(opts: DaemonOptions, netnsName: string): Promise<number> {
+  if (!inNetns(netnsName)) {
+    log("--inner must run inside the benchmark's network namespace (start bench/daemon.ts without --inner)");
+    return 2;
+  }
+  const why = notRunnable(opts.exe);
+  if (why) {
+    log(`${why} (build it with npm run build, or pass --sockwarden PATH)`);
+    return 2;
+  }
+  const started = new Date();
+  const onSignal = (): void => {
+    if (!wasInterrupted()) log("interrupted: stopping");
+    interruptAll();
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  process.on("SIGHUP", onSignal);
+
+  const tmp = mkdtempSync(path.join(os.tmpdir(), "sw-bench-daemon-"));
+  try {
+    const host = { ...(await hostInfo()), ...(await executableInfo(opts.exe)) };
+    const ticksPerS = clockTicks();
+    const remaining = (): number => opts.deadline - Date.now();
+    log(`namespace ${netnsName}; sockwarden ${opts.exe}; phases ${opts.phases.join(", ")}; budget ${(remaining() / 60_000).toFixed(1)} min`);
+
+    const latency: LatencyResult[] = [];
+    if (opts.phases.includes("latency")) {
+      for (const intervalS of opts.intervals) {
+        if (wasInterrupted()) break;
+        const need = latencyPhaseEstimateMs(intervalS, opts.samples);
+        if (remaining() < need) {
+          latency.push(skippedLatency(intervalS, opts.samples, `time budget (--max-minutes) left ${(remaining() / 1000).toFixed(0)} s, the phase needs about ${(need / 1000).toFixed(0)} s`));
+          log(`latency ${intervalS} s: skipped (time budget)`);
+          continue;
+        }
+        const left = await waitNoSockets(10_000);
+        if (left.total > 0) log(`warning: ${left.total} TCP sockets still in the namespace`);
+        log(`latency ${intervalS} s: starting sockwarden run --rule smtp-guard…`);
+        const r = await measureLatency({
+          exe: opts.exe,
+          intervalS,
+          samples: opts.samples,
+          seed: opts.seed,
+          dir: tmp,
+          deadline: Math.min(opts.deadline, Date.now() + 2 * need + 60_000),
+          ticksPerS,
+          log,
+        });
+        latency.push(r);
+        log(
+          `latency ${intervalS} s: ` +
+            (r.samples.length
+              ? `median ${fmtMs(r.victim.median)} ms, p95 ${fmtMs(r.victim.p95)}, p99 ${fmtMs(r.victim.p99)}, max ${fmtMs(r.victim.max)} ms ` +
+                `(${r.closed} closed of ${r.samples.length}; audit median ${fmtMs(r.audit.latency.median)} ms)`
+              : "no samples") +
+            (r.status === "failed" ? `; FAILED: ${r.error}` : ""),
+        );
+      }
+    }
+
+    let steady: SteadyResult | null = null;
+    if (opts.phases.includes("steady") && !wasInterrupted()) {
+      const need = steadyPhaseEstimateMs({ warmupS: opts.warmup, seconds: opts.seconds, intervalS: opts.steadyInterval });
+      const left = await waitNoSockets(10_000);
+      if (left.total > 0) log(`warning: ${left.total} TCP sockets still in the namespace`);
+      if (remaining() < need) {
+        log("steady: skipped (time budget)");
+        steady = {
+          ...(await measureSteadySkipped(opts)),
+          error: `time budget (--max-minutes) left ${(remaining() / 1000).toFixed(0)} s, the phase needs about ${(need / 1000).toFixed(0)} s`,
+        };
+      } else {
+        steady = await measureSteady({
+          exe: opts.exe,
+          intervalS: opts.steadyInterval,
+          sockets: opts.sockets,
+          churnRate: opts.churnRate,
+          churnClose: opts.churnClose,
+          warmupS: opts.warmup,
+          seconds: opts.seconds,
+          dir: tmp,
+          deadline: opts.deadline,
+          ticksPerS,
+          log,
+        });
+        log(
+          `steady: ` +
+            (steady.cpu.meanPct !== null
+              ? `CPU ${steady.cpu.meanPct.toFixed(2)}% of a core (max ${steady.cpu.max5sPct?.toFixed(2)}% over 5 s), ` +
+                `RSS max ${steady.rss.maxMiB?.toFixed(1)} MiB`
+              : "no figures") +
+            (steady.status === "failed" ? `; FAILED: ${steady.error}` : ""),
+        );
+      }
+    }
+
+    const interrupted = wasInterrupted();
+    const partial: Omit<DaemonReport, "targets"> = {
+      kind: "sockwarden-bench-daemon",
+      version: 1,
+      startedAt: started.toISOString(),
+      finishedAt: new Date().toISOString(),
+      interrupted,
+      netns: netnsName,
+      host,
+      clockTicksPerSecond: ticksPerS,
+      invocation: process.env.SW_BENCH_DAEMON_INVOCATION ?? "bun bench/daemon.ts",
+      options: {
+        phases: opts.phases,
+        intervals: opts.intervals,
+        samples: opts.samples,
+        sockets: opts.sockets,
+        churnRate: opts.churnRate,
+        churnClose: opts.churnClose,
+        seconds: opts.seconds,
+        warmup: opts.warmup,
+        steadyInterval: opts.steadyInterval,
+        seed: opts.seed,
+        sockwarden: opts.exe,
+      },
+      latency,
+      steady,
+    };
+    const report: DaemonReport = { ...partial, targets: checkDaemonTargets(partial, opts.intervals) };
+    process.stdout.write("\n" + daemonText(report) + "\n");
+    if (interrupted) {
+      process.stdout.write("(interrupted: partial results, nothing saved)\n");
+      return 130;
+    }
+    if (opts.save) {
+      try {
+        mkdirSync(opts.outDir, { recursive: true });
+        const base = path.join(opts.outDir, `daemon-${stamp(started)}`);
+        writeFileSync(`${base}.md`, daemonMarkdown(report));
+        writeFileSync(`${base}.json`, JSON.stringify(report, null, 2) + "\n");
+        process.stdout.write(`\nSaved ${base}.md and ${base}.json\n`);
+      } catch (e) {
+        log(`could not save results: ${firstLine(e instanceof Error ? e.message : String(e))}`);
+        return 1;
+      }
+    }
+    const failed = latency.some((l) => l.status !== "ok") || (steady !== null && steady.status !== "ok");
+    return failed ? 1 : 0;
+  } finally {
+    killRemaining(); // nothing should be left; make sure
+    rmSync(tmp, { recursive: true, force: true });
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+    process.off("SIGHUP", onSignal);
+  }
+}
+
+async function measureSteadySkipped(opts: DaemonOptions): Promise<SteadyResult> {
+  return {
+    status: "skipped", intervalS: opts.steadyInterval, cmd: [], plugins: [], sockets: opts.sockets,
+    connections: Math.round(opts.sockets / 2), heldSockets: null, holderSetupMs: null, atStart: null, atEnd: null,
+    churn: { rate: opts.churnRate, close: opts.churnClose, inWindow: null, windowRate: null, total: null, failed: null, late: null, firstError: null, helperCpuPct: null },
+    warmupS: opts.warmup, windowS: null, samples: [],
+    cpu: { meanPct: null, windows: [], max5sPct: null, min5sPct: null, max1sPct: null, beforeWindowS: null },
+    rss: { meanMiB: null, maxMiB: null, minMiB: null, hwmMiB: null },
+    events: { openedBefore: null, openedAfter: null, closedBefore: null, closedAfter: null, expectedOpened: null, extraOpened: null, allSeen: null },
+    alerts: { records: 0, alerts: 0, byRule: {}, examples: [] }, auditRecords: 0, startupMs: null, stopMs: null,
+    otherLoadCores: null, loadavg: null, hostOpenFiles: null, notes: [],
+  };
+}
