@@ -62,6 +62,9 @@ export interface WindowsEndpoint extends Endpoint {
   module: string | null;
 }
 
+/** After SetTcpEntry, how often and how long to look for the connection before calling it open. */
+const CLOSE_CHECKS = 5;
+const CLOSE_CHECK_INTERVAL_MS = 40;
 /** fe80::/10 as canonical text. */
 const LINK_LOCAL = /^fe[89ab][0-9a-f]:/i;
 /** Shared by every unowned endpoint; never mutated. */
@@ -255,7 +258,7 @@ export class WindowsEngine implements SocketEngine {
     if (!row) return { outcome: "failed", errno: ERROR_NOT_SUPPORTED, reason: `cannot encode ${ep.localAddress} -> ${ep.remoteAddress}` };
     const rc = iphlpapi().setTcpEntry(row);
     if (rc === NO_ERROR) {
-      if (!this.present(ep)) return { outcome: "closed" };
+      if (!this.presentAfter(ep)) return { outcome: "closed" };
       return { outcome: "failed", errno: rc, reason: "SetTcpEntry reported success but the connection is still open" };
     }
     if ((rc === ERROR_MR_MID_NOT_FOUND || rc === ERROR_NOT_FOUND) && !this.present(ep)) return { outcome: "gone" };
@@ -263,6 +266,15 @@ export class WindowsEngine implements SocketEngine {
       return { outcome: "failed", errno: rc, reason: "ERROR_ACCESS_DENIED: closing connections needs an elevated sockwarden (Run as administrator)" };
     }
     return { outcome: "failed", errno: rc, reason: `SetTcpEntry failed: ${win32ErrorName(rc)}` };
+  }
+
+  /** Whether the connection is still listed after a short wait for the table to catch up. */
+  private presentAfter(ep: Endpoint): boolean {
+    for (let attempt = 0; attempt < CLOSE_CHECKS; attempt++) {
+      if (!this.present(ep)) return false;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, CLOSE_CHECK_INTERVAL_MS);
+    }
+    return this.present(ep);
   }
 
   /** Whether the connection is in the TCP table now, in a state other than TIME_WAIT. */
