@@ -22,10 +22,14 @@ import { planSuites, type SuitePlan } from "./lib/suite.ts";
 import { parseWatchOptions, WATCH_USAGE, type WatchOptions } from "./lib/watch-options.ts";
 import { runWatchSuite } from "./watch.ts";
 import { RULES_USAGE, rulesArgsFromShared, rulesSuiteArgs } from "./lib/rules-options.ts";
+import { namespacesSuiteArgs } from "./lib/namespaces-options.ts";
 import { DAEMON_USAGE, daemonArgsFromShared, daemonSuiteArgs } from "./lib/daemon-options.ts";
 
 // The rules suite (bench/rules.ts) needs no namespace and runs in this process; loaded on demand.
 const runRulesSuite = async (args: string[]): Promise<number> => (await import("./rules.ts")).runRulesSuite(args);
+// The namespaces suite (bench/namespaces.ts): only with --suite namespaces, not part of --suite all.
+const runNamespacesSuite = async (args: string[]): Promise<number> =>
+  (await import("./namespaces.ts")).runNamespacesSuite(args);
 // The daemon suite (bench/daemon.ts): its own namespace; --suite daemon, or last with --suite all.
 const runDaemonSuite = async (args: string[]): Promise<number> =>
   (await import("./daemon.ts")).runDaemonSuite(args, ["bun", "bench/run.ts", ...process.argv.slice(2)].join(" "));
@@ -89,6 +93,8 @@ async function main(): Promise<number> {
   // --suite rules: only bench/rules.ts's options.
   const rulesArgs = rulesSuiteArgs(argv);
   if (rulesArgs) return runRulesSuite(rulesArgs);
+  const namespacesArgs = namespacesSuiteArgs(argv);
+  if (namespacesArgs) return runNamespacesSuite(namespacesArgs);
   const daemonArgs = daemonSuiteArgs(argv);
   if (daemonArgs) return runDaemonSuite(daemonArgs);
 
