@@ -95,9 +95,13 @@ function fromBuildError(file: string, err: unknown): RuleError {
 
 function lineOf(source: string, needle: string): { line: number; column: number } | null {
   const lines = source.split("\n");
-  for (let i = 0; i < lines.length; i++) {
-    const c = lines[i]!.indexOf(`"${needle}"`) >= 0 ? lines[i]!.indexOf(`"${needle}"`) : lines[i]!.indexOf(`'${needle}'`);
-    if (c >= 0) return { line: i + 1, column: c + 1 };
+  // The quoted name after `from`, `import` or `import(` first: a comment may name it earlier.
+  const quoted = `["'\`]${needle.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}["'\`]`;
+  for (const re of [new RegExp(`(?:\\bfrom|\\bimport)\\s*\\(?\\s*(${quoted})`), new RegExp(`(${quoted})`)]) {
+    for (let i = 0; i < lines.length; i++) {
+      const m = re.exec(lines[i]!);
+      if (m) return { line: i + 1, column: m.index + m[0].length - m[1]!.length + 1 };
+    }
   }
   return null;
 }

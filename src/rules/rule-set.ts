@@ -6,7 +6,7 @@
 import type { Endpoint, ProcessInfo } from "../engine/types.ts";
 import type { EndpointEvent } from "../monitor/events.ts";
 import { endpointKey } from "../monitor/endpoint-key.ts";
-import { SockwardenError } from "../errors.ts";
+import { RuleError } from "../errors.ts";
 import { encodeEndpoints, encodeEvents } from "./event-rows.ts";
 import { RuleSandbox, DEFAULT_LIMITS, printable, type CallFailure, type GuestAction, type SandboxLimits } from "./sandbox.ts";
 import { loadRuleSource, type RuleSource } from "./rule-sources.ts";
@@ -79,8 +79,9 @@ export class RuleSet {
     const sandbox = await this.build(source, ruleOptions);
     const duplicate = this.rules.find((r) => r.sandbox.info.name === sandbox.info.name);
     if (duplicate) {
+      const at = sandbox.compiled.exportAt ?? { line: 1, column: 1 };
       sandbox.dispose();
-      throw new SockwardenError(`two rules are named "${sandbox.info.name}": ${duplicate.source.label} and ${source.label}`);
+      throw new RuleError(source.label, at.line, at.column, `another rule is already named "${sandbox.info.name}" (${duplicate.source.label})`);
     }
     this.rules.push({ source, options: ruleOptions, sandbox, failures: [], quarantined: false, nextPeriodic: this.clock() + sandbox.info.every * 1000 });
     return sandbox;

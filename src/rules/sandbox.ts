@@ -69,6 +69,15 @@ export interface DispatchResult {
   failures: CallFailure[];
 }
 
+/**
+ * In the compiled executable the default import of this CommonJS package is its exports object
+ * ({ default: variant }). newVariant would copy that object, and the core's unwrapping would then
+ * pick the inner variant and drop the options: the module made its own 2 GiB memory, and the
+ * ceiling below bound nothing. Unwrapped here, the options reach the module wherever it runs.
+ */
+const BASE_VARIANT: typeof singlefileVariant =
+  (singlefileVariant as { default?: typeof singlefileVariant }).default ?? singlefileVariant;
+
 const WASM_PAGE = 65536;
 // The QuickJS build starts with 16 MiB of memory; a ceiling below that cannot be instantiated.
 const MIN_WASM_BYTES = 16 << 20;
@@ -94,7 +103,9 @@ export class RuleSandbox {
     const memory = new WebAssembly.Memory({ initial: MIN_WASM_BYTES / WASM_PAGE, maximum: Math.ceil(wasmBytes / WASM_PAGE) });
     let module: QuickJSWASMModule;
     try {
-      module = await newQuickJSWASMModuleFromVariant(newVariant(singlefileVariant, { wasmMemory: memory }));
+      module = await newQuickJSWASMModuleFromVariant(newVariant(BASE_VARIANT, { wasmMemory: memory }));
+      // The memory must be the one passed: it is what bounds the rule's share of the host.
+      if (module.getWasmMemory() !== memory) throw new Error("the sandbox did not take its fixed memory");
     } catch (err) {
       throw new RuleError(compiled.file, null, null, `cannot start the sandbox: ${(err as Error).message}`);
     }
@@ -208,21 +219,35 @@ export class RuleSandbox {
   }
 
   /**
-   * A failure of the host side of a call (a WebAssembly trap, or the glue's own allocation
-   * failing once the memory is at its ceiling, which it does not check) leaves the module in an
-   * unknown state: the sandbox stops for good, and the failure is fatal for the rule.
+   * QuickJS's memory limit does not bound bytes in this build (without malloc_usable_size it
+   * counts 8 bytes per allocation), so the WebAssembly memory's ceiling is what stops a rule. At
+   * the ceiling the glue's own allocations fail unchecked (a failed copy of the next payload is
+   * written at address 0, over the module's data), and a trap leaves the module in an unknown
+   * state: either way the sandbox is stopped for good and the failure is fatal for the rule.
+   * What a call that ended at the ceiling returned is dropped, not trusted.
    */
   private guard(run: () => DispatchResult): DispatchResult {
     this.assertAlive();
     if (this.broken) return { actions: [], failures: [] };
-    try {
-      return run();
-    } catch (err) {
-      this.broken = true;
-      const full = this.memory.buffer.byteLength + WASM_PAGE > Math.max(this.limits.wasmMemoryBytes, MIN_WASM_BYTES);
-      const message = full ? "ran out of memory: its sandbox is full and is stopped" : printable(`its sandbox failed and is stopped: ${(err as Error)?.message ?? String(err)}`.slice(0, 500));
-      return { actions: [], failures: [{ index: -1, message, line: null, column: null, kind: full ? "memory" : "error", fatal: true }] };
+    let error: unknown = null;
+    if (!this.atCeiling()) {
+      try {
+        const result = run();
+        if (!this.atCeiling()) return result;
+      } catch (err) {
+        error = err;
+      }
     }
+    this.broken = true;
+    const full = this.atCeiling();
+    const message = full
+      ? `ran out of memory: its sandbox reached its ceiling (${Math.round(this.memory.buffer.byteLength / (1 << 20))} MiB) and is stopped`
+      : printable(`its sandbox failed and is stopped: ${(error as Error)?.message ?? String(error)}`.slice(0, 500));
+    return { actions: [], failures: [{ index: -1, message, line: null, column: null, kind: full ? "memory" : "error", fatal: true }] };
+  }
+
+  private atCeiling(): boolean {
+    return this.memory.buffer.byteLength + WASM_PAGE > Math.max(this.limits.wasmMemoryBytes, MIN_WASM_BYTES);
   }
 
   private memoryHeavy(): boolean {
