@@ -49,12 +49,17 @@ export const ALL_LAYOUTS: readonly RowLayout[] = [
 
 /** Tables grow between the call that sizes them and the one that fills them: retry a few times. */
 const ATTEMPTS = 5;
+const INITIAL_BUFFER_BYTES = 1 << 20;
 /** Headroom for rows that appear between the two calls. */
 const SLACK_ROWS = 64;
 
 export class LiveTableSource implements TableSource {
-  /** Reused between snapshots; grown when a table outgrows it. */
-  private buffer = new Uint8Array(64 * 1024);
+  /**
+   * Reused between snapshots; grown when a table outgrows it. It starts large enough for a few
+   * thousand sockets so that a listing usually takes one call per table: each call builds the
+   * whole table, which some implementations (wine's) make slow by looking up every owner.
+   */
+  private buffer = new Uint8Array(INITIAL_BUFFER_BYTES);
   /** Per protocol/family: whether the owner-module class was refused and owner-PID is used. */
   private readonly pidOnly = new Set<string>();
   readonly notes: string[] = [];

@@ -49,6 +49,11 @@ export interface WindowsEngineOptions {
   replayFile?: string;
   /** Write every raw table read to this file (NDJSON). */
   recordFile?: string;
+  /**
+   * Look up each socket's owner module (GetOwnerModuleFrom*Entry: the service inside
+   * svchost.exe). One call per new socket; off unless an output shows it.
+   */
+  modules?: boolean;
 }
 
 /**
@@ -83,9 +88,10 @@ export class WindowsEngine implements SocketEngine {
   private collecting = new Set<string>();
   /** Owner modules by socket, while the socket lives. */
   private modules = new Map<string, string | null>();
-  private modulesSupported = true;
+  private modulesSupported: boolean;
 
   constructor(options: WindowsEngineOptions = {}) {
+    this.modulesSupported = options.modules === true;
     const kind = options.source ?? "auto";
     if (kind === "replay") {
       if (!options.replayFile) throw new SockwardenError("replay needs a recording file");
@@ -114,7 +120,7 @@ export class WindowsEngine implements SocketEngine {
         const table = this.source.read(protocol, family);
         for (const row of decodeTable(table.bytes, table.layout)) {
           const ep = toEndpoint(row);
-          if (live && request.withProcesses && row.pid > 4 && table.layout.owningModuleInfo >= 0) {
+          if (this.modulesSupported && live && request.withProcesses && row.pid > 4 && table.layout.owningModuleInfo >= 0) {
             ep.module = this.moduleOf(table.layout, table.bytes, row, seenModules);
           }
           endpoints.push(ep);
