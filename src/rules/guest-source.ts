@@ -21,7 +21,9 @@ export const CONTROL_SOURCE = String.raw`(function () {
   const deferring = [protoOf(async function () {}), protoOf(function* () {}), protoOf(async function* () {})];
   const MAX_ACTIONS = 10000, MAX_TEXT = 4096;
   const EVENT_TYPES = ["opened", "closed", "state-changed", "counters"];
-  const refs = new WeakMap();
+  // Which object stands for which endpoint of the current call; a new map each call, so an
+  // object the rule kept from an earlier call cannot point at whatever has its old index now.
+  let refs = new WeakMap();
   let rule = null, options = {}, now = 0, subscribed = { opened: true, closed: true, "state-changed": true, counters: false };
   let out = [], outLen = 0, index = -1;
 
@@ -83,6 +85,7 @@ export const CONTROL_SOURCE = String.raw`(function () {
   function take() { const a = out; const n = outLen; out = []; outLen = 0; a.length = n; return a; }
   function endpointsOf(payload) {
     const ps = procs(payload.p), rows = payload.e, list = [];
+    refs = new WeakMap();
     for (let i = 0; i < rows.length; i++) { const ep = endpoint(rows[i], 0, ps); apply(wmSet, refs, [ep, i]); list[i] = ep; }
     return list;
   }
@@ -127,6 +130,7 @@ export const CONTROL_SOURCE = String.raw`(function () {
     // done before it.
     dispatch(json, from) {
       index = -1;
+      if (from === 0) refs = new WeakMap();
       const payload = parse(json), ps = procs(payload.p), rows = payload.e;
       const handle = rule.handle;
       for (index = from; index < rows.length; index++) {

@@ -199,7 +199,7 @@ export class RuleSet {
       if (kind === "log") out.push({ rule: name, action: "log", reason });
       else if (kind === "alert") out.push({ rule: name, action: "alert", reason, severity: a[2] as Severity });
       else if (kind === "close") {
-        const ep = this.resolveEndpoint(a[2], a[3], refs);
+        const ep = this.resolveEndpoint(a[2], a[3], refs, events);
         if (!ep) {
           reject(`close refused: not an endpoint sockwarden reported (${reason})`);
           continue;
@@ -219,14 +219,16 @@ export class RuleSet {
     return out;
   }
 
-  private resolveEndpoint(ref: unknown, fields: unknown, refs: readonly Endpoint[]): Endpoint | null {
-    if (typeof ref === "number" && ref >= 0 && ref < refs.length) {
-      const ep = refs[ref]!;
-      // The guest's reference is only a hint; it must still describe the same socket.
-      if (Array.isArray(fields) && fields[1] === ep.localAddress && fields[2] === ep.localPort) return ep;
-    }
+  private resolveEndpoint(ref: unknown, fields: unknown, refs: readonly Endpoint[], events: readonly EndpointEvent[] | undefined): Endpoint | null {
     if (!Array.isArray(fields)) return null;
     const [protocol, la, lp, ra, rp, cookie] = fields as [string, string, number, string, number, string | null];
+    if (typeof ref === "number" && ref >= 0 && ref < refs.length) {
+      const ep = refs[ref]!;
+      // The guest's reference is only a hint: it must describe the same socket in full (a
+      // listener and its accepted connections share the local address), and one that is open.
+      const same = ep.protocol === protocol && ep.localAddress === la && ep.localPort === lp && ep.remoteAddress === ra && ep.remotePort === rp && ep.cookie === cookie;
+      if (same && events?.[ref]?.type !== "closed") return ep;
+    }
     if (cookie !== null) {
       const byCookie = this.known.get(cookie);
       if (byCookie && byCookie.localAddress === la && byCookie.localPort === lp) return byCookie;
