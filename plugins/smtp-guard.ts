@@ -11,7 +11,9 @@ export default defineRule({
     const ep = event.endpoint;
     if (ep.protocol !== "tcp" || ep.state !== "ESTABLISHED" || ep.remotePort !== ctx.options.port) return;
     const name = ep.process?.name ?? "";
-    if (!ctx.options.mailServers.includes(name)) {
+    // Windows names carry ".exe"; names compare without it and without case.
+    const key = name.replace(/\.exe$/i, "").toLowerCase();
+    if (!ctx.options.mailServers.some((m) => m.toLowerCase() === key) || key === "") {
       act.close(ep, `${name || "unknown process"} is not a mail server`);
     }
   },

@@ -36,6 +36,9 @@ export interface AuditInput {
 /** Where the log goes unless configured: a system path for root, the user's state dir else. */
 export function defaultAuditPath(): string {
   if (process.env.SOCKWARDEN_AUDIT_LOG) return process.env.SOCKWARDEN_AUDIT_LOG;
+  if (process.platform === "win32") {
+    return path.join(process.env.ProgramData ?? process.env.LOCALAPPDATA ?? os.homedir(), "sockwarden", "audit.log");
+  }
   if ((process.getuid?.() ?? 0) === 0) return "/var/log/sockwarden/audit.log";
   const state = process.env.XDG_STATE_HOME || path.join(os.homedir(), ".local", "state");
   return path.join(state, "sockwarden", "audit.log");

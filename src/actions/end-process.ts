@@ -92,6 +92,9 @@ function alive(pid: number): boolean {
 function signalFailure(pid: number, name: string, err: unknown): ActionOutcome {
   const code = (err as NodeJS.ErrnoException).code;
   if (code === "ESRCH") return { ok: true, result: "gone", message: `${name} (pid ${pid}) had already exited` };
-  if (code === "EPERM") return { ok: false, result: "failed", message: `cannot end ${name} (pid ${pid}): it belongs to another user (needs root or CAP_KILL)` };
+  if (code === "EPERM") {
+    const need = process.platform === "win32" ? "an elevated (administrator) prompt" : "root or CAP_KILL";
+    return { ok: false, result: "failed", message: `cannot end ${name} (pid ${pid}): it belongs to another user (needs ${need})` };
+  }
   return { ok: false, result: "failed", message: `cannot end ${name} (pid ${pid}): ${code ?? String(err)}` };
 }

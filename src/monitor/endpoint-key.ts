@@ -10,5 +10,7 @@ export function endpointKey(ep: Endpoint): string {
   // A cookie is all digits and a pair key always has "|": the two kinds cannot collide.
   if (ep.cookie !== null) return ep.cookie;
   const base = `${ep.protocol}|${ep.localAddress}|${ep.localPort}|${ep.remoteAddress}|${ep.remotePort}`;
-  return ep.remotePort === 0 ? `${base}|${ep.inode}` : base;
+  // Unconnected sockets can share an address (SO_REUSEPORT): the inode tells them apart, and
+  // where the OS gives none (Windows) the owning process does.
+  return ep.remotePort === 0 ? `${base}|${ep.inode || `p${ep.pids[0] ?? 0}`}` : base;
 }

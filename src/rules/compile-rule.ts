@@ -24,12 +24,14 @@ export async function compileRule(source: string, file: string): Promise<Compile
   if (source.length > MAX_SOURCE_BYTES) throw new RuleError(file, null, null, `a rule may be at most ${MAX_SOURCE_BYTES} bytes`);
   // The entry point only needs a name the bundler can resolve from an existing directory;
   // the plugin below supplies the text, so bundled rules need no file on disk.
-  const entry = path.join("/", `sockwarden-rule-${path.basename(file).replace(/[^\w.-]/g, "_")}`);
+  // An absolute path on every OS (on Windows "/" alone is not: it would resolve against nothing).
+  const entry = path.resolve(path.sep, `sockwarden-rule-${path.basename(file).replace(/[^\w.-]/g, "_")}`);
   const refused: { line: number | null; column: number | null; what: string }[] = [];
   let result: Awaited<ReturnType<typeof Bun.build>>;
   try {
     result = await Bun.build({
       entrypoints: [entry],
+      root: path.dirname(entry),
       format: "esm",
       target: "browser",
       sourcemap: "external",
