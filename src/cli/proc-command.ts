@@ -13,7 +13,8 @@ import { friendlyNames, numericNames } from "../view/endpoint-names.ts";
 import { processDetailsToJson, renderProcessProperties } from "../view/process-properties.ts";
 import { resolveHostNames } from "./host-names.ts";
 import { stderr, stdout } from "./output.ts";
-import { NotFoundError, UnsupportedError, UsageError } from "../errors.ts";
+import { NotFoundError, PrivilegeError, UnsupportedError, UsageError } from "../errors.ts";
+import { userNamespaceNote } from "../engine/linux/capabilities.ts";
 
 export interface ProcArgs {
   pid: string;
@@ -59,7 +60,9 @@ export async function runProc(args: ProcArgs): Promise<number> {
   }
   // Every socket the process holds, including ones it shares with others after a fork.
   const endpoints: Endpoint[] = snapshot.endpoints.filter((ep) => ep.pids.includes(pid)).sort(compareEndpoints);
-  if (!args.quiet) {
+  // Another user's process whose descriptors cannot be read: its endpoints are unknown, not none.
+  const hidden = engine.name === "linux" && details.fdCount === null ? hiddenEndpointsError(details) : null;
+  if (!args.quiet && !hidden) {
     for (const note of snapshot.notes) stderr(`note: ${note}\n`);
     if (details.netns !== null && ownNetns !== null && details.netns !== ownNetns) {
       stderr(
@@ -72,16 +75,27 @@ export async function runProc(args: ProcArgs): Promise<number> {
   if (args.json) {
     const doc = { process: processDetailsToJson(details), endpoints: endpoints.map(endpointToJson) };
     stdout(JSON.stringify(doc, null, 2) + "\n");
+    if (hidden) throw hidden;
     return 0;
   }
   const width = process.stdout.isTTY ? process.stdout.columns || 80 : undefined;
   let text = renderProcessProperties(details, { width, now: Date.now() }).join("\n") + "\n\n";
-  if (endpoints.length === 0) text += "No TCP or UDP endpoints.\n";
+  if (hidden) text += "Endpoints: unknown (its open files cannot be read)\n";
+  else if (endpoints.length === 0) text += "No TCP or UDP endpoints.\n";
   else {
     const names = args.numeric ? numericNames() : friendlyNames(await resolveHostNames(endpoints, 1000));
     text += `Endpoints (${endpoints.length}):\n`;
     text += renderEndpointTable(endpoints, { extended: false, names, width });
   }
   stdout(text);
+  if (hidden) throw hidden;
   return 0;
+}
+
+function hiddenEndpointsError(details: ProcessDetails): PrivilegeError {
+  const who = details.uid !== null ? `uid ${details.uid}` : "another user";
+  return new PrivilegeError(
+    `the endpoints and path of process ${details.pid} (${who}) cannot be read: reading another user's /proc/PID/fd ` +
+      `needs CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH (root has both)${userNamespaceNote()}`,
+  );
 }

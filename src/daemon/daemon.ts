@@ -64,8 +64,9 @@ export class Daemon {
     this.state = await this.loadRules(this.config);
     this.engine = this.options.createEngine();
     this.monitor = new Monitor({ engine: this.engine, request: { protocols: new Set(["tcp", "udp"]), families: new Set([4, 6]), withProcesses: true } });
-    for (const n of this.monitor.notes) this.options.warn?.(n);
     const initial = this.monitor.start();
+    // After the first look, so that its notes (e.g. processes that cannot be read) are told too.
+    for (const n of this.monitor.notes) this.options.warn?.(n);
     this.execute(this.state.rules.start(initial));
     this.updateGauges(initial);
     this.loop = new MonitorLoop(this.monitor, {

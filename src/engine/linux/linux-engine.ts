@@ -24,7 +24,7 @@ import { DestroyEventReader } from "./destroy-events.ts";
 import { discoverNamespaces, inNamespace, namespaceInodeOf, openHomeNamespace, type NetNamespace } from "./namespaces.ts";
 import { destroySocket } from "./socket-destroy.ts";
 import { closeThroughOwner } from "./socket-takeover.ts";
-import { CAP_NET_ADMIN, CAP_SYS_PTRACE, hasCapability } from "./capabilities.ts";
+import { CAP_NET_ADMIN, CAP_SYS_PTRACE, hasCapability, userNamespaceNote } from "./capabilities.ts";
 import { openUnixDatagram } from "./unix-datagram.ts";
 
 const EOPNOTSUPP = 95;
@@ -313,7 +313,7 @@ export class LinuxEngine implements SocketEngine {
     }
     if (hidden > 0) {
       notes.push(
-        `${hidden} socket(s) of other users show no process: reading another user's /proc/PID/fd needs root or CAP_SYS_PTRACE`,
+        `${hidden} socket(s) of other users show no process: reading another user's /proc/PID/fd needs CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH (root has both)${userNamespaceNote()}`,
       );
     }
     return this.unreadable;
@@ -329,7 +329,9 @@ export class LinuxEngine implements SocketEngine {
 
   closePrivilegeProblem(method: CloseMethod = "auto"): string | null {
     if (method === "owner") {
-      return hasCapability(CAP_SYS_PTRACE) ? null : "taking sockets from their owners needs CAP_SYS_PTRACE (run as root)";
+      return hasCapability(CAP_SYS_PTRACE)
+        ? null
+        : "taking sockets from their owners needs CAP_SYS_PTRACE, and CAP_DAC_READ_SEARCH for other users' sockets (run as root)";
     }
     return hasCapability(CAP_NET_ADMIN) ? null : "closing connections needs CAP_NET_ADMIN (run as root, or grant the capability)";
   }

@@ -9,6 +9,7 @@
 import fs from "node:fs";
 import { libc, syscallError } from "./libc.ts";
 import { PrivilegeError } from "../../errors.ts";
+import { userNamespaceNote } from "./capabilities.ts";
 
 const CLONE_NEWNET = 0x40000000;
 const O_RDONLY = 0;
@@ -84,7 +85,7 @@ export function inNamespace<T>(path: string, homeFd: number, fn: () => T): T {
   try {
     if (c.setns(target, CLONE_NEWNET) < 0) {
       const errno = c.errno();
-      if (errno === EPERM) throw new PrivilegeError("entering other network namespaces needs CAP_SYS_ADMIN (run as root)");
+      if (errno === EPERM) throw new PrivilegeError(`entering other network namespaces needs CAP_SYS_ADMIN (run as root)${userNamespaceNote()}`);
       throw syscallError("setns", errno);
     }
     try {

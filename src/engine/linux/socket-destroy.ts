@@ -20,6 +20,7 @@ import {
   type DiagSocketId,
 } from "./sock-diag-codec.ts";
 import { errnoName } from "./libc.ts";
+import { userNamespaceNote } from "./capabilities.ts";
 
 const EPERM = 1;
 const ENOENT = 2;
@@ -77,7 +78,7 @@ export function destroySocket(ep: Endpoint): DestroyResult {
 }
 
 function reasonFor(errno: number): string {
-  if (errno === EPERM || errno === EACCES) return "closing a connection needs CAP_NET_ADMIN (run as root)";
+  if (errno === EPERM || errno === EACCES) return `closing a connection needs CAP_NET_ADMIN (run as root)${userNamespaceNote()}`;
   if (errno === EOPNOTSUPP) return "this kernel cannot close sockets (built without CONFIG_INET_DIAG_DESTROY)";
   return `the kernel refused: ${errnoName(errno)}`;
 }

@@ -9,6 +9,7 @@ import fs from "node:fs";
 import type { DestroyResult, Endpoint } from "../types.ts";
 import { koffi } from "../native/koffi-addon.ts";
 import { libc, errnoName } from "./libc.ts";
+import { userNamespaceNote } from "./capabilities.ts";
 
 // The same numbers on every architecture since the syscall tables were unified.
 const SYS_pidfd_open = 434;
@@ -69,7 +70,14 @@ export function closeThroughOwner(ep: Endpoint, procRoot = "/proc"): DestroyResu
   if (ep.inode === 0) {
     return { outcome: "failed", errno: 0, reason: "no process holds this socket (TIME_WAIT or half-open), so it cannot be taken over" };
   }
-  if (ep.pids.length === 0) return { outcome: "failed", errno: 0, reason: "no owning process is known for this socket" };
+  if (ep.pids.length === 0) {
+    // Another user's socket without a known owner: its process could not be read, and taking
+    // the socket needs the same capabilities as finding it.
+    if (ep.uid !== null && ep.uid !== process.getuid?.()) {
+      return { outcome: "failed", errno: EPERM, reason: `taking another user's socket from its owner needs CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH (root has both)${userNamespaceNote()}` };
+    }
+    return { outcome: "failed", errno: 0, reason: "no owning process is known for this socket" };
+  }
   const c = bind();
   const sys = libc();
   let lastFailure: DestroyResult | null = null;
@@ -106,7 +114,7 @@ export function closeThroughOwner(ep: Endpoint, procRoot = "/proc"): DestroyResu
 
 function failure(call: string, errno: number): DestroyResult {
   if (errno === ENOSYS) return { outcome: "failed", errno, reason: `this kernel has no ${call} (Linux 5.6 or later is needed to take a socket from its owner)` };
-  if (errno === EPERM) return { outcome: "failed", errno, reason: "taking a socket from its owner needs root or CAP_SYS_PTRACE" };
+  if (errno === EPERM) return { outcome: "failed", errno, reason: `taking a socket from its owner needs root or CAP_SYS_PTRACE${userNamespaceNote()}` };
   if (errno === ESRCH) return { outcome: "gone" };
   return { outcome: "failed", errno, reason: `${call} failed: ${errnoName(errno)}` };
 }
