@@ -15,7 +15,9 @@ export function createEngine(options: EngineOptions = {}): SocketEngine {
     case "linux":
       return new LinuxEngine(options);
     case "win32":
-      return new WindowsEngine(options);
+      if (options.allNamespaces) throw new UnsupportedError("--all-namespaces is for Linux network namespaces; Windows has none");
+      // Owner modules are looked up once per socket and shown in the JSON (module).
+      return new WindowsEngine({ ...options, modules: true });
     default:
       throw new UnsupportedError(`sockwarden has no socket engine for ${process.platform} yet`);
   }

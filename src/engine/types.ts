@@ -115,6 +115,10 @@ export interface Endpoint {
   pids: number[];
   /** The network namespace; set when listing several (--all-namespaces). */
   namespace?: NamespaceTag | null;
+  /** When the socket was created, where the OS says (Windows owner-module tables), ISO-8601. */
+  createdAt?: string | null;
+  /** The module owning the socket (a service inside svchost.exe), where the OS says. */
+  module?: string | null;
 }
 
 /** What a snapshot knows about why some owners are missing. */

@@ -27,6 +27,9 @@ export interface EndpointJson {
   rttMs: number | null;
   cookie: string | null;
   namespace?: NamespaceTag | null;
+  /** Only where the OS gives them (Windows). */
+  createdAt?: string | null;
+  module?: string | null;
 }
 
 export function endpointToJson(ep: Endpoint): EndpointJson {
@@ -66,6 +69,7 @@ export function endpointToJson(ep: Endpoint): EndpointJson {
     rttMs: ep.rttMs,
     cookie: ep.cookie,
     namespace: ep.namespace ?? null,
+    ...(ep.createdAt !== undefined ? { createdAt: ep.createdAt, module: ep.module ?? null } : {}),
   };
 }
 
@@ -116,7 +120,8 @@ export function endpointJsonText(ep: Endpoint): string {
     `"packetsSent":${num(ep.packetsSent)},"packetsReceived":${num(ep.packetsReceived)},"process":${proc},` +
     `"pids":[${ep.pids.join(",")}],"interfaceIndex":${ep.interfaceIndex},"receiveQueue":${num(ep.receiveQueue)},` +
     `"sendQueue":${num(ep.sendQueue)},"rttMs":${num(ep.rttMs)},"cookie":${quote(ep.cookie)},` +
-    `"namespace":${ep.namespace ? namespaceText(ep.namespace) : "null"}}`
+    `"namespace":${ep.namespace ? namespaceText(ep.namespace) : "null"}` +
+    (ep.createdAt !== undefined ? `,"createdAt":${quote(ep.createdAt)},"module":${quote(ep.module ?? null)}}` : "}")
   );
 }
 

@@ -45,6 +45,7 @@ describe("endpoint JSON", () => {
     for (const ep of [
       endpoint(),
       endpoint({ protocol: "udp", family: 4, state: null, process: null, pids: [], bytesSent: null, rttMs: null, cookie: null, user: null, uid: null }),
+      endpoint({ createdAt: "2026-11-21T10:00:00.000Z", module: "Dnscache" }),
       endpoint({ namespace: { inode: 4026532000, name: "blue", container: { runtime: "docker", id: "abc123abc123", pod: null } }, process: { ...proc, unit: "nginx.service", container: null } }),
     ]) {
       expect(endpointJsonText(ep)).toBe(JSON.stringify(endpointToJson(ep)));

@@ -61,9 +61,7 @@ export interface WindowsEngineOptions {
  * outputs that list fields by name leave them out.
  */
 export interface WindowsEndpoint extends Endpoint {
-  /** When the socket was bound or connected (owner-module tables), ISO-8601; else null. */
   createdAt: string | null;
-  /** The module that owns the socket (a service's name inside svchost.exe), where Windows says. */
   module: string | null;
 }
 
