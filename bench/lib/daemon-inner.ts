@@ -202,7 +202,8 @@ async function measureSteadySkipped(opts: DaemonOptions): Promise<SteadyResult> 
     cpu: { meanPct: null, windows: [], max5sPct: null, min5sPct: null, max1sPct: null, beforeWindowS: null },
     rss: { meanMiB: null, maxMiB: null, minMiB: null, hwmMiB: null },
     events: { openedBefore: null, openedAfter: null, closedBefore: null, closedAfter: null, expectedOpened: null, extraOpened: null, allSeen: null },
-    alerts: { records: 0, alerts: 0, byRule: {}, examples: [] }, auditRecords: 0, startupMs: null, stopMs: null,
+    alerts: { records: 0, alerts: 0, byRule: {}, examples: [], reports: [] }, auditRecords: 0, startupMs: null,
+    startedAt: null, churnStartedAt: null, windowStartedAt: null, stopMs: null,
     otherLoadCores: null, loadavg: null, hostOpenFiles: null, notes: [],
   };
 }

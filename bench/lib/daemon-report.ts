@@ -212,11 +212,28 @@ function steadyRows(s: SteadyResult): [string, string][] {
   ]);
   rows.push([
     "alerts in the file sink, by rule",
-    s.alerts.alerts ? Object.entries(s.alerts.byRule).map(([k, v]) => `${k} ${v}`).join(", ") + ` (${s.alerts.records} records)` : "none",
+    s.alerts.alerts ? Object.entries(s.alerts.byRule).map(([k, v]) => `${k} ${v}`).join(", ") : "none",
+  ]);
+  const reports = s.alerts.reports ?? [];
+  rows.push([
+    "rule trouble reported (failures, time budget overruns)",
+    reports.length ? reports.map((x) => `${x.rule}: ${x.outcome} at ${relTime(s, x.time)}`).join("; ") : "none",
   ]);
   rows.push(["audit records (actions taken)", String(s.auditRecords)]);
   rows.push(["rest of host busy, CPUs (besides the daemon and the churn helper)", s.otherLoadCores === null ? "-" : s.otherLoadCores.toFixed(2)]);
   return rows;
+}
+
+/** When something happened, relative to the daemon's start and the window. */
+function relTime(s: SteadyResult, iso: string): string {
+  const t = Date.parse(iso);
+  if (!Number.isFinite(t)) return iso;
+  const start = s.startedAt ? Date.parse(s.startedAt) : NaN;
+  const win = s.windowStartedAt ? Date.parse(s.windowStartedAt) : NaN;
+  const parts: string[] = [];
+  if (Number.isFinite(start)) parts.push(`${((t - start) / 1000).toFixed(1)} s after start`);
+  if (Number.isFinite(win)) parts.push(t < win ? "before the window" : "in the window");
+  return parts.join(", ") || iso;
 }
 
 function textTable(headers: string[], body: string[][], right: Set<number>): string {

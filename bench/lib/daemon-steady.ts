@@ -80,9 +80,23 @@ export interface SteadyResult {
     extraOpened: number | null;
     allSeen: boolean | null;
   };
-  alerts: { records: number; alerts: number; byRule: Record<string, number>; examples: string[] };
+  /**
+   * What the file sink received: alerts by rule (a folded summary counts for the alerts it stands
+   * for), and the daemon's reports about rules (a rule that failed or overran its time budget).
+   */
+  alerts: {
+    records: number;
+    alerts: number;
+    byRule: Record<string, number>;
+    examples: string[];
+    reports: { time: string; rule: string; outcome: string; message: string }[];
+  };
   auditRecords: number;
   startupMs: number | null;
+  /** Wall-clock times of the daemon's start, the churn's start and the window's start. */
+  startedAt: string | null;
+  churnStartedAt: string | null;
+  windowStartedAt: string | null;
   stopMs: number | null;
   otherLoadCores: number | null;
   loadavg: string | null;
@@ -149,9 +163,12 @@ export async function measureSteady(p: SteadyParams): Promise<SteadyResult> {
     cpu: { meanPct: null, windows: [], max5sPct: null, min5sPct: null, max1sPct: null, beforeWindowS: null },
     rss: { meanMiB: null, maxMiB: null, minMiB: null, hwmMiB: null },
     events: { openedBefore: null, openedAfter: null, closedBefore: null, closedAfter: null, expectedOpened: null, extraOpened: null, allSeen: null },
-    alerts: { records: 0, alerts: 0, byRule: {}, examples: [] },
+    alerts: { records: 0, alerts: 0, byRule: {}, examples: [], reports: [] },
     auditRecords: 0,
     startupMs: null,
+    startedAt: null,
+    churnStartedAt: null,
+    windowStartedAt: null,
     stopMs: null,
     otherLoadCores: null,
     loadavg: null,
@@ -185,6 +202,7 @@ export async function measureSteady(p: SteadyParams): Promise<SteadyResult> {
       "--audit-log", audit, "--sink", `file:${alertsFile}?maxBytes=1G`, "--metrics", METRICS_ADDR,
     ];
     daemon = new LineProcess(r.cmd, budgetMs + 10_000);
+    r.startedAt = new Date(Date.now() - (performance.now() - daemon.startedAt)).toISOString();
     r.startupMs = await waitRunning(daemon, 30_000);
     const d = daemon;
     if (!(await pause(p.intervalS * 1000 + 500))) interrupted();
@@ -194,6 +212,7 @@ export async function measureSteady(p: SteadyParams): Promise<SteadyResult> {
 
     p.log(`steady: ${r.plugins.join(", ")} every ${p.intervalS} s; ${p.churnRate} connections/s (close: ${p.churnClose}); ${p.warmupS} s warm-up…`);
     churn.write(`start ${p.churnRate}\n`);
+    r.churnStartedAt = new Date().toISOString();
     if (!(await pause(p.warmupS * 1000))) interrupted();
     if (d.exited) throw new Error(`sockwarden run exited during the warm-up: ${firstLine(d.stderr)}`);
 
@@ -207,6 +226,7 @@ export async function measureSteady(p: SteadyParams): Promise<SteadyResult> {
     p.log(`steady: ${r.atStart.total} TCP sockets in the namespace (${r.atStart.timeWait} TIME_WAIT); measuring ${p.seconds} s…`);
 
     const t0 = performance.now();
+    r.windowStartedAt = new Date().toISOString();
     const sample = (): boolean => {
       const ticks = cpuTicks(d.pid);
       const vm = readVm(d.pid);
@@ -301,6 +321,12 @@ export async function measureSteady(p: SteadyParams): Promise<SteadyResult> {
   r.alerts.records = alerts.records.length;
   for (const a of alerts.records) {
     const rule = typeof a.rule === "string" ? a.rule : String(a.kind ?? "?");
+    if (a.kind === "report") {
+      if (r.alerts.reports.length < 50) {
+        r.alerts.reports.push({ time: String(a.time), rule, outcome: String(a.outcome ?? "?"), message: String(a.message ?? "").slice(0, 300) });
+      }
+      continue;
+    }
     const n = typeof a.count === "number" ? a.count : 1;
     r.alerts.byRule[rule] = (r.alerts.byRule[rule] ?? 0) + n;
     r.alerts.alerts += n;
@@ -314,6 +340,10 @@ export async function measureSteady(p: SteadyParams): Promise<SteadyResult> {
         "socket is only seen once it is gone (a destroy notice, or the TIME_WAIT socket left behind), with no owning process; " +
         "the accepted side belongs to a listening port, which connection-flood leaves out by default (countInbound false)",
     );
+  }
+  if (r.alerts.reports.length) {
+    const kinds = [...new Set(r.alerts.reports.map((x) => `${x.rule} (${x.outcome})`))];
+    r.notes.push(`${r.alerts.reports.length} report(s) of rule trouble in the sink: ${kinds.join(", ")}`);
   }
   r.auditRecords = readJsonLines(audit).records.length;
   if (r.auditRecords) r.notes.push(`${r.auditRecords} audit record(s): a rule acted on the benchmark's own traffic`);
