@@ -125,6 +125,7 @@ export async function runWatch(args: WatchArgs): Promise<number> {
     loop = new MonitorLoop(monitor, {
       intervalMs: interval * 1000,
       onEvents: emit,
+      collectAfterRefresh: true,
       onError: (err) => {
         // A failed refresh (e.g. a transient netlink error) is reported and the next one tried.
         stderr(`sockwarden: refresh failed: ${(err as Error).message}\n`);

@@ -27,6 +27,12 @@ export interface MonitorLoopOptions {
   onError(err: unknown): void;
   timers?: Timers;
   clock?: () => number;
+  /**
+   * Run a young-generation collection after each refresh. A refresh makes its garbage all at
+   * once (a snapshot's worth of records and keys); collecting it then keeps a long-running
+   * process's memory near its live size instead of growing until the collector's own schedule.
+   */
+  collectAfterRefresh?: boolean;
 }
 
 export class MonitorLoop {
@@ -114,6 +120,7 @@ export class MonitorLoop {
         this.nextRefreshAt = Math.max(this.nextRefreshAt + this.intervalMs, this.clock());
         const events = this.monitor.refresh();
         this.options.onEvents(events);
+        if (this.options.collectAfterRefresh) Bun.gc(false);
       } else {
         this.monitor.collectClosed();
       }
