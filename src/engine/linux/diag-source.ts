@@ -136,7 +136,8 @@ export class ReplayDiagSource implements DiagSource {
       } catch {
         throw new DecodeError(`${file}:${lineNo}: not a JSON line`);
       }
-      if (typeof item.family !== "number" || typeof item.protocol !== "number" || typeof item.data !== "string") {
+      // A line of `null` parses too: it has no fields.
+      if (typeof item?.family !== "number" || typeof item.protocol !== "number" || typeof item.data !== "string") {
         throw new DecodeError(`${file}:${lineNo}: expected {family, protocol, data}`);
       }
       const key = `${item.family}/${item.protocol}`;

@@ -150,8 +150,9 @@ export class ReplayTableSource implements TableSource {
       } catch {
         throw new DecodeError(`${file}:${i + 1}: not JSON`);
       }
-      const layout = ALL_LAYOUTS.find((l) => l.name === parsed.layout);
-      if (!layout || typeof parsed.bytes !== "string") {
+      // A line of `null` parses too: it has no fields.
+      const layout = ALL_LAYOUTS.find((l) => l.name === parsed?.layout);
+      if (!layout || typeof parsed?.bytes !== "string") {
         throw new DecodeError(`${file}:${i + 1}: expected {"layout": one of ${ALL_LAYOUTS.map((l) => l.name).join(", ")}, "bytes": base64}`);
       }
       const key = `${layout.protocol}${layout.family}`;
