@@ -139,8 +139,17 @@ function options(spec: string, query: string | null, allowed: readonly string[])
     const [key, value] = splitOnce(pair, "=");
     if (!allowed.includes(key)) throw bad(spec, `unknown option "${key}" (takes ${allowed.join(", ")})`);
     if (value === null || value === "") throw bad(spec, `${key} needs a value`);
-    return [key, decodeURIComponent(value)];
+    return [key, percentDecoded(spec, key, value)];
   });
+}
+
+/** A %-escaped option value; a stray or broken escape ("%", "%zz", half a UTF-8 sequence) is bad. */
+function percentDecoded(spec: string, key: string, value: string): string {
+  try {
+    return decodeURIComponent(value);
+  } catch {
+    throw bad(spec, `${key} has a broken %-escape in "${value}" (write a literal % as %25)`);
+  }
 }
 
 function integer(spec: string, key: string, value: string, min: number): number {
