@@ -4,6 +4,8 @@
  * line the user wrote.
  */
 
+import { DecodeError } from "../errors.ts";
+
 const B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 const DIGIT = new Map([...B64].map((c, i) => [c, i]));
 
@@ -71,7 +73,7 @@ function decodeVlq(text: string): number[] {
   let shift = 0;
   for (const ch of text) {
     const digit = DIGIT.get(ch);
-    if (digit === undefined) throw new Error(`bad source map character ${ch}`);
+    if (digit === undefined) throw new DecodeError(`bad source map character ${JSON.stringify(ch)}`);
     value += (digit & 31) << shift;
     if (digit & 32) {
       shift += 5;
