@@ -198,7 +198,9 @@ export class ProcessReader {
     if (this.bootTimeMs === undefined) this.bootTimeMs = readBootTimeMs(this.procRoot);
     if (this.bootTimeMs === null) return null;
     const ticks = typeof this.options.clockTicks === "function" ? this.options.clockTicks() : this.options.clockTicks;
-    return new Date(this.bootTimeMs + (startTicks * 1000) / ticks).toISOString();
+    const start = new Date(this.bootTimeMs + (startTicks * 1000) / ticks);
+    // A boot time or start tick count past what a Date holds has no meaningful time.
+    return Number.isNaN(start.getTime()) ? null : start.toISOString();
   }
 }
 
