@@ -97,12 +97,26 @@ function processMatcher(query: string): (ep: Endpoint) => boolean {
   };
 }
 
+/**
+ * A glob (`*` any run, `?` one character; case-insensitive, whole text) as a regular expression
+ * that cannot backtrack into a hang. The plain translation `^.*a.*a.*a…$` tries every way of
+ * sharing a name out between the stars, which for `*a*a*a*a*a*b` and a long name takes minutes.
+ * Here each piece between two stars is taken at its first occurrence and that choice is never
+ * revisited (a lookahead captures the shortest run that ends with the piece, a back-reference
+ * consumes it); for a glob the first occurrence is always as good as any later one.
+ */
 export function globToRegExp(glob: string): RegExp {
-  let src = "";
-  for (const ch of glob) {
-    if (ch === "*") src += ".*";
-    else if (ch === "?") src += ".";
-    else src += ch.replace(/[.+^${}()|[\]\\]/g, "\\$&");
-  }
-  return new RegExp(`^${src}$`, "i");
+  const piece = (text: string) => {
+    let src = "";
+    for (const ch of text) src += ch === "?" ? "." : ch.replace(/[.+^${}()|[\]\\]/g, "\\$&");
+    return src;
+  };
+  const pieces = glob.split("*");
+  if (pieces.length === 1) return new RegExp(`^${piece(glob)}$`, "is");
+  const middle = pieces.slice(1, -1).filter((p) => p !== "");
+  let src = `^${piece(pieces[0]!)}`;
+  middle.forEach((p, i) => {
+    src += `(?=(.*?${piece(p)}))\\${i + 1}`;
+  });
+  return new RegExp(`${src}.*${piece(pieces[pieces.length - 1]!)}$`, "is");
 }
