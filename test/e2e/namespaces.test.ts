@@ -20,6 +20,7 @@ import { keyWithPids, sortedKeys } from "./helpers/compare.ts";
 const CLOSE_TARGET = fileURLToPath(new URL("./helpers/close-target.py", import.meta.url));
 const SMTP_CLIENTS = fileURLToPath(new URL("./helpers/smtp-clients.py", import.meta.url));
 const CONTAINER_ID = "5f1e".padEnd(64, "ab");
+const GUARDED_PORT = 40_000 + (process.pid % 20_000);
 
 let a: Netns | undefined;
 let b: Netns | undefined;
@@ -50,7 +51,9 @@ beforeAll(async () => {
   await runOk(["mount", "-t", "cgroup2", "none", cgroupRoot], { timeoutMs: 5000 });
   targetA = a.spawn(["/usr/bin/python3", CLOSE_TARGET, "8901", "8902", "8903"]);
   expect(await targetA.nextLine(10_000)).toBe("ready");
-  clientsB = b.spawn(["/usr/bin/python3", SMTP_CLIENTS, "25"]);
+  // A port nothing else on the machine uses: the daemon below watches every namespace, and must
+  // act only on this test's connections.
+  clientsB = b.spawn(["/usr/bin/python3", SMTP_CLIENTS, String(GUARDED_PORT)]);
   expect(await clientsB.nextLine(10_000)).toBe("ready");
   unitName = `sw-e2e-${process.pid}.service`;
   place(targetA.pid, `system.slice/${unitName}`);
@@ -142,7 +145,9 @@ describe("--all-namespaces", () => {
 
   it("the daemon with smtp-guard acts on a connection made inside another namespace", async () => {
     const audit = path.join(os.tmpdir(), `sw-ns-daemon-${process.pid}.log`);
-    const daemon = new BackgroundProcess([EXECUTABLE, "run", "--all-namespaces", "--rule", "smtp-guard", "--interval", "0.3", "--audit-log", audit]);
+    const config = path.join(os.tmpdir(), `sw-ns-daemon-${process.pid}.toml`);
+    fs.writeFileSync(config, `[rules]\nsources = ["smtp-guard"]\n[rules.options.smtp-guard]\nport = ${GUARDED_PORT}\n`);
+    const daemon = new BackgroundProcess([EXECUTABLE, "run", "--all-namespaces", "--config", config, "--interval", "0.3", "--audit-log", audit]);
     try {
       const end = Date.now() + 10_000;
       while (!/running /.test(daemon.stderr) && Date.now() < end && !daemon.hasExited) await new Promise((r) => setTimeout(r, 50));
@@ -157,10 +162,11 @@ describe("--all-namespaces", () => {
       expect(state).toMatch(/^broken/);
       const lines = fs.readFileSync(audit, "utf8").trim().split("\n").map((l) => JSON.parse(l));
       expect(lines).toHaveLength(1);
-      expect(lines[0]).toMatchObject({ action: "close", outcome: "closed", requestedBy: "smtp-guard", endpoint: { remotePort: 25, namespace: { name: b!.name } } });
+      expect(lines[0]).toMatchObject({ action: "close", outcome: "closed", requestedBy: "smtp-guard", endpoint: { remotePort: GUARDED_PORT, namespace: { name: b!.name } } });
     } finally {
       await daemon.stop();
       fs.rmSync(audit, { force: true });
+      fs.rmSync(config, { force: true });
     }
   });
 });
