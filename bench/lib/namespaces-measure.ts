@@ -114,6 +114,7 @@ async function measurePhase(
     censusAfter: null,
     ssLines: null,
     sides: [sw, loop],
+    rounds: [],
     ratio: null,
   };
   if (spec.holders.length) {
@@ -135,6 +136,7 @@ async function measurePhase(
   try {
     for (let r = 0; r < spec.runs && !ctl.interrupted(); r++) {
       const warm = r === 0;
+      phase.rounds.push({ round: r, hostOpenFiles: await hostOpenFiles(), hostNamespaces: hostNamespaceCount(), load1: os.loadavg()[0]! });
       const order = r % 2 === 0 ? [sw, loop] : [loop, sw];
       for (const side of order) {
         if (ctl.interrupted() || !active.has(side)) continue;
@@ -343,6 +345,7 @@ export async function runNamespacesInner(opts: NamespacesOptions, own: string, t
       census: null,
       censusAfter: null,
       ssLines: null,
+      rounds: [],
       sides: [
         failedSide("sockwarden", "sockwarden list -a --all-namespaces --json", opts.sockwardenCmd),
         failedSide("ss-loop", `ip netns exec NS ss -tanp, ${targets.length} namespaces in turn`, []),

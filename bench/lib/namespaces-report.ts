@@ -91,9 +91,18 @@ export interface PhaseResult {
   /** Lines (header included) of each namespace's ss -tanp in the warm-up loop. */
   ssLines: { netns: string; lines: number }[] | null;
   sides: SideResult[];
+  /** The host before each round (the warm-up's first): others' activity shows here. */
+  rounds: RoundHost[];
   /** sockwarden's median / the loop's median. */
   ratio: number | null;
   error?: string;
+}
+
+export interface RoundHost {
+  round: number;
+  hostOpenFiles: number | null;
+  hostNamespaces: number;
+  load1: number;
 }
 
 export type TargetStatus = "met" | "not met" | "not evaluated";
@@ -326,7 +335,8 @@ function range(xs: number[]): string {
   if (!xs.length) return "-";
   const lo = Math.min(...xs);
   const hi = Math.max(...xs);
-  return lo === hi ? String(lo) : `${lo}–${hi}`;
+  const f = (x: number): string => (Number.isInteger(x) ? String(x) : x.toFixed(2));
+  return lo === hi ? f(lo) : `${f(lo)}–${f(hi)}`;
 }
 
 function otherNames(c: Census): string {
@@ -350,6 +360,18 @@ export function censusLines(report: NamespacesReport, p: PhaseResult): string[] 
     `Host: ${p.hostNamespaces ?? "?"} network namespaces in use (the ${k + 1} of this run included), ` +
       `${p.hostOpenFiles ?? "?"} open files, load ${p.loadavg ?? "?"} before and ${p.loadavgAfter ?? "?"} after.`,
   );
+  const measured = p.rounds.filter((r) => r.round > 0);
+  if (measured.length) {
+    const files = measured.map((r) => r.hostOpenFiles).filter((x): x is number => x !== null);
+    const nss = measured.map((r) => r.hostNamespaces);
+    lines.push(
+      `Before each measured round: ${range(files)} open files, ${range(nss)} network namespaces, ` +
+        `1-minute load ${range(measured.map((r) => r.load1))}` +
+        (Math.max(...nss) !== Math.min(...nss) || (files.length && Math.max(...files) > 1.2 * Math.min(...files))
+          ? " (the rest of the host changed during the rounds)."
+          : "."),
+    );
+  }
   const c = p.census;
   if (c) {
     lines.push(
