@@ -57,6 +57,24 @@ export function effectiveConfig(args: RunArgs): DaemonConfig {
 }
 
 export async function runDaemon(args: RunArgs): Promise<number> {
+  // A SIGHUP's default action ends the process: take it over before anything slow (loading the
+  // rules, the first look) and act on it once the daemon runs.
+  let hupsWhileStarting = 0;
+  const earlyHup = () => {
+    hupsWhileStarting++;
+  };
+  process.on("SIGHUP", earlyHup);
+  try {
+    return await runStarted(args, () => {
+      process.off("SIGHUP", earlyHup);
+      return hupsWhileStarting;
+    });
+  } finally {
+    process.off("SIGHUP", earlyHup);
+  }
+}
+
+async function runStarted(args: RunArgs, started: () => number): Promise<number> {
   let config = effectiveConfig(args);
   const warn = (m: string) => {
     if (!args.quiet) stderr(`sockwarden: ${m}\n`);
@@ -88,25 +106,39 @@ export async function runDaemon(args: RunArgs): Promise<number> {
   warn(`running ${daemon.ruleNames.join(", ")} every ${config.interval} s${config.dryRun ? " (dry run: nothing is touched)" : ""}`);
 
   return new Promise<number>((resolve) => {
-    let reloading = Promise.resolve();
-    const onHup = () => {
-      reloading = reloading.then(async () => {
+    // SIGHUPs that arrive while a reload runs are folded into one more reload after it (the files
+    // may have changed since it began), so a storm of them costs two reloads and two lines.
+    let hups = 0;
+    let reloading = false;
+    const reloadAll = async () => {
+      reloading = true;
+      while (hups > 0 && !stopping) {
+        const n = hups;
+        hups = 0;
+        const signals = n > 1 ? ` (${n} SIGHUPs)` : "";
         try {
           const next = effectiveConfig(args);
           await daemon.reload(next);
+          if (stopping) break;
           if (next.sinks.join("\n") !== config.sinks.join("\n")) {
             const old = outputs;
             outputs = createOutputs(next.sinks, outputDeps);
             void old.close(1000);
           }
           config = next;
-          warn(`reloaded: ${daemon.ruleNames.join(", ")}`);
+          warn(`reloaded${signals}: ${daemon.ruleNames.join(", ")}`);
         } catch (err) {
           // The running configuration goes on; say why the new one was refused.
           daemon.metrics.inc("sockwarden_reload_failures_total", "Reloads refused because the new configuration did not load");
-          warn(`reload refused, the running configuration continues: ${(err as Error).message}`);
+          warn(`reload refused${signals}, the running configuration continues: ${(err as Error).message}`);
         }
-      });
+      }
+      reloading = false;
+    };
+    const onHup = () => {
+      hups++;
+      daemon.metrics.inc("sockwarden_sighups_total", "SIGHUPs received");
+      if (!reloading) void reloadAll();
     };
     let stopping = false;
     const onStop = () => {
@@ -126,5 +158,11 @@ export async function runDaemon(args: RunArgs): Promise<number> {
     process.on("SIGHUP", onHup);
     process.on("SIGINT", onStop);
     process.on("SIGTERM", onStop);
+    const early = started();
+    if (early > 0) {
+      hups = early - 1;
+      if (early > 1) daemon.metrics.inc("sockwarden_sighups_total", "SIGHUPs received", {}, early - 1);
+      onHup();
+    }
   });
 }

@@ -19,6 +19,7 @@ import type { DaemonConfig } from "./config.ts";
 import { Protection } from "./protection.ts";
 import { ActionRateLimiter } from "./rate-limit.ts";
 import { Metrics } from "./metrics.ts";
+import { FaultReporter } from "./fault-report.ts";
 
 /** What the daemon tells its sinks. */
 export type DaemonRecord = SinkRecord;
@@ -32,7 +33,14 @@ export interface DaemonOptions {
   /** Reports the daemon's own troubles (a failed refresh, a watcher that stopped). */
   warn?: (message: string) => void;
   watchRuleFiles?: boolean;
+  /** How often a fault that goes on is told again, with its count (default 60 s; test seam). */
+  faultReportMs?: number;
 }
+
+/** A wall-clock change bigger than this between two refreshes is told as a jump. */
+const CLOCK_JUMP_MS = 2000;
+/** Rule failures that are folded into counts (quarantine and reload reports always go out). */
+const FOLDED_REPORTS = new Set<RuleReport["kind"]>(["error", "timeout", "memory", "rejected-action"]);
 
 interface RuleState {
   rules: RuleSet;
@@ -51,12 +59,30 @@ export class Daemon {
   private limiter: ActionRateLimiter;
   private readonly pending = new Set<Promise<unknown>>();
   private stopped = false;
+  /** The daemon's own troubles (refresh failures, lost notices, clock jumps), told with counts. */
+  private readonly faults: FaultReporter;
+  /** Repeated rule failures, told to the sinks with counts. */
+  private readonly ruleFaults: FaultReporter<RuleReport>;
+  private lostNotices = 0;
+  private lastWall = 0;
+  private lastMono = 0;
 
   constructor(private readonly options: DaemonOptions) {
     this.config = options.config;
     this.metrics = options.metrics ?? new Metrics();
     this.protection = new Protection(this.config.protect);
     this.limiter = new ActionRateLimiter(this.config.limits.actionsPerMinute, this.config.limits.perRule);
+    const periodMs = options.faultReportMs ?? 60_000;
+    this.faults = new FaultReporter({ periodMs, emit: (l) => this.options.warn?.(l.text) });
+    this.ruleFaults = new FaultReporter<RuleReport>({
+      periodMs,
+      emit: (l) => {
+        // The first failure goes out as it is; later lines stand for `count` failures each.
+        if (l.kind === "first" || !l.data) return;
+        const r = l.data;
+        this.options.emit([{ time: new Date().toISOString(), kind: "report", rule: r.rule, severity: "warning", outcome: r.kind, count: l.count, message: `${l.text.slice(0, 2000)}` }]);
+      },
+    });
   }
 
   /** Loads the rules (throws when one does not load), takes the first look, starts the loop. */
@@ -72,9 +98,11 @@ export class Daemon {
     this.loop = new MonitorLoop(this.monitor, {
       intervalMs: this.config.interval * 1000,
       onEvents: (events) => this.onEvents(events),
+      collectAfterRefresh: true,
       onError: (err) => {
         this.metrics.inc("sockwarden_refresh_errors_total", "Refreshes that failed");
-        this.options.warn?.(`refresh failed: ${(err as Error).message}`);
+        this.faults.fault("refresh failed", (err as Error).message);
+        this.checkFaults();
       },
     });
     this.loop.start();
@@ -112,6 +140,14 @@ export class Daemon {
    */
   async reload(config: DaemonConfig): Promise<void> {
     const next = await this.loadRules(config);
+    if (this.stopped) {
+      // Stopped while the new rules were loading: nothing is running to hand them to.
+      next.watcher?.close();
+      next.rules.dispose();
+      return;
+    }
+    // Counts of the old rules' failures go out before the old rules go.
+    this.ruleFaults.flush();
     const old = this.state;
     this.state = next;
     this.config = config;
@@ -138,6 +174,8 @@ export class Daemon {
 
   private onEvents(events: EndpointEvent[]): void {
     if (!this.state || !this.monitor) return;
+    this.faults.ok("refresh failed", "refreshes work again");
+    this.checkFaults();
     const started = performance.now();
     for (const e of events) this.metrics.inc("sockwarden_events_total", "Endpoint events seen", { type: e.type });
     const current = this.monitor.current();
@@ -166,8 +204,44 @@ export class Daemon {
     );
   }
 
+  /**
+   * Faults noticed from outside a refresh's work: notices the kernel dropped (ENOBUFS) or that
+   * piled up, and jumps of the wall clock; then what is due of the counts.
+   */
+  private checkFaults(): void {
+    const lost = this.monitor?.lostNotices() ?? 0;
+    if (lost > this.lostNotices) {
+      this.metrics.setCounter("sockwarden_lost_notices_total", "Times socket-destroy notices were lost (kernel queue overflow, ENOBUFS, or too many between refreshes)", {}, lost);
+      this.faults.fault("socket-destroy notices lost", "the kernel's queue of notices overflowed (ENOBUFS) or a notice did not decode; connections shorter than one refresh may go unseen", lost - this.lostNotices);
+      this.lostNotices = lost;
+    }
+    const wall = Date.now();
+    const mono = performance.now();
+    if (this.lastMono > 0) {
+      const drift = wall - this.lastWall - (mono - this.lastMono);
+      if (Math.abs(drift) > CLOCK_JUMP_MS) {
+        this.metrics.inc("sockwarden_clock_jumps_total", "Jumps of the wall clock seen between refreshes");
+        this.faults.fault("wall clock jumped", `${drift > 0 ? "forward" : "back"} by ${Math.round(Math.abs(drift) / 1000)} s; rate limits, rule schedules and alert folding follow the monotonic clock`);
+      }
+    }
+    this.lastWall = wall;
+    this.lastMono = mono;
+    this.faults.tick();
+    this.ruleFaults.tick();
+  }
+
   private onReport(r: RuleReport): void {
     if (r.kind !== "reloaded") this.metrics.inc("sockwarden_rule_errors_total", "Rule failures and refused actions", { rule: r.rule, kind: r.kind });
+    if (FOLDED_REPORTS.has(r.kind)) {
+      const key = `rule ${r.rule} ${r.kind === "error" ? "failed" : r.kind}`;
+      const first = !this.ruleFaults.ongoing(key);
+      this.ruleFaults.fault(key, formatReport(r), 1, r);
+      // Only the first of an episode goes out now; the rest are counted and told periodically.
+      if (!first) return;
+    } else {
+      // A quarantine or reload: the counts before it come first.
+      for (const kind of FOLDED_REPORTS) this.ruleFaults.flush(`rule ${r.rule} ${kind === "error" ? "failed" : kind}`);
+    }
     this.options.emit([{ time: new Date().toISOString(), kind: "report", rule: r.rule, severity: r.kind === "reloaded" ? "info" : "warning", outcome: r.kind, message: formatReport(r) }]);
   }
 
@@ -232,6 +306,8 @@ export class Daemon {
     if (this.stopped) return;
     this.stopped = true;
     this.loop?.stop();
+    this.faults.flush();
+    this.ruleFaults.flush();
     if (this.pending.size) await Promise.race([Promise.allSettled([...this.pending]), new Promise((r) => setTimeout(r, timeoutMs))]);
     this.state?.watcher?.close();
     this.state?.rules.dispose();

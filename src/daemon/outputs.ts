@@ -15,6 +15,11 @@ export interface Outputs {
 export interface OutputDependencies {
   warn: (message: string) => void;
   openLocalDatagram?: (path: string) => { send(data: Uint8Array): void; close(): void };
+  /**
+   * Records a sink dropped are told as one count this often, not one line each (default 60 s;
+   * test seam). A sink tells the start of each failure episode itself.
+   */
+  dropReportMs?: number;
 }
 
 /** Builds the sinks; a bad spec throws a UsageError before anything starts. */
@@ -25,7 +30,23 @@ export function createOutputs(specs: readonly string[], deps: OutputDependencies
     parsed.map((spec) => createSink(spec, { report, openLocalDatagram: deps.openLocalDatagram })),
     { report },
   );
-  const folder = new AlertFolder({ emit: (records) => sinks.write(records) });
+  // Windows on a monotonic clock, summaries stamped with the wall clock.
+  const folder = new AlertFolder({ emit: (records) => sinks.write(records), clock: () => performance.now(), wallClock: Date.now });
+  const told = new Map<string, { dropped: number; at: number }>();
+  const tellDrops = () => {
+    const now = performance.now();
+    for (const [name, s] of Object.entries(sinks.stats())) {
+      const before = told.get(name) ?? { dropped: 0, at: started };
+      if (s.dropped > before.dropped) {
+        const secs = Math.max(1, Math.round((now - before.at) / 1000));
+        deps.warn(`${name}: ${s.dropped - before.dropped} record(s) dropped in the last ${secs} s, ${s.dropped} in all${s.lastError ? ` (last error: ${s.lastError})` : ""}`);
+        told.set(name, { dropped: s.dropped, at: now });
+      }
+    }
+  };
+  const started = performance.now();
+  const timer = setInterval(tellDrops, Math.max(10, deps.dropReportMs ?? 60_000));
+  (timer as { unref?: () => void }).unref?.();
   return {
     write(records) {
       folder.write(records);
@@ -43,8 +64,10 @@ export function createOutputs(specs: readonly string[], deps: OutputDependencies
       }
     },
     async close(timeoutMs) {
+      clearInterval(timer);
       folder.close();
       await sinks.close(timeoutMs);
+      tellDrops();
     },
   };
 }

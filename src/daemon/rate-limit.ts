@@ -8,7 +8,8 @@ export class ActionRateLimiter {
   constructor(
     private readonly defaultPerMinute: number,
     private readonly perRule: Record<string, number> = {},
-    private readonly clock: () => number = Date.now,
+    // Monotonic: a wall clock set back an hour must not hold every rule at its limit for an hour.
+    private readonly clock: () => number = () => performance.now(),
   ) {}
 
   limitFor(rule: string): number {

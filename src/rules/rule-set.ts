@@ -44,6 +44,11 @@ export interface RuleSetOptions {
   /** Events per sandbox call. */
   batchSize?: number;
   onReport?: (report: RuleReport) => void;
+  /**
+   * Milliseconds now (test seam). Given, it drives schedules and failure windows too; by default
+   * rules are told the wall clock while schedules and windows follow a monotonic one, so that a
+   * wall clock set back neither stops periodic hooks nor stretches failure windows.
+   */
   clock?: () => number;
 }
 
@@ -63,6 +68,7 @@ export class RuleSet {
   private readonly windowMs: number;
   private readonly batchSize: number;
   private readonly clock: () => number;
+  private readonly steady: () => number;
   /** Endpoints sockwarden currently knows, by key: what a close may target. */
   private known = new Map<string, Endpoint>();
 
@@ -72,6 +78,7 @@ export class RuleSet {
     this.windowMs = options.failureWindowMs ?? 60_000;
     this.batchSize = options.batchSize ?? 200;
     this.clock = options.clock ?? Date.now;
+    this.steady = options.clock ?? (() => performance.now());
   }
 
   /** Loads a rule; a rule that does not compile or validate throws a RuleError. */
@@ -83,7 +90,7 @@ export class RuleSet {
       sandbox.dispose();
       throw new RuleError(source.label, at.line, at.column, `another rule is already named "${sandbox.info.name}" (${duplicate.source.label})`);
     }
-    this.rules.push({ source, options: ruleOptions, sandbox, failures: [], quarantined: false, nextPeriodic: this.clock() + sandbox.info.every * 1000 });
+    this.rules.push({ source, options: ruleOptions, sandbox, failures: [], quarantined: false, nextPeriodic: this.steady() + sandbox.info.every * 1000 });
     return sandbox;
   }
 
@@ -106,7 +113,7 @@ export class RuleSet {
       rule.sandbox = fresh;
       rule.failures = [];
       rule.quarantined = false;
-      rule.nextPeriodic = this.clock() + fresh.info.every * 1000;
+      rule.nextPeriodic = this.steady() + fresh.info.every * 1000;
       this.report({ rule: fresh.info.name, file: label, kind: "reloaded", message: "reloaded", line: null, column: null });
       return true;
     } catch (err) {
@@ -160,7 +167,7 @@ export class RuleSet {
       const endpoints = batch.map((e) => e.endpoint);
       for (const rule of this.active()) {
         // Failures past the quarantine threshold would only cost time: the sandbox stops there.
-        const now = this.clock();
+        const now = this.steady();
         const r = rule.sandbox.dispatch(payload, batch.length, this.maxFailures - rule.failures.filter((t) => now - t < this.windowMs).length);
         out.push(...this.accept(rule, r.actions, endpoints, batch));
         for (const f of r.failures) this.fail(rule, f, f.index >= 0 ? batch[f.index]?.seq : undefined);
@@ -169,15 +176,16 @@ export class RuleSet {
     return out;
   }
 
-  /** Runs periodic hooks that are due at `now`, with all current endpoints. */
-  tick(endpoints: readonly Endpoint[], now = this.clock()): RuleAction[] {
-    const due = this.active().filter((r) => r.sandbox.info.periodic && now >= r.nextPeriodic);
+  /** Runs periodic hooks that are due at `now` (default: now), with all current endpoints. */
+  tick(endpoints: readonly Endpoint[], now?: number): RuleAction[] {
+    const at = now ?? this.steady();
+    const due = this.active().filter((r) => r.sandbox.info.periodic && at >= r.nextPeriodic);
     if (due.length === 0) return [];
     const payload = encodeEndpoints(endpoints);
     const out: RuleAction[] = [];
     for (const rule of due) {
-      rule.nextPeriodic = now + rule.sandbox.info.every * 1000;
-      const r = rule.sandbox.call("periodic", payload, now);
+      rule.nextPeriodic = at + rule.sandbox.info.every * 1000;
+      const r = rule.sandbox.call("periodic", payload, now ?? this.clock());
       out.push(...this.accept(rule, r.actions, endpoints, undefined));
       for (const f of r.failures) this.fail(rule, f);
     }
@@ -246,7 +254,7 @@ export class RuleSet {
   }
 
   private fail(rule: LoadedRule, f: CallFailure, seq?: number): void {
-    const now = this.clock();
+    const now = this.steady();
     rule.failures = rule.failures.filter((t) => now - t < this.windowMs);
     rule.failures.push(now);
     const name = rule.sandbox.info.name;

@@ -17,8 +17,14 @@ export interface AlertFolderOptions {
   kinds?: readonly SinkRecordKind[];
   /** Bursts tracked at once; beyond it the oldest is summarised early (default 10,000). */
   maxKeys?: number;
-  /** Milliseconds now (test seam; default Date.now). */
+  /** Milliseconds now, for windows (test seam; default Date.now). */
   clock?: () => number;
+  /**
+   * Wall-clock milliseconds for the summaries' `time` (default: `clock`). The daemon measures
+   * windows on a monotonic clock and stamps summaries with the wall clock, so that a wall clock
+   * set back does not hold summaries back for as long.
+   */
+  wallClock?: () => number;
   /** Close windows on a timer (default true); without it, call tick(). */
   timer?: boolean;
 }
@@ -45,6 +51,7 @@ export class AlertFolder {
   private readonly kinds: ReadonlySet<SinkRecordKind>;
   private readonly maxKeys: number;
   private readonly clock: () => number;
+  private readonly wallClock: () => number;
   private readonly bursts = new Map<string, Burst>();
   private readonly interval: ReturnType<typeof setInterval> | null = null;
   private foldedTotal = 0;
@@ -55,6 +62,7 @@ export class AlertFolder {
     this.kinds = new Set(o.kinds ?? ["alert"]);
     this.maxKeys = Math.max(1, o.maxKeys ?? 10_000);
     this.clock = o.clock ?? Date.now;
+    this.wallClock = o.wallClock ?? this.clock;
     if (o.timer !== false) {
       this.interval = setInterval(() => this.tick(), Math.min(this.windowMs, 1000));
       (this.interval as { unref?: () => void }).unref?.();
@@ -147,7 +155,7 @@ export class AlertFolder {
 
   private summary(burst: Burst, now: number): SinkRecord {
     this.summaries++;
-    return { ...burst.latest!, time: new Date(now).toISOString(), count: burst.folded, firstTime: burst.firstTime, lastTime: burst.lastTime };
+    return { ...burst.latest!, time: new Date(this.wallClock()).toISOString(), count: burst.folded, firstTime: burst.firstTime, lastTime: burst.lastTime };
   }
 
   private send(out: SinkRecord[]): void {

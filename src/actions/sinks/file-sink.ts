@@ -116,12 +116,23 @@ export class FileSink implements Sink {
 
   private async writeSynced(file: OpenFile, chunk: Buffer[], bytes: number): Promise<void> {
     let data = chunk.length === 1 ? chunk[0]! : Buffer.concat(chunk, bytes);
-    while (data.length > 0) {
-      const { bytesWritten } = await file.handle.write(data);
-      file.size += bytesWritten;
-      data = data.subarray(bytesWritten);
+    const start = file.size;
+    try {
+      while (data.length > 0) {
+        const { bytesWritten } = await file.handle.write(data);
+        file.size += bytesWritten;
+        data = data.subarray(bytesWritten);
+      }
+      await file.handle.sync();
+    } catch (err) {
+      // A full disk takes part of a chunk and then refuses the rest: cut the part off again, so
+      // that the retry (which writes the whole chunk) leaves no broken line behind.
+      if (file.size > start) {
+        await file.handle.truncate(start).catch(() => {});
+        file.size = start;
+      }
+      throw err;
     }
-    await file.handle.sync();
   }
 
   /** The open file, reopened when the path no longer names it (moved away by logrotate). */

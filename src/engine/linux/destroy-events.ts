@@ -9,6 +9,7 @@
  */
 import { NetlinkSocket } from "./netlink-socket.ts";
 import { visitMessages, type DiagRecord, SOCK_DIAG_BY_FAMILY } from "./sock-diag-codec.ts";
+import { DecodeError } from "../../errors.ts";
 
 // Group n is bit n-1: TCP v4 = 1, UDP v4 = 2, TCP v6 = 3, UDP v6 = 4. The message does not say
 // which protocol it is about, so each protocol gets its own socket.
@@ -18,9 +19,15 @@ export class DestroyEventReader {
   private readonly socket: NetlinkSocket;
   /** Times the kernel dropped notices because the receive buffer was full (ENOBUFS). */
   overflows = 0;
+  /** Datagrams that did not decode (cut short, or malformed); what they held is lost. */
+  malformed = 0;
 
-  constructor(readonly protocol: "tcp" | "udp") {
-    this.socket = new NetlinkSocket();
+  /** `socket` is a test seam (a socket over injected system calls). */
+  constructor(
+    readonly protocol: "tcp" | "udp",
+    socket?: NetlinkSocket,
+  ) {
+    this.socket = socket ?? new NetlinkSocket();
     this.socket.bindGroups(GROUPS[protocol]);
   }
 
@@ -35,13 +42,19 @@ export class DestroyEventReader {
         this.overflows++;
         continue;
       }
-      visitMessages(r, {
-        diag: (record) => {
-          out.push({ ...record });
-        },
-        done: () => {},
-        error: () => {},
-      }, SOCK_DIAG_BY_FAMILY);
+      try {
+        visitMessages(r, {
+          diag: (record) => {
+            out.push({ ...record });
+          },
+          done: () => {},
+          error: () => {},
+        }, SOCK_DIAG_BY_FAMILY);
+      } catch (err) {
+        // A datagram cut short loses what it held, not the notices read before or after it.
+        if (!(err instanceof DecodeError)) throw err;
+        this.malformed++;
+      }
     }
     return out;
   }

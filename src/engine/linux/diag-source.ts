@@ -54,13 +54,21 @@ const EAFNOSUPPORT = 97;
 export class LiveDiagSource implements DiagSource {
   private readonly socket: NetlinkSocket;
   private sequence = 1;
+  /** A dump that failed part way (a short read, EINTR): its rest is still queued in the kernel. */
+  private unfinished = false;
 
-  constructor(private readonly recorder?: DatagramRecorder) {
-    this.socket = new NetlinkSocket();
+  /** `socket` is a test seam (a socket over injected system calls). */
+  constructor(
+    private readonly recorder?: DatagramRecorder,
+    socket?: NetlinkSocket,
+  ) {
+    this.socket = socket ?? new NetlinkSocket();
   }
 
   dump(family: number, protocol: number, sink: RecordSink): DumpResult {
+    if (this.unfinished) this.discardRest();
     const seq = this.sequence++;
+    this.unfinished = true;
     this.socket.send(encodeDiagRequest({ family, protocol, states: ALL_STATES_MASK, extensions: EXTENSIONS, sequence: seq }));
     let count = 0;
     let interrupted = false;
@@ -95,7 +103,21 @@ export class LiveDiagSource implements DiagSource {
       visitMessages(datagram, visitor);
     }
     if (!finished) throw new DecodeError("sock_diag dump never ended");
+    this.unfinished = false;
     return { count, interrupted };
+  }
+
+  /**
+   * Reads what is left of a dump that failed part way, without blocking. The kernel runs one dump
+   * per socket and makes each next part as the last one is read; a new request while one runs
+   * would be refused (EBUSY), and every later refresh with it.
+   */
+  private discardRest(): void {
+    for (let i = 0; i < 1_000_000; i++) {
+      const r = this.socket.receiveNonBlocking();
+      if (r === "empty") break;
+    }
+    this.unfinished = false;
   }
 
   close(): void {

@@ -394,7 +394,7 @@ export class LinuxEngine implements SocketEngine {
         }
         return out;
       },
-      lost: () => [...readers.values()].reduce((n, r) => n + r.tcp.overflows + r.udp.overflows, 0),
+      lost: () => [...readers.values()].reduce((n, r) => n + r.tcp.overflows + r.udp.overflows + r.tcp.malformed + r.udp.malformed, 0),
       close: () => {
         for (const r of readers.values()) {
           r.tcp.close();

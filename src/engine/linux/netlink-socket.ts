@@ -2,7 +2,10 @@
  * A NETLINK_SOCK_DIAG socket: open, send a request, read replies. Byte handling lives in
  * sock-diag-codec.ts; this module only moves buffers across the system call boundary.
  */
-import { libc, syscallError } from "./libc.ts";
+import { libc, syscallError, type Libc } from "./libc.ts";
+
+/** The system calls a netlink socket makes; tests pass their own to make EINTR or short reads. */
+export type NetlinkCalls = Pick<Libc, "socket" | "bind" | "sendto" | "recv" | "setsockopt" | "close" | "errno">;
 
 const AF_NETLINK = 16;
 const SOCK_RAW = 3;
@@ -23,8 +26,11 @@ export class NetlinkSocket {
   private readonly recvBuf = Buffer.allocUnsafe(RECV_BUFFER_BYTES);
   private closed = false;
 
-  constructor(protocol = NETLINK_SOCK_DIAG) {
-    const c = libc();
+  constructor(
+    protocol = NETLINK_SOCK_DIAG,
+    private readonly sys: NetlinkCalls = libc(),
+  ) {
+    const c = sys;
     const fd = c.socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, protocol);
     if (fd < 0) throw syscallError("socket(AF_NETLINK)", c.errno());
     this.fd = fd;
@@ -40,14 +46,14 @@ export class NetlinkSocket {
     addr.writeUInt16LE(AF_NETLINK, 0);
     addr.writeUInt32LE(0, 4);
     addr.writeUInt32LE(groups >>> 0, 8);
-    const c = libc();
+    const c = this.sys;
     if (c.bind(this.fd, addr, 12) < 0) throw syscallError("bind(AF_NETLINK)", c.errno());
   }
 
   send(message: Buffer): void {
     const kernel = Buffer.alloc(12);
     kernel.writeUInt16LE(AF_NETLINK, 0);
-    const c = libc();
+    const c = this.sys;
     for (let attempt = 0; attempt < 8; attempt++) {
       const n = c.sendto(this.fd, message, message.length, 0, kernel, 12);
       if (n === message.length) return;
@@ -60,7 +66,7 @@ export class NetlinkSocket {
 
   /** Reads one datagram; returns a view into an internal buffer valid until the next call. */
   receive(): Buffer {
-    const c = libc();
+    const c = this.sys;
     for (let attempt = 0; attempt < 8; attempt++) {
       const n = c.recv(this.fd, this.recvBuf, this.recvBuf.length, 0);
       if (n >= 0) return this.recvBuf.subarray(0, n);
@@ -75,7 +81,7 @@ export class NetlinkSocket {
    * the receive buffer was full (ENOBUFS); the socket stays usable.
    */
   receiveNonBlocking(): Buffer | "empty" | "overflow" {
-    const c = libc();
+    const c = this.sys;
     for (let attempt = 0; attempt < 8; attempt++) {
       const n = c.recv(this.fd, this.recvBuf, this.recvBuf.length, MSG_DONTWAIT);
       if (n >= 0) return this.recvBuf.subarray(0, n);
@@ -90,6 +96,6 @@ export class NetlinkSocket {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    libc().close(this.fd);
+    this.sys.close(this.fd);
   }
 }
