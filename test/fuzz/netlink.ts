@@ -244,17 +244,27 @@ function datagram(message: fc.Arbitrary<Message>, maxMessages = 6): fc.Arbitrary
   return fc.array(piece, { maxLength: maxMessages }).map(concatBytes);
 }
 
+/**
+ * An oversized datagram: hundreds of real messages (tens of kilobytes, as a big dump's receive
+ * buffer holds), sometimes with one lie in it.
+ */
+const oversized: fc.Arbitrary<Uint8Array> = fc
+  .tuple(fc.array(fc.constantFrom(...RECORDED_MESSAGES), { minLength: 1, maxLength: 4 }), fc.integer({ min: 20, max: 300 }))
+  .map(([pieces, times]) => concatBytes(new Array<Uint8Array[]>(times).fill(pieces.map((m) => m.slice(0, (m.length + 3) & ~3))).flat()));
+
 /** Structured datagrams, recorded ones, their mutations and plain noise, at varied offsets. */
 function netlinkInput(message: fc.Arbitrary<Message>): fc.Arbitrary<Uint8Array> {
   const built = datagram(message);
   const recorded = fc.constantFrom(...RECORDED.map((d) => d.data));
   return atSomeOffset(
     fc.oneof(
-      { weight: 5, arbitrary: built },
-      { weight: 3, arbitrary: mutatedBytes(built, 3) },
-      { weight: 1, arbitrary: recorded },
-      { weight: 2, arbitrary: mutatedBytes(recorded, 4) },
-      { weight: 1, arbitrary: randomBytes },
+      { weight: 50, arbitrary: built },
+      { weight: 30, arbitrary: mutatedBytes(built, 3) },
+      { weight: 10, arbitrary: recorded },
+      { weight: 20, arbitrary: mutatedBytes(recorded, 4) },
+      { weight: 10, arbitrary: randomBytes },
+      { weight: 2, arbitrary: oversized },
+      { weight: 2, arbitrary: mutatedBytes(oversized, 1) },
     ),
   );
 }

@@ -225,7 +225,10 @@ async function runParent(o: Options): Promise<void> {
     }
     if (failure !== null) return; // stopped after another target failed
     const how = r.child.signalCode ? `was killed by ${r.child.signalCode}` : `exited with ${code}`;
-    failure = result?.report || `FAIL ${r.name}: the fuzzing process ${how} without a result (a crash of the runtime or a hang)`;
+    failure =
+      result?.report ||
+      `FAIL ${r.name}: the fuzzing process ${how} without a result (a crash of the runtime or a hang) after about ` +
+        `${formatCount(r.progress)} inputs; the same --seed and --only reproduce it, and a smaller --runs narrows it down`;
     failure += errText.trim() ? `\n--- stderr of ${r.name} ---\n${errText.trim()}` : "";
   };
 

@@ -17,7 +17,12 @@ export function fuzzTests(targets: readonly FuzzTarget<never>[]): void {
   afterAll(removeScratch);
   for (const t of targets) {
     test(`${t.name}: every input decodes or throws a named error, each within ${TIME_LIMIT_MS} ms`, () => {
-      fc.assert(namedErrorsOnly(t, TIME_LIMIT_MS), { numRuns: RUNS, ...(SEED === undefined ? {} : { seed: SEED }) });
+      fc.assert(namedErrorsOnly(t, TIME_LIMIT_MS), {
+        numRuns: RUNS,
+        // The error in the report itself, not only as its cause: it says which error class came out.
+        includeErrorInReport: true,
+        ...(SEED === undefined ? {} : { seed: SEED }),
+      });
     });
   }
 }
