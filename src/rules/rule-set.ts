@@ -163,15 +163,35 @@ export class RuleSet {
     }
     for (let i = 0; i < events.length; i += this.batchSize) {
       const batch = events.slice(i, i + this.batchSize);
-      const payload = encodeEvents(batch);
-      const endpoints = batch.map((e) => e.endpoint);
-      for (const rule of this.active()) {
-        // Failures past the quarantine threshold would only cost time: the sandbox stops there.
-        const now = this.steady();
-        const r = rule.sandbox.dispatch(payload, batch.length, this.maxFailures - rule.failures.filter((t) => now - t < this.windowMs).length);
-        out.push(...this.accept(rule, r.actions, endpoints, batch));
-        for (const f of r.failures) this.fail(rule, f, f.index >= 0 ? batch[f.index]?.seq : undefined);
+      const rules = this.active();
+      const perRule: RuleAction[][] = rules.map(() => []);
+      // Rules that subscribe to the same event types share one encoding of just those events:
+      // encoding, copying and parsing are most of a sandboxed call's cost, and a rule should
+      // not pay for events it never sees.
+      const groups = new Map<string, number[]>();
+      rules.forEach((rule, index) => {
+        const key = rule.sandbox.info.on.join(",");
+        const members = groups.get(key);
+        if (members) members.push(index);
+        else groups.set(key, [index]);
+      });
+      for (const [key, members] of groups) {
+        const types = new Set(key.split(","));
+        const subset = batch.filter((e) => types.has(e.type));
+        if (subset.length === 0) continue;
+        const payload = encodeEvents(subset);
+        const endpoints = subset.map((e) => e.endpoint);
+        for (const index of members) {
+          const rule = rules[index]!;
+          // Failures past the quarantine threshold would only cost time: the sandbox stops there.
+          const now = this.steady();
+          const r = rule.sandbox.dispatch(payload, subset.length, this.maxFailures - rule.failures.filter((t) => now - t < this.windowMs).length);
+          perRule[index]!.push(...this.accept(rule, r.actions, endpoints, subset));
+          for (const f of r.failures) this.fail(rule, f, f.index >= 0 ? subset[f.index]?.seq : undefined);
+        }
       }
+      // Actions come out in the rules' order, as if each rule had been called in turn.
+      for (const actions of perRule) out.push(...actions);
     }
     return out;
   }
