@@ -1,5 +1,5 @@
 /**
- * Processes exiting in the middle of a /proc scan. First in a directory shaped like /proc where
+ * Processes exiting in the middle of a /proc scan (and sockets their owners close meanwhile). First in a directory shaped like /proc where
  * processes disappear while the scan is at them (after the listing, between the fd listing and
  * the links, between stat and the other files); then on the real /proc while a helper forks
  * short-lived processes that hold sockets, scanning and reading owners over and over. Nothing may
@@ -7,6 +7,7 @@
  */
 import { afterAll, describe, expect, test } from "vitest";
 import { spawn } from "node:child_process";
+import net from "node:net";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -142,4 +143,48 @@ print(n, flush=True)
     // The helper's own listener, at least, was found with its owner in every snapshot.
     expect(owned).toBeGreaterThanOrEqual(snapshots);
   }, 30_000);
+});
+
+describe("a socket its owner closes between the listing and the close", () => {
+  test("is left to its owner (gone), while one still held is closed", async () => {
+    const server = net.createServer();
+    const accepted: net.Socket[] = [];
+    const ended: string[] = [];
+    server.on("connection", (c) => {
+      accepted.push(c);
+      c.on("end", () => ended.push("end"));
+      c.on("error", (e) => ended.push((e as NodeJS.ErrnoException).code ?? "error"));
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const port = (server.address() as net.AddressInfo).port;
+    const connect = () =>
+      new Promise<net.Socket>((resolve) => {
+        const c = net.connect(port, "127.0.0.1", () => resolve(c));
+        c.on("error", () => {});
+      });
+    const closedByOwner = await connect();
+    const held = await connect();
+    const engine = new LinuxEngine();
+    try {
+      const snap = engine.snapshot({ protocols: new Set(["tcp"]), families: new Set([4]), withProcesses: true });
+      const listed = (c: net.Socket) => snap.endpoints.find((e) => e.localPort === c.localPort && e.remotePort === port)!;
+      const a = listed(closedByOwner);
+      const b = listed(held);
+      expect(a.inode).not.toBe(0);
+      expect(a.process?.pid).toBe(process.pid);
+      // The owner closes it: the kernel keeps the socket (FIN_WAIT) without an owner.
+      closedByOwner.destroy();
+      await new Promise((r) => setTimeout(r, 100));
+      expect(engine.destroy(a)).toEqual({ outcome: "gone" });
+      expect(engine.destroy(b)).toEqual({ outcome: "closed" });
+      await new Promise((r) => setTimeout(r, 100));
+      // The peer of the one left alone saw its owner's orderly close, not a reset.
+      expect(ended[0]).toBe("end");
+    } finally {
+      engine.close();
+      held.destroy();
+      for (const c of accepted) c.destroy();
+      server.close();
+    }
+  });
 });

@@ -14,6 +14,7 @@ import {
   NLM_F_ACK,
   NLM_F_REQUEST,
   SOCK_DESTROY,
+  SOCK_DIAG_BY_FAMILY,
   ALL_STATES_MASK,
   decodeMessages,
   encodeDiagRequest,
@@ -50,6 +51,10 @@ export function socketIdOf(ep: Endpoint): DiagSocketId {
 export function destroySocket(ep: Endpoint): DestroyResult {
   const socket = new NetlinkSocket();
   try {
+    // A socket listed with an owner whose owner has closed it since (or exited) is being taken
+    // down by that owner. Its owner was not found when /proc was read just after the listing, so
+    // a rule saw an unknown process; a reset now would only cut short what the owner closed.
+    if (ep.protocol === "tcp" && ep.inode !== 0 && !stillHeld(socket, ep)) return { outcome: "gone" };
     socket.send(
       encodeDiagRequest({
         type: SOCK_DESTROY,
@@ -65,7 +70,7 @@ export function destroySocket(ep: Endpoint): DestroyResult {
     // The answer is one acknowledgement: error 0 for done, or a negative errno.
     for (let i = 0; i < 16; i++) {
       for (const msg of decodeMessages(socket.receive(), SOCK_DESTROY)) {
-        if (msg.kind !== "error") continue;
+        if (msg.kind !== "error" || msg.sequence !== 1) continue;
         if (msg.errno === 0) return { outcome: "closed" };
         if (msg.errno === ENOENT) return { outcome: "gone" };
         return { outcome: "failed", errno: msg.errno, reason: reasonFor(msg.errno) };
@@ -75,6 +80,34 @@ export function destroySocket(ep: Endpoint): DestroyResult {
   } finally {
     socket.close();
   }
+}
+
+/**
+ * Whether a TCP socket is still held by a process (the inode it was listed with; one its owner
+ * closed reports inode 0). True unless the kernel says so: if it is gone or another socket has
+ * its addresses now, the close itself finds out, as it did before.
+ */
+function stillHeld(socket: NetlinkSocket, ep: Endpoint): boolean {
+  socket.send(
+    encodeDiagRequest({
+      type: SOCK_DIAG_BY_FAMILY,
+      flags: NLM_F_REQUEST,
+      family: ep.family === 6 ? AF_INET6 : AF_INET,
+      protocol: ep.protocol === "tcp" ? IPPROTO_TCP : IPPROTO_UDP,
+      states: ALL_STATES_MASK,
+      extensions: 0,
+      sequence: 2,
+      id: socketIdOf(ep),
+    }),
+  );
+  for (let i = 0; i < 16; i++) {
+    for (const msg of decodeMessages(socket.receive())) {
+      if (msg.sequence !== 2) continue;
+      if (msg.kind === "diag") return msg.record.inode === ep.inode;
+      if (msg.kind === "error") return true;
+    }
+  }
+  return true;
 }
 
 function reasonFor(errno: number): string {
