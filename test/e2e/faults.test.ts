@@ -1,0 +1,254 @@
+/**
+ * Faults made for real around `sockwarden run` with every bundled plugin, in a private network
+ * namespace with live traffic (test/e2e/helpers/soak-traffic.py: connections smtp-guard must
+ * close, look-alikes it must not): the destroy-notice queue overflowing (the daemon is stopped
+ * while short connections pour in), processes exiting in the middle of /proc scans, a webhook
+ * nobody listens for, a full disk under the file sink (a tiny tmpfs in a mount namespace of the
+ * daemon's own), a syslog socket that does not exist, a rule that fails on every event, and
+ * storms of SIGHUPs (also while starting). In each the daemon stays up and stops cleanly, every
+ * close is in the audit log once, none is missed or wrong, and the fault is told with a count,
+ * in a bounded number of lines, however often it happens.
+ *
+ * Faults the system cannot make on demand (EINTR, short reads, a wall-clock jump) are injected in
+ * process: test/unit/faults-*.test.ts. Needs root and a built dist/sockwarden.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { Netns, requireRoot } from "./helpers/netns.ts";
+import { EXECUTABLE, requireExecutable } from "./helpers/sockwarden.ts";
+import { runSoak, soakConfig, type SoakResult, type SoakSettings } from "../../bench/lib/soak-run.ts";
+import { metricSum } from "../../bench/lib/soak-analyse.ts";
+import { SoakProcess, sleep } from "../../bench/lib/soak-proc.ts";
+
+let ns: Netns | undefined;
+let root: string;
+let runs = 0;
+
+beforeAll(async () => {
+  requireRoot();
+  requireExecutable();
+  ns = await Netns.create("faults");
+  root = fs.mkdtempSync(path.join(os.tmpdir(), "sw-faults-"));
+});
+
+afterAll(async () => {
+  await ns?.dispose();
+  if (root) fs.rmSync(root, { recursive: true, force: true });
+});
+
+type Run = SoakResult & { dir: string };
+
+/**
+ * A short soak with a fault. `settings` gets the run's directory. Every run checks what no fault
+ * may touch: the daemon up and stopping cleanly, no close missed or wrong, the audit log whole.
+ */
+async function withFault(name: string, settings: (dir: string) => Partial<SoakSettings>): Promise<Run> {
+  const dir = path.join(root, `${++runs}-${name}`);
+  fs.mkdirSync(dir);
+  const r = await runSoak({
+    executable: EXECUTABLE,
+    seconds: 12,
+    warmupSeconds: 0,
+    rate: 200,
+    interval: 0.5,
+    classRate: 2,
+    hold: 1.5,
+    closeDeadline: 10,
+    churnClose: "rst",
+    sampleSeconds: 2,
+    metricsSeconds: 6,
+    dir,
+    wrap: (argv) => ns!.wrap(argv),
+    metricsPort: 9464 + runs,
+    ...settings(dir),
+  });
+  const c = r.closes;
+  const why = `stderr:\n${r.stderr.slice(-3000)}\nmissed: ${c.missedExamples.join("; ")}\nwrong: ${c.wrongExamples.join("; ")}`;
+  expect(r.daemon.stayedUp, why).toBe(true);
+  expect(r.daemon.exitCode, why).toBe(0);
+  expect(r.daemon.stopMs, why).toBeLessThan(2500);
+  expect(c.mustClose, why).toBeGreaterThan(20);
+  expect(c.missed, why).toBe(0);
+  expect(c.wrong, why).toBe(0);
+  expect(c.wrongObserved, why).toBe(0);
+  // The audit log lost nothing: each close the clients saw is in it, once.
+  expect(c.unaudited, why).toBe(0);
+  expect(c.duplicateAudit, why).toBe(0);
+  expect(c.auditByOutcome["close closed"], why).toBe(c.closed);
+  return { ...r, dir };
+}
+
+/** The daemon's stderr lines that contain `text`. */
+const linesWith = (r: SoakResult, text: string) => r.stderr.split("\n").filter((l) => l.includes(text));
+const metric = (r: SoakResult, name: string, ...labels: string[]) => metricSum(new Map(Object.entries(r.finalMetrics)), name, ...labels);
+/** "N in all" of the last count line. */
+const inAll = (lines: string[]) => Number(/, (\d+) in all/.exec(lines.filter((l) => / in all/.test(l)).at(-1) ?? "")?.[1] ?? NaN);
+const readLines = (file: string) => (fs.existsSync(file) ? fs.readFileSync(file, "utf8").split("\n").filter(Boolean) : []);
+/** Records of a file sink across its rotated files. */
+const sinkLines = (dir: string, base = "sink.ndjson") =>
+  fs.readdirSync(dir).filter((f) => f === base || f.startsWith(`${base}.`)).flatMap((f) => readLines(path.join(dir, f)));
+
+describe("sockwarden run under faults", () => {
+  it("ENOBUFS on the destroy-notice socket: notices pour in while the daemon cannot read them", async () => {
+    const r = await withFault("enobufs", () => ({
+      rate: 1500,
+      during: async ({ daemon }) => {
+        await sleep(3000);
+        // Stopped, it reads nothing while the short connections' notices fill its socket.
+        for (let i = 0; i < 2; i++) {
+          daemon.kill("SIGSTOP");
+          await sleep(3500);
+          daemon.kill("SIGCONT");
+          await sleep(2000);
+        }
+      },
+    }));
+    const lost = metric(r, "sockwarden_lost_notices_total");
+    expect(lost, r.stderr).toBeGreaterThan(0);
+    const lines = linesWith(r, "socket-destroy notices lost");
+    expect(lines[0]).toMatch(/^sockwarden: socket-destroy notices lost: the kernel's queue of notices overflowed \(ENOBUFS\)/);
+    expect(lines.length).toBeLessThanOrEqual(4);
+    // Every loss is in the count of one line.
+    const counted = lines.reduce((n, l) => n + Number(/\((\d+) times\)$/.exec(l)?.[1] ?? /: (\d+) more times? in/.exec(l)?.[1] ?? 1), 0);
+    expect(counted).toBeGreaterThanOrEqual(lost);
+  });
+
+  it("processes exiting in the middle of /proc scans: nothing fails and nothing is said", async () => {
+    const r = await withFault("exits", () => ({ traffic: { forkRate: 250 } }));
+    expect(metric(r, "sockwarden_refresh_errors_total")).toBe(0);
+    expect(r.daemon.stderrLines, r.stderr).toBe(1);
+    // The short-lived processes were seen, and their listeners told by new-listener.
+    expect(metric(r, "sockwarden_events_total", 'type="opened"')).toBeGreaterThan(3000);
+    expect(r.alerts["new-listener"] ?? 0).toBeGreaterThan(10);
+  });
+
+  it("a webhook that is down: the failure told once, the records it dropped counted, the file sink whole", async () => {
+    const hook = "webhook:http://127.0.0.1:7999/hook";
+    const r = await withFault("webhook", (dir) => ({
+      sinks: [`${hook}#queueSize=20&backoffMs=100&maxBackoffMs=300`, `file:${path.join(dir, "sink.ndjson")}`],
+    }));
+    const lines = linesWith(r, hook);
+    expect(lines.filter((l) => /ECONNREFUSED|connection refused/i.test(l) && !/dropped/.test(l))).toHaveLength(1);
+    expect(lines.filter((l) => /queue full \(20 records\)/.test(l))).toHaveLength(1);
+    expect(lines.length, r.stderr).toBeLessThanOrEqual(5);
+    // Nothing got through, so every record the file sink has was dropped by the webhook, and
+    // the last count says so.
+    const records = sinkLines(r.dir).length;
+    expect(records).toBeGreaterThan(60);
+    expect(inAll(lines)).toBe(records);
+    expect(metric(r, "sockwarden_sink_failures_total", `sink="${hook}"`)).toBe(1);
+  });
+
+  it("a full disk under the file sink (a 16 KiB tmpfs): ENOSPC told once, drops counted, no broken line", async () => {
+    let onTmpfs: string[] = [];
+    const r = await withFault("full", (dir) => {
+      const full = path.join(dir, "full");
+      fs.mkdirSync(full);
+      return {
+        sinks: [`file:${full}/sink.ndjson?queueSize=50`, `file:${path.join(dir, "sink.ndjson")}`],
+        // The tmpfs exists only in the daemon's mount namespace and goes with it.
+        daemonWrap: (argv) => ["unshare", "-m", "--propagation", "private", "sh", "-c", 'mount -t tmpfs -o size=16k sw-full "$0" && exec "$@"', full, ...argv],
+        beforeStop: async ({ daemon }) => {
+          onTmpfs = readLines(`/proc/${daemon.pid}/root${full}/sink.ndjson`);
+        },
+      };
+    });
+    const full = path.join(r.dir, "full", "sink.ndjson");
+    // Nothing reached the real directory: the tmpfs was over it.
+    expect(fs.existsSync(full)).toBe(false);
+    expect(onTmpfs.length).toBeGreaterThan(10);
+    for (const line of onTmpfs) expect(() => JSON.parse(line), line).not.toThrow();
+    const lines = linesWith(r, `file:${full}`);
+    expect(lines.filter((l) => /ENOSPC/.test(l) && !/dropped/.test(l))).toHaveLength(1);
+    expect(lines.filter((l) => /queue full \(50 records\)/.test(l))).toHaveLength(1);
+    expect(lines.length, r.stderr).toBeLessThanOrEqual(5);
+    // Written on the tmpfs, or dropped and counted: the other sink has the sum.
+    expect(onTmpfs.length + inAll(lines)).toBe(sinkLines(r.dir).length);
+  });
+
+  it("a syslog socket that does not exist: told once, every record counted as dropped", async () => {
+    const sock = "/run/sw-no-such-dir/log";
+    const r = await withFault("syslog", (dir) => ({ sinks: [`syslog:${sock}`, `file:${path.join(dir, "sink.ndjson")}`] }));
+    const lines = linesWith(r, `syslog:${sock}`);
+    expect(lines.filter((l) => /no syslog daemon listens on .*\(ENOENT\)/.test(l) && !/dropped/.test(l))).toHaveLength(1);
+    expect(lines.length, r.stderr).toBeLessThanOrEqual(3);
+    expect(inAll(lines)).toBe(sinkLines(r.dir).length);
+  });
+
+  it("a rule that fails on every event: its first failure, then counts; the other rules go on", async () => {
+    const rule = path.join(root, "always-fails.ts");
+    fs.writeFileSync(rule, `import { defineRule } from "sockwarden";
+export default defineRule({ name: "always-fails", on: ["opened"], handle(e) { throw new Error("cannot handle port " + e.endpoint.localPort); } });
+`);
+    const r = await withFault("rule", () => ({ rules: [rule], configExtra: "[sandbox]\nmax_failures = 1000000\n" }));
+    const failures = metric(r, "sockwarden_rule_errors_total", 'rule="always-fails"', 'kind="error"');
+    expect(failures).toBeGreaterThan(1000);
+    const reports = r.sinkRecords.filter((x) => x.kind === "report" && x.rule === "always-fails") as { count?: number; message: string }[];
+    expect(reports[0]!.count).toBeUndefined();
+    expect(reports[0]!.message).toMatch(/^rule always-fails \(.*always-fails\.ts:2:\d+\): Error: cannot handle port \d+ \[event \d+\]$/);
+    expect(reports.length).toBeLessThanOrEqual(4);
+    // Each failure is in exactly one record: the first, or a count.
+    const told = reports.reduce((n, x) => n + (x.count ?? 1), 0);
+    expect(told).toBe(inAll(reports.map((x) => x.message)));
+    expect(told).toBeGreaterThanOrEqual(failures);
+  });
+
+  it("a storm of SIGHUPs while running: folded into a few reloads, every one counted", async () => {
+    const storm = 200;
+    const r = await withFault("sighup", () => ({
+      during: async ({ daemon }) => {
+        await sleep(2000);
+        for (let i = 0; i < storm; i++) {
+          daemon.kill("SIGHUP");
+          await sleep(5);
+        }
+      },
+    }));
+    // Signals of one kind that arrive together may merge into one before a program sees them;
+    // every one the daemon saw is counted, in the metric and in the reload lines.
+    const seen = metric(r, "sockwarden_sighups_total");
+    expect(seen).toBeGreaterThanOrEqual(storm / 4);
+    expect(seen).toBeLessThanOrEqual(storm);
+    const reloads = linesWith(r, "sockwarden: reloaded");
+    expect(linesWith(r, "reload refused")).toEqual([]);
+    expect(reloads.length).toBeGreaterThanOrEqual(1);
+    expect(reloads.length).toBeLessThanOrEqual(10);
+    expect(reloads.reduce((n, l) => n + Number(/\((\d+) SIGHUPs\)/.exec(l)?.[1] ?? 1), 0)).toBe(seen);
+    expect(metric(r, "sockwarden_reloads_total")).toBe(reloads.length);
+  });
+
+  it("SIGHUPs from the moment it starts: it comes up, stays up, and reloads once running", async () => {
+    const dir = path.join(root, `${++runs}-early-hup`);
+    fs.mkdirSync(dir);
+    const config = path.join(dir, "soak.toml");
+    fs.writeFileSync(config, soakConfig({ interval: 0.5, dir }, 9464 + runs));
+    const daemon = new SoakProcess(ns!.wrap([EXECUTABLE, "run", "--config", config]), { keepStdout: false });
+    try {
+      // Past the runtime's own start (before which no program can take the signal over).
+      await sleep(300);
+      let sent = 0;
+      const until = Date.now() + 3000;
+      while (Date.now() < until && !daemon.hasExited) {
+        daemon.kill("SIGHUP");
+        sent++;
+        await sleep(3);
+      }
+      expect(daemon.hasExited, daemon.stderr).toBe(false);
+      expect(await daemon.waitForStderr(/running /, 10_000), daemon.stderr).toBe(true);
+      expect(await daemon.waitForStderr(/reloaded/, 10_000), daemon.stderr).toBe(true);
+      await sleep(1000);
+      const reloads = daemon.stderr.split("\n").filter((l) => l.includes("reloaded"));
+      const told = reloads.reduce((n, l) => n + Number(/\((\d+) SIGHUPs\)/.exec(l)?.[1] ?? 1), 0);
+      expect(told).toBeGreaterThanOrEqual(1);
+      expect(told).toBeLessThanOrEqual(sent);
+      expect(reloads.length).toBeLessThanOrEqual(10);
+      daemon.kill("SIGTERM");
+      expect(await daemon.waitForExit(5000)).toBe(true);
+      expect(daemon.code, daemon.stderr).toBe(0);
+    } finally {
+      await daemon.stop(1000);
+    }
+  });
+});
