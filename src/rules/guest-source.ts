@@ -74,7 +74,6 @@ export const CONTROL_SOURCE = String.raw`(function () {
       bytesReceived: r[o + 11], packetsSent: r[o + 12], packetsReceived: r[o + 13],
       process: r[o + 14] < 0 ? null : ps[r[o + 14]], pids: r[o + 15], cookie: r[o + 16] };
   }
-  const EP = 17;
   function context() { return { options: options, now: now }; }
   // A hook that returns a promise did part of its work; the rest would never run.
   function settled(hook, result) {

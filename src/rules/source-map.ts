@@ -41,8 +41,6 @@ export function decodeMappings(mappings: string): Segment[][] {
   const lines: Segment[][] = [];
   let sourceLine = 0;
   let sourceColumn = 0;
-  let source = 0;
-  let name = 0;
   for (const lineText of mappings.split(";")) {
     const segs: Segment[] = [];
     let column = 0;
@@ -51,19 +49,16 @@ export function decodeMappings(mappings: string): Segment[][] {
         if (!segText) continue;
         const v = decodeVlq(segText);
         column += v[0] ?? 0;
+        // A rule is one source file: the source and name fields (v[1], v[4]) are not needed.
         if (v.length >= 4) {
-          source += v[1]!;
           sourceLine += v[2]!;
           sourceColumn += v[3]!;
-          if (v.length >= 5) name += v[4]!;
           segs.push({ column, sourceLine, sourceColumn });
         }
       }
     }
     lines.push(segs);
   }
-  void source;
-  void name;
   return lines;
 }
 
