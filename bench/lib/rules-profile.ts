@@ -3,14 +3,14 @@
 // the machine does not inflate the way it does wall time) and by wall time; the differences
 // between neighbouring stages' CPU times are the cost of what the later stage adds:
 //
-//   encode           host: encodeEvents(batch) (rows, process table, JSON.stringify)
-//   copy-in          a bare QuickJS context over the same kind of fixed memory: newString(payload)
-//                    and a call to a function that ignores it
-//   parse            the same, the function running JSON.parse on it
-//   dispatch, idle   the rule runtime's dispatcher with a rule subscribed to nothing: parse, the
-//                    process rows, the loop over events, the deadline, the empty result
-//   no-op handler    a rule with an empty handler on smtp-guard's event types: event and endpoint
-//                    objects, the per-event bookkeeping, the call
+//   encode           host: encodeEvents(batch) (QuickJS's binary object format, process table)
+//   copy-in          a bare QuickJS context over the same kind of fixed memory: newArrayBuffer
+//                    (payload) and a call to a function that ignores it
+//   decode           the same, with the payload decoded into objects inside QuickJS (C code)
+//   dispatch, idle   the rule runtime's dispatcher with a rule subscribed to nothing: decode, the
+//                    loop over events, the deadline, the empty result
+//   no-op handler    a rule with an empty handler on smtp-guard's event types: process links,
+//                    the per-event bookkeeping, the call
 //   smtp-guard       the real rule through RuleSandbox.dispatch: its handler, act.close, the
 //                    action rows back out and parsed on the host
 //   rule set         RuleSet.dispatch end to end: encode + smtp-guard + known-endpoint table
@@ -23,7 +23,7 @@ import {
 } from "quickjs-emscripten-core";
 import singlefileVariant from "@jitl/quickjs-singlefile-cjs-release-sync";
 import { DEFAULT_LIMITS, type RuleSandbox } from "../../src/rules/sandbox.ts";
-import { encodeEvents } from "../../src/rules/event-rows.ts";
+import { encodeEvents } from "../../src/rules/guest-payload.ts";
 import { RuleSet } from "../../src/rules/rule-set.ts";
 import type { EndpointEvent } from "../../src/monitor/events.ts";
 
@@ -50,15 +50,15 @@ export interface Profile {
   events: number;
   batchSize: number;
   repetitions: number;
-  /** Payload characters per event (encodeEvents output). */
+  /** Payload bytes per event (encodeEvents output). */
   payloadBytesPerEvent: number;
   stages: ProfileStage[];
   steps: ProfileStep[];
   totalUsPerEvent: number;
   /**
-   * What-if, not part of the chain: encoding and dispatching to smtp-guard only the events of the
-   * types it subscribed to (the rule runtime sends every event today), per event of the stream,
-   * next to the same work with every event sent.
+   * Not part of the chain: encoding and dispatching to smtp-guard the events of the types it
+   * subscribed to (what the rule set does), per event of the stream, next to the same work with
+   * every event sent.
    */
   subscribedOnly: { share: number; usPerEvent: number; allUsPerEvent: number };
 }
@@ -103,23 +103,26 @@ export async function profileDispatch(input: ProfileInput): Promise<Profile> {
   const { events, batchSize, repetitions: reps } = input;
   const batches: EndpointEvent[][] = [];
   for (let i = 0; i < events.length; i += batchSize) batches.push(events.slice(i, i + batchSize));
-  const payloads = batches.map((b) => encodeEvents(b));
-  const payloadChars = payloads.reduce((n, p) => n + p.length, 0);
+  // What the rule set sends smtp-guard: only the events of the types it subscribed to.
+  const subscribed = batches.map((b) => b.filter((e) => e.type === "opened" || e.type === "state-changed"));
+  const subscribedCount = subscribed.reduce((n, b) => n + b.length, 0);
+  const payloads = subscribed.map((b) => encodeEvents(b));
+  const payloadBytes = payloads.reduce((n, p) => n + p.length, 0);
 
   const ctx = await bareContext();
   const owned: QuickJSHandle[] = [];
   const rules = new RuleSet({ batchSize });
   const full = new RuleSet({ batchSize });
   try {
-    const ignore = evalFunction(ctx, "(function (json) { return 0; })");
+    const ignore = evalFunction(ctx, "(function (payload) { return 0; })");
     owned.push(ignore);
-    const parse = evalFunction(ctx, "(function (json) { JSON.parse(json); return 0; })");
-    owned.push(parse);
-    const callWith = (fn: QuickJSHandle) => (): void => {
+    const callWith = (decode: boolean) => (): void => {
       for (const p of payloads) {
-        const s = ctx.newString(p);
-        const r = ctx.callFunction(fn, ctx.undefined, s);
-        s.dispose();
+        const buffer = ctx.newArrayBuffer(p.buffer);
+        const arg = decode ? ctx.decodeBinaryJSON(buffer) : buffer;
+        if (decode) buffer.dispose();
+        const r = ctx.callFunction(ignore, ctx.undefined, arg);
+        arg.dispose();
         if ("error" in r && r.error) {
           r.error.dispose();
           throw new Error("profile: the bare context failed");
@@ -128,7 +131,7 @@ export async function profileDispatch(input: ProfileInput): Promise<Profile> {
       }
     };
     const sandboxed = (sb: RuleSandbox) => (): void => {
-      for (let i = 0; i < payloads.length; i++) sb.dispatch(payloads[i]!, batches[i]!.length);
+      for (let i = 0; i < payloads.length; i++) sb.dispatch(payloads[i]!, subscribed[i]!.length);
     };
     const idle = await input.load("bench-idle", `export default { name: "bench-idle", on: [], handle(event, act, ctx) {} };`, rules);
     const noop = await input.load(
@@ -139,25 +142,23 @@ export async function profileDispatch(input: ProfileInput): Promise<Profile> {
     const guard = await input.smtpGuard(rules);
     await input.smtpGuard(full);
     const all = events.slice();
-    const wanted = new Set(guard.info.on);
-    const subscribed = batches.map((b) => b.filter((e) => wanted.has(e.type)));
-    const subscribedCount = subscribed.reduce((n, b) => n + b.length, 0);
+    if (guard.info.on.join(",") !== "opened,state-changed") throw new Error(`profile: smtp-guard subscribes to ${guard.info.on.join(", ")}, not opened and state-changed`);
 
     const stages: { key: string; label: string; run: () => void; times: number[]; cpu?: number[] }[] = [
-      { key: "encode", label: "encode (host)", run: () => void batches.forEach((b) => encodeEvents(b)), times: [] },
-      { key: "copy-in", label: "copy payload into QuickJS + call", run: callWith(ignore), times: [] },
-      { key: "parse", label: "+ JSON.parse in the guest", run: callWith(parse), times: [] },
+      { key: "encode", label: "encode (host)", run: () => void subscribed.forEach((b) => encodeEvents(b)), times: [] },
+      { key: "copy-in", label: "copy payload into QuickJS + call", run: callWith(false), times: [] },
+      { key: "decode", label: "+ decode into objects in the guest (C)", run: callWith(true), times: [] },
       { key: "idle", label: "+ dispatcher, rule subscribed to nothing", run: sandboxed(idle), times: [] },
       { key: "noop", label: "+ event objects and a no-op handler", run: sandboxed(noop), times: [] },
       { key: "guard", label: "+ smtp-guard's handler and its actions", run: sandboxed(guard), times: [] },
       {
-        key: "encode+guard", label: "(encode + smtp-guard)", times: [],
+        key: "encode+guard", label: "(encode + smtp-guard, every event sent)", times: [],
         run: () => {
           for (const b of batches) guard.dispatch(encodeEvents(b), b.length);
         },
       },
       {
-        key: "subscribed", label: "(encode + smtp-guard, only subscribed event types sent)", times: [],
+        key: "subscribed", label: "(encode + smtp-guard, subscribed event types sent)", times: [],
         run: () => {
           for (const b of subscribed) if (b.length) guard.dispatch(encodeEvents(b), b.length);
         },
@@ -197,11 +198,11 @@ export async function profileDispatch(input: ProfileInput): Promise<Profile> {
     const total = us("ruleset");
     const step = (label: string, v: number): ProfileStep => ({ label, usPerEvent: v, share: total > 0 ? v / total : 0 });
     const steps: ProfileStep[] = [
-      step("encode events on the host (rows + JSON.stringify)", us("encode")),
+      step("encode events on the host (binary object format)", us("encode")),
       step("copy the payload into the sandbox and call", us("copy-in")),
-      step("JSON.parse in the guest", us("parse") - us("copy-in")),
-      step("dispatcher: process rows, loop, deadline, empty result", us("idle") - us("parse")),
-      step("event and endpoint objects, no-op handler call", us("noop") - us("idle")),
+      step("decode into event, endpoint and process objects (QuickJS, C)", us("decode") - us("copy-in")),
+      step("dispatcher: loop, deadline, empty result", us("idle") - us("decode")),
+      step("process links, bookkeeping, no-op handler call", us("noop") - us("idle")),
       step("smtp-guard handler + act.close + action rows out and parsed", us("guard") - us("noop")),
       step("rule set: known endpoints, slicing, action checking", total - us("guard") - us("encode")),
     ];
@@ -209,7 +210,7 @@ export async function profileDispatch(input: ProfileInput): Promise<Profile> {
       events: events.length,
       batchSize,
       repetitions: reps,
-      payloadBytesPerEvent: payloadChars / events.length,
+      payloadBytesPerEvent: payloadBytes / Math.max(1, subscribedCount),
       stages: chain,
       steps,
       totalUsPerEvent: total,

@@ -14,16 +14,19 @@
 
 export const CONTROL_SOURCE = String.raw`(function () {
   "use strict";
-  const parse = JSON.parse, stringify = JSON.stringify, toStr = String, apply = Reflect.apply;
+  const parse = JSON.parse, stringify = JSON.stringify, toStr = String, apply = Reflect.apply, indexOf = Array.prototype.indexOf;
+  const bind = Function.prototype.bind;
   const wmGet = WeakMap.prototype.get, wmSet = WeakMap.prototype.set, freeze = Object.freeze;
   const isArray = Array.isArray, hasOwn = Object.prototype.hasOwnProperty, protoOf = Object.getPrototypeOf;
   // Hooks run synchronously: an async or generator hook would lose its work without a word.
   const deferring = [protoOf(async function () {}), protoOf(function* () {}), protoOf(async function* () {})];
   const MAX_ACTIONS = 10000, MAX_TEXT = 4096;
   const EVENT_TYPES = ["opened", "closed", "state-changed", "counters"];
-  // Which object stands for which endpoint of the current call; a new map each call, so an
-  // object the rule kept from an earlier call cannot point at whatever has its old index now.
-  let refs = new WeakMap();
+  // Which object stands for which endpoint of the current call, so that a close names the socket
+  // the host sent: in a batch, the event being handled and the endpoints of the events before it;
+  // in start and periodic, the list. Both start afresh each call, so an object the rule kept from
+  // an earlier call cannot point at whatever has its old index now.
+  let current = null, currentIndex = -1, seen = [], listRefs = null;
   let rule = null, options = {}, now = 0, subscribed = { opened: true, closed: true, "state-changed": true, counters: false };
   let out = [], outLen = 0, index = -1;
 
@@ -38,11 +41,12 @@ export const CONTROL_SOURCE = String.raw`(function () {
   }
   function ref(endpoint) {
     if (endpoint === null || typeof endpoint !== "object") return [-1, null];
-    const known = apply(wmGet, refs, [endpoint]);
+    const known = endpoint === current ? currentIndex
+      : listRefs !== null ? apply(wmGet, listRefs, [endpoint]) : apply(indexOf, seen, [endpoint]);
     // A copy or a made-up object is described by its fields; the host decides if it is real.
     const fields = [toStr(endpoint.protocol), toStr(endpoint.localAddress), +endpoint.localPort,
       toStr(endpoint.remoteAddress), +endpoint.remotePort, endpoint.cookie == null ? null : toStr(endpoint.cookie)];
-    return [known === undefined ? -1 : known, fields];
+    return [known === undefined || known < 0 ? -1 : known, fields];
   }
   const severities = { info: true, warning: true, critical: true };
   const act = freeze({
@@ -59,20 +63,12 @@ export const CONTROL_SOURCE = String.raw`(function () {
     },
   });
 
-  // Host rows -> objects. Rows keep the payload small: parsing it is most of a call's cost.
-  function procs(rows) {
-    const list = [];
-    for (let i = 0; i < rows.length; i++) {
-      const r = rows[i];
-      list[i] = { pid: r[0], name: r[1], path: r[2], cmdline: r[3], uid: r[4], user: r[5], startTime: r[6], ppid: r[7] };
-    }
-    return list;
-  }
-  function endpoint(r, o, ps) {
-    return { protocol: r[o], family: r[o + 1], localAddress: r[o + 2], localPort: r[o + 3], remoteAddress: r[o + 4],
-      remotePort: r[o + 5], state: r[o + 6], inode: r[o + 7], uid: r[o + 8], user: r[o + 9], bytesSent: r[o + 10],
-      bytesReceived: r[o + 11], packetsSent: r[o + 12], packetsReceived: r[o + 13],
-      process: r[o + 14] < 0 ? null : ps[r[o + 14]], pids: r[o + 15], cookie: r[o + 16] };
+  // The host sends finished objects (guest-payload.ts); an endpoint names its process by index
+  // into the payload's process list, so that endpoints of one process share one object.
+  function linkProcess(ep, ps) {
+    const i = ep.process;
+    ep.process = i >= 0 ? ps[i] : null;
+    return ep;
   }
   function context() { return { options: options, now: now }; }
   // A hook that returns a promise did part of its work; the rest would never run.
@@ -83,9 +79,9 @@ export const CONTROL_SOURCE = String.raw`(function () {
   }
   function take() { const a = out; const n = outLen; out = []; outLen = 0; a.length = n; return a; }
   function endpointsOf(payload) {
-    const ps = procs(payload.p), rows = payload.e, list = [];
-    refs = new WeakMap();
-    for (let i = 0; i < rows.length; i++) { const ep = endpoint(rows[i], 0, ps); apply(wmSet, refs, [ep, i]); list[i] = ep; }
+    const ps = payload.p, list = payload.e;
+    current = null; currentIndex = -1; seen = []; listRefs = new WeakMap();
+    for (let i = 0; i < list.length; i++) apply(wmSet, listRefs, [linkProcess(list[i], ps), i]);
     return list;
   }
 
@@ -127,29 +123,32 @@ export const CONTROL_SOURCE = String.raw`(function () {
     },
     // Events from 'from' on; on a throw, index() tells which one failed and actions() what was
     // done before it.
-    dispatch(json, from) {
+    dispatch(payload, from) {
       index = -1;
-      if (from === 0) refs = new WeakMap();
-      const payload = parse(json), ps = procs(payload.p), rows = payload.e;
-      const handle = rule.handle;
-      for (index = from; index < rows.length; index++) {
-        const r = rows[index];
-        const type = r[0];
-        if (!subscribed[type]) continue;
-        const ep = endpoint(r, 4, ps);
-        apply(wmSet, refs, [ep, index]);
-        const event = { type: type, seq: r[1], time: r[2], endpoint: ep };
-        if (type === "state-changed") event.previousState = r[3];
-        else if (type === "counters") event.counters = r[3];
-        else if (r[3] === 1) event.shortLived = true;
-        now = r[2];
-        settled("handle", apply(handle, rule, [event, act, context()]));
+      if (from === 0) { seen = []; listRefs = null; }
+      const ps = payload.p, events = payload.e;
+      // Bound once per call: a direct call costs the interpreter less than apply with a new
+      // argument list per event.
+      const handle = apply(bind, rule.handle, [rule]);
+      for (index = from; index < events.length; index++) {
+        const event = events[index];
+        if (!subscribed[event.type]) continue;
+        const ep = linkProcess(event.endpoint, ps);
+        seen[index] = ep;
+        current = ep;
+        currentIndex = index;
+        now = event.time;
+        const result = handle(event, act, context());
+        if (result !== undefined) settled("handle", result);
       }
       index = -1;
+      current = null;
       return stringify(take());
     },
-    start(json, at) { now = at; const list = endpointsOf(parse(json)); settled("start", apply(rule.start, rule, [list, act, context()])); return stringify(take()); },
-    periodic(json, at) { now = at; const list = endpointsOf(parse(json)); settled("periodic", apply(rule.periodic, rule, [list, act, context()])); return stringify(take()); },
+    start(payload, at) { now = at; const list = endpointsOf(payload); settled("start", apply(rule.start, rule, [list, act, context()])); return stringify(take()); },
+    periodic(payload, at) { now = at; const list = endpointsOf(payload); settled("periodic", apply(rule.periodic, rule, [list, act, context()])); return stringify(take()); },
+    // The host's check that it and this QuickJS agree on the binary format.
+    probe(value) { return stringify(value); },
     index() { return index; },
     actions() { return stringify(take()); },
   };

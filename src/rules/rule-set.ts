@@ -7,7 +7,7 @@ import type { Endpoint, ProcessInfo } from "../engine/types.ts";
 import type { EndpointEvent } from "../monitor/events.ts";
 import { endpointKey } from "../monitor/endpoint-key.ts";
 import { RuleError } from "../errors.ts";
-import { encodeEndpoints, encodeEvents } from "./event-rows.ts";
+import { encodeEndpoints, encodeEvents } from "./guest-payload.ts";
 import { RuleSandbox, DEFAULT_LIMITS, printable, type CallFailure, type GuestAction, type SandboxLimits } from "./sandbox.ts";
 import { loadRuleSource, type RuleSource } from "./rule-sources.ts";
 import { compileRule } from "./compile-rule.ts";

@@ -2,7 +2,8 @@
  * One rule in its own QuickJS runtime, in its own WebAssembly instance over a fixed-size memory:
  * QuickJS's own memory limit is soft, and a fixed WebAssembly.Memory is what actually bounds how
  * much of the host a rule can take. Calls run under a deadline (the interrupt handler) and a
- * stack limit. The rule sees only copies of data passed as JSON text; nothing of the host.
+ * stack limit. The rule sees only copies of data, written by the host in QuickJS's binary object
+ * format (guest-payload.ts) and decoded inside the sandbox; nothing of the host.
  *
  * Every handle is owned and disposed; disposing a context while a handle lives would abort the
  * whole module.
@@ -21,6 +22,7 @@ import { RuleError } from "../errors.ts";
 import { API_MODULE_SOURCE, CONTROL_SOURCE, HELPERS_GLOBAL, LOCKDOWN_SOURCE } from "./guest-source.ts";
 import type { CompiledRule } from "./compile-rule.ts";
 import { hostHelpers } from "./host-helpers.ts";
+import { encodeProbe, PROBE_JSON } from "./guest-payload.ts";
 
 export interface SandboxLimits {
   /** QuickJS heap limit (bytes). */
@@ -93,7 +95,7 @@ export class RuleSandbox {
     private readonly runtime: QuickJSRuntime,
     private readonly context: QuickJSContext,
     private readonly control: QuickJSHandle,
-    private readonly functions: Record<"dispatch" | "start" | "periodic" | "index" | "actions", QuickJSHandle>,
+    private readonly functions: Record<"dispatch" | "start" | "periodic" | "index" | "actions" | "probe", QuickJSHandle>,
     private readonly limits: SandboxLimits,
     readonly memory: WebAssembly.Memory,
   ) {}
@@ -187,8 +189,16 @@ export class RuleSandbox {
         periodic: context.getProp(control, "periodic"),
         index: context.getProp(control, "index"),
         actions: context.getProp(control, "actions"),
+        probe: context.getProp(control, "probe"),
       };
-      return new RuleSandbox(compiled, info, module, runtime, context, control, functions, limits, memory);
+      const sandbox = new RuleSandbox(compiled, info, module, runtime, context, control, functions, limits, memory);
+      try {
+        sandbox.checkFormat();
+      } catch (err) {
+        sandbox.dispose();
+        throw err;
+      }
+      return sandbox;
     } catch (err) {
       return fail(err);
     }
@@ -209,12 +219,12 @@ export class RuleSandbox {
   }
 
   /** Runs the rule's handler over a batch of encoded events; a failing event does not stop the rest. */
-  dispatch(payload: string, count: number, maxFailures = Infinity): DispatchResult {
+  dispatch(payload: Uint8Array, count: number, maxFailures = Infinity): DispatchResult {
     return this.guard(() => this.runDispatch(payload, count, maxFailures));
   }
 
   /** start(endpoints) or periodic(endpoints): one call with the encoded endpoint list. */
-  call(hook: "start" | "periodic", payload: string, at: number): DispatchResult {
+  call(hook: "start" | "periodic", payload: Uint8Array, at: number): DispatchResult {
     return this.guard(() => this.runCall(hook, payload, at));
   }
 
@@ -254,12 +264,49 @@ export class RuleSandbox {
     return this.memory.buffer.byteLength > MIN_WASM_BYTES;
   }
 
-  private runDispatch(payload: string, count: number, maxFailures: number): DispatchResult {
+  /**
+   * Copies a payload into the sandbox and decodes it there, in C. A rule whose heap is too full
+   * for the decoded objects misses the call: that is its memory failure, not the sandbox's.
+   */
+  private decode(payload: Uint8Array): QuickJSHandle | CallFailure {
+    const whole = payload.byteOffset === 0 && payload.byteLength === payload.buffer.byteLength;
+    const buffer = this.context.newArrayBuffer(whole ? payload.buffer : payload.slice().buffer);
+    const value = this.context.decodeBinaryJSON(buffer);
+    buffer.dispose();
+    // Every payload is an object; anything else is the exception QuickJS raised while decoding.
+    if (this.context.typeof(value) === "object") return value;
+    value.dispose();
+    return { index: -1, message: "ran out of memory: the events did not fit into what is left of its memory", line: null, column: null, kind: "memory" };
+  }
+
+  /** The host's writer and this QuickJS must agree on the binary format: checked once per sandbox. */
+  private checkFormat(): void {
+    const value = this.decode(encodeProbe());
+    if (isFailure(value)) throw new RuleError(this.compiled.file, null, null, "sandbox setup failed: cannot decode the payload format");
+    try {
+      this.runtime.setInterruptHandler(shouldInterruptAfterDeadline(Date.now() + 1000));
+      const r = this.context.callFunction(this.functions.probe, this.control, value);
+      if ("error" in r && r.error) {
+        r.error.dispose();
+        throw new RuleError(this.compiled.file, null, null, "sandbox setup failed: the payload probe failed");
+      }
+      const echoed = this.context.getString(r.value);
+      r.value.dispose();
+      if (echoed !== PROBE_JSON) {
+        throw new RuleError(this.compiled.file, null, null, "sandbox setup failed: this QuickJS reads the payload format differently");
+      }
+    } finally {
+      value.dispose();
+    }
+  }
+
+  private runDispatch(payload: Uint8Array, count: number, maxFailures: number): DispatchResult {
     const actions: GuestAction[] = [];
     const failures: CallFailure[] = [];
     if (!this.info.handle) return { actions, failures };
     let from = 0;
-    const json = this.context.newString(payload);
+    const events = this.decode(payload);
+    if (isFailure(events)) return { actions, failures: [events] };
     // The batch shares one deadline. A retry gets what is left of it, or one event's budget when
     // nothing is: an event that overruns cannot take the time of every event after it again
     // (that made a rule that loops on each event cost the square of the batch size).
@@ -271,7 +318,7 @@ export class RuleSandbox {
         const deadline = attempt === 0 ? batchDeadline : Math.max(batchDeadline, Date.now() + this.limits.callBudgetMs);
         this.runtime.setInterruptHandler(shouldInterruptAfterDeadline(deadline));
         const fromHandle = this.context.newNumber(from);
-        const result = this.context.callFunction(this.functions.dispatch, this.control, json, fromHandle);
+        const result = this.context.callFunction(this.functions.dispatch, this.control, events, fromHandle);
         fromHandle.dispose();
         if ("error" in result && result.error) {
           const index = this.readIndex();
@@ -288,18 +335,19 @@ export class RuleSandbox {
         break;
       }
     } finally {
-      json.dispose();
+      events.dispose();
     }
     return { actions, failures };
   }
 
-  private runCall(hook: "start" | "periodic", payload: string, at: number): DispatchResult {
+  private runCall(hook: "start" | "periodic", payload: Uint8Array, at: number): DispatchResult {
     if (!this.info[hook]) return { actions: [], failures: [] };
     this.runtime.setInterruptHandler(shouldInterruptAfterDeadline(Date.now() + Math.max(this.limits.callBudgetMs * 10, 100)));
-    const json = this.context.newString(payload);
+    const list = this.decode(payload);
+    if (isFailure(list)) return { actions: [], failures: [list] };
     const atHandle = this.context.newNumber(at);
     try {
-      const result = this.context.callFunction(this.functions[hook], this.control, json, atHandle);
+      const result = this.context.callFunction(this.functions[hook], this.control, list, atHandle);
       if ("error" in result && result.error) {
         const failure = describeError(this.context, this.compiled, result.error, -1, this.memoryHeavy());
         result.error.dispose();
@@ -309,7 +357,7 @@ export class RuleSandbox {
       result.value.dispose();
       return { actions, failures: [] };
     } finally {
-      json.dispose();
+      list.dispose();
       atHandle.dispose();
     }
   }
@@ -357,6 +405,10 @@ export class RuleSandbox {
     this.runtime.dispose();
     void this.module;
   }
+}
+
+function isFailure(x: QuickJSHandle | CallFailure): x is CallFailure {
+  return "kind" in x;
 }
 
 /** A module evaluation may return a promise for its namespace (top-level await); settle it. */
