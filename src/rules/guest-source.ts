@@ -15,7 +15,7 @@
 export const CONTROL_SOURCE = String.raw`(function () {
   "use strict";
   const parse = JSON.parse, stringify = JSON.stringify, toStr = String, apply = Reflect.apply, indexOf = Array.prototype.indexOf;
-  const bind = Function.prototype.bind;
+  const bind = Function.prototype.bind, Buffer = ArrayBuffer;
   const wmGet = WeakMap.prototype.get, wmSet = WeakMap.prototype.set, freeze = Object.freeze;
   const isArray = Array.isArray, hasOwn = Object.prototype.hasOwnProperty, protoOf = Object.getPrototypeOf;
   // Hooks run synchronously: an async or generator hook would lose its work without a word.
@@ -149,6 +149,8 @@ export const CONTROL_SOURCE = String.raw`(function () {
     periodic(payload, at) { now = at; const list = endpointsOf(payload); settled("periodic", apply(rule.periodic, rule, [list, act, context()])); return stringify(take()); },
     // The host's check that it and this QuickJS agree on the binary format.
     probe(value) { return stringify(value); },
+    // Whether the heap has room for a block of this size now; the block is freed on return.
+    fits(bytes) { new Buffer(bytes); },
     index() { return index; },
     actions() { return stringify(take()); },
   };

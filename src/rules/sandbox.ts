@@ -95,7 +95,7 @@ export class RuleSandbox {
     private readonly runtime: QuickJSRuntime,
     private readonly context: QuickJSContext,
     private readonly control: QuickJSHandle,
-    private readonly functions: Record<"dispatch" | "start" | "periodic" | "index" | "actions" | "probe", QuickJSHandle>,
+    private readonly functions: Record<"dispatch" | "start" | "periodic" | "index" | "actions" | "probe" | "fits", QuickJSHandle>,
     private readonly limits: SandboxLimits,
     readonly memory: WebAssembly.Memory,
   ) {}
@@ -190,6 +190,7 @@ export class RuleSandbox {
         index: context.getProp(control, "index"),
         actions: context.getProp(control, "actions"),
         probe: context.getProp(control, "probe"),
+        fits: context.getProp(control, "fits"),
       };
       const sandbox = new RuleSandbox(compiled, info, module, runtime, context, control, functions, limits, memory);
       try {
@@ -265,10 +266,20 @@ export class RuleSandbox {
   }
 
   /**
-   * Copies a payload into the sandbox and decodes it there, in C. A rule whose heap is too full
-   * for the decoded objects misses the call: that is its memory failure, not the sandbox's.
+   * Copies a payload into the sandbox and decodes it there, in C. A rule whose memory is too full
+   * for the payload or the objects misses the call: that is its memory failure, not the sandbox's.
    */
   private decode(payload: Uint8Array): QuickJSHandle | CallFailure {
+    const full = (what: string): CallFailure =>
+      ({ index: -1, message: `ran out of memory: ${what} did not fit into what is left of its memory`, line: null, column: null, kind: "memory" });
+    // The copy is made by the module's malloc, and the glue writes to whatever address it gets:
+    // a failed one writes at address 0, over the module. Room the memory can still grow into is
+    // sure to be there; short of that, the guest first allocates (and frees) as much, which
+    // fails cleanly, and the copy then gets the block that was just freed.
+    const room = Math.max(this.limits.wasmMemoryBytes, MIN_WASM_BYTES) - this.memory.buffer.byteLength;
+    if (payload.byteLength + WASM_PAGE > room && !this.fits(payload.byteLength)) {
+      return full(`the payload (${Math.ceil(payload.byteLength / 1024)} KiB)`);
+    }
     const whole = payload.byteOffset === 0 && payload.byteLength === payload.buffer.byteLength;
     const buffer = this.context.newArrayBuffer(whole ? payload.buffer : payload.slice().buffer);
     const value = this.context.decodeBinaryJSON(buffer);
@@ -276,7 +287,20 @@ export class RuleSandbox {
     // Every payload is an object; anything else is the exception QuickJS raised while decoding.
     if (this.context.typeof(value) === "object") return value;
     value.dispose();
-    return { index: -1, message: "ran out of memory: the events did not fit into what is left of its memory", line: null, column: null, kind: "memory" };
+    return full("the decoded objects");
+  }
+
+  private fits(bytes: number): boolean {
+    this.runtime.setInterruptHandler(shouldInterruptAfterDeadline(Date.now() + 100));
+    const size = this.context.newNumber(bytes);
+    const r = this.context.callFunction(this.functions.fits, this.control, size);
+    size.dispose();
+    if ("error" in r && r.error) {
+      r.error.dispose();
+      return false;
+    }
+    r.value.dispose();
+    return true;
   }
 
   /** The host's writer and this QuickJS must agree on the binary format: checked once per sandbox. */

@@ -233,4 +233,26 @@ export default defineRule({
       set.dispose();
     }
   });
+
+  it("a list too big for the rule's memory is a memory failure of that call, and the rule goes on", async () => {
+    const reports: string[] = [];
+    const set = new RuleSet({ limits: { wasmMemoryBytes: 20 << 20 }, onReport: (r) => reports.push(`${r.kind}: ${r.message}`) });
+    try {
+      await set.add({ kind: "file", path: path.join(dir, "echo.ts"), label: "echo.ts" });
+      // 40,000 endpoints are ~7 MiB of payload: it can be copied in, its objects cannot be built.
+      // 150,000 are ~26 MiB, more than the whole memory: the copy is not even tried.
+      expect(set.start(Array.from({ length: 40_000 }, (_, i) => ep(i)))).toEqual([]);
+      expect(set.start(Array.from({ length: 150_000 }, (_, i) => ep(i)))).toEqual([]);
+      expect(reports).toEqual([
+        "memory: ran out of memory: the decoded objects did not fit into what is left of its memory",
+        expect.stringMatching(/^memory: ran out of memory: the payload \(\d+ KiB\) did not fit into what is left of its memory$/),
+      ]);
+      expect(set.loaded[0]!.quarantined).toBe(false);
+      // Nothing was written where it should not be: the rule still sees what it is sent.
+      const e: EndpointEvent = { type: "opened", seq: 1, time: 1, endpoint: ep(7) };
+      expect(set.dispatch([e]).map((x) => x.reason)).toEqual([JSON.stringify({ ...e, endpoint: apiEndpoint(e.endpoint) })]);
+    } finally {
+      set.dispose();
+    }
+  });
 });
