@@ -2,7 +2,7 @@
  * Entry point of the sockwarden executable: parses the command line and turns every failure into
  * one line on stderr and a distinct exit code.
  */
-import yargs from "yargs";
+import yargs, { type Argv } from "yargs";
 import { listBuilder, runList, type ListArgs } from "./list-command.ts";
 import { runWatch, watchBuilder, type WatchArgs } from "./watch-command.ts";
 import { liveBuilder, runLive, wantsListing, withIntervalOption, type LiveArgs } from "./live-command.ts";
@@ -19,89 +19,91 @@ import { trace } from "../trace.ts";
 /** Exit codes: 0 ok, 1 failure, 2 usage, 3 bad data, 4 privilege, 5 unsupported, 70 internal. */
 const EXIT_INTERNAL = 70;
 
+/** How a command that runs its own subcommands hands back its exit code. */
+type Settle = (run: Promise<number>) => Promise<void>;
+
+interface CommandSpec {
+  command: string;
+  describe: string;
+  builder: (y: Argv, settle: Settle) => Argv<unknown>;
+  /** The command's work; absent where the builder's subcommands do it (through settle). */
+  run?: (args: unknown) => Promise<number>;
+}
+
+const COMMANDS: CommandSpec[] = [
+  {
+    command: "$0 [process]",
+    describe: "On a terminal: the live view; otherwise the same as list",
+    builder: (y) => withIntervalOption(listBuilder(y)),
+    run: (a) => (wantsListing(a as LiveArgs, !!process.stdout.isTTY) ? runList(a as ListArgs) : runLive(a as LiveArgs)),
+  },
+  {
+    command: "list [process]",
+    describe: "List endpoints (default: connected TCP), like netstat and Tcpvcon",
+    builder: (y) => listBuilder(y),
+    run: (a) => runList(a as ListArgs),
+  },
+  {
+    command: "live [process]",
+    describe: "Full-screen live view, like TCPView: new rows green, closed red, changed yellow",
+    builder: (y) => liveBuilder(y),
+    run: (a) => runLive(a as LiveArgs),
+  },
+  {
+    command: "watch [process]",
+    describe: "Stream endpoint events (opened, closed, state changes, traffic) as they happen",
+    builder: (y) => watchBuilder(y),
+    run: (a) => runWatch(a as WatchArgs),
+  },
+  {
+    command: "close [localEndpoint] [remoteEndpoint]",
+    describe: "Close connections by address pair or by filters (audited)",
+    builder: (y) => closeBuilder(y),
+    run: (a) => runClose(a as CloseArgs),
+  },
+  {
+    command: "run",
+    describe: "The watch-and-act daemon: rules on every change, actions audited",
+    builder: (y) => runBuilder(y),
+    run: (a) => runDaemon(a as RunArgs),
+  },
+  {
+    command: "rules",
+    describe: "Check, test and scaffold sandboxed TypeScript rules; list bundled plugins",
+    builder: (y, settle) => rulesBuilder(y, settle),
+  },
+  {
+    command: "port <port>",
+    describe: "What a port is: its service names and the endpoints using it now",
+    builder: (y) => portBuilder(y),
+    run: (a) => runPort(a as PortArgs),
+  },
+  {
+    command: "proc <pid>",
+    describe: "A process's properties and every endpoint it holds",
+    builder: (y) => procBuilder(y),
+    run: (a) => runProc(a as ProcArgs),
+  },
+];
+
 export async function main(argv: string[]): Promise<number> {
   trace("started");
   let result = 0;
+  const settle: Settle = async (run) => {
+    result = await run;
+  };
   const parser = yargs(argv)
     .scriptName("sockwarden")
     // One value per repeated flag (lists are comma-separated): a greedy array would swallow the
     // next argument, e.g. `--remote-port 25 -6` taking "-6" as a second port.
     .parserConfiguration({ "greedy-arrays": false })
-    .usage("sockwarden — every TCP and UDP endpoint with the process behind it\n\nUsage: $0 <command> [options]")
-    .command(
-      "$0 [process]",
-      "On a terminal: the live view; otherwise the same as list",
-      (y) => withIntervalOption(listBuilder(y)),
-      async (args) => {
-        const a = args as unknown as LiveArgs;
-        result = wantsListing(a, !!process.stdout.isTTY) ? await runList(a) : await runLive(a);
-      },
-    )
-    .command(
-      "list [process]",
-      "List endpoints (default: connected TCP), like netstat and Tcpvcon",
-      (y) => listBuilder(y),
-      async (args) => {
-        result = await runList(args as unknown as ListArgs);
-      },
-    )
-    .command(
-      "live [process]",
-      "Full-screen live view, like TCPView: new rows green, closed red, changed yellow",
-      (y) => liveBuilder(y),
-      async (args) => {
-        result = await runLive(args as unknown as LiveArgs);
-      },
-    )
-    .command(
-      "watch [process]",
-      "Stream endpoint events (opened, closed, state changes, traffic) as they happen",
-      (y) => watchBuilder(y),
-      async (args) => {
-        result = await runWatch(args as unknown as WatchArgs);
-      },
-    )
-    .command(
-      "close [localEndpoint] [remoteEndpoint]",
-      "Close connections by address pair or by filters (audited)",
-      (y) => closeBuilder(y),
-      async (args) => {
-        result = await runClose(args as unknown as CloseArgs);
-      },
-    )
-    .command(
-      "run",
-      "The watch-and-act daemon: rules on every change, actions audited",
-      (y) => runBuilder(y),
-      async (args) => {
-        result = await runDaemon(args as unknown as RunArgs);
-      },
-    )
-    .command(
-      "rules",
-      "Check, test and scaffold sandboxed TypeScript rules; list bundled plugins",
-      (y) =>
-        rulesBuilder(y, async (run) => {
-          result = await run;
-        }),
-      () => {},
-    )
-    .command(
-      "port <port>",
-      "What a port is: its service names and the endpoints using it now",
-      (y) => portBuilder(y),
-      async (args) => {
-        result = await runPort(args as unknown as PortArgs);
-      },
-    )
-    .command(
-      "proc <pid>",
-      "A process's properties and every endpoint it holds",
-      (y) => procBuilder(y),
-      async (args) => {
-        result = await runProc(args as unknown as ProcArgs);
-      },
-    )
+    .usage("sockwarden — every TCP and UDP endpoint with the process behind it\n\nUsage: $0 <command> [options]");
+  for (const c of COMMANDS) {
+    parser.command(c.command, c.describe, (y) => c.builder(y, settle), async (args) => {
+      if (c.run) result = await c.run(args);
+    });
+  }
+  parser
     .version(VERSION)
     .help()
     .alias("help", "h")
