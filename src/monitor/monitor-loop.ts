@@ -20,6 +20,12 @@ export const MIN_INTERVAL_MS = 100;
 export const MAX_INTERVAL_MS = 3_600_000;
 /** How often destroy notices are read between refreshes. */
 const COLLECT_EVERY_MS = 100;
+/**
+ * The share of wall time full collections after refreshes may take. A full collection costs in
+ * proportion to what is alive (about 25 ms at 100k endpoints on the reference machine), so how
+ * often one runs follows what the last one cost.
+ */
+const FULL_COLLECTION_SHARE = 0.05;
 
 export interface MonitorLoopOptions {
   intervalMs: number;
@@ -28,9 +34,12 @@ export interface MonitorLoopOptions {
   timers?: Timers;
   clock?: () => number;
   /**
-   * Run a young-generation collection after each refresh. A refresh makes its garbage all at
-   * once (a snapshot's worth of records and keys); collecting it then keeps a long-running
-   * process's memory near its live size instead of growing until the collector's own schedule.
+   * Collect garbage after each refresh: a full collection when the last one is long enough ago
+   * (see FULL_COLLECTION_SHARE), a young-generation one otherwise. A refresh makes its garbage
+   * all at once (a snapshot's worth of records and keys); collecting it then keeps a
+   * long-running process's memory near its live size. Young collections alone did not: a
+   * daemon over 40k sockets grew from 140 to 370 MiB between the collector's own full passes,
+   * and a full pass after every 1 s refresh held it at 142 MiB for no measurable CPU.
    */
   collectAfterRefresh?: boolean;
 }
@@ -43,6 +52,7 @@ export class MonitorLoop {
   private nextRefreshAt = 0;
   private readonly timers: Timers;
   private readonly clock: () => number;
+  private nextFullCollectionAt = 0;
 
   constructor(
     private readonly monitor: Monitor,
@@ -104,6 +114,16 @@ export class MonitorLoop {
     this.schedule();
   }
 
+  private collectGarbage(): void {
+    const started = performance.now();
+    if (started < this.nextFullCollectionAt) {
+      Bun.gc(false);
+      return;
+    }
+    Bun.gc(true);
+    this.nextFullCollectionAt = started + (performance.now() - started) / FULL_COLLECTION_SHARE;
+  }
+
   private schedule(): void {
     // While paused no refresh is due, however late: only the notices are read, at their pace.
     const wait = this.pausedFlag ? COLLECT_EVERY_MS : Math.max(0, Math.min(COLLECT_EVERY_MS, this.nextRefreshAt - this.clock()));
@@ -120,7 +140,7 @@ export class MonitorLoop {
         this.nextRefreshAt = Math.max(this.nextRefreshAt + this.intervalMs, this.clock());
         const events = this.monitor.refresh();
         this.options.onEvents(events);
-        if (this.options.collectAfterRefresh) Bun.gc(false);
+        if (this.options.collectAfterRefresh) this.collectGarbage();
       } else {
         this.monitor.collectClosed();
       }
