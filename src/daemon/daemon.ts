@@ -189,19 +189,19 @@ export class Daemon {
   }
 
   private updateGauges(endpoints: readonly Endpoint[]): void {
-    const byState = new Map<string, number>();
+    // Counted by protocol, then state: no key is built per endpoint.
+    const byProtocol = new Map<string, Map<string, number>>();
     for (const ep of endpoints) {
-      const key = `${ep.protocol}|${ep.state ?? (ep.remotePort ? "CONNECTED" : "UNCONNECTED")}`;
-      byState.set(key, (byState.get(key) ?? 0) + 1);
+      let byState = byProtocol.get(ep.protocol);
+      if (!byState) byProtocol.set(ep.protocol, (byState = new Map()));
+      const state = ep.state ?? (ep.remotePort ? "CONNECTED" : "UNCONNECTED");
+      byState.set(state, (byState.get(state) ?? 0) + 1);
     }
-    this.metrics.replace(
-      "sockwarden_endpoints",
-      "Endpoints by protocol and state",
-      [...byState].map(([k, v]) => {
-        const [protocol, state] = k.split("|") as [string, string];
-        return { labels: { protocol, state }, value: v };
-      }),
-    );
+    const values: { labels: { protocol: string; state: string }; value: number }[] = [];
+    for (const [protocol, byState] of byProtocol) {
+      for (const [state, value] of byState) values.push({ labels: { protocol, state }, value });
+    }
+    this.metrics.replace("sockwarden_endpoints", "Endpoints by protocol and state", values);
   }
 
   /**

@@ -129,13 +129,12 @@ export class Monitor {
     if (this.pendingClosed.length === 0 && this.heldClosed.length === 0) return events;
     const closedByKey = new Map<string, UnnumberedEvent>();
     for (const e of events) if (e.type === "closed") closedByKey.set(endpointKey(e.endpoint), e);
-    const living = new Set<string>();
-    for (const ep of current.values()) living.add(pairKey(ep));
     const pairs: UnnumberedEvent[] = [];
     const held: ClosedNotice[] = [];
     const seen = new Set<string>();
     const listeners = listenersByPort(current, previous);
     const candidates = [...this.heldClosed.map((n) => ({ ...n, held: true })), ...this.pendingClosed.map((n) => ({ ...n, held: false }))];
+    const living = livingPairs(current, candidates);
     for (const notice of candidates) {
       const key = endpointKey(notice.endpoint);
       if (seen.has(key) || current.has(key) || living.has(pairKey(notice.endpoint))) continue;
@@ -172,6 +171,27 @@ export class Monitor {
 }
 
 /** The address pair of a connection, whatever socket object carries it now. */
+/**
+ * Which of the notices' address pairs a current endpoint still has. Only endpoints on a notice's
+ * local port can: the others are passed over without building their keys, which at tens of
+ * thousands of endpoints was most of what merging the notices cost.
+ */
+function livingPairs(current: Map<string, Endpoint>, notices: readonly { endpoint: Endpoint }[]): Set<string> {
+  const wanted = new Set<string>();
+  const ports = new Set<number>();
+  for (const n of notices) {
+    wanted.add(pairKey(n.endpoint));
+    ports.add(n.endpoint.localPort);
+  }
+  const living = new Set<string>();
+  for (const ep of current.values()) {
+    if (!ports.has(ep.localPort)) continue;
+    const key = pairKey(ep);
+    if (wanted.has(key)) living.add(key);
+  }
+  return living;
+}
+
 function pairKey(ep: Endpoint): string {
   return `${ep.protocol}|${ep.localAddress}|${ep.localPort}|${ep.remoteAddress}|${ep.remotePort}`;
 }
