@@ -115,3 +115,27 @@ exec env -i ./sockwarden list -a --json
     expect(ours).not.toContain("sockwarden-e2e-");
   });
 });
+
+describe("a box without the C++ runtime", () => {
+  // koffi's addon is linked against libstdc++.so.6; the executable itself is not. Where the
+  // library is missing (here: an empty file over it, in a private mount namespace), listing goes
+  // on through /proc/net and says why.
+  const SCRIPT = String.raw`
+set -eu
+lib="$(ldconfig -p | awk '$1 == "libstdc++.so.6" { print $NF; exit }')"
+[ -n "$lib" ] || { echo "no libstdc++.so.6 in the loader's cache" >&2; exit 93; }
+mount --bind /dev/null "$(readlink -f "$lib")"
+exec "$@"
+`;
+
+  it("lists through /proc/net and names the missing library", async () => {
+    const result = await ns!.exec(["unshare", "--mount", "--propagation", "private", "sh", "-c", SCRIPT, "sh", EXECUTABLE, "list", "-a", "--json"], {
+      timeoutMs: 60_000,
+    });
+    expect(result.code, describeRun(result)).toBe(0);
+    expect(result.stderr).toMatch(/^note: netlink sock_diag is unavailable \(cannot load the embedded koffi addon .*libstdc\+\+\.so\.6.*\); reading \/proc\/net instead/m);
+    expectListenerListed(parseJsonArray(result));
+    const ours = readFileSync("/proc/self/mounts", "utf8");
+    expect(ours).not.toMatch(/libstdc/);
+  });
+});
