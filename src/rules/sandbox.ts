@@ -366,9 +366,10 @@ export class RuleSandbox {
 
   private runCall(hook: "start" | "periodic", payload: Uint8Array, at: number): DispatchResult {
     if (!this.info[hook]) return { actions: [], failures: [] };
-    this.runtime.setInterruptHandler(shouldInterruptAfterDeadline(Date.now() + Math.max(this.limits.callBudgetMs * 10, 100)));
     const list = this.decode(payload);
     if (isFailure(list)) return { actions: [], failures: [list] };
+    // Set after decoding: the memory check while decoding sets a deadline of its own.
+    this.runtime.setInterruptHandler(shouldInterruptAfterDeadline(Date.now() + Math.max(this.limits.callBudgetMs * 10, 100)));
     const atHandle = this.context.newNumber(at);
     try {
       const result = this.context.callFunction(this.functions[hook], this.control, list, atHandle);
