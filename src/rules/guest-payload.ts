@@ -10,7 +10,7 @@
  * holds an index into p (or -1) that the guest's dispatcher turns into the shared object.
  *
  * The format belongs to the QuickJS build that is bundled; the sandbox checks at start that this
- * writer and that reader agree (see PROBE), so an upgrade that changes it fails loudly at load.
+ * writer and that reader agree (see encodeProbe), so an upgrade that changes it fails loudly at load.
  */
 import type { Endpoint, ProcessInfo } from "../engine/types.ts";
 import type { CounterDelta, EndpointEvent } from "../monitor/events.ts";
@@ -50,9 +50,13 @@ type Key = (typeof KEYS)[number];
 const K = Object.fromEntries(KEYS.map((k, i) => [k, (i + 1) * 2])) as Record<Key, number>;
 if (KEYS.length >= 64) throw new Error("guest-payload: more keys than one-byte key codes");
 
+const FIRST_BUFFER_BYTES = 64 << 10;
+/** The largest buffer kept between payloads: one grown for a large endpoint list is let go. */
+const KEPT_BUFFER_BYTES = 1 << 20;
+
 /** Grows as needed and is reused between payloads: one copy of the result is all that is made. */
 class PayloadWriter {
-  private buf = new Uint8Array(64 << 10);
+  private buf = new Uint8Array(FIRST_BUFFER_BYTES);
   private view = new DataView(this.buf.buffer);
   private n = 0;
 
@@ -64,7 +68,12 @@ class PayloadWriter {
   }
 
   finish(): Uint8Array {
-    return this.buf.slice(0, this.n);
+    const out = this.buf.slice(0, this.n);
+    if (this.buf.length > KEPT_BUFFER_BYTES) {
+      this.buf = new Uint8Array(FIRST_BUFFER_BYTES);
+      this.view = new DataView(this.buf.buffer);
+    }
+    return out;
   }
 
   private room(bytes: number): void {
