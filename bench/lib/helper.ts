@@ -1,7 +1,9 @@
-// The connection holder (conn_helper.py) and socket counts in the current namespace.
+// The connection holder (conn_helper.py), here or in a named network namespace, and TCP socket
+// counts from a namespace's /proc/net.
 import path from "node:path";
 import { BENCH_DIR } from "./options.ts";
 import { firstLine } from "./proc.ts";
+import { netnsPath } from "./netns.ts";
 
 /** A sleep that does not keep the process alive by itself. */
 export function sleepUnref(ms: number): Promise<void> {
@@ -15,6 +17,8 @@ export const PYTHON = "/usr/bin/python3";
 const SCRIPT = path.join(BENCH_DIR, "conn_helper.py");
 
 export interface HeldConnections {
+  /** The helper's PID: /proc/PID/net shows its namespace's sockets. */
+  pid: number;
   connections: number;
   /** Sockets the helper reports holding (2N plus its listeners). */
   sockets: number;
@@ -25,13 +29,16 @@ export interface HeldConnections {
 }
 
 /**
- * Start the helper (in this process's network namespace) and wait until it prints
- * "ready N SOCKETS WORKERS". It exits when its stdin closes or after lifetimeS.
+ * Start the helper (in this process's network namespace, or inside `netns` through nsenter) and
+ * wait until it prints "ready N SOCKETS WORKERS". It exits when its stdin closes (this process
+ * gone included) or after lifetimeS.
  */
-export async function holdConnections(n: number, lifetimeS: number, readyTimeoutMs: number): Promise<HeldConnections> {
+export async function holdConnections(n: number, lifetimeS: number, readyTimeoutMs: number, netns?: string): Promise<HeldConnections> {
   const t0 = performance.now();
+  const who = netns ? `${netns}: holder` : "helper";
+  const helper = [PYTHON, SCRIPT, String(n), "--lifetime", String(Math.max(5, Math.floor(lifetimeS)))];
   const proc = Bun.spawn({
-    cmd: [PYTHON, SCRIPT, String(n), "--lifetime", String(Math.max(5, Math.floor(lifetimeS)))],
+    cmd: netns ? ["nsenter", `--net=${netnsPath(netns)}`, "--", ...helper] : helper,
     stdin: "pipe",
     stdout: "pipe",
     stderr: "pipe",
@@ -67,11 +74,11 @@ export async function holdConnections(n: number, lifetimeS: number, readyTimeout
   try {
     for (;;) {
       const r = await Promise.race([reader.read(), timer]);
-      if (r === "timeout") throw new Error(`helper not ready after ${readyTimeoutMs} ms`);
+      if (r === "timeout") throw new Error(`${who} not ready after ${readyTimeoutMs} ms`);
       if (r.done) {
         await proc.exited;
         const err = firstLine(await stderrP);
-        throw new Error(`helper exited (${proc.exitCode ?? proc.signalCode}) before ready: ${err || "no message"}`);
+        throw new Error(`${who} exited (${proc.exitCode ?? proc.signalCode}) before ready: ${err || "no message"}`);
       }
       text += decoder.decode(r.value, { stream: true });
       const m = /^ready (\d+) (\d+) (\d+)$/m.exec(text);
@@ -81,6 +88,7 @@ export async function holdConnections(n: number, lifetimeS: number, readyTimeout
           for (;;) if ((await reader.read()).done) return;
         })().catch(() => undefined);
         return {
+          pid: proc.pid,
           connections: Number(m[1]),
           sockets: Number(m[2]),
           workers: Number(m[3]),
@@ -103,20 +111,24 @@ export interface SocketCount {
   other: number;
 }
 
-/** Count TCP sockets (IPv4 and IPv6) in this process's network namespace from /proc/net. */
-export async function countTcpSockets(): Promise<SocketCount> {
+/**
+ * Count TCP sockets (IPv4 and IPv6) of one namespace from a /proc/net directory: "/proc/net" for
+ * this process's, "/proc/PID/net" for PID's. Null when neither file could be read.
+ */
+export async function countTcpIn(procNet: string): Promise<SocketCount | null> {
   const c: SocketCount = { total: 0, established: 0, listen: 0, other: 0 };
-  for (const file of ["/proc/net/tcp", "/proc/net/tcp6"]) {
+  let read = 0;
+  for (const file of [`${procNet}/tcp`, `${procNet}/tcp6`]) {
     let text: string;
     try {
       text = await Bun.file(file).text();
     } catch {
       continue;
     }
+    read++;
     const lines = text.split("\n");
     for (let i = 1; i < lines.length; i++) {
-      const fields = lines[i]!.trim().split(/\s+/);
-      const st = fields[3];
+      const st = lines[i]!.trim().split(/\s+/)[3];
       if (st === undefined) continue;
       c.total++;
       if (st === "01") c.established++;
@@ -124,7 +136,12 @@ export async function countTcpSockets(): Promise<SocketCount> {
       else c.other++;
     }
   }
-  return c;
+  return read ? c : null;
+}
+
+/** Count TCP sockets in this process's network namespace. */
+export async function countTcpSockets(): Promise<SocketCount> {
+  return (await countTcpIn("/proc/net")) ?? { total: 0, established: 0, listen: 0, other: 0 };
 }
 
 /** Wait (bounded) until no TCP sockets are left in this namespace. */
