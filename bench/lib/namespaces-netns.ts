@@ -2,6 +2,7 @@
 // connections, all created here and all deleted here in every case (success, error,
 // SIGINT/SIGTERM/SIGHUP, time budget), and a re-run of bench/namespaces.ts inside the own one.
 import { existsSync, readdirSync, statSync } from "node:fs";
+import { SignalRelay } from "./measuring-half.ts";
 import { NS_PREFIX, netnsPath } from "./netns.ts";
 import { run } from "./proc.ts";
 import { sleepUnref } from "./helper.ts";
@@ -170,81 +171,32 @@ export async function runNamespacesOuter(spec: NamespacesOuterSpec): Promise<num
   const onExit = (): void => deleteAllSync(all);
   process.on("exit", onExit);
 
-  let child: Bun.Subprocess | null = null;
-  let signalled: string | null = null;
-  const onSignal = (sig: NodeJS.Signals): void => {
-    if (!child) {
-      signalled ??= sig;
-      return;
-    }
-    if (signalled) {
-      child.kill("SIGKILL");
-      return;
-    }
-    signalled = sig;
-    log(`${sig}: stopping`);
-    child.kill(sig === "SIGHUP" ? "SIGTERM" : sig);
-    const c = child;
-    setTimeout(() => c.kill("SIGKILL"), 15_000).unref();
-  };
-  process.on("SIGINT", onSignal);
-  process.on("SIGTERM", onSignal);
-  process.on("SIGHUP", onSignal);
+  const relay = new SignalRelay(log);
 
   try {
     const t0 = performance.now();
     for (const n of all) {
-      if (signalled) return 130;
+      if (relay.signalled) return 130;
       if (Date.now() > spec.deadline) throw new Error("time budget (--max-minutes) used up while creating namespaces");
       created.push(n);
       await createOne(n);
     }
-    if (signalled) return 130;
+    if (relay.signalled) return 130;
     log(
       `created ${all.length} network namespaces in ${((performance.now() - t0) / 1000).toFixed(1)} s: ` +
         `${spec.set.own} (measuring from here) and ${spec.set.targets[0]} … ${spec.set.targets[spec.set.targets.length - 1]}`,
     );
 
-    child = Bun.spawn({
-      cmd: [
-        "nsenter",
-        `--net=${netnsPath(spec.set.own)}`,
-        "--",
-        process.execPath,
-        spec.script,
-        ...spec.args,
-        "--inner",
-        "--deadline",
-        String(spec.deadline),
-      ],
-      stdin: "ignore",
-      stdout: "inherit",
-      stderr: "inherit",
-      env: { ...process.env, SW_BENCH_NETNS: spec.set.own, SW_BENCH_NS_TARGETS: spec.set.targets.join(",") },
-    });
-    const graceMs = Math.max(0, spec.deadline - Date.now()) + 60_000;
-    const c = child;
-    const term = setTimeout(() => {
-      log("time budget exceeded: stopping the measuring process");
-      c.kill("SIGTERM");
-      setTimeout(() => c.kill("SIGKILL"), 15_000).unref();
-    }, graceMs);
-    term.unref();
-    const code = await child.exited;
-    clearTimeout(term);
-    if (signalled) return 130;
-    return code ?? 1;
+    return await relay.run(spec.set.own, spec, { SW_BENCH_NETNS: spec.set.own, SW_BENCH_NS_TARGETS: spec.set.targets.join(",") });
   } catch (e) {
     log(`error: ${e instanceof Error ? e.message : String(e)}`);
-    return signalled ? 130 : 1;
+    return relay.signalled ? 130 : 1;
   } finally {
     await emptyNamespaces(created);
     const failed = await deleteAll(created);
     if (failed.length) log(`could not delete: ${failed.join("; ")}`);
     else if (created.length) log(`deleted the ${created.length} network namespaces`);
-    process.off("SIGINT", onSignal);
-    process.off("SIGTERM", onSignal);
-    process.off("SIGHUP", onSignal);
+    relay.dispose();
     process.off("exit", onExit);
   }
 }

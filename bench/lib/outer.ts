@@ -2,6 +2,7 @@
 // suite's own script inside it (`nsenter --net=/run/netns/<ns>`), whose children are the measured
 // tools. The namespace is deleted in every case: success, error, SIGINT/SIGTERM/SIGHUP and when
 // the time budget runs out.
+import { SignalRelay } from "./measuring-half.ts";
 import { createNetns, deleteNetns, deleteNetnsSync, netnsPath, staleNamespaces } from "./netns.ts";
 
 const log = (msg: string): void => {
@@ -49,73 +50,22 @@ export async function runOuter(spec: OuterSpec): Promise<number> {
   const onExit = (): void => deleteNetnsSync(ns);
   process.on("exit", onExit);
 
-  let child: Bun.Subprocess | null = null;
-  let signalled: string | null = null;
-  const onSignal = (sig: NodeJS.Signals): void => {
-    if (!child) {
-      signalled = sig;
-      return;
-    }
-    if (signalled) {
-      // Second signal: do not wait any longer.
-      child.kill("SIGKILL");
-      return;
-    }
-    signalled = sig;
-    log(`${sig}: stopping`);
-    child.kill(sig === "SIGHUP" ? "SIGTERM" : sig);
-    const c = child;
-    setTimeout(() => c.kill("SIGKILL"), 15_000).unref();
-  };
-  process.on("SIGINT", onSignal);
-  process.on("SIGTERM", onSignal);
-  process.on("SIGHUP", onSignal);
+  const relay = new SignalRelay(log);
 
   try {
     await createNetns(ns);
-    if (signalled) return 130;
+    if (relay.signalled) return 130;
     log(`created network namespace ${ns}`);
 
-    child = Bun.spawn({
-      cmd: [
-        "nsenter",
-        `--net=${netnsPath(ns)}`,
-        "--",
-        process.execPath,
-        spec.script,
-        ...spec.args,
-        "--inner",
-        "--deadline",
-        String(spec.deadline),
-      ],
-      stdin: "ignore",
-      stdout: "inherit",
-      stderr: "inherit",
-      env: { ...process.env, SW_BENCH_NETNS: ns },
-    });
-    // The measuring half stops itself at the deadline; past it (plus grace), end it.
-    const graceMs = Math.max(0, spec.deadline - Date.now()) + 60_000;
-    const c = child;
-    const term = setTimeout(() => {
-      log("time budget exceeded: stopping the measuring process");
-      c.kill("SIGTERM");
-      setTimeout(() => c.kill("SIGKILL"), 15_000).unref();
-    }, graceMs);
-    term.unref();
-    const code = await child.exited;
-    clearTimeout(term);
-    if (signalled) return 130;
-    return code ?? 1;
+    return await relay.run(ns, spec, { SW_BENCH_NETNS: ns });
   } catch (e) {
     log(`error: ${e instanceof Error ? e.message : String(e)}`);
-    return signalled ? 130 : 1;
+    return relay.signalled ? 130 : 1;
   } finally {
     const err = await deleteNetns(ns);
     if (err) log(`could not delete namespace ${ns}: ${err}`);
     else log(`deleted network namespace ${ns}`);
-    process.off("SIGINT", onSignal);
-    process.off("SIGTERM", onSignal);
-    process.off("SIGHUP", onSignal);
+    relay.dispose();
     process.off("exit", onExit);
   }
 }
