@@ -1,11 +1,11 @@
 // The measuring half of the daemon suite: runs inside the benchmark's network namespace (entered
 // with nsenter by bench/daemon.ts) and runs the latency phase at each interval, then the steady
 // phase, then prints and saves the report.
-import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, statSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { waitNoSockets } from "./helper.ts";
-import { hostInfo, stamp } from "./host.ts";
+import { hostInfo, saveReport } from "./host.ts";
 import { inNetns } from "./netns.ts";
 import { firstLine, notRunnable, run } from "./proc.ts";
 import { clockTicks } from "./watch-measure.ts";
@@ -170,18 +170,7 @@ export async function runDaemonInner(opts: DaemonOptions, netnsName: string): Pr
       process.stdout.write("(interrupted: partial results, nothing saved)\n");
       return 130;
     }
-    if (opts.save) {
-      try {
-        mkdirSync(opts.outDir, { recursive: true });
-        const base = path.join(opts.outDir, `daemon-${stamp(started)}`);
-        writeFileSync(`${base}.md`, daemonMarkdown(report));
-        writeFileSync(`${base}.json`, JSON.stringify(report, null, 2) + "\n");
-        process.stdout.write(`\nSaved ${base}.md and ${base}.json\n`);
-      } catch (e) {
-        log(`could not save results: ${firstLine(e instanceof Error ? e.message : String(e))}`);
-        return 1;
-      }
-    }
+    if (opts.save && !saveReport(opts.outDir, "daemon", started, daemonMarkdown(report), report, log)) return 1;
     const failed = latency.some((l) => l.status !== "ok") || (steady !== null && steady.status !== "ok");
     return failed ? 1 : 0;
   } finally {

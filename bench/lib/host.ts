@@ -1,6 +1,8 @@
 // Facts about the host recorded with every benchmark report.
+import { mkdirSync, writeFileSync } from "node:fs";
 import os from "node:os";
-import { run } from "./proc.ts";
+import path from "node:path";
+import { firstLine, run } from "./proc.ts";
 
 export async function hostInfo(): Promise<Record<string, string | number | null>> {
   const version = async (cmd: string[], pick: (out: string) => string | undefined): Promise<string | null> => {
@@ -44,4 +46,22 @@ export async function hostOpenFiles(): Promise<number | null> {
 export function stamp(d: Date): string {
   const p = (n: number): string => String(n).padStart(2, "0");
   return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}-${p(d.getHours())}${p(d.getMinutes())}${p(d.getSeconds())}`;
+}
+
+/**
+ * Writes a suite's report as <suite>-<stamp>.md and .json into outDir and says where; false (with
+ * the reason logged) when it cannot.
+ */
+export function saveReport(outDir: string, suite: string, started: Date, markdown: string, report: unknown, log: (msg: string) => void): boolean {
+  try {
+    mkdirSync(outDir, { recursive: true });
+    const base = path.join(outDir, `${suite}-${stamp(started)}`);
+    writeFileSync(`${base}.md`, markdown);
+    writeFileSync(`${base}.json`, JSON.stringify(report, null, 2) + "\n");
+    process.stdout.write(`\nSaved ${base}.md and ${base}.json\n`);
+    return true;
+  } catch (e) {
+    log(`could not save results: ${firstLine(e instanceof Error ? e.message : String(e))}`);
+    return false;
+  }
 }

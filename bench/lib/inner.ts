@@ -1,11 +1,11 @@
 // The measuring half: runs inside the benchmark's network namespace (entered with nsenter by
 // bench/run.ts), so every tool is a direct child of this process and sees the same sockets.
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import type { Options, ToolKey } from "./options.ts";
-import { firstLine, killMeasured, measure, type Measurement } from "./proc.ts";
-import { hostInfo, hostOpenFiles, stamp } from "./host.ts";
+import { killMeasured, measure, type Measurement } from "./proc.ts";
+import { hostInfo, hostOpenFiles, saveReport } from "./host.ts";
 import { countTcpSockets, holdConnections, waitNoSockets, type HeldConnections } from "./helper.ts";
 import { inNetns } from "./netns.ts";
 import { MIB, max, median } from "./stats.ts";
@@ -272,17 +272,6 @@ async function measureAll(
     process.stdout.write("(interrupted: partial results, nothing saved)\n");
     return 130;
   }
-  if (opts.save) {
-    try {
-      mkdirSync(opts.outDir, { recursive: true });
-      const base = path.join(opts.outDir, `list-${stamp(started)}`);
-      writeFileSync(`${base}.md`, markdown(report));
-      writeFileSync(`${base}.json`, JSON.stringify(report, null, 2) + "\n");
-      process.stdout.write(`\nSaved ${base}.md and ${base}.json\n`);
-    } catch (e) {
-      log(`could not save results: ${firstLine(e instanceof Error ? e.message : String(e))}`);
-      return 1;
-    }
-  }
+  if (opts.save && !saveReport(opts.outDir, "list", started, markdown(report), report, log)) return 1;
   return sizes.some((s) => s.error) ? 1 : 0;
 }

@@ -2,11 +2,11 @@
 // with nsenter by bench/namespaces.ts), starts one connection holder in each benchmark namespace,
 // and times, round after round, `sockwarden list -a --all-namespaces --json` against a shell loop
 // of `ip netns exec NS ss -tanp` over the benchmark namespaces. Both are children of this process.
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { firstLine, killMeasured, measure, run, type Measurement } from "./proc.ts";
-import { hostInfo, hostOpenFiles, stamp } from "./host.ts";
+import { hostInfo, hostOpenFiles, saveReport } from "./host.ts";
 import { inNetns } from "./netns.ts";
 import { MIB, max, median } from "./stats.ts";
 import type { NamespacesOptions } from "./namespaces-options.ts";
@@ -390,17 +390,6 @@ export async function runNamespacesInner(opts: NamespacesOptions, own: string, t
     process.stdout.write("(interrupted: partial results, nothing saved)\n");
     return 130;
   }
-  if (opts.save) {
-    try {
-      mkdirSync(opts.outDir, { recursive: true });
-      const base = path.join(opts.outDir, `namespaces-${stamp(started)}`);
-      writeFileSync(`${base}.md`, markdown(report));
-      writeFileSync(`${base}.json`, JSON.stringify(report, null, 2) + "\n");
-      process.stdout.write(`\nSaved ${base}.md and ${base}.json\n`);
-    } catch (e) {
-      log(`could not save results: ${firstLine(e instanceof Error ? e.message : String(e))}`);
-      return 1;
-    }
-  }
+  if (opts.save && !saveReport(opts.outDir, "namespaces", started, markdown(report), report, log)) return 1;
   return phases.some((p) => p.error) ? 1 : 0;
 }

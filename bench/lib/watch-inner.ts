@@ -1,10 +1,10 @@
 // The measuring half of the watch suite: runs inside the benchmark's network namespace (entered
 // with nsenter by bench/watch.ts), holds the idle sockets and measures each side in turn.
-import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, statSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { countTcpSockets, holdConnections, waitNoSockets, type HeldConnections } from "./helper.ts";
-import { hostInfo, hostOpenFiles, stamp } from "./host.ts";
+import { hostInfo, hostOpenFiles, saveReport } from "./host.ts";
 import { inNetns } from "./netns.ts";
 import { firstLine, run } from "./proc.ts";
 import { clockTicks, interruptMeasuring, measureSsLoop, measureWatch } from "./watch-measure.ts";
@@ -211,18 +211,7 @@ export async function runWatchInner(opts: WatchOptions, netnsName: string): Prom
       process.stdout.write("(interrupted: partial results, nothing saved)\n");
       return 130;
     }
-    if (opts.save) {
-      try {
-        mkdirSync(opts.outDir, { recursive: true });
-        const base = path.join(opts.outDir, `watch-${stamp(started)}`);
-        writeFileSync(`${base}.md`, watchMarkdown(report));
-        writeFileSync(`${base}.json`, JSON.stringify(report, null, 2) + "\n");
-        process.stdout.write(`\nSaved ${base}.md and ${base}.json\n`);
-      } catch (e) {
-        log(`could not save results: ${firstLine(e instanceof Error ? e.message : String(e))}`);
-        return 1;
-      }
-    }
+    if (opts.save && !saveReport(opts.outDir, "watch", started, watchMarkdown(report), report, log)) return 1;
     return sizes.some((s) => s.error) ? 1 : 0;
   } finally {
     rmSync(tmp, { recursive: true, force: true });
