@@ -238,12 +238,19 @@ export default defineRule({ name: "always-fails", on: ["opened"], handle(e) { th
       expect(daemon.hasExited, daemon.stderr).toBe(false);
       expect(await daemon.waitForStderr(/running /, 10_000), daemon.stderr).toBe(true);
       expect(await daemon.waitForStderr(/reloaded/, 10_000), daemon.stderr).toBe(true);
+      const reloadLines = () => daemon.stderr.split("\n").filter((l) => l.includes("reloaded"));
+      await sleep(3000);
+      const settled = reloadLines().length;
       await sleep(1000);
-      const reloads = daemon.stderr.split("\n").filter((l) => l.includes("reloaded"));
+      const reloads = reloadLines();
       const told = reloads.reduce((n, l) => n + Number(/\((\d+) SIGHUPs\)/.exec(l)?.[1] ?? 1), 0);
       expect(told).toBeGreaterThanOrEqual(1);
       expect(told).toBeLessThanOrEqual(sent);
-      expect(reloads.length).toBeLessThanOrEqual(10);
+      // Folded: signals that arrive during a reload make one more reload, not one each, so no
+      // backlog of reloads runs on after the storm. How many fit into the storm depends on how
+      // fast this machine loads the rules (10 on a busy one, 18 on an idle one).
+      expect(reloads.length).toBe(settled);
+      expect(reloads.length).toBeLessThan(sent / 10);
       daemon.kill("SIGTERM");
       expect(await daemon.waitForExit(5000)).toBe(true);
       expect(daemon.code, daemon.stderr).toBe(0);
