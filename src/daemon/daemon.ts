@@ -93,6 +93,7 @@ export class Daemon {
     const initial = this.monitor.start();
     // After the first look, so that its notes (e.g. processes that cannot be read) are told too.
     for (const n of this.monitor.notes) this.options.warn?.(n);
+    this.state.rules.followKnownEndpoints(() => this.monitor!.table());
     this.execute(this.state.rules.start(initial));
     this.updateGauges(initial);
     this.loop = new MonitorLoop(this.monitor, {
@@ -154,7 +155,11 @@ export class Daemon {
     this.protection = new Protection(config.protect);
     this.limiter = new ActionRateLimiter(config.limits.actionsPerMinute, config.limits.perRule);
     this.loop?.setInterval(config.interval * 1000);
-    if (this.monitor) this.execute(next.rules.start(this.monitor.current()));
+    if (this.monitor) {
+      const monitor = this.monitor;
+      next.rules.followKnownEndpoints(() => monitor.table());
+      this.execute(next.rules.start(monitor.current()));
+    }
     if (old) {
       old.watcher?.close();
       old.rules.dispose();
@@ -178,17 +183,17 @@ export class Daemon {
     this.checkFaults();
     const started = performance.now();
     for (const e of events) this.metrics.inc("sockwarden_events_total", "Endpoint events seen", { type: e.type });
-    const current = this.monitor.current();
-    this.state.rules.setKnownEndpoints(current);
+    const monitor = this.monitor;
     const ruleStart = performance.now();
-    const actions = [...this.state.rules.dispatch(events), ...this.state.rules.tick(current)];
+    // The rule set reads the monitor's table of endpoints; a list is made only for a periodic hook.
+    const actions = [...this.state.rules.dispatch(events), ...this.state.rules.tick(() => monitor.current())];
     this.metrics.inc("sockwarden_rule_seconds_total", "Time spent in rules", {}, (performance.now() - ruleStart) / 1000);
     this.execute(actions);
-    this.updateGauges(current);
+    this.updateGauges(monitor.table().values());
     this.metrics.set("sockwarden_refresh_seconds", "Duration of the last refresh's processing", {}, (performance.now() - started) / 1000);
   }
 
-  private updateGauges(endpoints: readonly Endpoint[]): void {
+  private updateGauges(endpoints: Iterable<Endpoint>): void {
     // Counted by protocol, then state: no key is built per endpoint.
     const byProtocol = new Map<string, Map<string, number>>();
     for (const ep of endpoints) {

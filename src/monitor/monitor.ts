@@ -78,6 +78,11 @@ export class Monitor {
     return [...this.known.values()];
   }
 
+  /** The same, by endpointKey, without a copy: valid until the next refresh replaces it. */
+  table(): ReadonlyMap<string, Endpoint> {
+    return this.known;
+  }
+
   /**
    * Reads the kernel's destroy notices queued so far. Call it often between refreshes (every
    * 100 ms or so) so that a burst of short connections does not overflow the kernel's buffer.

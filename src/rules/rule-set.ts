@@ -70,7 +70,9 @@ export class RuleSet {
   private readonly clock: () => number;
   private readonly steady: () => number;
   /** Endpoints sockwarden currently knows, by key: what a close may target. */
-  private known = new Map<string, Endpoint>();
+  private own = new Map<string, Endpoint>();
+  /** Where the table is someone else's (the daemon's monitor): read, never written here. */
+  private follow: (() => ReadonlyMap<string, Endpoint>) | null = null;
 
   constructor(private readonly options: RuleSetOptions = {}) {
     this.limits = { ...DEFAULT_LIMITS, ...options.limits };
@@ -135,15 +137,28 @@ export class RuleSet {
     return this.rules.map((r) => ({ name: r.sandbox.info.name, label: r.source.label, quarantined: r.quarantined, memoryBytes: r.sandbox.memoryBytes(), info: r.sandbox.info }));
   }
 
+  private get known(): ReadonlyMap<string, Endpoint> {
+    return this.follow ? this.follow() : this.own;
+  }
+
   /** Replaces what close may target (e.g. each refresh's endpoints). */
   setKnownEndpoints(endpoints: Iterable<Endpoint>): void {
-    this.known = new Map();
-    for (const ep of endpoints) this.known.set(endpointKey(ep), ep);
+    this.follow = null;
+    this.own = new Map();
+    for (const ep of endpoints) this.own.set(endpointKey(ep), ep);
+  }
+
+  /**
+   * Takes what close may target from a table kept elsewhere, by endpointKey (the monitor's, which
+   * already holds each refresh's outcome), instead of a copy kept up to date here.
+   */
+  followKnownEndpoints(table: () => ReadonlyMap<string, Endpoint>): void {
+    this.follow = table;
   }
 
   /** Calls every rule's start hook with the endpoints that exist now. */
   start(endpoints: readonly Endpoint[]): RuleAction[] {
-    this.setKnownEndpoints(endpoints);
+    if (!this.follow) this.setKnownEndpoints(endpoints);
     const payload = encodeEndpoints(endpoints);
     const out: RuleAction[] = [];
     for (const rule of this.active()) {
@@ -157,9 +172,11 @@ export class RuleSet {
   /** Every rule sees every event of the types it subscribed to, in order. */
   dispatch(events: readonly EndpointEvent[]): RuleAction[] {
     const out: RuleAction[] = [];
-    for (const e of events) {
-      if (e.type === "closed") this.known.delete(endpointKey(e.endpoint));
-      else this.known.set(endpointKey(e.endpoint), e.endpoint);
+    if (!this.follow) {
+      for (const e of events) {
+        if (e.type === "closed") this.own.delete(endpointKey(e.endpoint));
+        else this.own.set(endpointKey(e.endpoint), e.endpoint);
+      }
     }
     for (let i = 0; i < events.length; i += this.batchSize) {
       const batch = events.slice(i, i + this.batchSize);
@@ -196,11 +213,15 @@ export class RuleSet {
     return out;
   }
 
-  /** Runs periodic hooks that are due at `now` (default: now), with all current endpoints. */
-  tick(endpoints: readonly Endpoint[], now?: number): RuleAction[] {
+  /**
+   * Runs periodic hooks that are due at `now` (default: now), with all current endpoints; the
+   * list is made only when a hook is due.
+   */
+  tick(current: readonly Endpoint[] | (() => readonly Endpoint[]), now?: number): RuleAction[] {
     const at = now ?? this.steady();
     const due = this.active().filter((r) => r.sandbox.info.periodic && at >= r.nextPeriodic);
     if (due.length === 0) return [];
+    const endpoints = typeof current === "function" ? current() : current;
     const payload = encodeEndpoints(endpoints);
     const out: RuleAction[] = [];
     for (const rule of due) {
