@@ -1,8 +1,8 @@
-import { afterAll, describe, expect, test } from "vitest";
+import { afterAll, afterEach, describe, expect, test } from "vitest";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { spawn } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import { AuditLog } from "../../src/actions/audit-log.ts";
 import { endProcess } from "../../src/actions/end-process.ts";
 import { closeEndpoint } from "../../src/actions/close-endpoint.ts";
@@ -70,33 +70,57 @@ describe("closeEndpoint", () => {
 });
 
 describe("endProcess", () => {
-  const start = (script: string) => {
-    const child = spawn("/usr/bin/python3", ["-c", script], { stdio: "ignore" });
-    return child;
+  const children: ChildProcess[] = [];
+  afterEach(() => {
+    for (const c of children.splice(0)) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
+  });
+  /**
+   * Starts `python3 -c setup` followed by a sleep, and resolves once the child says it has run
+   * `setup` (its signal handlers are in place): acting on it any earlier races its start.
+   */
+  const start = (setup: string): Promise<ChildProcess> => {
+    const child = spawn("/usr/bin/python3", ["-c", `${setup}\nimport sys, time\nsys.stdout.write("ready\\n"); sys.stdout.flush()\ntime.sleep(30)`], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    children.push(child);
+    return new Promise((resolve, reject) => {
+      let out = "";
+      let err = "";
+      const timer = setTimeout(() => reject(new Error(`python3 did not say ready within 20 s; stderr: ${err}`)), 20_000);
+      child.stderr!.on("data", (d) => (err += d));
+      child.stdout!.on("data", (d) => {
+        out += d;
+        if (out.includes("ready\n")) {
+          clearTimeout(timer);
+          resolve(child);
+        }
+      });
+      child.on("exit", (code, signal) => {
+        clearTimeout(timer);
+        reject(new Error(`python3 ended (${code ?? signal}) before it was ready; stderr: ${err}`));
+      });
+    });
   };
-  const settle = () => new Promise((r) => setTimeout(r, 300));
 
   test("SIGTERM ends a well-behaved process", async () => {
-    const child = start("import time; time.sleep(30)");
-    await settle();
+    const child = await start("pass");
     const r = await endProcess(child.pid!, "python3", { requestedBy: "test", graceMs: 2000 });
     expect(r).toMatchObject({ ok: true, result: "terminated" });
   });
 
   test("a process that ignores SIGTERM is killed after the grace period", async () => {
-    const child = start("import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(30)");
-    await settle();
+    const child = await start("import signal; signal.signal(signal.SIGTERM, signal.SIG_IGN)");
     const audit = new AuditLog(path.join(dir, "kill.log"));
-    const started = Date.now();
+    const started = performance.now();
     const r = await endProcess(child.pid!, "python3", { requestedBy: "test", graceMs: 400, audit });
     expect(r).toMatchObject({ ok: true, result: "killed" });
-    expect(Date.now() - started).toBeGreaterThanOrEqual(380);
+    // It was given its grace period before the SIGKILL.
+    expect(performance.now() - started).toBeGreaterThanOrEqual(380);
     expect(JSON.parse(fs.readFileSync(path.join(dir, "kill.log"), "utf8")).outcome).toBe("killed");
   });
 
   test("a reused PID is not signalled, nor are init and sockwarden itself", async () => {
-    const child = start("import time; time.sleep(30)");
-    await settle();
+    const child = await start("pass");
     const r = await endProcess(child.pid!, "old", { requestedBy: "test", expectedStartTime: "then", startTimeOf: () => "now" });
     expect(r.result).toBe("gone");
     expect(child.exitCode).toBeNull();
