@@ -55,6 +55,7 @@ export interface CloseAccounting {
   kept: number;
   /** Connections that could not be made at all (traffic problems, not the daemon's). */
   connectFailed: number;
+  connectFailedExamples: string[];
   /** Audit lines by action and outcome ("close closed": 900). */
   auditByOutcome: Record<string, number>;
   /** ms from connect to ECONNABORTED for the closed ones. */
@@ -116,6 +117,7 @@ export function accountCloses(connections: readonly HeldConnection[], audit: rea
   let wrongObserved = 0;
   let wrongUnaudited = 0;
   let connectFailed = 0;
+  const connectFailedExamples: string[] = [];
   const missedExamples: HeldConnection[] = [];
   const unauditedExamples: string[] = [];
   const sameKey = (c: HeldConnection) =>
@@ -126,6 +128,7 @@ export function accountCloses(connections: readonly HeldConnection[], audit: rea
   for (const c of connections) {
     if (c.result.startsWith("connect-failed")) {
       connectFailed++;
+      if (connectFailedExamples.length < 10) connectFailedExamples.push(`${c.kind} from ${c.laddr} to ${c.raddr}:${c.rport}: ${c.result}`);
       continue;
     }
     const audited = auditedCloses.get(c) ?? 0;
@@ -159,7 +162,7 @@ export function accountCloses(connections: readonly HeldConnection[], audit: rea
   return {
     mustClose, closed, missed, missedExamples, unaudited, unauditedExamples, duplicateAudit,
     wrongAudited, wrongObserved, wrong: wrongAudited + wrongUnaudited, wrongExamples,
-    keep, kept, connectFailed, auditByOutcome, closeLatencyMs,
+    keep, kept, connectFailed, connectFailedExamples, auditByOutcome, closeLatencyMs,
   };
 }
 

@@ -20,6 +20,8 @@ export const PYTHON = "/usr/bin/python3";
 export const PLUGINS = ["smtp-guard", "new-listener", "connection-flood", "outbound-allowlist"];
 /** TEST-NET-2: not private, so outbound-allowlist treats it as public; it lives on lo only. */
 export const PUBLIC_ADDRESS = "198.51.100.7";
+/** Seconds a short connection may wait for its answer; after "stop", how long those in flight are followed. */
+const CHURN_TIMEOUT_S = 30;
 /** Held classes in soak-traffic.py (seven, plus the public one). */
 const HELD_CLASSES = 8;
 
@@ -89,7 +91,22 @@ export interface SoakResult {
   /** Seconds the traffic actually ran, and until every held connection had its outcome. */
   trafficSeconds: number;
   drainSeconds: number;
-  connections: { churnOk: number; churnFailed: number; held: number; total: number; perSecond: number; late: number };
+  connections: {
+    churnOk: number;
+    churnFailed: number;
+    /** Short connections still unanswered when the generator's drain after "stop" ran out. */
+    churnStopped: number;
+    /** Failures by reason, and the first one with when it happened. */
+    churnErrors: Record<string, number>;
+    churnFirstError: string | null;
+    /** Slowest answer of a short connection, and how many took over a second. */
+    churnSlowestMs: number | null;
+    churnSlow: number;
+    held: number;
+    total: number;
+    perSecond: number;
+    late: number;
+  };
   samples: Sample[];
   metrics: MetricsPoint[];
   memory: MemoryVerdict;
@@ -106,6 +123,18 @@ export interface SoakResult {
   /** Everything the daemon wrote to stderr (bounded), and every record the default file sink got. */
   stderr: string;
   sinkRecords: Record<string, unknown>[];
+}
+
+/** The short-connection generator's last record (soak-traffic.py, churn). */
+interface ChurnSummary {
+  ok?: number;
+  failed?: number;
+  stopped?: number;
+  errors?: Record<string, number>;
+  firstError?: string | null;
+  slowestMs?: number;
+  slow?: number;
+  late?: number;
 }
 
 function readJsonLines<T>(file: string): T[] {
@@ -193,10 +222,10 @@ export async function runSoak(s: SoakSettings): Promise<SoakResult> {
     log(`daemon running (pid ${pid}); traffic ${s.rate}/s for ${s.seconds} s`);
 
     const churnRate = Math.max(0, s.rate - HELD_CLASSES * s.classRate);
-    const lifetime = Math.ceil(s.seconds + s.closeDeadline + 120);
+    const lifetime = Math.ceil(s.seconds + Math.max(s.closeDeadline, CHURN_TIMEOUT_S) + 120);
     traffic = new SoakProcess(s.wrap([PYTHON, TRAFFIC, JSON.stringify({
       out, churnRate, churnClose: s.churnClose, classRate: s.classRate, hold: s.hold,
-      closeDeadline: s.closeDeadline, public: PUBLIC_ADDRESS, lifetime, ...s.traffic,
+      closeDeadline: s.closeDeadline, churnTimeout: CHURN_TIMEOUT_S, public: PUBLIC_ADDRESS, lifetime, ...s.traffic,
     })]));
     await traffic.waitForLine(/^ready /, 20_000);
     const t0 = performance.now();
@@ -262,7 +291,9 @@ export async function runSoak(s: SoakSettings): Promise<SoakResult> {
     }
     if (traffic.hasExited) throw new Error(`the traffic generator ended early: ${traffic.stderr.slice(-2000)}`);
     traffic.write("stop\n");
-    await traffic.waitForLine(/^finished$/, (s.closeDeadline + s.hold + 60) * 1000);
+    // Every generator drains what it has in flight: held connections for their hold or deadline,
+    // short ones for their answer.
+    await traffic.waitForLine(/^finished$/, (Math.max(s.closeDeadline + s.hold, CHURN_TIMEOUT_S) + 60) * 1000);
     const drainSeconds = elapsed() - trafficSeconds;
     // Closes still being written: give the daemon one more refresh.
     await sleep(Math.max(500, s.interval * 2000));
@@ -280,7 +311,7 @@ export async function runSoak(s: SoakSettings): Promise<SoakResult> {
     const files = fs.readdirSync(s.dir).filter((f) => f.startsWith("traffic.") && f.endsWith(".ndjson"));
     const records = files.flatMap((f) => readJsonLines<Record<string, unknown>>(path.join(s.dir, f)));
     const held = records.filter((r) => r.cls === "must-close" || r.cls === "keep" || r.cls === "public") as unknown as HeldConnection[];
-    const churn = records.find((r) => r.cls === "summary" && r.gen === "churn") as { ok?: number; failed?: number; late?: number } | undefined;
+    const churn = records.find((r) => r.cls === "summary" && r.gen === "churn") as ChurnSummary | undefined;
     const late = records.filter((r) => r.cls === "summary").reduce((n, r) => n + Number(r.late ?? 0), 0);
     const audit = readJsonLines<AuditLine>(path.join(s.dir, "audit.log"));
     const accounting = accountCloses(held, audit);
@@ -299,6 +330,11 @@ export async function runSoak(s: SoakSettings): Promise<SoakResult> {
       connections: {
         churnOk: churn?.ok ?? 0,
         churnFailed: churn?.failed ?? 0,
+        churnStopped: churn?.stopped ?? 0,
+        churnErrors: churn?.errors ?? {},
+        churnFirstError: churn?.firstError ?? null,
+        churnSlowestMs: churn?.slowestMs ?? null,
+        churnSlow: churn?.slow ?? 0,
         held: held.length,
         total,
         perSecond: Math.round(total / trafficSeconds),

@@ -11,6 +11,8 @@ CONFIG_JSON (a JSON object; every key optional):
   churnRate   short connections a second to 127.0.0.1:8025 (connect, one line each way, close)
   churnClose  "fin" (the client closes first: 60 s of TIME_WAIT each, as on a real server) or
               "rst" (SO_LINGER 0: no TIME_WAIT)
+  churnTimeout  seconds a short connection may wait for its answer before it fails (default 30);
+              after "stop", how long connections in flight are followed to their outcome
   classRate   connections a second of each held class below (default 2)
   hold        seconds a look-alike is held before it is checked and closed (default 3)
   closeDeadline  seconds a connection that must be closed waits for it (default 10)
@@ -38,11 +40,14 @@ One JSON line per held connection: {"cls", "kind", "name", "proto", "family", "l
 "lport", "raddr", "rport", "t0" (wall ms when connect returned), "t1" (wall ms of the outcome),
 "result" ("aborted", "reset", "eof", "alive", "timeout", "connect-failed ..."), "ms"}, and
 every 5 s {"cls": "progress", "t", "started", "ok", "failed", "late"} per generator; a final
-{"cls": "summary", ...} when the generator ends.
+{"cls": "summary", ...} when the generator ends (for the short connections: "ok", "failed",
+"stopped" (still unanswered churnTimeout after "stop"), "errors" by reason, "firstError",
+"slowestMs" and "slow" (answered after more than a second)).
 
 Protocol on stdin/stdout: prints "ready" once every listener is up and the generators run;
-"stop" on stdin stops new connections, lets the held ones reach their outcome, and prints
-"finished" when every generator has written its results; EOF on stdin stops everything at once.
+"stop" on stdin stops new connections, lets every one in flight (held and short) reach its
+outcome, and prints "finished" when every generator has written its results; EOF on stdin stops
+everything at once.
 Every process ends by itself after `lifetime` seconds.
 """
 
@@ -217,21 +222,31 @@ def server(cfg: dict, ready_w: int) -> None:
 # Churn: short connections at a steady rate, many in flight, never blocking.
 
 def churn(cfg: dict, results: Results) -> None:
+    """Short connections at churnRate. On "stop" nothing new starts and every connection in
+    flight is followed to its outcome (answered, or failed with its error); only those still
+    unanswered after churnTimeout count as "stopped", apart from the failures. A connection that
+    gets no answer within churnTimeout while the traffic runs is a failure ("timeout"); the
+    slowest answer is reported so that a loaded host shows as slow, not as broken."""
     set_name("soak-churn")
     flags = stop_requested_flag()
     rate = float(cfg.get("churnRate", 0))
     reset = cfg.get("churnClose", "fin") == "rst"
+    timeout_s = float(cfg.get("churnTimeout", 30))
     sched = Schedule(rate)
     ep = select.epoll()
     flight = {}  # fd -> [sock, phase, started, buf]
-    started = ok = failed = 0
+    started = ok = failed = stopped = 0
+    errors = {}  # reason -> count
     first_error = None
+    slowest_ms = 0.0
+    slow = 0  # answered, but after more than a second
     i = 0
     last_progress = time.monotonic()
+    stop_at = None
 
     def finish(fd, good, why=None):
-        nonlocal ok, failed, first_error
-        s = flight.pop(fd)[0]
+        nonlocal ok, failed, first_error, slowest_ms, slow
+        s, _, t_start, _ = flight.pop(fd)
         try:
             ep.unregister(fd)
         except OSError:
@@ -241,14 +256,24 @@ def churn(cfg: dict, results: Results) -> None:
         s.close()
         if good:
             ok += 1
+            took = (time.monotonic() - t_start) * 1000.0
+            slowest_ms = max(slowest_ms, took)
+            if took > 1000.0:
+                slow += 1
         else:
             failed += 1
+            errors[why] = errors.get(why, 0) + 1
             if first_error is None:
-                first_error = why
+                first_error = "%s (connection %d, %.0f ms after it started%s)" % (
+                    why, started, (time.monotonic() - t_start) * 1000.0, ", after stop" if stop_at is not None else "")
 
-    while not flags["stop"]:
+    while True:
         now = time.monotonic()
-        for _ in range(sched.due(now)):
+        if flags["stop"] and stop_at is None:
+            stop_at = now
+        if stop_at is not None and (not flight or now - stop_at > timeout_s):
+            break
+        for _ in range(sched.due(now) if stop_at is None else 0):
             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             try:
                 if reset:
@@ -263,14 +288,16 @@ def churn(cfg: dict, results: Results) -> None:
             started += 1
             if rc not in (0, errno.EINPROGRESS):
                 s.close()
+                why = "connect " + errno.errorcode.get(rc, str(rc))
                 failed += 1
+                errors[why] = errors.get(why, 0) + 1
                 if first_error is None:
-                    first_error = errno.errorcode.get(rc, str(rc))
+                    first_error = "%s (connection %d)" % (why, started)
                 continue
             flight[s.fileno()] = [s, "connect", now, b""]
             ep.register(s.fileno(), select.EPOLLOUT | select.EPOLLIN | select.EPOLLRDHUP)
-        timeout = min(sched.wait(time.monotonic()), 0.05)
-        for fd, ev in ep.poll(timeout):
+        wait = min(sched.wait(time.monotonic()), 0.05) if stop_at is None else 0.05
+        for fd, ev in ep.poll(wait):
             entry = flight.get(fd)
             if entry is None:
                 continue
@@ -278,14 +305,14 @@ def churn(cfg: dict, results: Results) -> None:
             if phase == "connect":
                 err = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
                 if err:
-                    finish(fd, False, errno.errorcode.get(err, str(err)))
+                    finish(fd, False, "connect " + errno.errorcode.get(err, str(err)))
                     continue
                 if not ev & select.EPOLLOUT:
                     continue
                 try:
                     s.send(REQUEST)
                 except OSError as e:
-                    finish(fd, False, errno.errorcode.get(e.errno, str(e)))
+                    finish(fd, False, "send " + errno.errorcode.get(e.errno, str(e)))
                     continue
                 entry[1] = "answer"
                 ep.modify(fd, select.EPOLLIN | select.EPOLLRDHUP)
@@ -295,23 +322,31 @@ def churn(cfg: dict, results: Results) -> None:
             except BlockingIOError:
                 continue
             except OSError as e:
-                finish(fd, False, errno.errorcode.get(e.errno, str(e)))
+                finish(fd, False, "recv " + errno.errorcode.get(e.errno, str(e)))
                 continue
             if not data:
-                finish(fd, False, "eof")
+                finish(fd, False, "eof before the answer")
                 continue
             entry[3] += data
             if b"\n" in entry[3]:
                 finish(fd, True)
         now = time.monotonic()
-        for fd in [fd for fd, e in flight.items() if now - e[2] > 5.0]:
-            finish(fd, False, "timeout")
+        if stop_at is None:
+            for fd in [fd for fd, e in flight.items() if now - e[2] > timeout_s]:
+                finish(fd, False, "timeout (%s, no answer in %g s)" % (flight[fd][1], timeout_s))
         if now - last_progress >= 5.0:
             last_progress = now
-            results.write({"cls": "progress", "gen": "churn", "t": now_ms(), "started": started, "ok": ok, "failed": failed, "late": sched.late})
+            results.write({"cls": "progress", "gen": "churn", "t": now_ms(), "started": started, "ok": ok, "failed": failed,
+                           "inFlight": len(flight), "late": sched.late})
+    # Still unanswered churnTimeout after stop: told apart from failures.
     for fd in list(flight):
-        finish(fd, False, "stopped")
-    results.write({"cls": "summary", "gen": "churn", "t": now_ms(), "started": started, "ok": ok, "failed": failed, "late": sched.late, "firstError": first_error})
+        s = flight.pop(fd)[0]
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER0)
+        s.close()
+        stopped += 1
+    results.write({"cls": "summary", "gen": "churn", "t": now_ms(), "started": started, "ok": ok, "failed": failed,
+                   "stopped": stopped, "errors": errors, "firstError": first_error, "slowestMs": round(slowest_ms, 1),
+                   "slow": slow, "late": sched.late})
 
 
 # ---------------------------------------------------------------------------------------------
