@@ -18,9 +18,10 @@ import os from "node:os";
 import path from "node:path";
 import { Netns, requireRoot } from "./helpers/netns.ts";
 import { EXECUTABLE, requireExecutable } from "./helpers/sockwarden.ts";
-import { runSoak, soakConfig, type SoakResult, type SoakSettings } from "../../bench/lib/soak-run.ts";
+import { runSoak, scrapeMetrics, soakConfig, type SoakResult, type SoakSettings } from "../../bench/lib/soak-run.ts";
 import { metricSum } from "../../bench/lib/soak-analyse.ts";
 import { SoakProcess, sleep } from "../../bench/lib/soak-proc.ts";
+import { waitForSignalHandler } from "./helpers/signal-ready.ts";
 
 let ns: Netns | undefined;
 let root: string;
@@ -82,6 +83,7 @@ async function withFault(name: string, settings: (dir: string) => Partial<SoakSe
 
 /** The daemon's stderr lines that contain `text`. */
 const linesWith = (r: SoakResult, text: string) => r.stderr.split("\n").filter((l) => l.includes(text));
+const reloadLines = (stderr: string) => stderr.split("\n").filter((l) => l.includes("sockwarden: reloaded"));
 const metric = (r: SoakResult, name: string, ...labels: string[]) => metricSum(new Map(Object.entries(r.finalMetrics)), name, ...labels);
 /** "N in all" of the last count line. */
 const inAll = (lines: string[]) => Number(/, (\d+) in all/.exec(lines.filter((l) => / in all/.test(l)).at(-1) ?? "")?.[1] ?? NaN);
@@ -90,7 +92,9 @@ const readLines = (file: string) => (fs.existsSync(file) ? fs.readFileSync(file,
 const sinkLines = (dir: string, base = "sink.ndjson") =>
   fs.readdirSync(dir).filter((f) => f === base || f.startsWith(`${base}.`)).flatMap((f) => readLines(path.join(dir, f)));
 
-describe("sockwarden run under faults", () => {
+// Each run is a start, at least 12 s of traffic, a drain and a stop: more than the suite's
+// default test time on a loaded machine, and a run cut off by vitest would go on beside the next.
+describe("sockwarden run under faults", { timeout: 240_000 }, () => {
   it("ENOBUFS on the destroy-notice socket: notices pour in while the daemon cannot read them", async () => {
     const r = await withFault("enobufs", () => ({
       rate: 1500,
@@ -118,7 +122,11 @@ describe("sockwarden run under faults", () => {
   it("processes exiting in the middle of /proc scans: nothing fails and nothing is said", async () => {
     const r = await withFault("exits", () => ({ traffic: { forkRate: 250 } }));
     expect(metric(r, "sockwarden_refresh_errors_total")).toBe(0);
-    expect(r.daemon.stderrLines, r.stderr).toBe(1);
+    // Only the start line; a loaded host may also lose destroy notices, a fault of its own
+    // (counted and told once, as the ENOBUFS case checks), not of the scans.
+    const said = r.stderr.split("\n").filter((l) => l && !l.startsWith("sockwarden: running ") && !l.includes("socket-destroy notices lost"));
+    expect(said, r.stderr).toEqual([]);
+    expect(linesWith(r, "sockwarden: running ")).toHaveLength(1);
     // The short-lived processes were seen, and their listeners told by new-listener.
     expect(metric(r, "sockwarden_events_total", 'type="opened"')).toBeGreaterThan(3000);
     expect(r.alerts["new-listener"] ?? 0).toBeGreaterThan(10);
@@ -197,6 +205,7 @@ export default defineRule({ name: "always-fails", on: ["opened"], handle(e) { th
 
   it("a storm of SIGHUPs while running: folded into a few reloads, every one counted", async () => {
     const storm = 200;
+    let reloadsAtStormEnd = -1;
     const r = await withFault("sighup", () => ({
       during: async ({ daemon }) => {
         await sleep(2000);
@@ -204,53 +213,69 @@ export default defineRule({ name: "always-fails", on: ["opened"], handle(e) { th
           daemon.kill("SIGHUP");
           await sleep(5);
         }
+        reloadsAtStormEnd = reloadLines(daemon.stderr).length;
       },
     }));
-    // Signals of one kind that arrive together may merge into one before a program sees them;
-    // every one the daemon saw is counted, in the metric and in the reload lines.
+    // Signals of one kind that arrive together may merge into one before a program sees them
+    // (how many do depends on how often the daemon is scheduled); every one the daemon saw is
+    // counted, in the metric and in the reload lines.
     const seen = metric(r, "sockwarden_sighups_total");
-    expect(seen).toBeGreaterThanOrEqual(storm / 4);
-    expect(seen).toBeLessThanOrEqual(storm);
-    const reloads = linesWith(r, "sockwarden: reloaded");
-    expect(linesWith(r, "reload refused")).toEqual([]);
-    expect(reloads.length).toBeGreaterThanOrEqual(1);
-    expect(reloads.length).toBeLessThanOrEqual(10);
-    expect(reloads.reduce((n, l) => n + Number(/\((\d+) SIGHUPs\)/.exec(l)?.[1] ?? 1), 0)).toBe(seen);
-    expect(metric(r, "sockwarden_reloads_total")).toBe(reloads.length);
+    const reloads = reloadLines(r.stderr);
+    const why = `${seen} SIGHUPs seen of ${storm} sent; ${reloadsAtStormEnd} reloads when the storm ended; stderr:\n${r.stderr.slice(-3000)}`;
+    expect(seen, why).toBeLessThanOrEqual(storm);
+    expect(linesWith(r, "reload refused"), why).toEqual([]);
+    expect(reloads.length, why).toBeGreaterThanOrEqual(1);
+    expect(reloads.reduce((n, l) => n + Number(/\((\d+) SIGHUPs\)/.exec(l)?.[1] ?? 1), 0), why).toBe(seen);
+    expect(metric(r, "sockwarden_reloads_total"), why).toBe(reloads.length);
+    // Folded: fewer reloads than signals, and after the storm at most the one running and one
+    // for the signals that came during it. How many fit into the storm depends on the machine.
+    expect(reloads.length, why).toBeLessThan(seen);
+    expect(reloads.length, why).toBeLessThanOrEqual(reloadsAtStormEnd + 2);
   });
 
   it("SIGHUPs from the moment it starts: it comes up, stays up, and reloads once running", async () => {
     const dir = path.join(root, `${++runs}-early-hup`);
     fs.mkdirSync(dir);
     const config = path.join(dir, "soak.toml");
-    fs.writeFileSync(config, soakConfig({ interval: 0.5, dir }, 9464 + runs));
+    const port = 9464 + runs;
+    fs.writeFileSync(config, soakConfig({ interval: 0.5, dir }, port));
     const daemon = new SoakProcess(ns!.wrap([EXECUTABLE, "run", "--config", config]), { keepStdout: false });
     try {
-      // Past the runtime's own start (before which no program can take the signal over).
-      await sleep(300);
+      // Until the program has its handler, a SIGHUP ends it by default, as it would any program:
+      // the storm starts the moment the handler is there, long before the rules are loaded.
+      await waitForSignalHandler(daemon.pid, "SIGHUP", 20_000, fs.realpathSync(EXECUTABLE));
       let sent = 0;
-      const until = Date.now() + 3000;
-      while (Date.now() < until && !daemon.hasExited) {
+      const until = performance.now() + 3000;
+      while (performance.now() < until && !daemon.hasExited) {
         daemon.kill("SIGHUP");
         sent++;
         await sleep(3);
       }
+      const reloadsAtStormEnd = reloadLines(daemon.stderr).length;
       expect(daemon.hasExited, daemon.stderr).toBe(false);
-      expect(await daemon.waitForStderr(/running /, 10_000), daemon.stderr).toBe(true);
-      expect(await daemon.waitForStderr(/reloaded/, 10_000), daemon.stderr).toBe(true);
-      const reloadLines = () => daemon.stderr.split("\n").filter((l) => l.includes("reloaded"));
-      await sleep(3000);
-      const settled = reloadLines().length;
-      await sleep(1000);
-      const reloads = reloadLines();
-      const told = reloads.reduce((n, l) => n + Number(/\((\d+) SIGHUPs\)/.exec(l)?.[1] ?? 1), 0);
-      expect(told).toBeGreaterThanOrEqual(1);
-      expect(told).toBeLessThanOrEqual(sent);
-      // Folded: signals that arrive during a reload make one more reload, not one each, so no
-      // backlog of reloads runs on after the storm. How many fit into the storm depends on how
-      // fast this machine loads the rules (10 on a busy one, 18 on an idle one).
-      expect(reloads.length).toBe(settled);
-      expect(reloads.length).toBeLessThan(sent / 10);
+      expect(await daemon.waitForStderr(/running /, 30_000), daemon.stderr).toBe(true);
+      expect(await daemon.waitForStderr(/reloaded/, 30_000), daemon.stderr).toBe(true);
+      // Settled: every SIGHUP the daemon saw is in a reload line, so none is waiting for one.
+      let seen = NaN;
+      let reloads: string[] = [];
+      let told = 0;
+      const settleBy = performance.now() + 20_000;
+      for (;;) {
+        seen = metricSum((await scrapeMetrics(ns!.wrap, port)) ?? new Map(), "sockwarden_sighups_total");
+        reloads = reloadLines(daemon.stderr);
+        told = reloads.reduce((n, l) => n + Number(/\((\d+) SIGHUPs\)/.exec(l)?.[1] ?? 1), 0);
+        if (told === seen || performance.now() > settleBy) break;
+        await sleep(200);
+      }
+      const why = `${sent} SIGHUPs sent, ${seen} seen, ${told} told in ${reloads.length} reloads (${reloadsAtStormEnd} when the storm ended); stderr:\n${daemon.stderr.slice(-3000)}`;
+      expect(told, why).toBe(seen);
+      expect(told, why).toBeGreaterThanOrEqual(1);
+      expect(told, why).toBeLessThanOrEqual(sent);
+      // Folded: signals that arrive during a reload make one more reload, not one each, so after
+      // the storm at most the reload running and one more follow. How many fit into the storm
+      // depends on how fast this machine loads the rules.
+      expect(reloads.length, why).toBeLessThanOrEqual(reloadsAtStormEnd + 2);
+      expect(reloads.length, why).toBeLessThan(told);
       daemon.kill("SIGTERM");
       expect(await daemon.waitForExit(5000)).toBe(true);
       expect(daemon.code, daemon.stderr).toBe(0);
