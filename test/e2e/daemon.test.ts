@@ -51,65 +51,87 @@ async function startClients(port = 25): Promise<{ p: BackgroundProcess; ask: (cm
   };
 }
 
-/** Every stdout line the process has written so far. */
-async function drain(p: BackgroundProcess): Promise<string[]> {
+/** Stops the daemon (SIGTERM, exit awaited), then returns every stdout line it wrote. */
+async function stopAndRead(p: BackgroundProcess): Promise<string[]> {
+  process.kill(p.pid, "SIGTERM");
+  expect(await p.waitForExit(10_000), `the daemon did not stop; stderr:\n${p.stderr}`).toBe(true);
   const out: string[] = [];
-  for (let i = 0; i < 10_000; i++) {
+  for (;;) {
     try {
-      out.push(await p.nextLine(200));
+      out.push(await p.nextLine(1));
     } catch {
-      break;
+      return out;
     }
   }
-  return out;
 }
+
+/** Polls `probe` until it returns a value, at most `timeoutMs`; throws saying what it waited for. */
+async function waitFor<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
+  const end = performance.now() + timeoutMs;
+  for (;;) {
+    const v = await probe();
+    if (v !== undefined) return v;
+    if (performance.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+/** The audit log's lines once it has at least `n`. */
+const auditLines = (file: string, n = 1, daemon?: BackgroundProcess) =>
+  waitFor(`${n} audit line(s) in ${file}${daemon ? `; daemon stderr:\n${daemon.stderr}` : ""}`, () => {
+    const lines = readAudit(file);
+    return lines.length >= n ? lines : undefined;
+  });
 
 async function startDaemon(args: string[]): Promise<BackgroundProcess> {
   const d = ns!.spawn([EXECUTABLE, "run", "--interval", String(INTERVAL), ...args]);
   running.push(d);
-  // Ready once it says what it runs (stderr), or give it a moment.
-  const end = Date.now() + 10_000;
-  while (!/running /.test(d.stderr) && Date.now() < end && !d.hasExited) await sleep(50);
+  // Ready once it says what it runs (stderr).
+  const end = performance.now() + 30_000;
+  while (!/running /.test(d.stderr) && performance.now() < end && !d.hasExited) await sleep(50);
   expect(d.stderr, "daemon start").toMatch(/running /);
   return d;
 }
 
 describe("sockwarden run", () => {
-  it("smtp-guard closes a non-mail client within two intervals and leaves a mail server connected", async () => {
+  it("smtp-guard closes a non-mail client and leaves a mail server connected", async () => {
+    // How soon it closes (within two intervals) is a speed target: bench/run.ts --suite daemon
+    // measures it; here the close itself, its audit record and its sink record are checked.
     const audit = path.join(dir, "audit-1.log");
     const daemon = await startDaemon(["--rule", "smtp-guard", "--audit-log", audit, "--sink", "stdout:ndjson"]);
     const clients = await startClients();
     const [, , curlPort] = (await clients.ask("connect curl")).split(" ");
-    const connectedAt = Date.now();
+    const connectedAt = performance.now();
     await clients.ask("connect exim4");
-    let status: Record<string, string> = {};
-    while (Date.now() - connectedAt < 4000) {
-      status = JSON.parse(await clients.ask("status"));
-      if (status.curl !== "alive") break;
-      await sleep(50);
-    }
-    const took = Date.now() - connectedAt;
+    const status = await waitFor(`curl's connection to be closed; daemon stderr:\n${daemon.stderr}`, async () => {
+      const st = JSON.parse(await clients.ask("status")) as Record<string, string>;
+      return st.curl !== "alive" ? st : undefined;
+    });
+    console.log(`smtp-guard: curl's connection closed ${Math.round(performance.now() - connectedAt)} ms after connect (interval ${INTERVAL * 1000} ms)`);
     expect(status.curl).toMatch(/^broken (ECONNABORTED|ECONNRESET|eof)$/);
-    expect(took).toBeLessThanOrEqual(2 * INTERVAL * 1000 + 500);
+    const lines = await auditLines(audit, 1, daemon);
+    // Refreshes go on after the close: the mail server's connection is still left alone.
+    const refreshesLater = readAudit(audit).length;
     await sleep(3 * INTERVAL * 1000);
     expect(JSON.parse(await clients.ask("status")).exim4).toBe("alive");
-    const lines = readAudit(audit);
+    expect(readAudit(audit)).toHaveLength(refreshesLater);
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatchObject({
       action: "close", outcome: "closed", requestedBy: "smtp-guard", reason: "curl is not a mail server",
       endpoint: { protocol: "tcp", localPort: Number(curlPort), remotePort: 25, state: "ESTABLISHED" }, process: { name: "curl" },
     });
-    // The sink saw the same action.
-    const records = (await drain(daemon)).map((l) => JSON.parse(l));
+    // The sink saw the same action, once: read everything it wrote once the daemon has stopped.
+    const records = (await stopAndRead(daemon)).map((l) => JSON.parse(l));
     expect(records.filter((r) => r.kind === "action").map((r) => [r.action, r.outcome, r.rule])).toEqual([["close", "closed", "smtp-guard"]]);
   });
 
   it("--dry-run closes nothing and records what it would have closed", async () => {
     const audit = path.join(dir, "audit-2.log");
-    await startDaemon(["--rule", "smtp-guard", "--audit-log", audit, "--dry-run", "--sink", "stdout:ndjson"]);
+    const daemon = await startDaemon(["--rule", "smtp-guard", "--audit-log", audit, "--dry-run", "--sink", "stdout:ndjson"]);
     const clients = await startClients();
     await clients.ask("connect curl");
-    await sleep(4 * INTERVAL * 1000);
+    await auditLines(audit, 1, daemon);
+    await sleep(2 * INTERVAL * 1000);
     expect(JSON.parse(await clients.ask("status")).curl).toBe("alive");
     const lines = readAudit(audit);
     expect(lines.map((l) => [l.action, l.outcome])).toEqual([["would-close", "dry-run"]]);
@@ -120,10 +142,11 @@ describe("sockwarden run", () => {
     const audit = path.join(dir, "audit-3.log");
     const config = path.join(dir, "protect.toml");
     fs.writeFileSync(config, `interval = ${INTERVAL}\naudit_log = "${audit}"\nsinks = ["stdout:ndjson"]\n[rules]\nsources = ["smtp-guard"]\n[protect]\nprocesses = ["cur?"]\n`);
-    await startDaemon(["--config", config]);
+    const daemon = await startDaemon(["--config", config]);
     const clients = await startClients();
     await clients.ask("connect curl");
-    await sleep(4 * INTERVAL * 1000);
+    await auditLines(audit, 1, daemon);
+    await sleep(2 * INTERVAL * 1000);
     expect(JSON.parse(await clients.ask("status")).curl).toBe("alive");
     const lines = readAudit(audit);
     expect(lines.map((l) => [l.action, l.outcome])).toEqual([["close", "protected"]]);
@@ -148,27 +171,25 @@ export default defineRule({ name: "guard", on: ["opened"], handle(e, act) {
     fs.writeFileSync(brokenConfig, `interval = ${INTERVAL}\naudit_log = "${audit}"\n[rules]\nsources = ["${rule}.next"]\n`);
     fs.copyFileSync(brokenConfig, config);
     process.kill(daemon.pid, "SIGHUP");
-    const end = Date.now() + 5000;
-    while (!/reload refused/.test(daemon.stderr) && Date.now() < end) await sleep(50);
+    await waitFor(`the reload to be refused; stderr:\n${daemon.stderr}`, () => (/reload refused/.test(daemon.stderr) ? true : undefined));
     expect(daemon.stderr).toMatch(/reload refused, the running configuration continues: .*guard\.ts\.next:2:\d+: /);
     const clients = await startClients();
     await clients.ask("connect curl");
-    const until = Date.now() + 3000;
-    let state = "alive";
-    while (state === "alive" && Date.now() < until) {
-      state = JSON.parse(await clients.ask("status")).curl;
-      await sleep(50);
-    }
+    const state = await waitFor(`curl's connection to be closed by the old rule; stderr:\n${daemon.stderr}`, async () => {
+      const st = JSON.parse(await clients.ask("status")).curl as string;
+      return st !== "alive" ? st : undefined;
+    });
     expect(state).toMatch(/^broken/);
-    expect(readAudit(audit).map((l) => [l.requestedBy, l.outcome])).toEqual([["guard", "closed"]]);
+    expect((await auditLines(audit, 1, daemon)).map((l) => [l.requestedBy, l.outcome])).toEqual([["guard", "closed"]]);
   });
 
   it("stops cleanly on SIGTERM, promptly, with exit status 0", async () => {
     const daemon = await startDaemon(["--rule", "smtp-guard", "--audit-log", path.join(dir, "audit-5.log")]);
-    const started = Date.now();
+    const started = performance.now();
     process.kill(daemon.pid, "SIGTERM");
-    expect(await daemon.waitForExit(5000)).toBe(true);
-    expect(Date.now() - started).toBeLessThan(2000);
+    expect(await daemon.waitForExit(5000), daemon.stderr).toBe(true);
+    // The daemon's own stop is bounded at 1.9 s whatever its sinks do.
+    expect(performance.now() - started, daemon.stderr).toBeLessThan(2000);
     expect(daemon.child.exitCode).toBe(0);
   });
 
@@ -199,16 +220,20 @@ export default defineRule({ name: "every-open", on: ["opened"], handle(e, act) {
     const clients = await startClients();
     const ports: string[] = [];
     for (let i = 0; i < 20; i++) ports.push((await clients.ask(`connect c${i}`)).split(" ")[2]!);
-    // Let the daemon alert while nothing listens for the webhook.
-    await sleep(6 * INTERVAL * 1000);
+    // Every alert is made while nothing listens for the webhook: the file sink has them all.
+    const alertsInFiles = () =>
+      fs.readdirSync(dir).filter((f) => f === "events.ndjson" || f.startsWith("events.ndjson."))
+        .flatMap((f) => fs.readFileSync(path.join(dir, f), "utf8").trim().split("\n").filter(Boolean)).map((l) => JSON.parse(l))
+        .filter((l) => l.kind === "alert");
+    await waitFor(`20 alerts in the file sink; stderr:\n${daemon.stderr}`, () => (alertsInFiles().length >= 20 ? true : undefined));
     const hook = ns!.spawn(["/usr/bin/python3", fileURLToPath(new URL("./helpers/hook-server.py", import.meta.url)), String(hookPort)]);
     running.push(hook);
     expect(await hook.nextLine(10_000)).toBe("ready");
     const received: { message: string }[] = [];
-    const end = Date.now() + 15_000;
-    while (received.length < 20 && Date.now() < end) {
+    const end = performance.now() + 30_000;
+    while (received.length < 20 && performance.now() < end) {
       try {
-        const line = await hook.nextLine(Math.max(1, end - Date.now()));
+        const line = await hook.nextLine(Math.max(1, end - performance.now()));
         if (line.startsWith("record ")) received.push(JSON.parse(line.slice(7)));
       } catch {
         break;
@@ -220,8 +245,7 @@ export default defineRule({ name: "every-open", on: ["opened"], handle(e, act) {
     await sleep(500);
     const files = fs.readdirSync(dir).filter((f) => f === "events.ndjson" || f.startsWith("events.ndjson."));
     expect(files.length).toBeGreaterThan(1);
-    const lines = files.flatMap((f) => fs.readFileSync(path.join(dir, f), "utf8").trim().split("\n").filter(Boolean)).map((l) => JSON.parse(l));
-    expect(lines.filter((l) => l.kind === "alert").map((l) => l.message).sort()).toEqual(expected);
+    expect(alertsInFiles().map((l) => l.message).sort()).toEqual(expected);
     expect(daemon.hasExited).toBe(false);
   });
 });
@@ -229,13 +253,23 @@ export default defineRule({ name: "every-open", on: ["opened"], handle(e, act) {
 describe("sockwarden run metrics", () => {
   it("serves Prometheus text: events, actions by rule and outcome, endpoints by state, sinks", async () => {
     const audit = path.join(dir, "audit-7.log");
-    await startDaemon(["--rule", "smtp-guard", "--audit-log", audit, "--metrics", "127.0.0.1:9464", "--sink", `file:${path.join(dir, "m.ndjson")}`]);
+    const daemon = await startDaemon(["--rule", "smtp-guard", "--audit-log", audit, "--metrics", "127.0.0.1:9464", "--sink", `file:${path.join(dir, "m.ndjson")}`]);
     const clients = await startClients();
     await clients.ask("connect curl");
-    await sleep(4 * INTERVAL * 1000);
-    const r = await ns!.exec(["/usr/bin/python3", "-c", "import urllib.request;print(urllib.request.urlopen('http://127.0.0.1:9464/metrics', timeout=5).read().decode())"], { timeoutMs: 10_000 });
-    expect(r.code, r.stderr).toBe(0);
-    const text = r.stdout;
+    // Scraped once the close has been audited (the counter is bumped with the audit record) and
+    // the file sink has written its record of it (its queue is empty again).
+    await auditLines(audit, 1, daemon);
+    const scrape = async () => {
+      const r = await ns!.exec(["/usr/bin/python3", "-c", "import urllib.request;print(urllib.request.urlopen('http://127.0.0.1:9464/metrics', timeout=5).read().decode())"], { timeoutMs: 10_000 });
+      expect(r.code, r.stderr).toBe(0);
+      return r.stdout;
+    };
+    let text = await scrape();
+    const settleBy = performance.now() + 15_000;
+    while (/^sockwarden_sink_queue_depth\{[^}]*\} [1-9]/m.test(text) && performance.now() < settleBy) {
+      await sleep(100);
+      text = await scrape();
+    }
     expect(text).toMatch(/^# TYPE sockwarden_events_total counter$/m);
     expect(text).toMatch(/^sockwarden_events_total\{type="opened"\} [1-9]\d*$/m);
     expect(text).toMatch(/^sockwarden_actions_total\{rule="smtp-guard",action="close",outcome="closed"\} 1$/m);
