@@ -35,18 +35,33 @@ interface WatchEvent {
   process: { pid: number; name: string } | null;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Collects NDJSON events from a running watcher until `until` says enough or time runs out. */
+/**
+ * Collects NDJSON events from a running watcher until `until` says enough; throws, with what it
+ * has and the watcher's stderr, when time runs out first.
+ */
 async function collect(watcher: BackgroundProcess, until: (events: WatchEvent[]) => boolean, timeoutMs: number, into: WatchEvent[]): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!until(into) && Date.now() < deadline) {
+  const deadline = performance.now() + timeoutMs;
+  while (!until(into)) {
+    const left = deadline - performance.now();
+    let line: string;
     try {
-      into.push(JSON.parse(await watcher.nextLine(Math.max(1, deadline - Date.now()))) as WatchEvent);
-    } catch {
-      break;
+      line = await watcher.nextLine(Math.max(1, left));
+    } catch (err) {
+      throw new Error(`${(err as Error).message}\nevents so far: ${into.map((e) => `${e.type} ${e.localPort}>${e.remotePort} ${e.state}`).join("; ")}`);
     }
+    into.push(JSON.parse(line) as WatchEvent);
   }
+}
+
+/**
+ * Starts `watch --initial` on a port where the driver already listens: the listener's opened
+ * event (from the first snapshot) says the watcher is ready; its destroy notices are open before.
+ */
+async function startWatcher(driver: BackgroundProcess, port: number, args: string[], into: WatchEvent[]): Promise<BackgroundProcess> {
+  await step(driver, "listen");
+  const watcher = ns!.spawn([EXECUTABLE, "watch", "--initial", "-a", "-t", "--ndjson", "--port", String(port), "--duration", "60", ...args]);
+  await collect(watcher, (e) => e.length >= 1, 30_000, into);
+  return watcher;
 }
 
 async function step(driver: BackgroundProcess, what: string): Promise<string> {
@@ -59,15 +74,13 @@ async function step(driver: BackgroundProcess, what: string): Promise<string> {
 describe("watch --ndjson", () => {
   it("reports one connection's life as an exact event sequence", async () => {
     const port = 7500;
-    const watcher = ns!.spawn([EXECUTABLE, "watch", "-a", "-t", "--ndjson", "--interval", "0.2", "--events", "opened,closed,state-changed", "--port", String(port), "--duration", "30"]);
     const driver = ns!.spawn(["/usr/bin/python3", STEPS, String(port)]);
     const events: WatchEvent[] = [];
+    let watcher: BackgroundProcess | undefined;
     try {
-      await sleep(600); // the watcher's first snapshot is the baseline
+      watcher = await startWatcher(driver, port, ["--interval", "0.2", "--events", "opened,closed,state-changed"], events);
       let client = 0;
-      const waitFor = (n: number) => collect(watcher, (e) => e.length >= n, 5000, events);
-      await step(driver, "listen");
-      await waitFor(1);
+      const waitFor = (n: number) => collect(watcher!, (e) => e.length >= n, 20_000, events);
       const connected = await step(driver, "connect");
       client = JSON.parse(connected.split(" ").slice(2).join(" ")).client;
       await waitFor(3);
@@ -77,8 +90,11 @@ describe("watch --ndjson", () => {
       await waitFor(7);
       await step(driver, "stop-listening");
       await waitFor(8);
-      await sleep(600);
       driver.child.stdin!.write("quit\n");
+      // Nothing more comes: read the rest once the watcher has stopped.
+      process.kill(watcher.pid, "SIGTERM");
+      expect(await watcher.waitForExit(10_000), watcher.stderr).toBe(true);
+      await collect(watcher, () => false, 1000, events).catch(() => {});
       const summary = events.map((e) => `${e.type} ${e.localPort}>${e.remotePort === client ? "C" : e.remotePort === port ? "S" : e.remotePort} ${e.previousState ? `${e.previousState}->` : ""}${e.state}`);
       expect(summary).toEqual([
         `opened ${port}>0 LISTEN`,
@@ -97,24 +113,27 @@ describe("watch --ndjson", () => {
       expect(events[0]!.process?.name).toBe("python3");
     } finally {
       await driver.stop();
-      await watcher.stop();
+      await watcher?.stop();
     }
   });
 
   it("reports every one of 200 connections that live a few milliseconds between two refreshes", async () => {
     const port = 7600;
-    const watcher = ns!.spawn([EXECUTABLE, "watch", "-a", "-t", "--ndjson", "--interval", "1", "--port", String(port), "--duration", "30"]);
     const driver = ns!.spawn(["/usr/bin/python3", STEPS, String(port)]);
     const events: WatchEvent[] = [];
+    let watcher: BackgroundProcess | undefined;
     try {
-      await sleep(1200);
-      await step(driver, "listen");
+      watcher = await startWatcher(driver, port, ["--interval", "1"], events);
       const burst = await step(driver, "burst 200");
       const clients: number[] = JSON.parse(burst.slice("ok burst ".length));
       expect(new Set(clients).size).toBe(200);
       const shortClosed = (e: WatchEvent[]) => e.filter((x) => x.type === "closed" && x.shortLived && x.localPort === port).length;
-      await collect(watcher, (e) => shortClosed(e) >= 200, 8000, events);
+      await collect(watcher, (e) => shortClosed(e) >= 200, 30_000, events);
       driver.child.stdin!.write("quit\n");
+      // Read the rest once the watcher has stopped, so that a duplicate would show.
+      process.kill(watcher.pid, "SIGTERM");
+      expect(await watcher.waitForExit(10_000), watcher.stderr).toBe(true);
+      await collect(watcher, () => false, 1000, events).catch(() => {});
       // The accepted side names the whole connection. (The kernel clears the peer port of a
       // client socket that closes with a reset before it announces it, so that side cannot.)
       const serverSide = events.filter((e) => e.shortLived && e.localPort === port);
@@ -131,7 +150,7 @@ describe("watch --ndjson", () => {
       }
     } finally {
       await driver.stop();
-      await watcher.stop();
+      await watcher?.stop();
     }
   });
 });
