@@ -74,36 +74,36 @@ export class SoakProcess {
         this.waiters.delete(done);
         resolve();
       };
-      const timer = setTimeout(done, Math.max(0, deadline - Date.now()));
+      const timer = setTimeout(done, Math.max(0, deadline - performance.now()));
       this.waiters.add(done);
     });
   }
 
   /** The next stdout line; throws (with stderr) when the process ends first or time runs out. */
   async nextLine(timeoutMs: number): Promise<string> {
-    const deadline = Date.now() + timeoutMs;
+    const deadline = performance.now() + timeoutMs;
     for (;;) {
       const line = this.lines.shift();
       if (line !== undefined) return line;
       if (this.exited) throw new Error(`${this.argv.join(" ")} ended (${this.code ?? this.signal}) before printing a line; stderr:\n${this.stderr.slice(-4000)}`);
-      if (Date.now() >= deadline) throw new Error(`${this.argv.join(" ")} printed nothing within ${timeoutMs} ms; stderr:\n${this.stderr.slice(-4000)}`);
+      if (performance.now() >= deadline) throw new Error(`${this.argv.join(" ")} printed nothing within ${timeoutMs} ms; stderr:\n${this.stderr.slice(-4000)}`);
       await this.waitForChange(deadline);
     }
   }
 
   /** Waits for a stdout line matching `re`, skipping others. */
   async waitForLine(re: RegExp, timeoutMs: number): Promise<string> {
-    const deadline = Date.now() + timeoutMs;
+    const deadline = performance.now() + timeoutMs;
     for (;;) {
-      const line = await this.nextLine(Math.max(1, deadline - Date.now()));
+      const line = await this.nextLine(Math.max(1, deadline - performance.now()));
       if (re.test(line)) return line;
     }
   }
 
   /** Waits until stderr matches `re`; false when the process ended or time ran out first. */
   async waitForStderr(re: RegExp, timeoutMs: number): Promise<boolean> {
-    const deadline = Date.now() + timeoutMs;
-    while (!re.test(this.err) && !this.exited && Date.now() < deadline) await this.waitForChange(Math.min(deadline, Date.now() + 50));
+    const deadline = performance.now() + timeoutMs;
+    while (!re.test(this.err) && !this.exited && performance.now() < deadline) await this.waitForChange(Math.min(deadline, performance.now() + 50));
     return re.test(this.err);
   }
 
@@ -116,8 +116,8 @@ export class SoakProcess {
   }
 
   async waitForExit(timeoutMs: number): Promise<boolean> {
-    const deadline = Date.now() + timeoutMs;
-    while (!this.exited && Date.now() < deadline) await this.waitForChange(deadline);
+    const deadline = performance.now() + timeoutMs;
+    while (!this.exited && performance.now() < deadline) await this.waitForChange(deadline);
     return this.exited;
   }
 

@@ -190,7 +190,7 @@ export class BackgroundProcess {
         this.waiters.delete(done);
         resolve();
       };
-      const timer = setTimeout(done, Math.max(0, deadline - Date.now()));
+      const timer = setTimeout(done, Math.max(0, deadline - performance.now()));
       this.waiters.add(done);
     });
   }
@@ -200,14 +200,14 @@ export class BackgroundProcess {
    * first or the timeout passes.
    */
   async nextLine(timeoutMs = DEFAULT_TIMEOUT_MS): Promise<string> {
-    const deadline = Date.now() + timeoutMs;
+    const deadline = performance.now() + timeoutMs;
     for (;;) {
       const line = this.lines.shift();
       if (line !== undefined) return line;
       if (this.exited) {
         throw new Error(`${this.argv.join(" ")} exited before printing a line; stderr:\n${this.stderrText}`);
       }
-      if (Date.now() >= deadline) {
+      if (performance.now() >= deadline) {
         throw new Error(`${this.argv.join(" ")} printed nothing within ${timeoutMs} ms; stderr:\n${this.stderrText}`);
       }
       await this.waitForChange(deadline);
@@ -220,8 +220,8 @@ export class BackgroundProcess {
 
   /** Waits until the process has exited, at most `timeoutMs`; returns whether it did. */
   async waitForExit(timeoutMs: number): Promise<boolean> {
-    const deadline = Date.now() + timeoutMs;
-    while (!this.exited && Date.now() < deadline) await this.waitForChange(deadline);
+    const deadline = performance.now() + timeoutMs;
+    while (!this.exited && performance.now() < deadline) await this.waitForChange(deadline);
     return this.exited;
   }
 
