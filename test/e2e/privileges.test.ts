@@ -23,6 +23,7 @@ import {
   HOLDER_PY,
   ROWS,
   SINK_CHECK_RULE,
+  TARGET_UID,
   WORKS,
   needs,
   notes,
@@ -83,6 +84,24 @@ let otherListener: Listener;
 const found: Record<string, Record<string, string>> = {};
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Waits until PID runs `sleep` as TARGET_UID (setpriv has dropped to the user and exec'd). */
+async function waitForVictim(pid: number): Promise<void> {
+  const end = performance.now() + 10_000;
+  let status = "";
+  for (;;) {
+    try {
+      status = readFileSync(`/proc/${pid}/status`, "utf8");
+    } catch {
+      throw new Error(`the victim (pid ${pid}) ended before it ran`);
+    }
+    const name = /^Name:\s*(.*)$/m.exec(status)?.[1];
+    const uid = /^Uid:\s*(\d+)/m.exec(status)?.[1];
+    if (name === "sleep" && uid === String(TARGET_UID)) return;
+    if (performance.now() > end) throw new Error(`the victim (pid ${pid}) is still ${name} as uid ${uid} after 10 s`);
+    await sleep(10);
+  }
+}
 
 function shared(name: string, text: string): string {
   const file = join(dir, name);
@@ -213,11 +232,11 @@ const cells: Record<CommandRow, (column: Column, index: number) => Promise<strin
       expect(first).toMatchObject({ type: "opened", state: "LISTEN", localPort: holder.churnPort });
       const clientPort = Number(await ask(holderProcess, "churn"));
       const seen = new Set<string>();
-      const until = Date.now() + 6000;
-      while (seen.size < 2 && Date.now() < until) {
+      const until = performance.now() + 10_000;
+      while (seen.size < 2 && performance.now() < until) {
         let line: string;
         try {
-          line = await w.nextLine(until - Date.now());
+          line = await w.nextLine(until - performance.now());
         } catch {
           break;
         }
@@ -255,7 +274,8 @@ const cells: Record<CommandRow, (column: Column, index: number) => Promise<strin
   async kill(column) {
     const victim = ns!.spawn([...AS_TARGET, "sleep", "60"], { cwd: dir });
     try {
-      await sleep(100);
+      // Signalled only once it is the target user's `sleep`: before that it is root's setpriv.
+      await waitForVictim(victim.pid);
       const r = await runAs(column, [exe, join(dir, "end-one.ts"), String(victim.pid)], ["BUN_BE_BUN=1"]);
       const ended = await victim.waitForExit(r.code === 0 ? 5000 : 300);
       if (r.code === 0) return ended ? WORKS : `exit 0 but the process lives: ${describeRun(r)}`;
@@ -309,8 +329,8 @@ async function daemonCells(column: Column, index: number): Promise<DaemonOutcome
       "--sink", "stdout:ndjson", "--sink", `file:${sink}`,
       "--metrics", `127.0.0.1:${metricsPort}`,
     ]);
-    const started = Date.now() + 15_000;
-    while (!/running /.test(daemon.stderr) && !daemon.hasExited && Date.now() < started) await sleep(50);
+    const started = performance.now() + 30_000;
+    while (!/running /.test(daemon.stderr) && !daemon.hasExited && performance.now() < started) await sleep(50);
     if (!/running /.test(daemon.stderr)) {
       const why = `does not start: ${daemon.stderr.trim()}`;
       return { run: why, metrics: why };
@@ -318,11 +338,13 @@ async function daemonCells(column: Column, index: number): Promise<DaemonOutcome
     await ask(clients, "connect curl");
     await ask(clients, "connect exim4");
     let status: Record<string, string> = {};
-    const until = Date.now() + 3000;
+    // Where the column lets it, the close comes within a few intervals; where it does not,
+    // nothing comes and the window runs out.
+    const until = performance.now() + 8000;
     do {
       await sleep(100);
       status = JSON.parse(await ask(clients, "status"));
-    } while (status.curl === "alive" && Date.now() < until);
+    } while (status.curl === "alive" && performance.now() < until);
     // A few more intervals for anything else it would do.
     await sleep(5 * DAEMON_INTERVAL * 1000);
     status = JSON.parse(await ask(clients, "status"));
