@@ -261,7 +261,7 @@ export default defineRule({ name: "always-fails", on: ["opened"], handle(e) { th
       let told = 0;
       const settleBy = performance.now() + 20_000;
       for (;;) {
-        seen = metricSum((await scrapeMetrics(ns!.wrap, port)) ?? new Map(), "sockwarden_sighups_total");
+        seen = metricSum((await scrapeMetrics((a) => ns!.wrap(a), port)) ?? new Map(), "sockwarden_sighups_total");
         reloads = reloadLines(daemon.stderr);
         told = reloads.reduce((n, l) => n + Number(/\((\d+) SIGHUPs\)/.exec(l)?.[1] ?? 1), 0);
         if (told === seen || performance.now() > settleBy) break;
