@@ -410,7 +410,7 @@ def held(name: str, kinds: list, cfg: dict, results: Results) -> None:
                     started += 1
                     try:
                         s.bind((src, 0))
-                        s.settimeout(2.0)
+                        s.settimeout(10.0)
                         s.connect((host, port))
                         s.setblocking(False)
                     except OSError as e:
