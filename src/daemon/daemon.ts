@@ -5,7 +5,7 @@
  */
 import type { Endpoint, SocketEngine } from "../engine/types.ts";
 import { Monitor } from "../monitor/monitor.ts";
-import { MonitorLoop } from "../monitor/monitor-loop.ts";
+import { MonitorLoop, type Timers } from "../monitor/monitor-loop.ts";
 import type { EndpointEvent } from "../monitor/events.ts";
 import { RuleSet, formatReport, type RuleAction, type RuleReport } from "../rules/rule-set.ts";
 import { resolveRuleSources, type RuleSource } from "../rules/rule-sources.ts";
@@ -35,6 +35,10 @@ export interface DaemonOptions {
   watchRuleFiles?: boolean;
   /** How often a fault that goes on is told again, with its count (default 60 s; test seam). */
   faultReportMs?: number;
+  /** The refresh loop's timers (test seam; default the real setTimeout/clearTimeout). */
+  timers?: Timers;
+  /** Milliseconds, monotonic, for the refresh rhythm, fault periods and clock-jump checks (test seam; default performance.now). */
+  clock?: () => number;
 }
 
 /** A wall-clock change bigger than this between two refreshes is told as a jump. */
@@ -66,16 +70,20 @@ export class Daemon {
   private lostNotices = 0;
   private lastWall = 0;
   private lastMono = 0;
+  private readonly clock: () => number;
 
   constructor(private readonly options: DaemonOptions) {
     this.config = options.config;
     this.metrics = options.metrics ?? new Metrics();
     this.protection = new Protection(this.config.protect);
     this.limiter = new ActionRateLimiter(this.config.limits.actionsPerMinute, this.config.limits.perRule);
+    this.clock = options.clock ?? (() => performance.now());
     const periodMs = options.faultReportMs ?? 60_000;
-    this.faults = new FaultReporter({ periodMs, emit: (l) => this.options.warn?.(l.text) });
+    const clock = this.clock;
+    this.faults = new FaultReporter({ periodMs, clock, emit: (l) => this.options.warn?.(l.text) });
     this.ruleFaults = new FaultReporter<RuleReport>({
       periodMs,
+      clock,
       emit: (l) => {
         // The first failure goes out as it is; later lines stand for `count` failures each.
         if (l.kind === "first" || !l.data) return;
@@ -100,6 +108,8 @@ export class Daemon {
       intervalMs: this.config.interval * 1000,
       onEvents: (events) => this.onEvents(events),
       collectAfterRefresh: true,
+      timers: this.options.timers,
+      clock: this.options.clock,
       onError: (err) => {
         this.metrics.inc("sockwarden_refresh_errors_total", "Refreshes that failed");
         this.faults.fault("refresh failed", (err as Error).message);
@@ -221,7 +231,7 @@ export class Daemon {
       this.lostNotices = lost;
     }
     const wall = Date.now();
-    const mono = performance.now();
+    const mono = this.clock();
     if (this.lastMono > 0) {
       const drift = wall - this.lastWall - (mono - this.lastMono);
       if (Math.abs(drift) > CLOCK_JUMP_MS) {
@@ -311,6 +321,8 @@ export class Daemon {
     if (this.stopped) return;
     this.stopped = true;
     this.loop?.stop();
+    // A last look, so that notices lost (or a clock jump) since the last refresh are counted too.
+    this.checkFaults();
     this.faults.flush();
     this.ruleFaults.flush();
     if (this.pending.size) await Promise.race([Promise.allSettled([...this.pending]), new Promise((r) => setTimeout(r, timeoutMs))]);

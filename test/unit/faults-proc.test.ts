@@ -7,6 +7,7 @@
  */
 import { afterAll, describe, expect, test } from "vitest";
 import { spawn } from "node:child_process";
+import { EventEmitter } from "node:events";
 import net from "node:net";
 import fs from "node:fs";
 import os from "node:os";
@@ -89,15 +90,41 @@ describe("processes that exit while the scan is at them", () => {
   });
 });
 
+/**
+ * Resolves when `ready()` holds, checked now and on each "change" of `changes`; rejects after
+ * `ms` (a bound against a hang, not a pace) with `what` and `detail()`.
+ */
+function until(changes: EventEmitter, ready: () => boolean, ms: number, what: string, detail: () => string = () => ""): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const check = () => {
+      if (!ready()) return;
+      done();
+      resolve();
+    };
+    const timer = setTimeout(() => {
+      done();
+      const more = detail();
+      reject(new Error(`${what}: not within ${ms} ms${more ? ` (${more})` : ""}`));
+    }, ms);
+    const done = () => {
+      clearTimeout(timer);
+      changes.off("change", check);
+    };
+    changes.on("change", check);
+    check();
+  });
+}
+
 describe("real processes churning while /proc is read", () => {
   test("scans, owner lookups and whole snapshots go on without a throw", async () => {
     // Forks a process every few ms; each opens a socket pair and a listener and exits at once.
+    // It goes on until killed (at most 120 s), telling how many it forked every 10.
     const helper = spawn("/usr/bin/python3", ["-c", `
 import os, socket, signal, sys, time
 signal.signal(signal.SIGCHLD, signal.SIG_IGN)
 keep = socket.socket(); keep.bind(("127.0.0.1", 0)); keep.listen(1)
 print("ready", flush=True)
-end = time.time() + 8
+end = time.time() + 120
 n = 0
 while time.time() < end:
     pid = os.fork()
@@ -107,21 +134,55 @@ while time.time() < end:
         time.sleep((n % 7) / 1000)
         os._exit(0)
     n += 1
+    if n % 10 == 0:
+        print("forked", n, flush=True)
     time.sleep(0.002)
-print(n, flush=True)
-`], { stdio: ["ignore", "pipe", "inherit"] });
-    let out = "";
-    helper.stdout.on("data", (d) => (out += d));
-    const exited = new Promise((r) => helper.on("close", r));
-    for (let i = 0; i < 100 && !out.includes("ready"); i++) await new Promise((r) => setTimeout(r, 50));
+`], { stdio: ["ignore", "pipe", "pipe"] });
+    const changes = new EventEmitter();
+    let ready = false;
+    let forks = 0;
+    let partial = "";
+    let err = "";
+    helper.stdout.on("data", (d) => {
+      const lines = (partial + d).split("\n");
+      partial = lines.pop()!;
+      for (const line of lines) {
+        if (line === "ready") ready = true;
+        const m = /^forked (\d+)$/.exec(line);
+        if (m) forks = Number(m[1]);
+      }
+      changes.emit("change");
+    });
+    helper.stderr.on("data", (d) => (err += d));
+    let exitedWith: string | null = null;
+    const exited = new Promise((r) =>
+      helper.on("close", (code, signal) => {
+        r((exitedWith = `code ${code}, signal ${signal}`));
+        changes.emit("change");
+      }),
+    );
+    const forked = () => forks;
     const engine = new LinuxEngine();
     const reader = new ProcessReader({ users: new UserTable(), clockTicks: 100 });
+    // Enough rounds that many processes come and go during them; the time bound only catches a hang.
+    const wantScans = 100;
+    const wantSnapshots = wantScans / 5;
+    const wantForks = 200;
+    const boundMs = 60_000;
     let scans = 0;
     let snapshots = 0;
     let owned = 0;
-    const until = Date.now() + 5000;
+    let forkedAtStart = 0;
     try {
-      while (Date.now() < until) {
+      await until(changes, () => ready || exitedWith !== null, 20_000, "the forking helper did not start", () => `stderr ${JSON.stringify(err)}`);
+      if (!ready) throw new Error(`the forking helper exited before it was ready (${exitedWith}): stderr ${JSON.stringify(err)}`);
+      forkedAtStart = forked();
+      const started = performance.now();
+      while (scans < wantScans || snapshots < wantSnapshots || forked() - forkedAtStart < wantForks) {
+        if (performance.now() - started > boundMs) {
+          throw new Error(`only ${scans} scans, ${snapshots} snapshots and ${forked() - forkedAtStart} forks in ${boundMs} ms (want ${wantScans}, ${wantSnapshots}, ${wantForks}); helper stderr ${JSON.stringify(err)}`);
+        }
+        if (exitedWith !== null) throw new Error(`the forking helper stopped after ${scans} scans (${exitedWith}): stderr ${JSON.stringify(err)}`);
         const owners = scanSocketOwners("/proc", undefined, libcFdLinks());
         for (const pid of new Set(owners.owner.values())) reader.read(pid);
         reader.revalidate();
@@ -131,29 +192,39 @@ print(n, flush=True)
           owned += snap.endpoints.filter((e) => e.process).length;
           snapshots++;
         }
+        // Lets the helper's output in, so its count of forks moves.
         await new Promise((r) => setImmediate(r));
       }
+      expect(exitedWith, "the helper was still forking when the scans ended").toBeNull();
     } finally {
       engine.close();
       helper.kill("SIGKILL");
       await exited;
     }
-    expect(scans).toBeGreaterThan(10);
-    expect(snapshots).toBeGreaterThan(1);
     // The helper's own listener, at least, was found with its owner in every snapshot.
-    expect(owned).toBeGreaterThanOrEqual(snapshots);
-  }, 30_000);
+    expect(owned, `endpoints with an owner over ${snapshots} snapshots`).toBeGreaterThanOrEqual(snapshots);
+  }, 120_000);
 });
 
 describe("a socket its owner closes between the listing and the close", () => {
   test("is left to its owner (gone), while one still held is closed", async () => {
     const server = net.createServer();
     const accepted: net.Socket[] = [];
-    const ended: string[] = [];
+    /** What each accepted socket saw, by its peer's port. */
+    const seen = new Map<number, string[]>();
+    const events = new EventEmitter();
     server.on("connection", (c) => {
       accepted.push(c);
-      c.on("end", () => ended.push("end"));
-      c.on("error", (e) => ended.push((e as NodeJS.ErrnoException).code ?? "error"));
+      const log: string[] = [];
+      seen.set(c.remotePort!, log);
+      const note = (what: string) => {
+        log.push(what);
+        events.emit("change");
+      };
+      c.on("end", () => note("end"));
+      c.on("error", (e) => note((e as NodeJS.ErrnoException).code ?? "error"));
+      c.on("close", () => note("close"));
+      events.emit("change");
     });
     await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
     const port = (server.address() as net.AddressInfo).port;
@@ -164,22 +235,30 @@ describe("a socket its owner closes between the listing and the close", () => {
       });
     const closedByOwner = await connect();
     const held = await connect();
+    // Their ports, taken now: a destroyed socket no longer tells its own.
+    const ports = new Map([closedByOwner, held].map((c) => [c, c.localPort!]));
+    const peerOf = (c: net.Socket) => seen.get(ports.get(c)!) ?? [];
+    const wait = (ready: () => boolean, what: string) =>
+      until(events, ready, 10_000, what, () => `peer of the owner-closed socket saw ${JSON.stringify(peerOf(closedByOwner))}, of the held one ${JSON.stringify(peerOf(held))}`);
+    await wait(() => seen.has(ports.get(closedByOwner)!) && seen.has(ports.get(held)!), "the server did not accept both connections");
     const engine = new LinuxEngine();
     try {
       const snap = engine.snapshot({ protocols: new Set(["tcp"]), families: new Set([4]), withProcesses: true });
-      const listed = (c: net.Socket) => snap.endpoints.find((e) => e.localPort === c.localPort && e.remotePort === port)!;
+      const listed = (c: net.Socket) => snap.endpoints.find((e) => e.localPort === ports.get(c) && e.remotePort === port)!;
       const a = listed(closedByOwner);
       const b = listed(held);
       expect(a.inode).not.toBe(0);
       expect(a.process?.pid).toBe(process.pid);
-      // The owner closes it: the kernel keeps the socket (FIN_WAIT) without an owner.
+      // The owner closes it: the kernel keeps the socket (FIN_WAIT) without an owner. Its FIN
+      // reaching the peer shows the descriptor is gone.
       closedByOwner.destroy();
-      await new Promise((r) => setTimeout(r, 100));
-      expect(engine.destroy(a)).toEqual({ outcome: "gone" });
-      expect(engine.destroy(b)).toEqual({ outcome: "closed" });
-      await new Promise((r) => setTimeout(r, 100));
+      await wait(() => peerOf(closedByOwner).some((e) => e === "end" || e === "close"), "the owner's close never reached its peer");
+      expect(engine.destroy(a), "the socket its owner closed is left to the kernel").toEqual({ outcome: "gone" });
+      expect(engine.destroy(b), "the socket still held is closed").toEqual({ outcome: "closed" });
+      await wait(() => peerOf(held).includes("close"), "the peer of the socket closed by the engine never saw it close");
       // The peer of the one left alone saw its owner's orderly close, not a reset.
-      expect(ended[0]).toBe("end");
+      expect(peerOf(closedByOwner)[0], "the first thing the peer of the owner-closed socket saw").toBe("end");
+      expect(peerOf(closedByOwner).filter((e) => e !== "end" && e !== "close"), "no reset reached the peer of the socket left to its owner").toEqual([]);
     } finally {
       engine.close();
       held.destroy();

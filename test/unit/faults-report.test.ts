@@ -14,10 +14,21 @@ import type { SinkRecord } from "../../src/actions/sinks/sink-record.ts";
 import { RuleSet } from "../../src/rules/rule-set.ts";
 import { createOutputs } from "../../src/daemon/outputs.ts";
 import { SystemCallError } from "../../src/errors.ts";
+import { Metrics } from "../../src/daemon/metrics.ts";
 
 afterEach(() => {
+  vi.useRealTimers();
   vi.restoreAllMocks();
 });
+
+/** Polls `ready` between turns of the event loop; throws `what` (and `detail()`) after `ms` of wall time. */
+async function waitFor(ready: () => boolean, what: string, detail: () => string = () => "", ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!ready()) {
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms${detail() ? ` (${detail()})` : ""}`);
+    await new Promise((r) => setTimeout(r, 1));
+  }
+}
 
 function reporter(periodMs = 60_000, quietMs?: number) {
   let now = 0;
@@ -168,6 +179,9 @@ export default defineRule({ name: "tick", every: 5, periodic(eps, act, ctx) { ac
 
 describe("records a sink drops", () => {
   test("a missing syslog socket: the failure once, then the drops as counts, every record in one", async () => {
+    // The drop counts' timer and their clock are faked: 40 batches 15 ms apart span 600 ms, so
+    // a count every 150 ms is exactly 4 lines whatever the machine's pace.
+    vi.useFakeTimers({ toFake: ["setInterval", "clearInterval", "performance"] });
     const warnings: string[] = [];
     const outputs = createOutputs(["syslog:/run/sw-none/log"], {
       warn: (m) => warnings.push(m),
@@ -176,21 +190,39 @@ describe("records a sink drops", () => {
       },
       dropReportMs: 150,
     });
+    const metrics = new Metrics();
+    const dropped = () => {
+      outputs.describe(metrics);
+      const line = metrics.render().split("\n").find((l) => l.startsWith('sockwarden_sink_dropped_total{sink="syslog:/run/sw-none/log"}'));
+      return line ? Number(line.split(" ").at(-1)) : 0;
+    };
     let sent = 0;
-    for (let i = 0; i < 40; i++) {
+    const send = async (i: number) => {
       const batch: SinkRecord[] = [];
       for (let j = 0; j < 25; j++) batch.push({ time: new Date().toISOString(), kind: "action", message: `closed ${sent++}` });
       outputs.write(batch);
-      await new Promise((r) => setTimeout(r, 15));
+      // The sink gives up on the batch (no socket) on its own time: wait for that, then move on.
+      await waitFor(() => dropped() === sent, `the sink did not drop batch ${i + 1}`, () => `${dropped()} of ${sent} dropped`);
+    };
+    for (let i = 0; i < 40; i++) {
+      await send(i);
+      vi.advanceTimersByTime(15);
     }
+    // Dropped after the last count: closing tells it.
+    await send(40);
     await outputs.close(200);
     const mine = warnings.filter((w) => w.startsWith("syslog:/run/sw-none/log"));
     expect(mine[0]).toMatch(/no syslog daemon listens on \/run\/sw-none\/log \(ENOENT\)/);
-    expect(mine.filter((w) => /ENOENT/.test(w) && !/dropped/.test(w))).toHaveLength(1);
+    expect(mine.filter((w) => /ENOENT/.test(w) && !/dropped/.test(w)), "the failure is told once, not per batch").toHaveLength(1);
     const counts = mine.map((w) => /: (\d+) record\(s\) dropped in the last \d+ s, (\d+) in all/.exec(w)).filter((m) => m !== null);
-    expect(counts.length).toBeGreaterThanOrEqual(2);
-    expect(counts.length).toBeLessThan(15);
-    expect(counts.reduce((n, m) => n + Number(m![1]), 0)).toBe(sent);
-    expect(Number(counts.at(-1)![2])).toBe(sent);
+    // At 150, 300, 450 and 600 ms, each with the 10 batches since the one before; the last at closing.
+    expect(counts.map((m) => [Number(m![1]), Number(m![2])]), `1025 drops are told in 5 counts, not one line per batch: ${JSON.stringify(mine)}`).toEqual([
+      [250, 250],
+      [250, 500],
+      [250, 750],
+      [250, 1000],
+      [25, 1025],
+    ]);
+    expect(sent).toBe(1025);
   });
 });
