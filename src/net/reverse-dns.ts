@@ -26,7 +26,23 @@ export interface ReverseDnsOptions {
   maxEntries?: number;
   /** Clock, for tests. */
   now?: () => number;
+  /**
+   * Timers behind the per-lookup timeout and the resolveAll budget (test seam; default the
+   * global setTimeout and clearTimeout).
+   */
+  timers?: ReverseDnsTimers;
 }
+
+/** The timer functions {@link ReverseDns} uses for its own deadlines. */
+export interface ReverseDnsTimers {
+  setTimeout(callback: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+const GLOBAL_TIMERS: ReverseDnsTimers = {
+  setTimeout: (callback, ms) => setTimeout(callback, ms),
+  clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
+};
 
 /** Options for one {@link ReverseDns.resolveAll} call. */
 export interface ResolveAllOptions {
@@ -105,6 +121,7 @@ export class ReverseDns {
       negativeTtlMs: options.negativeTtlMs ?? DEFAULTS.negativeTtlMs,
       maxEntries: options.maxEntries ?? DEFAULTS.maxEntries,
       now: options.now ?? Date.now,
+      timers: options.timers ?? GLOBAL_TIMERS,
     };
     this.hostsPath = options.hostsPath === undefined ? defaultHostsPath() : options.hostsPath;
     // One try: a retry would outlast any budget a listing can afford. Bun raises too-small
@@ -137,7 +154,7 @@ export class ReverseDns {
     if (known !== undefined) return known;
     const key = lookupKey(address);
     if (key === null) return null;
-    return withTimeout(this.query(key), this.options.lookupTimeoutMs, null);
+    return withTimeout(this.options.timers, this.query(key), this.options.lookupTimeoutMs, null);
   }
 
   /**
@@ -166,7 +183,7 @@ export class ReverseDns {
       );
     }
     if (waits.length > 0) {
-      await withTimeout(Promise.all(waits).then(() => undefined), budgetMs, undefined);
+      await withTimeout(this.options.timers, Promise.all(waits).then(() => undefined), budgetMs, undefined);
     }
     open = false;
     return result;
@@ -271,11 +288,11 @@ function lookupKey(address: string): string | null {
 }
 
 /** Settles with the promise's value, or with `fallback` after `ms`, whichever comes first. */
-function withTimeout<T>(promise: Promise<T>, ms: number, fallback: T): Promise<T> {
+function withTimeout<T>(timers: ReverseDnsTimers, promise: Promise<T>, ms: number, fallback: T): Promise<T> {
   return new Promise<T>((settle) => {
-    const timer = setTimeout(() => settle(fallback), Math.max(0, ms));
+    const timer = timers.setTimeout(() => settle(fallback), Math.max(0, ms));
     void promise.then((value) => {
-      clearTimeout(timer);
+      timers.clearTimeout(timer);
       settle(value);
     });
   });

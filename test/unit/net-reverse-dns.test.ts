@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { ReverseDns, parseHosts } from "../../src/net/reverse-dns.ts";
+import { ReverseDns, parseHosts, type ReverseDnsTimers } from "../../src/net/reverse-dns.ts";
 
 const HOSTS_FIXTURE = `
 # The usual Debian header
@@ -25,22 +25,39 @@ not-an-address  junk
 
 /**
  * A tiny DNS server on 127.0.0.1: answers PTR queries for names in `answers`, says NXDOMAIN for
- * names in `missing`, and stays silent for everything else, like a dead server.
+ * names in `missing`, and stays silent for everything else, like a dead server. Queries for a
+ * held name wait, unanswered, until it is released.
  */
 class FakeDnsServer {
   readonly socket = dgram.createSocket("udp4");
   readonly queries: string[] = [];
   readonly answers = new Map<string, string>();
   readonly missing = new Set<string>();
+  private readonly held = new Map<string, { message: Buffer; peer: dgram.RemoteInfo; questionEnd: number }[]>();
 
   async start(): Promise<string> {
     this.socket.on("message", (message, peer) => this.onQuery(message, peer));
+    // An answer to a resolver already closed comes back as ICMP "port unreachable", which the
+    // socket reports as an error; that says nothing about the code under test.
+    this.socket.on("error", () => {});
     await new Promise<void>((resolve) => this.socket.bind(0, "127.0.0.1", resolve));
     return `127.0.0.1:${this.socket.address().port}`;
   }
 
   stop(): void {
     this.socket.close();
+  }
+
+  /** Queries for name get no answer until release(name). */
+  hold(name: string): void {
+    this.held.set(name, []);
+  }
+
+  /** Answers the held queries for name, and later ones at once. */
+  release(name: string): void {
+    const waiting = this.held.get(name) ?? [];
+    this.held.delete(name);
+    for (const q of waiting) this.respond(q.message, q.peer, name, q.questionEnd);
   }
 
   private onQuery(message: Buffer, peer: dgram.RemoteInfo): void {
@@ -54,7 +71,15 @@ class FakeDnsServer {
     const questionEnd = offset + 5; // zero label, type, class
     const name = labels.join(".").toLowerCase();
     this.queries.push(name);
+    const held = this.held.get(name);
+    if (held !== undefined) {
+      held.push({ message, peer, questionEnd });
+      return;
+    }
+    this.respond(message, peer, name, questionEnd);
+  }
 
+  private respond(message: Buffer, peer: dgram.RemoteInfo, name: string, questionEnd: number): void {
     const target = this.answers.get(name);
     if (target === undefined && !this.missing.has(name)) return;
     const header = Buffer.alloc(12);
@@ -76,6 +101,90 @@ class FakeDnsServer {
     this.socket.send(Buffer.concat(parts), peer.port, peer.address);
   }
 }
+
+/**
+ * Fake time for the resolver's own deadlines: nothing fires until advance() moves the clock to
+ * or past a timer's due time.
+ */
+class ManualTimers implements ReverseDnsTimers {
+  private now = 0;
+  private nextId = 1;
+  private readonly armed = new Map<number, { due: number; ms: number; callback: () => void }>();
+
+  setTimeout = (callback: () => void, ms: number): number => {
+    const id = this.nextId++;
+    this.armed.set(id, { due: this.now + ms, ms, callback });
+    return id;
+  };
+
+  clearTimeout = (handle: unknown): void => {
+    this.armed.delete(handle as number);
+  };
+
+  /** The delays of the timers armed and not yet fired or cleared. */
+  pending(): number[] {
+    return [...this.armed.values()].map((t) => t.ms);
+  }
+
+  /** Moves the clock on by ms, firing what falls due, then lets the promises that follow settle. */
+  async advance(ms: number): Promise<void> {
+    this.now += ms;
+    for (const [id, t] of [...this.armed].sort((a, b) => a[1].due - b[1].due)) {
+      if (t.due > this.now) continue;
+      this.armed.delete(id);
+      t.callback();
+    }
+    await settle();
+  }
+}
+
+/** Lets every promise reaction that is ready run (setImmediate comes after the microtasks). */
+function settle(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
+/** A promise and whether it has settled yet. */
+function track<T>(promise: Promise<T>): { promise: Promise<T>; settled: boolean } {
+  const tracked = { promise, settled: false };
+  void promise.then(
+    () => (tracked.settled = true),
+    () => (tracked.settled = true),
+  );
+  return tracked;
+}
+
+/** Polls check until it holds; throws saying what was awaited when ms pass first. */
+async function waitFor(what: string, check: () => boolean, ms = 10_000): Promise<void> {
+  const deadline = performance.now() + ms;
+  while (!check()) {
+    if (performance.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+/** The promise's value; throws saying what was awaited when it takes over ms of real time. */
+async function within<T>(what: string, promise: Promise<T>, ms = 10_000): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
+  });
+  try {
+    return await Promise.race([promise, expired]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** The PTR name the resolver asks for an IPv4 address. */
+const ptr4 = (address: string) => `${address.split(".").reverse().join(".")}.in-addr.arpa`;
+
+/**
+ * Far beyond any test, so that the per-lookup deadline never ends a lookup unless a test moves
+ * fake time there. The resolver underneath also gets it as its own timeout, which Bun caps at
+ * about 5 s: a silent lookup is never dropped sooner, and tests tell the two deadlines apart by
+ * the cache (a lookup that ended by itself is remembered as "no name"; one cut off is not).
+ */
+const NEVER_MS = 60_000;
 
 function encodeName(name: string): Buffer {
   const labels = name.split(".").map((label) => [Buffer.from([label.length]), Buffer.from(label)]);
@@ -104,7 +213,7 @@ describe("parseHosts", () => {
   });
 });
 
-describe("ReverseDns", () => {
+describe("ReverseDns", { timeout: 30_000 }, () => {
   const server = new FakeDnsServer();
   let serverAddress = "";
   let hostsDir = "";
@@ -112,7 +221,9 @@ describe("ReverseDns", () => {
   const resolvers: ReverseDns[] = [];
 
   function makeResolver(options: ConstructorParameters<typeof ReverseDns>[0] = {}): ReverseDns {
-    const resolver = new ReverseDns({ servers: [serverAddress], hostsPath, ...options });
+    // Lookups wait for the fake server's answer however slow the machine is; the tests that are
+    // about deadlines drive them with fake timers.
+    const resolver = new ReverseDns({ servers: [serverAddress], hostsPath, lookupTimeoutMs: NEVER_MS, ...options });
     resolvers.push(resolver);
     return resolver;
   }
@@ -165,8 +276,8 @@ describe("ReverseDns", () => {
   it("looks up PTR records and caches the answer", async () => {
     const resolver = makeResolver();
     expect(resolver.cached("192.2.3.4")).toBeUndefined();
-    expect(await resolver.resolve("192.2.3.4")).toBe("web.example.net");
-    expect(await resolver.resolve("2001:db8::7")).toBe("six.example.net");
+    expect(await resolver.resolve("192.2.3.4"), "no answer for 192.2.3.4 from the fake server").toBe("web.example.net");
+    expect(await resolver.resolve("2001:db8::7"), "no answer for 2001:db8::7 from the fake server").toBe("six.example.net");
     const asked = server.queries.length;
     expect(await resolver.resolve("192.2.3.4")).toBe("web.example.net");
     expect(resolver.cached("::ffff:192.2.3.4")).toBe("web.example.net");
@@ -176,78 +287,141 @@ describe("ReverseDns", () => {
   it("remembers that an address has no name, until the negative entry expires", async () => {
     let now = 1_000_000;
     const resolver = makeResolver({ now: () => now, negativeTtlMs: 5_000 });
-    expect(await resolver.resolve("192.2.3.9")).toBeNull();
+    expect(await resolver.resolve("192.2.3.9"), "192.2.3.9 has no name (NXDOMAIN)").toBeNull();
     expect(resolver.cached("192.2.3.9")).toBeNull();
     now += 5_001;
     expect(resolver.cached("192.2.3.9")).toBeUndefined();
   });
 
   it("resolveAll returns what resolved and stops at the budget on a silent server", async () => {
-    const resolver = makeResolver();
+    const timers = new ManualTimers();
+    const resolver = makeResolver({ timers });
     const silent = ["192.0.2.1", "192.0.2.2", "198.51.100.7", "2001:db8::dead"];
+    const silentNames = [
+      ptr4("192.0.2.1"), ptr4("192.0.2.2"), ptr4("198.51.100.7"),
+      "d.a.e.d.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa",
+    ];
     const before = server.queries.length;
-    const started = performance.now();
     const addresses = ["192.2.3.4", "10.1.2.3", ...silent, "not an address"];
-    const names = await resolver.resolveAll(addresses, { budgetMs: 250 });
-    const elapsed = performance.now() - started;
-    expect(elapsed).toBeGreaterThanOrEqual(240);
-    expect(elapsed).toBeLessThan(450);
-    expect(Object.fromEntries(names)).toEqual({
+    const call = track(resolver.resolveAll(addresses, { budgetMs: 250 }));
+    expect(timers.pending(), "resolveAll arms one timer, for its budget").toEqual([250]);
+    // Every silent address really was asked, only of the local fake server, and the one with a
+    // name has its answer: only the budget is left to end the call.
+    await waitFor("every address to be asked of the fake server", () =>
+      silentNames.every((name) => server.queries.slice(before).includes(name)),
+    );
+    await waitFor("the answer for 192.2.3.4 to arrive", () => resolver.cached("192.2.3.4") === "web.example.net");
+    await settle();
+    expect(call.settled, "resolveAll returned before its budget with lookups still out").toBe(false);
+    await timers.advance(249);
+    expect(call.settled, "resolveAll returned 1 ms before its budget").toBe(false);
+    await timers.advance(1);
+    expect(call.settled, "resolveAll did not return when its budget ran out").toBe(true);
+    expect(Object.fromEntries(await call.promise)).toEqual({
       "192.2.3.4": "web.example.net",
       "10.1.2.3": "db.internal",
     });
-    // The silent addresses really were asked, only of the local fake server.
-    expect(server.queries.slice(before)).toEqual(
-      expect.arrayContaining(["1.2.0.192.in-addr.arpa", "7.100.51.198.in-addr.arpa"]),
+  });
+
+  it("on the real clock, resolveAll on a silent server returns at its budget, not at the lookups' timeout", async () => {
+    const resolver = makeResolver();
+    const before = server.queries.length;
+    const started = performance.now();
+    const names = await resolver.resolveAll(["192.0.2.11", "198.51.100.11", "10.1.2.3"], { budgetMs: 250 });
+    const elapsed = performance.now() - started;
+    expect(elapsed, `returned after ${elapsed.toFixed(0)} ms, before its 250 ms budget`).toBeGreaterThanOrEqual(240);
+    expect(elapsed, `returned after ${elapsed.toFixed(0)} ms, long past its 250 ms budget`).toBeLessThan(10_000);
+    expect(Object.fromEntries(names)).toEqual({ "10.1.2.3": "db.internal" });
+    // The lookups were still out when the call returned: the budget ended it, not their own end.
+    expect(resolver.cached("192.0.2.11"), "the lookups ended before the call returned").toBeUndefined();
+    expect(resolver.cached("198.51.100.11"), "the lookups ended before the call returned").toBeUndefined();
+    // Both were asked (and the next test counts only its own queries).
+    await waitFor("both silent addresses to be asked of the fake server", () =>
+      [ptr4("192.0.2.11"), ptr4("198.51.100.11")].every((name) => server.queries.slice(before).includes(name)),
     );
   });
 
   it("holds the budget with many addresses and little concurrency", async () => {
-    const resolver = makeResolver({ concurrency: 2 });
+    const timers = new ManualTimers();
+    const resolver = makeResolver({ concurrency: 2, timers });
     const addresses = Array.from({ length: 200 }, (_, i) => `203.0.113.${i % 250}`).concat(
       Array.from({ length: 200 }, (_, i) => `2001:db8:1::${i.toString(16)}`),
     );
-    const started = performance.now();
-    const names = await resolver.resolveAll(addresses, { budgetMs: 150 });
-    expect(performance.now() - started).toBeLessThan(350);
-    expect(names.size).toBe(0);
+    const before = server.queries.length;
+    const asked = () =>
+      server.queries.slice(before).filter((n) => n.endsWith(".113.0.203.in-addr.arpa") || n.endsWith(".1.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa")).length;
+    const call = track(resolver.resolveAll(addresses, { budgetMs: 150 }));
+    expect(timers.pending(), "resolveAll arms one timer, for its budget").toEqual([150]);
+    // Two lookups out, 398 waiting their turn behind a silent server.
+    await waitFor("the first two lookups to reach the fake server", () => asked() >= 2);
+    await settle();
+    expect(asked(), "more lookups in flight than the concurrency allows").toBe(2);
+    await timers.advance(149);
+    expect(call.settled, "resolveAll returned before its budget").toBe(false);
+    await timers.advance(1);
+    expect(call.settled, "the queue behind a silent server held resolveAll past its budget").toBe(true);
+    expect((await call.promise).size).toBe(0);
   });
 
   it("returns at once when nothing needs DNS, and does not change the map afterwards", async () => {
-    const resolver = makeResolver();
-    const started = performance.now();
-    const names = await resolver.resolveAll(["10.1.2.3", "0.0.0.0"]);
-    expect(performance.now() - started).toBeLessThan(50);
+    const timers = new ManualTimers();
+    const resolver = makeResolver({ timers });
+    // No timer is armed and none fires: the call can only settle by itself.
+    const names = await within("resolveAll with nothing to ask DNS", resolver.resolveAll(["10.1.2.3", "0.0.0.0"]));
+    expect(timers.pending(), "a timer was armed with nothing to look up").toEqual([]);
     expect(names.size).toBe(1);
 
-    const late = await resolver.resolveAll(["192.0.2.77"], { budgetMs: 50 });
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    expect(late.size).toBe(0);
+    // The answer comes after the budget: the map already returned must stay as it was.
+    const lateName = ptr4("192.0.2.77");
+    server.answers.set(lateName, "late.example.net");
+    server.hold(lateName);
+    const before = server.queries.length;
+    const late = track(resolver.resolveAll(["192.0.2.77"], { budgetMs: 50 }));
+    await waitFor("the query for 192.0.2.77 to reach the fake server", () => server.queries.slice(before).includes(lateName));
+    await timers.advance(50);
+    expect(late.settled, "resolveAll did not return when its budget ran out").toBe(true);
+    const lateNames = await late.promise;
+    expect(lateNames.size).toBe(0);
+    server.release(lateName);
+    await waitFor("the late answer to reach the cache", () => resolver.cached("192.0.2.77") === "late.example.net");
+    await settle();
+    expect(Object.fromEntries(lateNames), "the late answer changed a map already returned").toEqual({});
   });
 
   it("resolve() gives up after the per-lookup timeout", async () => {
-    const resolver = makeResolver({ lookupTimeoutMs: 150 });
-    const started = performance.now();
-    expect(await resolver.resolve("192.0.2.50")).toBeNull();
-    const elapsed = performance.now() - started;
-    expect(elapsed).toBeGreaterThanOrEqual(140);
-    expect(elapsed).toBeLessThan(400);
+    const timers = new ManualTimers();
+    const resolver = makeResolver({ timers });
+    const before = server.queries.length;
+    const call = track(resolver.resolve("192.0.2.50"));
+    expect(timers.pending(), "resolve arms one timer, for lookupTimeoutMs").toEqual([NEVER_MS]);
+    await waitFor("the query for 192.0.2.50 to reach the fake server", () => server.queries.slice(before).includes(ptr4("192.0.2.50")));
+    await timers.advance(NEVER_MS - 1);
+    expect(call.settled, "resolve() gave up before lookupTimeoutMs").toBe(false);
+    await timers.advance(1);
+    expect(call.settled, "resolve() did not give up at lookupTimeoutMs").toBe(true);
+    expect(await call.promise).toBeNull();
     // A timeout is not a "no such name" answer: the address can be asked about again.
     expect(resolver.cached("192.0.2.50")).toBeUndefined();
   });
 
   it("close() cancels pending lookups and sends nothing afterwards", async () => {
-    const resolver = makeResolver({ lookupTimeoutMs: 5_000 });
-    const pending = resolver.resolve("192.0.2.60");
-    await new Promise((resolve) => setTimeout(resolve, 20));
-    const started = performance.now();
-    resolver.close();
-    expect(await pending).toBeNull();
-    expect(performance.now() - started).toBeLessThan(100);
+    const timers = new ManualTimers();
+    const resolver = makeResolver({ timers });
     const before = server.queries.length;
+    const pending = resolver.resolve("192.0.2.60");
+    await waitFor("the query for 192.0.2.60 to reach the fake server", () => server.queries.slice(before).includes(ptr4("192.0.2.60")));
+    const call = track(pending);
+    resolver.close();
+    // No timer fires and the server never answers: only close() can end the lookup, and a
+    // cancelled lookup settles within a few turns of the event loop, not after a timeout.
+    for (let turn = 0; turn < 20 && !call.settled; turn++) await settle();
+    expect(call.settled, "close() did not end the pending lookup").toBe(true);
+    expect(await pending).toBeNull();
+    const after = server.queries.length;
     expect(await resolver.resolve("192.2.3.4")).toBeNull();
     expect(await resolver.resolve("10.1.2.3")).toBe("db.internal");
-    expect(server.queries.length).toBe(before);
+    await settle();
+    expect(server.queries.length).toBe(after);
   });
 
   it("reads no hosts file when hostsPath is null, and survives a missing one", async () => {
@@ -268,8 +442,8 @@ describe("ReverseDns", () => {
 
   it("keeps the cache within maxEntries, dropping the oldest", async () => {
     const resolver = makeResolver({ maxEntries: 1 });
-    expect(await resolver.resolve("192.2.3.4")).toBe("web.example.net");
-    expect(await resolver.resolve("2001:db8::7")).toBe("six.example.net");
+    expect(await resolver.resolve("192.2.3.4"), "no answer for 192.2.3.4 from the fake server").toBe("web.example.net");
+    expect(await resolver.resolve("2001:db8::7"), "no answer for 2001:db8::7 from the fake server").toBe("six.example.net");
     expect(resolver.cached("2001:db8::7")).toBe("six.example.net");
     expect(resolver.cached("192.2.3.4")).toBeUndefined();
   });

@@ -21,9 +21,15 @@ const ep: Endpoint = {
 };
 const event = (seq: number): EndpointEvent => ({ type: "opened", seq, time: 1000 + seq, endpoint: ep });
 
-async function until(check: () => boolean, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!check() && Date.now() < end) await new Promise((r) => setTimeout(r, 25));
+/** Polls check until it holds; throws saying what was awaited (and what was reported) when ms pass first. */
+async function until(what: string, check: () => boolean, reports: readonly RuleReport[], ms = 20_000): Promise<void> {
+  const end = performance.now() + ms;
+  while (!check()) {
+    if (performance.now() > end) {
+      throw new Error(`timed out after ${ms} ms waiting for ${what}; reports so far: ${JSON.stringify(reports.map((r) => `${r.kind}: ${r.message}`))}`);
+    }
+    await new Promise((r) => setTimeout(r, 10));
+  }
 }
 
 describe("rule reload", () => {
@@ -40,11 +46,11 @@ describe("rule reload", () => {
       // Replaced the way editors do it: write elsewhere, rename over.
       fs.writeFileSync(`${file}.tmp`, rule("v2"));
       fs.renameSync(`${file}.tmp`, file);
-      await until(() => reports.some((r) => r.kind === "reloaded"));
+      await until("a reload after the file was replaced", () => reports.some((r) => r.kind === "reloaded"), reports);
       expect(rules.dispatch([event(2)]).map((a) => a.reason)).toEqual(["v2"]);
 
       fs.writeFileSync(file, `import { defineRule } from "sockwarden";\nexport default defineRule({ name: "tagger", handle( {\n`);
-      await until(() => reports.some((r) => r.kind === "reload-failed"));
+      await until("a failed reload after the broken edit", () => reports.some((r) => r.kind === "reload-failed"), reports);
       const failed = reports.find((r) => r.kind === "reload-failed")!;
       expect(failed.message).toMatch(/previous one keeps running/);
       expect(failed.line).toBe(2);

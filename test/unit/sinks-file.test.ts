@@ -21,6 +21,24 @@ function allFiles(file: string): string[] {
   return [...rotated, file];
 }
 
+/** Generous bound: fsync on a busy disk is slow, and a flush returns as soon as it has drained. */
+const DRAIN_MS = 45_000;
+
+/** Flushes until nothing is queued, failing with the sink's stats if that does not happen in time. */
+async function drain(sink: FileSink): Promise<void> {
+  const drained = await sink.flush(DRAIN_MS);
+  expect(drained, `${sink.name} did not drain within ${DRAIN_MS} ms: ${JSON.stringify(sink.stats())}`).toBe(true);
+}
+
+/** Polls check until it holds; throws saying what was awaited when ms pass first. */
+async function waitFor(what: string, check: () => boolean, ms = 10_000): Promise<void> {
+  const deadline = performance.now() + ms;
+  while (!check()) {
+    if (performance.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
 function linesOf(files: string[]): number[] {
   return files.flatMap((f) =>
     fs.readFileSync(f, "utf8").split("\n").filter(Boolean).map((l) => Number((JSON.parse(l) as SinkRecord).message.slice(5))),
@@ -41,7 +59,7 @@ describe("file sink", () => {
       sink.write(batch);
       if (i % 1000 < size) await new Promise((r) => setTimeout(r, 1));
     }
-    await sink.flush(10_000);
+    await drain(sink);
     const files = allFiles(file);
     expect(sink.rotations).toBeGreaterThan(10);
     expect(files.length).toBe(sink.rotations + 1);
@@ -57,7 +75,7 @@ describe("file sink", () => {
     fs.writeFileSync(file, JSON.stringify(rec(-1)) + "\n");
     const sink = new FileSink({ path: file, maxBytes: 2048, keep: 2 });
     for (let i = 0; i < 500; i++) sink.write([rec(i)]);
-    await sink.flush(10_000);
+    await drain(sink);
     await sink.close(1000);
     expect(fs.readdirSync(path.dirname(file)).sort()).toEqual(["a.ndjson", "a.ndjson.1", "a.ndjson.2"]);
     const kept = linesOf(allFiles(file));
@@ -70,10 +88,10 @@ describe("file sink", () => {
     const file = path.join(dir, "moved", "a.ndjson");
     const sink = new FileSink({ path: file, maxBytes: 0 });
     sink.write([rec(1), rec(2)]);
-    await sink.flush(5000);
+    await drain(sink);
     fs.renameSync(file, `${file}.old`);
     sink.write([rec(3)]);
-    await sink.flush(5000);
+    await drain(sink);
     await sink.close(1000);
     expect(linesOf([`${file}.old`])).toEqual([1, 2]);
     expect(linesOf([file])).toEqual([3]);
@@ -85,7 +103,7 @@ describe("file sink", () => {
     const told: string[] = [];
     const sink = new FileSink({ path: path.join(blocker, "a.ndjson"), queueSize: 10, retry: { initialMs: 5, maxMs: 20 }, report: (_, m) => told.push(m) });
     for (let i = 0; i < 25; i++) sink.write([rec(i)]);
-    await new Promise((r) => setTimeout(r, 150));
+    await waitFor("the first failed attempt to open the file", () => sink.stats().failures >= 1);
     const during = sink.stats();
     expect(during.failures).toBe(1);
     expect(during.lastError).toMatch(/ENOTDIR|EEXIST/);

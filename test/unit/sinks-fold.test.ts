@@ -120,8 +120,16 @@ describe("alert folder", () => {
     const folder = new AlertFolder({ windowMs: 50, emit: (r) => out.push(...r) });
     const a: SinkRecord = { time: new Date().toISOString(), kind: "alert", message: "m" };
     folder.write([a, a, a]);
-    const deadline = Date.now() + 2000;
-    while (out.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    const ms = 10_000;
+    const deadline = performance.now() + ms;
+    while (out.length < 2) {
+      if (performance.now() > deadline) {
+        const sent = JSON.stringify(out);
+        folder.close();
+        throw new Error(`timed out after ${ms} ms waiting for the timer to send the summary; sent so far: ${sent}`);
+      }
+      await new Promise((r) => setTimeout(r, 5));
+    }
     folder.close();
     expect(out.map((r) => r.count)).toEqual([undefined, 2]);
   });

@@ -24,6 +24,15 @@ function collect(stream: PassThrough): () => string {
   return () => text;
 }
 
+/** Generous bound for a healthy sink to deliver: a flush returns as soon as it has drained. */
+const DRAIN_MS = 30_000;
+
+/** Flushes a healthy sink until it has drained, failing with the sink's stats if it cannot. */
+async function drain(sink: Sink): Promise<void> {
+  const drained = await sink.flush(DRAIN_MS);
+  expect(drained, `${sink.name} did not drain within ${DRAIN_MS} ms: ${JSON.stringify(sink.stats())}`).toBe(true);
+}
+
 const zero: SinkStats = { written: 0, queued: 0, dropped: 0, failures: 0, lastError: null };
 
 /** A sink whose every method fails in its own way: write throws, flush and close never end. */
@@ -32,7 +41,7 @@ class BrokenSink implements Sink {
   write(): void {
     throw new Error("disk on fire");
   }
-  flush(): Promise<void> {
+  flush(): Promise<boolean> {
     return new Promise(() => {});
   }
   close(): Promise<void> {
@@ -59,7 +68,7 @@ describe("stdout sink", () => {
       rec(2, { count: 4, firstTime: "2026-11-21T10:00:01.000Z", lastTime: "2026-11-21T10:00:05.500Z" }),
     ];
     for (const s of sinks) s.write(records);
-    for (const s of sinks) await s.flush(1000);
+    for (const s of sinks) await drain(s);
     expect(p().split("\n")).toEqual([
       "2026-11-21T10:00:00.000Z alert critical smtp-guard: #1 (pid 7 curl)",
       "2026-11-21T10:00:00.000Z alert warning smtp-guard: #2 x4 from 10:00:01.000Z to 10:00:05.500Z",
@@ -79,9 +88,9 @@ describe("stdout sink", () => {
     const told: string[] = [];
     const sink = new StdoutSink({ format: "ndjson", stream: failing, report: (_, m) => told.push(m) });
     sink.write([rec(1)]);
-    await sink.flush(1000);
+    await drain(sink);
     sink.write([rec(2), rec(3)]);
-    await sink.flush(1000);
+    await drain(sink);
     expect(sink.stats()).toMatchObject({ written: 0, queued: 0, dropped: 3, failures: 1 });
     expect(told).toHaveLength(1);
     expect(told[0]).toMatch(/EPIPE/);
@@ -106,13 +115,21 @@ describe("sink set", () => {
     const text = collect(out);
     const file = path.join(dir, "set.ndjson");
     const told: string[] = [];
-    const set = new SinkSet([new BrokenSink(), new StdoutSink({ format: "ndjson", stream: out }), new FileSink({ path: file })], {
+    const stdout = new StdoutSink({ format: "ndjson", stream: out });
+    const fileSink = new FileSink({ path: file });
+    const set = new SinkSet([new BrokenSink(), stdout, fileSink], {
       report: (sink, m) => told.push(`${sink}: ${m}`),
     });
     for (let i = 1; i <= 5; i++) set.write([rec(i)]);
-    const started = Date.now();
+    // The healthy sinks deliver on their own time (fsync on a busy disk can take long): wait for
+    // them with a generous bound, so that the set's short flush below has nothing left to cut off.
+    await drain(stdout);
+    await drain(fileSink);
+    // The broken sink's flush never ends; the set's must still return close to its 300 ms.
+    const started = performance.now();
     await set.flush(300);
-    expect(Date.now() - started).toBeLessThan(2000);
+    const flushMs = performance.now() - started;
+    expect(flushMs, `set.flush(300) took ${flushMs.toFixed(0)} ms: the hanging sink held it up`).toBeLessThan(5000);
     expect(text().trim().split("\n")).toHaveLength(5);
     expect(fs.readFileSync(file, "utf8").trim().split("\n")).toHaveLength(5);
     const stats = set.stats();
@@ -120,19 +137,22 @@ describe("sink set", () => {
     expect(stats["stdout:ndjson"]).toMatchObject({ written: 5, dropped: 0 });
     expect(stats[`file:${file}`]).toMatchObject({ written: 5, dropped: 0 });
     expect(told).toEqual(["broken: write threw: disk on fire"]);
-    const closing = Date.now();
+    const closing = performance.now();
     await set.close(300);
-    expect(Date.now() - closing).toBeLessThan(2000);
+    const closeMs = performance.now() - closing;
+    expect(closeMs, `set.close(300) took ${closeMs.toFixed(0)} ms: the hanging sink held it up`).toBeLessThan(5000);
   });
 
   test("wired behind the folder: a burst reaches every sink as one alert and one summary", async () => {
     const a = new PassThrough();
     const b = new PassThrough();
     const [ta, tb] = [collect(a), collect(b)];
-    const set = new SinkSet([new StdoutSink({ format: "ndjson", stream: a }), new StdoutSink({ format: "human", colour: false, stream: b })]);
+    const sinks = [new StdoutSink({ format: "ndjson", stream: a }), new StdoutSink({ format: "human", colour: false, stream: b })];
+    const set = new SinkSet(sinks);
     const folder = new AlertFolder({ timer: false, emit: (r) => set.write(r) });
     for (let i = 0; i < 50; i++) folder.write([rec(0)]);
     folder.close();
+    for (const s of sinks) await drain(s);
     await set.close(1000);
     const lines = ta().trim().split("\n").map((l) => JSON.parse(l) as SinkRecord);
     expect(lines.map((r) => r.count)).toEqual([undefined, 49]);

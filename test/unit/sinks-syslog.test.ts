@@ -23,12 +23,21 @@ const alert = (n: number, extra: Partial<SinkRecord> = {}): SinkRecord => ({
   ...extra,
 });
 
-async function waitFor(what: string, check: () => boolean, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms;
+async function waitFor(what: string, check: () => boolean, ms = 10_000): Promise<void> {
+  const deadline = performance.now() + ms;
   while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
+    if (performance.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
   }
+}
+
+/** Generous bound for a sink to deliver what it can: a flush returns as soon as it has drained. */
+const DRAIN_MS = 15_000;
+
+/** Flushes until nothing is queued, failing with the sink's stats if that does not happen in time. */
+async function drain(sink: SyslogSink): Promise<void> {
+  const drained = await sink.flush(DRAIN_MS);
+  expect(drained, `${sink.name} did not drain within ${DRAIN_MS} ms: ${JSON.stringify(sink.stats())}`).toBe(true);
 }
 
 interface Parsed5424 {
@@ -101,7 +110,7 @@ describe("syslog over UDP", () => {
     expect(sink.name).toBe(`syslog:udp://127.0.0.1:${port}`);
     sink.write([alert(1), alert(2, { severity: "warning" })]);
     sink.write([{ time: "2026-11-21T10:00:03.000Z", kind: "log", message: "started", severity: "info" }]);
-    await sink.flush(2000);
+    await drain(sink);
     await waitFor("3 datagrams", () => got.length === 3);
     const parsed = got.map(parse5424);
     expect(parsed.map((p) => p.pri)).toEqual([16 * 8 + 2, 16 * 8 + 4, 16 * 8 + 6]);
@@ -169,15 +178,16 @@ describe("syslog over TCP", () => {
     sink.write([alert(1), alert(2, { message: "#2 with\nnewline" })]);
     sink.write([alert(3)]);
     await waitFor("3 frames", () => first.got.length === 3);
+    expect(sink.connected, "the sink should hold a connection to the first collector").toBe(true);
     await first.stop();
-    // Give the sink time to see the connection end.
-    await new Promise((r) => setTimeout(r, 100));
+    // Records written before the sink sees the connection end would go into a dying socket.
+    await waitFor("the sink to see the first collector's connection end", () => !sink.connected);
     for (let i = 4; i <= 8; i++) sink.write([alert(i)]);
     await waitFor("a failed attempt", () => sink.stats().failures >= 1);
     expect(sink.stats().queued).toBe(5);
     const second = collector(port);
     await second.listening;
-    await sink.flush(5000);
+    await drain(sink);
     await waitFor("5 more frames", () => second.got.length === 5);
     const numbers = [...first.got, ...second.got].map((l) => Number(/#(\d+)/.exec(parse5424(l).msg)![1]));
     expect(numbers).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
@@ -195,6 +205,8 @@ describe("syslog over TCP", () => {
     await probe.stop();
     const sink = new SyslogSink({ target: `tcp://127.0.0.1:${port}`, retry: { initialMs: 20, maxMs: 50 } });
     sink.write([alert(1), alert(2), alert(3)]);
+    // A refusal not yet seen when close gives up would not count: wait for it, then close.
+    await waitFor("the first refused connection", () => sink.stats().failures >= 1);
     await sink.close(150);
     expect(sink.stats()).toMatchObject({ written: 0, queued: 0, dropped: 3, failures: 1 });
   });
@@ -208,7 +220,7 @@ describe("syslog to a local socket", () => {
       const sink = new SyslogSink({ target: "local", socketPath, openLocalDatagram: openUnixDatagram, facility: "auth" });
       expect(sink.name).toBe(`syslog:${socketPath}`);
       sink.write([alert(1), { time: "2026-11-21T10:00:03.000Z", kind: "action", action: "close", outcome: "closed", message: "closed it" }]);
-      await sink.flush(2000);
+      await drain(sink);
       const got: string[] = [];
       await waitFor("2 datagrams", () => {
         const d = receiver.receive();
@@ -226,7 +238,7 @@ describe("syslog to a local socket", () => {
 
       const strict = new SyslogSink({ target: "local", socketPath, openLocalDatagram: openUnixDatagram, format: "rfc5424" });
       strict.write([alert(5)]);
-      await strict.flush(2000);
+      await drain(strict);
       let d: Buffer | null = null;
       await waitFor("a datagram", () => (d = receiver.receive()) !== null);
       expect(parse5424(d!.toString())).toMatchObject({ pri: 3 * 8 + 2, msgId: "alert" });
@@ -242,7 +254,7 @@ describe("syslog to a local socket", () => {
     const sink = new SyslogSink({ target: "local", socketPath, openLocalDatagram: openUnixDatagram, report: (_, m) => told.push(m) });
     for (let i = 0; i < 5; i++) {
       sink.write([alert(i), alert(i + 100)]);
-      await sink.flush(1000);
+      await drain(sink);
     }
     expect(sink.stats()).toMatchObject({ written: 0, queued: 0, dropped: 10, failures: 1 });
     expect(sink.stats().lastError).toMatch(/no syslog daemon listens on .*later\.sock \(ENOENT\)/);
@@ -250,7 +262,7 @@ describe("syslog to a local socket", () => {
     const receiver = new UnixDatagramReceiver(socketPath);
     try {
       sink.write([alert(7)]);
-      await sink.flush(1000);
+      await drain(sink);
       expect(sink.stats()).toMatchObject({ written: 1, dropped: 10, failures: 1 });
       expect(receiver.receive()?.toString()).toContain("#7");
     } finally {
@@ -262,7 +274,7 @@ describe("syslog to a local socket", () => {
   test("without an engine that offers local sockets, local syslog is a counted failure, not a crash", async () => {
     const sink = new SyslogSink({ target: "local" });
     sink.write([alert(1)]);
-    await sink.flush(1000);
+    await drain(sink);
     expect(sink.stats()).toMatchObject({ written: 0, dropped: 1, failures: 1 });
     await sink.close(100);
   });

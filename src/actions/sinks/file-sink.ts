@@ -65,8 +65,9 @@ export class FileSink implements Sink {
     this.queue.push(records);
   }
 
-  async flush(timeoutMs: number): Promise<void> {
-    await this.queue.drained(timeoutMs);
+  /** True when nothing was left queued in time. */
+  async flush(timeoutMs: number): Promise<boolean> {
+    return this.queue.drained(timeoutMs);
   }
 
   async close(timeoutMs: number): Promise<void> {

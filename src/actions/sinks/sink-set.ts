@@ -75,10 +75,10 @@ export class SinkSet {
     return out;
   }
 
-  private async each(timeoutMs: number, what: string, run: (s: Sink) => Promise<void>): Promise<void> {
+  private async each(timeoutMs: number, what: string, run: (s: Sink) => Promise<unknown>): Promise<void> {
     await Promise.all(
       this.members.map(async (m) => {
-        let work: Promise<void>;
+        let work: Promise<unknown>;
         try {
           work = Promise.resolve(run(m.sink)).catch((err) => this.threw(m, what, err));
         } catch (err) {

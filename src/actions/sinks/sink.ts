@@ -26,8 +26,11 @@ export interface Sink {
   readonly name: string;
   /** Takes records; never throws and never waits for I/O. */
   write(records: readonly SinkRecord[]): void;
-  /** Resolves once everything queued so far is delivered, or after timeoutMs, whichever is first. */
-  flush(timeoutMs: number): Promise<void>;
+  /**
+   * Resolves once everything queued so far is delivered, or after timeoutMs, whichever is first:
+   * true when nothing was left waiting, false when the time ran out first.
+   */
+  flush(timeoutMs: number): Promise<boolean>;
   /**
    * Delivers what it can within timeoutMs, then releases its resources. Records still queued at
    * the end are counted as dropped; records written after closing are dropped and counted.

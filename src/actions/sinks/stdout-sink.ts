@@ -80,9 +80,12 @@ export class StdoutSink implements Sink {
     }
   }
 
-  async flush(timeoutMs: number): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (this.pending > 0 && Date.now() < deadline) await delay(5);
+  /** True when everything written so far has reached the stream in time. */
+  async flush(timeoutMs: number): Promise<boolean> {
+    // A monotonic clock: a wall clock set back must not stretch the wait.
+    const deadline = performance.now() + timeoutMs;
+    while (this.pending > 0 && performance.now() < deadline) await delay(5);
+    return this.pending === 0;
   }
 
   async close(timeoutMs: number): Promise<void> {

@@ -48,6 +48,8 @@ export const SYSLOG_DEFAULTS = { socketPath: "/dev/log", facility: "daemon", app
 interface Transport {
   /** Sends frames from progress.done on, advancing it; throws when one cannot go. */
   send(frames: Buffer[], progress: DeliveryProgress): Promise<void>;
+  /** A socket is open now (TCP: a connection nothing has ended yet). */
+  readonly connected: boolean;
   close(): void;
 }
 
@@ -112,8 +114,9 @@ export class SyslogSink implements Sink {
     this.queue.push(records);
   }
 
-  async flush(timeoutMs: number): Promise<void> {
-    await this.queue.drained(timeoutMs);
+  /** True when nothing was left queued in time. */
+  async flush(timeoutMs: number): Promise<boolean> {
+    return this.queue.drained(timeoutMs);
   }
 
   async close(timeoutMs: number): Promise<void> {
@@ -123,6 +126,14 @@ export class SyslogSink implements Sink {
 
   stats(): SinkStats {
     return this.counters.snapshot(this.queue.size);
+  }
+
+  /**
+   * Whether a socket is open now. Over TCP it turns false as soon as the sink sees the connection
+   * end (the collector went away), and true again once the next batch has reconnected.
+   */
+  get connected(): boolean {
+    return this.transport.connected;
   }
 
   /** One message as it goes on the wire, framed for TCP. */
@@ -141,6 +152,10 @@ class LocalTransport implements Transport {
     private readonly path: string,
     private readonly open: LocalDatagramOpener | undefined,
   ) {}
+
+  get connected(): boolean {
+    return this.socket !== null;
+  }
 
   async send(frames: Buffer[], progress: DeliveryProgress): Promise<void> {
     if (!this.open) throw new PermanentDeliveryError("this system offers no local syslog socket support");
@@ -173,6 +188,10 @@ class UdpTransport implements Transport {
   private socket: dgram.Socket | null = null;
 
   constructor(private readonly target: NetworkTarget) {}
+
+  get connected(): boolean {
+    return this.socket !== null;
+  }
 
   async send(frames: Buffer[], progress: DeliveryProgress): Promise<void> {
     const socket = this.open();
@@ -213,6 +232,10 @@ class TcpTransport implements Transport {
     private readonly target: NetworkTarget,
     private readonly timeoutMs: number,
   ) {}
+
+  get connected(): boolean {
+    return this.socket !== null;
+  }
 
   async send(frames: Buffer[], progress: DeliveryProgress): Promise<void> {
     const socket = this.socket ?? (await this.connect());

@@ -73,8 +73,8 @@ export class WebhookSink implements Sink {
     this.queue.push(records);
   }
 
-  async flush(timeoutMs: number): Promise<void> {
-    await this.queue.drained(timeoutMs);
+  async flush(timeoutMs: number): Promise<boolean> {
+    return this.queue.drained(timeoutMs);
   }
 
   async close(timeoutMs: number): Promise<void> {
