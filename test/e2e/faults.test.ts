@@ -83,6 +83,11 @@ async function withFault(name: string, settings: (dir: string) => Partial<SoakSe
 
 /** The daemon's stderr lines that contain `text`. */
 const linesWith = (r: SoakResult, text: string) => r.stderr.split("\n").filter((l) => l.includes(text));
+/**
+ * Signals a reload folds on average, at least, in a storm of one every few milliseconds: a
+ * reload takes tens to hundreds of them. One reload per signal, or per two, is a backlog.
+ */
+const MIN_FOLD = 4;
 const reloadLines = (stderr: string) => stderr.split("\n").filter((l) => l.includes("sockwarden: reloaded"));
 const metric = (r: SoakResult, name: string, ...labels: string[]) => metricSum(new Map(Object.entries(r.finalMetrics)), name, ...labels);
 /** "N in all" of the last count line. */
@@ -127,6 +132,8 @@ describe("sockwarden run under faults", { timeout: 240_000 }, () => {
     const said = r.stderr.split("\n").filter((l) => l && !l.startsWith("sockwarden: running ") && !l.includes("socket-destroy notices lost"));
     expect(said, r.stderr).toEqual([]);
     expect(linesWith(r, "sockwarden: running ")).toHaveLength(1);
+    // Told once, then in counts (a run this short has at most the first line and the count at stop).
+    expect(linesWith(r, "socket-destroy notices lost").length, r.stderr).toBeLessThanOrEqual(2);
     // The short-lived processes were seen, and their listeners told by new-listener.
     expect(metric(r, "sockwarden_events_total", 'type="opened"')).toBeGreaterThan(3000);
     expect(r.alerts["new-listener"] ?? 0).toBeGreaterThan(10);
@@ -205,7 +212,6 @@ export default defineRule({ name: "always-fails", on: ["opened"], handle(e) { th
 
   it("a storm of SIGHUPs while running: folded into a few reloads, every one counted", async () => {
     const storm = 200;
-    let reloadsAtStormEnd = -1;
     const r = await withFault("sighup", () => ({
       during: async ({ daemon }) => {
         await sleep(2000);
@@ -213,7 +219,6 @@ export default defineRule({ name: "always-fails", on: ["opened"], handle(e) { th
           daemon.kill("SIGHUP");
           await sleep(5);
         }
-        reloadsAtStormEnd = reloadLines(daemon.stderr).length;
       },
     }));
     // Signals of one kind that arrive together may merge into one before a program sees them
@@ -221,16 +226,14 @@ export default defineRule({ name: "always-fails", on: ["opened"], handle(e) { th
     // counted, in the metric and in the reload lines.
     const seen = metric(r, "sockwarden_sighups_total");
     const reloads = reloadLines(r.stderr);
-    const why = `${seen} SIGHUPs seen of ${storm} sent; ${reloadsAtStormEnd} reloads when the storm ended; stderr:\n${r.stderr.slice(-3000)}`;
+    const why = `${seen} SIGHUPs seen of ${storm} sent, ${reloads.length} reloads; stderr:\n${r.stderr.slice(-3000)}`;
     expect(seen, why).toBeLessThanOrEqual(storm);
     expect(linesWith(r, "reload refused"), why).toEqual([]);
     expect(reloads.length, why).toBeGreaterThanOrEqual(1);
     expect(reloads.reduce((n, l) => n + Number(/\((\d+) SIGHUPs\)/.exec(l)?.[1] ?? 1), 0), why).toBe(seen);
     expect(metric(r, "sockwarden_reloads_total"), why).toBe(reloads.length);
-    // Folded: fewer reloads than signals, and after the storm at most the one running and one
-    // for the signals that came during it. How many fit into the storm depends on the machine.
-    expect(reloads.length, why).toBeLessThan(seen);
-    expect(reloads.length, why).toBeLessThanOrEqual(reloadsAtStormEnd + 2);
+    // Folded: the signals that arrive during a reload make one more reload, not one each.
+    expect(reloads.length * MIN_FOLD, why).toBeLessThanOrEqual(seen);
   });
 
   it("SIGHUPs from the moment it starts: it comes up, stays up, and reloads once running", async () => {
@@ -251,7 +254,6 @@ export default defineRule({ name: "always-fails", on: ["opened"], handle(e) { th
         sent++;
         await sleep(3);
       }
-      const reloadsAtStormEnd = reloadLines(daemon.stderr).length;
       expect(daemon.hasExited, daemon.stderr).toBe(false);
       expect(await daemon.waitForStderr(/running /, 30_000), daemon.stderr).toBe(true);
       expect(await daemon.waitForStderr(/reloaded/, 30_000), daemon.stderr).toBe(true);
@@ -267,15 +269,14 @@ export default defineRule({ name: "always-fails", on: ["opened"], handle(e) { th
         if (told === seen || performance.now() > settleBy) break;
         await sleep(200);
       }
-      const why = `${sent} SIGHUPs sent, ${seen} seen, ${told} told in ${reloads.length} reloads (${reloadsAtStormEnd} when the storm ended); stderr:\n${daemon.stderr.slice(-3000)}`;
+      const why = `${sent} SIGHUPs sent, ${seen} seen, ${told} told in ${reloads.length} reloads; stderr:\n${daemon.stderr.slice(-3000)}`;
       expect(told, why).toBe(seen);
       expect(told, why).toBeGreaterThanOrEqual(1);
       expect(told, why).toBeLessThanOrEqual(sent);
-      // Folded: signals that arrive during a reload make one more reload, not one each, so after
-      // the storm at most the reload running and one more follow. How many fit into the storm
-      // depends on how fast this machine loads the rules.
-      expect(reloads.length, why).toBeLessThanOrEqual(reloadsAtStormEnd + 2);
-      expect(reloads.length, why).toBeLessThan(told);
+      // Folded: signals that arrive during a reload make one more reload, not one each, so there
+      // is no backlog of reloads. How many fit into the storm depends on how fast this machine
+      // loads the rules; how many signals each folds, on how fast the test sends them.
+      expect(reloads.length * MIN_FOLD, why).toBeLessThanOrEqual(told);
       daemon.kill("SIGTERM");
       expect(await daemon.waitForExit(5000)).toBe(true);
       expect(daemon.code, daemon.stderr).toBe(0);
