@@ -292,15 +292,16 @@ describe("live view through tmux", () => {
   });
 
   it("shows a new connection green, then plain after three refreshes", async () => {
+    // Timed from before the connection exists: it turns green at the next refresh and plain
+    // three refreshes (3 s) after that; a slow capture only adds to it, a late refresh (the loop
+    // keeps its rhythm) takes up to a second off. Green for one refresh would show as about 1-2 s.
+    const before = performance.now();
     const port = Number(await ask(alpha, `connect n1 ${ALPHA_PORT}`));
     n1Port = port;
     const seen = await waitFor(VIEW, "the new connection", (s) => s.pair(port, ALPHA_PORT).every(Boolean));
-    const firstSeen = performance.now();
     for (const r of seen.pair(port, ALPHA_PORT)) expect(r!.fg, seen.toString()).toBe(GREEN);
     await waitFor(VIEW, "the new rows to lose their colour", (s) => s.pair(port, ALPHA_PORT).every((r) => r && r.fg === null));
-    // Three refreshes at one a second: longer than one, with room for a first capture that came
-    // late on a loaded host.
-    expect(performance.now() - firstSeen).toBeGreaterThan(1_000);
+    expect(performance.now() - before).toBeGreaterThan(2_000);
   });
 
   it("shows a state change yellow, with the new states", async () => {
@@ -313,13 +314,14 @@ describe("live view through tmux", () => {
 
   it("shows closed connections red for three refreshes, then drops them", async () => {
     const port = n1Port;
+    // Red from the next refresh for three refreshes, then gone: about 3 s after the reset.
+    const before = performance.now();
     expect(await ask(alpha, "reset n1")).toBe("ok");
     const s = await waitFor(VIEW, "the closed rows in red", (x) => x.pair(port, ALPHA_PORT).every((r) => r?.fg === RED));
     // A closed row keeps the last state it had.
     expect(s.row(port, ALPHA_PORT)!.state).toBe("FIN_WAIT2");
-    const closedAt = performance.now();
     await waitFor(VIEW, "the closed rows to go", (x) => x.pair(port, ALPHA_PORT).every((r) => r === undefined));
-    expect(performance.now() - closedAt).toBeGreaterThan(1_000);
+    expect(performance.now() - before).toBeGreaterThan(2_000);
   });
 
   it("sorts by the column a number key picks, and the same key reverses", async () => {
