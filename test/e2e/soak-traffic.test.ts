@@ -75,7 +75,7 @@ async function stopWhileInFlight(name: string, churnTimeout: number, thawAfterMs
   return summary!;
 }
 
-describe("soak traffic generator", () => {
+describe("soak traffic generator", { timeout: 120_000 }, () => {
   it("follows short connections in flight at stop to their answer: none failed, none cut off", async () => {
     const s = await stopWhileInFlight("drained", 20, 500);
     const why = JSON.stringify(s);

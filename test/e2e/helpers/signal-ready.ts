@@ -6,10 +6,11 @@ import fs from "node:fs";
 import os from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
 
-/** The signals PID catches, or null when it has gone. */
+/** The signals PID catches, or null when it has gone (a zombie has gone too). */
 export function caughtSignals(pid: number): bigint | null {
   try {
     const status = fs.readFileSync(`/proc/${pid}/status`, "utf8");
+    if (/^State:\s*[ZX]/m.test(status)) return null;
     const hex = /^SigCgt:\s*([0-9a-f]+)$/m.exec(status)?.[1];
     return hex === undefined ? null : BigInt(`0x${hex}`);
   } catch {

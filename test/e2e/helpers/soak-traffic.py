@@ -234,7 +234,7 @@ def churn(cfg: dict, results: Results) -> None:
     timeout_s = float(cfg.get("churnTimeout", 30))
     sched = Schedule(rate)
     ep = select.epoll()
-    flight = {}  # fd -> [sock, phase, started, buf]
+    flight = {}  # fd -> [sock, phase, started, buf, number]
     started = ok = failed = stopped = 0
     errors = {}  # reason -> count
     first_error = None
@@ -246,7 +246,7 @@ def churn(cfg: dict, results: Results) -> None:
 
     def finish(fd, good, why=None):
         nonlocal ok, failed, first_error, slowest_ms, slow
-        s, _, t_start, _ = flight.pop(fd)
+        s, _, t_start, _, number = flight.pop(fd)
         try:
             ep.unregister(fd)
         except OSError:
@@ -265,7 +265,7 @@ def churn(cfg: dict, results: Results) -> None:
             errors[why] = errors.get(why, 0) + 1
             if first_error is None:
                 first_error = "%s (connection %d, %.0f ms after it started%s)" % (
-                    why, started, (time.monotonic() - t_start) * 1000.0, ", after stop" if stop_at is not None else "")
+                    why, number, (time.monotonic() - t_start) * 1000.0, ", after stop" if stop_at is not None else "")
 
     while True:
         now = time.monotonic()
@@ -294,7 +294,7 @@ def churn(cfg: dict, results: Results) -> None:
                 if first_error is None:
                     first_error = "%s (connection %d)" % (why, started)
                 continue
-            flight[s.fileno()] = [s, "connect", now, b""]
+            flight[s.fileno()] = [s, "connect", now, b"", started]
             ep.register(s.fileno(), select.EPOLLOUT | select.EPOLLIN | select.EPOLLRDHUP)
         wait = min(sched.wait(time.monotonic()), 0.05) if stop_at is None else 0.05
         for fd, ev in ep.poll(wait):
@@ -410,7 +410,7 @@ def held(name: str, kinds: list, cfg: dict, results: Results) -> None:
                     started += 1
                     try:
                         s.bind((src, 0))
-                        s.settimeout(10.0)
+                        s.settimeout(5.0)
                         s.connect((host, port))
                         s.setblocking(False)
                     except OSError as e:
