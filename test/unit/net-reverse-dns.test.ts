@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { ReverseDns, parseHosts, type ReverseDnsTimers } from "../../src/net/reverse-dns.ts";
+import { waitFor } from "./helpers/waits.ts";
 
 const HOSTS_FIXTURE = `
 # The usual Debian header
@@ -151,15 +152,6 @@ function track<T>(promise: Promise<T>): { promise: Promise<T>; settled: boolean 
     () => (tracked.settled = true),
   );
   return tracked;
-}
-
-/** Polls check until it holds; throws saying what was awaited when ms pass first. */
-async function waitFor(what: string, check: () => boolean, ms = 10_000): Promise<void> {
-  const deadline = performance.now() + ms;
-  while (!check()) {
-    if (performance.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
 }
 
 /** The promise's value; throws saying what was awaited when it takes over ms of real time. */

@@ -4,6 +4,7 @@ import os from "node:os";
 import path from "node:path";
 import { FileSink } from "../../src/actions/sinks/file-sink.ts";
 import type { SinkRecord } from "../../src/actions/sinks/sink-record.ts";
+import { drain, waitFor } from "./helpers/waits.ts";
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "sw-sinks-file-"));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -19,24 +20,6 @@ function allFiles(file: string): string[] {
     .sort((a, b) => b - a)
     .map((n) => `${file}.${n}`);
   return [...rotated, file];
-}
-
-/** Generous bound: fsync on a busy disk is slow, and a flush returns as soon as it has drained. */
-const DRAIN_MS = 45_000;
-
-/** Flushes until nothing is queued, failing with the sink's stats if that does not happen in time. */
-async function drain(sink: FileSink): Promise<void> {
-  const drained = await sink.flush(DRAIN_MS);
-  expect(drained, `${sink.name} did not drain within ${DRAIN_MS} ms: ${JSON.stringify(sink.stats())}`).toBe(true);
-}
-
-/** Polls check until it holds; throws saying what was awaited when ms pass first. */
-async function waitFor(what: string, check: () => boolean, ms = 10_000): Promise<void> {
-  const deadline = performance.now() + ms;
-  while (!check()) {
-    if (performance.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
 }
 
 function linesOf(files: string[]): number[] {
@@ -59,7 +42,7 @@ describe("file sink", () => {
       sink.write(batch);
       if (i % 1000 < size) await new Promise((r) => setTimeout(r, 1));
     }
-    await drain(sink);
+    await drain(sink, 45_000);
     const files = allFiles(file);
     expect(sink.rotations).toBeGreaterThan(10);
     expect(files.length).toBe(sink.rotations + 1);
@@ -75,7 +58,7 @@ describe("file sink", () => {
     fs.writeFileSync(file, JSON.stringify(rec(-1)) + "\n");
     const sink = new FileSink({ path: file, maxBytes: 2048, keep: 2 });
     for (let i = 0; i < 500; i++) sink.write([rec(i)]);
-    await drain(sink);
+    await drain(sink, 45_000);
     await sink.close(1000);
     expect(fs.readdirSync(path.dirname(file)).sort()).toEqual(["a.ndjson", "a.ndjson.1", "a.ndjson.2"]);
     const kept = linesOf(allFiles(file));
@@ -88,10 +71,10 @@ describe("file sink", () => {
     const file = path.join(dir, "moved", "a.ndjson");
     const sink = new FileSink({ path: file, maxBytes: 0 });
     sink.write([rec(1), rec(2)]);
-    await drain(sink);
+    await drain(sink, 45_000);
     fs.renameSync(file, `${file}.old`);
     sink.write([rec(3)]);
-    await drain(sink);
+    await drain(sink, 45_000);
     await sink.close(1000);
     expect(linesOf([`${file}.old`])).toEqual([1, 2]);
     expect(linesOf([file])).toEqual([3]);

@@ -1,4 +1,4 @@
-import { afterAll, describe, expect, test } from "vitest";
+import { afterAll, describe, expect, test, vi } from "vitest";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -10,6 +10,7 @@ import { AlertFolder } from "../../src/actions/sinks/alert-folder.ts";
 import type { Sink, SinkStats } from "../../src/actions/sinks/sink.ts";
 import { actionRecord, ruleActionRecord, ruleReportRecord, type SinkRecord } from "../../src/actions/sinks/sink-record.ts";
 import type { Endpoint } from "../../src/engine/types.ts";
+import { drain } from "./helpers/waits.ts";
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "sw-sinks-set-"));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -22,15 +23,6 @@ function collect(stream: PassThrough): () => string {
   let text = "";
   stream.on("data", (d) => (text += d.toString()));
   return () => text;
-}
-
-/** Generous bound for a healthy sink to deliver: a flush returns as soon as it has drained. */
-const DRAIN_MS = 30_000;
-
-/** Flushes a healthy sink until it has drained, failing with the sink's stats if it cannot. */
-async function drain(sink: Sink): Promise<void> {
-  const drained = await sink.flush(DRAIN_MS);
-  expect(drained, `${sink.name} did not drain within ${DRAIN_MS} ms: ${JSON.stringify(sink.stats())}`).toBe(true);
 }
 
 const zero: SinkStats = { written: 0, queued: 0, dropped: 0, failures: 0, lastError: null };
@@ -125,9 +117,13 @@ describe("sink set", () => {
     // them with a generous bound, so that the set's short flush below has nothing left to cut off.
     await drain(stdout);
     await drain(fileSink);
+    // The set hands flush and close on to every member (the healthy ones have nothing left by now).
+    const flushes = [vi.spyOn(stdout, "flush"), vi.spyOn(fileSink, "flush")];
+    const closes = [vi.spyOn(stdout, "close"), vi.spyOn(fileSink, "close")];
     // The broken sink's flush never ends; the set's must still return close to its 300 ms.
     const started = performance.now();
     await set.flush(300);
+    for (const f of flushes) expect(f, "the set flushes each member").toHaveBeenCalledTimes(1);
     const flushMs = performance.now() - started;
     expect(flushMs, `set.flush(300) took ${flushMs.toFixed(0)} ms: the hanging sink held it up`).toBeLessThan(5000);
     expect(text().trim().split("\n")).toHaveLength(5);
@@ -141,6 +137,7 @@ describe("sink set", () => {
     await set.close(300);
     const closeMs = performance.now() - closing;
     expect(closeMs, `set.close(300) took ${closeMs.toFixed(0)} ms: the hanging sink held it up`).toBeLessThan(5000);
+    for (const c of closes) expect(c, "the set closes each member").toHaveBeenCalledTimes(1);
   });
 
   test("wired behind the folder: a burst reaches every sink as one alert and one summary", async () => {

@@ -8,6 +8,7 @@ import { SyslogSink, parseNetworkTarget } from "../../src/actions/sinks/syslog-s
 import { rfc5424, utf8Limited } from "../../src/actions/sinks/syslog-format.ts";
 import type { SinkRecord } from "../../src/actions/sinks/sink-record.ts";
 import { UnixDatagramReceiver, openUnixDatagram } from "../../src/engine/linux/unix-datagram.ts";
+import { drain, waitFor } from "./helpers/waits.ts";
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "sw-sinks-syslog-"));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -22,23 +23,6 @@ const alert = (n: number, extra: Partial<SinkRecord> = {}): SinkRecord => ({
   process: proc,
   ...extra,
 });
-
-async function waitFor(what: string, check: () => boolean, ms = 10_000): Promise<void> {
-  const deadline = performance.now() + ms;
-  while (!check()) {
-    if (performance.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
-
-/** Generous bound for a sink to deliver what it can: a flush returns as soon as it has drained. */
-const DRAIN_MS = 15_000;
-
-/** Flushes until nothing is queued, failing with the sink's stats if that does not happen in time. */
-async function drain(sink: SyslogSink): Promise<void> {
-  const drained = await sink.flush(DRAIN_MS);
-  expect(drained, `${sink.name} did not drain within ${DRAIN_MS} ms: ${JSON.stringify(sink.stats())}`).toBe(true);
-}
 
 interface Parsed5424 {
   pri: number;
@@ -110,7 +94,7 @@ describe("syslog over UDP", () => {
     expect(sink.name).toBe(`syslog:udp://127.0.0.1:${port}`);
     sink.write([alert(1), alert(2, { severity: "warning" })]);
     sink.write([{ time: "2026-11-21T10:00:03.000Z", kind: "log", message: "started", severity: "info" }]);
-    await drain(sink);
+    await drain(sink, 15_000);
     await waitFor("3 datagrams", () => got.length === 3);
     const parsed = got.map(parse5424);
     expect(parsed.map((p) => p.pri)).toEqual([16 * 8 + 2, 16 * 8 + 4, 16 * 8 + 6]);
@@ -187,7 +171,7 @@ describe("syslog over TCP", () => {
     expect(sink.stats().queued).toBe(5);
     const second = collector(port);
     await second.listening;
-    await drain(sink);
+    await drain(sink, 15_000);
     await waitFor("5 more frames", () => second.got.length === 5);
     const numbers = [...first.got, ...second.got].map((l) => Number(/#(\d+)/.exec(parse5424(l).msg)![1]));
     expect(numbers).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
@@ -220,7 +204,7 @@ describe("syslog to a local socket", () => {
       const sink = new SyslogSink({ target: "local", socketPath, openLocalDatagram: openUnixDatagram, facility: "auth" });
       expect(sink.name).toBe(`syslog:${socketPath}`);
       sink.write([alert(1), { time: "2026-11-21T10:00:03.000Z", kind: "action", action: "close", outcome: "closed", message: "closed it" }]);
-      await drain(sink);
+      await drain(sink, 15_000);
       const got: string[] = [];
       await waitFor("2 datagrams", () => {
         const d = receiver.receive();
@@ -238,7 +222,7 @@ describe("syslog to a local socket", () => {
 
       const strict = new SyslogSink({ target: "local", socketPath, openLocalDatagram: openUnixDatagram, format: "rfc5424" });
       strict.write([alert(5)]);
-      await drain(strict);
+      await drain(strict, 15_000);
       let d: Buffer | null = null;
       await waitFor("a datagram", () => (d = receiver.receive()) !== null);
       expect(parse5424(d!.toString())).toMatchObject({ pri: 3 * 8 + 2, msgId: "alert" });
@@ -254,7 +238,7 @@ describe("syslog to a local socket", () => {
     const sink = new SyslogSink({ target: "local", socketPath, openLocalDatagram: openUnixDatagram, report: (_, m) => told.push(m) });
     for (let i = 0; i < 5; i++) {
       sink.write([alert(i), alert(i + 100)]);
-      await drain(sink);
+      await drain(sink, 15_000);
     }
     expect(sink.stats()).toMatchObject({ written: 0, queued: 0, dropped: 10, failures: 1 });
     expect(sink.stats().lastError).toMatch(/no syslog daemon listens on .*later\.sock \(ENOENT\)/);
@@ -262,7 +246,7 @@ describe("syslog to a local socket", () => {
     const receiver = new UnixDatagramReceiver(socketPath);
     try {
       sink.write([alert(7)]);
-      await drain(sink);
+      await drain(sink, 15_000);
       expect(sink.stats()).toMatchObject({ written: 1, dropped: 10, failures: 1 });
       expect(receiver.receive()?.toString()).toContain("#7");
     } finally {
@@ -274,7 +258,7 @@ describe("syslog to a local socket", () => {
   test("without an engine that offers local sockets, local syslog is a counted failure, not a crash", async () => {
     const sink = new SyslogSink({ target: "local" });
     sink.write([alert(1)]);
-    await drain(sink);
+    await drain(sink, 15_000);
     expect(sink.stats()).toMatchObject({ written: 0, dropped: 1, failures: 1 });
     await sink.close(100);
   });

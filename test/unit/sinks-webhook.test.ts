@@ -1,17 +1,10 @@
 import { describe, expect, test } from "vitest";
 import { WebhookSink, retryAfterMs } from "../../src/actions/sinks/webhook-sink.ts";
 import type { SinkRecord } from "../../src/actions/sinks/sink-record.ts";
+import { waitFor } from "./helpers/waits.ts";
 
 const rec = (n: number): SinkRecord => ({ time: new Date(1_800_000_000_000 + n).toISOString(), kind: "alert", rule: "r", severity: "warning", message: `#${n}` });
 const numbers = (records: SinkRecord[]) => records.map((r) => Number(r.message.slice(1)));
-
-async function waitFor(what: string, check: () => boolean, ms = 8000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 /** A webhook receiver on 127.0.0.1 that answers each POST with what `answer` says. */
 function receiver(port: number, answer: (n: number) => number | "hang" = () => 200) {
