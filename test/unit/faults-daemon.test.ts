@@ -14,46 +14,22 @@ import { defaultConfig, type DaemonConfig } from "../../src/daemon/config.ts";
 import { AuditLog } from "../../src/actions/audit-log.ts";
 import type { ClosedSocketFeed, DestroyResult, Endpoint, Snapshot, SocketEngine } from "../../src/engine/types.ts";
 import type { Timers } from "../../src/monitor/monitor-loop.ts";
+import { ManualTimers } from "./helpers/manual-timers.ts";
 
 /**
  * The daemon's time, moved by hand: the refresh loop's timers, the monotonic clock of its fault
  * counts and clock-jump checks, and the wall clock (Date.now) all advance only in advance(), so
  * every count below is exact however busy the machine is. Refreshes are due every 100 ms.
  */
-class ManualTime {
-  now = 0;
+class ManualTime extends ManualTimers {
   /** Added to the wall clock: a jump of the machine's clock. */
   wallOffset = 0;
-  private nextId = 1;
-  private readonly queue = new Map<number, { at: number; fn: () => void }>();
-  readonly timers: Timers = {
-    setTimeout: (fn, ms) => {
-      const id = this.nextId++;
-      this.queue.set(id, { at: this.now + ms, fn });
-      return id;
-    },
-    clearTimeout: (handle) => {
-      this.queue.delete(handle as number);
-    },
-  };
-  readonly clock = () => this.now;
+  /** The timers themselves, as the daemon takes them. */
+  readonly timers: Timers = this;
 
   constructor(wallStart = 1_800_000_000_000) {
+    super();
     vi.spyOn(Date, "now").mockImplementation(() => wallStart + this.now + this.wallOffset);
-  }
-
-  /** Runs every timer due within `ms`, in order, each at its own time. */
-  advance(ms: number): void {
-    const until = this.now + ms;
-    for (;;) {
-      let first: [number, { at: number; fn: () => void }] | null = null;
-      for (const entry of this.queue) if (entry[1].at <= until && (!first || entry[1].at < first[1].at)) first = entry;
-      if (!first) break;
-      this.queue.delete(first[0]);
-      this.now = Math.max(this.now, first[1].at);
-      first[1].fn();
-    }
-    this.now = until;
   }
 
   /** `n` refreshes, `before` called ahead of each. */

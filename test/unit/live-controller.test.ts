@@ -5,7 +5,7 @@
 import { describe, expect, test } from "vitest";
 import type { Endpoint, ProcessDetails, ProcessInfo, SocketEngine } from "../../src/engine/types.ts";
 import { Monitor } from "../../src/monitor/monitor.ts";
-import type { Timers } from "../../src/monitor/monitor-loop.ts";
+import { ManualTimers } from "./helpers/manual-timers.ts";
 import { RESTORE, ENTER, SCREEN } from "../../src/view/live/ansi.ts";
 import { LiveController, type ActionResult } from "../../src/view/live/controller.ts";
 import type { LiveTerminal } from "../../src/view/live/terminal.ts";
@@ -35,32 +35,6 @@ class FakeEngine implements SocketEngine {
   }
   close() {
     this.closed = true;
-  }
-}
-
-class ManualTimers implements Timers {
-  now = 0;
-  private next = 1;
-  private queue = new Map<number, { at: number; fn: () => void }>();
-  setTimeout(fn: () => void, ms: number): unknown {
-    const id = this.next++;
-    this.queue.set(id, { at: this.now + ms, fn });
-    return id;
-  }
-  clearTimeout(handle: unknown): void {
-    this.queue.delete(handle as number);
-  }
-  advance(ms: number): void {
-    const until = this.now + ms;
-    for (;;) {
-      let first: [number, { at: number; fn: () => void }] | null = null;
-      for (const entry of this.queue) if (entry[1].at <= until && (!first || entry[1].at < first[1].at)) first = entry;
-      if (!first) break;
-      this.queue.delete(first[0]);
-      this.now = first[1].at;
-      first[1].fn();
-    }
-    this.now = until;
   }
 }
 
