@@ -5,7 +5,8 @@
  */
 import type { Endpoint, SocketEngine } from "../engine/types.ts";
 import { Monitor } from "../monitor/monitor.ts";
-import { MonitorLoop, type Timers } from "../monitor/monitor-loop.ts";
+import { MonitorLoop } from "../monitor/monitor-loop.ts";
+import type { Timers } from "../timers.ts";
 import type { EndpointEvent } from "../monitor/events.ts";
 import { RuleSet, formatReport, type RuleAction, type RuleReport } from "../rules/rule-set.ts";
 import { resolveRuleSources, type RuleSource } from "../rules/rule-sources.ts";

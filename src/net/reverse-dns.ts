@@ -7,6 +7,7 @@ import { readFileSync } from "node:fs";
 import { Resolver } from "node:dns/promises";
 import { isLoopback, isUnspecified } from "./address.ts";
 import { effectiveIPv4, formatIP, formatIPv4, parseIP } from "./ip.ts";
+import { realTimers, type Timers } from "../timers.ts";
 
 /** Options for {@link ReverseDns}; every field has a default suited to an interactive listing. */
 export interface ReverseDnsOptions {
@@ -30,19 +31,8 @@ export interface ReverseDnsOptions {
    * Timers behind the per-lookup timeout and the resolveAll budget (test seam; default the
    * global setTimeout and clearTimeout).
    */
-  timers?: ReverseDnsTimers;
+  timers?: Timers;
 }
-
-/** The timer functions {@link ReverseDns} uses for its own deadlines. */
-export interface ReverseDnsTimers {
-  setTimeout(callback: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
-
-const GLOBAL_TIMERS: ReverseDnsTimers = {
-  setTimeout: (callback, ms) => setTimeout(callback, ms),
-  clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
-};
 
 /** Options for one {@link ReverseDns.resolveAll} call. */
 export interface ResolveAllOptions {
@@ -121,7 +111,7 @@ export class ReverseDns {
       negativeTtlMs: options.negativeTtlMs ?? DEFAULTS.negativeTtlMs,
       maxEntries: options.maxEntries ?? DEFAULTS.maxEntries,
       now: options.now ?? Date.now,
-      timers: options.timers ?? GLOBAL_TIMERS,
+      timers: options.timers ?? realTimers,
     };
     this.hostsPath = options.hostsPath === undefined ? defaultHostsPath() : options.hostsPath;
     // One try: a retry would outlast any budget a listing can afford. Bun raises too-small
@@ -288,7 +278,7 @@ function lookupKey(address: string): string | null {
 }
 
 /** Settles with the promise's value, or with `fallback` after `ms`, whichever comes first. */
-function withTimeout<T>(timers: ReverseDnsTimers, promise: Promise<T>, ms: number, fallback: T): Promise<T> {
+function withTimeout<T>(timers: Timers, promise: Promise<T>, ms: number, fallback: T): Promise<T> {
   return new Promise<T>((settle) => {
     const timer = timers.setTimeout(() => settle(fallback), Math.max(0, ms));
     void promise.then((value) => {

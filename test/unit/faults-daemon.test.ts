@@ -13,7 +13,7 @@ import { Daemon, type DaemonRecord } from "../../src/daemon/daemon.ts";
 import { defaultConfig, type DaemonConfig } from "../../src/daemon/config.ts";
 import { AuditLog } from "../../src/actions/audit-log.ts";
 import type { ClosedSocketFeed, DestroyResult, Endpoint, Snapshot, SocketEngine } from "../../src/engine/types.ts";
-import type { Timers } from "../../src/monitor/monitor-loop.ts";
+import type { Timers } from "../../src/timers.ts";
 import { ManualTimers } from "./helpers/manual-timers.ts";
 
 /**

@@ -6,7 +6,8 @@ import type { ClosedSocketFeed, Endpoint, ProcessInfo, Snapshot, SocketEngine } 
 import { diffSnapshots, counterDelta } from "../../src/monitor/snapshot-diff.ts";
 import { endpointKey } from "../../src/monitor/endpoint-key.ts";
 import { Monitor } from "../../src/monitor/monitor.ts";
-import { MonitorLoop, clampInterval, type Timers } from "../../src/monitor/monitor-loop.ts";
+import { MonitorLoop, clampInterval } from "../../src/monitor/monitor-loop.ts";
+import type { Timers } from "../../src/timers.ts";
 import { ProcessReader } from "../../src/engine/linux/process-map.ts";
 import { UserTable } from "../../src/engine/linux/users.ts";
 

@@ -6,7 +6,8 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { ReverseDns, parseHosts, type ReverseDnsTimers } from "../../src/net/reverse-dns.ts";
+import { ReverseDns, parseHosts } from "../../src/net/reverse-dns.ts";
+import type { Timers } from "../../src/timers.ts";
 import { waitFor } from "./helpers/waits.ts";
 
 const HOSTS_FIXTURE = `
@@ -107,7 +108,7 @@ class FakeDnsServer {
  * Fake time for the resolver's own deadlines: nothing fires until advance() moves the clock to
  * or past a timer's due time.
  */
-class ManualTimers implements ReverseDnsTimers {
+class ManualTimers implements Timers {
   private now = 0;
   private nextId = 1;
   private readonly armed = new Map<number, { due: number; ms: number; callback: () => void }>();

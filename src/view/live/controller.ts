@@ -10,7 +10,8 @@
 import type { Endpoint, ProcessDetails } from "../../engine/types.ts";
 import type { EndpointEvent } from "../../monitor/events.ts";
 import type { Monitor } from "../../monitor/monitor.ts";
-import { MonitorLoop, type Timers } from "../../monitor/monitor-loop.ts";
+import { MonitorLoop } from "../../monitor/monitor-loop.ts";
+import { realTimers, type Timers } from "../../timers.ts";
 import { SCREEN, SGR } from "./ansi.ts";
 import type { ColumnId } from "./columns.ts";
 import { handleKey, type LiveCommand } from "./key-handler.ts";
@@ -19,10 +20,6 @@ import { LiveModel, sameProcess } from "./model.ts";
 import { bodyHeight, renderScreen } from "./render.ts";
 import type { LiveTerminal } from "./terminal.ts";
 
-const realTimers: Timers = {
-  setTimeout: (fn, ms) => setTimeout(fn, ms),
-  clearTimeout: (h) => clearTimeout(h as ReturnType<typeof setTimeout>),
-};
 
 /** How often destroy notices are read while paused, as the loop does between refreshes. */
 const COLLECT_EVERY_MS = 100;

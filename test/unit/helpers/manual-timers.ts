@@ -1,6 +1,6 @@
 // Timers that run only when a test advances them: whatever the machine's load, a test that
 // drives a loop through them sees exactly the ticks it asked for.
-import type { Timers } from "../../../src/monitor/monitor-loop.ts";
+import type { Timers } from "../../../src/timers.ts";
 
 export class ManualTimers implements Timers {
   /** Milliseconds of driven time; also usable as a monotonic clock. */
