@@ -110,7 +110,7 @@ export class Daemon {
       onEvents: (events) => this.onEvents(events),
       collectAfterRefresh: true,
       timers: this.options.timers,
-      clock: this.options.clock,
+      clock: this.clock,
       onError: (err) => {
         this.metrics.inc("sockwarden_refresh_errors_total", "Refreshes that failed");
         this.faults.fault("refresh failed", (err as Error).message);

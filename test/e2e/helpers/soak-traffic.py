@@ -235,8 +235,8 @@ def churn(cfg: dict, results: Results) -> None:
     sched = Schedule(rate)
     ep = select.epoll()
     flight = {}  # fd -> [sock, phase, started, buf, number]
-    started = ok = failed = stopped = 0
-    errors = {}  # reason -> count
+    started = ok = stopped = 0
+    errors = {}  # reason -> count; every failure is in one
     first_error = None
     slowest_ms = 0.0
     slow = 0  # answered, but after more than a second
@@ -244,8 +244,14 @@ def churn(cfg: dict, results: Results) -> None:
     last_progress = time.monotonic()
     stop_at = None
 
+    def fail(why, detail):
+        nonlocal first_error
+        errors[why] = errors.get(why, 0) + 1
+        if first_error is None:
+            first_error = "%s (%s%s)" % (why, detail, ", after stop" if stop_at is not None else "")
+
     def finish(fd, good, why=None):
-        nonlocal ok, failed, first_error, slowest_ms, slow
+        nonlocal ok, slowest_ms, slow
         s, _, t_start, _, number = flight.pop(fd)
         try:
             ep.unregister(fd)
@@ -261,11 +267,7 @@ def churn(cfg: dict, results: Results) -> None:
             if took > 1000.0:
                 slow += 1
         else:
-            failed += 1
-            errors[why] = errors.get(why, 0) + 1
-            if first_error is None:
-                first_error = "%s (connection %d, %.0f ms after it started%s)" % (
-                    why, number, (time.monotonic() - t_start) * 1000.0, ", after stop" if stop_at is not None else "")
+            fail(why, "connection %d, %.0f ms after it started" % (number, (time.monotonic() - t_start) * 1000.0))
 
     while True:
         now = time.monotonic()
@@ -288,11 +290,7 @@ def churn(cfg: dict, results: Results) -> None:
             started += 1
             if rc not in (0, errno.EINPROGRESS):
                 s.close()
-                why = "connect " + errno.errorcode.get(rc, str(rc))
-                failed += 1
-                errors[why] = errors.get(why, 0) + 1
-                if first_error is None:
-                    first_error = "%s (connection %d)" % (why, started)
+                fail("connect " + errno.errorcode.get(rc, str(rc)), "connection %d" % started)
                 continue
             flight[s.fileno()] = [s, "connect", now, b"", started]
             ep.register(s.fileno(), select.EPOLLOUT | select.EPOLLIN | select.EPOLLRDHUP)
@@ -336,16 +334,16 @@ def churn(cfg: dict, results: Results) -> None:
                 finish(fd, False, "timeout (%s, no answer in %g s)" % (flight[fd][1], timeout_s))
         if now - last_progress >= 5.0:
             last_progress = now
-            results.write({"cls": "progress", "gen": "churn", "t": now_ms(), "started": started, "ok": ok, "failed": failed,
-                           "inFlight": len(flight), "late": sched.late})
+            results.write({"cls": "progress", "gen": "churn", "t": now_ms(), "started": started, "ok": ok,
+                           "failed": sum(errors.values()), "inFlight": len(flight), "late": sched.late})
     # Still unanswered churnTimeout after stop: told apart from failures.
     for fd in list(flight):
         s = flight.pop(fd)[0]
         s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER0)
         s.close()
         stopped += 1
-    results.write({"cls": "summary", "gen": "churn", "t": now_ms(), "started": started, "ok": ok, "failed": failed,
-                   "stopped": stopped, "errors": errors, "firstError": first_error, "slowestMs": round(slowest_ms, 1),
+    results.write({"cls": "summary", "gen": "churn", "t": now_ms(), "started": started, "ok": ok,
+                   "failed": sum(errors.values()), "stopped": stopped, "errors": errors, "firstError": first_error, "slowestMs": round(slowest_ms, 1),
                    "slow": slow, "late": sched.late})
 
 
