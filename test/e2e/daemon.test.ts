@@ -51,34 +51,23 @@ async function startClients(port = 25): Promise<{ p: BackgroundProcess; ask: (cm
   };
 }
 
-/** Stops the daemon (SIGTERM, exit awaited), then returns every stdout line it wrote. */
-async function stopAndRead(p: BackgroundProcess): Promise<string[]> {
-  process.kill(p.pid, "SIGTERM");
-  expect(await p.waitForExit(10_000), `the daemon did not stop; stderr:\n${p.stderr}`).toBe(true);
-  const out: string[] = [];
-  for (;;) {
-    try {
-      out.push(await p.nextLine(1));
-    } catch {
-      return out;
-    }
-  }
-}
-
-/** Polls `probe` until it returns a value, at most `timeoutMs`; throws saying what it waited for. */
-async function waitFor<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
+/**
+ * Polls `probe` until it returns a value, at most `timeoutMs`; throws saying what it waited for
+ * (`what` is read when the time has run out, so that it can show the daemon's stderr by then).
+ */
+async function waitFor<T>(what: () => string, probe: () => T | undefined | Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
   const end = performance.now() + timeoutMs;
   for (;;) {
     const v = await probe();
     if (v !== undefined) return v;
-    if (performance.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    if (performance.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what()}`);
     await sleep(50);
   }
 }
 
 /** The audit log's lines once it has at least `n`. */
 const auditLines = (file: string, n = 1, daemon?: BackgroundProcess) =>
-  waitFor(`${n} audit line(s) in ${file}${daemon ? `; daemon stderr:\n${daemon.stderr}` : ""}`, () => {
+  waitFor(() => `${n} audit line(s) in ${file}${daemon ? `; daemon stderr:\n${daemon.stderr}` : ""}`, () => {
     const lines = readAudit(file);
     return lines.length >= n ? lines : undefined;
   });
@@ -106,7 +95,7 @@ describe("sockwarden run", { timeout: 120_000 }, () => {
     const [, , curlPort] = (await clients.ask("connect curl")).split(" ");
     const connectedAt = performance.now();
     await clients.ask("connect exim4");
-    const status = await waitFor(`curl's connection to be closed; daemon stderr:\n${daemon.stderr}`, async () => {
+    const status = await waitFor(() => `curl's connection to be closed; daemon stderr:\n${daemon.stderr}`, async () => {
       const st = JSON.parse(await clients.ask("status")) as Record<string, string>;
       return st.curl !== "alive" ? st : undefined;
     });
@@ -127,7 +116,8 @@ describe("sockwarden run", { timeout: 120_000 }, () => {
       endpoint: { protocol: "tcp", localPort: Number(curlPort), remotePort: 25, state: "ESTABLISHED" }, process: { name: "curl" },
     });
     // The sink saw the same action, once: read everything it wrote once the daemon has stopped.
-    const records = (await stopAndRead(daemon)).map((l) => JSON.parse(l));
+    expect(await daemon.terminate(), `the daemon did not stop; stderr:\n${daemon.stderr}`).toBe(true);
+    const records = daemon.remainingLines().map((l) => JSON.parse(l));
     expect(records.filter((r) => r.kind === "action").map((r) => [r.action, r.outcome, r.rule])).toEqual([["close", "closed", "smtp-guard"]]);
   });
 
@@ -177,11 +167,11 @@ export default defineRule({ name: "guard", on: ["opened"], handle(e, act) {
     fs.writeFileSync(brokenConfig, `interval = ${INTERVAL}\naudit_log = "${audit}"\n[rules]\nsources = ["${rule}.next"]\n`);
     fs.copyFileSync(brokenConfig, config);
     process.kill(daemon.pid, "SIGHUP");
-    await waitFor(`the reload to be refused; stderr:\n${daemon.stderr}`, () => (/reload refused/.test(daemon.stderr) ? true : undefined));
+    await waitFor(() => `the reload to be refused; stderr:\n${daemon.stderr}`, () => (/reload refused/.test(daemon.stderr) ? true : undefined));
     expect(daemon.stderr).toMatch(/reload refused, the running configuration continues: .*guard\.ts\.next:2:\d+: /);
     const clients = await startClients();
     await clients.ask("connect curl");
-    const state = await waitFor(`curl's connection to be closed by the old rule; stderr:\n${daemon.stderr}`, async () => {
+    const state = await waitFor(() => `curl's connection to be closed by the old rule; stderr:\n${daemon.stderr}`, async () => {
       const st = JSON.parse(await clients.ask("status")).curl as string;
       return st !== "alive" ? st : undefined;
     });
@@ -231,7 +221,7 @@ export default defineRule({ name: "every-open", on: ["opened"], handle(e, act) {
       fs.readdirSync(dir).filter((f) => f === "events.ndjson" || f.startsWith("events.ndjson."))
         .flatMap((f) => fs.readFileSync(path.join(dir, f), "utf8").trim().split("\n").filter(Boolean)).map((l) => JSON.parse(l))
         .filter((l) => l.kind === "alert");
-    await waitFor(`20 alerts in the file sink; stderr:\n${daemon.stderr}`, () => (alertsInFiles().length >= 20 ? true : undefined));
+    await waitFor(() => `20 alerts in the file sink; stderr:\n${daemon.stderr}`, () => (alertsInFiles().length >= 20 ? true : undefined));
     const hook = ns!.spawn(["/usr/bin/python3", fileURLToPath(new URL("./helpers/hook-server.py", import.meta.url)), String(hookPort)]);
     running.push(hook);
     expect(await hook.nextLine(10_000)).toBe("ready");

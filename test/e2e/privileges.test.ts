@@ -158,28 +158,10 @@ function spawnAs(column: Column, argv: string[]): BackgroundProcess {
 }
 
 /** SIGTERM (what systemd sends), then the helper's own escalation. */
+/** SIGTERM, a bounded wait, then stdin closed and the group's escalation if it is still there. */
 async function terminate(p: BackgroundProcess): Promise<void> {
-  if (!p.hasExited) {
-    try {
-      process.kill(p.pid, "SIGTERM");
-    } catch {
-      // Already gone.
-    }
-    await p.waitForExit(3000);
-  }
+  await p.terminate(3000);
   await p.stop();
-}
-
-/** Every stdout line the process has written so far (it has exited, or stops writing). */
-async function linesOf(p: BackgroundProcess): Promise<string[]> {
-  const out: string[] = [];
-  for (;;) {
-    try {
-      out.push(await p.nextLine(100));
-    } catch {
-      return out;
-    }
-  }
 }
 
 function parseJson(result: RunResult): unknown {
@@ -356,7 +338,7 @@ async function daemonCells(column: Column, index: number): Promise<DaemonOutcome
     ]);
     const alive = !daemon.hasExited;
     await terminate(daemon);
-    const records = (await linesOf(daemon)).map((l) => JSON.parse(l) as { kind: string; outcome?: string; message: string; rule?: string });
+    const records = daemon.remainingLines().map((l) => JSON.parse(l) as { kind: string; outcome?: string; message: string; rule?: string });
     const warnings = daemon.stderr.split("\n").filter((l) => l.startsWith("sockwarden: "));
     expect(daemon.stderr, "no stack traces").not.toMatch(/\n\s+at /);
     expect(alive, `the daemon kept running: ${daemon.stderr}`).toBe(true);

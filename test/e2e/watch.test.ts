@@ -53,20 +53,6 @@ async function collect(watcher: BackgroundProcess, until: (events: WatchEvent[])
   }
 }
 
-/** Every line a watcher that has exited still had for us (its stdout is read to the end). */
-async function readRest(watcher: BackgroundProcess, into: WatchEvent[]): Promise<void> {
-  for (;;) {
-    let line: string;
-    try {
-      line = await watcher.nextLine(1000);
-    } catch (err) {
-      if (watcher.hasExited && /exited before printing/.test((err as Error).message)) return;
-      throw err;
-    }
-    into.push(JSON.parse(line) as WatchEvent);
-  }
-}
-
 /**
  * Starts `watch --initial` on a port where the driver already listens: the listener's opened
  * event (from the first snapshot) says the watcher is ready; its destroy notices are open before.
@@ -106,9 +92,8 @@ describe("watch --ndjson", { timeout: 120_000 }, () => {
       await waitFor(8);
       driver.child.stdin!.write("quit\n");
       // Nothing more comes: read the rest once the watcher has stopped.
-      process.kill(watcher.pid, "SIGTERM");
-      expect(await watcher.waitForExit(10_000), watcher.stderr).toBe(true);
-      await readRest(watcher, events);
+      expect(await watcher.terminate(), watcher.stderr).toBe(true);
+      for (const line of watcher.remainingLines()) events.push(JSON.parse(line) as WatchEvent);
       const summary = events.map((e) => `${e.type} ${e.localPort}>${e.remotePort === client ? "C" : e.remotePort === port ? "S" : e.remotePort} ${e.previousState ? `${e.previousState}->` : ""}${e.state}`);
       expect(summary).toEqual([
         `opened ${port}>0 LISTEN`,
@@ -145,9 +130,8 @@ describe("watch --ndjson", { timeout: 120_000 }, () => {
       await collect(watcher, (e) => shortClosed(e) >= 200, 30_000, events);
       driver.child.stdin!.write("quit\n");
       // Read the rest once the watcher has stopped, so that a duplicate would show.
-      process.kill(watcher.pid, "SIGTERM");
-      expect(await watcher.waitForExit(10_000), watcher.stderr).toBe(true);
-      await readRest(watcher, events);
+      expect(await watcher.terminate(), watcher.stderr).toBe(true);
+      for (const line of watcher.remainingLines()) events.push(JSON.parse(line) as WatchEvent);
       // The accepted side names the whole connection. (The kernel clears the peer port of a
       // client socket that closes with a reset before it announces it, so that side cannot.)
       const serverSide = events.filter((e) => e.shortLived && e.localPort === port);

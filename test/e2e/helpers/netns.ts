@@ -225,6 +225,27 @@ export class BackgroundProcess {
     return this.exited;
   }
 
+  /** SIGTERM to the process itself, then waits (bounded) for it to exit; returns whether it did. */
+  async terminate(timeoutMs = 10_000): Promise<boolean> {
+    if (!this.exited) {
+      try {
+        process.kill(this.pid, "SIGTERM");
+      } catch {
+        // Already gone.
+      }
+    }
+    return this.waitForExit(timeoutMs);
+  }
+
+  /**
+   * Every stdout line not read yet, once the process has exited: its output is complete then, so
+   * nothing is cut off by a pause and a duplicate at the end would show.
+   */
+  remainingLines(): string[] {
+    if (!this.exited) throw new Error(`${this.argv.join(" ")} is still running: its output is not complete`);
+    return this.lines.splice(0);
+  }
+
   /** Closes stdin, then escalates to SIGTERM and SIGKILL on the process group. */
   async stop(): Promise<void> {
     if (this.exited) return;
