@@ -13,7 +13,6 @@ import { Daemon, type DaemonRecord } from "../../src/daemon/daemon.ts";
 import { defaultConfig, type DaemonConfig } from "../../src/daemon/config.ts";
 import { AuditLog } from "../../src/actions/audit-log.ts";
 import type { ClosedSocketFeed, DestroyResult, Endpoint, Snapshot, SocketEngine } from "../../src/engine/types.ts";
-import type { Timers } from "../../src/timers.ts";
 import { ManualTimers } from "./helpers/manual-timers.ts";
 
 /**
@@ -24,9 +23,6 @@ import { ManualTimers } from "./helpers/manual-timers.ts";
 class ManualTime extends ManualTimers {
   /** Added to the wall clock: a jump of the machine's clock. */
   wallOffset = 0;
-  /** The timers themselves, as the daemon takes them. */
-  readonly timers: Timers = this;
-
   constructor(wallStart = 1_800_000_000_000) {
     super();
     vi.spyOn(Date, "now").mockImplementation(() => wallStart + this.now + this.wallOffset);
@@ -115,7 +111,7 @@ function setup(configure: (c: DaemonConfig) => void = () => {}) {
     warn: (m) => warnings.push(m),
     watchRuleFiles: false,
     faultReportMs: 400,
-    timers: time.timers,
+    timers: time,
     clock: time.clock,
   });
   const audit = () => (fs.existsSync(auditFile) ? fs.readFileSync(auditFile, "utf8").trim().split("\n").filter(Boolean).map((l) => JSON.parse(l)) : []);

@@ -21,7 +21,10 @@ afterEach(() => {
   vi.restoreAllMocks();
 });
 
-/** Polls `ready` between turns of the event loop; throws `what` (and `detail()`) after `ms` of wall time. */
+/**
+ * Polls `ready` between turns of the event loop; throws `what` (and `detail()`) after `ms` of wall
+ * time. Not helpers/waits.ts: this file fakes `performance`, so the bound has to be the wall clock.
+ */
 async function waitFor(ready: () => boolean, what: string, detail: () => string = () => "", ms = 10_000): Promise<void> {
   const deadline = Date.now() + ms;
   while (!ready()) {

@@ -6,6 +6,7 @@ import { RuleSet, type RuleReport } from "../../src/rules/rule-set.ts";
 import { RuleFileWatcher } from "../../src/rules/rule-watcher.ts";
 import type { Endpoint } from "../../src/engine/types.ts";
 import type { EndpointEvent } from "../../src/monitor/events.ts";
+import { waitFor } from "./helpers/waits.ts";
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "sw-reload-"));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -20,17 +21,8 @@ const ep: Endpoint = {
   packetsReceived: 0, rttMs: null, cookie: "1", process: null, pids: [],
 };
 const event = (seq: number): EndpointEvent => ({ type: "opened", seq, time: 1000 + seq, endpoint: ep });
-
-/** Polls check until it holds; throws saying what was awaited (and what was reported) when ms pass first. */
-async function until(what: string, check: () => boolean, reports: readonly RuleReport[], ms = 20_000): Promise<void> {
-  const end = performance.now() + ms;
-  while (!check()) {
-    if (performance.now() > end) {
-      throw new Error(`timed out after ${ms} ms waiting for ${what}; reports so far: ${JSON.stringify(reports.map((r) => `${r.kind}: ${r.message}`))}`);
-    }
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+/** The reports so far, for a wait's message. */
+const told = (reports: readonly RuleReport[]) => `reports so far: ${JSON.stringify(reports.map((r) => `${r.kind}: ${r.message}`))}`;
 
 describe("rule reload", () => {
   test("editing a file reloads it; a broken edit keeps the old version running and says why", async () => {
@@ -46,11 +38,11 @@ describe("rule reload", () => {
       // Replaced the way editors do it: write elsewhere, rename over.
       fs.writeFileSync(`${file}.tmp`, rule("v2"));
       fs.renameSync(`${file}.tmp`, file);
-      await until("a reload after the file was replaced", () => reports.some((r) => r.kind === "reloaded"), reports);
+      await waitFor("a reload after the file was replaced", () => reports.some((r) => r.kind === "reloaded"), 20_000, () => told(reports));
       expect(rules.dispatch([event(2)]).map((a) => a.reason)).toEqual(["v2"]);
 
       fs.writeFileSync(file, `import { defineRule } from "sockwarden";\nexport default defineRule({ name: "tagger", handle( {\n`);
-      await until("a failed reload after the broken edit", () => reports.some((r) => r.kind === "reload-failed"), reports);
+      await waitFor("a failed reload after the broken edit", () => reports.some((r) => r.kind === "reload-failed"), 20_000, () => told(reports));
       const failed = reports.find((r) => r.kind === "reload-failed")!;
       expect(failed.message).toMatch(/previous one keeps running/);
       expect(failed.line).toBe(2);

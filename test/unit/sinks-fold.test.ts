@@ -1,5 +1,6 @@
 import { describe, expect, test } from "vitest";
 import { AlertFolder } from "../../src/actions/sinks/alert-folder.ts";
+import { waitFor } from "./helpers/waits.ts";
 import type { SinkRecord } from "../../src/actions/sinks/sink-record.ts";
 
 const proc = (pid: number) => ({ pid, name: `p${pid}`, path: null, cmdline: null, uid: 0, user: "root", startTime: null, ppid: 1 });
@@ -120,17 +121,11 @@ describe("alert folder", () => {
     const folder = new AlertFolder({ windowMs: 50, emit: (r) => out.push(...r) });
     const a: SinkRecord = { time: new Date().toISOString(), kind: "alert", message: "m" };
     folder.write([a, a, a]);
-    const ms = 10_000;
-    const deadline = performance.now() + ms;
-    while (out.length < 2) {
-      if (performance.now() > deadline) {
-        const sent = JSON.stringify(out);
-        folder.close();
-        throw new Error(`timed out after ${ms} ms waiting for the timer to send the summary; sent so far: ${sent}`);
-      }
-      await new Promise((r) => setTimeout(r, 5));
+    try {
+      await waitFor("the timer to send the summary", () => out.length >= 2, 10_000, () => `sent so far: ${JSON.stringify(out)}`);
+    } finally {
+      folder.close();
     }
-    folder.close();
     expect(out.map((r) => r.count)).toEqual([undefined, 2]);
   });
 });

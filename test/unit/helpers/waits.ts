@@ -3,11 +3,14 @@
 import { expect } from "vitest";
 import type { Sink } from "../../../src/actions/sinks/sink.ts";
 
-/** Polls `check` until it holds; throws saying what was awaited when `ms` pass first. */
-export async function waitFor(what: string, check: () => boolean, ms = 10_000): Promise<void> {
+/**
+ * Polls `check` until it holds; throws saying what was awaited, and `detail()` (what there is so
+ * far) when given, when `ms` pass first.
+ */
+export async function waitFor(what: string, check: () => boolean, ms = 10_000, detail?: () => string): Promise<void> {
   const deadline = performance.now() + ms;
   while (!check()) {
-    if (performance.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    if (performance.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}${detail ? `; ${detail()}` : ""}`);
     await new Promise((r) => setTimeout(r, 5));
   }
 }
