@@ -21,7 +21,7 @@ import { EXECUTABLE, requireExecutable } from "./helpers/sockwarden.ts";
 import { runSoak, scrapeMetrics, soakConfig, type SoakResult, type SoakSettings } from "../../bench/lib/soak-run.ts";
 import { metricSum } from "../../bench/lib/soak-analyse.ts";
 import { SoakProcess, sleep } from "../../bench/lib/soak-proc.ts";
-import { waitForSignalHandler } from "./helpers/signal-ready.ts";
+import { waitForSignalHandler } from "./helpers/process-ready.ts";
 
 let ns: Netns | undefined;
 let root: string;
@@ -89,6 +89,8 @@ const linesWith = (r: SoakResult, text: string) => r.stderr.split("\n").filter((
  */
 const MIN_FOLD = 4;
 const reloadLines = (stderr: string) => stderr.split("\n").filter((l) => l.includes("sockwarden: reloaded"));
+/** The SIGHUPs reload lines account for: "(N SIGHUPs)" each, or one. */
+const signalsTold = (reloads: readonly string[]) => reloads.reduce((n, l) => n + Number(/\((\d+) SIGHUPs\)/.exec(l)?.[1] ?? 1), 0);
 const metric = (r: SoakResult, name: string, ...labels: string[]) => metricSum(new Map(Object.entries(r.finalMetrics)), name, ...labels);
 /** "N in all" of the last count line. */
 const inAll = (lines: string[]) => Number(/, (\d+) in all/.exec(lines.filter((l) => / in all/.test(l)).at(-1) ?? "")?.[1] ?? NaN);
@@ -230,7 +232,7 @@ export default defineRule({ name: "always-fails", on: ["opened"], handle(e) { th
     expect(seen, why).toBeLessThanOrEqual(storm);
     expect(linesWith(r, "reload refused"), why).toEqual([]);
     expect(reloads.length, why).toBeGreaterThanOrEqual(1);
-    expect(reloads.reduce((n, l) => n + Number(/\((\d+) SIGHUPs\)/.exec(l)?.[1] ?? 1), 0), why).toBe(seen);
+    expect(signalsTold(reloads), why).toBe(seen);
     expect(metric(r, "sockwarden_reloads_total"), why).toBe(reloads.length);
     // Folded: the signals that arrive during a reload make one more reload, not one each.
     expect(reloads.length * MIN_FOLD, why).toBeLessThanOrEqual(seen);
@@ -265,7 +267,7 @@ export default defineRule({ name: "always-fails", on: ["opened"], handle(e) { th
       for (;;) {
         seen = metricSum((await scrapeMetrics((a) => ns!.wrap(a), port)) ?? new Map(), "sockwarden_sighups_total");
         reloads = reloadLines(daemon.stderr);
-        told = reloads.reduce((n, l) => n + Number(/\((\d+) SIGHUPs\)/.exec(l)?.[1] ?? 1), 0);
+        told = signalsTold(reloads);
         if (told === seen || performance.now() > settleBy) break;
         await sleep(200);
       }

@@ -15,6 +15,7 @@ import { fileURLToPath } from "node:url";
 import { BackgroundProcess, Netns, describeRun, requireRoot, type RunResult } from "./helpers/netns.ts";
 import { EXECUTABLE, REPO_ROOT, requireExecutable } from "./helpers/sockwarden.ts";
 import { startListener, type Listener } from "./helpers/listener.ts";
+import { waitForProgram } from "./helpers/process-ready.ts";
 import { PYTHON } from "./helpers/scenario.ts";
 import {
   AS_TARGET,
@@ -85,23 +86,6 @@ const found: Record<string, Record<string, string>> = {};
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Waits until PID runs `sleep` as TARGET_UID (setpriv has dropped to the user and exec'd). */
-async function waitForVictim(pid: number): Promise<void> {
-  const end = performance.now() + 10_000;
-  let status = "";
-  for (;;) {
-    try {
-      status = readFileSync(`/proc/${pid}/status`, "utf8");
-    } catch {
-      throw new Error(`the victim (pid ${pid}) ended before it ran`);
-    }
-    const name = /^Name:\s*(.*)$/m.exec(status)?.[1];
-    const uid = /^Uid:\s*(\d+)/m.exec(status)?.[1];
-    if (name === "sleep" && uid === String(TARGET_UID)) return;
-    if (performance.now() > end) throw new Error(`the victim (pid ${pid}) is still ${name} as uid ${uid} after 10 s`);
-    await sleep(10);
-  }
-}
 
 function shared(name: string, text: string): string {
   const file = join(dir, name);
@@ -257,7 +241,7 @@ const cells: Record<CommandRow, (column: Column, index: number) => Promise<strin
     const victim = ns!.spawn([...AS_TARGET, "sleep", "60"], { cwd: dir });
     try {
       // Signalled only once it is the target user's `sleep`: before that it is root's setpriv.
-      await waitForVictim(victim.pid);
+      await waitForProgram(victim.pid, "sleep", TARGET_UID, 10_000);
       const r = await runAs(column, [exe, join(dir, "end-one.ts"), String(victim.pid)], ["BUN_BE_BUN=1"]);
       const ended = await victim.waitForExit(r.code === 0 ? 5000 : 300);
       if (r.code === 0) return ended ? WORKS : `exit 0 but the process lives: ${describeRun(r)}`;
