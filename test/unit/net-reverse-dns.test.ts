@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { ReverseDns, parseHosts } from "../../src/net/reverse-dns.ts";
-import type { Timers } from "../../src/timers.ts";
+import { ManualTimers } from "./helpers/manual-timers.ts";
 import { waitFor } from "./helpers/waits.ts";
 
 const HOSTS_FIXTURE = `
@@ -104,40 +104,10 @@ class FakeDnsServer {
   }
 }
 
-/**
- * Fake time for the resolver's own deadlines: nothing fires until advance() moves the clock to
- * or past a timer's due time.
- */
-class ManualTimers implements Timers {
-  private now = 0;
-  private nextId = 1;
-  private readonly armed = new Map<number, { due: number; ms: number; callback: () => void }>();
-
-  setTimeout = (callback: () => void, ms: number): number => {
-    const id = this.nextId++;
-    this.armed.set(id, { due: this.now + ms, ms, callback });
-    return id;
-  };
-
-  clearTimeout = (handle: unknown): void => {
-    this.armed.delete(handle as number);
-  };
-
-  /** The delays of the timers armed and not yet fired or cleared. */
-  pending(): number[] {
-    return [...this.armed.values()].map((t) => t.ms);
-  }
-
-  /** Moves the clock on by ms, firing what falls due, then lets the promises that follow settle. */
-  async advance(ms: number): Promise<void> {
-    this.now += ms;
-    for (const [id, t] of [...this.armed].sort((a, b) => a[1].due - b[1].due)) {
-      if (t.due > this.now) continue;
-      this.armed.delete(id);
-      t.callback();
-    }
-    await settle();
-  }
+/** Moves fake time on by ms, firing what falls due, then lets the promises that follow settle. */
+async function advance(timers: ManualTimers, ms: number): Promise<void> {
+  timers.advance(ms);
+  await settle();
 }
 
 /** Lets every promise reaction that is ready run (setImmediate comes after the microtasks). */
@@ -306,9 +276,9 @@ describe("ReverseDns", { timeout: 30_000 }, () => {
     await waitFor("the answer for 192.2.3.4 to arrive", () => resolver.cached("192.2.3.4") === "web.example.net");
     await settle();
     expect(call.settled, "resolveAll returned before its budget with lookups still out").toBe(false);
-    await timers.advance(249);
+    await advance(timers, 249);
     expect(call.settled, "resolveAll returned 1 ms before its budget").toBe(false);
-    await timers.advance(1);
+    await advance(timers, 1);
     expect(call.settled, "resolveAll did not return when its budget ran out").toBe(true);
     expect(Object.fromEntries(await call.promise)).toEqual({
       "192.2.3.4": "web.example.net",
@@ -349,9 +319,9 @@ describe("ReverseDns", { timeout: 30_000 }, () => {
     await waitFor("the first two lookups to reach the fake server", () => asked() >= 2);
     await settle();
     expect(asked(), "more lookups in flight than the concurrency allows").toBe(2);
-    await timers.advance(149);
+    await advance(timers, 149);
     expect(call.settled, "resolveAll returned before its budget").toBe(false);
-    await timers.advance(1);
+    await advance(timers, 1);
     expect(call.settled, "the queue behind a silent server held resolveAll past its budget").toBe(true);
     expect((await call.promise).size).toBe(0);
   });
@@ -371,7 +341,7 @@ describe("ReverseDns", { timeout: 30_000 }, () => {
     const before = server.queries.length;
     const late = track(resolver.resolveAll(["192.0.2.77"], { budgetMs: 50 }));
     await waitFor("the query for 192.0.2.77 to reach the fake server", () => server.queries.slice(before).includes(lateName));
-    await timers.advance(50);
+    await advance(timers, 50);
     expect(late.settled, "resolveAll did not return when its budget ran out").toBe(true);
     const lateNames = await late.promise;
     expect(lateNames.size).toBe(0);
@@ -388,9 +358,9 @@ describe("ReverseDns", { timeout: 30_000 }, () => {
     const call = track(resolver.resolve("192.0.2.50"));
     expect(timers.pending(), "resolve arms one timer, for lookupTimeoutMs").toEqual([NEVER_MS]);
     await waitFor("the query for 192.0.2.50 to reach the fake server", () => server.queries.slice(before).includes(ptr4("192.0.2.50")));
-    await timers.advance(NEVER_MS - 1);
+    await advance(timers, NEVER_MS - 1);
     expect(call.settled, "resolve() gave up before lookupTimeoutMs").toBe(false);
-    await timers.advance(1);
+    await advance(timers, 1);
     expect(call.settled, "resolve() did not give up at lookupTimeoutMs").toBe(true);
     expect(await call.promise).toBeNull();
     // A timeout is not a "no such name" answer: the address can be asked about again.
