@@ -126,7 +126,8 @@ export interface SoakResult {
 }
 
 /** The short-connection generator's last record (soak-traffic.py, churn). */
-interface ChurnSummary {
+export interface ChurnSummary {
+  started?: number;
   ok?: number;
   failed?: number;
   stopped?: number;

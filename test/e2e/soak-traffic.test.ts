@@ -12,7 +12,7 @@ import os from "node:os";
 import path from "node:path";
 import { Netns, requireRoot } from "./helpers/netns.ts";
 import { SoakProcess, sleep } from "../../bench/lib/soak-proc.ts";
-import { PYTHON, TRAFFIC } from "../../bench/lib/soak-run.ts";
+import { PYTHON, TRAFFIC, type ChurnSummary } from "../../bench/lib/soak-run.ts";
 
 let ns: Netns | undefined;
 let dir: string;
@@ -28,20 +28,11 @@ afterAll(async () => {
   if (dir) fs.rmSync(dir, { recursive: true, force: true });
 });
 
-interface ChurnSummary {
-  started: number;
-  ok: number;
-  failed: number;
-  stopped: number;
-  errors: Record<string, number>;
-  firstError: string | null;
-}
-
 /**
  * Runs churn traffic for a moment, freezes the server, says "stop" while connections wait for
  * it, and thaws it after `thawAfterMs` (never, when null). Returns the churn summary.
  */
-async function stopWhileInFlight(name: string, churnTimeout: number, thawAfterMs: number | null): Promise<ChurnSummary> {
+async function stopWhileInFlight(name: string, churnTimeout: number, thawAfterMs: number | null): Promise<Required<ChurnSummary>> {
   const out = path.join(dir, name);
   const traffic = new SoakProcess(ns!.wrap([PYTHON, TRAFFIC, JSON.stringify({
     out, churnRate: 300, churnClose: "rst", churnTimeout, classes: ["curl-2525"], classRate: 1, hold: 0.5, lifetime: 120,
@@ -70,7 +61,7 @@ async function stopWhileInFlight(name: string, churnTimeout: number, thawAfterMs
     await traffic.stop(2000);
   }
   const lines = fs.readFileSync(`${out}.soak-churn.ndjson`, "utf8").trim().split("\n").map((l) => JSON.parse(l));
-  const summary = lines.find((l) => l.cls === "summary") as ChurnSummary | undefined;
+  const summary = lines.find((l) => l.cls === "summary") as Required<ChurnSummary> | undefined;
   expect(summary, `no summary in ${out}.soak-churn.ndjson: ${traffic.stderr}`).toBeDefined();
   return summary!;
 }
