@@ -14,6 +14,7 @@ import { AuditLog, defaultAuditPath } from "../actions/audit-log.ts";
 import { parseEndpointArgument, sameAddress } from "./endpoint-argument.ts";
 import { selectionOptions, type ListArgs } from "./list-command.ts";
 import { stderr, stdout } from "./output.ts";
+import { escapeControl } from "../text/escape-control.ts";
 import { PrivilegeError, SockwardenError, UsageError } from "../errors.ts";
 
 export interface CloseArgs extends ListArgs {
@@ -82,7 +83,7 @@ export async function runClose(args: CloseArgs): Promise<number> {
     if (args.dryRun) {
       for (const ep of matches) {
         const message = `would close ${describe(ep)}`;
-        stdout(`${message}\n`);
+        stdout(`${escapeControl(message)}\n`);
         audit.append({ action: "would-close", endpoint: ep, reason, requestedBy: "cli", outcome: "dry-run", message });
       }
       return 0;
@@ -92,10 +93,10 @@ export async function runClose(args: CloseArgs): Promise<number> {
     if (!engine.destroy) throw new SockwardenError(`the ${engine.name} engine cannot close connections`);
     if (matches.length > 1 && !args.yes) {
       if (!process.stdin.isTTY) {
-        for (const ep of matches) stderr(`  ${describe(ep)}\n`);
+        for (const ep of matches) stderr(`  ${escapeControl(describe(ep))}\n`);
         throw new SockwardenError(`${matches.length} endpoints match; add --yes to close them all, or narrow the selection`);
       }
-      for (const ep of matches) stdout(`  ${describe(ep)}\n`);
+      for (const ep of matches) stdout(`  ${escapeControl(describe(ep))}\n`);
       if (!(await confirm(`Close these ${matches.length} endpoints? [y/N] `))) {
         stdout("nothing closed\n");
         return 1;
@@ -104,10 +105,10 @@ export async function runClose(args: CloseArgs): Promise<number> {
     let failed = 0;
     for (const ep of matches) {
       const outcome = closeEndpoint(engine, ep, { requestedBy: "cli", method, reason, audit });
-      if (outcome.ok) stdout(`${outcome.message}\n`);
+      if (outcome.ok) stdout(`${escapeControl(outcome.message)}\n`);
       else {
         failed++;
-        stderr(`sockwarden: ${outcome.message}\n`);
+        stderr(`sockwarden: ${escapeControl(outcome.message)}\n`);
       }
     }
     return failed > 0 ? 1 : 0;

@@ -13,6 +13,7 @@ import { renderEndpointTable } from "../view/endpoint-table.ts";
 import { friendlyNames, numericNames } from "../view/endpoint-names.ts";
 import { resolveHostNames } from "./host-names.ts";
 import { BufferedOutput, stderr, stdout } from "./output.ts";
+import { escapeControl } from "../text/escape-control.ts";
 import { UsageError } from "../errors.ts";
 import { trace } from "../trace.ts";
 
@@ -88,7 +89,7 @@ export async function runList(args: ListArgs): Promise<number> {
   trace(`snapshot of ${snapshot.endpoints.length} endpoints`);
   const endpoints: Endpoint[] = snapshot.endpoints.filter(selection.matches).sort(compareEndpoints);
   trace("filtered and sorted");
-  if (!args.quiet) for (const note of snapshot.notes) stderr(`note: ${note}\n`);
+  if (!args.quiet) for (const note of snapshot.notes) stderr(`note: ${escapeControl(note)}\n`);
 
   if (args.json || args.ndjson) {
     const out = new BufferedOutput(1);

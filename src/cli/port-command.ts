@@ -14,6 +14,7 @@ import { renderEndpointTable } from "../view/endpoint-table.ts";
 import { numericNames } from "../view/endpoint-names.ts";
 import { renderTable } from "../view/text-table.ts";
 import { stderr, stdout } from "./output.ts";
+import { escapeControl } from "../text/escape-control.ts";
 
 export interface PortArgs {
   port: string;
@@ -58,7 +59,7 @@ export async function runPort(args: PortArgs): Promise<number> {
     engine.close();
   }
   const endpoints = snapshot.endpoints.filter((ep) => usesPort(ep, port)).sort(compareEndpoints);
-  if (!args.quiet) for (const note of snapshot.notes) stderr(`note: ${note}\n`);
+  if (!args.quiet) for (const note of snapshot.notes) stderr(`note: ${escapeControl(note)}\n`);
 
   if (args.json) {
     const doc = { port, services: services.map(serviceToJson), endpoints: endpoints.map(endpointToJson) };

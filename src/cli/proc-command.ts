@@ -13,6 +13,7 @@ import { friendlyNames, numericNames } from "../view/endpoint-names.ts";
 import { processDetailsToJson, renderProcessProperties } from "../view/process-properties.ts";
 import { resolveHostNames } from "./host-names.ts";
 import { stderr, stdout } from "./output.ts";
+import { escapeControl } from "../text/escape-control.ts";
 import { NotFoundError, PrivilegeError, UnsupportedError, UsageError } from "../errors.ts";
 import { userNamespaceNote } from "../engine/linux/capabilities.ts";
 
@@ -63,7 +64,7 @@ export async function runProc(args: ProcArgs): Promise<number> {
   // Another user's process whose descriptors cannot be read: its endpoints are unknown, not none.
   const hidden = engine.name === "linux" && details.fdCount === null ? hiddenEndpointsError(details) : null;
   if (!args.quiet && !hidden) {
-    for (const note of snapshot.notes) stderr(`note: ${note}\n`);
+    for (const note of snapshot.notes) stderr(`note: ${escapeControl(note)}\n`);
     if (details.netns !== null && ownNetns !== null && details.netns !== ownNetns) {
       stderr(
         `note: process ${pid} is in another network namespace; its sockets there are not listed ` +

@@ -14,6 +14,7 @@ import { friendlyNames, numericNames } from "../view/endpoint-names.ts";
 import { BackgroundNames } from "./background-names.ts";
 import { processPositional, selectionOptions, type ListArgs } from "./list-command.ts";
 import { BufferedOutput, stderr } from "./output.ts";
+import { escapeControl } from "../text/escape-control.ts";
 import { UsageError } from "../errors.ts";
 
 export interface WatchArgs extends ListArgs {
@@ -81,7 +82,7 @@ export async function runWatch(args: WatchArgs): Promise<number> {
     monitor.close();
     throw err;
   }
-  if (!args.quiet) for (const note of monitor.notes) stderr(`note: ${note}\n`);
+  if (!args.quiet) for (const note of monitor.notes) stderr(`note: ${escapeControl(note)}\n`);
 
   return new Promise<number>((resolve) => {
     let finished = false;
@@ -128,7 +129,7 @@ export async function runWatch(args: WatchArgs): Promise<number> {
       collectAfterRefresh: true,
       onError: (err) => {
         // A failed refresh (e.g. a transient netlink error) is reported and the next one tried.
-        stderr(`sockwarden: refresh failed: ${(err as Error).message}\n`);
+        stderr(`sockwarden: refresh failed: ${escapeControl((err as Error).message)}\n`);
       },
     });
     loop.start();

@@ -1,5 +1,10 @@
-/** CSV with a header row, every field of the JSON shape flattened; RFC 4180 quoting. */
+/**
+ * CSV with a header row, every field of the JSON shape flattened; RFC 4180 quoting. Cells are
+ * escaped with escapeControl before quoting: CSV is opened in terminals and spreadsheets, and a
+ * process name's newline or escape sequence must not reach them. The exact text is in JSON.
+ */
 import type { Endpoint } from "../engine/types.ts";
+import { escapeControl } from "../text/escape-control.ts";
 
 const HEADER = [
   "protocol", "family", "localAddress", "localPort", "remoteAddress", "remotePort", "state",
@@ -28,6 +33,6 @@ export function renderCsv(endpoints: readonly Endpoint[]): string {
 
 export function csvField(v: unknown): string {
   if (v === null || v === undefined) return "";
-  const s = String(v);
+  const s = escapeControl(String(v));
   return /[",\r\n]/.test(s) || /^\s|\s$/.test(s) ? `"${s.replaceAll('"', '""')}"` : s;
 }

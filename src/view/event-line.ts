@@ -1,11 +1,14 @@
 /**
  * One line per event for people, coloured as TCPView colours rows: green for opened, red for
  * closed, yellow for a state change. Colour only on a terminal and never when NO_COLOR is set.
+ * The line is escaped (escapeControl) before it is coloured: process and host names in it are
+ * other people's text.
  */
 import type { EndpointEvent } from "../monitor/events.ts";
 import type { EndpointNames } from "./endpoint-names.ts";
 import { humanCount } from "./endpoint-table.ts";
 import { terminalShowsColour } from "../engine/index.ts";
+import { escapeControl } from "../text/escape-control.ts";
 
 export const ANSI = {
   green: "\x1b[32m",
@@ -35,7 +38,7 @@ export function eventLine(e: EndpointEvent, names: EndpointNames, colour: boolea
     extra = ` sent ${humanCount(ep.bytesSent)}B recv ${humanCount(ep.bytesReceived)}B`;
   }
   if (e.shortLived) extra += " (short-lived)";
-  const text = `${clock} ${MARK[e.type]} ${proto.padEnd(4)} ${local} -> ${remote} ${state} ${owner}${extra}`;
+  const text = escapeControl(`${clock} ${MARK[e.type]} ${proto.padEnd(4)} ${local} -> ${remote} ${state} ${owner}${extra}`);
   return colour ? `${COLOUR[e.type]}${text}${ANSI.reset}\n` : `${text}\n`;
 }
 

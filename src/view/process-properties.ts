@@ -4,6 +4,7 @@
  * details, width and clock always give the same lines.
  */
 import type { ProcessDetails } from "../engine/types.ts";
+import { escapeControl } from "../text/escape-control.ts";
 
 export interface PropertiesOptions {
   /** Columns available; long values wrap under their value column. Undefined: never wrap. */
@@ -40,7 +41,8 @@ export function renderProcessProperties(d: ProcessDetails, options: PropertiesOp
   if (valueWidth < 16) valueWidth = Infinity;
   const lines: string[] = [];
   for (const [label, value] of rows) {
-    const pieces = wrap(visible(value), valueWidth);
+    // Command lines and names come from other processes: escaped so they cannot break the layout.
+    const pieces = wrap(escapeControl(value), valueWidth);
     pieces.forEach((piece, i) => {
       const head = i === 0 ? `${label}:`.padEnd(labelWidth) : " ".repeat(labelWidth);
       lines.push((head + piece).trimEnd());
@@ -133,19 +135,6 @@ function kibText(kib: number): string {
   return `${(kib / 1024 / 1024).toFixed(2)} GiB`;
 }
 
-/**
- * Command lines and names come from other processes and may hold newlines or terminal escape
- * sequences; show control characters as escapes so they cannot break the layout or the terminal.
- */
-export function visible(text: string): string {
-  return text.replace(/[\x00-\x1f\x7f]/g, (c) => {
-    if (c === "\n") return "\\n";
-    if (c === "\t") return "\\t";
-    if (c === "\r") return "\\r";
-    return `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`;
-  });
-}
-
 /** Splits text into pieces of at most `width` characters, at spaces where there is one. */
 export function wrap(text: string, width: number): string[] {
   if (text.length <= width) return [text];
@@ -154,10 +143,21 @@ export function wrap(text: string, width: number): string[] {
   while (rest.length > width) {
     const space = rest.lastIndexOf(" ", width);
     // Break at the space when it leaves a reasonably full line; otherwise cut the word.
-    const cut = space > width / 2 ? space : width;
+    const cut = space > width / 2 ? space : escapeBoundary(rest, width);
     pieces.push(rest.slice(0, cut));
     rest = rest.slice(cut).replace(/^ /, "");
   }
   if (rest !== "") pieces.push(rest);
   return pieces;
+}
+
+/** An escape (`\x1b`, `\u{202e}`, `\\`) is never cut in two: the cut moves to its start. */
+function escapeBoundary(text: string, cut: number): number {
+  const escapes = /\\(?:x[0-9a-f]{2}|u\{[0-9a-f]+\}|\\)/g;
+  // The longest escape is 10 characters: only the text around the cut matters.
+  const near = text.slice(0, cut + 10);
+  for (let m = escapes.exec(near); m && m.index < cut; m = escapes.exec(near)) {
+    if (m.index + m[0].length > cut) return m.index > 0 ? m.index : cut;
+  }
+  return cut;
 }

@@ -1,8 +1,11 @@
 /**
  * Renders rows as aligned text columns. When a width is given (a terminal), columns marked
  * shrinkable give up characters, middle first, so a line fits; without one nothing is cut, so
- * piped output keeps every character.
+ * piped output keeps every character. Every cell is shown through escapeControl: cells hold
+ * names and paths that other users choose, and a newline or escape sequence in one would split
+ * a row or drive the terminal.
  */
+import { escapeControl } from "../text/escape-control.ts";
 
 export interface Column {
   header: string;
@@ -13,7 +16,8 @@ export interface Column {
   minWidth?: number;
 }
 
-export function renderTable(columns: readonly Column[], rows: readonly string[][], maxWidth?: number): string {
+export function renderTable(columns: readonly Column[], rawRows: readonly string[][], maxWidth?: number): string {
+  const rows = rawRows.map((r) => r.map(escapeControl));
   const widths = columns.map((c, i) => Math.max(c.header.length, ...rows.map((r) => (r[i] ?? "").length)));
   const gap = 2;
   if (maxWidth !== undefined) {
@@ -44,7 +48,7 @@ export function renderTable(columns: readonly Column[], rows: readonly string[][
       })
       .join(" ".repeat(gap))
       .trimEnd();
-  const out = [line(columns.map((c) => c.header))];
+  const out = [line(columns.map((c) => escapeControl(c.header)))];
   for (const r of rows) out.push(line(r));
   return out.join("\n") + "\n";
 }

@@ -218,7 +218,7 @@ describe("proc", () => {
     expect(lines).toContain(`Parent:       ${process.pid} (${readFileSync(`/proc/${process.pid}/comm`, "utf8").trim()})`);
     expect(lines.find((l) => l.startsWith("Command line:"))).toMatch(/^Command line: \/usr\/bin\/python3 -c import json/);
     // The script's newlines are shown escaped, never as line breaks.
-    expect(result.stdout).toContain("\\nsrv = socket.socket()");
+    expect(result.stdout).toContain("\\x0asrv = socket.socket()");
     expect(lines).toContain("Endpoints (5):");
     expect(lines.filter((l) => /^(tcp|udp)\s/.test(l) && l.endsWith(`${serverPid}/python3`))).toHaveLength(5);
   });

@@ -64,7 +64,7 @@ describe("RFC 5424 format", () => {
       kind: "alert", rule: "smtp-guard", severity: "critical", count: "12", firstTime: r.firstTime, lastTime: r.lastTime,
       pid: "4242", process: "curl", protocol: "tcp", localAddress: "2001:db8::1", remotePort: "25", state: "ESTABLISHED",
     });
-    expect(p.msg).toContain('quote " backslash \\ bracket ] and newline');
+    expect(p.msg).toContain('quote " backslash \\\\ bracket ] and\\x0anewline');
     expect(p.msg).toMatch(/x12 from 10:00:01.000Z to 10:00:09.500Z/);
     expect(p.msg).toContain("[2001:db8::1]:43122 -> [2001:db8::25]:25");
   });
@@ -175,7 +175,7 @@ describe("syslog over TCP", () => {
     await waitFor("5 more frames", () => second.got.length === 5);
     const numbers = [...first.got, ...second.got].map((l) => Number(/#(\d+)/.exec(parse5424(l).msg)![1]));
     expect(numbers).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
-    expect(parse5424(first.got[1]!).msg).toContain("#2 with newline");
+    expect(parse5424(first.got[1]!).msg).toContain("#2 with\\x0anewline");
     expect(sink.stats()).toMatchObject({ written: 8, queued: 0, dropped: 0, failures: 1 });
     expect(sink.stats().lastError).toMatch(/ECONNREFUSED|refused/i);
     expect(told).toHaveLength(1);

@@ -4,6 +4,7 @@
  */
 import type { SinkRecord } from "./sink-record.ts";
 import { ANSI } from "../../view/event-line.ts";
+import { escapeControl } from "../../text/escape-control.ts";
 
 export function ndjsonLine(r: SinkRecord): string {
   return JSON.stringify(r) + "\n";
@@ -12,7 +13,8 @@ export function ndjsonLine(r: SinkRecord): string {
 /**
  * What happened, without the time: `alert warning smtp-guard: curl talks SMTP (pid 4242 curl;
  * tcp 10.0.0.5:43122 -> 93.184.216.34:25) x12 from 10:00:00.120Z to 10:00:09.800Z`.
- * Newlines in messages become spaces so that one record is always one line.
+ * Rules' texts, process names and the rest are shown through escapeControl, so that one record
+ * is always one line and nothing in it drives a terminal or a log reader.
  */
 export function recordSummary(r: SinkRecord): string {
   let head: string = r.kind;
@@ -34,12 +36,12 @@ export function recordSummary(r: SinkRecord): string {
     text += ` x${r.count}`;
     if (r.firstTime && r.lastTime) text += ` from ${clockOf(r.firstTime)} to ${clockOf(r.lastTime)}`;
   }
-  return text.replace(/[\r\n]+/g, " ");
+  return escapeControl(text);
 }
 
 /** `TIME summary`, coloured by severity when asked. */
 export function humanLine(r: SinkRecord, colour: boolean): string {
-  const text = `${r.time} ${recordSummary(r)}`;
+  const text = `${escapeControl(r.time)} ${recordSummary(r)}`;
   if (!colour) return text + "\n";
   const c = r.severity === "critical" ? ANSI.red : r.severity === "warning" ? ANSI.yellow : "";
   return c ? `${c}${text}${ANSI.reset}\n` : text + "\n";

@@ -8,6 +8,7 @@
  */
 import type { SinkRecord } from "./sink-record.ts";
 import { recordSummary } from "./record-text.ts";
+import { escapeControl } from "../../text/escape-control.ts";
 
 export const FACILITIES = {
   kern: 0, user: 1, mail: 2, daemon: 3, auth: 4, syslog: 5, lpr: 6, news: 7, uucp: 8, cron: 9,
@@ -49,9 +50,13 @@ function headerField(s: string, max: number): string {
   return clean === "" ? "-" : clean;
 }
 
-/** PARAM-VALUE escapes: '"', '\' and ']' take a backslash (RFC 5424 6.3.3). */
+/**
+ * A process name or rule's text as a PARAM-VALUE: control characters shown as escapes first (the
+ * MSG's rule), then the escapes of RFC 5424 6.3.3 ('"', '\' and ']' take a backslash), which a
+ * receiver undoes to get the escaped text back.
+ */
 function paramValue(s: string): string {
-  return s.replace(/[\\"\]]/g, (c) => `\\${c}`).replace(/[\r\n]+/g, " ");
+  return escapeControl(s).replace(/[\\"\]]/g, (c) => `\\${c}`);
 }
 
 /** The record's fields that programs filter on, as SD-PARAMs. */

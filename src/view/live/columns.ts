@@ -7,7 +7,7 @@ import { parseIP } from "../../net/address.ts";
 import { serviceName } from "../../net/services.ts";
 import { humanCount } from "../endpoint-table.ts";
 import { compareEndpoints } from "../endpoint-order.ts";
-import { visible } from "../process-properties.ts";
+import { escapeControl } from "../../text/escape-control.ts";
 
 export const COLUMN_IDS = ["process", "pid", "proto", "local", "localPort", "remote", "remotePort", "state", "sent", "recv", "namespace"] as const;
 export type ColumnId = (typeof COLUMN_IDS)[number];
@@ -56,12 +56,12 @@ export function stateText(ep: Endpoint): string {
 }
 
 function processName(ep: Endpoint): string {
-  return ep.process ? visible(ep.process.name) : "-";
+  return ep.process ? escapeControl(ep.process.name) : "-";
 }
 
 function hostText(address: string, names: NameMode): string {
   const host = names.on ? names.hosts.get(address) : undefined;
-  return host === undefined ? address : visible(host);
+  return host === undefined ? address : escapeControl(host);
 }
 
 function portText(port: number, ep: Endpoint, names: NameMode, remote: boolean): string {
@@ -135,8 +135,8 @@ export const COLUMNS: readonly ColumnSpec[] = [
 export function namespaceText(ep: Endpoint): string {
   const ns = ep.namespace;
   if (!ns) return "";
-  if (ns.name) return visible(ns.name);
-  if (ns.container) return `${ns.container.runtime}:${(ns.container.id ?? ns.container.pod ?? "").slice(0, 12)}`;
+  if (ns.name) return escapeControl(ns.name);
+  if (ns.container) return escapeControl(`${ns.container.runtime}:${(ns.container.id ?? ns.container.pod ?? "").slice(0, 12)}`);
   return String(ns.inode);
 }
 

@@ -3,11 +3,13 @@
  * TCPView's colours (new green, closed red, changed yellow; the selection in reverse video), and a
  * status line (key hints, a prompt, the filter being typed, or an action's outcome). A panel
  * (help, process properties) takes the place of the table. Pure: the same model, size and clock
- * give the same lines, one per terminal row, none wider than the terminal.
+ * give the same lines, one per terminal row, none wider than the terminal. Text from elsewhere
+ * (names, prompts and messages that quote them, the typed filter) is escaped where it is placed.
  */
 import { describe } from "../../actions/close-endpoint.ts";
 import { renderProcessProperties } from "../process-properties.ts";
 import { elide } from "../text-table.ts";
+import { escapeControl } from "../../text/escape-control.ts";
 import { SGR } from "./ansi.ts";
 import { COLUMNS, COLUMN_GAP, columnTitle, fitColumns, stateText, type ColumnId, type NameMode, type PlacedColumn } from "./columns.ts";
 import { KEY_HELP } from "./key-handler.ts";
@@ -51,14 +53,14 @@ export function intervalText(ms: number): string {
 
 function titleLine(model: LiveModel, width: number, hostName: string | undefined): string {
   const { shown, total } = model.counts();
-  const parts = [`sockwarden${hostName ? ` on ${hostName}` : ""}`];
+  const parts = [`sockwarden${hostName ? ` on ${escapeControl(hostName)}` : ""}`];
   if (model.paused) parts.push("PAUSED");
   parts.push(`${shown} of ${total} endpoints`);
   parts.push(model.connectedOnly ? "connected" : "all");
   parts.push(model.namesOn ? "names" : "numeric");
   parts.push(`every ${intervalText(model.intervalMs)}`);
   parts.push(`sort: ${columnTitle(model.sortColumn)} ${model.descending ? "▼" : "▲"}`);
-  if (model.filter !== "") parts.push(`filter: ${model.filter}`);
+  if (model.filter !== "") parts.push(`filter: ${escapeControl(model.filter)}`);
   return SGR.inverse + fit(` ${parts.join("  ")}`, width) + SGR.reset;
 }
 
@@ -112,7 +114,7 @@ function tableLines(model: LiveModel, width: number, body: number, colour: boole
     out.push(style ? style + text + SGR.reset : text);
   }
   if (rows.length === 0) {
-    const why = model.filter !== "" ? `no endpoint matches "${model.filter}" (Esc clears the filter)` : "no endpoints";
+    const why = model.filter !== "" ? `no endpoint matches "${escapeControl(model.filter)}" (Esc clears the filter)` : "no endpoints";
     out[1] = fit(` ${why}`, width);
   }
   return out;
@@ -142,8 +144,8 @@ function overlayLines(overlay: Overlay, width: number, height: number, o: Render
     content = ["", ...KEY_HELP.map(([keys, what]) => `  ${keys.padEnd(keyWidth)}${what}`)];
   } else {
     const p = overlay.endpoint.process;
-    heading = ` Properties of ${p?.name ?? "?"} (pid ${overlay.pid})`;
-    content = ["", ` Endpoint: ${describe(overlay.endpoint)} ${stateText(overlay.endpoint)}`.trimEnd(), ""];
+    heading = ` Properties of ${escapeControl(p?.name ?? "?")} (pid ${overlay.pid})`;
+    content = ["", ` Endpoint: ${escapeControl(describe(overlay.endpoint))} ${stateText(overlay.endpoint)}`.trimEnd(), ""];
     if (overlay.details === null) {
       content.push(` Process ${overlay.pid} has exited.`);
     } else {
@@ -165,11 +167,11 @@ function overlayLines(overlay: Overlay, width: number, height: number, o: Render
 }
 
 function statusLine(model: LiveModel, width: number, colour: boolean): string {
-  if (model.confirm) return SGR.bold + (colour ? SGR.yellow : "") + fit(` ${model.confirm.prompt}`, width) + SGR.reset;
-  if (model.editingFilter) return fit(` Filter: ${model.filter}_   Enter keep  Esc clear`, width);
+  if (model.confirm) return SGR.bold + (colour ? SGR.yellow : "") + fit(` ${escapeControl(model.confirm.prompt)}`, width) + SGR.reset;
+  if (model.editingFilter) return fit(` Filter: ${escapeControl(model.filter)}_   Enter keep  Esc clear`, width);
   if (model.message) {
     const style = model.message.error && colour ? SGR.red : "";
-    return style + fit(` ${model.message.text}`, width) + (style ? SGR.reset : "");
+    return style + fit(` ${escapeControl(model.message.text)}`, width) + (style ? SGR.reset : "");
   }
   if (model.overlay) return fit(model.overlay.kind === "help" ? " Esc close" : " Up/Down scroll  Esc close", width);
   return fit(` ${HINTS}`, width);
