@@ -14,11 +14,22 @@ export interface AuditRecord {
   /** close | kill | would-close | would-kill | alert ... */
   action: string;
   endpoint: EndpointJson | null;
+  /** The process the action was decided about (for a kill, as it was when chosen). */
   process: ProcessInfo | null;
+  /**
+   * Kills: what the PID named when it was looked at right before signalling (start time as
+   * observed then): the process signalled, or the one the kill was refused for.
+   */
+  observed?: ProcessInfo | null;
+  /** Kills: the signals that went out, in order; empty when none did. */
+  signals?: string[];
   reason: string;
   /** "cli", "live-view", or the rule's name. */
   requestedBy: string;
-  /** closed | gone | failed | terminated | killed | dry-run ... */
+  /**
+   * closed | gone | failed | dry-run | protected | rate-limited, and for kills terminated |
+   * killed | signalled | reused | changed (see EndOutcome).
+   */
   outcome: string;
   message: string;
 }
@@ -27,6 +38,8 @@ export interface AuditInput {
   action: string;
   endpoint?: Endpoint | null;
   process?: ProcessInfo | null;
+  observed?: ProcessInfo | null;
+  signals?: readonly string[];
   reason: string;
   requestedBy: string;
   outcome: string;
@@ -59,6 +72,8 @@ export class AuditLog {
       action: input.action,
       endpoint: input.endpoint ? endpointToJson(input.endpoint) : null,
       process: input.process ?? input.endpoint?.process ?? null,
+      ...(input.observed !== undefined ? { observed: input.observed } : {}),
+      ...(input.signals !== undefined ? { signals: [...input.signals] } : {}),
       reason: input.reason,
       requestedBy: input.requestedBy,
       outcome: input.outcome,

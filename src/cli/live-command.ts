@@ -80,14 +80,9 @@ export async function runLive(args: LiveArgs): Promise<number> {
       audited(() => {
         const p = ep.process;
         if (!p) return { ok: false, message: "no process is known for this endpoint" };
-        return endProcess(p.pid, p.name, {
-          expectedStartTime: p.startTime,
-          startTimeOf: (pid) => engine.processDetails?.(pid)?.startTime ?? null,
-          requestedBy: "live-view",
-          reason,
-          audit,
-          process: p,
-        });
+        // The row's process, by its start: a PID that names another process by the time the
+        // user confirms is refused (the outcome line says what is there now).
+        return endProcess(p, { requestedBy: "live-view", reason, audit });
       }),
   };
   const output: TerminalOutput = {

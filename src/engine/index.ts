@@ -2,11 +2,13 @@
  * Picks the socket engine for the running operating system. Code outside src/engine depends only
  * on the SocketEngine interface and the records in types.ts.
  */
-import type { SocketEngine } from "./types.ts";
+import type { OpenProcessResult, SocketEngine } from "./types.ts";
 import { UnsupportedError } from "../errors.ts";
 import { LinuxEngine, type LinuxEngineOptions } from "./linux/linux-engine.ts";
 import { WindowsEngine } from "./windows/windows-engine.ts";
 import { enableVirtualTerminal } from "./windows/console.ts";
+import { openLinuxProcess } from "./linux/process-signal.ts";
+import { openWindowsProcess } from "./windows/process-signal.ts";
 
 export type EngineOptions = LinuxEngineOptions;
 
@@ -20,6 +22,21 @@ export function createEngine(options: EngineOptions = {}): SocketEngine {
       return new WindowsEngine({ ...options, modules: true });
     default:
       throw new UnsupportedError(`sockwarden has no socket engine for ${process.platform} yet`);
+  }
+}
+
+/**
+ * Opens a process to end it: what the PID names now can be inspected, and signals go to that
+ * process only (see ProcessHandle). Needs no engine: the live view, the daemon and tests share it.
+ */
+export function openProcess(pid: number): OpenProcessResult {
+  switch (process.platform) {
+    case "linux":
+      return openLinuxProcess(pid);
+    case "win32":
+      return openWindowsProcess(pid);
+    default:
+      throw new UnsupportedError(`sockwarden cannot end processes on ${process.platform} yet`);
   }
 }
 

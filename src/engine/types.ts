@@ -52,6 +52,13 @@ export interface ProcessInfo {
   user: string | null;
   /** ISO-8601 start time. */
   startTime: string | null;
+  /**
+   * When the process started, exactly, as the OS counts it: on Linux the clock ticks since boot
+   * (/proc/PID/stat), on Windows the creation FILETIME. Compared for equality only, to tell
+   * whether a PID still names this process; unlike startTime it is not rounded and does not move
+   * when the wall clock is set.
+   */
+  startId?: string | null;
   ppid: number | null;
   /** The systemd unit the process runs in (`nginx.service`), from its cgroup. */
   unit?: string | null;
@@ -161,6 +168,45 @@ export interface ClosedSocketFeed {
   lost(): number;
   close(): void;
 }
+
+/** A socket's protocol and addresses, as a process holds it. */
+export type SocketAddresses = Pick<Endpoint, "protocol" | "family" | "localAddress" | "localPort" | "remoteAddress" | "remotePort">;
+
+/** The signals sockwarden sends to end a process (Windows terminates the process for either). */
+export type EndSignal = "SIGTERM" | "SIGKILL";
+
+/** What became of a signal sent through a ProcessHandle. */
+export type SignalResult =
+  | { outcome: "sent" }
+  | { outcome: "gone" }
+  | { outcome: "failed"; code: string; reason: string };
+
+/**
+ * One process, opened to be signalled. Where the OS allows (a Linux pidfd, a Windows process
+ * handle) the handle names that process for as long as it is open: a process that takes the PID
+ * later is never reached through it.
+ */
+export interface ProcessHandle {
+  readonly pid: number;
+  /**
+   * "pidfd" or "handle": signals reach only the opened process. "pid": the OS offers neither,
+   * so the PID is checked just before each signal and a window of microseconds remains.
+   */
+  readonly binding: "pidfd" | "handle" | "pid";
+  /**
+   * What the PID names now, read fresh (startId first), or null once the opened process has
+   * exited (a zombie counts as exited). Compare startId to know whether it is still the process
+   * meant.
+   */
+  inspect(): ProcessInfo | null;
+  /** The sockets the process holds now, read fresh; null when they cannot be read. */
+  sockets(): SocketAddresses[] | null;
+  signal(signal: EndSignal): SignalResult;
+  close(): void;
+}
+
+/** What opening a process gives: a handle, or why there is none. */
+export type OpenProcessResult = ProcessHandle | { outcome: "gone" } | { outcome: "failed"; code: string; reason: string };
 
 /** One interface, one implementation per operating system. */
 export interface SocketEngine {

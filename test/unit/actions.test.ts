@@ -5,6 +5,7 @@ import path from "node:path";
 import { spawn, type ChildProcess } from "node:child_process";
 import { AuditLog } from "../../src/actions/audit-log.ts";
 import { endProcess } from "../../src/actions/end-process.ts";
+import { readProcessDetails } from "../../src/engine/linux/process-details.ts";
 import { closeEndpoint } from "../../src/actions/close-endpoint.ts";
 import { parseEndpointArgument, sameAddress } from "../../src/cli/endpoint-argument.ts";
 import { hasCapability, parseCapEff } from "../../src/engine/linux/capabilities.ts";
@@ -102,31 +103,35 @@ describe("endProcess", () => {
     });
   };
 
+  /** The process as a listing shows it, start included: what a kill is decided about. */
+  const listed = (pid: number) => readProcessDetails(pid)!;
+
   test("SIGTERM ends a well-behaved process", async () => {
     const child = await start("pass");
-    const r = await endProcess(child.pid!, "python3", { requestedBy: "test", graceMs: 2000 });
-    expect(r).toMatchObject({ ok: true, result: "terminated" });
+    const r = await endProcess(listed(child.pid!), { requestedBy: "test", graceMs: 2000 });
+    expect(r).toMatchObject({ ok: true, result: "terminated", signals: ["SIGTERM"], observed: { pid: child.pid } });
   });
 
   test("a process that ignores SIGTERM is killed after the grace period", async () => {
     const child = await start("import signal; signal.signal(signal.SIGTERM, signal.SIG_IGN)");
     const audit = new AuditLog(path.join(dir, "kill.log"));
     const started = performance.now();
-    const r = await endProcess(child.pid!, "python3", { requestedBy: "test", graceMs: 400, audit });
+    const r = await endProcess(listed(child.pid!), { requestedBy: "test", graceMs: 400, audit });
     expect(r).toMatchObject({ ok: true, result: "killed" });
     // It was given its grace period before the SIGKILL.
     expect(performance.now() - started).toBeGreaterThanOrEqual(380);
-    expect(JSON.parse(fs.readFileSync(path.join(dir, "kill.log"), "utf8")).outcome).toBe("killed");
+    expect(JSON.parse(fs.readFileSync(path.join(dir, "kill.log"), "utf8"))).toMatchObject({ outcome: "killed", signals: ["SIGTERM", "SIGKILL"] });
   });
 
-  test("a reused PID is not signalled, nor are init and sockwarden itself", async () => {
+  test("a PID that names another process is not signalled, nor are init and sockwarden itself", async () => {
     const child = await start("pass");
-    const r = await endProcess(child.pid!, "old", { requestedBy: "test", expectedStartTime: "then", startTimeOf: () => "now" });
-    expect(r.result).toBe("gone");
+    const me = listed(child.pid!);
+    const r = await endProcess({ ...me, startId: String(Number(me.startId) - 1) }, { requestedBy: "test" });
+    expect(r.result).toBe("reused");
     expect(child.exitCode).toBeNull();
     child.kill("SIGKILL");
-    expect((await endProcess(1, "init", { requestedBy: "t" })).ok).toBe(false);
-    expect((await endProcess(process.pid, "me", { requestedBy: "t" })).message).toMatch(/itself/);
+    expect((await endProcess({ ...me, pid: 1 }, { requestedBy: "t" })).ok).toBe(false);
+    expect((await endProcess({ ...me, pid: process.pid }, { requestedBy: "t" })).message).toMatch(/itself/);
   });
 });
 

@@ -22,7 +22,6 @@ import {
   durationText,
   processDetailsToJson,
   renderProcessProperties,
-  visible,
   wrap,
 } from "../../src/view/process-properties.ts";
 import { parsePid } from "../../src/cli/proc-command.ts";
@@ -261,6 +260,7 @@ describe("readProcessDetails", () => {
       uid: d!.uid, // the fake tree's owner: checked below
       user: d!.user,
       startTime: new Date(1700000000_000 + 50_000).toISOString(),
+      startId: "5000",
       ppid: 811,
       ppidName: "nginx-master",
       cgroup: "/system.slice/nginx.service",
@@ -373,7 +373,7 @@ describe("renderProcessProperties", () => {
 
   it("never lets a command line break lines or reach the terminal raw", () => {
     const lines = renderProcessProperties({ ...SAMPLE, cmdline: "python3 -c import os\nos.system('x')\x1b[2J" });
-    expect(lines).toContain("Command line: python3 -c import os\\nos.system('x')\\x1b[2J");
+    expect(lines).toContain("Command line: python3 -c import os\\x0aos.system('x')\\x1b[2J");
     expect(lines.every((l) => !/[\x00-\x1f]/.test(l))).toBe(true);
   });
 });
@@ -394,8 +394,9 @@ describe("rendering helpers", () => {
     expect(wrap("short", Infinity)).toEqual(["short"]);
   });
 
-  it("visible escapes control characters only", () => {
-    expect(visible("a\tb\x07ü")).toBe("a\\tb\\x07ü");
+  it("wrap never cuts an escape in two", () => {
+    expect(wrap("abc\\x1bdef", 4)).toEqual(["abc", "\\x1b", "def"]);
+    expect(wrap("a\\\\x1b", 2)).toEqual(["a", "\\\\", "x1", "b"]);
   });
 
   it("processDetailsToJson keeps every field", () => {

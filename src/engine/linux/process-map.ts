@@ -189,6 +189,7 @@ export class ProcessReader {
       uid,
       user: this.options.users.name(uid),
       startTime: parsed ? this.startTimeIso(parsed.startTicks) : null,
+      startId: parsed ? String(parsed.startTicks) : null,
       ppid: parsed ? parsed.ppid : null,
       ...placement(readText(`${dir}/cgroup`)),
     };

@@ -21,6 +21,7 @@ import {
 } from "./kernel32.ts";
 import { TOKEN_QUERY, advapi32 } from "./advapi32.ts";
 import { versionDll } from "./version-dll.ts";
+import { creationTime } from "./process-signal.ts";
 import {
   PARAMETERS_COMMAND_LINE,
   PBI_PEB_BASE_ADDRESS,
@@ -34,7 +35,6 @@ import {
   decodeProcessEntry,
   decodeUnicodeStringHeader,
   decodeUnicodeStringInBlock,
-  fileTimeToIso,
   newProcessEntry,
   stringFileInfoKeys,
   type ProcessEntry,
@@ -129,7 +129,9 @@ export class ProcessTable {
     if (h === null) return { entry, info, unreadable: true };
     try {
       info.path = imagePath(h);
-      info.startTime = startTime(h);
+      const created = creationTime(h);
+      info.startTime = created?.iso ?? null;
+      info.startId = created?.id ?? null;
       info.user = this.userOf(h);
       info.cmdline = commandLine(h) ?? commandLineFromPeb(entry.pid);
     } finally {
@@ -201,12 +203,6 @@ function imagePath(h: Handle): string | null {
   const size = [MAX_PATH_CHARS];
   if (!kernel32().queryFullProcessImageName(h, buf, size)) return null;
   return buf.toString("utf16le", 0, (size[0] ?? 0) * 2);
-}
-
-function startTime(h: Handle): string | null {
-  const times = Buffer.alloc(32);
-  if (!kernel32().getProcessTimes(h, times)) return null;
-  return fileTimeToIso(times, 0);
 }
 
 // NTSTATUS values (ntstatus.h) as the signed 32-bit numbers the call returns.
