@@ -12,6 +12,9 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { RuleSet, type RuleReport } from "../src/rules/rule-set.ts";
+import { RuleSandbox, DEFAULT_LIMITS } from "../src/rules/sandbox.ts";
+import { compileRule } from "../src/rules/compile-rule.ts";
+import { loadRuleSource } from "../src/rules/rule-sources.ts";
 import { parseRulesOptions, REPO_ROOT, RULES_USAGE, type RulesOptions } from "./lib/rules-options.ts";
 import { importHostRule, type HostRule } from "./lib/rules-host.ts";
 import { defaultBatchSize, Interrupted, loadavg, runPass, SMTP_GUARD, type PassResult } from "./lib/rules-measure.ts";
@@ -94,7 +97,7 @@ async function measureBatch(c: Ctx, plan: BatchPlan): Promise<BatchResult> {
       runPass({ rules, reports, events, chunk: c.opts.chunk, seed: c.opts.seed, host: plan.host, stop: c.stop });
     const warmEvents = Math.min(c.opts.events, WARMUP_EVENTS);
     log(`batch size ${plan.batchSize}${plan.isDefault ? " (default)" : ""}: warm-up over ${warmEvents.toLocaleString("en-US")} events`);
-    warmup = pass(warmEvents).result;
+    warmup = (await pass(warmEvents)).result;
     let perEventMs = (warmup.sandbox.ms + (warmup.host?.ms ?? 0)) / warmEvents;
     for (let i = 0; i < plan.runs; i++) {
       // Room for this run: the last rate plus the untimed event generation, with a margin.
@@ -104,7 +107,7 @@ async function measureBatch(c: Ctx, plan: BatchPlan): Promise<BatchResult> {
         c.notes.push(`batch size ${plan.batchSize}: ${note}.`);
         break;
       }
-      const { result, mix } = pass(c.opts.events);
+      const { result, mix } = await pass(c.opts.events);
       if (!c.mix) c.mix = { ...mix, byType: { ...mix.byType } };
       runs.push(result);
       perEventMs = (result.sandbox.ms + (result.host?.ms ?? 0)) / c.opts.events;
@@ -213,14 +216,10 @@ export async function runRulesSuite(args: string[]): Promise<number> {
           batchSize: defaultSize,
           repetitions: PROFILE_REPETITIONS,
           log: (m) => log(`  ${m.replace(/^profile: /, "")}`),
-          load: async (name, source, rules) => {
-            // A rule from text: the rule set reads files, so a temporary one.
-            mkdirSync(tempDir, { recursive: true });
-            const file = path.join(tempDir, `${name}.ts`);
-            writeFileSync(file, source);
-            return rules.add({ kind: "file", path: file, label: file });
-          },
-          smtpGuard: (rules) => rules.add(SMTP_GUARD),
+          // The stages of the sandbox itself run in this process (RuleSandbox), without the
+          // runner process that the rule set puts around it.
+          load: async (name, source) => RuleSandbox.create(await compileRule(source, `${name}.ts`), {}, DEFAULT_LIMITS),
+          smtpGuard: async () => RuleSandbox.create(await compileRule(await loadRuleSource(SMTP_GUARD), SMTP_GUARD.label), {}, DEFAULT_LIMITS),
         });
       }
     }

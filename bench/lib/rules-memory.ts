@@ -9,6 +9,7 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { runnersRssBytes } from "./child-usage.ts";
 import { RuleSet } from "../../src/rules/rule-set.ts";
 import { EventStream } from "./rules-events.ts";
 
@@ -36,11 +37,12 @@ function rssBytes(): number {
   return kb ? Number(kb) * 1024 : process.memoryUsage().rss;
 }
 
-async function settled(): Promise<number> {
+/** The host's resident memory plus its rule runners' (one process per rule). */
+async function settled(rules?: RuleSet): Promise<number> {
   Bun.gc(true);
   await Bun.sleep(50);
   Bun.gc(true);
-  return rssBytes();
+  return rssBytes() + (rules ? runnersRssBytes(rules) : 0);
 }
 
 export async function measureMemory(copies: number, eventsPerRule: number): Promise<MemoryResult> {
@@ -67,13 +69,13 @@ export async function measureMemory(copies: number, eventsPerRule: number): Prom
       const t0 = performance.now();
       await rules.add({ kind: "file", path: file, label: file });
       loadMs.push(performance.now() - t0);
-      rssAfterEach.push(await settled());
+      rssAfterEach.push(await settled(rules));
     }
     const heapLoaded = process.memoryUsage().heapUsed;
     const wasmLoaded = rules.loaded.map((r) => r.memoryBytes);
     if (new Set(rules.names).size !== copies) throw new Error("the copies did not load under distinct names");
-    rules.dispatch(events);
-    const rssAfterEvents = await settled();
+    await rules.dispatch(events);
+    const rssAfterEvents = await settled(rules);
     const wasmAfterEvents = rules.loaded.map((r) => r.memoryBytes);
     rules.dispose();
     const rssAfterDispose = await settled();

@@ -25,6 +25,8 @@ import singlefileVariant from "@jitl/quickjs-singlefile-cjs-release-sync";
 import { DEFAULT_LIMITS, type RuleSandbox } from "../../src/rules/sandbox.ts";
 import { encodeEvents } from "../../src/rules/guest-payload.ts";
 import { RuleSet } from "../../src/rules/rule-set.ts";
+import { SMTP_GUARD as SMTP_GUARD_SOURCE } from "./rules-measure.ts";
+import { runnersCpuMs } from "./child-usage.ts";
 import type { EndpointEvent } from "../../src/monitor/events.ts";
 
 export interface ProfileStage {
@@ -94,8 +96,8 @@ export interface ProfileInput {
   batchSize: number;
   repetitions: number;
   /** Loads a rule from source text into a fresh rule set; returns its sandbox. */
-  load: (name: string, source: string, rules: RuleSet) => Promise<RuleSandbox>;
-  smtpGuard: (rules: RuleSet) => Promise<RuleSandbox>;
+  load: (name: string, source: string) => Promise<RuleSandbox>;
+  smtpGuard: () => Promise<RuleSandbox>;
   log: (msg: string) => void;
 }
 
@@ -111,7 +113,7 @@ export async function profileDispatch(input: ProfileInput): Promise<Profile> {
 
   const ctx = await bareContext();
   const owned: QuickJSHandle[] = [];
-  const rules = new RuleSet({ batchSize });
+  const sandboxes: RuleSandbox[] = [];
   const full = new RuleSet({ batchSize });
   try {
     const ignore = evalFunction(ctx, "(function (payload) { return 0; })");
@@ -133,18 +135,15 @@ export async function profileDispatch(input: ProfileInput): Promise<Profile> {
     const sandboxed = (sb: RuleSandbox) => (): void => {
       for (let i = 0; i < payloads.length; i++) sb.dispatch(payloads[i]!, subscribed[i]!.length);
     };
-    const idle = await input.load("bench-idle", `export default { name: "bench-idle", on: [], handle(event, act, ctx) {} };`, rules);
-    const noop = await input.load(
-      "bench-noop",
-      `export default { name: "bench-noop", on: ["opened", "state-changed"], handle(event, act, ctx) {} };`,
-      rules,
-    );
-    const guard = await input.smtpGuard(rules);
-    await input.smtpGuard(full);
+    const idle = await input.load("bench-idle", `export default { name: "bench-idle", on: [], handle(event, act, ctx) {} };`);
+    const noop = await input.load("bench-noop", `export default { name: "bench-noop", on: ["opened", "state-changed"], handle(event, act, ctx) {} };`);
+    const guard = await input.smtpGuard();
+    sandboxes.push(idle, noop, guard);
+    await full.add(SMTP_GUARD_SOURCE);
     const all = events.slice();
     if (guard.info.on.join(",") !== "opened,state-changed") throw new Error(`profile: smtp-guard subscribes to ${guard.info.on.join(", ")}, not opened and state-changed`);
 
-    const stages: { key: string; label: string; run: () => void; times: number[]; cpu?: number[] }[] = [
+    const stages: { key: string; label: string; run: () => void | Promise<void>; times: number[]; cpu?: number[] }[] = [
       { key: "encode", label: "encode (host)", run: () => void subscribed.forEach((b) => encodeEvents(b)), times: [] },
       { key: "copy-in", label: "copy payload into QuickJS + call", run: callWith(false), times: [] },
       { key: "decode", label: "+ decode into objects in the guest (C)", run: callWith(true), times: [] },
@@ -164,26 +163,27 @@ export async function profileDispatch(input: ProfileInput): Promise<Profile> {
         },
       },
       {
-        key: "ruleset", label: "RuleSet.dispatch end to end", times: [],
-        run: () => {
+        key: "ruleset", label: "RuleSet.dispatch end to end (rule in its runner process)", times: [],
+        run: async () => {
           full.setKnownEndpoints([]);
-          full.dispatch(all);
+          await full.dispatch(all);
         },
       },
     ];
     // One untimed round first; then rounds over all stages in turn, so that a busy moment of the
     // machine does not land on one stage only. The fastest round of each stage is kept: other
     // load only ever adds time.
-    for (const st of stages) st.run();
+    for (const st of stages) await st.run();
     for (let r = 0; r < reps; r++) {
       for (const st of stages) {
         Bun.gc(true);
         const c0 = process.cpuUsage();
+        const r0 = runnersCpuMs(full);
         const t0 = performance.now();
-        st.run();
+        await st.run();
         st.times.push(performance.now() - t0);
         const c = process.cpuUsage(c0);
-        (st.cpu ??= []).push((c.user + c.system) / 1000);
+        (st.cpu ??= []).push((c.user + c.system) / 1000 + (st.key === "ruleset" ? runnersCpuMs(full) - r0 : 0));
       }
     }
     const out: ProfileStage[] = stages.map((st) => {
@@ -221,7 +221,7 @@ export async function profileDispatch(input: ProfileInput): Promise<Profile> {
     const rt = ctx.runtime;
     ctx.dispose();
     rt.dispose();
-    rules.dispose();
+    for (const sb of sandboxes) sb.dispose();
     full.dispose();
   }
 }

@@ -20,7 +20,11 @@ const FULL_COLLECTION_SHARE = 0.05;
 
 export interface MonitorLoopOptions {
   intervalMs: number;
-  onEvents(events: EndpointEvent[]): void;
+  /**
+   * A refresh's events. Work that returns a promise holds the next refresh until it settles:
+   * refreshes never overlap, and events are handed on in order.
+   */
+  onEvents(events: EndpointEvent[]): void | Promise<void>;
   onError(err: unknown): void;
   timers?: Timers;
   clock?: () => number;
@@ -44,6 +48,8 @@ export class MonitorLoop {
   private readonly timers: Timers;
   private readonly clock: () => number;
   private nextFullCollectionAt = 0;
+  /** A refresh's events are being handled (asynchronously); nothing is scheduled meanwhile. */
+  private busy = false;
 
   constructor(
     private readonly monitor: Monitor,
@@ -100,7 +106,7 @@ export class MonitorLoop {
   }
 
   private reschedule(): void {
-    if (!this.running) return;
+    if (!this.running || this.busy) return;
     if (this.timer !== null) this.timers.clearTimeout(this.timer);
     this.schedule();
   }
@@ -130,7 +136,18 @@ export class MonitorLoop {
         // so the rhythm does not drift; a refresh that overran starts the next one at once.
         this.nextRefreshAt = Math.max(this.nextRefreshAt + this.intervalMs, this.clock());
         const events = this.monitor.refresh();
-        this.options.onEvents(events);
+        const handled = this.options.onEvents(events);
+        if (handled) {
+          this.busy = true;
+          void handled.then(
+            () => this.afterRefresh(),
+            (err: unknown) => {
+              this.options.onError(err);
+              this.afterRefresh();
+            },
+          );
+          return;
+        }
         if (this.options.collectAfterRefresh) this.collectGarbage();
       } else {
         this.monitor.collectClosed();
@@ -138,6 +155,12 @@ export class MonitorLoop {
     } catch (err) {
       this.options.onError(err);
     }
+    if (this.running) this.schedule();
+  }
+
+  private afterRefresh(): void {
+    this.busy = false;
+    if (this.options.collectAfterRefresh) this.collectGarbage();
     if (this.running) this.schedule();
   }
 }

@@ -8,33 +8,14 @@ import type { EndpointEvent } from "../monitor/events.ts";
 import { endpointKey } from "../monitor/endpoint-key.ts";
 import { RuleError } from "../errors.ts";
 import { encodeEndpoints, encodeEvents } from "./guest-payload.ts";
-import { RuleSandbox, DEFAULT_LIMITS, printable, type CallFailure, type GuestAction, type SandboxLimits } from "./sandbox.ts";
+import { DEFAULT_LIMITS, printable, type CallFailure, type DispatchResult, type RuleInfo, type SandboxLimits } from "./sandbox.ts";
 import { loadRuleSource, type RuleSource } from "./rule-sources.ts";
 import { compileRule } from "./compile-rule.ts";
+import { RuleRunner } from "./runner/rule-runner.ts";
+import { checkActionRows, type EndpointClaim } from "./action-rows.ts";
+import type { RuleAction, RuleReport } from "./rule-model.ts";
 
-export type Severity = "info" | "warning" | "critical";
-
-export interface RuleAction {
-  rule: string;
-  action: "log" | "alert" | "close" | "kill";
-  reason: string;
-  severity?: Severity;
-  endpoint?: Endpoint;
-  process?: ProcessInfo | null;
-  pid?: number;
-  /** The event that led to it, when there is one. */
-  seq?: number;
-}
-
-export interface RuleReport {
-  rule: string;
-  file: string;
-  kind: "error" | "timeout" | "memory" | "quarantined" | "rejected-action" | "reloaded" | "reload-failed";
-  message: string;
-  line: number | null;
-  column: number | null;
-  seq?: number;
-}
+export type { RuleAction, RuleReport, Severity } from "./rule-model.ts";
 
 export interface RuleSetOptions {
   limits?: Partial<SandboxLimits>;
@@ -55,10 +36,15 @@ export interface RuleSetOptions {
 interface LoadedRule {
   source: RuleSource;
   options: unknown;
-  sandbox: RuleSandbox;
+  runner: RuleRunner;
   failures: number[];
   quarantined: boolean;
   nextPeriodic: number;
+}
+
+/** What add() tells about a rule it loaded. */
+export interface LoadedRuleInfo {
+  info: RuleInfo;
 }
 
 export class RuleSet {
@@ -73,6 +59,9 @@ export class RuleSet {
   private own = new Map<string, Endpoint>();
   /** Where the table is someone else's (the daemon's monitor): read, never written here. */
   private follow: (() => ReadonlyMap<string, Endpoint>) | null = null;
+  /** Calls into the rules run one after another, in the order they were made. */
+  private turn: Promise<unknown> = Promise.resolve();
+  private disposed = false;
 
   constructor(private readonly options: RuleSetOptions = {}) {
     this.limits = { ...DEFAULT_LIMITS, ...options.limits };
@@ -83,58 +72,69 @@ export class RuleSet {
     this.steady = options.clock ?? (() => performance.now());
   }
 
-  /** Loads a rule; a rule that does not compile or validate throws a RuleError. */
-  async add(source: RuleSource, ruleOptions: unknown = {}): Promise<RuleSandbox> {
-    const sandbox = await this.build(source, ruleOptions);
-    const duplicate = this.rules.find((r) => r.sandbox.info.name === sandbox.info.name);
-    if (duplicate) {
-      const at = sandbox.compiled.exportAt ?? { line: 1, column: 1 };
-      sandbox.dispose();
-      throw new RuleError(source.label, at.line, at.column, `another rule is already named "${sandbox.info.name}" (${duplicate.source.label})`);
-    }
-    this.rules.push({ source, options: ruleOptions, sandbox, failures: [], quarantined: false, nextPeriodic: this.steady() + sandbox.info.every * 1000 });
-    return sandbox;
+  private inTurn<T>(work: () => Promise<T>): Promise<T> {
+    const run = this.turn.then(work);
+    this.turn = run.catch(() => {});
+    return run;
   }
 
-  private async build(source: RuleSource, ruleOptions: unknown): Promise<RuleSandbox> {
+  /** Loads a rule; a rule that does not compile or validate throws a RuleError. */
+  add(source: RuleSource, ruleOptions: unknown = {}): Promise<LoadedRuleInfo> {
+    return this.inTurn(async () => {
+      const runner = await this.build(source, ruleOptions);
+      const duplicate = this.rules.find((r) => r.runner.info.name === runner.info.name);
+      if (duplicate || this.disposed) {
+        const at = runner.compiled.exportAt ?? { line: 1, column: 1 };
+        runner.dispose();
+        if (this.disposed) throw new RuleError(source.label, null, null, "the rule set was closed while the rule loaded");
+        throw new RuleError(source.label, at.line, at.column, `another rule is already named "${runner.info.name}" (${duplicate!.source.label})`);
+      }
+      this.rules.push({ source, options: ruleOptions, runner, failures: [], quarantined: false, nextPeriodic: this.steady() + runner.info.every * 1000 });
+      return { info: runner.info };
+    });
+  }
+
+  private async build(source: RuleSource, ruleOptions: unknown): Promise<RuleRunner> {
     const text = await loadRuleSource(source);
     const compiled = await compileRule(text, source.label);
-    return RuleSandbox.create(compiled, ruleOptions, this.limits);
+    return RuleRunner.start(compiled, ruleOptions, this.limits);
   }
 
   /**
    * Loads a new version of a rule from the same source. If it fails to load, the old version
    * keeps running and the failure is reported.
    */
-  async reload(label: string): Promise<boolean> {
-    const rule = this.rules.find((r) => r.source.label === label);
-    if (!rule) return false;
-    try {
-      const fresh = await this.build(rule.source, rule.options);
-      rule.sandbox.dispose();
-      rule.sandbox = fresh;
-      rule.failures = [];
-      rule.quarantined = false;
-      rule.nextPeriodic = this.steady() + fresh.info.every * 1000;
-      this.report({ rule: fresh.info.name, file: label, kind: "reloaded", message: "reloaded", line: null, column: null });
-      return true;
-    } catch (err) {
-      const e = err as { line?: number | null; column?: number | null; detail?: string; message: string };
-      this.report({
-        rule: rule.sandbox.info.name, file: label, kind: "reload-failed",
-        message: `the new version does not load, the previous one keeps running: ${e.detail ?? e.message}`,
-        line: e.line ?? null, column: e.column ?? null,
-      });
-      return false;
-    }
+  reload(label: string): Promise<boolean> {
+    return this.inTurn(async () => {
+      const rule = this.rules.find((r) => r.source.label === label);
+      if (!rule || this.disposed) return false;
+      try {
+        const fresh = await this.build(rule.source, rule.options);
+        rule.runner.dispose();
+        rule.runner = fresh;
+        rule.failures = [];
+        rule.quarantined = false;
+        rule.nextPeriodic = this.steady() + fresh.info.every * 1000;
+        this.report({ rule: fresh.info.name, file: label, kind: "reloaded", message: "reloaded", line: null, column: null });
+        return true;
+      } catch (err) {
+        const e = err as { line?: number | null; column?: number | null; detail?: string; message: string };
+        this.report({
+          rule: rule.runner.info.name, file: label, kind: "reload-failed",
+          message: `the new version does not load, the previous one keeps running: ${e.detail ?? e.message}`,
+          line: e.line ?? null, column: e.column ?? null,
+        });
+        return false;
+      }
+    });
   }
 
   get names(): string[] {
-    return this.rules.map((r) => r.sandbox.info.name);
+    return this.rules.map((r) => r.runner.info.name);
   }
 
-  get loaded(): readonly { name: string; label: string; quarantined: boolean; memoryBytes: number; info: RuleSandbox["info"] }[] {
-    return this.rules.map((r) => ({ name: r.sandbox.info.name, label: r.source.label, quarantined: r.quarantined, memoryBytes: r.sandbox.memoryBytes(), info: r.sandbox.info }));
+  get loaded(): readonly { name: string; label: string; quarantined: boolean; memoryBytes: number; pid: number | null; info: RuleInfo }[] {
+    return this.rules.map((r) => ({ name: r.runner.info.name, label: r.source.label, quarantined: r.quarantined, memoryBytes: r.runner.memoryBytes(), pid: r.runner.pid, info: r.runner.info }));
   }
 
   private get known(): ReadonlyMap<string, Endpoint> {
@@ -157,121 +157,148 @@ export class RuleSet {
   }
 
   /** Calls every rule's start hook with the endpoints that exist now. */
-  start(endpoints: readonly Endpoint[]): RuleAction[] {
+  start(endpoints: readonly Endpoint[]): Promise<RuleAction[]> {
     if (!this.follow) this.setKnownEndpoints(endpoints);
-    const payload = encodeEndpoints(endpoints);
-    const out: RuleAction[] = [];
-    for (const rule of this.active()) {
-      const r = rule.sandbox.call("start", payload, this.clock());
-      out.push(...this.accept(rule, r.actions, endpoints, undefined));
-      for (const f of r.failures) this.fail(rule, f);
-    }
-    return out;
+    return this.inTurn(async () => {
+      const payload = encodeEndpoints(endpoints);
+      const at = this.clock();
+      const rules = this.active();
+      const results: DispatchResult[] = [];
+      for (const rule of rules) results.push(await rule.runner.hook("start", payload, at));
+      const out: RuleAction[] = [];
+      if (this.disposed) return out;
+      rules.forEach((rule, i) => {
+        rule.runner.takeRestarted();
+        out.push(...this.accept(rule, results[i]!.actions, endpoints, undefined));
+        for (const f of results[i]!.failures) this.fail(rule, f);
+      });
+      return out;
+    });
   }
 
-  /** Every rule sees every event of the types it subscribed to, in order. */
-  dispatch(events: readonly EndpointEvent[]): RuleAction[] {
-    const out: RuleAction[] = [];
+  /**
+   * Every rule sees every event of the types it subscribed to, in order, each in its own runner;
+   * actions come out in the rules' order.
+   */
+  dispatch(events: readonly EndpointEvent[]): Promise<RuleAction[]> {
     if (!this.follow) {
       for (const e of events) {
         if (e.type === "closed") this.own.delete(endpointKey(e.endpoint));
         else this.own.set(endpointKey(e.endpoint), e.endpoint);
       }
     }
-    for (let i = 0; i < events.length; i += this.batchSize) {
-      const batch = events.slice(i, i + this.batchSize);
-      const rules = this.active();
-      const perRule: RuleAction[][] = rules.map(() => []);
-      // Rules that subscribe to the same event types share one encoding of just those events:
-      // encoding, copying and parsing are most of a sandboxed call's cost, and a rule should
-      // not pay for events it never sees.
-      const groups = new Map<string, number[]>();
-      rules.forEach((rule, index) => {
-        const key = rule.sandbox.info.on.join(",");
-        const members = groups.get(key);
-        if (members) members.push(index);
-        else groups.set(key, [index]);
-      });
-      for (const [key, members] of groups) {
-        const types = new Set(key.split(","));
-        const subset = batch.filter((e) => types.has(e.type));
-        if (subset.length === 0) continue;
-        const payload = encodeEvents(subset);
-        const endpoints = subset.map((e) => e.endpoint);
-        for (const index of members) {
-          const rule = rules[index]!;
+    return this.inTurn(async () => {
+      const out: RuleAction[] = [];
+      for (let i = 0; i < events.length; i += this.batchSize) {
+        const batch = events.slice(i, i + this.batchSize);
+        const rules = this.active();
+        // Rules that subscribe to the same event types share one encoding of just those events:
+        // encoding and copying are much of a call's cost, and a rule should not pay for events
+        // it never sees.
+        const encoded = new Map<string, { subset: EndpointEvent[]; payload: Uint8Array | null }>();
+        // One rule at a time: a rule's time budget is wall time, and rules running side by side
+        // would each be charged for the others' use of the CPU.
+        const results: ({ r: DispatchResult; subset: EndpointEvent[] } | null)[] = [];
+        for (const rule of rules) {
+          const key = rule.runner.info.on.join(",");
+          let group = encoded.get(key);
+          if (!group) {
+            const types = new Set(rule.runner.info.on);
+            const subset = batch.filter((e) => types.has(e.type));
+            group = { subset, payload: subset.length ? encodeEvents(subset) : null };
+            encoded.set(key, group);
+          }
+          if (!group.payload) {
+            results.push(null);
+            continue;
+          }
           // Failures past the quarantine threshold would only cost time: the sandbox stops there.
           const now = this.steady();
-          const r = rule.sandbox.dispatch(payload, subset.length, this.maxFailures - rule.failures.filter((t) => now - t < this.windowMs).length);
-          perRule[index]!.push(...this.accept(rule, r.actions, endpoints, subset));
-          for (const f of r.failures) this.fail(rule, f, f.index >= 0 ? subset[f.index]?.seq : undefined);
+          const left = this.maxFailures - rule.failures.filter((t) => now - t < this.windowMs).length;
+          const subset = group.subset;
+          results.push({ r: await rule.runner.dispatch(group.payload, subset.length, left), subset });
         }
+        // Closed while the rules ran (the daemon stopping): nothing more is told or done.
+        if (this.disposed) return [];
+        rules.forEach((rule, index) => {
+          const done = results[index];
+          if (!done) return;
+          const { r, subset } = done;
+          out.push(...this.accept(rule, r.actions, subset.map((e) => e.endpoint), subset));
+          for (const f of r.failures) this.fail(rule, f, f.index >= 0 ? subset[f.index]?.seq : undefined);
+        });
       }
-      // Actions come out in the rules' order, as if each rule had been called in turn.
-      for (const actions of perRule) out.push(...actions);
-    }
-    return out;
+      return out;
+    });
   }
 
   /**
    * Runs periodic hooks that are due at `now` (default: now), with all current endpoints; the
    * list is made only when a hook is due.
    */
-  tick(current: readonly Endpoint[] | (() => readonly Endpoint[]), now?: number): RuleAction[] {
-    const at = now ?? this.steady();
-    const due = this.active().filter((r) => r.sandbox.info.periodic && at >= r.nextPeriodic);
-    if (due.length === 0) return [];
-    const endpoints = typeof current === "function" ? current() : current;
-    const payload = encodeEndpoints(endpoints);
-    const out: RuleAction[] = [];
-    for (const rule of due) {
-      rule.nextPeriodic = at + rule.sandbox.info.every * 1000;
-      const r = rule.sandbox.call("periodic", payload, now ?? this.clock());
-      out.push(...this.accept(rule, r.actions, endpoints, undefined));
-      for (const f of r.failures) this.fail(rule, f);
-    }
-    return out;
+  tick(current: readonly Endpoint[] | (() => readonly Endpoint[]), now?: number): Promise<RuleAction[]> {
+    return this.inTurn(async () => {
+      const at = now ?? this.steady();
+      const due = this.active().filter((r) => r.runner.info.periodic && at >= r.nextPeriodic);
+      if (due.length === 0) return [];
+      const endpoints = typeof current === "function" ? current() : current;
+      const payload = encodeEndpoints(endpoints);
+      const wall = now ?? this.clock();
+      for (const rule of due) rule.nextPeriodic = at + rule.runner.info.every * 1000;
+      const results: DispatchResult[] = [];
+      for (const rule of due) results.push(await rule.runner.hook("periodic", payload, wall));
+      const out: RuleAction[] = [];
+      if (this.disposed) return out;
+      due.forEach((rule, i) => {
+        out.push(...this.accept(rule, results[i]!.actions, endpoints, undefined));
+        for (const f of results[i]!.failures) this.fail(rule, f);
+      });
+      return out;
+    });
   }
 
   private active(): LoadedRule[] {
     return this.rules.filter((r) => !r.quarantined);
   }
 
-  /** Checks what the guest asked for and resolves it to real endpoints and processes. */
-  private accept(rule: LoadedRule, actions: GuestAction[], refs: readonly Endpoint[], events: readonly EndpointEvent[] | undefined): RuleAction[] {
-    const name = rule.sandbox.info.name;
+  /**
+   * Checks what the guest asked for (action-rows.ts) and resolves it to real endpoints and
+   * processes; anything refused is reported as a rejected action.
+   */
+  private accept(rule: LoadedRule, actions: unknown, refs: readonly Endpoint[], events: readonly EndpointEvent[] | undefined): RuleAction[] {
+    const name = rule.runner.info.name;
     const out: RuleAction[] = [];
-    const reject = (message: string) => this.report({ rule: name, file: rule.source.label, kind: "rejected-action", message, line: null, column: null });
-    for (const a of actions) {
-      if (!Array.isArray(a) || typeof a[0] !== "string" || typeof a[1] !== "string") continue;
-      const [kind, reason] = a as [string, string];
-      if (kind === "log") out.push({ rule: name, action: "log", reason });
-      else if (kind === "alert") out.push({ rule: name, action: "alert", reason, severity: a[2] as Severity });
-      else if (kind === "close") {
-        const ep = this.resolveEndpoint(a[2], a[3], refs, events);
+    const checked = checkActionRows(actions, refs.length, events ? events.length : 1);
+    const refused = [...checked.refused];
+    for (const a of checked.rows) {
+      const reason = a.text;
+      if (a.kind === "log") out.push({ rule: name, action: "log", reason });
+      else if (a.kind === "alert") out.push({ rule: name, action: "alert", reason, severity: a.severity });
+      else if (a.kind === "close") {
+        const ep = this.resolveEndpoint(a.ref, a.claim, refs, events);
         if (!ep) {
-          reject(`close refused: not an endpoint sockwarden reported (${reason})`);
+          refused.push(`close refused: not an endpoint sockwarden reported (${reason})`);
           continue;
         }
-        const seq = typeof a[2] === "number" && a[2] >= 0 && events ? events[a[2]]?.seq : undefined;
+        const seq = a.ref >= 0 && events ? events[a.ref]?.seq : undefined;
         out.push({ rule: name, action: "close", reason, endpoint: ep, seq });
-      } else if (kind === "kill") {
-        const pid = a[2];
-        const proc = typeof pid === "number" && Number.isInteger(pid) ? this.findProcess(pid, refs) : null;
+      } else {
+        const proc = this.findProcess(a.pid, refs);
         if (!proc) {
-          reject(`kill refused: ${String(pid)} is not the PID of a process holding a known endpoint (${reason})`);
+          refused.push(`kill refused: ${a.pid} is not the PID of a process holding a known endpoint (${reason})`);
           continue;
         }
         out.push({ rule: name, action: "kill", reason, process: proc, pid: proc.pid });
       }
     }
+    // Each refusal is told; the daemon folds repeated reports into counts.
+    for (const message of refused) this.report({ rule: name, file: rule.source.label, kind: "rejected-action", message: message.slice(0, 1000), line: null, column: null });
     return out;
   }
 
-  private resolveEndpoint(ref: unknown, fields: unknown, refs: readonly Endpoint[], events: readonly EndpointEvent[] | undefined): Endpoint | null {
-    if (!Array.isArray(fields)) return null;
-    const [protocol, la, lp, ra, rp, cookie] = fields as [string, string, number, string, number, string | null];
-    if (typeof ref === "number" && ref >= 0 && ref < refs.length) {
+  private resolveEndpoint(ref: number, claim: EndpointClaim, refs: readonly Endpoint[], events: readonly EndpointEvent[] | undefined): Endpoint | null {
+    const { protocol, localAddress: la, localPort: lp, remoteAddress: ra, remotePort: rp, cookie } = claim;
+    if (ref >= 0 && ref < refs.length) {
       const ep = refs[ref]!;
       // The guest's reference is only a hint: it must describe the same socket in full (a
       // listener and its accepted connections share the local address), and one that is open.
@@ -298,10 +325,12 @@ export class RuleSet {
     const now = this.steady();
     rule.failures = rule.failures.filter((t) => now - t < this.windowMs);
     rule.failures.push(now);
-    const name = rule.sandbox.info.name;
+    const name = rule.runner.info.name;
     this.report({ rule: name, file: rule.source.label, kind: f.kind, message: f.message, line: f.line, column: f.column, seq });
     if ((rule.failures.length >= this.maxFailures || f.fatal) && !rule.quarantined) {
       rule.quarantined = true;
+      // A quarantined rule holds no process: a reload starts a new one.
+      rule.runner.dispose();
       this.report({
         rule: name, file: rule.source.label, kind: "quarantined",
         message: `${f.fatal ? "its sandbox cannot go on" : `failed ${rule.failures.length} times within ${Math.round(this.windowMs / 1000)} s`}; it gets no more events until it is reloaded`,
@@ -314,8 +343,10 @@ export class RuleSet {
     this.options.onReport?.(r);
   }
 
+  /** Ends every rule's runner at once (also while a call is under way: it then returns nothing). */
   dispose(): void {
-    for (const r of this.rules) r.sandbox.dispose();
+    this.disposed = true;
+    for (const r of this.rules) r.runner.dispose();
     this.rules.length = 0;
   }
 }
@@ -329,11 +360,11 @@ export function formatReport(r: RuleReport): string {
 }
 
 /** Convenience for tools and tests: compile and load once, to check a rule. */
-export async function checkRule(source: RuleSource, limits?: Partial<SandboxLimits>) {
+export async function checkRule(source: RuleSource, limits?: Partial<SandboxLimits>): Promise<RuleInfo> {
   const text = await loadRuleSource(source);
   const compiled = await compileRule(text, source.label);
-  const sandbox = await RuleSandbox.create(compiled, {}, { ...DEFAULT_LIMITS, ...limits });
-  const info = sandbox.info;
-  sandbox.dispose();
+  const runner = await RuleRunner.start(compiled, {}, { ...DEFAULT_LIMITS, ...limits });
+  const info = runner.info;
+  runner.dispose();
   return info;
 }

@@ -11,7 +11,6 @@
 import {
   newQuickJSWASMModuleFromVariant,
   newVariant,
-  shouldInterruptAfterDeadline,
   type QuickJSContext,
   type QuickJSHandle,
   type QuickJSRuntime,
@@ -132,7 +131,7 @@ export class RuleSandbox {
       // Without a better place, a load failure is the module's: line 1.
       throw err instanceof RuleError ? err : new RuleError(compiled.file, 1, 1, err instanceof Error ? err.message : String(err));
     };
-    const deadline = () => runtime.setInterruptHandler(shouldInterruptAfterDeadline(Date.now() + Math.max(limits.callBudgetMs * 20, 1000)));
+    const deadline = () => runtime.setInterruptHandler(interruptAt(now() + Math.max(limits.callBudgetMs * 20, 1000)));
     try {
       deadline();
       const control = RuleSandbox.unwrap(context, compiled, context.evalCode(CONTROL_SOURCE, "sockwarden-control.js"), "setup");
@@ -291,7 +290,7 @@ export class RuleSandbox {
   }
 
   private fits(bytes: number): boolean {
-    this.runtime.setInterruptHandler(shouldInterruptAfterDeadline(Date.now() + 100));
+    this.runtime.setInterruptHandler(interruptAt(now() + 100));
     const size = this.context.newNumber(bytes);
     const r = this.context.callFunction(this.functions.fits, this.control, size);
     size.dispose();
@@ -308,7 +307,7 @@ export class RuleSandbox {
     const value = this.decode(encodeProbe());
     if (isFailure(value)) throw new RuleError(this.compiled.file, null, null, "sandbox setup failed: cannot decode the payload format");
     try {
-      this.runtime.setInterruptHandler(shouldInterruptAfterDeadline(Date.now() + 1000));
+      this.runtime.setInterruptHandler(interruptAt(now() + 1000));
       const r = this.context.callFunction(this.functions.probe, this.control, value);
       if ("error" in r && r.error) {
         r.error.dispose();
@@ -334,13 +333,13 @@ export class RuleSandbox {
     // The batch shares one deadline. A retry gets what is left of it, or one event's budget when
     // nothing is: an event that overruns cannot take the time of every event after it again
     // (that made a rule that loops on each event cost the square of the batch size).
-    const batchDeadline = Date.now() + Math.min(this.limits.callBudgetMs * count, 10_000);
+    const batchDeadline = now() + Math.min(this.limits.callBudgetMs * count, 10_000);
     try {
       // Each retry starts after the event that failed; the bound is the batch size, and the
       // failures the caller still tolerates (a rule about to be quarantined stops here).
       for (let attempt = 0; attempt <= count && from < count && failures.length < maxFailures; attempt++) {
-        const deadline = attempt === 0 ? batchDeadline : Math.max(batchDeadline, Date.now() + this.limits.callBudgetMs);
-        this.runtime.setInterruptHandler(shouldInterruptAfterDeadline(deadline));
+        const deadline = attempt === 0 ? batchDeadline : Math.max(batchDeadline, now() + this.limits.callBudgetMs);
+        this.runtime.setInterruptHandler(interruptAt(deadline));
         const fromHandle = this.context.newNumber(from);
         const result = this.context.callFunction(this.functions.dispatch, this.control, events, fromHandle);
         fromHandle.dispose();
@@ -369,7 +368,7 @@ export class RuleSandbox {
     const list = this.decode(payload);
     if (isFailure(list)) return { actions: [], failures: [list] };
     // Set after decoding: the memory check while decoding sets a deadline of its own.
-    this.runtime.setInterruptHandler(shouldInterruptAfterDeadline(Date.now() + Math.max(this.limits.callBudgetMs * 10, 100)));
+    this.runtime.setInterruptHandler(interruptAt(now() + Math.max(this.limits.callBudgetMs * 10, 100)));
     const atHandle = this.context.newNumber(at);
     try {
       const result = this.context.callFunction(this.functions[hook], this.control, list, atHandle);
@@ -388,7 +387,7 @@ export class RuleSandbox {
   }
 
   private readIndex(): number {
-    this.runtime.setInterruptHandler(shouldInterruptAfterDeadline(Date.now() + 100));
+    this.runtime.setInterruptHandler(interruptAt(now() + 100));
     const r = this.context.callFunction(this.functions.index, this.control);
     if ("error" in r && r.error) {
       r.error.dispose();
@@ -400,7 +399,7 @@ export class RuleSandbox {
   }
 
   private takeActions(): GuestAction[] {
-    this.runtime.setInterruptHandler(shouldInterruptAfterDeadline(Date.now() + 100));
+    this.runtime.setInterruptHandler(interruptAt(now() + 100));
     const r = this.context.callFunction(this.functions.actions, this.control);
     if ("error" in r && r.error) {
       r.error.dispose();
@@ -430,6 +429,16 @@ export class RuleSandbox {
     this.runtime.dispose();
     void this.module;
   }
+}
+
+/**
+ * Deadlines follow the monotonic clock: a wall clock set back (NTP, an operator) must not stall
+ * the interrupt, nor one set forward cut a call short.
+ */
+const now = (): number => performance.now();
+
+function interruptAt(deadline: number): () => boolean {
+  return () => now() > deadline;
 }
 
 function isFailure(x: QuickJSHandle | CallFailure): x is CallFailure {

@@ -19,7 +19,8 @@ export class LineMap {
   /** Per generated line (0-based), its segments in column order. */
   private readonly lines: Segment[][];
 
-  constructor(mappings: string) {
+  /** The mappings as given: what a rule runner is handed to rebuild the map on its side. */
+  constructor(readonly mappings: string) {
     this.lines = decodeMappings(mappings);
   }
 

@@ -33,20 +33,20 @@ describe("rule reload", () => {
     await rules.add({ kind: "file", path: file, label: file });
     const watcher = new RuleFileWatcher(rules, [file], 50);
     try {
-      expect(rules.dispatch([event(1)]).map((a) => a.reason)).toEqual(["v1"]);
+      expect((await rules.dispatch([event(1)])).map((a) => a.reason)).toEqual(["v1"]);
 
       // Replaced the way editors do it: write elsewhere, rename over.
       fs.writeFileSync(`${file}.tmp`, rule("v2"));
       fs.renameSync(`${file}.tmp`, file);
       await waitFor("a reload after the file was replaced", () => reports.some((r) => r.kind === "reloaded"), 20_000, () => told(reports));
-      expect(rules.dispatch([event(2)]).map((a) => a.reason)).toEqual(["v2"]);
+      expect((await rules.dispatch([event(2)])).map((a) => a.reason)).toEqual(["v2"]);
 
       fs.writeFileSync(file, `import { defineRule } from "sockwarden";\nexport default defineRule({ name: "tagger", handle( {\n`);
       await waitFor("a failed reload after the broken edit", () => reports.some((r) => r.kind === "reload-failed"), 20_000, () => told(reports));
       const failed = reports.find((r) => r.kind === "reload-failed")!;
       expect(failed.message).toMatch(/previous one keeps running/);
       expect(failed.line).toBe(2);
-      expect(rules.dispatch([event(3)]).map((a) => a.reason)).toEqual(["v2"]);
+      expect((await rules.dispatch([event(3)])).map((a) => a.reason)).toEqual(["v2"]);
     } finally {
       watcher.close();
       rules.dispose();

@@ -62,10 +62,10 @@ function position(file: string, marker: string, code: string): { line: number; c
 describe("errors name the line in the rule's .ts file", () => {
   it("in handle, in a helper it calls, and in start", async () => {
     const { set, reports } = await load(["throws.ts"]);
-    set.start([]);
+    (await set.start([]));
     const a = endpoint("10.0.0.1:1000", "10.0.0.2:80");
     const b = endpoint("10.0.0.1:1001", "10.0.0.2:80");
-    const actions = set.dispatch([event("opened", a, 0), event("opened", b, 1), event("closed", a, 2)]);
+    const actions = (await set.dispatch([event("opened", a, 0), event("opened", b, 1), event("closed", a, 2)]));
     expect(reasons(actions)).toEqual(["opened 1", "opened 2", "closed 1"]);
     const start = position("throws.ts", "throws here (start)", "Error(");
     const handle = position("throws.ts", "throws here (handle)", "TypeError(");
@@ -82,15 +82,15 @@ describe("errors name the line in the rule's .ts file", () => {
 describe("options", () => {
   it("are the defaults with the configured values laid over them, key by key", async () => {
     const { set } = await load(["options.ts"], { "options.ts": { ports: [2525], extra: true, nested: { a: 9 } } });
-    expect(reasons(set.start([]))).toEqual([JSON.stringify({ threshold: 5, ports: [2525], label: "mail", nested: { a: 9 }, extra: true })]);
+    expect(reasons((await set.start([])))).toEqual([JSON.stringify({ threshold: 5, ports: [2525], label: "mail", nested: { a: 9 }, extra: true })]);
   });
 
   it("without configuration are the defaults, one object for the rule's life", async () => {
     const { set } = await load(["options.ts"]);
-    expect(JSON.parse(set.start([])[0]!.reason)).toEqual({ threshold: 5, ports: [25, 587], label: "mail", nested: { a: 1, b: 2 } });
+    expect(JSON.parse((await set.start([]))[0]!.reason)).toEqual({ threshold: 5, ports: [25, 587], label: "mail", nested: { a: 1, b: 2 } });
     const ep = endpoint("10.0.0.1:1", "10.0.0.2:2");
-    expect(reasons(set.dispatch([event("opened", ep, 0)]))).toEqual(["6"]);
-    expect(reasons(set.dispatch([event("closed", ep, 1)]))).toEqual(["7"]);
+    expect(reasons((await set.dispatch([event("opened", ep, 0)])))).toEqual(["6"]);
+    expect(reasons((await set.dispatch([event("closed", ep, 1)])))).toEqual(["7"]);
   });
 });
 
@@ -109,14 +109,14 @@ describe("module state and event types", () => {
   it("module variables last between events and between batches", async () => {
     const { set } = await load(["stateful.ts"]);
     const [e1, e2, e3, e4, e5] = events();
-    expect(reasons(set.dispatch([e1!, e2!]))).toEqual(["opened 1 of 1", "state-changed 1 of 2"]);
-    expect(reasons(set.dispatch([e3!, e4!, e5!]))).toEqual(["counters 1 of 3", "closed 1 of 4", "opened 2 of 5"]);
+    expect(reasons((await set.dispatch([e1!, e2!])))).toEqual(["opened 1 of 1", "state-changed 1 of 2"]);
+    expect(reasons((await set.dispatch([e3!, e4!, e5!])))).toEqual(["counters 1 of 3", "closed 1 of 4", "opened 2 of 5"]);
   });
 
   it("`on` as one type; without `on`, everything but counters, with the extra fields", async () => {
     const { set } = await load(["only-closed.ts", "default-on.ts"]);
     const list = events();
-    const out = set.dispatch(list);
+    const out = (await set.dispatch(list));
     expect(reasons(out.filter((x) => x.rule === "only-closed"))).toEqual([`closed ${list[3]!.seq}`]);
     expect(reasons(out.filter((x) => x.rule === "default-on"))).toEqual([
       `opened ${list[0]!.seq}`,
@@ -135,14 +135,14 @@ describe("start and periodic hooks", () => {
   it("start once with the endpoints at start; periodic every `every` seconds of the injected clock", async () => {
     const { set } = await load(["hooks.ts"]);
     const eps = [endpoint("0.0.0.0:22"), endpoint("0.0.0.0:80")];
-    expect(reasons(set.start(eps))).toEqual([`start 2 at ${T0}`]);
-    expect(set.tick(eps, T0 + 4_999)).toEqual([]);
-    expect(reasons(set.tick(eps, T0 + 5_000))).toEqual([`periodic 22,80 at ${T0 + 5_000}`]);
-    expect(set.tick(eps, T0 + 9_000)).toEqual([]);
+    expect(reasons((await set.start(eps)))).toEqual([`start 2 at ${T0}`]);
+    expect((await set.tick(eps, T0 + 4_999))).toEqual([]);
+    expect(reasons((await set.tick(eps, T0 + 5_000)))).toEqual([`periodic 22,80 at ${T0 + 5_000}`]);
+    expect((await set.tick(eps, T0 + 9_000))).toEqual([]);
     // Due again 5 s after the last run, whenever that was.
-    expect(reasons(set.tick([eps[0]!], T0 + 12_000))).toEqual([`periodic 22 at ${T0 + 12_000}`]);
-    expect(set.tick([], T0 + 16_999)).toEqual([]);
-    expect(reasons(set.tick([], T0 + 17_000))).toEqual([`periodic  at ${T0 + 17_000}`]);
+    expect(reasons((await set.tick([eps[0]!], T0 + 12_000)))).toEqual([`periodic 22 at ${T0 + 12_000}`]);
+    expect((await set.tick([], T0 + 16_999))).toEqual([]);
+    expect(reasons((await set.tick([], T0 + 17_000)))).toEqual([`periodic  at ${T0 + 17_000}`]);
     expect(set.loaded[0]!.info).toMatchObject({ every: 5, start: true, periodic: true, handle: false });
   });
 
@@ -152,15 +152,15 @@ describe("start and periodic hooks", () => {
     await set.add({ kind: "file", path: path.join(DIR, "default-on.ts"), label: "default-on.ts" });
     expect(set.loaded[0]!.info.every).toBe(10);
     await set.add({ kind: "file", path: path.join(DIR, "hooks.ts"), label: "hooks.ts" });
-    expect(set.tick([], T0 + 7_999)).toEqual([]);
-    expect(reasons(set.tick([], T0 + 8_000))).toEqual([`periodic  at ${T0 + 8_000}`]);
+    expect((await set.tick([], T0 + 7_999))).toEqual([]);
+    expect(reasons((await set.tick([], T0 + 8_000)))).toEqual([`periodic  at ${T0 + 8_000}`]);
   });
 });
 
 describe("helpers", () => {
   it("inCidr, isPrivate, isLoopback, portName and glob answer as documented", async () => {
     const { set } = await load(["helpers.ts"]);
-    expect(JSON.parse(set.start([])[0]!.reason)).toEqual({
+    expect(JSON.parse((await set.start([]))[0]!.reason)).toEqual({
       inCidr: [true, false, true, true, false, true],
       isPrivate: [true, true, false, true, true, true, true, false, true, true, true, false, true],
       isLoopback: [true, true, true, true, false],
@@ -171,7 +171,7 @@ describe("helpers", () => {
 
   it("a helper given something it cannot read throws in the rule, which is reported", async () => {
     const { set, reports } = await load(["helpers.ts"]);
-    const out = set.dispatch([event("opened", endpoint("10.0.0.1:9", "10.0.0.2:80"), 0)]);
+    const out = (await set.dispatch([event("opened", endpoint("10.0.0.1:9", "10.0.0.2:80"), 0)]));
     expect(out).toEqual([]);
     expect(reports).toHaveLength(1);
     expect(reports[0]).toMatchObject({ kind: "error", line: position("helpers.ts", "10.0.0.0/33", "inCidr(event").line });
@@ -185,7 +185,7 @@ describe("close and kill resolve only to what sockwarden reported", () => {
     const first = endpoint("10.0.0.1:3000", "10.0.0.2:443");
     const second = endpoint("10.0.0.1:3001", "10.0.0.2:443");
     const e1 = event("opened", first, 0);
-    const out1 = set.dispatch([e1]);
+    const out1 = (await set.dispatch([e1]));
     expect(out1.map((a) => [a.action, a.reason, a.seq])).toEqual([
       ["close", "given 3000", e1.seq],
       ["close", "copy 3000", undefined],
@@ -195,7 +195,7 @@ describe("close and kill resolve only to what sockwarden reported", () => {
     expect(out1[1]!.endpoint).toBe(first);
 
     const e2 = event("opened", second, 1);
-    const out2 = set.dispatch([e2]);
+    const out2 = (await set.dispatch([e2]));
     expect(out2.map((a) => [a.reason, a.endpoint])).toEqual([
       ["remembered 3000", first],
       ["given 3001", second],
@@ -205,7 +205,7 @@ describe("close and kill resolve only to what sockwarden reported", () => {
     // Once closed, neither the closed event's endpoint nor the remembered copy can be closed.
     const e3 = event("closed", first, 2);
     const e4 = event("opened", endpoint("10.0.0.1:3002", "10.0.0.2:443"), 3);
-    const out3 = set.dispatch([e3, e4]);
+    const out3 = (await set.dispatch([e3, e4]));
     expect(reasons(out3)).toEqual(["given 3002", "copy 3002"]);
     expect(reports.map((r) => [r.kind, r.message])).toEqual([
       ["rejected-action", "close refused: not an endpoint sockwarden reported (closed 3000)"],
@@ -216,11 +216,11 @@ describe("close and kill resolve only to what sockwarden reported", () => {
   it("an object kept from an earlier batch closes its own socket, not the one now at its old place", async () => {
     const { set } = await load(["closer.ts"]);
     const listener = endpoint("10.0.0.1:8080");
-    set.dispatch([event("opened", listener, 0)]);
+    (await set.dispatch([event("opened", listener, 0)]));
     // The accepted connection shares the listener's local address and port, and is first in
     // this batch, where the listener was first in the last one.
     const accepted = endpoint("10.0.0.1:8080", "10.0.0.2:5555");
-    const out = set.dispatch([event("opened", accepted, 1)]);
+    const out = (await set.dispatch([event("opened", accepted, 1)]));
     expect(out.map((a) => [a.reason, a.endpoint])).toEqual([
       ["remembered 8080", listener],
       ["given 8080", accepted],
@@ -231,11 +231,11 @@ describe("close and kill resolve only to what sockwarden reported", () => {
   it("start's endpoints can be closed; kill reaches the process holding a known endpoint", async () => {
     const { set, reports } = await load(["closer.ts"]);
     const listener = endpoint("0.0.0.0:22", "0.0.0.0:0", { process: proc(1, "sshd"), pids: [1] });
-    const started = set.start([listener]);
+    const started = (await set.start([listener]));
     expect(started.map((a) => [a.action, a.reason, a.endpoint])).toEqual([["close", "start 22", listener]]);
     const owner = proc(4321, "backdoor");
     const ep = endpoint("0.0.0.0:7777", "0.0.0.0:0", { process: owner, pids: [4321] });
-    const out = set.dispatch([event("opened", ep, 0)]);
+    const out = (await set.dispatch([event("opened", ep, 0)]));
     expect(out.filter((a) => a.action === "kill").map((a) => [a.reason, a.pid, a.process])).toEqual([
       ["owner of 7777", 4321, owner],
       ["pid of 7777", 4321, owner],
@@ -246,10 +246,10 @@ describe("close and kill resolve only to what sockwarden reported", () => {
   it("an endpoint that sockwarden no longer knows (setKnownEndpoints) is refused", async () => {
     const { set, reports } = await load(["closer.ts"]);
     const a = endpoint("10.0.0.1:4000", "10.0.0.2:443");
-    set.dispatch([event("opened", a, 0)]);
+    (await set.dispatch([event("opened", a, 0)]));
     set.setKnownEndpoints([]);
     const b = endpoint("10.0.0.1:4001", "10.0.0.2:443");
-    expect(reasons(set.dispatch([event("opened", b, 1)]))).toEqual(["given 4001", "copy 4001"]);
+    expect(reasons((await set.dispatch([event("opened", b, 1)])))).toEqual(["given 4001", "copy 4001"]);
     expect(reports.map((r) => r.message)).toEqual(["close refused: not an endpoint sockwarden reported (remembered 4000)"]);
   });
 });
@@ -257,22 +257,22 @@ describe("close and kill resolve only to what sockwarden reported", () => {
 describe("failures over time", () => {
   it("quarantine needs maxFailures within the window; spread-out failures do not add up", async () => {
     const { set, reports, setNow } = await load(["throws.ts"], {}, { maxFailures: 3, failureWindowMs: 10_000 });
-    const fail = (at: number) => {
+    const fail = async (at: number) => {
       setNow(at);
       const ep = endpoint("10.0.0.1:5000", "10.0.0.2:80");
       // The second of two opened events has an even seq or the first has: one throws either way.
-      set.dispatch([event("opened", ep, at), event("opened", ep, at)]);
+      (await set.dispatch([event("opened", ep, at), event("opened", ep, at)]));
     };
-    fail(0);
-    fail(11_000);
-    fail(22_000);
+    await fail(0);
+    await fail(11_000);
+    await fail(22_000);
     expect(reports.filter((r) => r.kind === "quarantined")).toEqual([]);
-    fail(25_000);
-    fail(28_000);
+    await fail(25_000);
+    await fail(28_000);
     expect(reports.filter((r) => r.kind === "quarantined").map((r) => r.message)).toEqual([
       "failed 3 times within 10 s; it gets no more events until it is reloaded",
     ]);
     expect(set.loaded[0]!.quarantined).toBe(true);
-    expect(set.dispatch([event("opened", endpoint("10.0.0.1:5001", "10.0.0.2:80"), 30_000)])).toEqual([]);
+    expect((await set.dispatch([event("opened", endpoint("10.0.0.1:5001", "10.0.0.2:80"), 30_000)]))).toEqual([]);
   });
 });
