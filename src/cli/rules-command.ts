@@ -5,7 +5,8 @@ import type { Argv } from "yargs";
 import fs from "node:fs";
 import path from "node:path";
 import { RuleSet, checkRule, formatReport, type RuleAction, type RuleReport } from "../rules/rule-set.ts";
-import { resolveRuleSources } from "../rules/rule-sources.ts";
+import { loadRuleSource, resolveRuleSources, type RuleSource } from "../rules/rule-sources.ts";
+import { checkImports } from "../rules/compile-rule.ts";
 import { parseEventLines } from "../rules/event-json-input.ts";
 import { BUNDLED_PLUGINS } from "../rules/bundled-plugins.ts";
 import { endpointToJson } from "../view/endpoint-json.ts";
@@ -14,6 +15,8 @@ import type { Endpoint } from "../engine/types.ts";
 import { RuleError, SockwardenError, UsageError } from "../errors.ts";
 import { stderr, stdout } from "./output.ts";
 import { RULE_API_DECLARATIONS } from "../rules/api-declarations.ts";
+import { checkRuleOptions, chooseOptionsTables, type RuleWithOptions } from "../rules/rule-options.ts";
+import { formatTomlPath } from "../daemon/toml-locate.ts";
 
 type RulesArgs = { files?: string[]; events?: string; options?: string; dir?: string; force?: boolean; initial?: boolean };
 
@@ -56,6 +59,12 @@ async function check(files: string[]): Promise<number> {
   for (const source of resolveRuleSources(files)) {
     try {
       const info = await checkRule(source);
+      const typeErrors = await typeErrorsOf(source);
+      if (typeErrors.length > 0) {
+        bad++;
+        for (const e of typeErrors) stderr(`${e.message}\n`);
+        continue;
+      }
       stdout(`${source.label}: ok (${info.name}: ${[info.handle ? `handles ${info.on.join(", ")}` : "", info.periodic ? `periodic every ${info.every} s` : "", info.start ? "start" : ""].filter(Boolean).join("; ")})\n`);
     } catch (err) {
       bad++;
@@ -96,14 +105,36 @@ async function test(files: string[], eventsFile: string, optionsJson: string | u
   };
   let loadFailures = 0;
   try {
-    for (const source of resolveRuleSources(files)) {
+    const sources = resolveRuleSources(files);
+    // Options go by plugin or file name, else by the rule's declared name, as under `run`.
+    const chosen = await chooseOptionsTables(sources, perRule, (s) => checkRule(s).then((info) => info.name, () => null));
+    const withOptions: RuleWithOptions[] = [];
+    const unchecked = new Set<string>();
+    for (const [i, source] of sources.entries()) {
+      const table = chosen[i]!;
+      // A rule that does not load cannot check its options; its failure is told already.
+      if (table !== null) unchecked.add(table);
       try {
-        const name = source.kind === "plugin" ? source.name : undefined;
-        await rules.add(source, name && perRule[name] !== undefined ? perRule[name] : optionsFor(perRule, source.label));
+        const typeErrors = await typeErrorsOf(source);
+        if (typeErrors.length > 0) {
+          // Not run: like a rule that does not compile, it is not what a test should show.
+          loadFailures++;
+          for (const e of typeErrors) stderr(`${e.message}\n`);
+          continue;
+        }
+        const { info } = await rules.add(source, table === null ? {} : perRule[table]);
+        withOptions.push({ name: info.name, label: source.label, table, optionTypes: (info as { optionTypes?: unknown }).optionTypes });
+        if (table !== null) unchecked.delete(table);
       } catch (err) {
         loadFailures++;
         stderr(`${err instanceof RuleError ? err.message : (err as Error).message}\n`);
       }
+    }
+    const checked = Object.fromEntries(Object.entries(perRule).filter(([t]) => !unchecked.has(t) || withOptions.some((r) => r.table === t)));
+    const problems = checkRuleOptions(checked, withOptions, []);
+    if (problems.length > 0) {
+      const more = problems.length > 1 ? ` (and ${problems.length - 1} more)` : "";
+      throw new UsageError(`--options: ${formatTomlPath(problems[0]!.path)}: ${problems[0]!.message}${more}`);
     }
     // Rules that loaded still run when others did not; the exit status tells.
     const current = new Map<string, Endpoint>();
@@ -118,15 +149,15 @@ async function test(files: string[], eventsFile: string, optionsJson: string | u
       while (events.length > 0 && events[0]!.type === "opened" && events[0]!.time === t0) initial.push(events.shift()!.endpoint);
     }
     for (const ep of initial) current.set(endpointKey(ep), ep);
-    printAll(rules.start(initial));
+    printAll(await rules.start(initial));
     flush();
     for (const e of events) {
       now = e.time;
       const key = endpointKey(e.endpoint);
       if (e.type === "closed") current.delete(key);
       else current.set(key, e.endpoint);
-      printAll(rules.tick([...current.values()], now));
-      printAll(rules.dispatch([e]));
+      printAll(await rules.tick([...current.values()], now));
+      printAll(await rules.dispatch([e]));
       flush();
     }
     return loadFailures > 0 || runtimeFailures > 0 ? 1 : 0;
@@ -135,9 +166,13 @@ async function test(files: string[], eventsFile: string, optionsJson: string | u
   }
 }
 
-function optionsFor(perRule: Record<string, unknown>, label: string): unknown {
-  const base = path.basename(label, ".ts");
-  return perRule[base] ?? {};
+/** The TypeScript checker is loaded here, on first use: no other command needs its megabytes. */
+async function typeErrorsOf(source: RuleSource): Promise<RuleError[]> {
+  const text = await loadRuleSource(source);
+  // A file the compiler would refuse (a macro, another module) is refused as it would be there.
+  checkImports(text, source.label);
+  const { typeCheckRule } = await import("../rules/type-check.ts");
+  return typeCheckRule(text, source.label);
 }
 
 /** One JSON line per action: rule, action, reason, severity, and the endpoint or process. */
@@ -155,7 +190,7 @@ function init(dir: string, force: boolean): number {
   const files: Record<string, string> = {
     "sockwarden.d.ts": RULE_API_DECLARATIONS,
     "tsconfig.json": JSON.stringify(
-      { compilerOptions: { target: "ES2022", module: "ESNext", moduleResolution: "bundler", strict: true, noEmit: true, lib: ["ES2022"], types: [] }, include: ["*.ts"] },
+      { compilerOptions: { target: "ES2022", module: "ESNext", moduleResolution: "bundler", strict: true, noEmit: true, lib: ["ES2023"], types: [] }, include: ["*.ts"] },
       null,
       2,
     ) + "\n",

@@ -9,10 +9,13 @@
  * Each payload carries its processes once ({e: items, p: processes}); an endpoint's `process`
  * holds an index into p (or -1) that the guest's dispatcher turns into the shared object.
  *
+ * An endpoint and a process carry every field of `list --json` (endpoint-json.ts), in its order,
+ * so that what a rule sees is what a script sees, and JSON.stringify of either is the same text.
+ *
  * The format belongs to the QuickJS build that is bundled; the sandbox checks at start that this
  * writer and that reader agree (see encodeProbe), so an upgrade that changes it fails loudly at load.
  */
-import type { Endpoint, ProcessInfo } from "../engine/types.ts";
+import type { ContainerInfo, Endpoint, NamespaceTag, ProcessInfo } from "../engine/types.ts";
 import type { CounterDelta, EndpointEvent } from "../monitor/events.ts";
 
 /** First byte of every payload: the format version the bundled QuickJS reads. */
@@ -38,7 +41,9 @@ const KEYS = [
   "type", "seq", "time", "endpoint", "previousState", "counters", "shortLived",
   "protocol", "family", "localAddress", "localPort", "remoteAddress", "remotePort", "state", "inode", "uid", "user",
   "bytesSent", "bytesReceived", "packetsSent", "packetsReceived", "process", "pids", "cookie",
-  "pid", "name", "path", "cmdline", "startTime", "ppid",
+  "interfaceIndex", "receiveQueue", "sendQueue", "rttMs", "namespace", "createdAt", "module",
+  "pid", "name", "path", "cmdline", "startTime", "ppid", "unit", "container",
+  "runtime", "id", "pod",
   "intervalMs", "bytesSentPerSecond", "bytesReceivedPerSecond",
   "probe",
 ] as const;
@@ -210,7 +215,9 @@ class ProcessTable {
 }
 
 function writeEndpoint(w: PayloadWriter, ep: Endpoint, procs: ProcessTable): void {
-  w.object(17);
+  // Where the OS tells them (Windows), as in list --json: absent otherwise, not null.
+  const owner = ep.createdAt !== undefined;
+  w.object(owner ? 24 : 22);
   w.key(K.protocol); w.string(ep.protocol);
   w.key(K.family); w.number(ep.family);
   w.key(K.localAddress); w.string(ep.localAddress);
@@ -230,11 +237,40 @@ function writeEndpoint(w: PayloadWriter, ep: Endpoint, procs: ProcessTable): voi
   const pids = ep.pids ?? [];
   w.array(pids.length);
   for (const pid of pids) w.number(pid);
+  w.key(K.interfaceIndex); w.number(ep.interfaceIndex ?? 0);
+  w.key(K.receiveQueue); w.numberOrNull(ep.receiveQueue);
+  w.key(K.sendQueue); w.numberOrNull(ep.sendQueue);
+  w.key(K.rttMs); w.numberOrNull(ep.rttMs);
   w.key(K.cookie); w.stringOrNull(ep.cookie);
+  w.key(K.namespace);
+  if (ep.namespace) writeNamespace(w, ep.namespace);
+  else w.null();
+  if (owner) {
+    w.key(K.createdAt); w.stringOrNull(ep.createdAt);
+    w.key(K.module); w.stringOrNull(ep.module);
+  }
+}
+
+function writeContainer(w: PayloadWriter, c: ContainerInfo | null | undefined): void {
+  if (!c) {
+    w.null();
+    return;
+  }
+  w.object(3);
+  w.key(K.runtime); w.string(c.runtime);
+  w.key(K.id); w.stringOrNull(c.id);
+  w.key(K.pod); w.stringOrNull(c.pod);
+}
+
+function writeNamespace(w: PayloadWriter, ns: NamespaceTag): void {
+  w.object(3);
+  w.key(K.inode); w.number(ns.inode);
+  w.key(K.name); w.stringOrNull(ns.name);
+  w.key(K.container); writeContainer(w, ns.container);
 }
 
 function writeProcess(w: PayloadWriter, p: ProcessInfo): void {
-  w.object(8);
+  w.object(10);
   w.key(K.pid); w.number(p.pid);
   w.key(K.name); w.string(p.name);
   w.key(K.path); w.stringOrNull(p.path);
@@ -243,6 +279,8 @@ function writeProcess(w: PayloadWriter, p: ProcessInfo): void {
   w.key(K.user); w.stringOrNull(p.user);
   w.key(K.startTime); w.stringOrNull(p.startTime);
   w.key(K.ppid); w.numberOrNull(p.ppid);
+  w.key(K.unit); w.stringOrNull(p.unit);
+  w.key(K.container); writeContainer(w, p.container);
 }
 
 function writeCounters(w: PayloadWriter, c: CounterDelta): void {

@@ -13,6 +13,26 @@ declare module "sockwarden" {
   export type EventType = "opened" | "closed" | "state-changed" | "counters";
   export type Severity = "info" | "warning" | "critical";
 
+  /** A container runtime's container, as named by a process's cgroup. */
+  export interface Container {
+    readonly runtime: "docker" | "containerd" | "crio" | "podman" | "kubernetes" | "lxc";
+    /** The runtime's container id; null when only the pod is known. */
+    readonly id: string | null;
+    /** Kubernetes pod UID, when the process runs in a pod. */
+    readonly pod: string | null;
+  }
+
+  /** The network namespace an endpoint lives in. */
+  export interface Namespace {
+    /** Inode of the namespace, as in /proc/PID/ns/net. */
+    readonly inode: number;
+    /** Its name under /run/netns (`ip netns`), when it has one. */
+    readonly name: string | null;
+    /** The container the namespace's processes run in, when they run in one. */
+    readonly container: Container | null;
+  }
+
+  /** The same fields as `process` in `sockwarden list --json`. */
   export interface Process {
     readonly pid: number;
     /** Short name as the kernel keeps it (e.g. "nginx"). */
@@ -24,6 +44,10 @@ declare module "sockwarden" {
     /** ISO-8601. */
     readonly startTime: string | null;
     readonly ppid: number | null;
+    /** The systemd unit the process runs in (`nginx.service`, `session-3.scope`), from its cgroup. */
+    readonly unit: string | null;
+    /** The container the process runs in, from its cgroup. */
+    readonly container: Container | null;
   }
 
   /** The same fields as `sockwarden list --json`. */
@@ -45,8 +69,27 @@ declare module "sockwarden" {
     readonly packetsReceived: number | null;
     /** null when no owning process was found. */
     readonly process: Process | null;
+    /** Every PID holding the socket open (a socket can be shared after fork). */
     readonly pids: readonly number[];
+    /** Index of the network interface the socket is bound to; 0 for none. */
+    readonly interfaceIndex: number;
+    /** Bytes waiting to be read (for a listener: connections waiting to be accepted); null where the OS does not tell. */
+    readonly receiveQueue: number | null;
+    /** Bytes waiting to be sent or acknowledged (for a listener: its backlog); null where the OS does not tell. */
+    readonly sendQueue: number | null;
+    /** Smoothed round-trip time in milliseconds (TCP); null for UDP, listeners and where the OS does not tell. */
+    readonly rttMs: number | null;
+    /** The kernel's socket cookie (decimal): the socket's identity while it lives. */
     readonly cookie: string | null;
+    /**
+     * The network namespace, when sockwarden watches every namespace (`run --all-namespaces`);
+     * null otherwise.
+     */
+    readonly namespace: Namespace | null;
+    /** When the socket was created (ISO-8601); only where the OS tells (Windows). */
+    readonly createdAt?: string | null;
+    /** The module that owns the socket (a service inside svchost.exe); only where the OS tells (Windows). */
+    readonly module?: string | null;
   }
 
   export interface CounterDelta {

@@ -14,6 +14,7 @@ import { newQuickJSWASMModuleFromVariant, type QuickJSContext, type QuickJSHandl
 import singlefileVariant from "@jitl/quickjs-singlefile-cjs-release-sync";
 import { encodeEndpoints, encodeEvents, encodeProbe, PROBE_JSON } from "../../src/rules/guest-payload.ts";
 import { RuleSet, type RuleAction } from "../../src/rules/rule-set.ts";
+import { endpointToJson } from "../../src/view/endpoint-json.ts";
 import type { Endpoint, ProcessInfo, TcpState } from "../../src/engine/types.ts";
 import type { EndpointEvent } from "../../src/monitor/events.ts";
 
@@ -60,24 +61,22 @@ function decodeInGuest(bytes: Uint8Array): string {
   return out;
 }
 
-/** The payload as the rule API documents it, built here without the writer. */
+/**
+ * The payload as the rule API documents it: the fields and order of `list --json`
+ * (endpointToJson), built here without the payload writer; an endpoint's process travels as an
+ * index into the payload's process list.
+ */
 function expectedEndpoint(ep: Endpoint, procs: ProcessInfo[]): Record<string, unknown> {
   let p = -1;
   if (ep.process) {
     p = procs.indexOf(ep.process);
     if (p < 0) p = procs.push(ep.process) - 1;
   }
-  return {
-    protocol: ep.protocol, family: ep.family, localAddress: ep.localAddress, localPort: ep.localPort,
-    remoteAddress: ep.remoteAddress, remotePort: ep.remotePort, state: ep.state, inode: ep.inode, uid: ep.uid, user: ep.user,
-    bytesSent: ep.bytesSent, bytesReceived: ep.bytesReceived, packetsSent: ep.packetsSent, packetsReceived: ep.packetsReceived,
-    process: p, pids: ep.pids, cookie: ep.cookie,
-  };
+  const json = endpointToJson(ep) as unknown as Record<string, unknown>;
+  return { ...json, process: p };
 }
 
-const expectedProcess = (p: ProcessInfo) => ({
-  pid: p.pid, name: p.name, path: p.path, cmdline: p.cmdline, uid: p.uid, user: p.user, startTime: p.startTime, ppid: p.ppid,
-});
+const expectedProcess = (p: ProcessInfo) => endpointToJson({ process: p } as Endpoint).process;
 
 function expectedEvents(events: EndpointEvent[]): unknown {
   const procs: ProcessInfo[] = [];
@@ -217,7 +216,7 @@ export default defineRule({
     try {
       await set.add({ kind: "file", path: path.join(dir, "echo.ts"), label: "echo.ts" });
       const a = ep(1000), b = ep(1001, { process: null, pids: [], state: "SYN_SENT", cookie: null });
-      const start = set.start([a, ep(1002)]);
+      const start = (await set.start([a, ep(1002)]));
       expect(start.map((x) => x.reason)).toEqual([`start ${JSON.stringify([apiEndpoint(a), apiEndpoint(ep(1002))])} true`]);
       const counters = { bytesSent: 10, bytesReceived: 20, packetsSent: 1, packetsReceived: 2, intervalMs: 1000, bytesSentPerSecond: 10, bytesReceivedPerSecond: 20 };
       const events: EndpointEvent[] = [
@@ -227,7 +226,7 @@ export default defineRule({
         { type: "counters", seq: 4, time: 1_763_769_600_004, endpoint: a, counters },
         { type: "closed", seq: 5, time: 1_763_769_600_005, endpoint: b },
       ];
-      const seen = set.dispatch(events).map((x: RuleAction) => x.reason);
+      const seen = (await set.dispatch(events)).map((x: RuleAction) => x.reason);
       expect(seen).toEqual(events.map((e) => JSON.stringify({ ...e, endpoint: apiEndpoint(e.endpoint) })));
     } finally {
       set.dispose();
@@ -241,8 +240,8 @@ export default defineRule({
       await set.add({ kind: "file", path: path.join(dir, "echo.ts"), label: "echo.ts" });
       // 40,000 endpoints are ~7 MiB of payload: it can be copied in, its objects cannot be built.
       // 150,000 are ~26 MiB, more than the whole memory: the copy is not even tried.
-      expect(set.start(Array.from({ length: 40_000 }, (_, i) => ep(i)))).toEqual([]);
-      expect(set.start(Array.from({ length: 150_000 }, (_, i) => ep(i)))).toEqual([]);
+      expect((await set.start(Array.from({ length: 40_000 }, (_, i) => ep(i))))).toEqual([]);
+      expect((await set.start(Array.from({ length: 150_000 }, (_, i) => ep(i))))).toEqual([]);
       expect(reports).toEqual([
         "memory: ran out of memory: the decoded objects did not fit into what is left of its memory",
         expect.stringMatching(/^memory: ran out of memory: the payload \(\d+ KiB\) did not fit into what is left of its memory$/),
@@ -250,7 +249,7 @@ export default defineRule({
       expect(set.loaded[0]!.quarantined).toBe(false);
       // Nothing was written where it should not be: the rule still sees what it is sent.
       const e: EndpointEvent = { type: "opened", seq: 1, time: 1, endpoint: ep(7) };
-      expect(set.dispatch([e]).map((x) => x.reason)).toEqual([JSON.stringify({ ...e, endpoint: apiEndpoint(e.endpoint) })]);
+      expect((await set.dispatch([e])).map((x) => x.reason)).toEqual([JSON.stringify({ ...e, endpoint: apiEndpoint(e.endpoint) })]);
     } finally {
       set.dispose();
     }
