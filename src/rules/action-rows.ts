@@ -53,7 +53,7 @@ export function checkActionRows(rows: unknown, refs: number, hookCalls = 1): Che
   const n = Math.min(rows.length, limit);
   for (let i = 0; i < n; i++) {
     const r = checkRow(rows[i], refs);
-    if (typeof r === "string") out.refused.push(`action ${i + 1}: ${r}`);
+    if (typeof r === "string") out.refused.push(`${r} (action ${i + 1} of the call)`);
     else out.rows.push(r);
   }
   if (rows.length > n) out.refused.push(`${rows.length - n} action(s) beyond the limit of ${MAX_ACTIONS_PER_CALL} per call`);
@@ -61,37 +61,37 @@ export function checkActionRows(rows: unknown, refs: number, hookCalls = 1): Che
 }
 
 function checkRow(row: unknown, refs: number): ActionRow | string {
-  if (!Array.isArray(row)) return "not an action";
+  if (!Array.isArray(row)) return "refused: not an action";
   const kind = row[0];
   const text = row[1];
-  if (kind !== "log" && kind !== "alert" && kind !== "close" && kind !== "kill") return `unknown kind ${quote(kind)}`;
-  if (typeof text !== "string") return `${kind}: the ${kind === "log" || kind === "alert" ? "message" : "reason"} is not text`;
-  if (text.length > MAX_TEXT_CHARS) return `${kind}: a text of ${text.length} characters (at most ${MAX_TEXT_CHARS})`;
+  if (kind !== "log" && kind !== "alert" && kind !== "close" && kind !== "kill") return `refused: unknown kind ${quote(kind)}`;
+  if (typeof text !== "string") return `${kind} refused: the ${kind === "log" || kind === "alert" ? "message" : "reason"} is not text`;
+  if (text.length > MAX_TEXT_CHARS) return `${kind} refused: a text of ${text.length} characters (at most ${MAX_TEXT_CHARS})`;
   switch (kind) {
     case "log":
-      return row.length === 2 ? { kind, text } : "log: unexpected fields";
+      return row.length === 2 ? { kind, text } : "log refused: unexpected fields";
     case "alert": {
       const severity = row[2];
-      if (row.length !== 3) return "alert: unexpected fields";
-      if (typeof severity !== "string" || !SEVERITIES.has(severity)) return `alert: severity must be info, warning or critical, not ${quote(severity)}`;
+      if (row.length !== 3) return "alert refused: unexpected fields";
+      if (typeof severity !== "string" || !SEVERITIES.has(severity)) return `alert refused: severity must be info, warning or critical, not ${quote(severity)}`;
       return { kind, text, severity: severity as Severity };
     }
     case "close": {
-      if (row.length !== 4) return "close: unexpected fields";
+      if (row.length !== 4) return "close refused: unexpected fields";
       const ref = row[2];
-      if (typeof ref !== "number" || !Number.isInteger(ref) || ref < -1 || ref >= refs) return `close: ${quote(ref)} is not an endpoint of this call`;
+      if (typeof ref !== "number" || !Number.isInteger(ref) || ref < -1 || ref >= refs) return `close refused: ${quote(ref)} is not an endpoint of this call`;
       const claim = checkClaim(row[3]);
-      if (typeof claim === "string") return `close: ${claim}`;
+      if (typeof claim === "string") return `close refused: ${claim}`;
       return { kind, text, ref, claim };
     }
     case "kill": {
-      if (row.length !== 3) return "kill: unexpected fields";
+      if (row.length !== 3) return "kill refused: unexpected fields";
       const pid = row[2];
-      if (typeof pid !== "number" || !Number.isSafeInteger(pid) || pid <= 0) return `kill: ${quote(pid)} is not a process id`;
+      if (typeof pid !== "number" || !Number.isSafeInteger(pid) || pid <= 0) return `kill refused: ${quote(pid)} is not a process id`;
       return { kind, text, pid };
     }
   }
-  return `unknown kind ${quote(kind)}`;
+  return `refused: unknown kind ${quote(kind)}`;
 }
 
 function checkClaim(fields: unknown): EndpointClaim | string {

@@ -1,0 +1,206 @@
+/**
+ * The rule runner: the protocol between the host and the child that holds a rule's sandbox, the
+ * host's watchdog over one native call the sandbox cannot interrupt, the host's check of every
+ * action row, and deadlines that follow the monotonic clock.
+ */
+import { afterEach, describe, expect, it } from "vitest";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import fc from "fast-check";
+import { RuleSet, type RuleReport } from "../../src/rules/rule-set.ts";
+import { RuleSandbox, DEFAULT_LIMITS } from "../../src/rules/sandbox.ts";
+import { compileRule } from "../../src/rules/compile-rule.ts";
+import { encodeEvents } from "../../src/rules/guest-payload.ts";
+import { checkActionRows, MAX_ACTIONS_PER_CALL, MAX_TEXT_CHARS } from "../../src/rules/action-rows.ts";
+import {
+  decodeReply, decodeRequest, encodeReply, encodeRequest, FrameReader, ProtocolError, ReplyKind, RequestKind, type Reply,
+} from "../../src/rules/runner/protocol.ts";
+import type { Endpoint } from "../../src/engine/types.ts";
+import type { EndpointEvent } from "../../src/monitor/events.ts";
+import { waitFor } from "./helpers/waits.ts";
+
+/** Whether a process runs (a zombie has ended: only its parent's wait is left). */
+function running(pid: number): boolean {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
+  } catch {
+    return false;
+  }
+}
+
+const ROOT = path.resolve(import.meta.dirname, "../..");
+const GOOD = path.join(ROOT, "test/fixtures/rules/good-counter.ts");
+const INDEXOF = path.join(ROOT, "test/fixtures/rules/hostile/53-native-indexof.ts");
+
+const ep: Endpoint = {
+  protocol: "tcp", family: 4, localAddress: "127.0.0.1", localPort: 1000, remoteAddress: "127.0.0.1", remotePort: 25, state: "ESTABLISHED",
+  inode: 1, uid: 0, user: "root", interfaceIndex: 0, receiveQueue: 0, sendQueue: 0, bytesSent: 0, bytesReceived: 0, packetsSent: 0,
+  packetsReceived: 0, rttMs: null, cookie: "1", process: null, pids: [],
+};
+const event = (seq: number): EndpointEvent => ({ type: "opened", seq, time: 1_000 + seq, endpoint: ep });
+
+function concat(pieces: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(pieces.reduce((n, p) => n + p.byteLength, 0));
+  let at = 0;
+  for (const p of pieces) {
+    out.set(p, at);
+    at += p.byteLength;
+  }
+  return out;
+}
+
+describe("the runner protocol", () => {
+  it("frames come out whole and in order however the stream is cut", () => {
+    const replies: Reply[] = [
+      { kind: ReplyKind.Ready },
+      { kind: ReplyKind.Begin },
+      { kind: ReplyKind.End },
+      { kind: ReplyKind.Result, result: { actions: [["log", "é\u2028x"]], failures: [], memoryBytes: 16 << 20 } },
+      { kind: ReplyKind.LoadFailed, failed: { line: 3, column: 7, message: "nope" } },
+    ];
+    const stream = concat(replies.flatMap((r) => encodeReply(r)));
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: 1, max: stream.byteLength }), { maxLength: 12 }), (cuts) => {
+        const got: Reply[] = [];
+        const reader = new FrameReader((kind, body) => got.push(decodeReply(kind, body.slice())));
+        let from = 0;
+        for (const cut of [...new Set(cuts)].sort((a, b) => a - b)) {
+          reader.push(stream.subarray(from, cut));
+          from = cut;
+        }
+        reader.push(stream.subarray(from));
+        expect(got).toEqual(replies);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it("a dispatch request carries its payload and counts exactly; no limit on failures travels as Infinity", () => {
+    const payload = encodeEvents([event(1), event(2)]);
+    for (const maxFailures of [0, 3, Infinity]) {
+      const bytes = concat(encodeRequest({ kind: RequestKind.Dispatch, count: 2, maxFailures, payload }));
+      const r = decodeRequest(bytes[4]!, bytes.subarray(5));
+      expect(r).toEqual({ kind: RequestKind.Dispatch, count: 2, maxFailures, payload });
+    }
+  });
+
+  it("a reply that is not what the protocol says is refused", () => {
+    const text = (s: string) => new TextEncoder().encode(s);
+    expect(() => decodeReply(ReplyKind.Result, text("not json"))).toThrow(ProtocolError);
+    expect(() => decodeReply(ReplyKind.Result, text(`{"actions":{},"failures":[],"memoryBytes":1}`))).toThrow(ProtocolError);
+    expect(() => decodeReply(ReplyKind.Result, text(`{"actions":[],"failures":[{"index":0,"message":"m","line":null,"column":null,"kind":"toString"}],"memoryBytes":1}`))).toThrow(ProtocolError);
+    expect(() => decodeReply(ReplyKind.Loaded, text(`{"info":null,"memoryBytes":1}`))).toThrow(ProtocolError);
+    expect(() => decodeReply(99, text("{}"))).toThrow(ProtocolError);
+    const reader = new FrameReader(() => {});
+    const huge = new Uint8Array(5);
+    new DataView(huge.buffer).setUint32(0, 0xfffffff0, true);
+    expect(() => reader.push(huge)).toThrow(/out of bounds/);
+  });
+});
+
+describe("the host's check of action rows", () => {
+  it("takes well-formed rows and refuses everything else with a reason", () => {
+    const claim = ["tcp", "127.0.0.1", 1000, "127.0.0.1", 25, "1"];
+    const { rows, refused } = checkActionRows([
+      ["log", "ok"],
+      ["alert", "ok", "critical"],
+      ["close", "ok", 0, claim],
+      ["kill", "ok", 42],
+      ["alert", "x", "toString"],
+      ["alert", "x", { level: "critical" }],
+      ["alert", "x", "emergency\n<0>fake"],
+      ["log", "x".repeat(MAX_TEXT_CHARS + 1)],
+      ["log", { toString: "x" }],
+      ["close", "x", 5, claim],
+      ["close", "x", 0, ["sctp", ...claim.slice(1)]],
+      ["close", "x", 0, ["tcp", "127.0.0.1", 70000, "127.0.0.1", 25, "1"]],
+      ["close", "x", 0, ["tcp", "127.0.0.1", 1, "127.0.0.1", 25, "1; rm"]],
+      ["kill", "x", "42"],
+      ["kill", "x", 0],
+      ["kill", "x", 1.5],
+      ["reboot", "x"],
+      ["log", "x", "extra"],
+      "row",
+    ], 1);
+    expect(rows).toEqual([
+      { kind: "log", text: "ok" },
+      { kind: "alert", text: "ok", severity: "critical" },
+      { kind: "close", text: "ok", ref: 0, claim: { protocol: "tcp", localAddress: "127.0.0.1", localPort: 1000, remoteAddress: "127.0.0.1", remotePort: 25, cookie: "1" } },
+      { kind: "kill", text: "ok", pid: 42 },
+    ]);
+    expect(refused).toHaveLength(15);
+    expect(refused[0]).toBe(`alert refused: severity must be info, warning or critical, not "toString" (action 5 of the call)`);
+    expect(refused[2]).toBe(`alert refused: severity must be info, warning or critical, not "emergency\\n<0>fake" (action 7 of the call)`);
+    expect(refused[3]).toBe(`log refused: a text of ${MAX_TEXT_CHARS + 1} characters (at most ${MAX_TEXT_CHARS}) (action 8 of the call)`);
+  });
+
+  it("a call takes at most its share of actions; the rest are refused in one line", () => {
+    const many = Array.from({ length: MAX_ACTIONS_PER_CALL * 2 + 5 }, () => ["log", "x"]);
+    expect(checkActionRows(many, 0, 1).rows).toHaveLength(MAX_ACTIONS_PER_CALL);
+    const two = checkActionRows(many, 0, 2);
+    expect(two.rows).toHaveLength(MAX_ACTIONS_PER_CALL * 2);
+    expect(two.refused).toEqual([`5 action(s) beyond the limit of ${MAX_ACTIONS_PER_CALL} per call`]);
+  });
+});
+
+describe("the watchdog", () => {
+  const sets: RuleSet[] = [];
+  afterEach(() => {
+    for (const s of sets.splice(0)) s.dispose();
+  });
+
+  it("ends a runner stuck in one native call; the other rule gets every event; the rule starts afresh", async () => {
+    const reports: RuleReport[] = [];
+    const set = new RuleSet({ onReport: (r) => reports.push(r), maxFailures: 3 });
+    sets.push(set);
+    await set.add({ kind: "file", path: GOOD, label: "good-counter.ts" });
+    await set.add({ kind: "file", path: INDEXOF, label: "53-native-indexof.ts" });
+    const stuckPid = set.loaded[1]!.pid;
+    expect(stuckPid).not.toBeNull();
+    const first = await set.dispatch([event(1), event(2)]);
+    expect(first.filter((a) => a.rule === "good-counter").map((a) => a.reason)).toEqual(["seen 1 #1", "seen 2 #2"]);
+    expect(first.filter((a) => a.rule === "native-indexof")).toEqual([]);
+    expect(reports.map((r) => r.kind)).toEqual(["timeout"]);
+    expect(reports[0]!.message).toMatch(/did not answer within \d+ ms .*one native call cannot be interrupted.*starts afresh/);
+    // The stuck process is gone (or a zombie, about to be reaped), not left running its call.
+    await waitFor("the stuck runner to end", () => !running(stuckPid!), 10_000);
+    const second = await set.dispatch([event(3)]);
+    expect(second.filter((a) => a.rule === "good-counter").map((a) => a.reason)).toEqual(["seen 3 #3"]);
+    expect(set.loaded[1]!.pid).not.toBe(stuckPid);
+    await set.dispatch([event(4)]);
+    expect(reports.map((r) => r.kind)).toEqual(["timeout", "timeout", "timeout", "quarantined"]);
+    expect(set.loaded[1]!.quarantined).toBe(true);
+    expect(set.loaded[1]!.pid).toBeNull();
+    const after = await set.dispatch([event(5)]);
+    expect(after.map((a) => a.reason)).toEqual(["seen 5 #5"]);
+  });
+});
+
+describe("deadlines", () => {
+  const realNow = Date.now;
+  afterEach(() => {
+    Date.now = realNow;
+  });
+
+  it("follow the monotonic clock: a wall clock set back does not stall the interrupt", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "sw-deadline-"));
+    try {
+      const source = `import { defineRule } from "sockwarden";\nexport default defineRule({ name: "spin", handle() { for (;;) {} } });\n`;
+      const sandbox = await RuleSandbox.create(await compileRule(source, "spin.ts"), {}, DEFAULT_LIMITS);
+      try {
+        // Every reading an hour earlier than the one before.
+        let wall = realNow();
+        Date.now = () => (wall -= 3_600_000);
+        const r = sandbox.dispatch(encodeEvents([event(1)]), 1);
+        expect(r.failures.map((f) => f.kind)).toEqual(["timeout"]);
+      } finally {
+        Date.now = realNow;
+        sandbox.dispose();
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
