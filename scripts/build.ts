@@ -78,7 +78,11 @@ function build(t: Target): void {
     "--minify-syntax",
     "--minify-whitespace",
     "--sourcemap=none",
-    "src/cli/main.ts",
+    // A standalone executable otherwise reads bunfig.toml (whose `preload` runs scripts) and .env
+    // from the working directory it is started in: host code and settings nobody installed.
+    "--no-compile-autoload-bunfig",
+    "--no-compile-autoload-dotenv",
+    "src/main.ts",
     addon,
     "--outfile",
     t.outfile,
