@@ -5,6 +5,7 @@
  */
 import fs from "node:fs";
 import { SockwardenError } from "../errors.ts";
+import { formatTomlPath, locateToml, type TomlLocations, type TomlPath } from "./toml-locate.ts";
 
 export class ConfigError extends SockwardenError {
   override readonly exitCode = 2;
@@ -24,6 +25,8 @@ export interface DaemonConfig {
   metrics: string | null;
   /** Watch every network namespace, not only the daemon's own. */
   allNamespaces: boolean;
+  /** The file it was read from, for messages about keys checked later (rules' options). */
+  origin?: { file: string; locations: TomlLocations };
 }
 
 export function defaultConfig(): DaemonConfig {
@@ -57,16 +60,19 @@ export function loadConfig(file: string): DaemonConfig {
 
 export function parseConfig(text: string, file: string): DaemonConfig {
   let raw: Table;
+  const locations = locateToml(text);
   try {
     raw = Bun.TOML.parse(text) as Table;
   } catch (err) {
-    const e = err as { message?: string; line?: number; column?: number };
-    const message = (e.message ?? String(err)).replace(/^TOML Parse error:\s*/, "");
-    // Bun reports the line 1-based from the command line and 0-based under some hosts; never 0.
-    throw new ConfigError(`${file}:${Math.max(1, e.line ?? 1)}: ${message}`);
+    // Bun's error carries no usable line (it is the same whatever the file): the line and what is
+    // wrong there come from the scan, and Bun's words only where the scan saw nothing amiss.
+    if (locations.error) throw new ConfigError(`${file}:${locations.error.line}: ${locations.error.message}`);
+    const message = ((err as { message?: string }).message ?? String(err)).replace(/^TOML Parse error:\s*/, "");
+    throw new ConfigError(`${file}: ${message}`);
   }
   const c = defaultConfig();
-  const at = (keyPath: string) => `${file}:${lineOf(text, keyPath)}: ${keyPath}`;
+  c.origin = { file, locations };
+  const at = (keyPath: string) => `${file}:${locations.lineOf(keyPath.split(".")) ?? 1}: ${keyPath}`;
   const fail = (keyPath: string, what: string): never => {
     throw new ConfigError(`${at(keyPath)}: ${what}`);
   };
@@ -160,26 +166,11 @@ export function parseConfig(text: string, file: string): DaemonConfig {
  * the table header. 1 when it cannot be found.
  */
 export function lineOf(text: string, keyPath: string): number {
-  const parts = keyPath.split(".");
-  const key = parts[parts.length - 1]!;
-  const tablePath = parts.slice(0, -1);
-  const lines = text.split("\n");
-  let current: string[] = [];
-  let headerLine = 0;
-  for (let i = 0; i < lines.length; i++) {
-    const line = lines[i]!.trim();
-    const header = /^\[\[?\s*([^\]]+?)\s*\]\]?/.exec(line);
-    if (header) {
-      current = header[1]!.split(".").map((s) => s.trim().replace(/^"|"$/g, ""));
-      if (current.join(".") === keyPath) return i + 1;
-      if (current.join(".") === tablePath.join(".")) headerLine = i + 1;
-      continue;
-    }
-    const m = /^("?)([A-Za-z0-9_\-.]+)\1\s*=/.exec(line);
-    if (!m) continue;
-    const full = [...current, ...m[2]!.split(".")].join(".");
-    if (full === keyPath) return i + 1;
-    if (full.startsWith(`${keyPath}.`)) return i + 1;
-  }
-  return headerLine || 1;
+  return locateToml(text).lineOf(keyPath.split(".")) ?? 1;
+}
+
+/** `file:line: key` for a key of the configuration, or the key alone when it came from no file. */
+export function keyAt(config: DaemonConfig, path: TomlPath): string {
+  if (!config.origin) return formatTomlPath(path);
+  return `${config.origin.file}:${config.origin.locations.lineOf(path) ?? 1}: ${formatTomlPath(path)}`;
 }

@@ -85,41 +85,139 @@ export const CONTROL_SOURCE = String.raw`(function () {
     return list;
   }
 
+  // The shape of the rule's option defaults (rule-options.ts's OptionType), for the host to
+  // check configured values against, written as JSON text by hand from captured built-ins. Bounded
+  // in depth, values and size: it is only ever a description, and a default that holds itself has
+  // no end.
+  const keysOf = Object.keys, create = Object.create, defineProp = Object.defineProperty, objectProto = Object.prototype;
+  const tagOf = Object.prototype.toString, sliceStr = String.prototype.slice, join = Array.prototype.join;
+  const OPTION_DEPTH = 16, OPTION_VALUES = 10000, OPTION_KEY = 1024, OPTION_TEXT = 1048576, OPTION_LIST = 100000;
+  const TOO_LARGE = "the default options are too large to check settings against: more than " + OPTION_TEXT + " characters to describe";
+  // A string primitive has no toJSON to call: this stringify cannot be hooked.
+  function quoted(s) { return stringify(toStr(s)); }
+  function put(o, k, v) {
+    const d = create(null);
+    d.value = v; d.writable = true; d.enumerable = true; d.configurable = true;
+    defineProp(o, k, d);
+  }
+  // A default as a message shows it: short, and never through a hook of the rule's.
+  function shownDefault(v, depth) {
+    const type = typeof v;
+    if (type === "string") return v.length > 24 ? quoted(apply(sliceStr, v, [0, 24])) + "\u2026" : quoted(v);
+    if (type === "number" || type === "boolean" || v === null || v === undefined) return toStr(v);
+    if (isArray(v)) {
+      if (depth > 0) return "[\u2026]";
+      const n = v.length;
+      let s = "[";
+      for (let i = 0; i < n && i < 3; i++) s += (i ? ", " : "") + shownDefault(v[i], depth + 1);
+      return s + (n > 3 ? ", \u2026]" : "]");
+    }
+    return type === "object" ? "{\u2026}" : "a " + type;
+  }
+  function describeOptions(defaults) {
+    let values = 0;
+    function describe(v, depth, shown) {
+      if (depth > OPTION_DEPTH) throw new RangeError("the default options nest deeper than " + OPTION_DEPTH + " levels (or hold themselves)");
+      if (++values > OPTION_VALUES) throw new RangeError("the default options are too large to check settings against: more than " + OPTION_VALUES + " values");
+      const type = typeof v;
+      let out, leaf = true;
+      if (type === "number" || type === "string" || type === "boolean") out = '{"t":"' + type + '"';
+      else if (v === null || v === undefined) out = '{"t":"any"';
+      else if (isArray(v)) {
+        const n = v.length;
+        if (!(n <= OPTION_LIST)) throw new RangeError("a default list holds more than " + OPTION_LIST + " elements");
+        // Elements are described by their distinct types: a long list of strings is one type.
+        const distinct = create(null), of = [];
+        let size = 0;
+        for (let i = 0; i < n; i++) {
+          const before = values;
+          const element = describe(v[i], depth + 1, false);
+          if (distinct[element] === true) { values = before; continue; }
+          distinct[element] = true;
+          put(of, of.length, element);
+          if ((size += element.length) > OPTION_TEXT) throw new RangeError(TOO_LARGE);
+        }
+        out = '{"t":"array","of":[' + apply(join, of, [","]) + "]";
+      } else if (type === "object") {
+        const proto = protoOf(v);
+        if (proto !== objectProto && proto !== null) {
+          const tag = toStr(apply(tagOf, v, []));
+          return '{"t":"fixed","d":' + quoted("a " + apply(sliceStr, tag, [8, tag.length - 1]) + " object") + "}";
+        }
+        const keys = keysOf(v);
+        leaf = false;
+        if (keys.length === 0) out = depth === 0 ? '{"t":"table","keys":[]' : '{"t":"table","keys":null';
+        else {
+          const list = [];
+          let size = 0;
+          for (let i = 0; i < keys.length; i++) {
+            const k = toStr(keys[i]);
+            if (k.length > OPTION_KEY) throw new RangeError("a default option's name is longer than " + OPTION_KEY + " characters");
+            const entry = "[" + quoted(k) + "," + describe(v[k], depth + 1, true) + "]";
+            put(list, i, entry);
+            if ((size += entry.length) > OPTION_TEXT) throw new RangeError(TOO_LARGE);
+          }
+          out = '{"t":"table","keys":[' + apply(join, list, [","]) + "]";
+        }
+      } else return '{"t":"fixed","d":' + quoted("a " + type) + "}";
+      if (shown && leaf) {
+        let d = shownDefault(v, 0);
+        if (d.length > 120) d = apply(sliceStr, d, [0, 119]) + "\u2026";
+        out += ',"d":' + quoted(d);
+      }
+      out += "}";
+      if (out.length > OPTION_TEXT) throw new RangeError(TOO_LARGE);
+      return out;
+    }
+    return describe(defaults, 0, false);
+  }
+
   return {
     setRule(def, configured) {
       if (def === null || typeof def !== "object") throw new TypeError("the rule's default export must be defineRule({...})");
       const name = def.name;
       if (typeof name !== "string" || name.length === 0 || name.length > 100) throw new TypeError("a rule needs a name: a string of 1 to 100 characters");
-      for (const hook of ["start", "handle", "periodic"]) {
+      const hooks = ["start", "handle", "periodic"];
+      for (let i = 0; i < hooks.length; i++) {
+        const hook = hooks[i];
         if (def[hook] !== undefined && typeof def[hook] !== "function") throw new TypeError(hook + " must be a function");
         const kind = typeof def[hook] === "function" ? protoOf(def[hook]) : null;
         if (kind === deferring[0] || kind === deferring[1] || kind === deferring[2]) {
           throw new TypeError(hook + " must be a plain function: rules run synchronously, so an async or generator " + hook + " would never finish");
         }
       }
-      if (typeof def.handle !== "function" && typeof def.periodic !== "function" && typeof def.start !== "function") {
-        throw new TypeError("a rule needs handle, periodic or start");
-      }
+      const handles = typeof def.handle === "function", starts = typeof def.start === "function", periodic = typeof def.periodic === "function";
+      if (!handles && !periodic && !starts) throw new TypeError("a rule needs handle, periodic or start");
       let on = def.on === undefined ? ["opened", "closed", "state-changed"] : def.on;
       if (typeof on === "string") on = [on];
       if (!isArray(on)) throw new TypeError("on must be an event type or a list of them");
       subscribed = { opened: false, closed: false, "state-changed": false, counters: false };
       for (let i = 0; i < on.length; i++) {
         const t = toStr(on[i]);
-        if (EVENT_TYPES.indexOf(t) < 0) throw new TypeError("unknown event type " + t + " in on: use " + EVENT_TYPES.join(", "));
+        if (apply(indexOf, EVENT_TYPES, [t]) < 0) throw new TypeError("unknown event type " + t + " in on: use opened, closed, state-changed, counters");
         subscribed[t] = true;
       }
       const every = def.every === undefined ? 10 : +def.every;
       if (!(every >= 0.1 && every <= 86400)) throw new RangeError("every must be from 0.1 to 86400 seconds");
       const defaults = def.options === undefined ? {} : def.options;
+      if (defaults === null || typeof defaults !== "object" || isArray(defaults)) throw new TypeError("options must be an object of default values");
+      // Read once: a getter among the defaults gives one value to the description and the merge.
+      const snapshot = {};
+      for (const k in defaults) put(snapshot, k, defaults[k]);
+      const optionTypes = describeOptions(snapshot);
       const given = parse(configured);
       options = {};
-      for (const k in defaults) options[k] = defaults[k];
-      for (const k in given) options[k] = given[k];
+      const own = keysOf(snapshot), set = keysOf(given);
+      for (let i = 0; i < own.length; i++) put(options, own[i], snapshot[own[i]]);
+      for (let i = 0; i < set.length; i++) put(options, set[i], given[set[i]]);
       rule = def;
-      return stringify({ name: name, description: def.description === undefined ? "" : text(def.description),
-        on: EVENT_TYPES.filter(function (t) { return subscribed[t]; }), every: every,
-        handle: typeof def.handle === "function", start: typeof def.start === "function", periodic: typeof def.periodic === "function" });
+      let onList = "";
+      for (let i = 0; i < EVENT_TYPES.length; i++) if (subscribed[EVENT_TYPES[i]]) onList += (onList ? "," : "") + quoted(EVENT_TYPES[i]);
+      // Written by hand from strings, numbers and booleans: a toJSON the rule put on a prototype
+      // has nothing to hook into.
+      return '{"name":' + quoted(name) + ',"description":' + quoted(def.description === undefined ? "" : text(def.description)) +
+        ',"on":[' + onList + '],"every":' + toStr(every) + ',"handle":' + handles + ',"start":' + starts + ',"periodic":' + periodic +
+        ',"optionTypes":' + optionTypes + "}";
     },
     // Events from 'from' on; on a throw, index() tells which one failed and actions() what was
     // done before it.
