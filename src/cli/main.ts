@@ -15,6 +15,7 @@ import { SockwardenError, UsageError } from "../errors.ts";
 import { OutputClosed, stderr } from "./output.ts";
 import { VERSION } from "../version.ts";
 import { trace } from "../trace.ts";
+import { escapeControl } from "../text/escape-control.ts";
 
 /** Exit codes: 0 ok, 1 failure, 2 usage, 3 bad data, 4 privilege, 5 unsupported, 70 internal. */
 const EXIT_INTERNAL = 70;
@@ -129,11 +130,11 @@ function lowerFirst(s: string): string {
 export function reportError(err: unknown): number {
   if (err instanceof OutputClosed) return 0;
   if (err instanceof SockwardenError) {
-    stderr(`sockwarden: ${err.message}\n`);
+    stderr(`sockwarden: ${escapeControl(err.message)}\n`);
     return err.exitCode;
   }
   const e = err as Error;
-  stderr(`sockwarden: internal error: ${e?.message?.split("\n")[0] ?? String(err)}\n`);
+  stderr(`sockwarden: internal error: ${escapeControl(e?.message?.split("\n")[0] ?? String(err))}\n`);
   if (process.env.SOCKWARDEN_DEBUG) stderr(`${e?.stack ?? ""}\n`);
   return EXIT_INTERNAL;
 }

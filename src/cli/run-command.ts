@@ -11,6 +11,7 @@ import { defaultConfig, loadConfig, type DaemonConfig } from "../daemon/config.t
 import { serveMetrics, type MetricsServer } from "../daemon/metrics-server.ts";
 import { createOutputs, type Outputs } from "../daemon/outputs.ts";
 import { stderr } from "./output.ts";
+import { escapeControl } from "../text/escape-control.ts";
 import { UsageError } from "../errors.ts";
 
 export interface RunArgs {
@@ -77,7 +78,8 @@ export async function runDaemon(args: RunArgs): Promise<number> {
 async function runStarted(args: RunArgs, started: () => number): Promise<number> {
   let config = effectiveConfig(args);
   const warn = (m: string) => {
-    if (!args.quiet) stderr(`sockwarden: ${m}\n`);
+    // Warnings quote sinks' errors and rules' files: shown escaped, like every line for people.
+    if (!args.quiet) stderr(`sockwarden: ${escapeControl(m)}\n`);
   };
   let daemonRef: Daemon | null = null;
   const outputDeps = { warn, openLocalDatagram: (path: string) => daemonRef!.openLocalDatagram(path) };

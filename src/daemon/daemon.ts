@@ -8,7 +8,8 @@ import { Monitor } from "../monitor/monitor.ts";
 import { MonitorLoop } from "../monitor/monitor-loop.ts";
 import type { Timers } from "../timers.ts";
 import type { EndpointEvent } from "../monitor/events.ts";
-import { RuleSet, formatReport, type RuleAction, type RuleReport } from "../rules/rule-set.ts";
+import { RuleSet, checkRule, formatReport, type RuleAction, type RuleReport } from "../rules/rule-set.ts";
+import { checkRuleOptions, chooseOptionsTables, type OptionProblem, type RuleWithOptions } from "../rules/rule-options.ts";
 import { resolveRuleSources, type RuleSource } from "../rules/rule-sources.ts";
 import { RuleFileWatcher } from "../rules/rule-watcher.ts";
 import { closeEndpoint, describe } from "../actions/close-endpoint.ts";
@@ -16,7 +17,7 @@ import { endProcess } from "../actions/end-process.ts";
 import type { AuditLog } from "../actions/audit-log.ts";
 import { endpointToJson } from "../view/endpoint-json.ts";
 import type { SinkRecord } from "../actions/sinks/index.ts";
-import type { DaemonConfig } from "./config.ts";
+import { ConfigError, keyAt, type DaemonConfig } from "./config.ts";
 import { Protection } from "./protection.ts";
 import { ActionRateLimiter } from "./rate-limit.ts";
 import { Metrics } from "./metrics.ts";
@@ -69,6 +70,8 @@ export class Daemon {
   /** Repeated rule failures, told to the sinks with counts. */
   private readonly ruleFaults: FaultReporter<RuleReport>;
   private lostNotices = 0;
+  /** The handling of the last refresh's events (rules run in their own processes). */
+  private handling: Promise<void> = Promise.resolve();
   private lastWall = 0;
   private lastMono = 0;
   private readonly clock: () => number;
@@ -103,11 +106,11 @@ export class Daemon {
     // After the first look, so that its notes (e.g. processes that cannot be read) are told too.
     for (const n of this.monitor.notes) this.options.warn?.(n);
     this.state.rules.followKnownEndpoints(() => this.monitor!.table());
-    this.execute(this.state.rules.start(initial));
+    this.execute(await this.state.rules.start(initial));
     this.updateGauges(initial);
     this.loop = new MonitorLoop(this.monitor, {
       intervalMs: this.config.interval * 1000,
-      onEvents: (events) => this.onEvents(events),
+      onEvents: (events) => (this.handling = this.onEvents(events)),
       collectAfterRefresh: true,
       timers: this.options.timers,
       clock: this.clock,
@@ -121,22 +124,31 @@ export class Daemon {
   }
 
   private async loadRules(config: DaemonConfig): Promise<RuleState> {
+    const limits = {
+      memoryBytes: config.sandbox.memoryMb << 20,
+      wasmMemoryBytes: config.sandbox.wasmMemoryMb << 20,
+      callBudgetMs: config.sandbox.timeBudgetMs,
+    };
     const rules = new RuleSet({
-      limits: {
-        memoryBytes: config.sandbox.memoryMb << 20,
-        wasmMemoryBytes: config.sandbox.wasmMemoryMb << 20,
-        callBudgetMs: config.sandbox.timeBudgetMs,
-      },
+      limits,
       maxFailures: config.sandbox.maxFailures,
       onReport: (r) => this.onReport(r),
     });
     const sources = resolveRuleSources(config.rules.sources);
+    const tables = config.rules.options;
     try {
-      for (const source of sources) {
-        const name = source.kind === "plugin" ? source.name : undefined;
-        const opts = (name && config.rules.options[name]) || config.rules.options[baseName(source.label)] || {};
-        await rules.add(source, opts);
+      // A rule takes the options under its plugin's or file's name, else under its declared name.
+      const declaredName = (s: RuleSource) => checkRule(s, limits).then((info) => info.name, () => null);
+      const chosen = await chooseOptionsTables(sources, tables, declaredName);
+      const loaded: RuleWithOptions[] = [];
+      for (const [i, source] of sources.entries()) {
+        const table = chosen[i]!;
+        const { info } = await rules.add(source, table === null ? {} : tables[table]);
+        loaded.push({ name: info.name, label: source.label, table, optionTypes: (info as { optionTypes?: unknown }).optionTypes });
       }
+      // Before any hook runs: a rule never sees options it was not written for.
+      const problems = checkRuleOptions(tables, loaded, ["rules", "options"]);
+      if (problems.length > 0) throw optionsError(config, problems);
     } catch (err) {
       rules.dispose();
       throw err;
@@ -169,7 +181,7 @@ export class Daemon {
     if (this.monitor) {
       const monitor = this.monitor;
       next.rules.followKnownEndpoints(() => monitor.table());
-      this.execute(next.rules.start(monitor.current()));
+      this.execute(await next.rules.start(monitor.current()));
     }
     if (old) {
       old.watcher?.close();
@@ -184,11 +196,16 @@ export class Daemon {
     return this.engine.openLocalDatagram(path);
   }
 
+  /** Settles once the last refresh's events are handled: for tests that move time by hand. */
+  idle(): Promise<void> {
+    return this.handling.catch(() => {});
+  }
+
   get ruleNames(): string[] {
     return this.state?.rules.names ?? [];
   }
 
-  private onEvents(events: EndpointEvent[]): void {
+  private async onEvents(events: EndpointEvent[]): Promise<void> {
     if (!this.state || !this.monitor) return;
     this.faults.ok("refresh failed", "refreshes work again");
     this.checkFaults();
@@ -197,7 +214,10 @@ export class Daemon {
     const monitor = this.monitor;
     const ruleStart = performance.now();
     // The rule set reads the monitor's table of endpoints; a list is made only for a periodic hook.
-    const actions = [...this.state.rules.dispatch(events), ...this.state.rules.tick(() => monitor.current())];
+    const rules = this.state.rules;
+    const actions = [...(await rules.dispatch(events)), ...(await rules.tick(() => monitor.current()))];
+    // Stopped or reloaded while the rules ran: what they asked for goes with them.
+    if (this.stopped || this.state?.rules !== rules) return;
     this.metrics.inc("sockwarden_rule_seconds_total", "Time spent in rules", {}, (performance.now() - ruleStart) / 1000);
     this.execute(actions);
     this.updateGauges(monitor.table().values());
@@ -272,7 +292,7 @@ export class Daemon {
         continue;
       }
       const what = a.action === "close" ? describe(a.endpoint!) : `${a.process?.name ?? "process"} (pid ${a.pid})`;
-      const protectedBecause = a.action === "close" ? this.protection.endpoint(a.endpoint!) : this.protection.process(a.process!);
+      const protectedBecause = a.action === "close" ? this.protection.endpoint(a.endpoint!) : this.protection.kill(a.process!, this.socketsOf(a.pid!));
       const base = { rule: a.rule, endpoint: a.endpoint ? endpointToJson(a.endpoint) : null, process: a.process ?? a.endpoint?.process ?? null };
       const refuse = (outcome: string, message: string) => {
         this.count(a.rule, a.action, outcome);
@@ -299,18 +319,31 @@ export class Daemon {
         this.count(a.rule, "close", outcome.result);
         records.push({ time: now(), kind: "action", action: "close", outcome: outcome.result, message: `${outcome.message}: ${a.reason}`, ...base });
       } else {
-        const p = endProcess(a.pid!, a.process?.name ?? "process", {
-          requestedBy: a.rule, reason: a.reason, audit: this.options.audit, process: a.process ?? null,
-          expectedStartTime: a.process?.startTime ?? null, graceMs: this.config.kill.graceMs,
+        // Protection is asked again right before each signal, about the process found then and
+        // every socket it holds: in the table and, read fresh, those it opened since.
+        const p = endProcess(a.process!, {
+          requestedBy: a.rule, reason: a.reason, audit: this.options.audit, graceMs: this.config.kill.graceMs,
+          guard: (found, handle) => this.protection.kill(found, [...this.socketsOf(found.pid), ...(handle.sockets() ?? [])]),
         }).then((outcome) => {
           this.count(a.rule, "kill", outcome.result);
-          this.options.emit([{ time: now(), kind: "action", action: "kill", outcome: outcome.result, message: `${outcome.message}: ${a.reason}`, ...base }]);
+          // Refused at the last moment (another process at the PID, or one protected now): told
+          // as the refusals before it are, as a warning.
+          const refused = outcome.result === "reused" || outcome.result === "changed" || outcome.result === "protected";
+          const kind = refused ? { kind: "alert" as const, severity: "warning" as const } : { kind: "action" as const };
+          this.options.emit([{ time: now(), ...kind, action: "kill", outcome: outcome.result, message: `${outcome.message}: ${a.reason}`, ...base }]);
         });
         this.pending.add(p);
         void p.finally(() => this.pending.delete(p));
       }
     }
     if (records.length) this.options.emit(records);
+  }
+
+  /** The sockets the monitor's table says `pid` holds. */
+  private socketsOf(pid: number): Endpoint[] {
+    const out: Endpoint[] = [];
+    for (const ep of this.monitor?.table().values() ?? []) if (ep.pids.includes(pid)) out.push(ep);
+    return out;
   }
 
   private count(rule: string, action: string, outcome: string): void {
@@ -333,7 +366,8 @@ export class Daemon {
   }
 }
 
-function baseName(label: string): string {
-  const slash = label.lastIndexOf("/");
-  return label.slice(slash + 1).replace(/\.ts$/, "");
+/** One line: the first problem with file, line and key, and how many more there are. */
+function optionsError(config: DaemonConfig, problems: OptionProblem[]): ConfigError {
+  const more = problems.length > 1 ? ` (and ${problems.length - 1} more)` : "";
+  return new ConfigError(`${keyAt(config, problems[0]!.path)}: ${problems[0]!.message}${more}`);
 }

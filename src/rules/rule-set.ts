@@ -13,6 +13,7 @@ import { loadRuleSource, type RuleSource } from "./rule-sources.ts";
 import { compileRule } from "./compile-rule.ts";
 import { RuleRunner } from "./runner/rule-runner.ts";
 import { checkActionRows, type EndpointClaim } from "./action-rows.ts";
+import { validateRuleOptions } from "./rule-options.ts";
 import type { RuleAction, RuleReport } from "./rule-model.ts";
 
 export type { RuleAction, RuleReport, Severity } from "./rule-model.ts";
@@ -110,6 +111,14 @@ export class RuleSet {
       if (!rule || this.disposed) return false;
       try {
         const fresh = await this.build(rule.source, rule.options);
+        // The options configured for the old version must suit the new one's defaults too.
+        const configured = rule.options && typeof rule.options === "object" && Object.keys(rule.options).length > 0;
+        const problems = configured ? validateRuleOptions(fresh.info.name, fresh.info.optionTypes, rule.options, ["options"]) : [];
+        if (problems.length > 0) {
+          fresh.dispose();
+          const p = problems[0]!;
+          throw new RuleError(label, null, null, `its configured ${p.path.join(".")}: ${p.message}${problems.length > 1 ? ` (and ${problems.length - 1} more)` : ""}`);
+        }
         rule.runner.dispose();
         rule.runner = fresh;
         rule.failures = [];

@@ -18,8 +18,10 @@ import {
 } from "quickjs-emscripten-core";
 import singlefileVariant from "@jitl/quickjs-singlefile-cjs-release-sync";
 import { RuleError } from "../errors.ts";
+import { escapeControl, hasControlCharacters } from "../text/escape-control.ts";
 import { API_MODULE_SOURCE, CONTROL_SOURCE, HELPERS_GLOBAL, LOCKDOWN_SOURCE } from "./guest-source.ts";
 import type { CompiledRule } from "./compile-rule.ts";
+import type { OptionType } from "./rule-options.ts";
 import { hostHelpers } from "./host-helpers.ts";
 import { encodeProbe, PROBE_JSON } from "./guest-payload.ts";
 
@@ -48,6 +50,8 @@ export interface RuleInfo {
   handle: boolean;
   start: boolean;
   periodic: boolean;
+  /** The shape of the rule's option defaults, as the guest describes them (checked on the host). */
+  optionTypes?: OptionType;
 }
 
 /** Raw action rows as the guest recorded them; validated by the caller. */
@@ -177,7 +181,7 @@ export class RuleSandbox {
       const infoHandle = RuleSandbox.unwrap(context, compiled, context.callFunction(setRule, control, def, configured), "load", at);
       const info = JSON.parse(context.getString(infoHandle)) as RuleInfo;
       infoHandle.dispose();
-      if (printable(info.name) !== info.name) throw new RuleError(compiled.file, at.line, at.column, "a rule's name must not contain control characters");
+      if (hasControlCharacters(info.name)) throw new RuleError(compiled.file, at.line, at.column, "a rule's name must not contain control characters");
       info.description = printable(info.description);
       for (const h of [configured, setRule, def, ns]) h.dispose();
       owned.length = 0;
@@ -513,10 +517,11 @@ function describeError(context: QuickJSContext, compiled: CompiledRule, error: Q
   return { index, message: printable(text.slice(0, 500)), line, column, kind };
 }
 
-/** Control characters from a rule's text become \xNN, so reports cannot drive a terminal. */
-export function printable(text: string): string {
-  return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
-}
+/**
+ * A rule's text as it goes into a report: shown by the one escaping rule (text/escape-control.ts),
+ * so that a report cannot drive a terminal wherever it is printed.
+ */
+export const printable = escapeControl;
 
 function safeString(v: unknown): string {
   try {

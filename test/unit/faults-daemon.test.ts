@@ -28,11 +28,18 @@ class ManualTime extends ManualTimers {
     vi.spyOn(Date, "now").mockImplementation(() => wallStart + this.now + this.wallOffset);
   }
 
-  /** `n` refreshes, `before` called ahead of each. */
-  refreshes(n: number, before: (i: number) => void = () => {}): void {
+  /** The daemon whose refreshes this time drives: each refresh's handling is awaited. */
+  daemon: Daemon | null = null;
+
+  /**
+   * `n` refreshes, `before` called ahead of each; each refresh's events are handled (by rules in
+   * their own processes) before the next is due.
+   */
+  async refreshes(n: number, before: (i: number) => void = () => {}): Promise<void> {
     for (let i = 0; i < n; i++) {
       before(i);
       this.advance(100);
+      await this.daemon?.idle();
     }
   }
 }
@@ -114,6 +121,7 @@ function setup(configure: (c: DaemonConfig) => void = () => {}) {
     timers: time,
     clock: time.clock,
   });
+  time.daemon = daemon;
   const audit = () => (fs.existsSync(auditFile) ? fs.readFileSync(auditFile, "utf8").trim().split("\n").filter(Boolean).map((l) => JSON.parse(l)) : []);
   return { engine, warnings, records, audit, daemon, time };
 }
@@ -129,13 +137,13 @@ describe("the daemon under faults it cannot be shown from outside", () => {
     const { engine, warnings, daemon: d, time } = setup();
     await d.start();
     engine.failing = "recv(netlink): EINTR";
-    time.refreshes(15);
+    await time.refreshes(15);
     const failures = metric(d, /^sockwarden_refresh_errors_total /);
     expect(failures, "every one of the 15 refreshes (100..1500 ms) failed and was counted").toBe(15);
     engine.failing = null;
     // Closes go on as soon as the refreshes do.
     engine.add(endpoint(40001, 25, "curl"));
-    time.refreshes(1);
+    await time.refreshes(1);
     expect(engine.destroyed.map((e) => e.localPort), "the first refresh that works again closes the SMTP connection").toEqual([40001]);
     const refresh = warnings.filter((w) => w.startsWith("refresh failed"));
     // The first at once; then one count every 400 ms (at 500, 900, 1300 ms); the end with the rest.
@@ -151,7 +159,7 @@ describe("the daemon under faults it cannot be shown from outside", () => {
   test("destroy notices lost again and again: a counter, and lines with counts", async () => {
     const { engine, warnings, daemon: d, time } = setup();
     await d.start();
-    time.refreshes(15, () => (engine.lost += 7));
+    await time.refreshes(15, () => (engine.lost += 7));
     // Lost after the last refresh: stopping must still count them.
     engine.lost += 5;
     await d.stop(200);
@@ -175,11 +183,11 @@ describe("the daemon under faults it cannot be shown from outside", () => {
       engine.add(endpoint(port++, 25, "curl"));
       engine.add(endpoint(port++, 25, "exim4"));
     };
-    time.refreshes(12, add);
+    await time.refreshes(12, add);
     time.wallOffset = -3_600_000;
-    time.refreshes(12, add);
+    await time.refreshes(12, add);
     time.wallOffset = -3_600_000 + 86_400_000;
-    time.refreshes(5, add);
+    await time.refreshes(5, add);
     const closed = engine.destroyed.map((e) => e.process!.name);
     expect(closed, "each of the 29 refreshes closed its curl connection, across both jumps").toHaveLength(29);
     expect(new Set(closed), "exim4 is the mail server: never closed").toEqual(new Set(["curl"]));
@@ -206,7 +214,7 @@ export default defineRule({ name: "always-fails", on: ["opened"], handle(e) { th
     });
     await d.start();
     let port = 42000;
-    time.refreshes(12, () => {
+    await time.refreshes(12, () => {
       for (let j = 0; j < 10; j++) engine.add(endpoint(port++, 8080, "client"));
       engine.add(endpoint(port++, 25, "curl"));
     });
@@ -233,7 +241,7 @@ export default defineRule({ name: "always-fails", on: ["opened"], handle() { thr
     });
     await d.start();
     for (let i = 0; i < 20; i++) engine.add(endpoint(43000 + i, 8080, "client"));
-    time.refreshes(1);
+    await time.refreshes(1);
     const reports = records.filter((r) => r.kind === "report");
     expect(reports.map((r) => [r.outcome, r.count]), "the refresh that sees the 20 connections: the first failure, the count of 4 more, then the quarantine").toEqual([["error", undefined], ["error", 4], ["quarantined", undefined]]);
     expect(reports[2]!.message).toMatch(/quarantined: failed 5 times within 60 s/);
