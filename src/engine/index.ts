@@ -9,6 +9,7 @@ import { WindowsEngine } from "./windows/windows-engine.ts";
 import { enableVirtualTerminal } from "./windows/console.ts";
 import { openLinuxProcess } from "./linux/process-signal.ts";
 import { openWindowsProcess } from "./windows/process-signal.ts";
+import { bindLinuxChildToParent } from "./linux/parent-death.ts";
 
 export type EngineOptions = LinuxEngineOptions;
 
@@ -37,6 +38,21 @@ export function openProcess(pid: number): OpenProcessResult {
       return openWindowsProcess(pid);
     default:
       throw new UnsupportedError(`sockwarden cannot end processes on ${process.platform} yet`);
+  }
+}
+
+/**
+ * Makes this process end when its parent does, even if this one is busy and reads nothing.
+ * False when the parent is already gone. Where the OS offers no such binding (Windows: the
+ * parent ends its children itself), true.
+ */
+export function endWithParent(parentPid: number): boolean {
+  if (process.platform !== "linux") return true;
+  try {
+    return bindLinuxChildToParent(parentPid);
+  } catch {
+    // Without the binding the runner still ends when its pipe closes, once it reads again.
+    return true;
   }
 }
 

@@ -178,6 +178,37 @@ describe("the watchdog", () => {
   });
 });
 
+describe("a runner's life", () => {
+  it("ends with its host, even while it sits in a native call (the host killed with SIGKILL)", async () => {
+    const parent = Bun.spawn({ cmd: [process.execPath, path.join(ROOT, "test/fixtures/runner/stuck-parent.ts")], stdout: "pipe", stderr: "pipe" });
+    try {
+      const reader = (parent.stdout as ReadableStream<Uint8Array>).getReader();
+      let text = "";
+      // Bounded by the stream's end: the host prints one line, or exits.
+      while (!/runner \d+\n/.test(text)) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        text += new TextDecoder().decode(value);
+      }
+      const pid = Number(/runner (\d+)/.exec(text)?.[1]);
+      expect(pid).toBeGreaterThan(0);
+      // Inside the call: the runner spends CPU time.
+      const cpu = () => {
+        const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+        const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+        return Number(f[11]) + Number(f[12]);
+      };
+      const before = cpu();
+      await waitFor("the runner to be busy in its call", () => cpu() > before + 5, 20_000);
+      parent.kill(9);
+      await parent.exited;
+      await waitFor("the runner to end with its host", () => !running(pid), 10_000);
+    } finally {
+      parent.kill(9);
+    }
+  });
+});
+
 describe("deadlines", () => {
   const realNow = Date.now;
   afterEach(() => {

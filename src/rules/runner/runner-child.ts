@@ -10,11 +10,15 @@
  */
 import { writeSync } from "node:fs";
 import { RuleError } from "../../errors.ts";
+import { endWithParent } from "../../engine/index.ts";
 import { RuleSandbox } from "../sandbox.ts";
 import { LineMap } from "../source-map.ts";
 import { decodeRequest, encodeReply, FrameReader, ReplyKind, RequestKind, type Reply, type Request } from "./protocol.ts";
 
 export async function serveRuleRunner(): Promise<void> {
+  // A runner that outlived the daemon (killed with SIGKILL while a rule sat in a native call)
+  // would go on using a CPU for as long as that call runs.
+  if (!endWithParent(process.ppid)) process.exit(0);
   // Written synchronously: a Begin must be out before the rule's call holds this thread.
   const send = (reply: Reply): void => {
     for (const piece of encodeReply(reply)) {

@@ -1,0 +1,19 @@
+/**
+ * Ties a child process's life to its parent's: PR_SET_PDEATHSIG makes the kernel send SIGKILL
+ * when the parent thread goes, however it goes (SIGKILL included). A rule runner relies on this:
+ * stuck in one native call, it reads nothing, so it would not notice that its pipe closed.
+ * (Bun's own spawn was seen to give its children the same binding; this does not rely on it.)
+ */
+import { koffi } from "../native/koffi-addon.ts";
+
+const PR_SET_PDEATHSIG = 1;
+const SIGKILL = 9;
+
+/** True when bound; false when the parent was gone before the binding took (the caller ends). */
+export function bindLinuxChildToParent(parentPid: number): boolean {
+  const lib = koffi().load("libc.so.6");
+  const prctl = lib.func("int prctl(int, unsigned long, unsigned long, unsigned long, unsigned long)");
+  if ((prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) as number) !== 0) return true;
+  // The parent may have gone between the start and the call: the child then has a new parent.
+  return process.ppid === parentPid;
+}
