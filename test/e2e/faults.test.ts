@@ -95,9 +95,13 @@ const metric = (r: SoakResult, name: string, ...labels: string[]) => metricSum(n
 /** "N in all" of the last count line. */
 const inAll = (lines: string[]) => Number(/, (\d+) in all/.exec(lines.filter((l) => / in all/.test(l)).at(-1) ?? "")?.[1] ?? NaN);
 const readLines = (file: string) => (fs.existsSync(file) ? fs.readFileSync(file, "utf8").split("\n").filter(Boolean) : []);
-/** Records of a file sink across its rotated files. */
+/**
+ * Records of a file sink across its rotated files, without those that tell it about the other
+ * sinks (outcome sink-problem, sink-dropped): the records every sink was given.
+ */
 const sinkLines = (dir: string, base = "sink.ndjson") =>
-  fs.readdirSync(dir).filter((f) => f === base || f.startsWith(`${base}.`)).flatMap((f) => readLines(path.join(dir, f)));
+  fs.readdirSync(dir).filter((f) => f === base || f.startsWith(`${base}.`)).flatMap((f) => readLines(path.join(dir, f)))
+    .filter((l) => !/"outcome":"sink-(problem|dropped)"/.test(l));
 
 // Each run is a start, at least 12 s of traffic, a drain and a stop: more than the suite's
 // default test time on a loaded machine, and a run cut off by vitest would go on beside the next.

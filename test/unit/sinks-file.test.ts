@@ -100,4 +100,25 @@ describe("file sink", () => {
     sink.write([rec(99)]);
     expect(sink.stats().dropped).toBe(26);
   });
+
+  test("a disk that takes nothing: the queue holds no more than its bound of bytes, the rest counted as overflow", async () => {
+    const blocker = path.join(dir, "bytes-not-a-dir");
+    fs.writeFileSync(blocker, "");
+    const told: string[] = [];
+    const queueBytes = 64 * 1024;
+    const sink = new FileSink({ path: path.join(blocker, "a.ndjson"), queueBytes, retry: { initialMs: 5, maxMs: 20 }, report: (_, m) => told.push(m) });
+    const long = "y".repeat(4000);
+    for (let i = 0; i < 500; i++) {
+      sink.write([{ ...rec(i), message: `line ${i} ${long}` }]);
+      expect(sink.stats().queuedBytes).toBeLessThanOrEqual(queueBytes);
+    }
+    const s = sink.stats();
+    // Far fewer than the record bound (100,000) wait: the byte bound holds them.
+    expect(s.queued).toBeLessThan(20);
+    expect(s.maxQueuedBytes).toBe(queueBytes);
+    expect(s.droppedBy.overflow).toBe(500 - s.queued);
+    expect(told.filter((m) => /queue full/.test(m))).toEqual(["queue full (over its 64 KiB bound): dropping the oldest"]);
+    await sink.close(100);
+    expect(sink.stats()).toMatchObject({ written: 0, queued: 0, dropped: 500, droppedBy: { overflow: 500 - s.queued, failed: 0, closing: s.queued } });
+  });
 });

@@ -1,6 +1,7 @@
 import { describe, expect, test } from "vitest";
 import { AlertFolder } from "../../src/actions/sinks/alert-folder.ts";
 import { waitFor } from "./helpers/waits.ts";
+import { MAX_MESSAGE_CHARS } from "../../src/actions/sinks/record-bounds.ts";
 import type { SinkRecord } from "../../src/actions/sinks/sink-record.ts";
 
 const proc = (pid: number) => ({ pid, name: `p${pid}`, path: null, cmdline: null, uid: 0, user: "root", startTime: null, ppid: 1 });
@@ -45,7 +46,7 @@ describe("alert folder", () => {
     expect(out[1]).toMatchObject({ kind: "alert", rule: "smtp-guard", message: "smtp from curl", count: 9, firstTime: iso(1000), lastTime: iso(9000), time: iso(10_000) });
     expect(out[1]!.process?.pid).toBe(42);
     expect(represented(out)).toBe(10);
-    expect(folder.stats()).toEqual({ folded: 9, summaries: 1, open: 1 });
+    expect(folder.stats()).toMatchObject({ folded: 9, summaries: 1, open: 1, evicted: 0 });
     // A quiet window: the burst is forgotten, and the next alert goes out at once.
     at(20_000);
     folder.tick();
@@ -114,6 +115,40 @@ describe("alert folder", () => {
     expect(out.map((r) => `${r.message}${r.count ?? ""}`)).toEqual(["x", "y", "x1", "z"]);
     folder.close();
     expect(represented(out)).toBe(5);
+  });
+
+  test("ever new alerts: the folder holds no more than its bound of bytes, and still loses nothing", () => {
+    let now = 0;
+    const out: SinkRecord[] = [];
+    const maxBytes = 64 * 1024;
+    const folder = new AlertFolder({ maxBytes, clock: () => now, timer: false, emit: (r) => out.push(...r) });
+    const long = "x".repeat(2000);
+    let raised = 0;
+    for (let i = 0; i < 2000; i++) {
+      // Each alert twice, so that most bursts have a count to summarise when they are pushed out.
+      const a: SinkRecord = { time: new Date(now).toISOString(), kind: "alert", rule: "flood", message: `${i} ${long}` };
+      folder.write([a, a]);
+      raised += 2;
+      now += 1;
+      expect(folder.stats().bytes).toBeLessThanOrEqual(maxBytes);
+    }
+    const s = folder.stats();
+    expect(s.open).toBeLessThan(20);
+    expect(s.evicted).toBeGreaterThan(1900);
+    folder.close();
+    expect(represented(out)).toBe(raised);
+    expect(folder.stats().bytes).toBe(0);
+  });
+
+  test("a message past its cap is cut, with a marker, before it is keyed", () => {
+    const { folder, out, at } = setup();
+    at(0);
+    const a = (tail: string): SinkRecord => ({ time: new Date().toISOString(), kind: "alert", message: "m".repeat(50_000) + tail });
+    folder.write([a("1"), a("2")]);
+    folder.flush();
+    expect(out.map((r) => r.count)).toEqual([undefined, 1]);
+    expect(out[0]!.message).toHaveLength(MAX_MESSAGE_CHARS);
+    expect(out[0]!.message).toMatch(/\u2026 \[41833 characters cut\]$/);
   });
 
   test("the timer closes windows by itself", async () => {

@@ -4,7 +4,7 @@ import os from "node:os";
 import path from "node:path";
 import { PassThrough, Writable } from "node:stream";
 import { SinkSet } from "../../src/actions/sinks/sink-set.ts";
-import { StdoutSink } from "../../src/actions/sinks/stdout-sink.ts";
+import { StdoutSink, type TextStream } from "../../src/actions/sinks/stdout-sink.ts";
 import { FileSink } from "../../src/actions/sinks/file-sink.ts";
 import { AlertFolder } from "../../src/actions/sinks/alert-folder.ts";
 import type { Sink, SinkStats } from "../../src/actions/sinks/sink.ts";
@@ -25,7 +25,7 @@ function collect(stream: PassThrough): () => string {
   return () => text;
 }
 
-const zero: SinkStats = { written: 0, queued: 0, dropped: 0, failures: 0, lastError: null };
+const zero: SinkStats = { written: 0, queued: 0, queuedBytes: 0, maxQueuedBytes: 0, dropped: 0, droppedBy: { overflow: 0, failed: 0, closing: 0 }, failures: 0, lastError: null };
 
 /** A sink whose every method fails in its own way: write throws, flush and close never end. */
 class BrokenSink implements Sink {
@@ -91,13 +91,28 @@ describe("stdout sink", () => {
   test("nobody reading: beyond the bound, records are dropped and counted instead of piling up", async () => {
     const stalled = new Writable({ highWaterMark: 16, write() {} });
     stalled.on("error", () => {});
-    const sink = new StdoutSink({ format: "ndjson", stream: stalled, maxBufferedBytes: 1000 });
+    const told: string[] = [];
+    const sink = new StdoutSink({ format: "ndjson", stream: stalled, maxBufferedBytes: 1000, report: (_, m) => told.push(m) });
     for (let i = 0; i < 100; i++) sink.write([rec(i)]);
     const s = sink.stats();
     expect(s.dropped).toBeGreaterThan(80);
     expect(s.dropped + s.queued).toBe(100);
-    expect(s.failures).toBe(1);
-    expect(s.lastError).toMatch(/not being read/);
+    expect(s.droppedBy).toEqual({ overflow: s.dropped, failed: 0, closing: 0 });
+    expect(s.queuedBytes).toBeLessThanOrEqual(1000);
+    expect(told).toEqual(["standard output is not being read: over its 1000 bytes bound, dropping records"]);
+  });
+
+  test("a stream that never calls back (a stalled pipe under Bun says writableLength 0): held text stays under the bound", () => {
+    // Takes everything, answers nothing: what the sink gave it waits in memory.
+    const stalled: TextStream = { write: () => true, writableLength: 0 };
+    const sink = new StdoutSink({ format: "human", colour: false, stream: stalled, maxBufferedBytes: 64 * 1024 });
+    const big = "x".repeat(3000);
+    for (let i = 0; i < 200; i++) sink.write(Array.from({ length: 50 }, (_, j) => rec(i * 50 + j, { message: `${big} ${i}.${j}` })));
+    const s = sink.stats();
+    expect(s.queuedBytes).toBeLessThanOrEqual(64 * 1024);
+    expect(s.queuedBytes).toBeGreaterThan(60 * 1024);
+    expect(s.queued + s.dropped).toBe(10_000);
+    expect(s.droppedBy.overflow).toBe(s.dropped);
   });
 });
 

@@ -5,8 +5,13 @@
  * for), `firstTime` and `lastTime`. While the burst lasts, one summary follows per window; a key
  * that stays quiet for a whole window is forgotten, and its next alert goes out at once again.
  * Nothing is dropped: every alert is either sent or counted in a summary that is sent.
+ *
+ * What the folder holds is bounded in keys and in bytes (each burst's key and latest alert):
+ * past either bound the oldest burst is summarised early and forgotten, so that a rule raising
+ * ever new alerts (each a new key) costs a bounded amount of memory, and still loses nothing.
  */
 import type { SinkRecord, SinkRecordKind } from "./sink-record.ts";
+import { boundedRecord, recordBytes } from "./record-bounds.ts";
 
 export interface AlertFolderOptions {
   /** Where records go (a SinkSet's write). */
@@ -17,6 +22,8 @@ export interface AlertFolderOptions {
   kinds?: readonly SinkRecordKind[];
   /** Bursts tracked at once; beyond it the oldest is summarised early (default 10,000). */
   maxKeys?: number;
+  /** Bytes the tracked bursts may hold (keys and latest alerts); beyond it, the same (default 8 MiB). */
+  maxBytes?: number;
   /** Milliseconds now, for windows (test seam; default Date.now). */
   clock?: () => number;
   /**
@@ -36,7 +43,14 @@ interface Burst {
   firstTime: string;
   lastTime: string;
   latest: SinkRecord | null;
+  /** What the burst holds, as counted in the folder's bytes. */
+  bytes: number;
 }
+
+/** A burst's own fields and its entry in the map, beyond its key and latest alert. */
+const BURST_BYTES = 256;
+
+export const ALERT_FOLDER_DEFAULTS = { windowMs: 10_000, maxKeys: 10_000, maxBytes: 8 << 20 } as const;
 
 export interface AlertFolderStats {
   /** Alerts counted into summaries rather than sent alone. */
@@ -44,12 +58,19 @@ export interface AlertFolderStats {
   summaries: number;
   /** Bursts being tracked now. */
   open: number;
+  /** What the open bursts hold, in bytes; never more than maxBytes. */
+  bytes: number;
+  /** Bursts summarised (or forgotten) early because the folder was at its bound of keys or bytes. */
+  evicted: number;
 }
 
 export class AlertFolder {
   private readonly windowMs: number;
   private readonly kinds: ReadonlySet<SinkRecordKind>;
   private readonly maxKeys: number;
+  private readonly maxBytes: number;
+  private bytes = 0;
+  private evicted = 0;
   private readonly clock: () => number;
   private readonly wallClock: () => number;
   private readonly bursts = new Map<string, Burst>();
@@ -58,9 +79,10 @@ export class AlertFolder {
   private summaries = 0;
 
   constructor(private readonly o: AlertFolderOptions) {
-    this.windowMs = Math.max(1, o.windowMs ?? 10_000);
+    this.windowMs = Math.max(1, o.windowMs ?? ALERT_FOLDER_DEFAULTS.windowMs);
     this.kinds = new Set(o.kinds ?? ["alert"]);
-    this.maxKeys = Math.max(1, o.maxKeys ?? 10_000);
+    this.maxKeys = Math.max(1, o.maxKeys ?? ALERT_FOLDER_DEFAULTS.maxKeys);
+    this.maxBytes = Math.max(1, o.maxBytes ?? ALERT_FOLDER_DEFAULTS.maxBytes);
     this.clock = o.clock ?? Date.now;
     this.wallClock = o.wallClock ?? this.clock;
     if (o.timer !== false) {
@@ -73,11 +95,13 @@ export class AlertFolder {
   write(records: readonly SinkRecord[]): void {
     const now = this.clock();
     const out: SinkRecord[] = [];
-    for (const r of records) {
-      if (!this.kinds.has(r.kind) || r.count !== undefined) {
-        out.push(r);
+    for (const given of records) {
+      if (!this.kinds.has(given.kind) || given.count !== undefined) {
+        out.push(given);
         continue;
       }
+      // Cut before keying: the key holds the message.
+      const r = boundedRecord(given);
       const key = foldKey(r);
       let burst = this.bursts.get(key);
       if (burst && now - burst.windowStart >= this.windowMs) {
@@ -85,16 +109,21 @@ export class AlertFolder {
         burst = this.bursts.get(key);
       }
       if (!burst) {
-        if (this.bursts.size >= this.maxKeys) this.evictOldest(now, out);
-        this.bursts.set(key, { windowStart: now, folded: 0, firstTime: r.time, lastTime: r.time, latest: null });
+        const bytes = BURST_BYTES + 2 * key.length;
+        this.makeRoom(bytes, now, out);
+        this.bursts.set(key, { windowStart: now, folded: 0, firstTime: r.time, lastTime: r.time, latest: null, bytes });
+        this.bytes += bytes;
         out.push(r);
         continue;
       }
       if (burst.folded === 0) burst.firstTime = r.time;
       burst.folded++;
       burst.lastTime = r.time;
-      burst.latest = r;
+      this.setLatest(burst, r);
       this.foldedTotal++;
+      // The new latest alert may be bigger than the one before: back under the bound, oldest first
+      // (which may be this very burst; then its summary goes out now).
+      if (this.bytes > this.maxBytes) this.makeRoom(0, now, out);
     }
     this.send(out);
   }
@@ -115,7 +144,7 @@ export class AlertFolder {
       if (burst.folded > 0) {
         out.push(this.summary(burst, now));
         burst.folded = 0;
-        burst.latest = null;
+        this.setLatest(burst, null);
         burst.windowStart = now;
       }
     }
@@ -127,30 +156,50 @@ export class AlertFolder {
     if (this.interval) clearInterval(this.interval);
     this.flush();
     this.bursts.clear();
+    this.bytes = 0;
   }
 
   stats(): AlertFolderStats {
-    return { folded: this.foldedTotal, summaries: this.summaries, open: this.bursts.size };
+    return { folded: this.foldedTotal, summaries: this.summaries, open: this.bursts.size, bytes: this.bytes, evicted: this.evicted };
   }
 
   /** A window ends: a summary when alerts were folded (and a new window begins), else forget. */
   private closeWindow(key: string, burst: Burst, now: number, out: SinkRecord[]): void {
     if (burst.folded === 0) {
-      this.bursts.delete(key);
+      this.forget(key, burst);
       return;
     }
     out.push(this.summary(burst, now));
     burst.folded = 0;
-    burst.latest = null;
+    this.setLatest(burst, null);
     burst.windowStart = now;
   }
 
-  private evictOldest(now: number, out: SinkRecord[]): void {
-    const first = this.bursts.entries().next();
-    if (first.done) return;
-    const [key, burst] = first.value;
-    if (burst.folded > 0) out.push(this.summary(burst, now));
+  /**
+   * Summarises and forgets the oldest bursts until a new one of `bytes` fits under both bounds
+   * (`bytes` 0: until the folder is back under its bound of bytes).
+   */
+  private makeRoom(bytes: number, now: number, out: SinkRecord[]): void {
+    const keys = bytes > 0 ? 1 : 0;
+    while (this.bursts.size > 0 && (this.bursts.size + keys > this.maxKeys || this.bytes + bytes > this.maxBytes)) {
+      const [key, burst] = this.bursts.entries().next().value!;
+      if (burst.folded > 0) out.push(this.summary(burst, now));
+      this.forget(key, burst);
+      this.evicted++;
+    }
+  }
+
+  private setLatest(burst: Burst, r: SinkRecord | null): void {
+    const before = burst.latest ? recordBytes(burst.latest) : 0;
+    const after = r ? recordBytes(r) : 0;
+    burst.latest = r;
+    burst.bytes += after - before;
+    this.bytes += after - before;
+  }
+
+  private forget(key: string, burst: Burst): void {
     this.bursts.delete(key);
+    this.bytes -= burst.bytes;
   }
 
   private summary(burst: Burst, now: number): SinkRecord {

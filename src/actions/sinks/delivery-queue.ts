@@ -1,10 +1,13 @@
 /**
  * A bounded, ordered queue with one delivery in flight at a time, shared by the sinks that do
  * slow I/O (file, syslog, webhook). Items are taken in batches; a failed batch is retried, with
- * exponential backoff and jitter, before anything behind it, so order is kept. When more items
- * wait than the limit allows, the oldest are dropped, and every item given up on is counted.
+ * exponential backoff and jitter, before anything behind it, so order is kept. The queue is
+ * bounded twice: in items, and in bytes (the batch being delivered, and retried, counts too), so
+ * that what it holds stays under its bound however big the items are. When either bound would be
+ * passed, the oldest waiting items are dropped, and every item given up on is counted.
  */
 import { SinkCounters, errorText, within } from "./sink.ts";
+import { byteText } from "./record-bounds.ts";
 
 export interface RetryPolicy {
   /** Wait after the first failure; it doubles with each further failure, up to maxMs. */
@@ -40,7 +43,13 @@ export interface DeliveryProgress {
 export interface DeliveryQueueOptions<T> {
   /** Most items waiting, not counting the batch being delivered. */
   limit: number;
+  /** Most bytes held, waiting and in the batch being delivered, as sizeOf counts them. */
+  maxBytes: number;
+  /** What holding an item costs, in bytes. */
+  sizeOf(item: T): number;
   batchSize: number;
+  /** Most bytes in one batch (default a quarter of maxBytes); a batch takes one item at least. */
+  batchBytes?: number;
   retry: RetryPolicy;
   /**
    * Delivers one batch, or throws to have it retried. A deliverer that sends item by item
@@ -55,32 +64,66 @@ export interface DeliveryQueueOptions<T> {
 
 export class DeliveryQueue<T> {
   private items: T[] = [];
+  /** sizeOf of each item, at the same index. */
+  private sizes: number[] = [];
   private head = 0;
   private inFlight = 0;
+  private waitingBytes = 0;
+  private inFlightBytes = 0;
+  private readonly maxBytes: number;
+  private readonly batchBytes: number;
   private running = false;
   private closing = false;
   private abandoned = false;
   private cancelWait: (() => void) | null = null;
   private readonly idle = new Set<() => void>();
 
-  constructor(private readonly o: DeliveryQueueOptions<T>) {}
+  constructor(private readonly o: DeliveryQueueOptions<T>) {
+    this.maxBytes = Math.max(1, o.maxBytes);
+    this.batchBytes = Math.max(1, Math.min(this.maxBytes, o.batchBytes ?? Math.floor(this.maxBytes / 4)));
+  }
 
   /** Items waiting, including the batch being delivered. */
   get size(): number {
     return this.items.length - this.head + this.inFlight;
   }
 
+  /** Bytes held, waiting and in the batch being delivered; never more than maxBytes. */
+  get bytes(): number {
+    return this.waitingBytes + this.inFlightBytes;
+  }
+
   push(items: readonly T[]): void {
     if (items.length === 0) return;
     if (this.closing) {
-      this.o.counters.drop(items.length, `${items.length} record(s) arrived after closing`);
+      this.o.counters.drop(items.length, `${items.length} record(s) arrived after closing`, "closing");
       return;
     }
-    for (const item of items) this.items.push(item);
-    const over = this.items.length - this.head - this.o.limit;
-    if (over > 0) {
-      this.head += over;
-      this.o.counters.overflow(over, `queue full (${this.o.limit} records): dropping the oldest`);
+    let tooBig = 0;
+    for (const item of items) {
+      const size = this.o.sizeOf(item);
+      if (size > this.maxBytes) {
+        tooBig++;
+        continue;
+      }
+      this.items.push(item);
+      this.sizes.push(size);
+      this.waitingBytes += size;
+    }
+    if (tooBig > 0) this.o.counters.overflow(tooBig, `a record larger than the queue's ${byteText(this.maxBytes)} bound: dropped`);
+    let overCount = 0;
+    let overBytes = 0;
+    while (this.head < this.items.length && (this.items.length - this.head > this.o.limit || this.bytes > this.maxBytes)) {
+      if (this.items.length - this.head > this.o.limit) overCount++;
+      else overBytes++;
+      this.waitingBytes -= this.sizes[this.head]!;
+      // Let go of it now: a slot before head is not reused until the arrays are compacted.
+      this.items[this.head] = undefined as T;
+      this.head++;
+    }
+    if (overCount + overBytes > 0) {
+      const bound = overCount > 0 ? `${this.o.limit} records` : `over its ${byteText(this.maxBytes)} bound`;
+      this.o.counters.overflow(overCount + overBytes, `queue full (${bound}): dropping the oldest`);
     }
     this.compact();
     if (!this.running) {
@@ -112,28 +155,43 @@ export class DeliveryQueue<T> {
     const left = this.size;
     this.abandoned = true;
     this.items = [];
+    this.sizes = [];
     this.head = 0;
     this.inFlight = 0;
+    this.waitingBytes = 0;
+    this.inFlightBytes = 0;
     this.cancelWait?.();
-    this.o.counters.drop(left, `${left} record(s) not delivered before closing`);
+    this.o.counters.drop(left, `${left} record(s) not delivered before closing`, "closing");
     this.notifyIdle();
   }
 
   private async run(): Promise<void> {
     try {
       while (!this.abandoned && this.head < this.items.length) {
-        const batch = this.items.slice(this.head, this.head + this.o.batchSize);
-        this.head += batch.length;
+        let end = this.head;
+        let bytes = 0;
+        while (end < this.items.length && end - this.head < this.o.batchSize && (end === this.head || bytes + this.sizes[end]! <= this.batchBytes)) {
+          bytes += this.sizes[end]!;
+          end++;
+        }
+        const batch = this.items.slice(this.head, end);
+        for (let i = this.head; i < end; i++) this.items[i] = undefined as T;
+        this.head = end;
         this.inFlight = batch.length;
+        this.waitingBytes -= bytes;
+        this.inFlightBytes = bytes;
         this.compact();
-        if (this.items.length - this.head < this.o.limit) this.o.counters.roomAgain();
         await this.deliverWithRetries(batch);
         if (this.abandoned) return;
         this.inFlight = 0;
+        this.inFlightBytes = 0;
       }
     } finally {
       this.running = false;
-      if (this.size === 0) this.notifyIdle();
+      if (this.size === 0) {
+        this.o.counters.emptied();
+        this.notifyIdle();
+      }
     }
   }
 
@@ -157,7 +215,7 @@ export class DeliveryQueue<T> {
         // The failure itself was reported just above; the count says what it cost.
         const done = Math.min(Math.max(0, progress.done), batch.length);
         if (done > 0) this.o.counters.written += done;
-        this.o.counters.drop(batch.length - done);
+        this.o.counters.drop(batch.length - done, undefined, "failed");
         return;
       }
       await this.wait(this.backoff(failures, error));
@@ -189,8 +247,14 @@ export class DeliveryQueue<T> {
   }
 
   private compact(): void {
-    if (this.head > 4096 && this.head * 2 > this.items.length) {
+    if (this.head === this.items.length) {
+      // Empty: let go of the arrays at once, so that no dropped item is held by them.
+      this.items = [];
+      this.sizes = [];
+      this.head = 0;
+    } else if (this.head > 4096 && this.head * 2 > this.items.length) {
       this.items = this.items.slice(this.head);
+      this.sizes = this.sizes.slice(this.head);
       this.head = 0;
     }
   }

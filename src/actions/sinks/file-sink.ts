@@ -3,7 +3,8 @@
  * size: FILE -> FILE.1 -> FILE.2 ... up to FILE.<keep>, the oldest removed. Rotation happens only
  * between lines, after the lines before it are synced, so no line is ever split or lost across
  * files. A file renamed or removed by someone else (logrotate) is noticed and a new one started.
- * Writes run in the background; a failing disk makes batches wait and retry (bounded queue).
+ * Writes run in the background; a failing disk makes batches wait and retry, in a queue bounded
+ * in records and in bytes.
  */
 import fs from "node:fs";
 import fsp from "node:fs/promises";
@@ -12,6 +13,7 @@ import type { Sink, SinkProblemReporter, SinkStats } from "./sink.ts";
 import { SinkCounters } from "./sink.ts";
 import type { SinkRecord } from "./sink-record.ts";
 import { ndjsonLine } from "./record-text.ts";
+import { recordBytes } from "./record-bounds.ts";
 import { DEFAULT_RETRY, DeliveryQueue, type DeliveryProgress, type RetryPolicy } from "./delivery-queue.ts";
 
 export interface FileSinkOptions {
@@ -22,11 +24,13 @@ export interface FileSinkOptions {
   keep?: number;
   /** Records that may wait while the disk is failing (default 100,000). */
   queueSize?: number;
+  /** Bytes the waiting records may hold, the batch being written included (default 16 MiB). */
+  queueBytes?: number;
   retry?: Partial<RetryPolicy>;
   report?: SinkProblemReporter;
 }
 
-export const FILE_SINK_DEFAULTS = { maxBytes: 10 * 1024 * 1024, keep: 5, queueSize: 100_000 } as const;
+export const FILE_SINK_DEFAULTS = { maxBytes: 10 * 1024 * 1024, keep: 5, queueSize: 100_000, queueBytes: 16 << 20 } as const;
 
 interface OpenFile {
   handle: fsp.FileHandle;
@@ -40,6 +44,7 @@ export class FileSink implements Sink {
   readonly path: string;
   private readonly maxBytes: number;
   private readonly keep: number;
+  private readonly queueBytes: number;
   private readonly counters: SinkCounters;
   private readonly queue: DeliveryQueue<SinkRecord>;
   private file: OpenFile | null = null;
@@ -52,8 +57,11 @@ export class FileSink implements Sink {
     this.maxBytes = Math.max(0, o.maxBytes ?? FILE_SINK_DEFAULTS.maxBytes);
     this.keep = Math.max(1, Math.floor(o.keep ?? FILE_SINK_DEFAULTS.keep));
     this.counters = new SinkCounters(this.name, o.report);
+    this.queueBytes = o.queueBytes ?? FILE_SINK_DEFAULTS.queueBytes;
     this.queue = new DeliveryQueue<SinkRecord>({
       limit: o.queueSize ?? FILE_SINK_DEFAULTS.queueSize,
+      maxBytes: this.queueBytes,
+      sizeOf: recordBytes,
       batchSize: 2000,
       retry: { ...DEFAULT_RETRY, initialMs: 200, maxMs: 10_000, ...o.retry },
       deliver: (batch, progress) => this.append(batch, progress),
@@ -78,7 +86,7 @@ export class FileSink implements Sink {
   }
 
   stats(): SinkStats {
-    return this.counters.snapshot(this.queue.size);
+    return this.counters.snapshot(this.queue.size, this.queue.bytes, this.queueBytes);
   }
 
   /** Appends the lines not yet on disk; progress.done counts lines written and synced. */

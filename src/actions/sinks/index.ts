@@ -10,7 +10,9 @@
  */
 export type { SinkRecord, SinkRecordKind, ActionRecordInput } from "./sink-record.ts";
 export { actionRecord, logRecord, ruleActionRecord, ruleReportRecord } from "./sink-record.ts";
-export type { Sink, SinkStats, SinkProblemReporter } from "./sink.ts";
+export type { Sink, SinkStats, SinkProblemReporter, DropReason } from "./sink.ts";
+export { DROP_REASONS } from "./sink.ts";
+export { boundedRecord, recordBytes, byteText, MAX_MESSAGE_CHARS, MAX_FIELD_CHARS } from "./record-bounds.ts";
 export { humanLine, ndjsonLine, recordSummary } from "./record-text.ts";
 export { StdoutSink, type StdoutSinkOptions, type TextStream } from "./stdout-sink.ts";
 export { FileSink, FILE_SINK_DEFAULTS, type FileSinkOptions } from "./file-sink.ts";
@@ -18,6 +20,6 @@ export { SyslogSink, SYSLOG_DEFAULTS, type SyslogSinkOptions, type LocalDatagram
 export { FACILITIES, type Facility, type SyslogFormat } from "./syslog-format.ts";
 export { WebhookSink, WEBHOOK_DEFAULTS, type WebhookSinkOptions } from "./webhook-sink.ts";
 export { SinkSet, type SinkSetOptions } from "./sink-set.ts";
-export { AlertFolder, type AlertFolderOptions, type AlertFolderStats } from "./alert-folder.ts";
+export { AlertFolder, ALERT_FOLDER_DEFAULTS, type AlertFolderOptions, type AlertFolderStats } from "./alert-folder.ts";
 export { parseSinkSpec, createSink, SINK_SPEC_EXAMPLES, type SinkSpec, type SinkDependencies } from "./sink-spec.ts";
 export type { RetryPolicy } from "./delivery-queue.ts";

@@ -1,10 +1,13 @@
 /**
  * Several sinks at once. Every record goes to every sink; a sink that throws, or whose flush or
  * close never finishes, costs only itself: the others get their records and finish on time.
+ * Records are cut to their bounds here, where they enter the sinks (record-bounds.ts), so that
+ * no sink's queue ever holds one longer text than those bounds allow.
  */
 import type { Sink, SinkProblemReporter, SinkStats } from "./sink.ts";
 import { errorText, within } from "./sink.ts";
 import type { SinkRecord } from "./sink-record.ts";
+import { boundedRecord } from "./record-bounds.ts";
 
 export interface SinkSetOptions {
   /** Told once per failure episode of a sink that throws from write, flush or close. */
@@ -38,8 +41,18 @@ export class SinkSet {
   }
 
   write(records: readonly SinkRecord[]): void {
-    if (records.length === 0) return;
-    for (const m of this.members) {
+    this.writeTo(this.members, records);
+  }
+
+  /** Writes to every sink but the one named (e.g. to tell the others what that one dropped). */
+  writeExcept(name: string, records: readonly SinkRecord[]): void {
+    this.writeTo(this.members.filter((m) => m.sink.name !== name), records);
+  }
+
+  private writeTo(members: readonly Member[], given: readonly SinkRecord[]): void {
+    if (given.length === 0 || members.length === 0) return;
+    const records = given.map(boundedRecord);
+    for (const m of members) {
       try {
         m.sink.write(records);
       } catch (err) {
@@ -66,11 +79,13 @@ export class SinkSet {
       try {
         s = m.sink.stats();
       } catch (err) {
-        s = { written: 0, queued: 0, dropped: 0, failures: 0, lastError: errorText(err) };
+        s = { written: 0, queued: 0, queuedBytes: 0, maxQueuedBytes: 0, dropped: 0, droppedBy: { overflow: 0, failed: 0, closing: 0 }, failures: 0, lastError: errorText(err) };
       }
       let name = m.sink.name;
       for (let i = 2; name in out; i++) name = `${m.sink.name}#${i}`;
-      out[name] = { ...s, dropped: s.dropped + m.lost, failures: s.failures + m.thrown, lastError: s.lastError ?? m.lastThrow };
+      const by = s.droppedBy ?? { overflow: 0, failed: s.dropped, closing: 0 };
+      const droppedBy = { ...by, failed: by.failed + m.lost };
+      out[name] = { ...s, dropped: s.dropped + m.lost, droppedBy, failures: s.failures + m.thrown, lastError: s.lastError ?? m.lastThrow };
     }
     return out;
   }

@@ -2,8 +2,8 @@
  * Sinks named in one word, for the command line and the config file:
  *
  *   stdout                              lines for people (coloured on a terminal)
- *   stdout:ndjson                       one JSON object per line
- *   file:/var/log/sockwarden/alerts.ndjson?maxBytes=10M&keep=5
+ *   stdout:ndjson?bufferBytes=8M        one JSON object per line
+ *   file:/var/log/sockwarden/alerts.ndjson?maxBytes=10M&keep=5&queueBytes=16M
  *   syslog                              the local syslog socket, /dev/log
  *   syslog:/run/other.sock              another local socket
  *   syslog:udp://10.0.0.2:514           RFC 5424 over UDP; tcp://host:port for TCP
@@ -12,6 +12,9 @@
  *
  * Webhook options follow '#', so that the URL's own query string reaches the server untouched
  * (a fragment is never sent).
+ *
+ * Every sink holds at most a bounded number of bytes of records waiting to go out: queueBytes
+ * (file 16M, syslog 4M, webhook 8M) or, for stdout, bufferBytes (4M); at least 64K.
  */
 import { UsageError } from "../../errors.ts";
 import type { Sink, SinkProblemReporter } from "./sink.ts";
@@ -43,7 +46,7 @@ export function parseSinkSpec(text: string): SinkSpec {
   // "kind", "kind:rest", and for syslog's default socket also "syslog?options".
   let rest: string | null = null;
   if (after.startsWith(":")) rest = after.slice(1);
-  else if (after.startsWith("?") && kind === "syslog") rest = after;
+  else if (after.startsWith("?") && (kind === "syslog" || kind === "stdout")) rest = after;
   else if (after !== "") throw bad(spec, `expected "${kind || "kind"}:..."`);
   switch (kind) {
     case "stdout":
@@ -60,9 +63,12 @@ export function parseSinkSpec(text: string): SinkSpec {
 }
 
 function stdoutSpec(spec: string, rest: string | null): SinkSpec {
-  if (rest === null || rest === "human") return { type: "stdout", format: "human" };
-  if (rest === "ndjson") return { type: "stdout", format: "ndjson" };
-  throw bad(spec, `stdout takes "human" or "ndjson", not "${rest}"`);
+  const [format, query] = rest === null ? ["", null] : splitOnce(rest, "?");
+  const named = format !== "" || (rest !== null && !rest.startsWith("?"));
+  if (named && format !== "human" && format !== "ndjson") throw bad(spec, `stdout takes "human" or "ndjson", not "${format}"`);
+  const out: SinkSpec = { type: "stdout", format: format === "ndjson" ? "ndjson" : "human" };
+  for (const [key, value] of options(spec, query, ["bufferBytes"])) out.maxBufferedBytes = queueBytes(spec, key, value);
+  return out;
 }
 
 function fileSpec(spec: string, rest: string | null): SinkSpec {
@@ -70,9 +76,10 @@ function fileSpec(spec: string, rest: string | null): SinkSpec {
   const [file, query] = splitOnce(rest, "?");
   if (file === "") throw bad(spec, "file needs a path");
   const out: SinkSpec = { type: "file", path: file };
-  for (const [key, value] of options(spec, query, ["maxBytes", "keep", "queueSize"])) {
+  for (const [key, value] of options(spec, query, ["maxBytes", "keep", "queueSize", "queueBytes"])) {
     if (key === "maxBytes") out.maxBytes = byteSize(spec, key, value);
     else if (key === "keep") out.keep = integer(spec, key, value, 1);
+    else if (key === "queueBytes") out.queueBytes = queueBytes(spec, key, value);
     else out.queueSize = integer(spec, key, value, 1);
   }
   return out;
@@ -90,7 +97,7 @@ function syslogSpec(spec: string, rest: string | null): SinkSpec {
   } else {
     throw bad(spec, `syslog goes to "local", a socket path, udp://host:port or tcp://host:port, not "${target}"`);
   }
-  for (const [key, value] of options(spec, query, ["facility", "appName", "format", "queueSize", "maxMessageBytes"])) {
+  for (const [key, value] of options(spec, query, ["facility", "appName", "format", "queueSize", "queueBytes", "maxMessageBytes"])) {
     if (key === "facility") {
       if (!(value in FACILITIES)) throw bad(spec, `unknown facility "${value}" (${Object.keys(FACILITIES).join(", ")})`);
       out.facility = value as Facility;
@@ -101,6 +108,7 @@ function syslogSpec(spec: string, rest: string | null): SinkSpec {
       if (value !== "rfc5424" && value !== "rfc3164") throw bad(spec, `format is rfc5424 or rfc3164, not "${value}"`);
       out.format = value;
     } else if (key === "queueSize") out.queueSize = integer(spec, key, value, 1);
+    else if (key === "queueBytes") out.queueBytes = queueBytes(spec, key, value);
     else out.maxMessageBytes = byteSize(spec, key, value);
   }
   return out;
@@ -117,8 +125,9 @@ function webhookSpec(spec: string, rest: string | null): SinkSpec {
   }
   if (parsed.protocol !== "http:" && parsed.protocol !== "https:") throw bad(spec, "webhook needs an http:// or https:// URL");
   const out: SinkSpec = { type: "webhook", url };
-  for (const [key, value] of options(spec, fragment, ["queueSize", "batchSize", "timeoutMs", "maxRetries", "backoffMs", "maxBackoffMs"])) {
+  for (const [key, value] of options(spec, fragment, ["queueSize", "queueBytes", "batchSize", "timeoutMs", "maxRetries", "backoffMs", "maxBackoffMs"])) {
     if (key === "queueSize") out.queueSize = integer(spec, key, value, 1);
+    else if (key === "queueBytes") out.queueBytes = queueBytes(spec, key, value);
     else if (key === "batchSize") out.batchSize = integer(spec, key, value, 1);
     else if (key === "timeoutMs") out.timeoutMs = integer(spec, key, value, 1);
     else if (key === "maxRetries") out.maxRetries = value === "infinite" ? Infinity : integer(spec, key, value, 0);
@@ -165,6 +174,16 @@ function byteSize(spec: string, key: string, value: string): number {
   if (!m) throw bad(spec, `${key} is a size such as 10485760 or 10M, not "${value}"`);
   const unit = { "": 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3 }[(m[2] ?? "").toUpperCase() as "" | "K" | "M" | "G"];
   return Number(m[1]) * unit;
+}
+
+/** Smallest byte bound of a queue: several of the biggest records (record-bounds.ts) fit. */
+export const MIN_QUEUE_BYTES = 64 * 1024;
+
+/** A queue's bound in bytes: a size of at least 64K, no "0 means no limit" (nothing unbounded). */
+function queueBytes(spec: string, key: string, value: string): number {
+  const n = byteSize(spec, key, value);
+  if (n < MIN_QUEUE_BYTES) throw bad(spec, `${key} is at least 64K, not "${value}"`);
+  return n;
 }
 
 /** What sinks need from the rest of the program. */

@@ -5,13 +5,26 @@
  */
 import type { SinkRecord } from "./sink-record.ts";
 
+/**
+ * Why records were given up on: the queue was over its bound (records or bytes), delivery failed
+ * for good (retries exhausted, refused, a broken pipe), or the sink was closing.
+ */
+export type DropReason = "overflow" | "failed" | "closing";
+export const DROP_REASONS: readonly DropReason[] = ["overflow", "failed", "closing"];
+
 export interface SinkStats {
   /** Records delivered (written and synced, sent, or accepted by the webhook). */
   written: number;
   /** Records waiting, including a batch being delivered now. */
   queued: number;
+  /** What the waiting records cost, as {@link recordBytes} counts it (or the bytes of text not yet written). */
+  queuedBytes: number;
+  /** The most queuedBytes may reach. */
+  maxQueuedBytes: number;
   /** Records given up on: queue overflow (oldest first), retries exhausted, refused, or closed. */
   dropped: number;
+  /** `dropped` by reason; the reasons add up to it. */
+  droppedBy: Record<DropReason, number>;
   /**
    * Failure episodes: a delivery failure that follows a success (or the start) counts once, and
    * the same error repeating while retrying does not count again.
@@ -46,6 +59,7 @@ export type SinkProblemReporter = (sink: string, message: string) => void;
 export class SinkCounters {
   written = 0;
   dropped = 0;
+  readonly droppedBy: Record<DropReason, number> = { overflow: 0, failed: 0, closing: 0 };
   failures = 0;
   lastError: string | null = null;
   private failing: string | null = null;
@@ -71,31 +85,40 @@ export class SinkCounters {
   }
 
   /**
-   * Records given up on. The reason, when given, is reported; a delivery failure that already
+   * Records given up on. The message, when given, is reported; a delivery failure that already
    * was (through failed()) passes none.
    */
-  drop(n: number, reason?: string): void {
+  drop(n: number, message?: string, why: DropReason = "failed"): void {
     if (n <= 0) return;
     this.dropped += n;
-    if (reason) this.tell(reason);
+    this.droppedBy[why] += n;
+    if (message) this.tell(message);
   }
 
-  /** Records dropped because the queue is full; reported once until there is room again. */
-  overflow(n: number, reason: string): void {
+  /**
+   * Records dropped because the queue is over its bound; reported once per episode, which ends
+   * when the queue has emptied (not merely made room: a queue that stays full tells once, and
+   * the counts are told by whoever reads the stats).
+   */
+  overflow(n: number, message: string): void {
     if (n <= 0) return;
     this.dropped += n;
+    this.droppedBy.overflow += n;
     if (this.overflowing) return;
     this.overflowing = true;
-    this.tell(reason);
+    this.tell(message);
   }
 
-  /** The queue has room again: a later overflow is reported anew. */
-  roomAgain(): void {
+  /** The queue has emptied: a later overflow is reported anew. */
+  emptied(): void {
     this.overflowing = false;
   }
 
-  snapshot(queued: number): SinkStats {
-    return { written: this.written, queued, dropped: this.dropped, failures: this.failures, lastError: this.lastError };
+  snapshot(queued: number, queuedBytes = 0, maxQueuedBytes = 0): SinkStats {
+    return {
+      written: this.written, queued, queuedBytes, maxQueuedBytes, dropped: this.dropped, droppedBy: { ...this.droppedBy },
+      failures: this.failures, lastError: this.lastError,
+    };
   }
 
   private tell(message: string): void {

@@ -8,6 +8,7 @@ import type { Sink, SinkProblemReporter, SinkStats } from "./sink.ts";
 import { SinkCounters, delay, errorText } from "./sink.ts";
 import type { SinkRecord } from "./sink-record.ts";
 import { humanLine, ndjsonLine } from "./record-text.ts";
+import { byteText } from "./record-bounds.ts";
 import { useColour } from "../../view/event-line.ts";
 
 /** The part of a Node writable stream the sink uses (process.stdout, a PassThrough in tests). */
@@ -23,7 +24,7 @@ export interface StdoutSinkOptions {
   colour?: boolean;
   /** Default process.stdout. */
   stream?: TextStream;
-  /** Bytes the stream may hold unwritten before records are dropped (default 4 MiB). */
+  /** Bytes of text the stream may hold unwritten; records past it are dropped (default 4 MiB). */
   maxBufferedBytes?: number;
   report?: SinkProblemReporter;
 }
@@ -35,7 +36,9 @@ export class StdoutSink implements Sink {
   private readonly colour: boolean;
   private readonly maxBuffered: number;
   private pending = 0;
+  private pendingBytes = 0;
   private closed = false;
+  private gaveUp = false;
   private broken: string | null = null;
 
   constructor(private readonly o: StdoutSinkOptions) {
@@ -53,19 +56,37 @@ export class StdoutSink implements Sink {
 
   write(records: readonly SinkRecord[]): void {
     if (records.length === 0) return;
-    if (this.closed) return this.counters.drop(records.length, `${records.length} record(s) arrived after closing`);
+    if (this.closed) return this.counters.drop(records.length, `${records.length} record(s) arrived after closing`, "closing");
     if (this.broken) return this.counters.drop(records.length);
-    if ((this.stream.writableLength ?? 0) > this.maxBuffered) {
-      this.counters.failed("standard output is not being read");
-      return this.counters.drop(records.length);
-    }
+    // The text not yet taken by the stream is counted here, by the callbacks: under Bun a stalled
+    // pipe's writableLength stays 0 while the text waits in memory.
+    const room = this.maxBuffered - Math.max(this.pendingBytes, this.stream.writableLength ?? 0);
+    if (room <= 0) return this.overflow(records.length);
     let text = "";
-    for (const r of records) text += this.o.format === "ndjson" ? ndjsonLine(r) : humanLine(r, this.colour);
-    const n = records.length;
+    let bytes = 0;
+    let n = 0;
+    for (const r of records) {
+      const line = this.o.format === "ndjson" ? ndjsonLine(r) : humanLine(r, this.colour);
+      const size = Buffer.byteLength(line);
+      if (bytes + size > room) break;
+      text += line;
+      bytes += size;
+      n++;
+    }
+    if (n < records.length) this.overflow(records.length - n);
+    if (n === 0) return;
     this.pending += n;
+    this.pendingBytes += bytes;
+    const done = () => {
+      this.pending -= n;
+      this.pendingBytes -= bytes;
+      if (this.pending === 0) this.counters.emptied();
+    };
     try {
       this.stream.write(text, (err) => {
-        this.pending -= n;
+        done();
+        // Counted as dropped when closing gave up on it.
+        if (this.gaveUp) return;
         if (err) {
           this.counters.failed(errorText(err));
           this.counters.drop(n);
@@ -74,10 +95,14 @@ export class StdoutSink implements Sink {
         }
       });
     } catch (err) {
-      this.pending -= n;
+      done();
       this.counters.failed(errorText(err));
       this.counters.drop(n);
     }
+  }
+
+  private overflow(n: number): void {
+    this.counters.overflow(n, `standard output is not being read: over its ${byteText(this.maxBuffered)} bound, dropping records`);
   }
 
   /** True when everything written so far has reached the stream in time. */
@@ -90,11 +115,14 @@ export class StdoutSink implements Sink {
 
   async close(timeoutMs: number): Promise<void> {
     this.closed = true;
-    await this.flush(timeoutMs);
+    if (!(await this.flush(timeoutMs))) {
+      this.gaveUp = true;
+      this.counters.drop(this.pending, `${this.pending} record(s) not written before closing`, "closing");
+    }
     // Standard output itself stays open: it belongs to the process.
   }
 
   stats(): SinkStats {
-    return this.counters.snapshot(this.pending);
+    return this.gaveUp ? this.counters.snapshot(0, 0, this.maxBuffered) : this.counters.snapshot(this.pending, this.pendingBytes, this.maxBuffered);
   }
 }

@@ -16,6 +16,7 @@ import type { Sink, SinkProblemReporter, SinkStats } from "./sink.ts";
 import { SinkCounters, errorText } from "./sink.ts";
 import type { SinkRecord } from "./sink-record.ts";
 import { DEFAULT_RETRY, DeliveryQueue, PermanentDeliveryError, type DeliveryProgress, type RetryPolicy } from "./delivery-queue.ts";
+import { recordBytes } from "./record-bounds.ts";
 import { rfc3164, rfc5424, utf8Limited, type Facility, type SyslogFormat, type SyslogHeader } from "./syslog-format.ts";
 
 export type LocalDatagram = ReturnType<NonNullable<SocketEngine["openLocalDatagram"]>>;
@@ -37,13 +38,15 @@ export interface SyslogSinkOptions {
   maxMessageBytes?: number;
   /** Records that may wait while the collector is unreachable (default 10,000). */
   queueSize?: number;
+  /** Bytes the waiting records may hold, the batch being sent included (default 4 MiB). */
+  queueBytes?: number;
   /** TCP: connecting, and each batch's write, give up after this long (default 5000 ms). */
   timeoutMs?: number;
   retry?: Partial<RetryPolicy>;
   report?: SinkProblemReporter;
 }
 
-export const SYSLOG_DEFAULTS = { socketPath: "/dev/log", facility: "daemon", appName: "sockwarden", queueSize: 10_000, timeoutMs: 5000 } as const;
+export const SYSLOG_DEFAULTS = { socketPath: "/dev/log", facility: "daemon", appName: "sockwarden", queueSize: 10_000, queueBytes: 4 << 20, timeoutMs: 5000 } as const;
 
 interface Transport {
   /** Sends frames from progress.done on, advancing it; throws when one cannot go. */
@@ -77,6 +80,7 @@ export class SyslogSink implements Sink {
   private readonly header: SyslogHeader;
   private readonly format: SyslogFormat;
   private readonly maxBytes: number;
+  private readonly queueBytes: number;
   private readonly tcp: boolean;
 
   constructor(o: SyslogSinkOptions) {
@@ -101,8 +105,11 @@ export class SyslogSink implements Sink {
       : network!.protocol === "udp"
         ? new UdpTransport(network!)
         : new TcpTransport(network!, timeoutMs);
+    this.queueBytes = o.queueBytes ?? SYSLOG_DEFAULTS.queueBytes;
     this.queue = new DeliveryQueue<SinkRecord>({
       limit: o.queueSize ?? SYSLOG_DEFAULTS.queueSize,
+      maxBytes: this.queueBytes,
+      sizeOf: recordBytes,
       batchSize: 500,
       retry: { ...DEFAULT_RETRY, initialMs: 250, maxMs: 15_000, ...o.retry },
       deliver: (batch, progress) => this.transport.send(batch.map((r) => this.frame(r)), progress),
@@ -125,7 +132,7 @@ export class SyslogSink implements Sink {
   }
 
   stats(): SinkStats {
-    return this.counters.snapshot(this.queue.size);
+    return this.counters.snapshot(this.queue.size, this.queue.bytes, this.queueBytes);
   }
 
   /**

@@ -8,6 +8,7 @@
 import type { Sink, SinkProblemReporter, SinkStats } from "./sink.ts";
 import { SinkCounters } from "./sink.ts";
 import type { SinkRecord } from "./sink-record.ts";
+import { recordBytes } from "./record-bounds.ts";
 import { DEFAULT_RETRY, DeliveryQueue, PermanentDeliveryError, RetryLaterError, type RetryPolicy } from "./delivery-queue.ts";
 import { VERSION } from "../../version.ts";
 
@@ -15,6 +16,8 @@ export interface WebhookSinkOptions {
   url: string;
   /** Records that may wait (default 10,000); the batch being sent is not counted in it. */
   queueSize?: number;
+  /** Bytes the waiting records may hold, the batch being sent included (default 8 MiB). */
+  queueBytes?: number;
   /** Records per POST (default 100). */
   batchSize?: number;
   /** Each POST gives up after this long (default 5000 ms). */
@@ -29,7 +32,7 @@ export interface WebhookSinkOptions {
   random?: () => number;
 }
 
-export const WEBHOOK_DEFAULTS = { queueSize: 10_000, batchSize: 100, timeoutMs: 5000 } as const;
+export const WEBHOOK_DEFAULTS = { queueSize: 10_000, queueBytes: 8 << 20, batchSize: 100, timeoutMs: 5000 } as const;
 
 const RETRYABLE_4XX = new Set([408, 425, 429]);
 
@@ -44,6 +47,7 @@ export class WebhookSink implements Sink {
   private readonly counters: SinkCounters;
   private readonly queue: DeliveryQueue<SinkRecord>;
   private readonly timeoutMs: number;
+  private readonly queueBytes: number;
   private readonly inFlight = new Set<AbortController>();
 
   constructor(private readonly o: WebhookSinkOptions) {
@@ -59,8 +63,11 @@ export class WebhookSink implements Sink {
       maxMs: o.backoff?.maxMs ?? DEFAULT_RETRY.maxMs,
       maxRetries: o.maxRetries ?? DEFAULT_RETRY.maxRetries,
     };
+    this.queueBytes = o.queueBytes ?? WEBHOOK_DEFAULTS.queueBytes;
     this.queue = new DeliveryQueue<SinkRecord>({
       limit: Math.max(1, o.queueSize ?? WEBHOOK_DEFAULTS.queueSize),
+      maxBytes: this.queueBytes,
+      sizeOf: recordBytes,
       batchSize: Math.max(1, o.batchSize ?? WEBHOOK_DEFAULTS.batchSize),
       retry,
       deliver: (batch) => this.post(batch),
@@ -83,7 +90,7 @@ export class WebhookSink implements Sink {
   }
 
   stats(): SinkStats {
-    return this.counters.snapshot(this.queue.size);
+    return this.counters.snapshot(this.queue.size, this.queue.bytes, this.queueBytes);
   }
 
   private async post(batch: SinkRecord[]): Promise<void> {
