@@ -75,6 +75,19 @@ export interface DispatchResult {
 }
 
 /**
+ * What a call returned as the guest wrote it: each text a JSON list of action rows. A runner
+ * passes these on unparsed; the host parses and checks them.
+ */
+export interface RawResult {
+  actionTexts: string[];
+  failures: CallFailure[];
+}
+
+function parsed(r: RawResult): DispatchResult {
+  return { actions: r.actionTexts.flatMap((t) => JSON.parse(t) as GuestAction[]), failures: r.failures };
+}
+
+/**
  * In the compiled executable the default import of this CommonJS package is its exports object
  * ({ default: variant }). newVariant would copy that object, and the core's unwrapping would then
  * pick the inner variant and drop the options: the module made its own 2 GiB memory, and the
@@ -224,11 +237,21 @@ export class RuleSandbox {
 
   /** Runs the rule's handler over a batch of encoded events; a failing event does not stop the rest. */
   dispatch(payload: Uint8Array, count: number, maxFailures = Infinity): DispatchResult {
-    return this.guard(() => this.runDispatch(payload, count, maxFailures));
+    return parsed(this.dispatchRaw(payload, count, maxFailures));
   }
 
   /** start(endpoints) or periodic(endpoints): one call with the encoded endpoint list. */
   call(hook: "start" | "periodic", payload: Uint8Array, at: number): DispatchResult {
+    return parsed(this.callRaw(hook, payload, at));
+  }
+
+  /** dispatch(), with the actions as the guest wrote them. */
+  dispatchRaw(payload: Uint8Array, count: number, maxFailures = Infinity): RawResult {
+    return this.guard(() => this.runDispatch(payload, count, maxFailures));
+  }
+
+  /** call(), with the actions as the guest wrote them. */
+  callRaw(hook: "start" | "periodic", payload: Uint8Array, at: number): RawResult {
     return this.guard(() => this.runCall(hook, payload, at));
   }
 
@@ -240,9 +263,9 @@ export class RuleSandbox {
    * state: either way the sandbox is stopped for good and the failure is fatal for the rule.
    * What a call that ended at the ceiling returned is dropped, not trusted.
    */
-  private guard(run: () => DispatchResult): DispatchResult {
+  private guard(run: () => RawResult): RawResult {
     this.assertAlive();
-    if (this.broken) return { actions: [], failures: [] };
+    if (this.broken) return { actionTexts: [], failures: [] };
     let error: unknown = null;
     if (!this.atCeiling()) {
       try {
@@ -257,7 +280,7 @@ export class RuleSandbox {
     const message = full
       ? `ran out of memory: its sandbox reached its ceiling (${Math.round(this.memory.buffer.byteLength / (1 << 20))} MiB) and is stopped`
       : printable(`its sandbox failed and is stopped: ${(error as Error)?.message ?? String(error)}`.slice(0, 500));
-    return { actions: [], failures: [{ index: -1, message, line: null, column: null, kind: full ? "memory" : "error", fatal: true }] };
+    return { actionTexts: [], failures: [{ index: -1, message, line: null, column: null, kind: full ? "memory" : "error", fatal: true }] };
   }
 
   private atCeiling(): boolean {
@@ -327,13 +350,13 @@ export class RuleSandbox {
     }
   }
 
-  private runDispatch(payload: Uint8Array, count: number, maxFailures: number): DispatchResult {
-    const actions: GuestAction[] = [];
+  private runDispatch(payload: Uint8Array, count: number, maxFailures: number): RawResult {
+    const actions: string[] = [];
     const failures: CallFailure[] = [];
-    if (!this.info.handle) return { actions, failures };
+    if (!this.info.handle) return { actionTexts: actions, failures };
     let from = 0;
     const events = this.decode(payload);
-    if (isFailure(events)) return { actions, failures: [events] };
+    if (isFailure(events)) return { actionTexts: actions, failures: [events] };
     // The batch shares one deadline. A retry gets what is left of it, or one event's budget when
     // nothing is: an event that overruns cannot take the time of every event after it again
     // (that made a rule that loops on each event cost the square of the batch size).
@@ -352,25 +375,25 @@ export class RuleSandbox {
           const failure = describeError(this.context, this.compiled, result.error, index, this.memoryHeavy());
           result.error.dispose();
           failures.push(failure);
-          actions.push(...this.takeActions());
+          actions.push(this.takeActions());
           if (index < 0) break;
           from = index + 1;
           continue;
         }
-        actions.push(...JSON.parse(this.context.getString(result.value)));
+        actions.push(this.context.getString(result.value));
         result.value.dispose();
         break;
       }
     } finally {
       events.dispose();
     }
-    return { actions, failures };
+    return { actionTexts: actions, failures };
   }
 
-  private runCall(hook: "start" | "periodic", payload: Uint8Array, at: number): DispatchResult {
-    if (!this.info[hook]) return { actions: [], failures: [] };
+  private runCall(hook: "start" | "periodic", payload: Uint8Array, at: number): RawResult {
+    if (!this.info[hook]) return { actionTexts: [], failures: [] };
     const list = this.decode(payload);
-    if (isFailure(list)) return { actions: [], failures: [list] };
+    if (isFailure(list)) return { actionTexts: [], failures: [list] };
     // Set after decoding: the memory check while decoding sets a deadline of its own.
     this.runtime.setInterruptHandler(interruptAt(now() + Math.max(this.limits.callBudgetMs * 10, 100)));
     const atHandle = this.context.newNumber(at);
@@ -379,11 +402,11 @@ export class RuleSandbox {
       if ("error" in result && result.error) {
         const failure = describeError(this.context, this.compiled, result.error, -1, this.memoryHeavy());
         result.error.dispose();
-        return { actions: this.takeActions(), failures: [failure] };
+        return { actionTexts: [this.takeActions()], failures: [failure] };
       }
-      const actions = JSON.parse(this.context.getString(result.value));
+      const actions = this.context.getString(result.value);
       result.value.dispose();
-      return { actions, failures: [] };
+      return { actionTexts: [actions], failures: [] };
     } finally {
       list.dispose();
       atHandle.dispose();
@@ -402,14 +425,14 @@ export class RuleSandbox {
     return n;
   }
 
-  private takeActions(): GuestAction[] {
+  private takeActions(): string {
     this.runtime.setInterruptHandler(interruptAt(now() + 100));
     const r = this.context.callFunction(this.functions.actions, this.control);
     if ("error" in r && r.error) {
       r.error.dispose();
-      return [];
+      return "[]";
     }
-    const list = JSON.parse(this.context.getString(r.value));
+    const list = this.context.getString(r.value);
     r.value.dispose();
     return list;
   }

@@ -14,7 +14,7 @@ import { compileRule } from "../../src/rules/compile-rule.ts";
 import { encodeEvents } from "../../src/rules/guest-payload.ts";
 import { checkActionRows, MAX_ACTIONS_PER_CALL, MAX_TEXT_CHARS } from "../../src/rules/action-rows.ts";
 import {
-  decodeReply, decodeRequest, encodeReply, encodeRequest, FrameReader, ProtocolError, ReplyKind, RequestKind, type Reply,
+  decodeReply, decodeRequest, encodeReply, encodeRequest, FrameReader, ProtocolError, ReplyKind, RequestKind, type ReadReply, type Reply,
 } from "../../src/rules/runner/protocol.ts";
 import type { Endpoint } from "../../src/engine/types.ts";
 import type { EndpointEvent } from "../../src/monitor/events.ts";
@@ -57,13 +57,16 @@ describe("the runner protocol", () => {
       { kind: ReplyKind.Ready },
       { kind: ReplyKind.Begin },
       { kind: ReplyKind.End },
-      { kind: ReplyKind.Result, result: { actions: [["log", "é\u2028x"]], failures: [], memoryBytes: 16 << 20 } },
+      { kind: ReplyKind.Result, result: { actionTexts: [`[["log","é\u2028x"]]`, "[]", `[["alert","a","info"]]`], failures: [], memoryBytes: 16 << 20 } },
       { kind: ReplyKind.LoadFailed, failed: { line: 3, column: 7, message: "nope" } },
     ];
+    // As the host reads them: the rows of every text, in order.
+    const read: ReadReply[] = replies.map((r) =>
+      r.kind === ReplyKind.Result ? { kind: r.kind, result: { actions: [["log", "é\u2028x"], ["alert", "a", "info"]], failures: [], memoryBytes: 16 << 20 } } : r);
     const stream = concat(replies.flatMap((r) => encodeReply(r)));
     fc.assert(
       fc.property(fc.array(fc.integer({ min: 1, max: stream.byteLength }), { maxLength: 12 }), (cuts) => {
-        const got: Reply[] = [];
+        const got: ReadReply[] = [];
         const reader = new FrameReader((kind, body) => got.push(decodeReply(kind, body.slice())));
         let from = 0;
         for (const cut of [...new Set(cuts)].sort((a, b) => a - b)) {
@@ -71,7 +74,7 @@ describe("the runner protocol", () => {
           from = cut;
         }
         reader.push(stream.subarray(from));
-        expect(got).toEqual(replies);
+        expect(got).toEqual(read);
       }),
       { numRuns: 300 },
     );
@@ -86,11 +89,30 @@ describe("the runner protocol", () => {
     }
   });
 
+  it("what the guest wrote is passed on as rows for the host to check, whatever it is", () => {
+    const texts = ["undefined", `{"forged":true}`, `"row"`, `[["log","ok"]]`];
+    const bytes = concat(encodeReply({ kind: ReplyKind.Result, result: { actionTexts: texts, failures: [], memoryBytes: 1 } }));
+    const r = decodeReply(bytes[4]!, bytes.subarray(5));
+    expect(r).toEqual({ kind: ReplyKind.Result, result: { actions: ["(the rule's actions were not JSON)", { forged: true }, "row", ["log", "ok"]], failures: [], memoryBytes: 1 } });
+    expect(checkActionRows((r as { result: { actions: unknown[] } }).result.actions, 0).rows).toEqual([{ kind: "log", text: "ok" }]);
+  });
+
   it("a reply that is not what the protocol says is refused", () => {
     const text = (s: string) => new TextEncoder().encode(s);
-    expect(() => decodeReply(ReplyKind.Result, text("not json"))).toThrow(ProtocolError);
-    expect(() => decodeReply(ReplyKind.Result, text(`{"actions":{},"failures":[],"memoryBytes":1}`))).toThrow(ProtocolError);
-    expect(() => decodeReply(ReplyKind.Result, text(`{"actions":[],"failures":[{"index":0,"message":"m","line":null,"column":null,"kind":"toString"}],"memoryBytes":1}`))).toThrow(ProtocolError);
+    const result = (header: string, tail = new Uint8Array([0, 0, 0, 0])) => {
+      const h = text(header);
+      const body = new Uint8Array(4 + h.byteLength + tail.byteLength);
+      new DataView(body.buffer).setUint32(0, h.byteLength, true);
+      body.set(h, 4);
+      body.set(tail, 4 + h.byteLength);
+      return body;
+    };
+    expect(() => decodeReply(ReplyKind.Result, result(`{"failures":[],"memoryBytes":1}`))).not.toThrow();
+    expect(() => decodeReply(ReplyKind.Result, result("not json"))).toThrow(ProtocolError);
+    expect(() => decodeReply(ReplyKind.Result, result(`{"failures":{},"memoryBytes":1}`))).toThrow(ProtocolError);
+    expect(() => decodeReply(ReplyKind.Result, result(`{"failures":[{"index":0,"message":"m","line":null,"column":null,"kind":"toString"}],"memoryBytes":1}`))).toThrow(ProtocolError);
+    expect(() => decodeReply(ReplyKind.Result, result(`{"failures":[],"memoryBytes":1}`, new Uint8Array([1, 0, 0, 0, 9, 0, 0, 0])))).toThrow(/short result/);
+    expect(() => decodeReply(ReplyKind.Result, result(`{"failures":[],"memoryBytes":1}`, new Uint8Array([0, 0, 0, 0, 7])))).toThrow(/trailing/);
     expect(() => decodeReply(ReplyKind.Loaded, text(`{"info":null,"memoryBytes":1}`))).toThrow(ProtocolError);
     expect(() => decodeReply(99, text("{}"))).toThrow(ProtocolError);
     const reader = new FrameReader(() => {});

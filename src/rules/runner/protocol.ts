@@ -56,11 +56,21 @@ export interface LoadFailedReply {
   message: string;
 }
 
+/**
+ * A call's outcome as the runner sends it: the guest's own JSON texts of action rows, passed on
+ * without being parsed and written again (the largest part of a reply, and a copy less).
+ */
 export interface ResultReply {
-  /** Action rows as the rule recorded them; checked by the host. */
-  actions: unknown[];
+  actionTexts: string[];
   failures: CallFailure[];
   /** The rule's WebAssembly memory after the call. */
+  memoryBytes: number;
+}
+
+/** A call's outcome as the host reads it: the rows, still to be checked (action-rows.ts). */
+export interface ResultRead {
+  actions: unknown[];
+  failures: CallFailure[];
   memoryBytes: number;
 }
 
@@ -74,6 +84,9 @@ export type Reply =
   | { kind: ReplyKind.Loaded; loaded: LoadedReply }
   | { kind: ReplyKind.LoadFailed; failed: LoadFailedReply }
   | { kind: ReplyKind.Result; result: ResultReply };
+
+/** A reply as the host reads it. */
+export type ReadReply = Exclude<Reply, { kind: ReplyKind.Result }> | { kind: ReplyKind.Result; result: ResultRead };
 
 const HEADER = 5;
 /** "No limit" for maxFailures on the wire. */
@@ -126,8 +139,24 @@ export function encodeReply(r: Reply): Uint8Array[] {
       return frame(r.kind, utf8.encode(JSON.stringify(r.loaded)));
     case ReplyKind.LoadFailed:
       return frame(r.kind, utf8.encode(JSON.stringify(r.failed)));
-    case ReplyKind.Result:
-      return frame(r.kind, utf8.encode(JSON.stringify(r.result)));
+    case ReplyKind.Result: {
+      // u32 header length, header JSON, u32 count, then each text as u32 length and UTF-8.
+      const header = utf8.encode(JSON.stringify({ failures: r.result.failures, memoryBytes: r.result.memoryBytes }));
+      const texts = r.result.actionTexts.map((t) => utf8.encode(t));
+      const body = new Uint8Array(8 + header.byteLength + texts.reduce((n, t) => n + 4 + t.byteLength, 0));
+      const view = new DataView(body.buffer);
+      view.setUint32(0, header.byteLength, true);
+      body.set(header, 4);
+      let at = 4 + header.byteLength;
+      view.setUint32(at, texts.length, true);
+      at += 4;
+      for (const t of texts) {
+        view.setUint32(at, t.byteLength, true);
+        body.set(t, at + 4);
+        at += 4 + t.byteLength;
+      }
+      return frame(r.kind, body);
+    }
   }
 }
 
@@ -156,7 +185,7 @@ export function decodeRequest(kind: number, body: Uint8Array): Request {
  * Reads a reply and checks its shape: anything that is not what the protocol says is a
  * ProtocolError, which the host treats as a broken runner.
  */
-export function decodeReply(kind: number, body: Uint8Array): Reply {
+export function decodeReply(kind: number, body: Uint8Array): ReadReply {
   switch (kind) {
     case ReplyKind.Ready:
     case ReplyKind.Begin:
@@ -173,11 +202,28 @@ export function decodeReply(kind: number, body: Uint8Array): Reply {
       return { kind, failed: v as LoadFailedReply };
     }
     case ReplyKind.Result: {
-      const v = parseJson(body) as Partial<ResultReply>;
-      if (!isObject(v) || !Array.isArray(v.actions) || !Array.isArray(v.failures) || typeof v.memoryBytes !== "number") {
-        throw new ProtocolError("malformed result");
+      const view = new DataView(body.buffer, body.byteOffset, body.byteLength);
+      const need = (at: number, n: number) => {
+        if (at + n > body.byteLength) throw new ProtocolError("short result");
+      };
+      need(0, 4);
+      const headerLength = view.getUint32(0, true);
+      need(4, headerLength + 4);
+      const v = parseJson(body.subarray(4, 4 + headerLength)) as Partial<ResultReply>;
+      if (!isObject(v) || !Array.isArray(v.failures) || typeof v.memoryBytes !== "number") throw new ProtocolError("malformed result");
+      let at = 4 + headerLength;
+      const count = view.getUint32(at, true);
+      at += 4;
+      const actions: unknown[] = [];
+      for (let i = 0; i < count; i++) {
+        need(at, 4);
+        const n = view.getUint32(at, true);
+        need(at + 4, n);
+        actions.push(...rowsOf(body.subarray(at + 4, at + 4 + n)));
+        at += 4 + n;
       }
-      return { kind, result: { actions: v.actions, failures: v.failures.map(checkFailure), memoryBytes: v.memoryBytes } };
+      if (at !== body.byteLength) throw new ProtocolError("trailing bytes after a result");
+      return { kind, result: { actions, failures: v.failures.map(checkFailure), memoryBytes: v.memoryBytes } };
     }
     default:
       throw new ProtocolError(`unknown reply kind ${kind}`);
@@ -192,6 +238,20 @@ function checkFailure(f: unknown): CallFailure {
     throw new ProtocolError("malformed failure");
   }
   return { index: x.index, message: x.message.slice(0, 1000), line: x.line, column: x.column, kind: x.kind as CallFailure["kind"], fatal: x.fatal === true };
+}
+
+/**
+ * The rows in one of the guest's texts. The guest wrote it, so it may be anything: what is not a
+ * list of rows comes out as one row that the host's check refuses, never as an error here.
+ */
+function rowsOf(text: Uint8Array): unknown[] {
+  let value: unknown;
+  try {
+    value = JSON.parse(fromUtf8.decode(text));
+  } catch {
+    return ["(the rule's actions were not JSON)"];
+  }
+  return Array.isArray(value) ? value : [value];
 }
 
 function parseJson(body: Uint8Array): unknown {

@@ -13,7 +13,7 @@ import type { CompiledRule } from "../compile-rule.ts";
 import type { CallFailure, DispatchResult, RuleInfo, SandboxLimits } from "../sandbox.ts";
 import {
   decodeReply, encodeRequest, FrameReader, ProtocolError, ReplyKind, RequestKind,
-  type LoadRequest, type Reply, type Request,
+  type LoadRequest, type ReadReply, type Request,
 } from "./protocol.ts";
 
 import { RUNNER_ARGUMENT } from "./runner-argument.ts";
@@ -59,7 +59,7 @@ export function callAllowanceMs(request: Request, limits: SandboxLimits): number
   }
 }
 
-type Outcome = { reply: Reply } | { timedOut: true } | { broken: string };
+type Outcome = { reply: ReadReply } | { timedOut: true } | { broken: string };
 
 interface Child {
   process: ReturnType<typeof Bun.spawn>;
@@ -197,7 +197,7 @@ export class RuleRunner {
     };
     let reader: FrameReader;
     reader = new FrameReader((kind, body) => {
-      let reply: Reply;
+      let reply: ReadReply;
       try {
         reply = decodeReply(kind, body);
       } catch (err) {

@@ -40,16 +40,16 @@ export async function serveRuleRunner(): Promise<void> {
         throw new Error("load is handled before any call");
       case RequestKind.Dispatch: {
         send({ kind: ReplyKind.Begin });
-        const r = sandbox!.dispatch(request.payload, request.count, request.maxFailures);
+        const r = sandbox!.dispatchRaw(request.payload, request.count, request.maxFailures);
         send({ kind: ReplyKind.End });
-        return { kind: ReplyKind.Result, result: { actions: r.actions, failures: r.failures, memoryBytes: sandbox!.memoryBytes() } };
+        return { kind: ReplyKind.Result, result: { actionTexts: r.actionTexts, failures: r.failures, memoryBytes: sandbox!.memoryBytes() } };
       }
       case RequestKind.Start:
       case RequestKind.Periodic: {
         send({ kind: ReplyKind.Begin });
-        const r = sandbox!.call(request.kind === RequestKind.Start ? "start" : "periodic", request.payload, request.at);
+        const r = sandbox!.callRaw(request.kind === RequestKind.Start ? "start" : "periodic", request.payload, request.at);
         send({ kind: ReplyKind.End });
-        return { kind: ReplyKind.Result, result: { actions: r.actions, failures: r.failures, memoryBytes: sandbox!.memoryBytes() } };
+        return { kind: ReplyKind.Result, result: { actionTexts: r.actionTexts, failures: r.failures, memoryBytes: sandbox!.memoryBytes() } };
       }
     }
   };
