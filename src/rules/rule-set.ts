@@ -47,6 +47,11 @@ interface LoadedRule {
   nextPeriodic: number;
 }
 
+interface EncodedGroup {
+  subset: EndpointEvent[];
+  payload: Uint8Array | null;
+}
+
 /** What add() tells about a rule it loaded. */
 export interface LoadedRuleInfo {
   info: RuleInfo;
@@ -202,35 +207,19 @@ export class RuleSet {
     }
     return this.inTurn(async () => {
       const out: RuleAction[] = [];
-      for (let i = 0; i < events.length; i += this.batchSize) {
-        const batch = events.slice(i, i + this.batchSize);
+      const batches: EndpointEvent[][] = [];
+      for (let i = 0; i < events.length; i += this.batchSize) batches.push(events.slice(i, i + this.batchSize));
+      let encoded = this.encodeBatch(batches[0] ?? [], this.active());
+      for (let b = 0; b < batches.length; b++) {
         const rules = this.active();
-        // Rules that subscribe to the same event types share one encoding of just those events:
-        // encoding and copying are much of a call's cost, and a rule should not pay for events
-        // it never sees.
-        const encoded = new Map<string, { subset: EndpointEvent[]; payload: Uint8Array | null }>();
-        // One rule at a time: a rule's time budget is wall time, and rules running side by side
-        // would each be charged for the others' use of the CPU.
-        const results: ({ r: DispatchResult; subset: EndpointEvent[] } | null)[] = [];
-        for (const rule of rules) {
-          const key = rule.runner.info.on.join(",");
-          let group = encoded.get(key);
-          if (!group) {
-            const types = new Set(rule.runner.info.on);
-            const subset = batch.filter((e) => types.has(e.type));
-            group = { subset, payload: subset.length ? encodeEvents(subset) : null };
-            encoded.set(key, group);
-          }
-          if (!group.payload) {
-            results.push(null);
-            continue;
-          }
-          // Failures past the quarantine threshold would only cost time: the sandbox stops there.
-          const now = this.steady();
-          const left = this.maxFailures - rule.failures.filter((t) => now - t < this.windowMs).length;
-          const subset = group.subset;
-          results.push({ r: await rule.runner.dispatch(group.payload, subset.length, left), subset });
+        const running = this.runBatch(rules, encoded);
+        if (b + 1 < batches.length) {
+          // While the first rule's runner works on this batch, the next one is encoded here: the
+          // turn to the event loop lets the request go out first.
+          await new Promise<void>((resolve) => setImmediate(resolve));
+          encoded = this.encodeBatch(batches[b + 1]!, rules);
         }
+        const results = await running;
         // Closed while the rules ran (the daemon stopping): nothing more is told or done.
         if (this.disposed) return [];
         rules.forEach((rule, index) => {
@@ -243,6 +232,43 @@ export class RuleSet {
       }
       return out;
     });
+  }
+
+  /**
+   * Rules that subscribe to the same event types share one encoding of just those events:
+   * encoding and copying are much of a call's cost, and a rule should not pay for events it
+   * never sees.
+   */
+  private encodeBatch(batch: readonly EndpointEvent[], rules: readonly LoadedRule[]): Map<string, EncodedGroup> {
+    const encoded = new Map<string, EncodedGroup>();
+    for (const rule of rules) {
+      const key = rule.runner.info.on.join(",");
+      if (encoded.has(key)) continue;
+      const types = new Set(rule.runner.info.on);
+      const subset = batch.filter((e) => types.has(e.type));
+      encoded.set(key, { subset, payload: subset.length ? encodeEvents(subset) : null });
+    }
+    return encoded;
+  }
+
+  /**
+   * One rule at a time: a rule's time budget is wall time, and rules running side by side would
+   * each be charged for the others' use of the CPU.
+   */
+  private async runBatch(rules: readonly LoadedRule[], encoded: Map<string, EncodedGroup>): Promise<({ r: DispatchResult; subset: EndpointEvent[] } | null)[]> {
+    const results: ({ r: DispatchResult; subset: EndpointEvent[] } | null)[] = [];
+    for (const rule of rules) {
+      const group = encoded.get(rule.runner.info.on.join(","));
+      if (!group?.payload || rule.quarantined) {
+        results.push(null);
+        continue;
+      }
+      // Failures past the quarantine threshold would only cost time: the sandbox stops there.
+      const now = this.steady();
+      const left = this.maxFailures - rule.failures.filter((t) => now - t < this.windowMs).length;
+      results.push({ r: await rule.runner.dispatch(group.payload, group.subset.length, left), subset: group.subset });
+    }
+    return results;
   }
 
   /**
