@@ -48,7 +48,10 @@ export class MonitorLoop {
   private readonly timers: Timers;
   private readonly clock: () => number;
   private nextFullCollectionAt = 0;
-  /** A refresh's events are being handled (asynchronously); nothing is scheduled meanwhile. */
+  /**
+   * A refresh's events are being handled (asynchronously): no refresh starts meanwhile, but
+   * destroy notices are still read, so that a long handling does not overflow the kernel's queue.
+   */
   private busy = false;
 
   constructor(
@@ -106,7 +109,7 @@ export class MonitorLoop {
   }
 
   private reschedule(): void {
-    if (!this.running || this.busy) return;
+    if (!this.running) return;
     if (this.timer !== null) this.timers.clearTimeout(this.timer);
     this.schedule();
   }
@@ -122,8 +125,9 @@ export class MonitorLoop {
   }
 
   private schedule(): void {
-    // While paused no refresh is due, however late: only the notices are read, at their pace.
-    const wait = this.pausedFlag ? COLLECT_EVERY_MS : Math.max(0, Math.min(COLLECT_EVERY_MS, this.nextRefreshAt - this.clock()));
+    // While paused (or handling a refresh) no refresh is due, however late: only the notices are
+    // read, at their pace.
+    const wait = this.pausedFlag || this.busy ? COLLECT_EVERY_MS : Math.max(0, Math.min(COLLECT_EVERY_MS, this.nextRefreshAt - this.clock()));
     this.timer = this.timers.setTimeout(() => this.tick(), wait);
   }
 
@@ -131,7 +135,7 @@ export class MonitorLoop {
     this.timer = null;
     if (!this.running) return;
     try {
-      if (!this.pausedFlag && this.clock() >= this.nextRefreshAt) {
+      if (!this.pausedFlag && !this.busy && this.clock() >= this.nextRefreshAt) {
         // The next refresh is due one interval after this one was due, not after it finished,
         // so the rhythm does not drift; a refresh that overran starts the next one at once.
         this.nextRefreshAt = Math.max(this.nextRefreshAt + this.intervalMs, this.clock());
@@ -146,9 +150,9 @@ export class MonitorLoop {
               this.afterRefresh();
             },
           );
-          return;
+        } else if (this.options.collectAfterRefresh) {
+          this.collectGarbage();
         }
-        if (this.options.collectAfterRefresh) this.collectGarbage();
       } else {
         this.monitor.collectClosed();
       }
@@ -161,7 +165,8 @@ export class MonitorLoop {
   private afterRefresh(): void {
     this.busy = false;
     if (this.options.collectAfterRefresh) this.collectGarbage();
-    if (this.running) this.schedule();
+    // A refresh that came due meanwhile starts at once.
+    this.reschedule();
   }
 }
 

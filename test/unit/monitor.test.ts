@@ -211,6 +211,41 @@ describe("MonitorLoop", () => {
     expect(n).toBe(3);
   });
 
+  test("handling that takes its time holds the next refresh, never the reading of notices", async () => {
+    const { timers, advance, clock } = fakeTimers();
+    let refreshes = 0;
+    let collects = 0;
+    const monitor = { refresh: () => (refreshes++, []), collectClosed: () => collects++ } as unknown as Monitor;
+    let finish: () => void = () => {};
+    const loop = new MonitorLoop(monitor, {
+      intervalMs: 1000,
+      onEvents: () => new Promise<void>((resolve) => (finish = resolve)),
+      onError: (e) => { throw e; },
+      timers,
+      clock,
+    });
+    loop.start();
+    advance(1000);
+    expect(refreshes).toBe(1);
+    // The rules take 5 s over the first refresh: no refresh overlaps it, notices are still read.
+    const collectsBefore = collects;
+    advance(5000);
+    expect(refreshes).toBe(1);
+    expect(collects - collectsBefore).toBeGreaterThanOrEqual(45);
+    finish();
+    await Promise.resolve();
+    await Promise.resolve();
+    // The refresh that came due meanwhile starts at once; then the rhythm goes on.
+    advance(0);
+    expect(refreshes).toBe(2);
+    finish();
+    await Promise.resolve();
+    await Promise.resolve();
+    advance(1000);
+    expect(refreshes).toBe(3);
+    loop.stop();
+  });
+
   test("intervals are clamped to 0.1 s .. 1 h", () => {
     expect([clampInterval(5), clampInterval(1e9), clampInterval(NaN), clampInterval(250)]).toEqual([100, 3_600_000, 1000, 250]);
   });
