@@ -245,9 +245,12 @@ export class RuleSandbox {
     return parsed(this.callRaw(hook, payload, at));
   }
 
-  /** dispatch(), with the actions as the guest wrote them. */
-  dispatchRaw(payload: Uint8Array, count: number, maxFailures = Infinity): RawResult {
-    return this.guard(() => this.runDispatch(payload, count, maxFailures));
+  /**
+   * dispatch(), with the actions as the guest wrote them. `onRetry` is told when the handler
+   * starts again after a failing event, with the deadline (on performance.now()) of that run.
+   */
+  dispatchRaw(payload: Uint8Array, count: number, maxFailures = Infinity, onRetry?: (deadline: number) => void): RawResult {
+    return this.guard(() => this.runDispatch(payload, count, maxFailures, onRetry));
   }
 
   /** call(), with the actions as the guest wrote them. */
@@ -350,7 +353,7 @@ export class RuleSandbox {
     }
   }
 
-  private runDispatch(payload: Uint8Array, count: number, maxFailures: number): RawResult {
+  private runDispatch(payload: Uint8Array, count: number, maxFailures: number, onRetry?: (deadline: number) => void): RawResult {
     const actions: string[] = [];
     const failures: CallFailure[] = [];
     if (!this.info.handle) return { actionTexts: actions, failures };
@@ -366,6 +369,7 @@ export class RuleSandbox {
       // failures the caller still tolerates (a rule about to be quarantined stops here).
       for (let attempt = 0; attempt <= count && from < count && failures.length < maxFailures; attempt++) {
         const deadline = attempt === 0 ? batchDeadline : Math.max(batchDeadline, now() + this.limits.callBudgetMs);
+        if (attempt > 0) onRetry?.(deadline);
         this.runtime.setInterruptHandler(interruptAt(deadline));
         const fromHandle = this.context.newNumber(from);
         const result = this.context.callFunction(this.functions.dispatch, this.control, events, fromHandle);

@@ -200,6 +200,36 @@ describe("the watchdog", () => {
   });
 });
 
+describe("the watchdog over retries", () => {
+  it("times each run after a failing event afresh: a run stuck after three retries is ended after its own time", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "sw-retry-"));
+    const file = path.join(dir, "late-stuck.ts");
+    fs.writeFileSync(file, `import { defineRule } from "sockwarden";
+export default defineRule({ name: "late-stuck", handle(event, act) {
+  if (event.seq <= 3) throw new Error("fails " + event.seq);
+  act.log(String("a".repeat(2_000_000).indexOf("a".repeat(1_000_000) + "b")));
+} });
+`);
+    const reports: RuleReport[] = [];
+    const set = new RuleSet({ onReport: (r) => reports.push(r), maxFailures: 100 });
+    try {
+      await set.add({ kind: "file", path: file, label: "late-stuck.ts" });
+      await set.dispatch([event(1), event(2), event(3), event(4), event(5)]);
+      // What the ended runner had of the batch (the three errors) goes with it: the timeout is told.
+      expect(reports.map((r) => r.kind)).toEqual(["timeout"]);
+      // The first run may take the batch's shared time (5 events x 50 ms) and the grace; a retry
+      // what is left of it, or one event's budget. Summing every retry's time up front would
+      // have allowed 2,150 ms.
+      const ms = Number(/within (\d+) ms/.exec(reports[0]!.message)?.[1]);
+      expect(ms).toBeGreaterThanOrEqual(DEFAULT_LIMITS.callBudgetMs + 800);
+      expect(ms).toBeLessThanOrEqual(5 * DEFAULT_LIMITS.callBudgetMs + 800);
+    } finally {
+      set.dispose();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe("a runner's life", () => {
   it("ends with its host, even while it sits in a native call (the host killed with SIGKILL)", async () => {
     const parent = Bun.spawn({ cmd: [process.execPath, path.join(ROOT, "test/fixtures/runner/stuck-parent.ts")], stdout: "pipe", stderr: "pipe" });

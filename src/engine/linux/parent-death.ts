@@ -2,7 +2,6 @@
  * Ties a child process's life to its parent's: PR_SET_PDEATHSIG makes the kernel send SIGKILL
  * when the parent thread goes, however it goes (SIGKILL included). A rule runner relies on this:
  * stuck in one native call, it reads nothing, so it would not notice that its pipe closed.
- * (Bun's own spawn was seen to give its children the same binding; this does not rely on it.)
  */
 import { koffi } from "../native/koffi-addon.ts";
 

@@ -33,6 +33,11 @@ export const enum ReplyKind {
    */
   Begin = 5,
   End = 6,
+  /**
+   * The handler starts again after a failing event (a batch goes on past it): its time is the
+   * rest of the batch's, or one event's budget when none is left.
+   */
+  Retry = 7,
 }
 
 export interface LoadRequest {
@@ -80,7 +85,7 @@ export type Request =
   | { kind: RequestKind.Start | RequestKind.Periodic; at: number; payload: Uint8Array };
 
 export type Reply =
-  | { kind: ReplyKind.Ready | ReplyKind.Begin | ReplyKind.End }
+  | { kind: ReplyKind.Ready | ReplyKind.Begin | ReplyKind.End | ReplyKind.Retry }
   | { kind: ReplyKind.Loaded; loaded: LoadedReply }
   | { kind: ReplyKind.LoadFailed; failed: LoadFailedReply }
   | { kind: ReplyKind.Result; result: ResultReply };
@@ -134,6 +139,7 @@ export function encodeReply(r: Reply): Uint8Array[] {
     case ReplyKind.Ready:
     case ReplyKind.Begin:
     case ReplyKind.End:
+    case ReplyKind.Retry:
       return frame(r.kind, new Uint8Array(0));
     case ReplyKind.Loaded:
       return frame(r.kind, utf8.encode(JSON.stringify(r.loaded)));
@@ -190,6 +196,7 @@ export function decodeReply(kind: number, body: Uint8Array): ReadReply {
     case ReplyKind.Ready:
     case ReplyKind.Begin:
     case ReplyKind.End:
+    case ReplyKind.Retry:
       return { kind };
     case ReplyKind.Loaded: {
       const v = parseJson(body) as Partial<LoadedReply>;

@@ -26,6 +26,8 @@ const GRACE_MS = 500;
 const LOAD_TIMEOUT_MS = 30_000;
 /** The runner's own work around a call (copying a payload in, a result out): bounded, but not the rule's. */
 const RUNNER_WORK_MS = 30_000;
+/** Retries a call can announce: one per event of a batch, at most. */
+const MAX_RETRY_FRAMES = 1 << 20;
 /** The child's last words kept for a report. */
 const STDERR_KEEP = 2000;
 
@@ -41,25 +43,39 @@ export function runnerCommand(): string[] {
 }
 
 /**
- * Milliseconds a call may take before its runner is ended: what the sandbox allows the call
- * (the same sums as sandbox.ts), plus the grace.
+ * Milliseconds a call may take, from its Begin, before its runner is ended: what the sandbox
+ * allows the call's first run (the same sums as sandbox.ts: a batch shares one deadline; start
+ * and periodic get ten events' budget), plus the sandbox's own short steps and the grace.
  */
 export function callAllowanceMs(request: Request, limits: SandboxLimits): number {
   const budget = limits.callBudgetMs;
   switch (request.kind) {
-    case RequestKind.Dispatch: {
-      const retries = Math.min(request.count, Number.isFinite(request.maxFailures) ? request.maxFailures : request.count);
-      return Math.min(budget * request.count, 10_000) + retries * (budget + 200) + 100 + budget + GRACE_MS;
-    }
+    case RequestKind.Dispatch:
+      return batchMs(request.count, budget) + 300 + GRACE_MS;
     case RequestKind.Start:
     case RequestKind.Periodic:
-      return Math.max(budget * 10, 100) + 300 + budget + GRACE_MS;
+      return Math.max(budget * 10, 100) + 300 + GRACE_MS;
     case RequestKind.Load:
       return LOAD_TIMEOUT_MS;
   }
 }
 
-type Outcome = { reply: ReadReply } | { timedOut: true } | { broken: string };
+/** The deadline a batch's events share in the sandbox (sandbox.ts runDispatch). */
+function batchMs(count: number, budget: number): number {
+  return Math.min(budget * count, 10_000);
+}
+
+/**
+ * After a Retry: the rest of the batch's shared time, or one event's budget when none is left
+ * (as the sandbox sets it), plus the steps between runs and the grace.
+ */
+function retryAllowanceMs(request: Request, limits: SandboxLimits, elapsedMs: number): number {
+  const count = request.kind === RequestKind.Dispatch ? request.count : 1;
+  return Math.round(Math.max(batchMs(count, limits.callBudgetMs) - elapsedMs, limits.callBudgetMs)) + 300 + GRACE_MS;
+}
+
+/** `timedOut`: the wait, in ms, that ran out. */
+type Outcome = { reply: ReadReply } | { timedOut: number } | { broken: string };
 
 interface Child {
   process: ReturnType<typeof Bun.spawn>;
@@ -150,7 +166,7 @@ export class RuleRunner {
     }
     // Whatever went wrong, this child is done with: the next call starts a fresh one.
     const detail = "timedOut" in outcome
-      ? `did not answer within ${allowance} ms (its time budget plus a grace; one native call cannot be interrupted), so its sandbox was ended; it starts afresh, without the state it had`
+      ? `did not answer within ${outcome.timedOut} ms (its time budget plus a grace; one native call cannot be interrupted), so its sandbox was ended; it starts afresh, without the state it had`
       : `its sandbox ended unexpectedly (${"broken" in outcome ? outcome.broken : "unexpected reply"}); it starts afresh, without the state it had`;
     this.end();
     return { actions: [], failures: [failure(detail, "timedOut" in outcome ? "timeout" : "error", false)] };
@@ -261,8 +277,17 @@ export class RuleRunner {
     if (!("reply" in begun) || begun.reply.kind !== ReplyKind.Begin) return "reply" in begun ? { broken: "out of step" } : begun;
     const child = this.child;
     if (!child) return { broken: "ended" };
-    const ended = await this.await(child, allowance);
-    if (!("reply" in ended) || ended.reply.kind !== ReplyKind.End) return "reply" in ended ? { broken: "out of step" } : ended;
+    const beganAt = performance.now();
+    let wait = allowance;
+    // Each run of the handler after a failing event is timed afresh, as the sandbox times it: a
+    // call stuck in its first run is ended after its first run's time, not after every retry's.
+    for (let step = 0; ; step++) {
+      const next = await this.await(child, wait);
+      if (!("reply" in next)) return next;
+      if (next.reply.kind === ReplyKind.End) break;
+      if (next.reply.kind !== ReplyKind.Retry || step > MAX_RETRY_FRAMES) return { broken: "out of step" };
+      wait = retryAllowanceMs(request, this.load.limits, performance.now() - beganAt);
+    }
     return this.await(child, RUNNER_WORK_MS);
   }
 
@@ -274,7 +299,7 @@ export class RuleRunner {
       const timer = setTimeout(() => {
         if (child.pending === done) {
           child.pending = null;
-          resolve({ timedOut: true });
+          resolve({ timedOut: ms });
         }
       }, ms);
       const done = (o: Outcome) => {

@@ -40,7 +40,7 @@ export async function serveRuleRunner(): Promise<void> {
         throw new Error("load is handled before any call");
       case RequestKind.Dispatch: {
         send({ kind: ReplyKind.Begin });
-        const r = sandbox!.dispatchRaw(request.payload, request.count, request.maxFailures);
+        const r = sandbox!.dispatchRaw(request.payload, request.count, request.maxFailures, () => send({ kind: ReplyKind.Retry }));
         send({ kind: ReplyKind.End });
         return { kind: ReplyKind.Result, result: { actionTexts: r.actionTexts, failures: r.failures, memoryBytes: sandbox!.memoryBytes() } };
       }
