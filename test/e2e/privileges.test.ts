@@ -20,7 +20,7 @@ import { PYTHON } from "./helpers/scenario.ts";
 import {
   AS_TARGET,
   COLUMNS,
-  END_PROCESS_SCRIPT,
+  endProcessScript,
   HOLDER_PY,
   ROWS,
   SINK_CHECK_RULE,
@@ -66,7 +66,6 @@ const MATRIX: Matrix = {
 };
 
 const SMTP_CLIENTS = fileURLToPath(new URL("./helpers/smtp-clients.py", import.meta.url));
-const END_PROCESS = join(REPO_ROOT, "src/actions/end-process.ts");
 /** Two connections for each column to close (two ways), and one that is never closed. */
 const PAIRS = 2 * COLUMNS.length + 1;
 const ENV = ["env", "-i", "PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/nonexistent", "LANG=C"];
@@ -106,8 +105,12 @@ beforeAll(async () => {
   mkdirSync(work);
   chmodSync(work, 0o1777);
   shared("smtp-clients.py", readFileSync(SMTP_CLIENTS, "utf8"));
-  shared("end-process.ts", readFileSync(END_PROCESS, "utf8"));
-  shared("end-one.ts", END_PROCESS_SCRIPT);
+  // The script imports the sources it needs: bundled here, as root, into one file any user reads.
+  const script = join(dir, "end-one-source.ts");
+  writeFileSync(script, endProcessScript(REPO_ROOT));
+  const bundled = await Bun.build({ entrypoints: [script], target: "bun", outdir: dir, naming: "end-one.js" });
+  if (!bundled.success) throw new Error(`cannot bundle the end-process script: ${bundled.logs.map(String).join("; ")}`);
+  chmodSync(join(dir, "end-one.js"), 0o644);
   shared("sink-check.ts", SINK_CHECK_RULE);
 
   ns = await Netns.create("priv");
@@ -242,7 +245,7 @@ const cells: Record<CommandRow, (column: Column, index: number) => Promise<strin
     try {
       // Signalled only once it is the target user's `sleep`: before that it is root's setpriv.
       await waitForProgram(victim.pid, "sleep", TARGET_UID, 10_000);
-      const r = await runAs(column, [exe, join(dir, "end-one.ts"), String(victim.pid)], ["BUN_BE_BUN=1"]);
+      const r = await runAs(column, [exe, join(dir, "end-one.js"), String(victim.pid)], ["BUN_BE_BUN=1"]);
       const ended = await victim.waitForExit(r.code === 0 ? 5000 : 300);
       if (r.code === 0) return ended ? WORKS : `exit 0 but the process lives: ${describeRun(r)}`;
       expect(ended, "a refused kill leaves the process alone").toBe(false);

@@ -219,12 +219,27 @@ export interface Holder {
 
 /**
  * Ends one process through src/actions/end-process.ts (what rules' kill and the live view's K
- * use), run by the executable's own runtime (BUN_BE_BUN=1). Exit 0 when it ended, 4 when it was
- * refused (one line on stderr), 1 otherwise.
+ * use): the process is chosen as it is now (opened and inspected, as the live view does), then
+ * ended. Bundled by the test with the sources it imports (paths relative to `repoRoot`) and run
+ * by the executable's own runtime (BUN_BE_BUN=1). Exit 0 when it ended, 4 when it was refused
+ * (one line on stderr), 1 otherwise.
  */
-export const END_PROCESS_SCRIPT = `import { endProcess } from "./end-process.ts";
+export function endProcessScript(repoRoot: string): string {
+  return `import { endProcess } from ${JSON.stringify(`${repoRoot}/src/actions/end-process.ts`)};
+import { openProcess } from ${JSON.stringify(`${repoRoot}/src/engine/index.ts`)};
 const pid = Number(process.argv[2]);
-const outcome = await endProcess(pid, "target", { requestedBy: "privilege matrix", graceMs: 2000 });
+const opened = openProcess(pid);
+if ("outcome" in opened) {
+  console.error("sockwarden: cannot open pid " + pid + ": " + (opened.outcome === "gone" ? "it has exited" : opened.reason));
+  process.exit(1);
+}
+const target = opened.inspect();
+opened.close();
+if (!target) {
+  console.error("sockwarden: pid " + pid + " has exited");
+  process.exit(1);
+}
+const outcome = await endProcess(target, { requestedBy: "privilege matrix", graceMs: 2000 });
 if (outcome.ok && outcome.result !== "gone") {
   console.log(outcome.message);
   process.exit(0);
@@ -232,6 +247,7 @@ if (outcome.ok && outcome.result !== "gone") {
 console.error("sockwarden: " + outcome.message);
 process.exit(outcome.result === "failed" ? 4 : 1);
 `;
+}
 
 /** A rule whose only job is to put one record into the sinks when the daemon starts. */
 export const SINK_CHECK_RULE = `import { defineRule } from "sockwarden";
