@@ -164,6 +164,9 @@ export class Daemon {
    */
   async reload(config: DaemonConfig): Promise<void> {
     const next = await this.loadRules(config);
+    // The refresh the old rules are handling finishes with them, and its actions are carried
+    // out: its events will not come again, and the new rules would never see them.
+    await this.idle();
     if (this.stopped) {
       // Stopped while the new rules were loading: nothing is running to hand them to.
       next.watcher?.close();
@@ -216,8 +219,8 @@ export class Daemon {
     // The rule set reads the monitor's table of endpoints; a list is made only for a periodic hook.
     const rules = this.state.rules;
     const actions = [...(await rules.dispatch(events)), ...(await rules.tick(() => monitor.current()))];
-    // Stopped or reloaded while the rules ran: what they asked for goes with them.
-    if (this.stopped || this.state?.rules !== rules) return;
+    // Stopped while the rules ran: what they asked for goes with them.
+    if (this.stopped) return;
     this.metrics.inc("sockwarden_rule_seconds_total", "Time spent in rules", {}, (performance.now() - ruleStart) / 1000);
     this.execute(actions);
     this.updateGauges(monitor.table().values());

@@ -31,9 +31,15 @@ const MAX_RETRY_FRAMES = 1 << 20;
 /** The child's last words kept for a report. */
 const STDERR_KEEP = 2000;
 
+/**
+ * Whether this is the single executable rather than Bun running the sources. The module's own
+ * address says so on Linux ($bunfs); on Windows it is not always spelt the same way, so the
+ * program's name counts too: from the sources, the program is Bun itself.
+ */
 function compiledExecutable(): boolean {
-  const here = import.meta.url;
-  return here.includes("$bunfs") || here.includes("~BUN");
+  const here = decodeURIComponent(import.meta.url);
+  if (here.includes("$bunfs") || here.includes("~BUN")) return true;
+  return !/^bun(-debug)?(\.exe)?$/i.test(path.basename(process.execPath));
 }
 
 /** How to start a runner: the executable itself, or Bun with the runner's entry from the sources. */
