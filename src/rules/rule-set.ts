@@ -186,7 +186,6 @@ export class RuleSet {
       const out: RuleAction[] = [];
       if (this.disposed) return out;
       rules.forEach((rule, i) => {
-        rule.runner.takeRestarted();
         out.push(...this.accept(rule, results[i]!.actions, endpoints, undefined));
         for (const f of results[i]!.failures) this.fail(rule, f);
       });

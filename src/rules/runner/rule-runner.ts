@@ -97,13 +97,12 @@ export class RuleRunner {
   private disposed = false;
   private busy: Promise<unknown> = Promise.resolve();
   private memory = 0;
-  /** Set when the runner was started afresh after being ended: the rule's own state is gone. */
-  private restartedSinceCall = false;
+  /** What the rule declared, as its first load told (a restart loads the same code). */
+  info!: RuleInfo;
 
   private constructor(
     private readonly load: LoadRequest,
     readonly compiled: CompiledRule,
-    public info: RuleInfo,
   ) {}
 
   /** Starts a runner and loads the rule into it; a rule that does not load throws a RuleError. */
@@ -112,7 +111,7 @@ export class RuleRunner {
       file: compiled.file, code: compiled.code, mappings: compiled.lines.mappings, exportAt: compiled.exportAt ?? null,
       options: options ?? {}, limits,
     };
-    const runner = new RuleRunner(load, compiled, null as unknown as RuleInfo);
+    const runner = new RuleRunner(load, compiled);
     try {
       runner.info = await runner.boot();
     } catch (err) {
@@ -130,13 +129,6 @@ export class RuleRunner {
   /** The child's process id (for memory accounting); null when none runs. */
   get pid(): number | null {
     return this.child && !this.child.exited ? this.child.process.pid : null;
-  }
-
-  /** True once after the rule was started afresh (its state lost) since the last call. */
-  takeRestarted(): boolean {
-    const r = this.restartedSinceCall;
-    this.restartedSinceCall = false;
-    return r;
   }
 
   dispatch(payload: Uint8Array, count: number, maxFailures = Infinity): Promise<DispatchResult> {
@@ -158,7 +150,6 @@ export class RuleRunner {
     if (!this.child || this.child.exited) {
       try {
         await this.boot();
-        this.restartedSinceCall = true;
       } catch (err) {
         const message = err instanceof RuleError ? err.detail : (err as Error).message;
         return { actions: [], failures: [failure(`its sandbox could not be started again: ${message}`, "error", true)] };
