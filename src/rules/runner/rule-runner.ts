@@ -208,8 +208,7 @@ export class RuleRunner {
       if (p) p(o);
       else child.inbox.push(o);
     };
-    let reader: FrameReader;
-    reader = new FrameReader((kind, body) => {
+    const reader = new FrameReader((kind, body) => {
       let reply: ReadReply;
       try {
         reply = decodeReply(kind, body);
