@@ -106,17 +106,17 @@ function addressOf(buffer: Buffer): bigint {
   return koffi().address(buffer);
 }
 
-/** bpf(cmd, attr, size); returns the result or throws with the errno. */
-function bpf(cmd: number, attr: Buffer, what: string): number {
-  const result = Number(bindings().syscall(numbers().bpf, "int", cmd, "void *", attr, "uint", attr.length));
-  if (result < 0) throw syscallError(what, errno());
-  return result;
-}
-
-/** Like bpf(), but returns the errno instead of throwing. */
+/** bpf(cmd, attr, size); returns the result and 0, or -1 and the errno. */
 function bpfTry(cmd: number, attr: Buffer): { result: number; errno: number } {
   const result = Number(bindings().syscall(numbers().bpf, "int", cmd, "void *", attr, "uint", attr.length));
   return result < 0 ? { result, errno: errno() } : { result, errno: 0 };
+}
+
+/** bpf(cmd, attr, size); returns the result or throws with the errno. */
+function bpf(cmd: number, attr: Buffer, what: string): number {
+  const { result, errno: e } = bpfTry(cmd, attr);
+  if (e !== 0) throw syscallError(what, e);
+  return result;
 }
 
 function writeName(attr: Buffer, offset: number, name: string): void {

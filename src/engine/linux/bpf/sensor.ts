@@ -246,7 +246,7 @@ class Resources {
 }
 
 export class SetStateSensor {
-  private readonly undecodableCount = { value: 0 };
+  private undecodable = 0;
   private stopped = false;
 
   private constructor(
@@ -380,7 +380,7 @@ export class SetStateSensor {
       try {
         records.push(decodeSetStateRecord(bytes));
       } catch {
-        this.undecodableCount.value++;
+        this.undecodable++;
       }
     }, max);
     if (this.output === "perf") records.sort((x, y) => (x.kernelTimeNs < y.kernelTimeNs ? -1 : x.kernelTimeNs > y.kernelTimeNs ? 1 : 0));
@@ -396,7 +396,7 @@ export class SetStateSensor {
   }
 
   counters(): SensorCounters {
-    const result: SensorCounters = { lostRecords: 0, ownerMapFull: 0, listenerMapFull: 0, undecodable: this.undecodableCount.value };
+    const result: SensorCounters = { lostRecords: 0, ownerMapFull: 0, listenerMapFull: 0, undecodable: this.undecodable };
     if (this.stopped) return result;
     const key = Buffer.alloc(4);
     const value = Buffer.alloc(8);

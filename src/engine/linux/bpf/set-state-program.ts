@@ -10,11 +10,12 @@
  * it into every later record of that socket, and drops it at CLOSE. A socket first seen at its
  * local close (it predates the sensor) takes the closing task.
  *
- * Accepted sockets: the child socket is born in softirq as a copy of its listener (its first
- * change is →SYN_RECV, still carrying the listener's local address and port). At LISTEN the
- * program also files the listener's owner under (local port, family, local address) in a second
- * map; a child's first change looks its listener up there (exactly, then with the wildcard
- * address) and keeps the result as its own owner. The tracepoint has no network namespace, so
+ * Accepted sockets: the child socket is born in softirq as a copy of its listener; its first
+ * change is →SYN_RECV, with the listener's port and either the listener's local address or
+ * already its own (6.18 shows its own: a listener on 0.0.0.0 has children on 127.0.0.1). At
+ * LISTEN the program also files the listener's owner under (local port, family, local address)
+ * in a second map; a child's first change looks its listener up there, exactly, then with the
+ * wildcard address, and keeps the result as its own owner. The tracepoint has no network namespace, so
  * two listeners on the same address and port in different namespaces share one entry (the last
  * to listen wins, and the entry goes when that listener closes): a consumer that must be exact
  * checks the owner with a targeted sock_diag lookup in the socket's namespace.
