@@ -60,8 +60,13 @@ export class RingBufferReader {
     try {
       while (position < end && visited < max) {
         const offset = Number(position & this.mask);
-        const header = Atomics.load(this.headers, offset / 4);
+        // A plain read: Bun's optimised Atomics.load on a Uint32Array over memory it did not
+        // allocate (this mmap) crashed the process (segfault, reproduced under steady traffic
+        // once the drain loop was compiled); plain reads and the 64-bit Atomics above did not.
+        const header = this.headers[offset / 4]!;
         if (header & BUSY_BIT) break;
+        // An acquire after the header, so the record's bytes are not read before it (arm64).
+        Atomics.load(this.producerPos, 0);
         const length = header & ~(BUSY_BIT | DISCARD_BIT);
         // Moved past first, so a record the visitor refuses is not handed out again.
         position += BigInt((length + HEADER_SIZE + 7) & ~7);
