@@ -7,6 +7,7 @@ import { createEngine } from "../engine/index.ts";
 import { buildSelection } from "../filter/endpoint-filter.ts";
 import { Monitor } from "../monitor/monitor.ts";
 import { MonitorLoop } from "../monitor/monitor-loop.ts";
+import { DEFAULT_SENSOR, SENSOR_CHOICES, wantsTransitions, type SensorChoice } from "../monitor/sensor-choice.ts";
 import { EVENT_TYPES, type EndpointEvent, type EventType } from "../monitor/events.ts";
 import { eventJsonLine } from "../view/event-json.ts";
 import { eventLine, useColour } from "../view/event-line.ts";
@@ -23,6 +24,7 @@ export interface WatchArgs extends ListArgs {
   duration?: number;
   events?: string[];
   initial?: boolean;
+  sensor?: string;
 }
 
 export function watchBuilder<T>(y: Argv<T>) {
@@ -35,7 +37,8 @@ export function watchBuilder<T>(y: Argv<T>) {
     .option("initial", { type: "boolean", describe: "Report endpoints that exist at start as opened" })
     .option("numeric", { alias: "n", type: "boolean", describe: "Numeric addresses and ports" })
     .option("quiet", { alias: "q", type: "boolean", describe: "No notes on stderr" })
-    .option("source", { type: "string", choices: ["auto", "netlink", "proc"], default: "auto", describe: "Where sockets are read from" });
+    .option("source", { type: "string", choices: ["auto", "netlink", "proc"], default: "auto", describe: "Where sockets are read from" })
+    .option("sensor", { type: "string", choices: SENSOR_CHOICES, default: DEFAULT_SENSOR, describe: "Where changes come from: poll (snapshots), ebpf or auto (the kernel's TCP state changes as they happen, polling where unavailable)" });
 }
 
 export function parseEventTypes(values: readonly string[] | undefined, forPrograms: boolean): Set<EventType> {
@@ -69,6 +72,7 @@ export async function runWatch(args: WatchArgs): Promise<number> {
   const monitor = new Monitor({
     engine,
     request: { protocols: selection.protocols, families: selection.families, withProcesses: true },
+    transitions: wantsTransitions((args.sensor ?? DEFAULT_SENSOR) as SensorChoice),
   });
   const out = new BufferedOutput(1, 1 << 16);
   const colour = !args.ndjson && useColour(process.stdout);

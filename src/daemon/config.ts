@@ -5,6 +5,7 @@
  */
 import fs from "node:fs";
 import { SockwardenError } from "../errors.ts";
+import { DEFAULT_SENSOR, SENSOR_CHOICES, isSensorChoice, type SensorChoice } from "../monitor/sensor-choice.ts";
 import { formatTomlPath, locateToml, type TomlLocations, type TomlPath } from "./toml-locate.ts";
 
 export class ConfigError extends SockwardenError {
@@ -25,6 +26,8 @@ export interface DaemonConfig {
   metrics: string | null;
   /** Watch every network namespace, not only the daemon's own. */
   allNamespaces: boolean;
+  /** Where changes come from: snapshots only, or also the kernel's sensor (see SensorChoice). */
+  sensor: SensorChoice;
   /** The file it was read from, for messages about keys checked later (rules' options). */
   origin?: { file: string; locations: TomlLocations };
 }
@@ -42,6 +45,7 @@ export function defaultConfig(): DaemonConfig {
     kill: { graceMs: 3000 },
     metrics: null,
     allNamespaces: false,
+    sensor: DEFAULT_SENSOR,
   };
 }
 
@@ -94,10 +98,14 @@ export function parseConfig(text: string, file: string): DaemonConfig {
     return v as Table;
   };
 
-  known(raw, "", ["interval", "dry_run", "audit_log", "metrics", "all_namespaces", "rules", "sinks", "protect", "limits", "sandbox", "kill"]);
+  known(raw, "", ["interval", "dry_run", "audit_log", "metrics", "all_namespaces", "sensor", "rules", "sinks", "protect", "limits", "sandbox", "kill"]);
   if (raw.all_namespaces !== undefined) {
     if (typeof raw.all_namespaces !== "boolean") fail("all_namespaces", "must be true or false");
     c.allNamespaces = raw.all_namespaces as boolean;
+  }
+  if (raw.sensor !== undefined) {
+    if (!isSensorChoice(raw.sensor)) fail("sensor", `must be one of ${SENSOR_CHOICES.map((x) => `"${x}"`).join(", ")}`);
+    c.sensor = raw.sensor as SensorChoice;
   }
   if (raw.interval !== undefined) c.interval = num(raw.interval, "interval", 0.1, 3600);
   if (raw.dry_run !== undefined) {

@@ -6,6 +6,7 @@
 import type { Endpoint, SocketEngine } from "../engine/types.ts";
 import { Monitor } from "../monitor/monitor.ts";
 import { MonitorLoop } from "../monitor/monitor-loop.ts";
+import { wantsTransitions } from "../monitor/sensor-choice.ts";
 import type { Timers } from "../timers.ts";
 import type { EndpointEvent } from "../monitor/events.ts";
 import { RuleSet, checkRule, formatReport, type RuleAction, type RuleReport } from "../rules/rule-set.ts";
@@ -101,7 +102,11 @@ export class Daemon {
   async start(): Promise<void> {
     this.state = await this.loadRules(this.config);
     this.engine = this.options.createEngine();
-    this.monitor = new Monitor({ engine: this.engine, request: { protocols: new Set(["tcp", "udp"]), families: new Set([4, 6]), withProcesses: true } });
+    this.monitor = new Monitor({
+      engine: this.engine,
+      request: { protocols: new Set(["tcp", "udp"]), families: new Set([4, 6]), withProcesses: true },
+      transitions: wantsTransitions(this.config.sensor),
+    });
     const initial = this.monitor.start();
     // After the first look, so that its notes (e.g. processes that cannot be read) are told too.
     for (const n of this.monitor.notes) this.options.warn?.(n);

@@ -169,6 +169,32 @@ export interface ClosedSocketFeed {
   close(): void;
 }
 
+/** One TCP state change of one socket, as the kernel reported it (the eBPF sensor on Linux). */
+export interface SocketTransition {
+  /**
+   * The socket as now known: the sensor's addresses, state and process, completed by a lookup
+   * in the socket table where the socket still existed (cookie, inode, uid, counters).
+   */
+  endpoint: Endpoint;
+  previousState: TcpState | null;
+  /** Wall-clock time of the change, ms since epoch (from the kernel's own clock). */
+  time: number;
+}
+
+/**
+ * State changes as they happen, between snapshots. `ready` is called (from a timer or an I/O
+ * callback) when transitions are waiting; `drain` hands them over, oldest first.
+ */
+export interface TransitionFeed {
+  /** Why the OS side runs the way it does (e.g. how records are waited for), to tell once. */
+  readonly notes: readonly string[];
+  drain(): SocketTransition[];
+  /** Changes lost because they came faster than they were read. */
+  lost(): number;
+  onReady(ready: () => void): void;
+  close(): void;
+}
+
 /** A socket's protocol and addresses, as a process holds it. */
 export type SocketAddresses = Pick<Endpoint, "protocol" | "family" | "localAddress" | "localPort" | "remoteAddress" | "remotePort">;
 
@@ -221,6 +247,11 @@ export interface SocketEngine {
   closePrivilegeProblem?(method?: CloseMethod): string | null;
   /** Notices of destroyed sockets; throws UnsupportedError where the OS has none. */
   closedSockets?(): ClosedSocketFeed;
+  /**
+   * TCP state changes as the kernel reports them; throws UnsupportedError saying why where they
+   * cannot be had (privileges, kernel), and the caller falls back to snapshots alone.
+   */
+  transitions?(): TransitionFeed;
   /** Details of one process, or null when there is no such process (or it just exited). */
   processDetails?(pid: number): ProcessDetails | null;
   /**

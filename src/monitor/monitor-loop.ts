@@ -75,7 +75,35 @@ export class MonitorLoop {
     if (this.running) return;
     this.running = true;
     this.nextRefreshAt = this.clock() + this.intervalMs;
+    if (this.monitor.sensing) this.monitor.onTransitions(() => this.deliverTransitions());
     this.schedule();
+  }
+
+  /**
+   * Hands on the state changes the sensor reported, at once. While paused or while a refresh's
+   * events are handled they wait (in the engine's queue) for the next tick or refresh.
+   */
+  private deliverTransitions(): void {
+    if (!this.running || this.pausedFlag || this.busy || !this.monitor.sensing) return;
+    try {
+      const events = this.monitor.takeTransitions();
+      if (events.length === 0) return;
+      const handled = this.options.onEvents(events);
+      if (handled) {
+        this.busy = true;
+        // No collection here: transitions come in small batches, many a second.
+        const after = () => {
+          this.busy = false;
+          this.reschedule();
+        };
+        void handled.then(after, (err: unknown) => {
+          this.options.onError(err);
+          after();
+        });
+      }
+    } catch (err) {
+      this.options.onError(err);
+    }
   }
 
   stop(): void {
@@ -155,6 +183,7 @@ export class MonitorLoop {
         }
       } else {
         this.monitor.collectClosed();
+        this.deliverTransitions();
       }
     } catch (err) {
       this.options.onError(err);

@@ -1,9 +1,11 @@
 /**
  * Successive snapshots of one engine become a numbered stream of endpoint events. Connections
  * that open and close between two refreshes are added from the kernel's destroy notices where the
- * engine offers them.
+ * engine offers them. Where the engine reports state changes as they happen (transitions), those
+ * become events at once and each snapshot reconciles: a connection is reported once, whichever
+ * source saw it first.
  */
-import type { ClosedSocketFeed, Endpoint, SnapshotRequest, SocketEngine } from "../engine/types.ts";
+import type { ClosedSocketFeed, Endpoint, SnapshotRequest, SocketEngine, SocketTransition, TransitionFeed } from "../engine/types.ts";
 import { endpointKey } from "./endpoint-key.ts";
 import type { EndpointEvent } from "./events.ts";
 import { compareEvents, diffSnapshots, type UnnumberedEvent } from "./snapshot-diff.ts";
@@ -17,7 +19,12 @@ export interface MonitorOptions {
   closedSockets?: boolean;
   /** Most notices held between refreshes; more are counted as lost. */
   maxPendingClosed?: number;
+  /** Take state changes as they happen where the engine can report them (default false). */
+  transitions?: boolean;
 }
+
+/** Refreshes a retired key is kept after its socket left the table. */
+const RETIRED_REFRESHES = 2;
 
 interface ClosedNotice {
   endpoint: Endpoint;
@@ -37,6 +44,18 @@ export class Monitor {
   private lastEventTime = 0;
   private droppedNotices = 0;
   private readonly maxPending: number;
+  private transitionFeed: TransitionFeed | null = null;
+  /** Wall time at which the latest snapshot began: older transitions of its sockets are stale. */
+  private snapshotStartedAt = 0;
+  /**
+   * Connections already reported closed, by key and by address pair, with the refresh that
+   * retired them: the next snapshots may still show them (a TIME_WAIT successor with the same
+   * cookie, a dump taken before the close) and the destroy notice may still come.
+   */
+  private readonly retired = new Map<string, number>();
+  private refreshes = 0;
+  /** endpointKey by address pair, for transitions that carry no cookie; built when first needed. */
+  private pairIndex: Map<string, string> | null = null;
 
   constructor(private readonly options: MonitorOptions) {
     this.clock = options.clock ?? Date.now;
@@ -52,13 +71,47 @@ export class Monitor {
         }
       }
     }
+    if (options.transitions) {
+      if (!options.engine.transitions) {
+        this.notes.push(`the ${options.engine.name} engine has no sensor of state changes; polling every refresh`);
+      } else {
+        try {
+          this.transitionFeed = options.engine.transitions();
+          for (const n of this.transitionFeed.notes) this.notes.push(n);
+        } catch (err) {
+          this.notes.push(`${(err as Error).message}; polling every refresh instead`);
+        }
+      }
+    }
+  }
+
+  /** Whether state changes come as they happen (the sensor started). */
+  get sensing(): boolean {
+    return this.transitionFeed !== null;
+  }
+
+  /** Calls `ready` when state changes are waiting to be taken with takeTransitions(). */
+  onTransitions(ready: () => void): void {
+    this.transitionFeed?.onReady(ready);
+  }
+
+  /** State changes reported since the last look, as numbered events (none without a sensor). */
+  takeTransitions(): EndpointEvent[] {
+    return this.number(this.applyTransitions());
+  }
+
+  /** Transitions lost (the kernel's output full, or too many waiting here). */
+  lostTransitions(): number {
+    return this.transitionFeed?.lost() ?? 0;
   }
 
   /** The first snapshot: the baseline later events are relative to. */
   start(): Endpoint[] {
+    this.snapshotStartedAt = this.clock();
     const snap = this.options.engine.snapshot(this.options.request);
     for (const n of snap.notes) this.notes.push(n);
     this.known = new Map(snap.endpoints.map((ep) => [endpointKey(ep), ep]));
+    this.pairIndex = null;
     this.lastTime = snap.takenAt;
     this.collectClosed();
     this.pendingClosed = [];
@@ -107,20 +160,133 @@ export class Monitor {
   /** Takes a snapshot and returns what changed since the previous one, numbered. */
   refresh(): EndpointEvent[] {
     this.collectClosed();
+    // Changes already reported come first, so the snapshot is compared with what they made.
+    const sensed = this.applyTransitions();
+    this.snapshotStartedAt = this.clock();
     const snap = this.options.engine.snapshot(this.options.request);
     const time = snap.takenAt;
-    const { events, current } = diffSnapshots(this.known, snap.endpoints, { time, elapsedMs: time - this.lastTime });
+    const diff = diffSnapshots(this.known, snap.endpoints, { time, elapsedMs: time - this.lastTime });
+    const current = diff.current;
+    let events = diff.events;
     const previous = this.known;
     this.known = current;
+    this.pairIndex = null;
     this.lastTime = time;
+    this.refreshes++;
+    if (this.transitionFeed) events = this.reconcile(events, current);
     events.sort(compareEvents);
     const merged = this.mergeClosed(events, previous, current);
-    // A short connection held back one refresh carries its notice's time; keep times in step
-    // with sequence numbers so that consumers can rely on both growing.
-    return merged.map((e) => {
+    return this.number([...sensed, ...merged]);
+  }
+
+  /**
+   * A short connection held back one refresh carries its notice's time; keep times in step with
+   * sequence numbers so that consumers can rely on both growing.
+   */
+  private number(events: UnnumberedEvent[]): EndpointEvent[] {
+    return events.map((e) => {
       this.lastEventTime = Math.max(e.time, this.lastEventTime);
       return { ...e, time: this.lastEventTime, seq: ++this.seq };
     });
+  }
+
+  /**
+   * Drops the snapshot's events about connections the sensor already reported closed, retires
+   * what the snapshot saw close (a late transition must not open it again), and forgets retired
+   * keys once their sockets are gone.
+   */
+  private reconcile(events: UnnumberedEvent[], current: Map<string, Endpoint>): UnnumberedEvent[] {
+    const kept: UnnumberedEvent[] = [];
+    for (const e of events) {
+      if (this.isRetired(e.endpoint)) {
+        // A successor found by its addresses keeps the retirement under its own key.
+        this.retired.set(endpointKey(e.endpoint), this.refreshes);
+        continue;
+      }
+      if (e.type === "closed") this.retire(e.endpoint);
+      kept.push(e);
+    }
+    for (const [key, at] of this.retired) {
+      if (!current.has(key) && this.refreshes - at > RETIRED_REFRESHES) this.retired.delete(key);
+    }
+    return kept;
+  }
+
+  private retire(ep: Endpoint): void {
+    this.retired.set(endpointKey(ep), this.refreshes);
+    if (ep.remotePort !== 0) this.retired.set(pairKey(ep), this.refreshes);
+  }
+
+  private isRetired(ep: Endpoint): boolean {
+    if (this.retired.size === 0) return false;
+    return this.retired.has(endpointKey(ep)) || (ep.remotePort !== 0 && this.retired.has(pairKey(ep)));
+  }
+
+  /** The key under which a transition's socket is known, if it is. */
+  private knownKey(ep: Endpoint): string | null {
+    const key = endpointKey(ep);
+    if (this.known.has(key)) return key;
+    if (ep.cookie !== null || ep.remotePort === 0) return null;
+    if (!this.pairIndex) {
+      this.pairIndex = new Map();
+      for (const [k, known] of this.known) if (known.remotePort !== 0) this.pairIndex.set(pairKey(known), k);
+    }
+    return this.pairIndex.get(pairKey(ep)) ?? null;
+  }
+
+  private setKnown(key: string, ep: Endpoint): void {
+    this.known.set(key, ep);
+    if (this.pairIndex && ep.remotePort !== 0) this.pairIndex.set(pairKey(ep), key);
+  }
+
+  private deleteKnown(key: string, ep: Endpoint): void {
+    this.known.delete(key);
+    if (this.pairIndex && ep.remotePort !== 0) this.pairIndex.delete(pairKey(ep));
+  }
+
+  /** Folds waiting transitions into the table; returns their events, unnumbered. */
+  private applyTransitions(): UnnumberedEvent[] {
+    if (!this.transitionFeed) return [];
+    const out: UnnumberedEvent[] = [];
+    for (const t of this.transitionFeed.drain()) this.applyTransition(t, out);
+    return out;
+  }
+
+  private applyTransition(t: SocketTransition, out: UnnumberedEvent[]): void {
+    const ep = t.endpoint;
+    if (this.isRetired(ep)) return;
+    const key = this.knownKey(ep);
+    const before = key === null ? undefined : this.known.get(key);
+    // The latest snapshot saw this socket after the change: it is already as the change made it.
+    if (before && t.time < this.snapshotStartedAt) return;
+    const time = t.time;
+    if (ep.state === "CLOSE") {
+      if (before) {
+        this.deleteKnown(key!, before);
+        const last = before.process || !ep.process ? before : { ...before, process: ep.process, pids: ep.pids };
+        out.push({ type: "closed", time, endpoint: last });
+        this.retire(before);
+      } else {
+        // Opened and closed between two looks, its opening unseen (a socket older than the sensor).
+        out.push({ type: "opened", time, endpoint: ep, shortLived: true });
+        out.push({ type: "closed", time, endpoint: ep, shortLived: true });
+      }
+      this.retire(ep);
+      return;
+    }
+    if (!before) {
+      this.setKnown(endpointKey(ep), ep);
+      out.push({ type: "opened", time, endpoint: ep });
+      return;
+    }
+    if (before.state === ep.state) return;
+    const next: Endpoint = { ...before, state: ep.state };
+    if (!next.process && ep.process) {
+      next.process = ep.process;
+      next.pids = ep.pids;
+    }
+    this.setKnown(key!, next);
+    out.push({ type: "state-changed", time, endpoint: next, previousState: before.state });
   }
 
   /**
@@ -141,6 +307,7 @@ export class Monitor {
     const candidates = [...this.heldClosed.map((n) => ({ ...n, held: true })), ...this.pendingClosed.map((n) => ({ ...n, held: false }))];
     const living = livingPairs(current, candidates);
     for (const notice of candidates) {
+      if (this.isRetired(notice.endpoint)) continue;
       const key = endpointKey(notice.endpoint);
       if (seen.has(key) || current.has(key) || living.has(pairKey(notice.endpoint))) continue;
       seen.add(key);
@@ -170,6 +337,7 @@ export class Monitor {
   }
 
   close(): void {
+    this.transitionFeed?.close();
     this.feed?.close();
     this.options.engine.close();
   }

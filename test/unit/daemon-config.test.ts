@@ -17,6 +17,12 @@ describe("configuration", () => {
     expect(c.limits).toEqual({ actionsPerMinute: 60, perRule: { "smtp-guard": 10 } });
     expect(c.interval).toBe(1);
     expect(c.kill.graceMs).toBe(3000);
+    expect(c.sensor).toBe("poll");
+  });
+
+  test("sensor takes poll, ebpf or auto", () => {
+    expect(parseConfig("", "f.toml").sensor).toBe("poll");
+    for (const choice of ["poll", "ebpf", "auto"]) expect(parseConfig(`sensor = "${choice}"\n`, "f.toml").sensor).toBe(choice);
   });
 
   test.each([
@@ -28,6 +34,7 @@ describe("configuration", () => {
     ["[sandbox]\n\nmemory = 5\n", "f.toml:3: sandbox.memory: unknown key"],
     ["[limits.rules.x]\nactions_per_minute = -1\n", "f.toml:2: limits.rules.x.actions_per_minute: must be a number from 0 to 1000000"],
     ["metrics = \"9464\"\n", "f.toml:1: metrics: must be \"HOST:PORT\""],
+    ["\nsensor = \"bpf\"\n", "f.toml:2: sensor: must be one of \"poll\", \"ebpf\", \"auto\""],
     ["interval = \n", "f.toml:1: "],
   ])("%j is refused with file, line and key", (text, expected) => {
     expect(() => parseConfig(text, "f.toml")).toThrow(ConfigError);

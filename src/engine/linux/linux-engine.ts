@@ -2,7 +2,7 @@
  * The Linux engine: sock_diag dump (or the /proc/net fallback, or a replayed recording) joined
  * with the /proc process map into normalized endpoints.
  */
-import type { EngineScope, NamespaceTag, CloseMethod, ClosedSocketFeed, DestroyResult, Endpoint, Family, ProcessDetails, Protocol, Snapshot, SnapshotRequest, SocketEngine, TcpState } from "../types.ts";
+import type { EngineScope, NamespaceTag, CloseMethod, ClosedSocketFeed, TransitionFeed, DestroyResult, Endpoint, Family, ProcessDetails, Protocol, Snapshot, SnapshotRequest, SocketEngine, TcpState } from "../types.ts";
 import {
   AF_INET,
   AF_INET6,
@@ -26,6 +26,8 @@ import { destroySocket } from "./socket-destroy.ts";
 import { closeThroughOwner } from "./socket-takeover.ts";
 import { CAP_NET_ADMIN, CAP_SYS_PTRACE, hasCapability, userNamespaceNote } from "./capabilities.ts";
 import { openUnixDatagram } from "./unix-datagram.ts";
+import { DiagLookup } from "./diag-lookup.ts";
+import { SensorFeed } from "./sensor-feed.ts";
 
 const EOPNOTSUPP = 95;
 import { trace } from "../../trace.ts";
@@ -402,6 +404,39 @@ export class LinuxEngine implements SocketEngine {
         }
       },
     };
+  }
+
+  /**
+   * TCP state changes from the eBPF sensor; throws SensorUnavailableError (an UnsupportedError)
+   * saying why it cannot run. New sockets are completed by a lookup in this engine's namespace.
+   */
+  transitions(): TransitionFeed {
+    if (this.sourceName !== "netlink") {
+      throw new UnsupportedError(`the eBPF sensor completes sockets through netlink sock_diag (reading from ${this.sourceName})`);
+    }
+    const lookup = new DiagLookup();
+    try {
+      const feed = SensorFeed.start({
+        lookup: (tuple) => {
+          const record = lookup.tcp(tuple);
+          return record ? this.toEndpoint("tcp", record) : null;
+        },
+        process: (pid) => this.reader.read(pid),
+        userName: (uid) => this.users.name(uid),
+        netnsOf: (pid) => namespaceInodeOf(`${this.procRoot}/${pid}/ns/net`),
+        homeNetns: this.homeInode ?? namespaceInodeOf("/proc/thread-self/ns/net"),
+        allNamespaces: this.allNamespaces,
+      });
+      const close = feed.close.bind(feed);
+      feed.close = () => {
+        close();
+        lookup.close();
+      };
+      return feed;
+    } catch (err) {
+      lookup.close();
+      throw err;
+    }
   }
 
   private tagged(ep: Endpoint, tag: NamespaceTag | null): Endpoint {

@@ -1,0 +1,122 @@
+/**
+ * The monitor with an engine that reports state changes as they happen (the eBPF sensor on
+ * Linux): transitions become events at once, snapshots reconcile, and no connection is reported
+ * twice whichever source saw it first. The engine is scripted; the Monitor is the real one.
+ */
+import { describe, expect, test } from "vitest";
+import type { Endpoint, Snapshot, SocketEngine, SocketTransition, TransitionFeed } from "../../src/engine/types.ts";
+import { Monitor } from "../../src/monitor/monitor.ts";
+
+function ep(o: Partial<Endpoint>): Endpoint {
+  return {
+    protocol: "tcp", family: 4, localAddress: "127.0.0.1", localPort: 1000, remoteAddress: "127.0.0.1", remotePort: 2000,
+    state: "ESTABLISHED", inode: 1, uid: 0, user: "root", interfaceIndex: 0, receiveQueue: 0, sendQueue: 0,
+    bytesSent: 0, bytesReceived: 0, packetsSent: 1, packetsReceived: 1, rttMs: 1, cookie: "1",
+    process: { pid: 10, name: "beacon", path: null, cmdline: null, uid: 0, user: "root", startTime: null, ppid: 1 }, pids: [10], ...o,
+  };
+}
+
+/** An engine whose snapshots and transitions the test sets; its clock is the test's. */
+function scripted(options: { sensor?: boolean } = {}) {
+  let now = 1000;
+  let table: Endpoint[] = [];
+  let waiting: SocketTransition[] = [];
+  const feed: TransitionFeed = {
+    notes: [],
+    drain: () => waiting.splice(0),
+    lost: () => 0,
+    onReady: () => {},
+    close: () => {},
+  };
+  const engine: SocketEngine = {
+    name: "scripted",
+    snapshot: (): Snapshot => ({ endpoints: table.map((e) => ({ ...e })), takenAt: now, source: "scripted", notes: [], unreadableProcesses: 0 }),
+    close: () => {},
+    ...(options.sensor === false ? {} : { transitions: () => feed }),
+  };
+  const monitor = new Monitor({ engine, request: { protocols: new Set(["tcp"]), families: new Set([4]), withProcesses: true }, clock: () => now, transitions: true, closedSockets: false });
+  return {
+    monitor,
+    set table(eps: Endpoint[]) {
+      table = eps;
+    },
+    advance(ms: number) {
+      now += ms;
+    },
+    change(endpoint: Endpoint, previousState: Endpoint["state"], at = now) {
+      waiting.push({ endpoint, previousState, time: at });
+    },
+  };
+}
+
+const summary = (events: { type: string; endpoint: Endpoint; previousState?: unknown }[]) =>
+  events.map((e) => `${e.type} ${e.endpoint.localPort} ${e.previousState ? `${e.previousState}->` : ""}${e.endpoint.state}`);
+
+describe("Monitor with transitions", () => {
+  test("a connection between two looks: events at once, and the next looks add nothing", () => {
+    const s = scripted();
+    s.monitor.start();
+    s.advance(10);
+    s.change(ep({ state: "SYN_SENT" }), "CLOSE");
+    s.change(ep({ state: "ESTABLISHED" }), "SYN_SENT");
+    expect(summary(s.monitor.takeTransitions())).toEqual(["opened 1000 SYN_SENT", "state-changed 1000 SYN_SENT->ESTABLISHED"]);
+    s.advance(5);
+    s.change(ep({ state: "FIN_WAIT1" }), "ESTABLISHED");
+    s.change(ep({ state: "CLOSE" }), "FIN_WAIT2");
+    expect(summary(s.monitor.takeTransitions())).toEqual(["state-changed 1000 ESTABLISHED->FIN_WAIT1", "closed 1000 FIN_WAIT1"]);
+    // The snapshot finds its TIME_WAIT successor (same cookie), then it goes: nothing more is told.
+    s.table = [ep({ state: "TIME_WAIT", inode: 0, process: null, pids: [] })];
+    s.advance(1000);
+    expect(s.monitor.refresh()).toEqual([]);
+    s.table = [];
+    s.advance(1000);
+    expect(s.monitor.refresh()).toEqual([]);
+  });
+
+  test("a socket the snapshot saw first is not opened again by its older transition", () => {
+    const s = scripted();
+    s.monitor.start();
+    s.advance(10);
+    const before = 1005;
+    s.table = [ep({})];
+    expect(summary(s.monitor.refresh())).toEqual(["opened 1000 ESTABLISHED"]);
+    s.change(ep({ state: "SYN_SENT" }), "CLOSE", before);
+    expect(s.monitor.takeTransitions()).toEqual([]);
+    // A later change is told, and its close too; the next look, which misses it, adds nothing.
+    s.advance(5);
+    s.change(ep({ state: "CLOSE" }), "ESTABLISHED");
+    expect(summary(s.monitor.takeTransitions())).toEqual(["closed 1000 ESTABLISHED"]);
+    s.table = [];
+    s.advance(1000);
+    expect(s.monitor.refresh()).toEqual([]);
+  });
+
+  test("a socket that the snapshot saw close is not opened again by a late transition", () => {
+    const s = scripted();
+    s.table = [ep({})];
+    s.monitor.start();
+    s.table = [];
+    s.advance(1000);
+    expect(summary(s.monitor.refresh())).toEqual(["closed 1000 ESTABLISHED"]);
+    s.change(ep({ state: "CLOSE", cookie: null, inode: 0 }), "ESTABLISHED", 1500);
+    expect(s.monitor.takeTransitions()).toEqual([]);
+  });
+
+  test("a transition without a cookie finds the socket by its addresses", () => {
+    const s = scripted();
+    s.table = [ep({ cookie: "7" })];
+    s.monitor.start();
+    s.advance(10);
+    s.change(ep({ state: "CLOSE", cookie: null, inode: 0 }), "ESTABLISHED");
+    expect(summary(s.monitor.takeTransitions())).toEqual(["closed 1000 ESTABLISHED"]);
+    s.advance(1000);
+    s.table = [];
+    expect(s.monitor.refresh()).toEqual([]);
+  });
+
+  test("an engine without a sensor says so once and polls", () => {
+    const s = scripted({ sensor: false });
+    expect(s.monitor.sensing).toBe(false);
+    expect(s.monitor.notes).toEqual(["the scripted engine has no sensor of state changes; polling every refresh"]);
+  });
+});
