@@ -4,6 +4,7 @@
 import type { Argv } from "yargs";
 import fs from "node:fs";
 import path from "node:path";
+import { escapeControl } from "../text/escape-control.ts";
 import { RuleSet, checkRule, formatReport, type RuleAction, type RuleReport } from "../rules/rule-set.ts";
 import { loadRuleSource, resolveRuleSources, type RuleSource } from "../rules/rule-sources.ts";
 import { checkImports } from "../rules/compile-rule.ts";
@@ -17,6 +18,11 @@ import { stderr, stdout } from "./output.ts";
 import { RULE_API_DECLARATIONS } from "../rules/api-declarations.ts";
 import { checkRuleOptions, chooseOptionsTables, type RuleWithOptions } from "../rules/rule-options.ts";
 import { formatTomlPath } from "../daemon/toml-locate.ts";
+
+/** A line about a rule for people: file names and rules' texts are shown escaped. */
+function say(line: string): void {
+  stderr(`${escapeControl(line)}\n`);
+}
 
 type RulesArgs = { files?: string[]; events?: string; options?: string; dir?: string; force?: boolean; initial?: boolean };
 
@@ -62,13 +68,13 @@ async function check(files: string[]): Promise<number> {
       const typeErrors = await typeErrorsOf(source);
       if (typeErrors.length > 0) {
         bad++;
-        for (const e of typeErrors) stderr(`${e.message}\n`);
+        for (const e of typeErrors) say(e.message);
         continue;
       }
-      stdout(`${source.label}: ok (${info.name}: ${[info.handle ? `handles ${info.on.join(", ")}` : "", info.periodic ? `periodic every ${info.every} s` : "", info.start ? "start" : ""].filter(Boolean).join("; ")})\n`);
+      stdout(`${escapeControl(source.label)}: ok (${info.name}: ${[info.handle ? `handles ${info.on.join(", ")}` : "", info.periodic ? `periodic every ${info.every} s` : "", info.start ? "start" : ""].filter(Boolean).join("; ")})\n`);
     } catch (err) {
       bad++;
-      stderr(`${err instanceof RuleError ? err.message : `${source.label}: ${(err as Error).message}`}\n`);
+      say(err instanceof RuleError ? err.message : `${source.label}: ${(err as Error).message}`);
     }
   }
   return bad > 0 ? 1 : 0;
@@ -100,7 +106,7 @@ async function test(files: string[], eventsFile: string, optionsJson: string | u
   const flush = () => {
     for (const r of reports.splice(0)) {
       if (r.kind !== "reloaded") runtimeFailures++;
-      stderr(`${formatReport(r)}\n`);
+      say(formatReport(r));
     }
   };
   let loadFailures = 0;
@@ -119,7 +125,7 @@ async function test(files: string[], eventsFile: string, optionsJson: string | u
         if (typeErrors.length > 0) {
           // Not run: like a rule that does not compile, it is not what a test should show.
           loadFailures++;
-          for (const e of typeErrors) stderr(`${e.message}\n`);
+          for (const e of typeErrors) say(e.message);
           continue;
         }
         const { info } = await rules.add(source, table === null ? {} : perRule[table]);
@@ -127,7 +133,7 @@ async function test(files: string[], eventsFile: string, optionsJson: string | u
         if (table !== null) unchecked.delete(table);
       } catch (err) {
         loadFailures++;
-        stderr(`${err instanceof RuleError ? err.message : (err as Error).message}\n`);
+        say(err instanceof RuleError ? err.message : (err as Error).message);
       }
     }
     const checked = Object.fromEntries(Object.entries(perRule).filter(([t]) => !unchecked.has(t) || withOptions.some((r) => r.table === t)));

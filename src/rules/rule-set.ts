@@ -8,7 +8,7 @@ import type { EndpointEvent } from "../monitor/events.ts";
 import { endpointKey } from "../monitor/endpoint-key.ts";
 import { RuleError } from "../errors.ts";
 import { encodeEndpoints, encodeEvents } from "./guest-payload.ts";
-import { DEFAULT_LIMITS, printable, type CallFailure, type DispatchResult, type RuleInfo, type SandboxLimits } from "./sandbox.ts";
+import { DEFAULT_LIMITS, type CallFailure, type DispatchResult, type RuleInfo, type SandboxLimits } from "./sandbox.ts";
 import { loadRuleSource, type RuleSource } from "./rule-sources.ts";
 import { compileRule } from "./compile-rule.ts";
 import { RuleRunner } from "./runner/rule-runner.ts";
@@ -389,12 +389,14 @@ export class RuleSet {
   }
 }
 
-/** One line for people: `rule NAME (file:line:col): message`. */
+/**
+ * One line: `rule NAME (file:line:col): message`. The rule's text is kept as it is (JSON sinks
+ * carry it exactly); whatever prints it for people escapes it (text/escape-control.ts).
+ */
 export function formatReport(r: RuleReport): string {
   const where = `${r.file}${r.line !== null ? `:${r.line}${r.column !== null ? `:${r.column}` : ""}` : ""}`;
   const seq = r.seq !== undefined ? ` [event ${r.seq}]` : "";
-  // Reasons and messages are the rule's text: no control characters reach a terminal.
-  return printable(`rule ${r.rule} (${where}): ${r.kind === "error" ? "" : `${r.kind}: `}${r.message}${seq}`);
+  return `rule ${r.rule} (${where}): ${r.kind === "error" ? "" : `${r.kind}: `}${r.message}${seq}`;
 }
 
 /** Convenience for tools and tests: compile and load once, to check a rule. */

@@ -18,7 +18,7 @@ import {
 } from "quickjs-emscripten-core";
 import singlefileVariant from "@jitl/quickjs-singlefile-cjs-release-sync";
 import { RuleError } from "../errors.ts";
-import { escapeControl, hasControlCharacters } from "../text/escape-control.ts";
+import { hasControlCharacters } from "../text/escape-control.ts";
 import { API_MODULE_SOURCE, CONTROL_SOURCE, HELPERS_GLOBAL, LOCKDOWN_SOURCE } from "./guest-source.ts";
 import type { CompiledRule } from "./compile-rule.ts";
 import type { OptionType } from "./rule-options.ts";
@@ -195,7 +195,6 @@ export class RuleSandbox {
       const info = JSON.parse(context.getString(infoHandle)) as RuleInfo;
       infoHandle.dispose();
       if (hasControlCharacters(info.name)) throw new RuleError(compiled.file, at.line, at.column, "a rule's name must not contain control characters");
-      info.description = printable(info.description);
       for (const h of [configured, setRule, def, ns]) h.dispose();
       owned.length = 0;
       owned.push(control);
@@ -282,7 +281,7 @@ export class RuleSandbox {
     const full = this.atCeiling();
     const message = full
       ? `ran out of memory: its sandbox reached its ceiling (${Math.round(this.memory.buffer.byteLength / (1 << 20))} MiB) and is stopped`
-      : printable(`its sandbox failed and is stopped: ${(error as Error)?.message ?? String(error)}`.slice(0, 500));
+      : `its sandbox failed and is stopped: ${(error as Error)?.message ?? String(error)}`.slice(0, 500);
     return { actionTexts: [], failures: [{ index: -1, message, line: null, column: null, kind: full ? "memory" : "error", fatal: true }] };
   }
 
@@ -495,7 +494,7 @@ function settle(context: QuickJSContext, handle: QuickJSHandle): QuickJSHandle {
     const f = context.dump(jobs.error);
     if (jobs.error.alive) jobs.error.dispose();
     const message = f && typeof f === "object" && "message" in f ? String((f as { message: unknown }).message) : String(f);
-    throw new Error(`a job queued by the rule's top level failed: ${/interrupted/.test(message) ? "it took longer than its time budget" : printable(message.slice(0, 200))}`);
+    throw new Error(`a job queued by the rule's top level failed: ${/interrupted/.test(message) ? "it took longer than its time budget" : message.slice(0, 200)}`);
   }
   const again = context.getPromiseState(handle);
   if (again.type === "fulfilled") return again.notAPromise ? handle : again.value;
@@ -541,14 +540,8 @@ function describeError(context: QuickJSContext, compiled: CompiledRule, error: Q
     if (mapped) ({ line, column } = mapped);
   }
   const text = kind === "timeout" ? "took longer than its time budget" : kind === "memory" ? "ran out of memory" : `${name}: ${message}`;
-  return { index, message: printable(text.slice(0, 500)), line, column, kind };
+  return { index, message: text.slice(0, 500), line, column, kind };
 }
-
-/**
- * A rule's text as it goes into a report: shown by the one escaping rule (text/escape-control.ts),
- * so that a report cannot drive a terminal wherever it is printed.
- */
-export const printable = escapeControl;
 
 function safeString(v: unknown): string {
   try {

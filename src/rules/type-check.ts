@@ -14,7 +14,6 @@
  */
 import ts from "typescript";
 import { RuleError } from "../errors.ts";
-import { hasControlCharacters, escapeControl } from "../text/escape-control.ts";
 import { RULE_API_DECLARATIONS } from "./api-declarations.ts";
 import { esLibrary } from "./type-check-lib.ts" with { type: "macro" };
 import type { EsLibrary } from "./type-check-lib.ts";
@@ -117,7 +116,6 @@ function toRuleError(d: ts.Diagnostic, file: string): RuleError {
   const instead = PROJECT_ADVICE.get(d.code);
   if (instead !== undefined && message.includes(". ")) message = `${message.slice(0, message.indexOf(". ") + 1)} ${instead}`;
   // Module names and the like are quoted back from the rule's text as they are.
-  if (hasControlCharacters(message)) message = escapeControl(message);
   if (d.file?.fileName === RULE && d.start !== undefined) {
     const at = d.file.getLineAndCharacterOfPosition(d.start);
     return new RuleError(file, at.line + 1, at.character + 1, message);

@@ -19,7 +19,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readFileSync, readdirSync } from "node:fs";
 import path from "node:path";
-import { RuleSet, type RuleAction, type RuleReport } from "../../src/rules/rule-set.ts";
+import { RuleSet, formatReport, type RuleAction, type RuleReport } from "../../src/rules/rule-set.ts";
+import { escapeControl } from "../../src/text/escape-control.ts";
 import { DEFAULT_LIMITS } from "../../src/rules/sandbox.ts";
 import { parseEventLines } from "../../src/rules/event-json-input.ts";
 import { endpointKey } from "../../src/monitor/endpoint-key.ts";
@@ -159,7 +160,8 @@ describe("hostile rules", () => {
       expect(m![1]).toBe(file);
       if (want.line !== null) expect(Number(m![2]), err!.message).toBe(want.line);
       if (want.text !== null) expect(m![4]).toContain(want.text);
-      expect(err!.message).not.toMatch(/[\u0000-\u001f\u007f]/);
+      // Shown to people through the one escaping rule: no control character reaches a terminal.
+      expect(escapeControl(err!.message)).not.toMatch(/[\u0000-\u001f\u007f-\u009f]/);
     });
   });
 
@@ -178,7 +180,7 @@ describe("hostile rules", () => {
       for (const r of mine) {
         expect(r.file).toBe(file);
         expect(r.message.length).toBeLessThanOrEqual(500);
-        expect(r.message).not.toMatch(/[\u0000-\u001f\u007f]/);
+        expect(escapeControl(formatReport(r))).not.toMatch(/[\u0000-\u001f\u007f-\u009f]/);
       }
       // Quarantine is the last word: nothing runs, so nothing more is reported.
       const q = mine.findIndex((r) => r.kind === "quarantined");
