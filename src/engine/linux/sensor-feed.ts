@@ -3,18 +3,18 @@
  * is announced at its first change that has a local port, completed by a targeted sock_diag
  * lookup while it still exists, and carries the process the program kept for it.
  *
- * Records are read by a short timer rather than a blocking poll on a worker thread: a koffi
- * async call must never overlap another under Bun (see the design notes), and the timer keeps
- * this independent of whatever else uses koffi's pool. The cost is the timer's latency (one
- * period at most) and its idle wake-ups.
+ * Records are read when the sensor's descriptors become readable, told by one blocking poll on
+ * koffi's worker thread (FdWaiter). Where that cannot be set up, a short timer reads them instead
+ * (one period of latency at most, and its idle wake-ups).
  */
 import type { Endpoint, ProcessInfo, SocketTransition, TransitionFeed } from "../types.ts";
 import { koffi } from "../native/koffi-addon.ts";
 import { SensorUnavailableError, SetStateSensor } from "./bpf/sensor.ts";
 import type { SetStateRecord } from "./bpf/set-state-record.ts";
 import type { TcpTuple } from "./diag-lookup.ts";
+import { FdWaiter } from "./fd-waiter.ts";
 
-/** How often the ring is read. */
+/** How often the ring is read when no poll can wait on it. */
 export const SENSOR_DRAIN_MS = 3;
 /** Most transitions held for the monitor; more are counted as lost. */
 const MAX_QUEUED = 100_000;
@@ -71,6 +71,7 @@ export class SensorFeed implements TransitionFeed {
   private dropped = 0;
   private readonly wallMinusMonotonic: number;
   private timer: ReturnType<typeof setInterval> | null = null;
+  private waiter: FdWaiter | null = null;
   private ready: (() => void) | null = null;
 
   private constructor(
@@ -79,7 +80,12 @@ export class SensorFeed implements TransitionFeed {
   ) {
     this.notes = [...sensor.notes];
     this.wallMinusMonotonic = Date.now() - monotonicMs();
-    this.timer = setInterval(() => this.read(), SENSOR_DRAIN_MS);
+    try {
+      this.waiter = new FdWaiter(sensor.fds, () => this.read());
+    } catch (error) {
+      this.notes.push(`the sensor's records are read every ${SENSOR_DRAIN_MS} ms: ${(error as Error).message}`);
+      this.timer = setInterval(() => this.read(), SENSOR_DRAIN_MS);
+    }
   }
 
   /** Starts the sensor; throws SensorUnavailableError saying why it cannot run. */
@@ -119,6 +125,8 @@ export class SensorFeed implements TransitionFeed {
   close(): void {
     if (this.timer !== null) clearInterval(this.timer);
     this.timer = null;
+    this.waiter?.stop();
+    this.waiter = null;
     this.sensor.stop();
     this.sockets.clear();
     this.queue = [];
