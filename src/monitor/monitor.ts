@@ -56,6 +56,8 @@ export class Monitor {
   private refreshes = 0;
   /** endpointKey by address pair, for transitions that carry no cookie; built when first needed. */
   private pairIndex: Map<string, string> | null = null;
+  /** Known listeners with their process, by port; built when first needed after a refresh. */
+  private listenerIndex: ListenerIndex | null = null;
 
   constructor(private readonly options: MonitorOptions) {
     this.clock = options.clock ?? Date.now;
@@ -171,6 +173,7 @@ export class Monitor {
     const previous = this.known;
     this.known = current;
     this.pairIndex = null;
+    this.listenerIndex = null;
     this.lastTime = time;
     this.refreshes++;
     if (this.transitionFeed) events = this.reconcile(events, current);
@@ -275,6 +278,16 @@ export class Monitor {
       return;
     }
     if (!before) {
+      // An accepted socket whose listener the sensor never saw listen (it predates the sensor)
+      // has no process of its own: its listener's is the best there is.
+      if (!ep.process && ep.remotePort !== 0) {
+        this.listenerIndex ??= listenersByPort(this.known);
+        const owner = listenerFor(ep, this.listenerIndex);
+        if (owner) {
+          ep.process = owner.process;
+          ep.pids = owner.pids;
+        }
+      }
       this.setKnown(endpointKey(ep), ep);
       out.push({ type: "opened", time, endpoint: ep });
       return;

@@ -143,6 +143,7 @@ describe("watch --sensor", { timeout: 120_000 }, () => {
   it("with the eBPF sensor reports each of them once, with beacon's name and its addresses and ports", async () => {
     const { events, ports, pid, stderr } = await watchBurst("ebpf", SENTINEL_PORT + 10);
     expect(stderr).not.toMatch(/sensor unavailable/);
+    const burst = new Set(ports);
     for (const port of ports) {
       const mine = events.filter((e) => e.localPort === port && e.remotePort === SERVER_PORT);
       const opened = mine.filter((e) => e.type === "opened");
@@ -156,6 +157,10 @@ describe("watch --sensor", { timeout: 120_000 }, () => {
         expect(e.process?.pid).toBe(pid);
       }
     }
+    // The accepted side: the listener started before the watcher, so its process comes from the listing.
+    const accepted = events.filter((e) => e.localPort === SERVER_PORT && burst.has(e.remotePort));
+    expect(accepted.filter((e) => e.type === "opened")).toHaveLength(CONNECTIONS);
+    expect(accepted.filter((e) => e.process?.name !== "sw-listener")).toEqual([]);
   });
 
   it("without the capabilities, says why in one note and lists by polling", async () => {

@@ -114,6 +114,18 @@ describe("Monitor with transitions", () => {
     expect(s.monitor.refresh()).toEqual([]);
   });
 
+  test("an accepted socket without a process takes its listener's", () => {
+    const s = scripted();
+    const listener = ep({ cookie: "5", localPort: 2000, remoteAddress: "0.0.0.0", remotePort: 0, state: "LISTEN", process: { ...ep({}).process!, pid: 20, name: "sw-listener" }, pids: [20] });
+    s.table = [listener];
+    s.monitor.start();
+    s.advance(10);
+    s.change(ep({ cookie: "6", localPort: 2000, remotePort: 5555, state: "SYN_RECV", process: null, pids: [] }), "LISTEN");
+    const [opened] = s.monitor.takeTransitions();
+    expect(opened?.endpoint.process?.name).toBe("sw-listener");
+    expect(opened?.endpoint.pids).toEqual([20]);
+  });
+
   test("an engine without a sensor says so once and polls", () => {
     const s = scripted({ sensor: false });
     expect(s.monitor.sensing).toBe(false);
