@@ -71,6 +71,7 @@ export class Daemon {
   /** Repeated rule failures, told to the sinks with counts. */
   private readonly ruleFaults: FaultReporter<RuleReport>;
   private lostNotices = 0;
+  private lostTransitions = 0;
   /** The handling of the last refresh's events (rules run in their own processes). */
   private handling: Promise<void> = Promise.resolve();
   private lastWall = 0;
@@ -258,6 +259,12 @@ export class Daemon {
       this.metrics.setCounter("sockwarden_lost_notices_total", "Times socket-destroy notices were lost (kernel queue overflow, ENOBUFS, or too many between refreshes)", {}, lost);
       this.faults.fault("socket-destroy notices lost", "the kernel's queue of notices overflowed (ENOBUFS) or a notice did not decode; connections shorter than one refresh may go unseen", lost - this.lostNotices);
       this.lostNotices = lost;
+    }
+    const lostChanges = this.monitor?.lostTransitions() ?? 0;
+    if (lostChanges > this.lostTransitions) {
+      this.metrics.setCounter("sockwarden_sensor_lost_total", "TCP state changes the eBPF sensor lost (its ring full); a refresh follows at once", {}, lostChanges);
+      this.faults.fault("sensor changes lost", "the eBPF sensor's ring overflowed; a refresh was taken at once to set the table right", lostChanges - this.lostTransitions);
+      this.lostTransitions = lostChanges;
     }
     const wall = Date.now();
     const mono = this.clock();

@@ -87,6 +87,8 @@ export class MonitorLoop {
     if (!this.running || this.pausedFlag || this.busy || !this.monitor.sensing) return;
     try {
       const events = this.monitor.takeTransitions();
+      // Changes were lost: the next refresh is now, so the table is right again at once.
+      if (this.monitor.resyncDue) this.refreshNow();
       if (events.length === 0) return;
       const handled = this.options.onEvents(events);
       if (handled) {

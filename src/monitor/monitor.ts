@@ -58,6 +58,8 @@ export class Monitor {
   private pairIndex: Map<string, string> | null = null;
   /** Known listeners with their process, by port; built when first needed after a refresh. */
   private listenerIndex: ListenerIndex | null = null;
+  private lostTransitionsSeen = 0;
+  private resyncWanted = false;
 
   constructor(private readonly options: MonitorOptions) {
     this.clock = options.clock ?? Date.now;
@@ -105,6 +107,11 @@ export class Monitor {
   /** Transitions lost (the kernel's output full, or too many waiting here). */
   lostTransitions(): number {
     return this.transitionFeed?.lost() ?? 0;
+  }
+
+  /** Transitions were lost since the last refresh: only a snapshot can tell what they were. */
+  get resyncDue(): boolean {
+    return this.resyncWanted;
   }
 
   /** The first snapshot: the baseline later events are relative to. */
@@ -164,6 +171,7 @@ export class Monitor {
     this.collectClosed();
     // Changes already reported come first, so the snapshot is compared with what they made.
     const sensed = this.applyTransitions();
+    this.resyncWanted = false;
     this.snapshotStartedAt = this.clock();
     const snap = this.options.engine.snapshot(this.options.request);
     const time = snap.takenAt;
@@ -252,6 +260,11 @@ export class Monitor {
     if (!this.transitionFeed) return [];
     const out: UnnumberedEvent[] = [];
     for (const t of this.transitionFeed.drain()) this.applyTransition(t, out);
+    const lost = this.transitionFeed.lost();
+    if (lost > this.lostTransitionsSeen) {
+      this.lostTransitionsSeen = lost;
+      this.resyncWanted = true;
+    }
     return out;
   }
 

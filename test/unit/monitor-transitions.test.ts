@@ -6,6 +6,9 @@
 import { describe, expect, test } from "vitest";
 import type { Endpoint, Snapshot, SocketEngine, SocketTransition, TransitionFeed } from "../../src/engine/types.ts";
 import { Monitor } from "../../src/monitor/monitor.ts";
+import { MonitorLoop } from "../../src/monitor/monitor-loop.ts";
+import type { EndpointEvent } from "../../src/monitor/events.ts";
+import type { Timers } from "../../src/timers.ts";
 
 function ep(o: Partial<Endpoint>): Endpoint {
   return {
@@ -21,16 +24,21 @@ function scripted(options: { sensor?: boolean } = {}) {
   let now = 1000;
   let table: Endpoint[] = [];
   let waiting: SocketTransition[] = [];
+  let lost = 0;
+  let snapshots = 0;
+  let ready: (() => void) | null = null;
   const feed: TransitionFeed = {
     notes: [],
     drain: () => waiting.splice(0),
-    lost: () => 0,
-    onReady: () => {},
+    lost: () => lost,
+    onReady: (r) => {
+      ready = r;
+    },
     close: () => {},
   };
   const engine: SocketEngine = {
     name: "scripted",
-    snapshot: (): Snapshot => ({ endpoints: table.map((e) => ({ ...e })), takenAt: now, source: "scripted", notes: [], unreadableProcesses: 0 }),
+    snapshot: (): Snapshot => (snapshots++, { endpoints: table.map((e) => ({ ...e })), takenAt: now, source: "scripted", notes: [], unreadableProcesses: 0 }),
     close: () => {},
     ...(options.sensor === false ? {} : { transitions: () => feed }),
   };
@@ -42,6 +50,16 @@ function scripted(options: { sensor?: boolean } = {}) {
     },
     advance(ms: number) {
       now += ms;
+    },
+    get snapshots() {
+      return snapshots;
+    },
+    /** What the engine does when the kernel has written records. */
+    wake() {
+      ready?.();
+    },
+    lose(n: number) {
+      lost += n;
     },
     change(endpoint: Endpoint, previousState: Endpoint["state"], at = now) {
       waiting.push({ endpoint, previousState, time: at });
@@ -124,6 +142,62 @@ describe("Monitor with transitions", () => {
     const [opened] = s.monitor.takeTransitions();
     expect(opened?.endpoint.process?.name).toBe("sw-listener");
     expect(opened?.endpoint.pids).toEqual([20]);
+  });
+
+  test("lost transitions ask for a refresh at once, which sets the table right", () => {
+    const s = scripted();
+    s.monitor.start();
+    expect(s.monitor.takeTransitions()).toEqual([]);
+    expect(s.monitor.resyncDue).toBe(false);
+    s.lose(3);
+    s.table = [ep({})];
+    s.advance(10);
+    expect(s.monitor.takeTransitions()).toEqual([]);
+    expect(s.monitor.resyncDue).toBe(true);
+    expect(summary(s.monitor.refresh())).toEqual(["opened 1000 ESTABLISHED"]);
+    expect(s.monitor.resyncDue).toBe(false);
+    expect(s.monitor.lostTransitions()).toBe(3);
+  });
+
+  test("the loop hands transitions on as they come, and refreshes at once after a loss", () => {
+    const s = scripted();
+    let now = 0;
+    const queue: { at: number; fn: () => void; id: number }[] = [];
+    let ids = 0;
+    const timers: Timers = {
+      setTimeout: (fn, ms) => queue.push({ at: now + ms, fn, id: ++ids }) && ids,
+      clearTimeout: (id) => {
+        const i = queue.findIndex((t) => t.id === id);
+        if (i >= 0) queue.splice(i, 1);
+      },
+    };
+    const advance = (ms: number) => {
+      const end = now + ms;
+      for (;;) {
+        queue.sort((a, b) => a.at - b.at);
+        const next = queue[0];
+        if (!next || next.at > end) break;
+        queue.shift();
+        now = next.at;
+        next.fn();
+      }
+      now = end;
+    };
+    const got: EndpointEvent[][] = [];
+    s.monitor.start();
+    const loop = new MonitorLoop(s.monitor, { intervalMs: 1000, onEvents: (e) => void got.push(e), onError: (e) => { throw e; }, timers, clock: () => now });
+    loop.start();
+    const looks = s.snapshots;
+    s.change(ep({ state: "SYN_SENT" }), "CLOSE");
+    s.wake();
+    expect(got.map(summary)).toEqual([["opened 1000 SYN_SENT"]]);
+    advance(10);
+    expect(s.snapshots).toBe(looks);
+    s.lose(1);
+    s.wake();
+    advance(0);
+    expect(s.snapshots).toBe(looks + 1);
+    loop.stop();
   });
 
   test("an engine without a sensor says so once and polls", () => {
