@@ -36,6 +36,16 @@ function addressBytes(text: string): Uint8Array {
   return out;
 }
 
+export interface DiagAnswer {
+  /** The socket, or null when there is none (any more). */
+  socket: DiagRecord | null;
+  /**
+   * With no such socket: a listener of this namespace would take a connection to its local
+   * address and port (the kernel answers with that listener instead).
+   */
+  listener: boolean;
+}
+
 export class DiagLookup {
   private readonly socket: NetlinkSocket;
   private sequence = 1;
@@ -45,8 +55,8 @@ export class DiagLookup {
     this.socket = socket ?? new NetlinkSocket();
   }
 
-  /** The TCP socket with these addresses in this namespace, or null when there is none (any more). */
-  tcp(tuple: TcpTuple): DiagRecord | null {
+  /** The TCP socket with these addresses in this namespace. */
+  tcp(tuple: TcpTuple): DiagAnswer {
     const seq = this.sequence++;
     this.socket.send(
       encodeDiagRequest({
@@ -88,8 +98,10 @@ export class DiagLookup {
     // Where no connection has the addresses the kernel answers with a listener on the local
     // port: that is another socket.
     const r = found as DiagRecord | null;
-    if (r && (r.sourcePort !== tuple.localPort || r.destinationPort !== tuple.remotePort)) return null;
-    return r;
+    if (r && (r.sourcePort !== tuple.localPort || r.destinationPort !== tuple.remotePort)) {
+      return { socket: null, listener: r.sourcePort === tuple.localPort && r.destinationPort === 0 };
+    }
+    return { socket: r, listener: false };
   }
 
   close(): void {

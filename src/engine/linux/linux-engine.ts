@@ -418,8 +418,8 @@ export class LinuxEngine implements SocketEngine {
     try {
       const feed = SensorFeed.start({
         lookup: (tuple) => {
-          const record = lookup.tcp(tuple);
-          return record ? this.toEndpoint("tcp", record) : null;
+          const answer = lookup.tcp(tuple);
+          return { endpoint: answer.socket ? this.toEndpoint("tcp", answer.socket) : null, listener: answer.listener };
         },
         process: (pid) => this.reader.read(pid),
         userName: (uid) => this.users.name(uid),

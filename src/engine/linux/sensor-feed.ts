@@ -25,8 +25,11 @@ const CLOCK_MONOTONIC = 1;
 
 /** What the feed needs from the engine: its socket table, its process reader, its namespace. */
 export interface SensorFeedHost {
-  /** The socket with these addresses in the engine's namespace, as an endpoint, or null. */
-  lookup(tuple: TcpTuple): Endpoint | null;
+  /**
+   * The socket with these addresses in the engine's namespace, as an endpoint (null when there is
+   * none any more), and, without one, whether a listener there takes its local address and port.
+   */
+  lookup(tuple: TcpTuple): { endpoint: Endpoint | null; listener: boolean };
   process(pid: number): ProcessInfo | null;
   userName(uid: number | null): string | null;
   /** The network namespace inode of a process, null when it cannot be read (gone). */
@@ -36,6 +39,9 @@ export interface SensorFeedHost {
   /** Report sockets of every namespace, not only the engine's own. */
   allNamespaces: boolean;
 }
+
+/** Where records come from: the sensor, or (in tests) records already recorded. */
+export type RecordSource = Pick<SetStateSensor, "notes" | "fds" | "drain" | "counters" | "running" | "stop">;
 
 interface Followed {
   endpoint: Endpoint | null;
@@ -75,11 +81,13 @@ export class SensorFeed implements TransitionFeed {
   private ready: (() => void) | null = null;
 
   private constructor(
-    private readonly sensor: SetStateSensor,
+    private readonly sensor: RecordSource,
     private readonly host: SensorFeedHost,
   ) {
     this.notes = [...sensor.notes];
     this.wallMinusMonotonic = Date.now() - monotonicMs();
+    // A source with nothing to wait on is read by drain() alone.
+    if (sensor.fds.length === 0) return;
     try {
       this.waiter = new FdWaiter(sensor.fds, () => this.read());
     } catch (error) {
@@ -97,6 +105,11 @@ export class SensorFeed implements TransitionFeed {
       sensor.stop();
       throw error instanceof SensorUnavailableError ? error : new SensorUnavailableError("kernel", (error as Error).message, null, { cause: error });
     }
+  }
+
+  /** A feed over records from elsewhere than the kernel (a test seam). */
+  static over(source: RecordSource, host: SensorFeedHost): SensorFeed {
+    return new SensorFeed(source, host);
   }
 
   onReady(ready: () => void): void {
@@ -179,8 +192,12 @@ export class SensorFeed implements TransitionFeed {
     const home = this.host.homeNetns;
     const elsewhere = home !== null && netns !== null && netns !== home;
     // Another namespace's socket can have the same addresses as one of ours: only look up ours.
-    const found = elsewhere || r.newState === "CLOSE" ? null : this.host.lookup(tuple);
-    if (!this.host.allNamespaces && home !== null && !found && netns !== home) {
+    const answer = elsewhere || r.newState === "CLOSE" ? null : this.host.lookup(tuple);
+    const found = answer?.endpoint ?? null;
+    // An accepted socket of a listener older than the sensor has no owner to place it by; when it
+    // is gone before its first record is read, our listener on its address and port places it.
+    const ours = found !== null || netns === home || (netns === null && answer?.listener === true);
+    if (!this.host.allNamespaces && home !== null && !ours) {
       f.foreign = true;
       return null;
     }
