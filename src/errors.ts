@@ -16,6 +16,12 @@ export class UsageError extends SockwardenError {
   override readonly exitCode = 2;
 }
 
+/**
+ * A file or directory the user named cannot be read or written; the message names it and says
+ * why in words. It is the user's input, so exit 2.
+ */
+export class FileError extends UsageError {}
+
 /** The thing asked for does not exist (e.g. no process with that PID). Exit 1. */
 export class NotFoundError extends SockwardenError {
   override readonly exitCode = 1;

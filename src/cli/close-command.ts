@@ -10,10 +10,11 @@ import { buildSelection } from "../filter/endpoint-filter.ts";
 import { parsePortSpec } from "../net/ports.ts";
 import { compareEndpoints } from "../view/endpoint-order.ts";
 import { closeEndpoint, describe } from "../actions/close-endpoint.ts";
-import { AuditLog, defaultAuditPath } from "../actions/audit-log.ts";
+import { AuditLog, defaultAuditPath, type AuditInput, type AuditRecord } from "../actions/audit-log.ts";
 import { parseEndpointArgument, sameAddress } from "./endpoint-argument.ts";
 import { selectionOptions, type ListArgs } from "./list-command.ts";
 import { stderr, stdout } from "./output.ts";
+import { checkWritableFile } from "./user-files.ts";
 import { escapeControl } from "../text/escape-control.ts";
 import { PrivilegeError, SockwardenError, UsageError } from "../errors.ts";
 
@@ -30,6 +31,53 @@ export interface CloseArgs extends ListArgs {
   reason?: string;
 }
 
+/** The audit log, also handing each record it writes to the command's JSON output. */
+class ReportingAudit extends AuditLog {
+  constructor(
+    file: string,
+    private readonly report: (record: AuditRecord) => void,
+  ) {
+    super(file);
+  }
+
+  override append(input: AuditInput): AuditRecord {
+    const record = super.append(input);
+    this.report(record);
+    return record;
+  }
+}
+
+/**
+ * With --json or --ndjson, stdout carries only the audit records of this run (an array at the
+ * end, or one line per record as it is written) and everything for people goes to stderr.
+ */
+class CloseReport {
+  private readonly records: AuditRecord[] = [];
+  private ended = false;
+
+  constructor(readonly format: "json" | "ndjson" | null) {}
+
+  /** Lines for people: stdout normally, stderr when stdout is for programs. */
+  say(line: string): void {
+    (this.format ? stderr : stdout)(`${escapeControl(line)}\n`);
+  }
+
+  record(r: AuditRecord): void {
+    if (this.format === "ndjson") stdout(JSON.stringify(r) + "\n");
+    else if (this.format === "json") this.records.push(r);
+  }
+
+  /**
+   * The JSON array, once; `[]` when nothing was acted on. After an error, only when something
+   * was: the error's line says the rest.
+   */
+  end(afterError = false): void {
+    if (this.ended || this.format !== "json" || (afterError && this.records.length === 0)) return;
+    this.ended = true;
+    stdout(this.records.length === 0 ? "[]\n" : `[\n${this.records.map((r) => JSON.stringify(r)).join(",\n")}\n]\n`);
+  }
+}
+
 export function closeBuilder<T>(y: Argv<T>) {
   return selectionOptions(y)
     .positional("localEndpoint", { type: "string", describe: "Local ADDRESS:PORT of the connection" })
@@ -42,29 +90,29 @@ export function closeBuilder<T>(y: Argv<T>) {
     .option("yes", { alias: "y", type: "boolean", describe: "Do not ask before closing more than one endpoint" })
     .option("method", { type: "string", choices: ["auto", "destroy", "owner"], default: "auto", describe: "destroy: sock_diag SOCK_DESTROY; owner: take the socket from its process" })
     .option("reason", { type: "string", default: "closed from the command line", describe: "Why, for the audit log" })
-    .option("audit-log", { type: "string", describe: `Audit log file (default ${defaultAuditPath()})` });
+    .option("audit-log", { type: "string", describe: `Audit log file (default ${defaultAuditPath()})` })
+    .option("json", { type: "boolean", describe: "Print the audit records of what was closed, gone or refused, as one JSON array" })
+    .option("ndjson", { type: "boolean", describe: "The same records, one JSON object per line as each is written" })
+    .conflicts("json", "ndjson");
 }
 
 export async function runClose(args: CloseArgs): Promise<number> {
   const pair = args.localEndpoint !== undefined ? parsePair(args) : null;
   const selection = buildSelection({ ...args, all: true, process: args.process });
+  // As in the selection options, a repeated option is one more choice and options narrow each other.
   const extra: ((ep: Endpoint) => boolean)[] = [];
-  for (const spec of args.localPort ?? []) {
-    const m = parsePortSpec(String(spec));
-    extra.push((ep) => m.matches(ep.localPort));
-  }
-  for (const spec of args.remotePort ?? []) {
-    const m = parsePortSpec(String(spec));
-    extra.push((ep) => m.matches(ep.remotePort));
-  }
-  for (const pid of args.pid ?? []) {
-    if (!Number.isInteger(pid) || pid <= 0) throw new UsageError(`bad --pid '${pid}'`);
-    extra.push((ep) => ep.pids.includes(pid));
-  }
+  const localPorts = (args.localPort ?? []).map((spec) => parsePortSpec(String(spec)));
+  if (localPorts.length > 0) extra.push((ep) => localPorts.some((m) => m.matches(ep.localPort)));
+  const remotePorts = (args.remotePort ?? []).map((spec) => parsePortSpec(String(spec)));
+  if (remotePorts.length > 0) extra.push((ep) => remotePorts.some((m) => m.matches(ep.remotePort)));
+  const pids = args.pid ?? [];
+  for (const pid of pids) if (!Number.isInteger(pid) || pid <= 0) throw new UsageError(`bad --pid '${pid}'`);
+  if (pids.length > 0) extra.push((ep) => pids.some((pid) => ep.pids.includes(pid)));
   if (!pair && extra.length === 0 && !hasSelectionFilter(args)) {
     throw new UsageError("say which connections to close: LOCAL REMOTE (e.g. 10.0.0.5:43122 93.184.216.34:25) or filters such as --remote-port 25 --process curl");
   }
   const method = (args.method ?? "auto") as CloseMethod;
+  const report = new CloseReport(args.json ? "json" : args.ndjson ? "ndjson" : null);
   const engine = createEngine({ source: args.source as "auto" | "netlink" | "proc" | undefined, allNamespaces: !!args.allNamespaces });
   try {
     const snapshot = engine.snapshot({ protocols: selection.protocols, families: selection.families, withProcesses: true });
@@ -76,44 +124,56 @@ export async function runClose(args: CloseArgs): Promise<number> {
       .sort(compareEndpoints);
     if (matches.length === 0) {
       stderr("sockwarden: no endpoint matches\n");
+      report.end();
       return 1;
     }
-    const audit = new AuditLog(args.auditLog ?? defaultAuditPath());
+    // An action that cannot be audited is not taken: a log file the user named must be writable.
+    const checkAuditLog = () => {
+      if (args.auditLog !== undefined) checkWritableFile(args.auditLog, "--audit-log", 0o750);
+    };
+    const audit = new ReportingAudit(args.auditLog ?? defaultAuditPath(), (r) => report.record(r));
     const reason = args.reason ?? "closed from the command line";
     if (args.dryRun) {
+      checkAuditLog();
       for (const ep of matches) {
         const message = `would close ${describe(ep)}`;
-        stdout(`${escapeControl(message)}\n`);
+        report.say(message);
         audit.append({ action: "would-close", endpoint: ep, reason, requestedBy: "cli", outcome: "dry-run", message });
       }
+      report.end();
       return 0;
     }
     const problem = engine.closePrivilegeProblem?.(method) ?? null;
     if (problem) throw new PrivilegeError(problem);
     if (!engine.destroy) throw new SockwardenError(`the ${engine.name} engine cannot close connections`);
+    checkAuditLog();
     if (matches.length > 1 && !args.yes) {
       if (!process.stdin.isTTY) {
         for (const ep of matches) stderr(`  ${escapeControl(describe(ep))}\n`);
         throw new SockwardenError(`${matches.length} endpoints match; add --yes to close them all, or narrow the selection`);
       }
-      for (const ep of matches) stdout(`  ${escapeControl(describe(ep))}\n`);
-      if (!(await confirm(`Close these ${matches.length} endpoints? [y/N] `))) {
-        stdout("nothing closed\n");
+      for (const ep of matches) report.say(`  ${describe(ep)}`);
+      if (!(await confirm(`Close these ${matches.length} endpoints? [y/N] `, report.format ? process.stderr : process.stdout))) {
+        report.say("nothing closed");
+        report.end();
         return 1;
       }
     }
     let failed = 0;
     for (const ep of matches) {
       const outcome = closeEndpoint(engine, ep, { requestedBy: "cli", method, reason, audit });
-      if (outcome.ok) stdout(`${escapeControl(outcome.message)}\n`);
+      if (outcome.ok) report.say(outcome.message);
       else {
         failed++;
         stderr(`sockwarden: ${escapeControl(outcome.message)}\n`);
       }
     }
+    report.end();
     return failed > 0 ? 1 : 0;
   } finally {
     engine.close();
+    // After a failure part way, what was done by then is printed, as it is in the audit log.
+    report.end(true);
   }
 }
 
@@ -128,9 +188,9 @@ function hasSelectionFilter(a: CloseArgs): boolean {
   return !!(a.state?.length || a.port?.length || a.local?.length || a.remote?.length || (a.process !== undefined && a.process !== ""));
 }
 
-function confirm(question: string): Promise<boolean> {
+function confirm(question: string, output: NodeJS.WritableStream): Promise<boolean> {
   return new Promise((resolve) => {
-    const rl = readline.createInterface({ input: process.stdin, output: process.stdout });
+    const rl = readline.createInterface({ input: process.stdin, output });
     rl.question(question, (answer) => {
       rl.close();
       resolve(/^y(es)?$/i.test(answer.trim()));

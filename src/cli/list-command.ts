@@ -13,6 +13,7 @@ import { renderEndpointTable } from "../view/endpoint-table.ts";
 import { friendlyNames, numericNames } from "../view/endpoint-names.ts";
 import { resolveHostNames } from "./host-names.ts";
 import { BufferedOutput, stderr, stdout } from "./output.ts";
+import { checkReadableFile, checkWritableFile } from "./user-files.ts";
 import { escapeControl } from "../text/escape-control.ts";
 import { UsageError } from "../errors.ts";
 import { trace } from "../trace.ts";
@@ -73,8 +74,10 @@ export async function runList(args: ListArgs): Promise<number> {
   if (args.dnsBudget !== undefined && !(args.dnsBudget >= 0 && args.dnsBudget <= 60_000)) {
     throw new UsageError(`--dns-budget must be between 0 and 60000 milliseconds, not ${args.dnsBudget}`);
   }
+  if (args.replay !== undefined) checkReadableFile(args.replay, "--replay");
+  if (args.record !== undefined) checkWritableFile(args.record, "--record");
   const engine = createEngine({
-    source: args.replay ? "replay" : (args.source as "auto" | "netlink" | "proc" | undefined),
+    source: args.replay !== undefined ? "replay" : (args.source as "auto" | "netlink" | "proc" | undefined),
     replayFile: args.replay,
     recordFile: args.record,
     allNamespaces: !!args.allNamespaces,

@@ -11,6 +11,8 @@ import { rulesBuilder } from "./rules-command.ts";
 import { runBuilder, runDaemon, type RunArgs } from "./run-command.ts";
 import { portBuilder, runPort, type PortArgs } from "./port-command.ts";
 import { procBuilder, runProc, type ProcArgs } from "./proc-command.ts";
+import { completionBuilder, runCompletion, tidyCompletions, type CompletionArgs } from "./completion-command.ts";
+import { mistypedCommand } from "./mistyped-command.ts";
 import { SockwardenError, UsageError } from "../errors.ts";
 import { OutputClosed, stderr } from "./output.ts";
 import { VERSION } from "../version.ts";
@@ -19,6 +21,14 @@ import { escapeControl } from "../text/escape-control.ts";
 
 /** Exit codes: 0 ok, 1 failure, 2 usage, 3 bad data, 4 privilege, 5 unsupported, 70 internal. */
 const EXIT_INTERNAL = 70;
+
+/** yargs's completion hook that starts from its own answer. */
+type FallbackCompletion = (
+  current: string,
+  argv: unknown,
+  defaults: (onCompleted: (err: Error | null, words: string[] | undefined) => void) => void,
+  done: (words: string[]) => void,
+) => void;
 
 /** How a command that runs its own subcommands hands back its exit code. */
 type Settle = (run: Promise<number>) => Promise<void>;
@@ -36,7 +46,13 @@ const COMMANDS: CommandSpec[] = [
     command: "$0 [process]",
     describe: "On a terminal: the live view; otherwise the same as list",
     builder: (y) => withIntervalOption(listBuilder(y)),
-    run: (a) => (wantsListing(a as LiveArgs, !!process.stdout.isTTY) ? runList(a as ListArgs) : runLive(a as LiveArgs)),
+    run: (a) => {
+      const args = a as LiveArgs;
+      const typo = mistypedCommand(args.process === undefined ? undefined : String(args.process), commandNames(), args);
+      // Nothing is listed: an empty table with exit 0 would read as "no such connections".
+      if (typo) throw new UsageError(typo);
+      return wantsListing(args, !!process.stdout.isTTY) ? runList(args as ListArgs) : runLive(args);
+    },
   },
   {
     command: "list [process]",
@@ -85,7 +101,18 @@ const COMMANDS: CommandSpec[] = [
     builder: (y) => procBuilder(y),
     run: (a) => runProc(a as ProcArgs),
   },
+  {
+    command: "completion [shell]",
+    describe: "Print the shell's completion script: bash, zsh or fish",
+    builder: (y) => completionBuilder(y),
+    run: (a) => runCompletion(a as CompletionArgs),
+  },
 ];
+
+/** The names a first word can be taken for: every command but the default one. */
+function commandNames(): string[] {
+  return COMMANDS.map((c) => c.command.split(" ")[0]!).filter((n) => n !== "$0");
+}
 
 export async function main(argv: string[]): Promise<number> {
   trace("started");
@@ -105,6 +132,11 @@ export async function main(argv: string[]): Promise<number> {
     });
   }
   parser
+    // The hidden command yargs needs to answer `--get-yargs-completions`, which the scripts of
+    // `completion` call; its own script follows $SHELL, so `completion` prints ours instead.
+    .completion("completion-script", false, ((_current, _argv, defaults, done) => {
+      defaults((_err, words) => done(tidyCompletions(words ?? [])));
+    }) satisfies FallbackCompletion)
     .version(VERSION)
     .help()
     .alias("help", "h")

@@ -13,8 +13,9 @@ import { BUNDLED_PLUGINS } from "../rules/bundled-plugins.ts";
 import { endpointToJson } from "../view/endpoint-json.ts";
 import { endpointKey } from "../monitor/endpoint-key.ts";
 import type { Endpoint } from "../engine/types.ts";
-import { RuleError, SockwardenError, UsageError } from "../errors.ts";
+import { FileError, RuleError, UsageError } from "../errors.ts";
 import { stderr, stdout } from "./output.ts";
+import { checkReadableFile, fileError, fileProblem, isFsError, readUserFile } from "./user-files.ts";
 import { RULE_API_DECLARATIONS } from "../rules/api-declarations.ts";
 import { checkRuleOptions, chooseOptionsTables, type RuleWithOptions } from "../rules/rule-options.ts";
 import { formatTomlPath } from "../daemon/toml-locate.ts";
@@ -62,7 +63,7 @@ export function rulesBuilder<T>(y: Argv<T>, done: (run: Promise<number>) => Prom
 
 async function check(files: string[]): Promise<number> {
   let bad = 0;
-  for (const source of resolveRuleSources(files)) {
+  for (const source of readableRuleSources(files)) {
     try {
       const info = await checkRule(source);
       const typeErrors = await typeErrorsOf(source);
@@ -81,12 +82,8 @@ async function check(files: string[]): Promise<number> {
 }
 
 async function test(files: string[], eventsFile: string, optionsJson: string | undefined, withInitial: boolean): Promise<number> {
-  let text: string;
-  try {
-    text = fs.readFileSync(eventsFile, "utf8");
-  } catch (err) {
-    throw new SockwardenError(`cannot read ${eventsFile}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
-  }
+  const sources = readableRuleSources(files);
+  const text = readUserFile(eventsFile, "--events");
   const events = parseEventLines(text, eventsFile);
   let perRule: Record<string, unknown> = {};
   if (optionsJson !== undefined) {
@@ -111,7 +108,6 @@ async function test(files: string[], eventsFile: string, optionsJson: string | u
   };
   let loadFailures = 0;
   try {
-    const sources = resolveRuleSources(files);
     // Options go by plugin or file name, else by the rule's declared name, as under `run`.
     const chosen = await chooseOptionsTables(sources, perRule, (s) => checkRule(s).then((info) => info.name, () => null));
     const withOptions: RuleWithOptions[] = [];
@@ -191,7 +187,45 @@ export function actionLine(a: RuleAction): string {
   return JSON.stringify(o) + "\n";
 }
 
+/**
+ * The rules named on the command line, each file checked readable and each directory holding
+ * at least one: a path that cannot be read is the user's input (exit 2), told before any rule runs.
+ */
+function readableRuleSources(args: readonly string[]): RuleSource[] {
+  for (const arg of args) {
+    let stat: fs.Stats;
+    try {
+      stat = fs.statSync(arg);
+    } catch (err) {
+      // Not there: a bundled plugin's name, or resolveRuleSources says what it could have been.
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") continue;
+      throw fileError("read", arg, fileProblem(err));
+    }
+    if (!stat.isDirectory()) continue;
+    try {
+      fs.accessSync(arg, fs.constants.R_OK | fs.constants.X_OK);
+    } catch (err) {
+      throw fileError("read", arg, fileProblem(err));
+    }
+    if (resolveRuleSources([arg]).length === 0) throw new FileError(`no rule files (*.ts) in ${arg}`);
+  }
+  const sources = resolveRuleSources(args);
+  for (const s of sources) if (s.kind === "file") checkReadableFile(s.path);
+  return sources;
+}
+
 function init(dir: string, force: boolean): number {
+  try {
+    return writeInitFiles(dir, force);
+  } catch (err) {
+    if (!isFsError(err)) throw err;
+    // mkdir names the part of the path it could not make; a write names the file.
+    const where = err.path ?? dir;
+    throw fileError(err.syscall === "mkdir" ? "create" : "write", where, fileProblem(err), "rules init");
+  }
+}
+
+function writeInitFiles(dir: string, force: boolean): number {
   fs.mkdirSync(dir, { recursive: true });
   const files: Record<string, string> = {
     "sockwarden.d.ts": RULE_API_DECLARATIONS,

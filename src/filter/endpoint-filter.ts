@@ -52,18 +52,14 @@ export function buildSelection(o: SelectionOptions): Selection {
     const states: Set<TcpState> = parseStates(o.state);
     tests.push((ep) => ep.state !== null && states.has(ep.state));
   }
-  for (const spec of o.port ?? []) {
-    const m = parsePortSpec(String(spec));
-    tests.push((ep) => m.matches(ep.localPort) || m.matches(ep.remotePort));
-  }
-  for (const spec of o.local ?? []) {
-    const m = parseAddressFilter(String(spec));
-    tests.push((ep) => m.matches(ep.localAddress, ep.localPort));
-  }
-  for (const spec of o.remote ?? []) {
-    const m = parseAddressFilter(String(spec));
-    tests.push((ep) => m.matches(ep.remoteAddress, ep.remotePort));
-  }
+  // A repeated option is one more choice, as in its comma form (`--port 25 --port 80` is
+  // `--port 25,80`); different options narrow each other.
+  const ports = (o.port ?? []).map((spec) => parsePortSpec(String(spec)));
+  if (ports.length > 0) tests.push((ep) => ports.some((m) => m.matches(ep.localPort) || m.matches(ep.remotePort)));
+  const locals = (o.local ?? []).map((spec) => parseAddressFilter(String(spec)));
+  if (locals.length > 0) tests.push((ep) => locals.some((m) => m.matches(ep.localAddress, ep.localPort)));
+  const remotes = (o.remote ?? []).map((spec) => parseAddressFilter(String(spec)));
+  if (remotes.length > 0) tests.push((ep) => remotes.some((m) => m.matches(ep.remoteAddress, ep.remotePort)));
   if (o.process !== undefined && o.process !== "") tests.push(processMatcher(String(o.process)));
   if (o.hideUnowned) tests.push((ep) => ep.process !== null);
 

@@ -69,6 +69,15 @@ describe("selection", () => {
     expect(pick({ all: true, process: "cu*" })).toEqual([3, 6]);
     expect(pick({ all: true, process: "nomatch" })).toEqual([]);
   });
+  test("a repeated --port, --local or --remote is one more choice, as in the comma form", () => {
+    expect(pick({ all: true, port: ["25", "53"] })).toEqual(pick({ all: true, port: ["25,53"] }));
+    expect(pick({ all: true, port: ["25", "53"] })).toEqual([3, 5, 6]);
+    expect(pick({ all: true, local: [":53", "::1"] })).toEqual([3, 5]);
+    expect(pick({ all: true, remote: ["10.0.0.0/8", "::1"] })).toEqual([2, 3]);
+    // Different options still narrow each other.
+    expect(pick({ all: true, port: ["25", "53"], local: ["::1"] })).toEqual([3]);
+    expect(pick({ all: true, port: ["80", "443"], remote: ["93.184.216.34", "10.1.2.3"], local: ["127.0.0.1"] })).toEqual([2, 0]);
+  });
   test("--hide-unowned", () => {
     expect(pick({ all: true, hideUnowned: true })).toEqual([1, 2, 3, 5, 6]);
   });
