@@ -45,6 +45,8 @@ Suites (--suite list|watch|all, default all: the list suite, then the watch suit
          --warmup, --interval, --watch-cmd and --watch-tools (the watch suite's --tools)
          go to the watch suite, --sockwarden, --timeout, --max-minutes (a budget for
          each suite), --out and --no-save to both, the rest to the list suite.
+         --sensors and --resync go to the watch suite and to the daemon suite
+         (both sensors side by side; see bench/README.md).
 
 `;
 

@@ -10,10 +10,12 @@ import { inNetns } from "./netns.ts";
 import { firstLine, notRunnable, run } from "./proc.ts";
 import { clockTicks } from "./watch-measure.ts";
 import { interruptAll, killRemaining, wasInterrupted } from "./daemon-proc.ts";
-import { latencyPhaseEstimateMs, measureLatency, percentiles, type LatencyResult } from "./daemon-latency.ts";
+import { latencyPhaseEstimateMs, latencyTargetMs, measureLatency, percentiles, type LatencyResult } from "./daemon-latency.ts";
 import { measureSteady, steadyPhaseEstimateMs, type SteadyResult } from "./daemon-steady.ts";
 import { checkDaemonTargets, daemonMarkdown, daemonText, fmtMs, type DaemonReport } from "./daemon-report.ts";
 import type { DaemonOptions } from "./daemon-options.ts";
+import { cpuProfileEnv } from "./cpu-profile.ts";
+import { probeSensors, resyncNote, sensorArgs, type Sensor, type SensorSupport } from "./sensors.ts";
 
 const log = (msg: string): void => {
   process.stderr.write(`[bench:daemon] ${msg}\n`);
@@ -30,13 +32,13 @@ async function executableInfo(exe: string): Promise<Record<string, string | null
   return { sockwarden: r.ok ? firstLine(r.stdout) || null : null, sockwardenBuilt: built };
 }
 
-function skippedLatency(intervalS: number, samples: number, why: string): LatencyResult {
+function skippedLatency(sensor: Sensor, intervalS: number, samples: number, why: string): LatencyResult {
   return {
-    intervalS, status: "skipped", error: why, cmd: [], configToml: "", requested: samples, samples: [], closed: 0, missed: 0,
+    sensor, intervalS, status: "skipped", error: why, cmd: [], configToml: "", requested: samples, samples: [], closed: 0, missed: 0,
     other: 0, timeoutMs: 0, victim: percentiles([]),
     audit: { records: 0, matched: 0, unmatched: 0, outcomes: {}, latency: percentiles([]), lag: percentiles([]) },
     sinkCloseActions: 0, sinkLines: 0, daemonCpuPct: null, daemonHwmMiB: null, startupMs: null, stopMs: null, wallS: null,
-    targetMs: intervalS * 1000 + 50, notes: [],
+    targetMs: latencyTargetMs(sensor, intervalS), notes: [],
   };
 }
 
@@ -66,21 +68,37 @@ export async function runDaemonInner(opts: DaemonOptions, netnsName: string): Pr
     const remaining = (): number => opts.deadline - Date.now();
     log(`namespace ${netnsName}; sockwarden ${opts.exe}; phases ${opts.phases.join(", ")}; budget ${(remaining() / 60_000).toFixed(1)} min`);
 
+    const support: SensorSupport = await probeSensors(opts.exe, "run", opts.sensors);
+    const sensorNotes = opts.sensors.includes("ebpf") ? [resyncNote(support, opts.resync)] : [];
+    if (support.ebpfUnavailable) sensorNotes.push(`eBPF sensor unavailable: ${support.ebpfUnavailable}`);
+    if (opts.cpuProf) sensorNotes.push(`PROFILED (--cpu-prof ${opts.cpuProf}): the figures include the profiler's cost`);
+    log(`sensors ${opts.sensors.join(", ")}; ${sensorNotes.join("; ")}`);
+    const unavailable = (sensor: Sensor): string | null =>
+      sensor === "ebpf" && support.ebpfUnavailable ? `eBPF sensor unavailable: ${support.ebpfUnavailable}` : null;
+
     const latency: LatencyResult[] = [];
     if (opts.phases.includes("latency")) {
-      for (const intervalS of opts.intervals) {
+      for (const sensor of opts.sensors) for (const intervalS of opts.intervals) {
         if (wasInterrupted()) break;
+        const why = unavailable(sensor);
+        if (why) {
+          latency.push(skippedLatency(sensor, intervalS, opts.samples, why));
+          continue;
+        }
         const need = latencyPhaseEstimateMs(intervalS, opts.samples);
         if (remaining() < need) {
-          latency.push(skippedLatency(intervalS, opts.samples, `time budget (--max-minutes) left ${(remaining() / 1000).toFixed(0)} s, the phase needs about ${(need / 1000).toFixed(0)} s`));
-          log(`latency ${intervalS} s: skipped (time budget)`);
+          latency.push(skippedLatency(sensor, intervalS, opts.samples, `time budget (--max-minutes) left ${(remaining() / 1000).toFixed(0)} s, the phase needs about ${(need / 1000).toFixed(0)} s`));
+          log(`latency ${sensor} ${intervalS} s: skipped (time budget)`);
           continue;
         }
         const left = await waitNoSockets(10_000);
         if (left.total > 0) log(`warning: ${left.total} TCP sockets still in the namespace`);
-        log(`latency ${intervalS} s: starting sockwarden run --rule smtp-guard…`);
+        log(`latency ${sensor} ${intervalS} s: starting sockwarden run --rule smtp-guard…`);
         const r = await measureLatency({
           exe: opts.exe,
+          sensor,
+          sensorWords: sensorArgs(sensor, support, opts.resync),
+          env: cpuProfileEnv(opts.cpuProf, `latency-${sensor}-${intervalS}`),
           intervalS,
           samples: opts.samples,
           seed: opts.seed,
@@ -91,7 +109,7 @@ export async function runDaemonInner(opts: DaemonOptions, netnsName: string): Pr
         });
         latency.push(r);
         log(
-          `latency ${intervalS} s: ` +
+          `latency ${sensor} ${intervalS} s: ` +
             (r.samples.length
               ? `median ${fmtMs(r.victim.median)} ms, p95 ${fmtMs(r.victim.p95)}, p99 ${fmtMs(r.victim.p99)}, max ${fmtMs(r.victim.max)} ms ` +
                 `(${r.closed} closed of ${r.samples.length}; audit median ${fmtMs(r.audit.latency.median)} ms)`
@@ -101,20 +119,30 @@ export async function runDaemonInner(opts: DaemonOptions, netnsName: string): Pr
       }
     }
 
-    let steady: SteadyResult | null = null;
-    if (opts.phases.includes("steady") && !wasInterrupted()) {
+    const steady: SteadyResult[] = [];
+    if (opts.phases.includes("steady")) for (const sensor of opts.sensors) {
+      if (wasInterrupted()) break;
       const need = steadyPhaseEstimateMs({ warmupS: opts.warmup, seconds: opts.seconds, intervalS: opts.steadyInterval });
+      const why = unavailable(sensor);
+      if (why) {
+        steady.push({ ...measureSteadySkipped(opts, sensor), error: why });
+        continue;
+      }
       const left = await waitNoSockets(10_000);
       if (left.total > 0) log(`warning: ${left.total} TCP sockets still in the namespace`);
       if (remaining() < need) {
-        log("steady: skipped (time budget)");
-        steady = {
-          ...(await measureSteadySkipped(opts)),
+        log(`steady ${sensor}: skipped (time budget)`);
+        steady.push({
+          ...measureSteadySkipped(opts, sensor),
           error: `time budget (--max-minutes) left ${(remaining() / 1000).toFixed(0)} s, the phase needs about ${(need / 1000).toFixed(0)} s`,
-        };
+        });
       } else {
-        steady = await measureSteady({
+        log(`steady ${sensor}: starting…`);
+        const s = await measureSteady({
           exe: opts.exe,
+          sensor,
+          sensorWords: sensorArgs(sensor, support, opts.resync),
+          env: cpuProfileEnv(opts.cpuProf, `steady-${sensor}`),
           intervalS: opts.steadyInterval,
           sockets: opts.sockets,
           churnRate: opts.churnRate,
@@ -126,13 +154,14 @@ export async function runDaemonInner(opts: DaemonOptions, netnsName: string): Pr
           ticksPerS,
           log,
         });
+        steady.push(s);
         log(
-          `steady: ` +
-            (steady.cpu.meanPct !== null
-              ? `CPU ${steady.cpu.meanPct.toFixed(2)}% of a core (max ${steady.cpu.max5sPct?.toFixed(2)}% over 5 s), ` +
-                `RSS max ${steady.rss.maxMiB?.toFixed(1)} MiB`
+          `steady ${sensor}: ` +
+            (s.cpu.meanPct !== null
+              ? `CPU ${s.cpu.meanPct.toFixed(2)}% of a core (max ${s.cpu.max5sPct?.toFixed(2)}% over 5 s), ` +
+                `RSS max ${s.rss.maxMiB?.toFixed(1)} MiB (daemon + runners)`
               : "no figures") +
-            (steady.status === "failed" ? `; FAILED: ${steady.error}` : ""),
+            (s.status === "failed" ? `; FAILED: ${s.error}` : ""),
         );
       }
     }
@@ -140,7 +169,7 @@ export async function runDaemonInner(opts: DaemonOptions, netnsName: string): Pr
     const interrupted = wasInterrupted();
     const partial: Omit<DaemonReport, "targets"> = {
       kind: "sockwarden-bench-daemon",
-      version: 1,
+      version: 2,
       startedAt: started.toISOString(),
       finishedAt: new Date().toISOString(),
       interrupted,
@@ -148,8 +177,11 @@ export async function runDaemonInner(opts: DaemonOptions, netnsName: string): Pr
       host,
       clockTicksPerSecond: ticksPerS,
       invocation: process.env.SW_BENCH_DAEMON_INVOCATION ?? "bun bench/daemon.ts",
+      sensorNotes,
       options: {
         phases: opts.phases,
+        sensors: opts.sensors,
+        resync: opts.resync,
         intervals: opts.intervals,
         samples: opts.samples,
         sockets: opts.sockets,
@@ -171,7 +203,8 @@ export async function runDaemonInner(opts: DaemonOptions, netnsName: string): Pr
       return 130;
     }
     if (opts.save && !saveReport(opts.outDir, "daemon", started, daemonMarkdown(report), report, log)) return 1;
-    const failed = latency.some((l) => l.status !== "ok") || (steady !== null && steady.status !== "ok");
+    // An unavailable eBPF sensor is reported in its column, not a failure of the suite.
+    const failed = [...latency, ...steady].some((x) => x.status === "failed" || (x.status === "skipped" && !x.error?.startsWith("eBPF sensor unavailable")));
     return failed ? 1 : 0;
   } finally {
     killRemaining(); // nothing should be left; make sure
@@ -182,14 +215,15 @@ export async function runDaemonInner(opts: DaemonOptions, netnsName: string): Pr
   }
 }
 
-async function measureSteadySkipped(opts: DaemonOptions): Promise<SteadyResult> {
+function measureSteadySkipped(opts: DaemonOptions, sensor: Sensor): SteadyResult {
   return {
-    status: "skipped", intervalS: opts.steadyInterval, cmd: [], plugins: [], sockets: opts.sockets,
+    sensor, status: "skipped", intervalS: opts.steadyInterval, cmd: [], plugins: [], sockets: opts.sockets,
     connections: Math.round(opts.sockets / 2), heldSockets: null, holderSetupMs: null, atStart: null, atEnd: null,
     churn: { rate: opts.churnRate, close: opts.churnClose, inWindow: null, windowRate: null, total: null, failed: null, late: null, firstError: null, helperCpuPct: null },
     warmupS: opts.warmup, windowS: null, samples: [],
-    cpu: { meanPct: null, windows: [], max5sPct: null, min5sPct: null, max1sPct: null, beforeWindowS: null },
-    rss: { meanMiB: null, maxMiB: null, minMiB: null, hwmMiB: null },
+    cpu: { meanPct: null, windows: [], max5sPct: null, min5sPct: null, max1sPct: null, beforeWindowS: null, daemonPct: null, runnersPct: null, threads: [] },
+    rss: { meanMiB: null, maxMiB: null, minMiB: null, hwmMiB: null, daemonMaxMiB: null, pssEndMiB: null },
+    processes: [], windowMetrics: {},
     events: { openedBefore: null, openedAfter: null, closedBefore: null, closedAfter: null, expectedOpened: null, extraOpened: null, allSeen: null },
     alerts: { records: 0, alerts: 0, byRule: {}, examples: [], reports: [] }, auditRecords: 0, startupMs: null,
     startedAt: null, churnStartedAt: null, windowStartedAt: null, stopMs: null,

@@ -2,6 +2,7 @@
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import path from "node:path";
 import { BENCH_DIR, REPO_ROOT } from "./options.ts";
+import { DEFAULT_RESYNC_S, parseSensors, SENSORS, type Sensor } from "./sensors.ts";
 
 export const DAEMON_PHASES = ["latency", "steady"] as const;
 export type DaemonPhase = (typeof DAEMON_PHASES)[number];
@@ -9,6 +10,10 @@ export type ChurnClose = "fin" | "rst";
 
 export interface DaemonOptions {
   phases: DaemonPhase[];
+  /** Sensors measured side by side, each in every phase. */
+  sensors: Sensor[];
+  /** Seconds between full snapshots with the eBPF sensor (--resync of the executable, where it has one). */
+  resync: number;
   /** Refresh intervals (seconds) at which detect-to-close latency is measured. */
   intervals: number[];
   /** Latency samples per interval. */
@@ -24,6 +29,8 @@ export interface DaemonOptions {
   /** Refresh interval of the steady phase, seconds. */
   steadyInterval: number;
   seed: number;
+  /** Where the measured daemons (and their rule runners) write CPU profiles, or null. */
+  cpuProf: string | null;
   exe: string;
   maxMinutes: number;
   outDir: string;
@@ -45,6 +52,10 @@ export const DAEMON_USAGE = `Usage: bun bench/daemon.ts [options]      (as root;
 
 Options:
   --phases LIST         subset of latency,steady                          [all]
+  --sensors LIST        subset of poll,ebpf: each phase runs once per sensor
+                        (an unavailable ebpf sensor is reported, not failed) [all]
+  --resync S            ebpf: seconds between full snapshots (passed as
+                        --resync where the executable has it)              [30]
   --intervals LIST      latency: refresh intervals, seconds             [1,0.1]
   --samples N           latency: connections per interval                 [200]
   --sockets N           steady: idle sockets (held as N/2 connections)    [10k]
@@ -57,6 +68,10 @@ Options:
                         the socket count has stopped growing; 10 with rst]
   --steady-interval S   steady: refresh interval of the daemon              [1]
   --seed N              seed of the latency samples' random spacing         [1]
+  --cpu-prof DIR        the daemons and their rule runners write JavaScript
+                        CPU profiles into DIR/<phase>-<sensor>/ (figures then
+                        include the profiler's cost); read them with
+                        bun bench/profile-summary.ts DIR/...
   --sockwarden PATH     sockwarden executable                [dist/sockwarden]
   --max-minutes M       limit for the whole suite                          [20]
   --out DIR             where daemon-<date>.md/.json go        [bench/results]
@@ -66,6 +81,8 @@ Options:
 
 export const DAEMON_ARG_CONFIG = {
   phases: { type: "string" },
+  sensors: { type: "string" },
+  resync: { type: "string" },
   intervals: { type: "string" },
   samples: { type: "string" },
   sockets: { type: "string" },
@@ -75,6 +92,7 @@ export const DAEMON_ARG_CONFIG = {
   warmup: { type: "string" },
   "steady-interval": { type: "string" },
   seed: { type: "string" },
+  "cpu-prof": { type: "string" },
   sockwarden: { type: "string" },
   "max-minutes": { type: "string" },
   out: { type: "string" },
@@ -126,6 +144,8 @@ export function parseDaemonOptions(argv: string[]): DaemonOptions {
 
   return {
     phases,
+    sensors: parseSensors(values.sensors ?? SENSORS.join(",")),
+    resync: numberIn("resync", values.resync ?? String(DEFAULT_RESYNC_S), 1, 3600),
     intervals,
     samples: count("samples", values.samples ?? "200", 1, 100_000),
     sockets: count("sockets", values.sockets ?? "10k", 0, 400_000),
@@ -137,6 +157,7 @@ export function parseDaemonOptions(argv: string[]): DaemonOptions {
     warmup: numberIn("warmup", values.warmup ?? (churnClose === "fin" ? "65" : "10"), 0, 600),
     steadyInterval: numberIn("steady-interval", values["steady-interval"] ?? "1", 0.1, 60),
     seed: count("seed", values.seed ?? "1", 0, 2 ** 31),
+    cpuProf: values["cpu-prof"] === undefined ? null : path.resolve(values["cpu-prof"]),
     exe: path.resolve(values.sockwarden ?? path.join(REPO_ROOT, "dist", "sockwarden")),
     maxMinutes,
     outDir: path.resolve(values.out ?? path.join(BENCH_DIR, "results")),
@@ -149,7 +170,7 @@ export function parseDaemonOptions(argv: string[]): DaemonOptions {
 
 /**
  * For `bun bench/run.ts --suite all`: the options of the whole command line the daemon suite
- * shares with the others (--sockwarden, --max-minutes, --out, --no-save).
+ * shares with the others (--sockwarden, --max-minutes, --out, --no-save, --sensors, --resync).
  */
 export function daemonArgsFromShared(argv: readonly string[]): string[] {
   const out: string[] = [];
@@ -157,7 +178,7 @@ export function daemonArgsFromShared(argv: readonly string[]): string[] {
     const a = argv[i]!;
     const name = a.replace(/=.*$/, "");
     if (name === "--no-save") out.push(a);
-    else if (name === "--max-minutes" || name === "--out" || name === "--sockwarden") {
+    else if (name === "--max-minutes" || name === "--out" || name === "--sockwarden" || name === "--sensors" || name === "--resync") {
       if (a.includes("=")) out.push(a);
       else if (i + 1 < argv.length) out.push(a, argv[++i]!);
     }

@@ -67,9 +67,11 @@ export class LineProcess {
     readonly cmd: string[],
     lifetimeMs: number,
     private readonly onLine?: (line: string) => void,
+    env?: Record<string, string>,
   ) {
     this.proc = Bun.spawn({
       cmd,
+      env: env ? { ...process.env, ...env } : undefined,
       stdin: "pipe",
       stdout: "pipe",
       stderr: "pipe",

@@ -11,6 +11,8 @@ import { countTcpStates, LineProcess, pause, readJsonLines, scrapeMetrics, waitR
 import { otherHostLoad, readCpuTicks, readHostCpu, readVm, type HostCpu } from "./watch-measure.ts";
 import { MIB } from "./stats.ts";
 import type { ChurnClose } from "./daemon-options.ts";
+import { fallbackNote, type Sensor } from "./sensors.ts";
+import { threadShares, threadTicks, treeUsage } from "./process-tree.ts";
 
 const CHURN = path.join(BENCH_DIR, "churn_helper.py");
 export const CHURN_PORT = 18080;
@@ -21,12 +23,21 @@ export const CPU_WINDOW_S = 5;
 export interface SteadySample {
   /** Seconds since the window started (monotonic). */
   t: number;
-  /** utime + stime of the daemon, clock ticks. */
+  /**
+   * utime + stime of the daemon and of its rule runners (its child processes), plus what runners
+   * it reaped left behind, clock ticks.
+   */
   ticks: number;
+  /** The daemon process alone. */
+  daemonTicks: number;
+  /** VmRSS of the daemon plus every live runner. */
   rssBytes: number;
+  /** Live processes: the daemon and its runners. */
+  processes: number;
 }
 
 export interface SteadyResult {
+  sensor: Sensor;
   status: "ok" | "failed" | "skipped";
   error?: string;
   intervalS: number;
@@ -66,8 +77,18 @@ export interface SteadyResult {
     max1sPct: number | null;
     /** CPU from the daemon's start to the window's start, seconds. */
     beforeWindowS: number | null;
+    /** Mean over the window of the daemon process alone, and of its rule runners. */
+    daemonPct: number | null;
+    runnersPct: number | null;
+    /** The daemon's threads by name, % of a core over the window, highest first. */
+    threads: { thread: string; pct: number }[];
   };
-  rss: { meanMiB: number | null; maxMiB: number | null; minMiB: number | null; hwmMiB: number | null };
+  /** Daemon plus runners (VmRSS summed); hwmMiB is the daemon's own VmHWM. */
+  rss: { meanMiB: number | null; maxMiB: number | null; minMiB: number | null; hwmMiB: number | null; daemonMaxMiB: number | null; pssEndMiB: number | null };
+  /** Growth of some of the daemon's counters over the window (rule time in seconds, faults). */
+  windowMetrics: Record<string, number>;
+  /** Processes counted (the daemon and its runners) at the end of the window, with each one's VmRSS. */
+  processes: { pid: number; comm: string; rssMiB: number; pssMiB: number | null }[];
   events: {
     /** sockwarden_events_total{type="opened"} / {type="closed"}: before the churn, and after it settled. */
     openedBefore: number | null;
@@ -106,6 +127,10 @@ export interface SteadyResult {
 
 export interface SteadyParams {
   exe: string;
+  sensor: Sensor;
+  sensorWords: string[];
+  /** Extra environment of the daemon (a profiler's settings). */
+  env?: Record<string, string>;
   intervalS: number;
   sockets: number;
   churnRate: number;
@@ -134,6 +159,9 @@ export async function bundledPlugins(exe: string): Promise<string[]> {
   return names;
 }
 
+/** Metrics read at both ends of the window, for where the time goes. */
+const WINDOW_METRICS = ["sockwarden_rule_seconds_total", "sockwarden_refresh_errors_total", "sockwarden_sensor_lost_total", "sockwarden_lost_notices_total"];
+
 function cpuTicks(pid: number): number | null {
   const t = readCpuTicks(pid);
   return t ? t.utime + t.stime : null;
@@ -146,6 +174,7 @@ export async function measureSteady(p: SteadyParams): Promise<SteadyResult> {
   const audit = path.join(p.dir, "audit-steady.log");
   const alertsFile = path.join(p.dir, "alerts-steady.ndjson");
   const r: SteadyResult = {
+    sensor: p.sensor,
     status: "ok",
     intervalS: p.intervalS,
     cmd: [],
@@ -160,8 +189,10 @@ export async function measureSteady(p: SteadyParams): Promise<SteadyResult> {
     warmupS: p.warmupS,
     windowS: null,
     samples: [],
-    cpu: { meanPct: null, windows: [], max5sPct: null, min5sPct: null, max1sPct: null, beforeWindowS: null },
-    rss: { meanMiB: null, maxMiB: null, minMiB: null, hwmMiB: null },
+    cpu: { meanPct: null, windows: [], max5sPct: null, min5sPct: null, max1sPct: null, beforeWindowS: null, daemonPct: null, runnersPct: null, threads: [] },
+    rss: { meanMiB: null, maxMiB: null, minMiB: null, hwmMiB: null, daemonMaxMiB: null, pssEndMiB: null },
+    processes: [],
+    windowMetrics: {},
     events: { openedBefore: null, openedAfter: null, closedBefore: null, closedAfter: null, expectedOpened: null, extraOpened: null, allSeen: null },
     alerts: { records: 0, alerts: 0, byRule: {}, examples: [], reports: [] },
     auditRecords: 0,
@@ -199,9 +230,9 @@ export async function measureSteady(p: SteadyParams): Promise<SteadyResult> {
 
     r.cmd = [
       p.exe, "run", ...r.plugins.flatMap((n) => ["--rule", n]), "--interval", String(p.intervalS),
-      "--audit-log", audit, "--sink", `file:${alertsFile}?maxBytes=1G`, "--metrics", METRICS_ADDR,
+      "--audit-log", audit, "--sink", `file:${alertsFile}?maxBytes=1G`, "--metrics", METRICS_ADDR, ...p.sensorWords,
     ];
-    daemon = new LineProcess(r.cmd, budgetMs + 10_000);
+    daemon = new LineProcess(r.cmd, budgetMs + 10_000, undefined, p.env);
     r.startedAt = new Date(Date.now() - (performance.now() - daemon.startedAt)).toISOString();
     r.startupMs = await waitRunning(daemon, 30_000);
     const d = daemon;
@@ -225,13 +256,17 @@ export async function measureSteady(p: SteadyParams): Promise<SteadyResult> {
     const host0: HostCpu | null = readHostCpu();
     p.log(`steady: ${r.atStart.total} TCP sockets in the namespace (${r.atStart.timeWait} TIME_WAIT); measuring ${p.seconds} s…`);
 
+    const mw0 = await scrapeMetrics(METRICS_ADDR).catch(() => new Map<string, number>());
+    const threads0 = threadTicks(d.pid);
     const t0 = performance.now();
     r.windowStartedAt = new Date().toISOString();
+    let daemonMaxRss = 0;
     const sample = (): boolean => {
-      const ticks = cpuTicks(d.pid);
+      const tree = treeUsage(d.pid);
       const vm = readVm(d.pid);
-      if (ticks === null || vm === null) return false;
-      r.samples.push({ t: (performance.now() - t0) / 1000, ticks, rssBytes: vm.rss });
+      if (tree === null || vm === null) return false;
+      daemonMaxRss = Math.max(daemonMaxRss, vm.rss);
+      r.samples.push({ t: (performance.now() - t0) / 1000, ticks: tree.ticks, daemonTicks: tree.rootTicks, rssBytes: tree.rssBytes, processes: tree.processes.length });
       return true;
     };
     if (!sample()) throw new Error(`sockwarden run is gone: ${firstLine(d.stderr)}`);
@@ -243,6 +278,14 @@ export async function measureSteady(p: SteadyParams): Promise<SteadyResult> {
     }
     const host1 = readHostCpu();
     const vmEnd = readVm(d.pid);
+    const threads1 = threadTicks(d.pid);
+    const treeEnd = treeUsage(d.pid, true);
+    const mw1 = await scrapeMetrics(METRICS_ADDR).catch(() => new Map<string, number>());
+    for (const k of WINDOW_METRICS) {
+      const a = mw0.get(k);
+      const b = mw1.get(k);
+      if (a !== undefined && b !== undefined) r.windowMetrics[k] = b - a;
+    }
     const churnTicks1 = (cpuTicks(churn.pid) ?? 0) + (cpuTicks(churnServerPid) ?? 0);
     churn.write("mark\n");
     const mark1 = Number((await churn.expectLine(/^mark (\d+) \d+ \d+$/, 5000, "churn_helper.py"))[1]);
@@ -274,6 +317,14 @@ export async function measureSteady(p: SteadyParams): Promise<SteadyResult> {
     r.rss.maxMiB = Math.max(...rss);
     r.rss.minMiB = Math.min(...rss);
     r.rss.hwmMiB = vmEnd ? vmEnd.hwm / MIB : null;
+    r.rss.daemonMaxMiB = daemonMaxRss / MIB;
+    if (treeEnd) {
+      r.rss.pssEndMiB = treeEnd.pssBytes === null ? null : treeEnd.pssBytes / MIB;
+      r.processes = treeEnd.processes.map((x) => ({ pid: x.pid, comm: x.comm, rssMiB: x.rssBytes / MIB, pssMiB: x.pssBytes === null ? null : x.pssBytes / MIB }));
+    }
+    r.cpu.daemonPct = pct(last.daemonTicks - first.daemonTicks, p.ticksPerS, r.windowS);
+    r.cpu.runnersPct = r.cpu.meanPct - r.cpu.daemonPct;
+    r.cpu.threads = threadShares(threads0, threads1, p.ticksPerS, r.windowS);
     r.churn.inWindow = mark1 - mark0;
     r.churn.windowRate = r.churn.inWindow / r.windowS;
     r.churn.helperCpuPct = pct(churnTicks1 - churnTicks0, p.ticksPerS, r.windowS);
@@ -306,6 +357,12 @@ export async function measureSteady(p: SteadyParams): Promise<SteadyResult> {
   } finally {
     if (daemon) {
       const s = await daemon.stop(3000, "SIGTERM");
+      // Asked for the eBPF sensor but it fell back: what was measured is polling.
+      const fellBack = p.sensor === "ebpf" ? fallbackNote(daemon.stderr) : null;
+      if (fellBack) {
+        r.status = "failed";
+        r.error = `the daemon fell back to polling: eBPF sensor unavailable: ${fellBack}`;
+      }
       r.stopMs = s.ms;
       if (s.killed) r.notes.push("sockwarden run did not stop within 3 s of SIGTERM: killed");
       if (daemon.stderr.trim()) {
@@ -334,7 +391,7 @@ export async function measureSteady(p: SteadyParams): Promise<SteadyResult> {
       r.alerts.examples.push(`${rule}: ${String(a.message ?? "").slice(0, 200)}`);
     }
   }
-  if (r.plugins.includes("connection-flood") && !r.alerts.byRule["connection-flood"] && (r.churn.total ?? 0) > 0) {
+  if (r.plugins.includes("connection-flood") && !r.alerts.byRule["connection-flood"] && (r.churn.total ?? 0) > 0 && p.sensor === "poll") {
     r.notes.push(
       "connection-flood raised no alert about the churn client: each connection is over within a refresh, so the client's " +
         "socket is only seen once it is gone (a destroy notice, or the TIME_WAIT socket left behind), with no owning process; " +

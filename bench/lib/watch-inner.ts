@@ -9,8 +9,13 @@ import { inNetns } from "./netns.ts";
 import { firstLine, run } from "./proc.ts";
 import { clockTicks, interruptMeasuring, measureSsLoop, measureWatch } from "./watch-measure.ts";
 import { watchCommand, watchDuration, type WatchOptions } from "./watch-options.ts";
+import { probeSensors, resyncNote, sensorArgs, fallbackNote, type Sensor, type SensorSupport } from "./sensors.ts";
+import { emptyShort, measureShort, shortPhaseEstimateMs, type ShortResult } from "./watch-short.ts";
+import { interruptAll } from "./daemon-proc.ts";
+import { cpuProfileEnv } from "./cpu-profile.ts";
 import {
   addWatchRatios,
+  checkEbpfTargets,
   checkWatchTargets,
   SS_LABEL,
   watchMarkdown,
@@ -18,6 +23,9 @@ import {
   type WatchReport,
   type WatchSizeResult,
 } from "./watch-report.ts";
+
+/** Every event type but counters: with the sensor, no TCP dump is needed between resyncs. */
+const QUIET_EVENTS = "opened,closed,state-changed";
 
 const log = (msg: string): void => {
   process.stderr.write(`[bench:watch] ${msg}\n`);
@@ -49,6 +57,7 @@ export async function runWatchInner(opts: WatchOptions, netnsName: string): Prom
     if (!interrupted) log("interrupted: stopping");
     interrupted = true;
     interruptMeasuring();
+    interruptAll();
     void current?.stop();
   };
   process.on("SIGINT", onSignal);
@@ -60,12 +69,28 @@ export async function runWatchInner(opts: WatchOptions, netnsName: string): Prom
     const host = await hostInfo();
     if (!opts.placeholder && opts.tools.includes("sockwarden")) Object.assign(host, await executableInfo(opts.watchCmdTemplate[0]!));
     const ticksPerS = clockTicks();
+    // A stand-in command is run once, in the poll row; the real executable once per sensor.
+    const sensors: Sensor[] = opts.placeholder ? ["poll"] : opts.sensors;
+    const support: SensorSupport = opts.exe && opts.tools.includes("sockwarden")
+      ? await probeSensors(opts.exe, "watch", sensors)
+      : { sensorOption: false, resync: false, ebpfUnavailable: opts.placeholder ? "a --watch-cmd stand-in is measured" : null };
+    const sensorNotes: string[] = [];
+    if (!opts.placeholder) {
+      if (sensors.includes("ebpf")) sensorNotes.push(resyncNote(support, opts.resync));
+      if (support.ebpfUnavailable && sensors.includes("ebpf")) sensorNotes.push(`eBPF sensor unavailable: ${support.ebpfUnavailable}`);
+      if (opts.cpuProf) sensorNotes.push(`PROFILED (--cpu-prof ${opts.cpuProf}): the watch rows' figures include the profiler's cost`);
+      log(`sensors ${sensors.join(", ")}; ${sensorNotes.join("; ")}`);
+    }
+    // With eBPF and a resync period, the window spans a whole period: it holds one full snapshot.
+    const secondsFor = (sensor: Sensor): number => (sensor === "ebpf" && support.resync ? Math.max(opts.seconds, opts.resync) : opts.seconds);
+    const wordsFor = (sensor: Sensor): string[] => (opts.placeholder ? [] : sensorArgs(sensor, support, opts.resync));
     const watchCmd = watchCommand(opts);
     const durationS = watchDuration(opts);
     const remainingMs = (): number => opts.deadline - Date.now();
+    const measured = sensors.filter((x) => !(x === "ebpf" && support.ebpfUnavailable));
     // Rough time one size needs besides setting up the sockets.
     const perSizeMs =
-      (opts.tools.includes("sockwarden") ? (durationS + 10) * 1000 : 0) +
+      (opts.tools.includes("sockwarden") ? measured.reduce((a, x) => a + (x === "ebpf" ? 2 : 1) * (watchDuration({ warmup: opts.warmup, seconds: secondsFor(x) }) + 10) * 1000, 0) : 0) +
       (opts.tools.includes("ss") ? opts.seconds * 1000 + 2 * Math.min(opts.timeoutMs, 30_000) : 0);
 
     log(
@@ -89,10 +114,8 @@ export async function runWatchInner(opts: WatchOptions, netnsName: string): Prom
         helperSetupMs: null,
         hostOpenFiles: null,
         loadavg: null,
-        sockwarden: null,
+        watch: [],
         ss: null,
-        ratioShare: null,
-        ratioPerRefresh: null,
       };
       sizes.push(size);
       if (remainingMs() < perSizeMs + 20_000) {
@@ -132,25 +155,44 @@ export async function runWatchInner(opts: WatchOptions, netnsName: string): Prom
         );
         if (size.seen.total !== held.sockets) log(`${sockets} sockets: warning: socket count differs from expected`);
 
-        if (opts.tools.includes("sockwarden") && !interrupted) {
-          log(`${sockets} sockets: watch: ${opts.warmup} s warm-up, then ${opts.seconds} s measured…`);
-          size.sockwarden = await measureWatch({
-            cmd: watchCmd,
-            warmupS: opts.warmup,
-            seconds: opts.seconds,
-            intervalS: opts.interval,
-            durationS,
-            ticksPerS,
-            log,
-          });
-          const sw = size.sockwarden;
-          log(
-            `${sockets} sockets: watch: ` +
-              (sw.cpuSharePct !== null
-                ? `${sw.cpuSharePct.toFixed(2)}% of a core, ${sw.cpuMsPerRefresh?.toFixed(2)} ms per refresh`
-                : "no figures") +
-              (sw.status === "failed" ? `; FAILED: ${sw.error}` : ""),
-          );
+        if (opts.tools.includes("sockwarden")) for (const sensor of sensors) {
+          if (interrupted) break;
+          if (sensor === "ebpf" && support.ebpfUnavailable) {
+            size.watch.push({ sensor, events: null, side: null, unavailable: support.ebpfUnavailable, ratioShare: null, ratioPerRefresh: null });
+            continue;
+          }
+          // With --ndjson, counters events are on by default and need a TCP dump every interval even
+          // with the sensor: eBPF is measured as a user runs it, and again without them.
+          for (const events of sensor === "ebpf" && !opts.placeholder ? [null, QUIET_EVENTS] : [null]) {
+            if (interrupted) break;
+            const seconds = secondsFor(sensor);
+            const tag = `watch --sensor ${sensor}${events ? ` --events ${events}` : ""}`;
+            log(`${sockets} sockets: ${tag}: ${opts.warmup} s warm-up, then ${seconds} s measured…`);
+            const sw = await measureWatch({
+              cmd: watchCommand(opts, [...wordsFor(sensor), ...(events ? ["--events", events] : [])], seconds),
+              warmupS: opts.warmup,
+              seconds,
+              intervalS: opts.interval,
+              durationS: watchDuration({ warmup: opts.warmup, seconds }),
+              ticksPerS,
+              env: cpuProfileEnv(opts.cpuProf, `${sockets}-${sensor}${events ? "-no-counters" : ""}`),
+              log,
+            });
+            // Asked for eBPF but it fell back: what was measured is polling, not an eBPF figure.
+            const fellBack = sensor === "ebpf" ? fallbackNote(sw.stderrHead) : null;
+            if (fellBack) {
+              sw.status = "failed";
+              sw.error = `fell back to polling: eBPF sensor unavailable: ${fellBack}`;
+            }
+            size.watch.push({ sensor, events, side: sw, unavailable: null, ratioShare: null, ratioPerRefresh: null });
+            log(
+              `${sockets} sockets: ${tag}: ` +
+                (sw.cpuSharePct !== null
+                  ? `${sw.cpuSharePct.toFixed(2)}% of a core, ${sw.cpuMsPerRefresh?.toFixed(2)} ms per refresh`
+                  : "no figures") +
+                (sw.status === "failed" ? `; FAILED: ${sw.error}` : ""),
+            );
+          }
         }
         if (!held.alive() && !interrupted) size.error = "connection holder exited early";
 
@@ -183,9 +225,40 @@ export async function runWatchInner(opts: WatchOptions, netnsName: string): Prom
       if (interrupted) size.error ??= "interrupted";
     }
 
+    // Short-lived connections, with no idle sockets held: once per sensor.
+    const short: ShortResult[] = [];
+    if (opts.short > 0 && opts.exe && !opts.placeholder && opts.tools.includes("sockwarden")) {
+      for (const sensor of sensors) {
+        if (interrupted) break;
+        if (sensor === "ebpf" && support.ebpfUnavailable) {
+          short.push(emptyShort(sensor, opts.short, "skipped", `eBPF sensor unavailable: ${support.ebpfUnavailable}`));
+          continue;
+        }
+        const need = shortPhaseEstimateMs({ connections: opts.short, intervalS: opts.interval });
+        if (remainingMs() < need) {
+          short.push(emptyShort(sensor, opts.short, "skipped", "time budget (--max-minutes) used up"));
+          continue;
+        }
+        // The idle sockets of the last size go away with their holders, which can take a while at
+        // 100k: wait for them, or the watch starts amid their closing. TIME_WAIT sockets of the
+        // phase before may remain: they are not the burst's and are not counted.
+        for (const end = performance.now() + 30_000; performance.now() < end && !interrupted; await Bun.sleep(200)) {
+          const c = await countTcpSockets();
+          if (c.established + c.listen === 0) break;
+        }
+        log(`short connections, --sensor ${sensor}: ${opts.short} connections of 1–5 ms…`);
+        const r = await measureShort({ exe: opts.exe, sensor, sensorWords: wordsFor(sensor), connections: opts.short, intervalS: opts.interval, seed: 15, log });
+        short.push(r);
+        log(
+          `short connections, --sensor ${sensor}: ` +
+            (r.status === "ok" ? `${r.client.withProcess} of ${r.client.connections} reported with their process (${r.client.reported} reported at all)` : `${r.status.toUpperCase()}: ${r.error}`),
+        );
+      }
+    }
+
     const report: WatchReport = {
       kind: "sockwarden-bench-watch",
-      version: 1,
+      version: 2,
       startedAt: started.toISOString(),
       finishedAt: new Date().toISOString(),
       interrupted,
@@ -202,9 +275,17 @@ export async function runWatchInner(opts: WatchOptions, netnsName: string): Prom
         watchCmd,
         ssCmd: SS_CMD,
         placeholder: opts.placeholder,
+        sensors,
+        resync: opts.resync,
+        short: opts.short,
       },
+      sensorNotes,
       sizes,
-      targets: checkWatchTargets(opts.sockets, sizes, opts.interval, opts.placeholder, watchCmd.join(" ")),
+      short,
+      targets: [
+        ...checkWatchTargets(opts.sockets, sizes, opts.interval, opts.placeholder, watchCmd.join(" ")),
+        ...(opts.placeholder ? [] : checkEbpfTargets(opts.sockets, sizes, opts.interval, short, opts.short)),
+      ],
     };
     process.stdout.write("\n" + watchTextTables(report) + "\n");
     if (interrupted) {
@@ -212,7 +293,7 @@ export async function runWatchInner(opts: WatchOptions, netnsName: string): Prom
       return 130;
     }
     if (opts.save && !saveReport(opts.outDir, "watch", started, watchMarkdown(report), report, log)) return 1;
-    return sizes.some((s) => s.error) ? 1 : 0;
+    return sizes.some((s) => s.error) || short.some((x) => x.status === "failed") ? 1 : 0;
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }

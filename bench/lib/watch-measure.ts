@@ -168,6 +168,8 @@ export interface WatchSide {
   endedBy: "itself" | "harness" | null;
   /** Seconds from spawn to exit. */
   ranS: number | null;
+  /** The start of its stderr (notes such as a sensor's fallback). */
+  stderrHead: string;
 }
 
 function emptyWatchSide(cmd: string[]): WatchSide {
@@ -193,6 +195,7 @@ function emptyWatchSide(cmd: string[]): WatchSide {
     signal: null,
     endedBy: null,
     ranS: null,
+    stderrHead: "",
   };
 }
 
@@ -204,6 +207,8 @@ export interface WatchParams {
   /** What the command was told to run for (--duration); it is stopped a little after that. */
   durationS: number;
   ticksPerS: number;
+  /** Extra environment for the command (a profiler's settings). */
+  env?: Record<string, string>;
   log(msg: string): void;
 }
 
@@ -226,7 +231,7 @@ export async function measureWatch(p: WatchParams): Promise<WatchSide> {
   const t0 = performance.now();
   let proc: Bun.Subprocess<"ignore", "pipe", "pipe">;
   try {
-    proc = Bun.spawn({ cmd: p.cmd, stdin: "ignore", stdout: "pipe", stderr: "pipe", detached: true });
+    proc = Bun.spawn({ cmd: p.cmd, stdin: "ignore", stdout: "pipe", stderr: "pipe", detached: true, env: p.env ? { ...process.env, ...p.env } : undefined });
   } catch (e) {
     res.status = "failed";
     res.error = firstLine(e instanceof Error ? e.message : String(e)) || "could not start";
@@ -301,6 +306,7 @@ export async function measureWatch(p: WatchParams): Promise<WatchSide> {
   res.exitCode = proc.exitCode;
   res.signal = proc.signalCode === null ? null : String(proc.signalCode);
   res.ranS = (exitedAt - t0) / 1000;
+  res.stderrHead = stderr.slice(0, 2000);
   const errLine = firstLine(stderr);
   const exitText = res.signal ? `killed by ${res.signal}` : `exit code ${res.exitCode}`;
 

@@ -2,6 +2,7 @@
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import path from "node:path";
 import { BENCH_DIR, REPO_ROOT, splitCommand } from "./options.ts";
+import { DEFAULT_RESYNC_S, parseSensors, SENSORS, type Sensor } from "./sensors.ts";
 
 export const WATCH_TOOL_KEYS = ["sockwarden", "ss"] as const;
 export type WatchToolKey = (typeof WATCH_TOOL_KEYS)[number];
@@ -16,6 +17,16 @@ export interface WatchOptions {
   /** Refresh interval of both sides, seconds. */
   interval: number;
   tools: WatchToolKey[];
+  /** Sensors of the sockwarden side, each measured on its own (a stand-in command runs once). */
+  sensors: Sensor[];
+  /** Seconds between full snapshots with the eBPF sensor (--resync, where the executable has it). */
+  resync: number;
+  /** Where the measured watch runs write CPU profiles (BUN_OPTIONS=--cpu-prof), or null. */
+  cpuProf: string | null;
+  /** Short-lived connections made in the short-connection phase; 0 for none. */
+  short: number;
+  /** The executable (for the short-connection phase and probing), or null with --watch-cmd. */
+  exe: string | null;
   /** The watch command as given to the --duration placeholder expansion (see watchCommand). */
   watchCmdTemplate: string[];
   /** True when --watch-cmd replaced the real executable (a stand-in for testing). */
@@ -45,6 +56,18 @@ Options:
                         ss: one extra run before the loop                 [5]
   --interval S          refresh interval of both sides                    [1]
   --tools LIST          subset of sockwarden,ss                           [all]
+  --sensors LIST        sockwarden's sensors, each measured on its own:
+                        subset of poll,ebpf (an unavailable ebpf sensor
+                        is reported in its column, not failed)       [poll,ebpf]
+  --resync S            ebpf: seconds between full snapshots (passed as
+                        --resync where the executable has it; the ebpf
+                        window is then at least this long)                [30]
+  --cpu-prof DIR        the measured watch runs write JavaScript CPU profiles
+                        into DIR/<size>-<sensor>/ (figures then include the
+                        profiler's cost); read them with
+                        bun bench/profile-summary.ts DIR/...
+  --short N             short-lived connections (1-5 ms) made by a process
+                        that lives on, per sensor, after the sizes; 0: none [200]
   --sockwarden PATH     sockwarden executable                [dist/sockwarden]
   --watch-cmd CMD       measure CMD instead of
                         "PATH watch --ndjson --interval I --duration D"
@@ -64,6 +87,10 @@ export const WATCH_ARG_CONFIG = {
   warmup: { type: "string", default: "5" },
   interval: { type: "string", default: "1" },
   tools: { type: "string", default: WATCH_TOOL_KEYS.join(",") },
+  sensors: { type: "string", default: SENSORS.join(",") },
+  resync: { type: "string", default: String(DEFAULT_RESYNC_S) },
+  short: { type: "string", default: "200" },
+  "cpu-prof": { type: "string" },
   sockwarden: { type: "string" },
   "watch-cmd": { type: "string" },
   timeout: { type: "string", default: "60" },
@@ -98,11 +125,14 @@ export function watchDuration(o: Pick<WatchOptions, "warmup" | "seconds">): numb
   return Math.ceil(o.warmup + o.seconds + 2);
 }
 
-/** The command line to start, with {duration} and {interval} filled in. */
-export function watchCommand(o: WatchOptions): string[] {
-  const d = String(watchDuration(o));
+/**
+ * The command line to start, with {duration} and {interval} filled in, and `extra` (the sensor's
+ * words) after it; `seconds` overrides the window (an eBPF window spans a whole resync period).
+ */
+export function watchCommand(o: WatchOptions, extra: string[] = [], seconds = o.seconds): string[] {
+  const d = String(watchDuration({ warmup: o.warmup, seconds }));
   const i = String(o.interval);
-  return o.watchCmdTemplate.map((w) => w.replaceAll("{duration}", d).replaceAll("{interval}", i));
+  return [...o.watchCmdTemplate.map((w) => w.replaceAll("{duration}", d).replaceAll("{interval}", i)), ...extra];
 }
 
 export function parseWatchOptions(argv: string[]): WatchOptions {
@@ -122,12 +152,13 @@ export function parseWatchOptions(argv: string[]): WatchOptions {
 
   let watchCmdTemplate: string[];
   let placeholder = false;
+  let exe: string | null = null;
   if (values["watch-cmd"] !== undefined) {
     watchCmdTemplate = splitCommand(values["watch-cmd"]);
     if (watchCmdTemplate.length === 0) throw new Error("--watch-cmd is empty");
     placeholder = true;
   } else {
-    const exe = path.resolve(values.sockwarden ?? path.join(REPO_ROOT, "dist", "sockwarden"));
+    exe = path.resolve(values.sockwarden ?? path.join(REPO_ROOT, "dist", "sockwarden"));
     watchCmdTemplate = [exe, "watch", "--ndjson", "--interval", "{interval}", "--duration", "{duration}"];
   }
 
@@ -142,6 +173,11 @@ export function parseWatchOptions(argv: string[]): WatchOptions {
     warmup: numberIn("warmup", values.warmup, 0, 600),
     interval: numberIn("interval", values.interval, 0.1, 60),
     tools,
+    sensors: parseSensors(values.sensors),
+    resync: numberIn("resync", values.resync, 1, 3600),
+    short: Math.round(numberIn("short", values.short, 0, 100_000)),
+    cpuProf: values["cpu-prof"] === undefined ? null : path.resolve(values["cpu-prof"]),
+    exe,
     watchCmdTemplate,
     placeholder,
     timeoutMs: numberIn("timeout", values.timeout, 0.1, 3600) * 1000,
