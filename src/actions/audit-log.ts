@@ -8,6 +8,7 @@ import os from "node:os";
 import path from "node:path";
 import type { Endpoint, ProcessInfo } from "../engine/types.ts";
 import { endpointToJson, type EndpointJson } from "../view/endpoint-json.ts";
+import { currentActor, type Actor } from "./actor.ts";
 
 export interface AuditRecord {
   time: string;
@@ -26,6 +27,8 @@ export interface AuditRecord {
   reason: string;
   /** "cli", "live-view", or the rule's name. */
   requestedBy: string;
+  /** Who ran sockwarden: real and effective uid, login user, SUDO_USER. */
+  actor: Actor;
   /**
    * closed | gone | failed | dry-run | protected | rate-limited, and for kills terminated |
    * killed | signalled | reused | changed (see EndOutcome).
@@ -60,10 +63,13 @@ export function defaultAuditPath(): string {
 export class AuditLog {
   /** Records that could not be written to the file (they went to stderr instead). */
   failures = 0;
+  private actor: Actor | null = null;
 
   constructor(
     readonly file: string,
     private readonly fallback: (line: string) => void = (line) => process.stderr.write(line),
+    /** Who acts; looked up at the first record (a process's identity does not change under it). */
+    private readonly whoActs: () => Actor = () => currentActor(),
   ) {}
 
   append(input: AuditInput): AuditRecord {
@@ -76,6 +82,7 @@ export class AuditLog {
       ...(input.signals !== undefined ? { signals: [...input.signals] } : {}),
       reason: input.reason,
       requestedBy: input.requestedBy,
+      actor: (this.actor ??= this.whoActs()),
       outcome: input.outcome,
       message: input.message,
     };

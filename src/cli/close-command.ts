@@ -15,6 +15,7 @@ import { parseEndpointArgument, sameAddress } from "./endpoint-argument.ts";
 import { selectionOptions, type ListArgs } from "./list-command.ts";
 import { stderr, stdout } from "./output.ts";
 import { checkWritableFile } from "./user-files.ts";
+import { numberOption, parseNumberOptions } from "./number-option.ts";
 import { escapeControl } from "../text/escape-control.ts";
 import { PrivilegeError, SockwardenError, UsageError } from "../errors.ts";
 
@@ -23,7 +24,8 @@ export interface CloseArgs extends ListArgs {
   remoteEndpoint?: string;
   localPort?: string[];
   remotePort?: string[];
-  pid?: number[];
+  /** As typed: parsed by runClose. */
+  pid?: (string | number)[];
   dryRun?: boolean;
   yes?: boolean;
   method?: string;
@@ -55,10 +57,17 @@ class CloseReport {
   private readonly records: AuditRecord[] = [];
   private ended = false;
 
-  constructor(readonly format: "json" | "ndjson" | null) {}
+  constructor(
+    readonly format: "json" | "ndjson" | null,
+    private readonly quiet = false,
+  ) {}
 
-  /** Lines for people: stdout normally, stderr when stdout is for programs. */
-  say(line: string): void {
+  /**
+   * Lines for people: stdout normally, stderr when stdout is for programs; none with --quiet
+   * unless `asking` (the endpoints a confirmation asks about are shown whatever the options).
+   */
+  say(line: string, asking = false): void {
+    if (this.quiet && !asking) return;
     (this.format ? stderr : stdout)(`${escapeControl(line)}\n`);
   }
 
@@ -85,12 +94,13 @@ export function closeBuilder<T>(y: Argv<T>) {
     .option("local-port", { type: "string", array: true, describe: "Local port(s): 25, 1000-2000, smtp" })
     .option("remote-port", { type: "string", array: true, describe: "Remote port(s)" })
     .option("process", { type: "string", describe: "Process name (glob) or PID" })
-    .option("pid", { type: "number", array: true, describe: "PID holding the socket" })
+    .option("pid", numberOption({ array: true, describe: "PID holding the socket" }))
     .option("dry-run", { type: "boolean", describe: "Show and audit what would be closed; close nothing" })
     .option("yes", { alias: "y", type: "boolean", describe: "Do not ask before closing more than one endpoint" })
     .option("method", { type: "string", choices: ["auto", "destroy", "owner"], default: "auto", describe: "destroy: sock_diag SOCK_DESTROY; owner: take the socket from its process" })
     .option("reason", { type: "string", default: "closed from the command line", describe: "Why, for the audit log" })
     .option("audit-log", { type: "string", describe: `Audit log file (default ${defaultAuditPath()})` })
+    .option("quiet", { alias: "q", type: "boolean", describe: "Print nothing but errors (the audit log and --json still have every record)" })
     .option("json", { type: "boolean", describe: "Print the audit records of what was closed, gone or refused, as one JSON array" })
     .option("ndjson", { type: "boolean", describe: "The same records, one JSON object per line as each is written" })
     .conflicts("json", "ndjson");
@@ -105,14 +115,13 @@ export async function runClose(args: CloseArgs): Promise<number> {
   if (localPorts.length > 0) extra.push((ep) => localPorts.some((m) => m.matches(ep.localPort)));
   const remotePorts = (args.remotePort ?? []).map((spec) => parsePortSpec(String(spec)));
   if (remotePorts.length > 0) extra.push((ep) => remotePorts.some((m) => m.matches(ep.remotePort)));
-  const pids = args.pid ?? [];
-  for (const pid of pids) if (!Number.isInteger(pid) || pid <= 0) throw new UsageError(`bad --pid '${pid}'`);
+  const pids = parseNumberOptions("--pid", args.pid, { integer: true, min: 1 });
   if (pids.length > 0) extra.push((ep) => pids.some((pid) => ep.pids.includes(pid)));
   if (!pair && extra.length === 0 && !hasSelectionFilter(args)) {
     throw new UsageError("say which connections to close: LOCAL REMOTE (e.g. 10.0.0.5:43122 93.184.216.34:25) or filters such as --remote-port 25 --process curl");
   }
   const method = (args.method ?? "auto") as CloseMethod;
-  const report = new CloseReport(args.json ? "json" : args.ndjson ? "ndjson" : null);
+  const report = new CloseReport(args.json ? "json" : args.ndjson ? "ndjson" : null, !!args.quiet);
   const engine = createEngine({ source: args.source as "auto" | "netlink" | "proc" | undefined, allNamespaces: !!args.allNamespaces });
   try {
     const snapshot = engine.snapshot({ protocols: selection.protocols, families: selection.families, withProcesses: true });
@@ -152,7 +161,7 @@ export async function runClose(args: CloseArgs): Promise<number> {
         for (const ep of matches) stderr(`  ${escapeControl(describe(ep))}\n`);
         throw new SockwardenError(`${matches.length} endpoints match; add --yes to close them all, or narrow the selection`);
       }
-      for (const ep of matches) report.say(`  ${describe(ep)}`);
+      for (const ep of matches) report.say(`  ${describe(ep)}`, true);
       if (!(await confirm(`Close these ${matches.length} endpoints? [y/N] `, report.format ? process.stderr : process.stdout))) {
         report.say("nothing closed");
         report.end();

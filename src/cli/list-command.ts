@@ -17,6 +17,11 @@ import { checkReadableFile, checkWritableFile } from "./user-files.ts";
 import { escapeControl } from "../text/escape-control.ts";
 import { UsageError } from "../errors.ts";
 import { trace } from "../trace.ts";
+import { numberOption, parseNumberOption } from "./number-option.ts";
+import { takeProcessAfterDashes } from "./words-after-dashes.ts";
+import { inNamespaceNamed, otherNamespaceNote } from "./namespace-note.ts";
+
+const DNS_BUDGET = { integer: true, min: 0, max: 60_000, unit: "milliseconds" };
 
 export interface ListArgs extends SelectionOptions {
   allNamespaces?: boolean;
@@ -29,11 +34,16 @@ export interface ListArgs extends SelectionOptions {
   source?: string;
   record?: string;
   replay?: string;
-  dnsBudget?: number;
+  /** Text as typed: parsed by runList. */
+  dnsBudget?: string | number;
+  /** A network namespace by `ip netns` name or inode. */
+  netns?: string;
 }
 
 export function processPositional<T>(y: Argv<T>) {
-  return y.positional("process", { type: "string", describe: "Only endpoints of this process name (glob) or PID" });
+  return y
+    .positional("process", { type: "string", describe: "Only endpoints of this process name (glob) or PID" })
+    .middleware((argv) => takeProcessAfterDashes(argv as Parameters<typeof takeProcessAfterDashes>[0]));
 }
 
 export function selectionOptions<T>(y: Argv<T>) {
@@ -62,7 +72,8 @@ export function listBuilder<T>(y: Argv<T>) {
     .option("source", { type: "string", choices: ["auto", "netlink", "proc"], default: "auto", describe: "Where sockets are read from (proc: /proc/net fallback)" })
     .option("record", { type: "string", describe: "Write the raw netlink replies to FILE (to reproduce a problem elsewhere)" })
     .option("replay", { type: "string", describe: "Read sockets from a file written by --record instead of the kernel" })
-    .option("dns-budget", { type: "number", default: 1000, describe: "Total milliseconds allowed for reverse DNS" })
+    .option("netns", { type: "string", describe: "Only the network namespace of this name (ip netns) or inode; implies --all-namespaces" })
+    .option("dns-budget", numberOption({ default: 1000, describe: "Total milliseconds allowed for reverse DNS (0 to 60000)" }))
     .conflicts("csv", ["json", "ndjson"])
     .conflicts("json", "ndjson")
     .conflicts("record", "replay");
@@ -71,16 +82,15 @@ export function listBuilder<T>(y: Argv<T>) {
 export async function runList(args: ListArgs): Promise<number> {
   trace("arguments parsed");
   const selection = buildSelection(args);
-  if (args.dnsBudget !== undefined && !(args.dnsBudget >= 0 && args.dnsBudget <= 60_000)) {
-    throw new UsageError(`--dns-budget must be between 0 and 60000 milliseconds, not ${args.dnsBudget}`);
-  }
+  const dnsBudget = parseNumberOption("--dns-budget", args.dnsBudget ?? 1000, DNS_BUDGET);
+  if (args.netns !== undefined && args.netns.trim() === "") throw new UsageError("--netns needs a namespace: its ip netns name or its inode");
   if (args.replay !== undefined) checkReadableFile(args.replay, "--replay");
   if (args.record !== undefined) checkWritableFile(args.record, "--record");
   const engine = createEngine({
     source: args.replay !== undefined ? "replay" : (args.source as "auto" | "netlink" | "proc" | undefined),
     replayFile: args.replay,
     recordFile: args.record,
-    allNamespaces: !!args.allNamespaces,
+    allNamespaces: !!args.allNamespaces || args.netns !== undefined,
   });
   trace("engine ready");
   let snapshot;
@@ -90,9 +100,19 @@ export async function runList(args: ListArgs): Promise<number> {
     engine.close();
   }
   trace(`snapshot of ${snapshot.endpoints.length} endpoints`);
-  const endpoints: Endpoint[] = snapshot.endpoints.filter(selection.matches).sort(compareEndpoints);
+  const netns = args.netns;
+  const endpoints: Endpoint[] = snapshot.endpoints
+    .filter((ep) => selection.matches(ep) && (netns === undefined || inNamespaceNamed(ep, netns)))
+    .sort(compareEndpoints);
   trace("filtered and sorted");
-  if (!args.quiet) for (const note of snapshot.notes) stderr(`note: ${escapeControl(note)}\n`);
+  if (!args.quiet) {
+    for (const note of snapshot.notes) stderr(`note: ${escapeControl(note)}\n`);
+    const query = args.process === undefined ? "" : String(args.process);
+    if (endpoints.length === 0 && query !== "" && !args.allNamespaces && netns === undefined && args.replay === undefined) {
+      const note = otherNamespaceNote(query, selection.matches, args.source);
+      if (note) stderr(`note: ${escapeControl(note)}\n`);
+    }
+  }
 
   if (args.json || args.ndjson) {
     const out = new BufferedOutput(1);
@@ -103,7 +123,7 @@ export async function runList(args: ListArgs): Promise<number> {
   } else {
     const names = args.numeric
       ? numericNames()
-      : friendlyNames(await resolveHostNames(endpoints, args.dnsBudget ?? 1000));
+      : friendlyNames(await resolveHostNames(endpoints, dnsBudget));
     const width = process.stdout.isTTY ? process.stdout.columns || 80 : undefined;
     stdout(renderEndpointTable(endpoints, { extended: !!args.extended, names, width }));
   }

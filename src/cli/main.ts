@@ -13,6 +13,7 @@ import { portBuilder, runPort, type PortArgs } from "./port-command.ts";
 import { procBuilder, runProc, type ProcArgs } from "./proc-command.ts";
 import { completionBuilder, runCompletion, tidyCompletions, type CompletionArgs } from "./completion-command.ts";
 import { mistypedCommand } from "./mistyped-command.ts";
+import { joinStdinValues } from "./stdin-values.ts";
 import { SockwardenError, UsageError } from "../errors.ts";
 import { OutputClosed, stderr } from "./output.ts";
 import { VERSION } from "../version.ts";
@@ -120,7 +121,7 @@ export async function main(argv: string[]): Promise<number> {
   const settle: Settle = async (run) => {
     result = await run;
   };
-  const parser = yargs(argv)
+  const parser = yargs(joinStdinValues(argv))
     .scriptName("sockwarden")
     // One value per repeated flag (lists are comma-separated): a greedy array would swallow the
     // next argument, e.g. `--remote-port 25 -6` taking "-6" as a second port.

@@ -43,7 +43,7 @@ export function rulesBuilder<T>(y: Argv<T>, done: (run: Promise<number>) => Prom
       (c) =>
         c
           .positional("files", { type: "string", array: true })
-          .option("events", { type: "string", demandOption: true, describe: "NDJSON events recorded by `sockwarden watch --ndjson`" })
+          .option("events", { type: "string", demandOption: true, describe: "NDJSON events recorded by `sockwarden watch --ndjson`; - for standard input" })
           .option("options", { type: "string", describe: 'JSON object of per-rule options: {"rule-name": {...}}' })
           .option("initial", {
             type: "boolean",
@@ -59,6 +59,15 @@ export function rulesBuilder<T>(y: Argv<T>, done: (run: Promise<number>) => Prom
     )
     .command("list", "The bundled plugins", (c) => c, handler(() => Promise.resolve(list())))
     .demandCommand(1, "rules needs a subcommand: check, test, init or list");
+}
+
+/** `--events -` (joined to `--events=-` before parsing: see stdin-values.ts). */
+function readStandardInput(): string {
+  try {
+    return fs.readFileSync(0, "utf8");
+  } catch (err) {
+    throw fileError("read", "standard input", fileProblem(err), "--events");
+  }
 }
 
 async function check(files: string[]): Promise<number> {
@@ -83,8 +92,8 @@ async function check(files: string[]): Promise<number> {
 
 async function test(files: string[], eventsFile: string, optionsJson: string | undefined, withInitial: boolean): Promise<number> {
   const sources = readableRuleSources(files);
-  const text = readUserFile(eventsFile, "--events");
-  const events = parseEventLines(text, eventsFile);
+  const text = eventsFile === "-" ? readStandardInput() : readUserFile(eventsFile, "--events");
+  const events = parseEventLines(text, eventsFile === "-" ? "standard input" : eventsFile);
   let perRule: Record<string, unknown> = {};
   if (optionsJson !== undefined) {
     try {

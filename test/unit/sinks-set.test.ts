@@ -168,7 +168,7 @@ describe("sink set", () => {
     await set.close(1000);
     const lines = ta().trim().split("\n").map((l) => JSON.parse(l) as SinkRecord);
     expect(lines.map((r) => r.count)).toEqual([undefined, 49]);
-    expect(tb().trim().split("\n")[1]).toMatch(/#0 x49 from/);
+    expect(tb().trim().split("\n")[1]).toMatch(/#0 x49 at 10:00:00.000Z$/);
   });
 });
 

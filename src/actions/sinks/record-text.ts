@@ -12,7 +12,8 @@ export function ndjsonLine(r: SinkRecord): string {
 
 /**
  * What happened, without the time: `alert warning smtp-guard: curl talks SMTP (pid 4242 curl;
- * tcp 10.0.0.5:43122 -> 93.184.216.34:25) x12 from 10:00:00.120Z to 10:00:09.800Z`.
+ * tcp 10.0.0.5:43122 -> 93.184.216.34:25) x12 from 10:00:00.120Z to 10:00:09.800Z` (`x1 at 10:00:00.120Z`
+ * when the alerts folded into a summary were all at one moment).
  * Rules' texts, process names and the rest are shown through escapeControl, so that one record
  * is always one line and nothing in it drives a terminal or a log reader.
  */
@@ -22,19 +23,25 @@ export function recordSummary(r: SinkRecord): string {
   else if (r.kind === "report" && r.outcome) head += ` ${r.outcome}`;
   else if (r.severity) head += ` ${r.severity}`;
   const who = r.rule ? `${r.rule}: ` : "";
+  // An action's message names its endpoint and process already ("closed tcp A -> B (curl, pid
+  // 7)"): what the message says is not said again.
   const details: string[] = [];
   const proc = r.process ?? r.endpoint?.process ?? null;
-  if (proc) details.push(`pid ${proc.pid} ${proc.name}`);
+  if (proc && !r.message.includes(`pid ${proc.pid}`)) details.push(`pid ${proc.pid} ${proc.name}`);
   if (r.endpoint) {
     const e = r.endpoint;
     const host = (a: string, p: number) => (e.family === 6 ? `[${a}]:${p}` : `${a}:${p}`);
-    details.push(`${e.protocol} ${host(e.localAddress, e.localPort)} -> ${host(e.remoteAddress, e.remotePort)}`);
+    const pair = `${e.protocol} ${host(e.localAddress, e.localPort)} -> ${host(e.remoteAddress, e.remotePort)}`;
+    if (!r.message.includes(pair)) details.push(pair);
   }
   let text = `${head} ${who}${r.message}`;
   if (details.length > 0) text += ` (${details.join("; ")})`;
   if (r.count !== undefined) {
     text += ` x${r.count}`;
-    if (r.firstTime && r.lastTime) text += ` from ${clockOf(r.firstTime)} to ${clockOf(r.lastTime)}`;
+    if (r.firstTime && r.lastTime) {
+      // One moment is one time, whatever the count.
+      text += r.firstTime === r.lastTime ? ` at ${clockOf(r.firstTime)}` : ` from ${clockOf(r.firstTime)} to ${clockOf(r.lastTime)}`;
+    }
   }
   return escapeControl(text);
 }

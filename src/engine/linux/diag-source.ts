@@ -141,10 +141,11 @@ export function recordingWriter(file: string): { recorder: DatagramRecorder; fin
 export class ReplayDiagSource implements DiagSource {
   private readonly datagrams = new Map<string, Uint8Array[]>();
 
-  constructor(file: string) {
+  /** `contents`: the file's text when it is read already (a FIFO can be read only once). */
+  constructor(file: string, contents?: string) {
     let text: string;
     try {
-      text = fs.readFileSync(file, "utf8");
+      text = contents ?? fs.readFileSync(file, "utf8");
     } catch (err) {
       throw new UnsupportedError(`cannot read recording ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
     }

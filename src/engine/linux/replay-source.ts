@@ -1,0 +1,20 @@
+/**
+ * `--replay FILE`: a recording made by `--record` (JSON lines of raw datagrams) or a raw dump
+ * made by iproute2's `ss -D FILE`, told apart by their first bytes. The file is read once, as it
+ * may be a FIFO (`--replay <(zcat dump.gz)`).
+ */
+import fs from "node:fs";
+import { UnsupportedError } from "../../errors.ts";
+import { ReplayDiagSource, type DiagSource } from "./diag-source.ts";
+import { SsDumpDiagSource, looksLikeSsDump } from "./ss-dump-source.ts";
+
+export function openReplaySource(file: string): DiagSource {
+  let bytes: Buffer;
+  try {
+    bytes = fs.readFileSync(file);
+  } catch (err) {
+    throw new UnsupportedError(`cannot read recording ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+  }
+  if (looksLikeSsDump(bytes)) return new SsDumpDiagSource(bytes, file);
+  return new ReplayDiagSource(file, bytes.toString("utf8"));
+}
