@@ -13,7 +13,7 @@
  * the engine notices the connection is still there and says so). Elevation is not exercised:
  * wine runs everything as an administrator.
  *
- * Needs root (network namespace), wine64 and mingw-w64 (CI's .ci/run installs them), and builds
+ * Needs root (network namespace), wine64 and mingw-w64 (scripts/system-deps.sh installs them), and builds
  * the Windows executable first unless SOCKWARDEN_E2E_WINDOWS_EXECUTABLE names one.
  */
 
@@ -91,7 +91,7 @@ beforeAll(async () => {
   requireExecutable();
   const haveWine = existsSync("/usr/lib/wine/wine64") || commandExists("wine64") || commandExists("wine");
   if (!haveWine || !commandExists(MINGW_GCC)) {
-    throw new Error("the wine test needs wine64 and mingw-w64 (Debian: apt-get install wine64 mingw-w64; CI's .ci/run installs them)");
+    throw new Error("the wine test needs wine64 and mingw-w64 (as root, scripts/system-deps.sh test installs them)");
   }
   if (!process.env.SOCKWARDEN_E2E_WINDOWS_EXECUTABLE) {
     const built = await run([process.execPath, "scripts/build.ts", "--target", "windows-x64"], { cwd: REPO_ROOT, timeoutMs: 300_000 });

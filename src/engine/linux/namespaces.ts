@@ -9,9 +9,10 @@
 import fs from "node:fs";
 import { libc, syscallError } from "./libc.ts";
 import { PrivilegeError } from "../../errors.ts";
-import { userNamespaceNote } from "./capabilities.ts";
+import { hasCapability, userNamespaceNote } from "./capabilities.ts";
 
 const CLONE_NEWNET = 0x40000000;
+const CAP_SYS_ADMIN = 21;
 const O_RDONLY = 0;
 const O_CLOEXEC = 0o2000000;
 const EPERM = 1;
@@ -63,6 +64,20 @@ export function discoverNamespaces(procRoot = "/proc", runNetns = "/run/netns"):
     else byInode.set(inode, { inode, name: null, path, pids: [pid] });
   }
   return [...byInode.values()];
+}
+
+/**
+ * Refuses `--all-namespaces` up front where other namespaces are out of reach. Without
+ * CAP_SYS_ADMIN in the host's user namespace setns into them fails, and short of root
+ * /proc/PID/ns/net of other users' processes cannot even be read: with no `ip netns` name in sight
+ * the only namespace found is this one, and a listing of it would pass for every namespace.
+ */
+export function requireAllNamespacesAccess(): void {
+  const elsewhere = userNamespaceNote();
+  if (elsewhere === "" && hasCapability(CAP_SYS_ADMIN)) return;
+  throw new PrivilegeError(
+    `--all-namespaces: finding and entering other network namespaces needs CAP_SYS_ADMIN (run as root)${elsewhere}`,
+  );
 }
 
 /**
