@@ -10,6 +10,8 @@ import { createEngine } from "../engine/index.ts";
 import type { Endpoint } from "../engine/types.ts";
 import { buildSelection } from "../filter/endpoint-filter.ts";
 import { Monitor } from "../monitor/monitor.ts";
+import { DEFAULT_SENSOR, requiresSensor, wantsTransitions, type SensorChoice } from "../monitor/sensor-choice.ts";
+import { checkResync, resyncOption, sensorOption } from "./sensor-options.ts";
 import { closeEndpoint } from "../actions/close-endpoint.ts";
 import { endProcess } from "../actions/end-process.ts";
 import { AuditLog, defaultAuditPath } from "../actions/audit-log.ts";
@@ -23,6 +25,8 @@ import { UsageError } from "../errors.ts";
 
 export interface LiveArgs extends ListArgs {
   interval?: number;
+  sensor?: string;
+  resync?: number;
 }
 
 const intervalOption = { alias: "i", type: "number", default: 1, describe: "Live view: seconds between refreshes (0.1 to 3600)" } as const;
@@ -32,12 +36,14 @@ export function liveBuilder<T>(y: Argv<T>) {
     .option("interval", intervalOption)
     .option("numeric", { alias: "n", type: "boolean", describe: "Start with numeric addresses and ports (Ctrl+R switches)" })
     .option("quiet", { alias: "q", type: "boolean", describe: "No notes" })
-    .option("source", { type: "string", choices: ["auto", "netlink", "proc"], default: "auto", describe: "Where sockets are read from" });
+    .option("source", { type: "string", choices: ["auto", "netlink", "proc"], default: "auto", describe: "Where sockets are read from" })
+    .option("sensor", sensorOption)
+    .option("resync", resyncOption("The live view shows every connection's counters, so each interval dumps TCP and UDP all the same (in effect a full snapshot) and this changes nothing there; the sensor adds TCP state changes as they happen."));
 }
 
-/** The interval option for the default command, which also takes every `list` option. */
+/** The live view's own options for the default command, which also takes every `list` option. */
 export function withIntervalOption<T>(y: Argv<T>) {
-  return y.option("interval", intervalOption);
+  return y.option("interval", intervalOption).option("sensor", sensorOption);
 }
 
 /**
@@ -46,7 +52,8 @@ export function withIntervalOption<T>(y: Argv<T>) {
  */
 export function wantsListing(args: LiveArgs, stdoutIsTerminal: boolean): boolean {
   if (!stdoutIsTerminal) return true;
-  return !!(args.json || args.ndjson || args.csv || args.extended || args.record || args.replay);
+  // The live view has no namespace choice of its own: --netns is a listing's.
+  return !!(args.json || args.ndjson || args.csv || args.extended || args.record || args.replay || (args as { netns?: unknown }).netns !== undefined);
 }
 
 export async function runLive(args: LiveArgs): Promise<number> {
@@ -55,12 +62,18 @@ export async function runLive(args: LiveArgs): Promise<number> {
   }
   const interval = args.interval ?? 1;
   if (!(interval >= 0.1 && interval <= 3600)) throw new UsageError(`--interval must be from 0.1 to 3600 seconds, not ${args.interval}`);
+  const resync = checkResync(args.resync);
+  const sensor = (args.sensor ?? DEFAULT_SENSOR) as SensorChoice;
   // The view shows everything in the selection; "connected only" is a switch (`a`) on top.
   const selection = buildSelection({ ...args, all: true });
   const engine = createEngine({ source: args.source as "auto" | "netlink" | "proc" | undefined, allNamespaces: !!args.allNamespaces });
   const monitor = new Monitor({
     engine,
     request: { protocols: selection.protocols, families: selection.families, withProcesses: true },
+    transitions: wantsTransitions(sensor),
+    requireSensor: requiresSensor(sensor),
+    // The view shows every connection's counters, refreshed every interval.
+    counters: true,
   });
   // Actions are audited as `close` audits them. A record that cannot be written must not be
   // printed over the screen: the outcome line says so instead.
@@ -110,6 +123,7 @@ export async function runLive(args: LiveArgs): Promise<number> {
     processDetails: (pid) => engine.processDetails?.(pid) ?? null,
     hostNames: new BackgroundNames(),
     intervalMs: interval * 1000,
+    resyncMs: resync * 1000,
     names: !args.numeric,
     connectedOnly: !args.all && !(args.state && args.state.length > 0),
     scope: selection.matches,

@@ -13,7 +13,8 @@ import { createOutputs, type Outputs } from "../daemon/outputs.ts";
 import { stderr } from "./output.ts";
 import { escapeControl } from "../text/escape-control.ts";
 import { UsageError } from "../errors.ts";
-import { SENSOR_CHOICES, type SensorChoice } from "../monitor/sensor-choice.ts";
+import type { SensorChoice } from "../monitor/sensor-choice.ts";
+import { checkResync, resyncOption, runSensorOption } from "./sensor-options.ts";
 
 export interface RunArgs {
   allNamespaces?: boolean;
@@ -26,6 +27,7 @@ export interface RunArgs {
   metrics?: string;
   quiet?: boolean;
   sensor?: string;
+  resync?: number;
 }
 
 export function runBuilder<T>(y: Argv<T>) {
@@ -38,7 +40,8 @@ export function runBuilder<T>(y: Argv<T>) {
     .option("audit-log", { type: "string", describe: `Audit log file (default ${defaultAuditPath()})` })
     .option("metrics", { type: "string", describe: "Serve Prometheus metrics on HOST:PORT" })
     .option("all-namespaces", { alias: "N", type: "boolean", describe: "Watch every network namespace (containers, ip netns)" })
-    .option("sensor", { type: "string", choices: SENSOR_CHOICES, describe: "Where changes come from: poll (snapshots), ebpf or auto (the kernel's TCP state changes, polling where unavailable); default poll" })
+    .option("sensor", runSensorOption)
+    .option("resync", resyncOption("In between, each interval dumps UDP only, plus TCP when a rule subscribes to counters events. Overrides resync in --config."))
     .option("quiet", { alias: "q", type: "boolean", describe: "No notes on stderr" });
 }
 
@@ -56,6 +59,7 @@ export function effectiveConfig(args: RunArgs): DaemonConfig {
   if (args.metrics) c.metrics = args.metrics;
   if (args.allNamespaces) c.allNamespaces = true;
   if (args.sensor !== undefined) c.sensor = args.sensor as SensorChoice;
+  if (args.resync !== undefined) c.resync = checkResync(args.resync);
   if (c.sinks.length === 0) c.sinks = ["stdout"];
   if (c.rules.sources.length === 0) throw new UsageError("no rules: give --rule FILE|DIR|PLUGIN or rules.sources in --config (bundled: sockwarden rules list)");
   return c;

@@ -7,7 +7,8 @@ import { createEngine } from "../engine/index.ts";
 import { buildSelection } from "../filter/endpoint-filter.ts";
 import { Monitor } from "../monitor/monitor.ts";
 import { MonitorLoop } from "../monitor/monitor-loop.ts";
-import { DEFAULT_SENSOR, SENSOR_CHOICES, wantsTransitions, type SensorChoice } from "../monitor/sensor-choice.ts";
+import { DEFAULT_SENSOR, requiresSensor, wantsTransitions, type SensorChoice } from "../monitor/sensor-choice.ts";
+import { checkResync, resyncOption, sensorOption } from "./sensor-options.ts";
 import { EVENT_TYPES, type EndpointEvent, type EventType } from "../monitor/events.ts";
 import { eventJsonLine } from "../view/event-json.ts";
 import { eventLine, useColour } from "../view/event-line.ts";
@@ -25,6 +26,7 @@ export interface WatchArgs extends ListArgs {
   events?: string[];
   initial?: boolean;
   sensor?: string;
+  resync?: number;
 }
 
 export function watchBuilder<T>(y: Argv<T>) {
@@ -38,7 +40,8 @@ export function watchBuilder<T>(y: Argv<T>) {
     .option("numeric", { alias: "n", type: "boolean", describe: "Numeric addresses and ports" })
     .option("quiet", { alias: "q", type: "boolean", describe: "No notes on stderr" })
     .option("source", { type: "string", choices: ["auto", "netlink", "proc"], default: "auto", describe: "Where sockets are read from" })
-    .option("sensor", { type: "string", choices: SENSOR_CHOICES, default: DEFAULT_SENSOR, describe: "Where changes come from: poll (snapshots), ebpf or auto (the kernel's TCP state changes as they happen, polling where unavailable)" });
+    .option("sensor", sensorOption)
+    .option("resync", resyncOption("In between, each interval dumps UDP only, plus TCP when counters events are asked for (the default with --ndjson)."));
 }
 
 export function parseEventTypes(values: readonly string[] | undefined, forPrograms: boolean): Set<EventType> {
@@ -68,11 +71,16 @@ export async function runWatch(args: WatchArgs): Promise<number> {
     throw new UsageError(`--duration must be a number of seconds above 0, not ${args.duration}`);
   }
   const types = parseEventTypes(args.events, !!args.ndjson);
+  const resync = checkResync(args.resync);
+  const sensor = (args.sensor ?? DEFAULT_SENSOR) as SensorChoice;
   const engine = createEngine({ source: args.source as "auto" | "netlink" | "proc" | undefined, allNamespaces: !!args.allNamespaces });
   const monitor = new Monitor({
     engine,
     request: { protocols: selection.protocols, families: selection.families, withProcesses: true },
-    transitions: wantsTransitions((args.sensor ?? DEFAULT_SENSOR) as SensorChoice),
+    transitions: wantsTransitions(sensor),
+    requireSensor: requiresSensor(sensor),
+    // Counters events need TCP dumped every interval; the sensor tells TCP's state changes only.
+    counters: types.has("counters"),
   });
   const out = new BufferedOutput(1, 1 << 16);
   const colour = !args.ndjson && useColour(process.stdout);
@@ -129,6 +137,7 @@ export async function runWatch(args: WatchArgs): Promise<number> {
     background?.want(initial);
     loop = new MonitorLoop(monitor, {
       intervalMs: interval * 1000,
+      resyncMs: resync * 1000,
       onEvents: emit,
       collectAfterRefresh: true,
       onError: (err) => {

@@ -6,6 +6,7 @@
 import fs from "node:fs";
 import { SockwardenError } from "../errors.ts";
 import { DEFAULT_SENSOR, SENSOR_CHOICES, isSensorChoice, type SensorChoice } from "../monitor/sensor-choice.ts";
+import { DEFAULT_RESYNC_MS, MAX_RESYNC_MS, MIN_RESYNC_MS } from "../monitor/monitor-loop.ts";
 import { formatTomlPath, locateToml, type TomlLocations, type TomlPath } from "./toml-locate.ts";
 
 export class ConfigError extends SockwardenError {
@@ -28,6 +29,8 @@ export interface DaemonConfig {
   allNamespaces: boolean;
   /** Where changes come from: snapshots only, or also the kernel's sensor (see SensorChoice). */
   sensor: SensorChoice;
+  /** With the sensor running, seconds between full snapshots (see MonitorLoop's resyncMs). */
+  resync: number;
   /** The file it was read from, for messages about keys checked later (rules' options). */
   origin?: { file: string; locations: TomlLocations };
 }
@@ -46,6 +49,7 @@ export function defaultConfig(): DaemonConfig {
     metrics: null,
     allNamespaces: false,
     sensor: DEFAULT_SENSOR,
+    resync: DEFAULT_RESYNC_MS / 1000,
   };
 }
 
@@ -98,7 +102,7 @@ export function parseConfig(text: string, file: string): DaemonConfig {
     return v as Table;
   };
 
-  known(raw, "", ["interval", "dry_run", "audit_log", "metrics", "all_namespaces", "sensor", "rules", "sinks", "protect", "limits", "sandbox", "kill"]);
+  known(raw, "", ["interval", "dry_run", "audit_log", "metrics", "all_namespaces", "sensor", "resync", "rules", "sinks", "protect", "limits", "sandbox", "kill"]);
   if (raw.all_namespaces !== undefined) {
     if (typeof raw.all_namespaces !== "boolean") fail("all_namespaces", "must be true or false");
     c.allNamespaces = raw.all_namespaces as boolean;
@@ -108,6 +112,7 @@ export function parseConfig(text: string, file: string): DaemonConfig {
     c.sensor = raw.sensor as SensorChoice;
   }
   if (raw.interval !== undefined) c.interval = num(raw.interval, "interval", 0.1, 3600);
+  if (raw.resync !== undefined) c.resync = num(raw.resync, "resync", MIN_RESYNC_MS / 1000, MAX_RESYNC_MS / 1000);
   if (raw.dry_run !== undefined) {
     if (typeof raw.dry_run !== "boolean") fail("dry_run", "must be true or false");
     c.dryRun = raw.dry_run as boolean;

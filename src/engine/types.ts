@@ -122,6 +122,13 @@ export interface Endpoint {
   pids: number[];
   /** The network namespace; set when listing several (--all-namespaces). */
   namespace?: NamespaceTag | null;
+  /**
+   * When the socket was opened, ISO-8601, from the kernel's clock at its first state change
+   * (connect, listen, or its acceptance) as the Linux eBPF sensor saw it; null (or absent) for
+   * sockets older than the sensor and where no sensor runs. Compare `createdAt`, which Windows
+   * itself keeps for each socket.
+   */
+  openedAt?: string | null;
   /** When the socket was created, where the OS says (Windows owner-module tables), ISO-8601. */
   createdAt?: string | null;
   /** The module owning the socket (a service inside svchost.exe), where the OS says. */

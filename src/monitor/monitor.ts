@@ -3,12 +3,16 @@
  * that open and close between two refreshes are added from the kernel's destroy notices where the
  * engine offers them. Where the engine reports state changes as they happen (transitions), those
  * become events at once and each snapshot reconciles: a connection is reported once, whichever
- * source saw it first.
+ * source saw it first. With the sensor running, a refresh can be partial: it dumps only what the
+ * sensor does not cover (UDP, and TCP where counters are wanted) and compares only those
+ * protocols; a full refresh (a resync) dumps everything.
  */
-import type { ClosedSocketFeed, Endpoint, SnapshotRequest, SocketEngine, SocketTransition, TransitionFeed } from "../engine/types.ts";
+import type { ClosedSocketFeed, Endpoint, Protocol, SnapshotRequest, SocketEngine, SocketTransition, TransitionFeed } from "../engine/types.ts";
+import { UnsupportedError } from "../errors.ts";
 import { endpointKey } from "./endpoint-key.ts";
 import type { EndpointEvent } from "./events.ts";
 import { compareEvents, diffSnapshots, type UnnumberedEvent } from "./snapshot-diff.ts";
+import { mergeTransition } from "./transition-merge.ts";
 
 export interface MonitorOptions {
   engine: SocketEngine;
@@ -21,10 +25,39 @@ export interface MonitorOptions {
   maxPendingClosed?: number;
   /** Take state changes as they happen where the engine can report them (default false). */
   transitions?: boolean;
+  /** Where the sensor cannot start, throw (an UnsupportedError) instead of a note and polling. */
+  requireSensor?: boolean;
+  /**
+   * TCP counters are wanted at every refresh (counters events, the live view's columns): with
+   * the sensor running, partial refreshes dump TCP too. Default false.
+   */
+  counters?: boolean;
 }
 
-/** Refreshes a retired key is kept after its socket left the table. */
+/** Whether a refresh dumps every requested protocol or only what the sensor does not cover. */
+export type RefreshScope = "full" | "partial";
+
+/** Dumps of its protocol a retired key is kept after its socket left the table. */
 const RETIRED_REFRESHES = 2;
+
+/** The sensor reports TCP only. */
+const SENSED: ReadonlySet<Protocol> = new Set(["tcp"]);
+
+/** When a key was retired, in dumps of its protocol and in refreshes. */
+interface Retirement {
+  protocol: Protocol;
+  dumpAt: number;
+  refreshAt: number;
+  /** The key names one socket (a cookie, or an unconnected socket's inode), not an address pair. */
+  socket: boolean;
+  /**
+   * The retired socket's cookie and when it was retired (wall ms): a pair retirement must not
+   * hide a new connection that takes the same addresses and ports, which the kernel does at once
+   * after a reset frees a port.
+   */
+  cookie: string | null;
+  at: number;
+}
 
 interface ClosedNotice {
   endpoint: Endpoint;
@@ -37,6 +70,8 @@ export class Monitor {
   private readonly clock: () => number;
   private known = new Map<string, Endpoint>();
   private lastTime = 0;
+  /** When TCP was last dumped: counters' rates are over the time since. */
+  private lastTcpTime = 0;
   private seq = 0;
   private feed: ClosedSocketFeed | null = null;
   private pendingClosed: ClosedNotice[] = [];
@@ -45,15 +80,21 @@ export class Monitor {
   private droppedNotices = 0;
   private readonly maxPending: number;
   private transitionFeed: TransitionFeed | null = null;
-  /** Wall time at which the latest snapshot began: older transitions of its sockets are stale. */
+  /**
+   * Wall time at which the latest snapshot with TCP in it began: older transitions of its sockets
+   * are stale. A dump without TCP says nothing about them, so it leaves this alone.
+   */
   private snapshotStartedAt = 0;
   /**
    * Connections already reported closed, by key and by address pair, with the refresh that
    * retired them: the next snapshots may still show them (a TIME_WAIT successor with the same
    * cookie, a dump taken before the close) and the destroy notice may still come.
    */
-  private readonly retired = new Map<string, number>();
+  private readonly retired = new Map<string, Retirement>();
   private refreshes = 0;
+  /** Dumps by protocol: a partial refresh ages only the socket retirements of what it dumped. */
+  private readonly dumps: Record<Protocol, number> = { tcp: 0, udp: 0 };
+  private countersWanted: boolean;
   /** endpointKey by address pair, for transitions that carry no cookie; built when first needed. */
   private pairIndex: Map<string, string> | null = null;
   /** Known listeners with their process, by port; built when first needed after a refresh. */
@@ -64,6 +105,7 @@ export class Monitor {
   constructor(private readonly options: MonitorOptions) {
     this.clock = options.clock ?? Date.now;
     this.maxPending = options.maxPendingClosed ?? 200_000;
+    this.countersWanted = options.counters ?? false;
     if (options.closedSockets !== false) {
       if (!options.engine.closedSockets) {
         this.notes.push(`connections shorter than one refresh are not seen: the ${options.engine.name} engine has no close notices`);
@@ -77,16 +119,27 @@ export class Monitor {
     }
     if (options.transitions) {
       if (!options.engine.transitions) {
-        this.notes.push(`the ${options.engine.name} engine has no sensor of state changes; polling every refresh`);
+        const why = `the ${options.engine.name} engine has no sensor of state changes`;
+        if (options.requireSensor) this.refuse(new UnsupportedError(`eBPF sensor unavailable: ${why}`));
+        this.notes.push(`${why}; polling every refresh`);
       } else {
         try {
           this.transitionFeed = options.engine.transitions();
           for (const n of this.transitionFeed.notes) this.notes.push(n);
         } catch (err) {
+          if (options.requireSensor) this.refuse(err);
           this.notes.push(`${(err as Error).message}; polling every refresh instead`);
         }
       }
     }
+  }
+
+  /** The sensor was asked for and cannot run: release what was opened and say why, on one line. */
+  private refuse(err: unknown): never {
+    this.feed?.close();
+    this.options.engine.close();
+    const message = `${(err as Error).message}; --sensor auto would poll instead`;
+    throw err instanceof UnsupportedError ? new UnsupportedError(message, { cause: err }) : err;
   }
 
   /** Whether state changes come as they happen (the sensor started). */
@@ -109,9 +162,28 @@ export class Monitor {
     return this.transitionFeed?.lost() ?? 0;
   }
 
-  /** Transitions were lost since the last refresh: only a snapshot can tell what they were. */
+  /** Transitions were lost since the last refresh: only a full snapshot can tell what they were. */
   get resyncDue(): boolean {
     return this.resyncWanted;
+  }
+
+  /** Whether partial refreshes dump TCP too, for its counters (may change, e.g. on a reload). */
+  get counters(): boolean {
+    return this.countersWanted;
+  }
+
+  set counters(wanted: boolean) {
+    this.countersWanted = wanted;
+  }
+
+  /**
+   * What a refresh of this scope dumps: everything requested, unless the sensor runs and the
+   * refresh is partial; then what the sensor does not cover, and TCP too when counters are wanted.
+   */
+  protocolsFor(scope: RefreshScope): ReadonlySet<Protocol> {
+    const requested = this.options.request.protocols;
+    if (scope === "full" || !this.transitionFeed || this.countersWanted) return requested;
+    return new Set([...requested].filter((p) => !SENSED.has(p)));
   }
 
   /** The first snapshot: the baseline later events are relative to. */
@@ -122,6 +194,7 @@ export class Monitor {
     this.known = new Map(snap.endpoints.map((ep) => [endpointKey(ep), ep]));
     this.pairIndex = null;
     this.lastTime = snap.takenAt;
+    this.lastTcpTime = snap.takenAt;
     this.collectClosed();
     this.pendingClosed = [];
     this.heldClosed = [];
@@ -166,28 +239,66 @@ export class Monitor {
     return this.droppedNotices + (this.feed?.lost() ?? 0);
   }
 
-  /** Takes a snapshot and returns what changed since the previous one, numbered. */
-  refresh(): EndpointEvent[] {
+  /**
+   * Takes a snapshot and returns what changed since the previous one, numbered. A partial
+   * refresh (see protocolsFor) compares only the protocols it dumped: the others stay as the
+   * sensor left them. Lost sensor changes make any refresh full.
+   */
+  refresh(scope: RefreshScope = "full"): EndpointEvent[] {
     this.collectClosed();
     // Changes already reported come first, so the snapshot is compared with what they made.
     const sensed = this.applyTransitions();
-    this.resyncWanted = false;
-    this.snapshotStartedAt = this.clock();
-    const snap = this.options.engine.snapshot(this.options.request);
-    const time = snap.takenAt;
-    const diff = diffSnapshots(this.known, snap.endpoints, { time, elapsedMs: time - this.lastTime });
-    const current = diff.current;
-    let events = diff.events;
-    const previous = this.known;
-    this.known = current;
-    this.pairIndex = null;
-    this.listenerIndex = null;
-    this.lastTime = time;
     this.refreshes++;
+    const full = scope === "full" || this.resyncWanted;
+    this.resyncWanted = false;
+    const requested = this.options.request.protocols;
+    const protocols = this.protocolsFor(full ? "full" : "partial");
+    const withTcp = protocols.has("tcp");
+    const previous = this.known;
+    let events: UnnumberedEvent[] = [];
+    let current = previous;
+    if (protocols.size > 0) {
+      const started = this.clock();
+      const snap = this.options.engine.snapshot(protocols === requested ? this.options.request : { ...this.options.request, protocols });
+      const time = snap.takenAt;
+      const ctx = { time, elapsedMs: time - (withTcp ? this.lastTcpTime : this.lastTime) };
+      if (protocols.size === requested.size) {
+        const diff = diffSnapshots(previous, snap.endpoints, ctx);
+        current = diff.current;
+        events = diff.events;
+        this.known = current;
+      } else {
+        events = this.diffInPlace(protocols, snap.endpoints, ctx);
+      }
+      for (const p of protocols) this.dumps[p]++;
+      // The indexes by address pair and of listeners serve TCP transitions only: a dump
+      // without TCP leaves what they index unchanged.
+      if (withTcp) {
+        this.snapshotStartedAt = started;
+        this.lastTcpTime = time;
+        this.pairIndex = null;
+        this.listenerIndex = null;
+      }
+      this.lastTime = time;
+    }
     if (this.transitionFeed) events = this.reconcile(events, current);
     events.sort(compareEvents);
     const merged = this.mergeClosed(events, previous, current);
     return this.number([...sensed, ...merged]);
+  }
+
+  /**
+   * Compares the dumped protocols' part of the table with their new snapshot and updates the
+   * table in place; the other protocols' endpoints are neither compared nor copied. The table is
+   * passed over once, to find what of the dumped protocols is gone.
+   */
+  private diffInPlace(protocols: ReadonlySet<Protocol>, endpoints: readonly Endpoint[], ctx: { time: number; elapsedMs: number }): UnnumberedEvent[] {
+    const before = new Map<string, Endpoint>();
+    for (const [key, ep] of this.known) if (protocols.has(ep.protocol)) before.set(key, ep);
+    const diff = diffSnapshots(before, endpoints, ctx);
+    for (const key of before.keys()) if (!diff.current.has(key)) this.known.delete(key);
+    for (const [key, ep] of diff.current) this.known.set(key, ep);
+    return diff.events;
   }
 
   /**
@@ -209,28 +320,51 @@ export class Monitor {
   private reconcile(events: UnnumberedEvent[], current: Map<string, Endpoint>): UnnumberedEvent[] {
     const kept: UnnumberedEvent[] = [];
     for (const e of events) {
-      if (this.isRetired(e.endpoint)) {
+      if (this.isRetired(e.endpoint, true)) {
         // A successor found by its addresses keeps the retirement under its own key.
-        this.retired.set(endpointKey(e.endpoint), this.refreshes);
+        this.retired.set(endpointKey(e.endpoint), this.retirement(e.endpoint, e.endpoint.cookie !== null || e.endpoint.remotePort === 0));
         continue;
       }
-      if (e.type === "closed") this.retire(e.endpoint);
+      if (e.type === "closed") this.retire(e.endpoint, e.time);
       kept.push(e);
     }
-    for (const [key, at] of this.retired) {
-      if (!current.has(key) && this.refreshes - at > RETIRED_REFRESHES) this.retired.delete(key);
+    for (const [key, r] of this.retired) {
+      if (!current.has(key) && this.dumps[r.protocol] - r.dumpAt > RETIRED_REFRESHES) this.retired.delete(key);
     }
     return kept;
   }
 
-  private retire(ep: Endpoint): void {
-    this.retired.set(endpointKey(ep), this.refreshes);
-    if (ep.remotePort !== 0) this.retired.set(pairKey(ep), this.refreshes);
+  /**
+   * Retirements age in dumps of their protocol: a TCP connection the sensor closed may still be
+   * seen (in TIME_WAIT) by the next resync, however many partial refreshes come before it.
+   */
+  private retirement(ep: Endpoint, socket: boolean, at: number = this.clock()): Retirement {
+    return { protocol: ep.protocol, dumpAt: this.dumps[ep.protocol], refreshAt: this.refreshes, socket, cookie: ep.cookie, at };
   }
 
-  private isRetired(ep: Endpoint): boolean {
+  private retire(ep: Endpoint, at: number = this.clock()): void {
+    // Set last: without a cookie, a connection's key is its address pair.
+    this.retired.set(endpointKey(ep), this.retirement(ep, ep.cookie !== null || ep.remotePort === 0, at));
+    if (ep.remotePort !== 0) this.retired.set(pairKey(ep), this.retirement(ep, false, at));
+  }
+
+  /**
+   * Whether a socket was retired. A snapshot's sockets (`inDump`) are matched by their own key
+   * or their address pair until the retirement ages out; the sensor's and the destroy notices'
+   * by their address pair only for RETIRED_REFRESHES refreshes, since a new connection may take
+   * the same addresses and ports soon after, long before the next resync.
+   */
+  private isRetired(ep: Endpoint, inDump = false, time?: number): boolean {
     if (this.retired.size === 0) return false;
-    return this.retired.has(endpointKey(ep)) || (ep.remotePort !== 0 && this.retired.has(pairKey(ep)));
+    const live = (r: Retirement | undefined): r is Retirement => r !== undefined && (inDump || r.socket || this.refreshes - r.refreshAt <= RETIRED_REFRESHES);
+    if (live(this.retired.get(endpointKey(ep)))) return true;
+    if (ep.remotePort === 0) return false;
+    const pair = this.retired.get(pairKey(ep));
+    if (!live(pair)) return false;
+    // Another socket on the same addresses is another connection (a successor in TIME_WAIT keeps
+    // its cookie), and so is a change the kernel made after the retirement.
+    if (ep.cookie !== null && pair.cookie !== null && ep.cookie !== pair.cookie) return false;
+    return time === undefined || time <= pair.at;
   }
 
   /** The key under which a transition's socket is known, if it is. */
@@ -270,7 +404,7 @@ export class Monitor {
 
   private applyTransition(t: SocketTransition, out: UnnumberedEvent[]): void {
     const ep = t.endpoint;
-    if (this.isRetired(ep)) return;
+    if (this.isRetired(ep, false, t.time)) return;
     const key = this.knownKey(ep);
     const before = key === null ? undefined : this.known.get(key);
     // The latest snapshot saw this socket after the change: it is already as the change made it.
@@ -279,15 +413,16 @@ export class Monitor {
     if (ep.state === "CLOSE") {
       if (before) {
         this.deleteKnown(key!, before);
-        const last = before.process || !ep.process ? before : { ...before, process: ep.process, pids: ep.pids };
+        // Its last known state, with the change's final counters (the last look's are older).
+        const last = mergeTransition(before, ep, before.state);
         out.push({ type: "closed", time, endpoint: last });
-        this.retire(before);
+        this.retire(before, time);
       } else {
         // Opened and closed between two looks, its opening unseen (a socket older than the sensor).
         out.push({ type: "opened", time, endpoint: ep, shortLived: true });
         out.push({ type: "closed", time, endpoint: ep, shortLived: true });
       }
-      this.retire(ep);
+      this.retire(ep, time);
       return;
     }
     if (!before) {
@@ -306,11 +441,7 @@ export class Monitor {
       return;
     }
     if (before.state === ep.state) return;
-    const next: Endpoint = { ...before, state: ep.state };
-    if (!next.process && ep.process) {
-      next.process = ep.process;
-      next.pids = ep.pids;
-    }
+    const next = mergeTransition(before, ep, ep.state);
     this.setKnown(key!, next);
     out.push({ type: "state-changed", time, endpoint: next, previousState: before.state });
   }

@@ -38,6 +38,8 @@ export function diffSnapshots(
       found.push({ type: "opened", time: ctx.time, endpoint: ep });
       continue;
     }
+    // A dump does not know when a socket opened; the sensor may have told.
+    if (!ep.openedAt && before.openedAt) ep.openedAt = before.openedAt;
     // An owner found later (or a process that exited) keeps what was known before.
     if (ep.process === null && before.process !== null && ep.inode === before.inode) {
       ep.process = before.process;

@@ -84,5 +84,6 @@ export function endpointFromJson(o: Record<string, unknown>): Endpoint {
     bytesSent: numOrNull(o, "bytesSent"), bytesReceived: numOrNull(o, "bytesReceived"), packetsSent: numOrNull(o, "packetsSent"),
     packetsReceived: numOrNull(o, "packetsReceived"), rttMs: numOrNull(o, "rttMs"), cookie: strOrNull(o, "cookie"), process, pids,
     namespace: (o.namespace && typeof o.namespace === "object" ? o.namespace : null) as Endpoint["namespace"],
+    openedAt: strOrNull(o, "openedAt"),
   };
 }

@@ -41,7 +41,7 @@ const KEYS = [
   "type", "seq", "time", "endpoint", "previousState", "counters", "shortLived",
   "protocol", "family", "localAddress", "localPort", "remoteAddress", "remotePort", "state", "inode", "uid", "user",
   "bytesSent", "bytesReceived", "packetsSent", "packetsReceived", "process", "pids", "cookie",
-  "interfaceIndex", "receiveQueue", "sendQueue", "rttMs", "namespace", "createdAt", "module",
+  "interfaceIndex", "receiveQueue", "sendQueue", "rttMs", "namespace", "openedAt", "createdAt", "module",
   "pid", "name", "path", "cmdline", "startTime", "ppid", "unit", "container",
   "runtime", "id", "pod",
   "intervalMs", "bytesSentPerSecond", "bytesReceivedPerSecond",
@@ -217,7 +217,7 @@ class ProcessTable {
 function writeEndpoint(w: PayloadWriter, ep: Endpoint, procs: ProcessTable): void {
   // Where the OS tells them (Windows), as in list --json: absent otherwise, not null.
   const owner = ep.createdAt !== undefined;
-  w.object(owner ? 24 : 22);
+  w.object(owner ? 25 : 23);
   w.key(K.protocol); w.string(ep.protocol);
   w.key(K.family); w.number(ep.family);
   w.key(K.localAddress); w.string(ep.localAddress);
@@ -245,6 +245,7 @@ function writeEndpoint(w: PayloadWriter, ep: Endpoint, procs: ProcessTable): voi
   w.key(K.namespace);
   if (ep.namespace) writeNamespace(w, ep.namespace);
   else w.null();
+  w.key(K.openedAt); w.stringOrNull(ep.openedAt ?? null);
   if (owner) {
     w.key(K.createdAt); w.stringOrNull(ep.createdAt);
     w.key(K.module); w.stringOrNull(ep.module);

@@ -86,7 +86,13 @@ declare module "sockwarden" {
      * null otherwise.
      */
     readonly namespace: Namespace | null;
-    /** When the socket was created (ISO-8601); only where the OS tells (Windows). */
+    /**
+     * When the socket was opened (ISO-8601): the kernel's time of its connect, listen or
+     * acceptance, as the eBPF sensor saw it (Linux, `--sensor ebpf`); null for sockets older than
+     * the sensor and without it. Windows keeps its own creation time in `createdAt`.
+     */
+    readonly openedAt: string | null;
+    /** When the socket was created (ISO-8601); only where the OS tells (Windows). See also `openedAt`. */
     readonly createdAt?: string | null;
     /** The module that owns the socket (a service inside svchost.exe); only where the OS tells (Windows). */
     readonly module?: string | null;

@@ -27,6 +27,8 @@ export interface EndpointJson {
   rttMs: number | null;
   cookie: string | null;
   namespace?: NamespaceTag | null;
+  /** When the socket was opened, as the Linux eBPF sensor saw it; null where unknown. */
+  openedAt?: string | null;
   /** Only where the OS gives them (Windows). */
   createdAt?: string | null;
   module?: string | null;
@@ -69,6 +71,7 @@ export function endpointToJson(ep: Endpoint): EndpointJson {
     rttMs: ep.rttMs,
     cookie: ep.cookie,
     namespace: ep.namespace ?? null,
+    openedAt: ep.openedAt ?? null,
     ...(ep.createdAt !== undefined ? { createdAt: ep.createdAt, module: ep.module ?? null } : {}),
   };
 }
@@ -120,7 +123,7 @@ export function endpointJsonText(ep: Endpoint): string {
     `"packetsSent":${num(ep.packetsSent)},"packetsReceived":${num(ep.packetsReceived)},"process":${proc},` +
     `"pids":[${ep.pids.join(",")}],"interfaceIndex":${ep.interfaceIndex},"receiveQueue":${num(ep.receiveQueue)},` +
     `"sendQueue":${num(ep.sendQueue)},"rttMs":${num(ep.rttMs)},"cookie":${quote(ep.cookie)},` +
-    `"namespace":${ep.namespace ? namespaceText(ep.namespace) : "null"}` +
+    `"namespace":${ep.namespace ? namespaceText(ep.namespace) : "null"},"openedAt":${quote(ep.openedAt ?? null)}` +
     (ep.createdAt !== undefined ? `,"createdAt":${quote(ep.createdAt)},"module":${quote(ep.module ?? null)}}` : "}")
   );
 }

@@ -262,7 +262,10 @@ describe("sockwarden run metrics", { timeout: 120_000 }, () => {
     };
     let text = await scrape();
     const settleBy = performance.now() + 15_000;
-    while (/^sockwarden_sink_queue_depth\{[^}]*\} [1-9]/m.test(text) && performance.now() < settleBy) {
+    // The endpoint gauges are counted at refreshes: with the sensor the close can come before the
+    // first refresh that saw the metrics server's listener.
+    const unsettled = (t: string) => /^sockwarden_sink_queue_depth\{[^}]*\} [1-9]/m.test(t) || !/^sockwarden_endpoints\{protocol="tcp",state="LISTEN"\} 2$/m.test(t);
+    while (unsettled(text) && performance.now() < settleBy) {
       await sleep(100);
       text = await scrape();
     }

@@ -163,7 +163,7 @@ describe("watch --sensor", { timeout: 120_000 }, () => {
     expect(accepted.filter((e) => e.process?.name !== "sw-listener")).toEqual([]);
   });
 
-  it("without the capabilities, says why in one note and lists by polling", async () => {
+  it("without the capabilities: auto (the default) says why in one note and lists by polling; ebpf asked for fails", async () => {
     const dir = mkdtempSync(join(tmpdir(), "sockwarden-sensor-"));
     try {
       chmodSync(dir, 0o755);
@@ -173,13 +173,18 @@ describe("watch --sensor", { timeout: 120_000 }, () => {
       const held = await sentinel(SENTINEL_PORT + 20);
       try {
         const asNobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "env", "-i", "PATH=/usr/bin:/bin"];
-        const r = await ns!.exec([...asNobody, exe, "watch", "--sensor", "ebpf", "--initial", "--ndjson", "--duration", "1.5"], { cwd: dir, timeoutMs: 30_000 });
+        const r = await ns!.exec([...asNobody, exe, "watch", "--initial", "--ndjson", "--duration", "1.5"], { cwd: dir, timeoutMs: 30_000 });
         expect(r.code, describeRun(r)).toBe(0);
         const notes = r.stderr.split("\n").filter((l) => /eBPF sensor/.test(l));
         expect(notes, r.stderr).toHaveLength(1);
         expect(notes[0]).toMatch(/^note: eBPF sensor unavailable: .*CAP_BPF and CAP_PERFMON .*CAP_SYS_ADMIN.*polling/);
         const events = r.stdout.trim().split("\n").filter(Boolean).map((l) => JSON.parse(l) as WatchEvent);
         expect(events.some((e) => e.type === "opened" && e.localPort === held.clientPort && e.remotePort === SENTINEL_PORT + 20)).toBe(true);
+        // Asked for by name, the sensor is not replaced by polling: one line, exit 5.
+        const explicit = await ns!.exec([...asNobody, exe, "watch", "--sensor", "ebpf", "--ndjson", "--duration", "1.5"], { cwd: dir, timeoutMs: 30_000 });
+        expect(explicit.code, describeRun(explicit)).toBe(5);
+        expect(explicit.stdout).toBe("");
+        expect(explicit.stderr).toMatch(/^sockwarden: eBPF sensor unavailable: .*CAP_BPF and CAP_PERFMON .*; --sensor auto would poll instead\n$/);
       } finally {
         await held.process.stop();
       }

@@ -1,6 +1,8 @@
 /**
  * `sockwarden watch --ndjson` against real connections in a private namespace: the exact event
  * sequence of one connection's life, and short connections that live between two refreshes.
+ * Both are what polling sees (snapshots and destroy notices): the watchers run with
+ * `--sensor poll`; the sensor has its own tests (watch-sensor, watch-resync).
  *
  * Needs root (network namespace) and a built dist/sockwarden.
  */
@@ -59,7 +61,7 @@ async function collect(watcher: BackgroundProcess, until: (events: WatchEvent[])
  */
 async function startWatcher(driver: BackgroundProcess, port: number, args: string[], into: WatchEvent[]): Promise<BackgroundProcess> {
   await step(driver, "listen");
-  const watcher = ns!.spawn([EXECUTABLE, "watch", "--initial", "-a", "-t", "--ndjson", "--port", String(port), "--duration", "120", ...args]);
+  const watcher = ns!.spawn([EXECUTABLE, "watch", "--sensor", "poll", "--initial", "-a", "-t", "--ndjson", "--port", String(port), "--duration", "120", ...args]);
   await collect(watcher, (e) => e.length >= 1, 30_000, into);
   return watcher;
 }

@@ -16,7 +16,9 @@ import {
   LISTENER_VALUE_SIZE,
   OWNER_KEY_SIZE,
   OWNER_VALUE_SIZE,
+  HELPER,
   buildSetStateProgram,
+  type CounterReads,
 } from "../../src/engine/linux/bpf/set-state-program.ts";
 import { decodeSetStateRecord, type SetStateRecord } from "../../src/engine/linux/bpf/set-state-record.ts";
 import { parseTracepointFormat, setStateLayout, type SetStateLayout } from "../../src/engine/linux/bpf/tracepoint-format.ts";
@@ -83,12 +85,31 @@ function context(layout: SetStateLayout, c: Change): Uint8Array {
   return bytes;
 }
 
+/** Where kernel 6.18 (x86-64) keeps the counters in struct tcp_sock, as its BTF says. */
+const TCP_SOCK_6_18 = {
+  bytesSent: { member: "bytes_sent", offset: 1544, size: 8 },
+  bytesReceived: { member: "bytes_received", offset: 1752, size: 8 },
+  segsOut: { member: "segs_out", offset: 1536, size: 4 },
+  segsIn: { member: "segs_in", offset: 1760, size: 4 },
+};
+
+/** A struct tcp_sock's bytes with the four counters at TCP_SOCK_6_18's places, the rest filler. */
+function tcpSock(c: { bytesSent: bigint; bytesReceived: bigint; segsOut: number; segsIn: number }): Uint8Array {
+  const bytes = new Uint8Array(2304).fill(0xa5);
+  const view = new DataView(bytes.buffer);
+  view.setBigUint64(TCP_SOCK_6_18.bytesSent.offset, c.bytesSent, true);
+  view.setBigUint64(TCP_SOCK_6_18.bytesReceived.offset, c.bytesReceived, true);
+  view.setUint32(TCP_SOCK_6_18.segsOut.offset, c.segsOut, true);
+  view.setUint32(TCP_SOCK_6_18.segsIn.offset, c.segsIn, true);
+  return bytes;
+}
+
 const CLIENT: Task = { tgid: 4242, tid: 4243, uid: 1000, gid: 100, comm: "beacon" };
 const SERVER: Task = { tgid: 77, tid: 77, uid: 33, gid: 33, comm: "sw-listener" };
 const OTHER: Task = { tgid: 9999, tid: 9999, uid: 0, gid: 0, comm: "ksoftirqd/1" };
 
-function sensor(layout: SetStateLayout, output: "ringbuf" | "perf" = "ringbuf", owners = 64) {
-  const built = buildSetStateProgram(layout, { owners: 3, listeners: 4, counters: 5, output: { kind: output, fd: 6 } });
+function sensor(layout: SetStateLayout, output: "ringbuf" | "perf" = "ringbuf", owners = 64, counters: CounterReads | null = null) {
+  const built = buildSetStateProgram(layout, { owners: 3, listeners: 4, counters: 5, output: { kind: output, fd: 6 } }, { counters });
   const vm = new BpfInterpreter(built.bytes);
   const maps = {
     owners: vm.hashMap(3, OWNER_KEY_SIZE, OWNER_VALUE_SIZE, owners),
@@ -229,11 +250,58 @@ describe.each(LAYOUTS)("%s", (_name, layout) => {
     expect(s.maps.owners.entries.size).toBe(0);
   });
 
+  test.each([
+    ["bpf_probe_read_kernel", HELPER.probeReadKernel],
+    ["bpf_probe_read (before 5.5)", HELPER.probeRead],
+  ] as const)("counters read from the socket with %s at every change, at the places BTF gave", (_name, helper) => {
+    const s = sensor(layout, "ringbuf", 64, { ...TCP_SOCK_6_18, helper });
+    const sk = 0xffff8881_0000_2000n;
+    const addr = { local: ["10.0.0.1", 1000] as [string, number], remote: ["10.0.0.2", 2000] as [string, number] };
+    const socket = tcpSock({ bytesSent: 5_000_000_000n, bytesReceived: 101n, segsOut: 7, segsIn: 9 });
+    s.vm.kernelObject(sk, socket);
+    const closing = s.change({ skaddr: sk, from: "FIN_WAIT2", to: "CLOSE", ...addr }, OTHER)!;
+    expect(closing.counters).toEqual({ bytesSent: 5_000_000_000, bytesReceived: 101, packetsSent: 7, packetsReceived: 9 });
+    // Exactly the four members, at the socket's address plus their offsets.
+    expect(s.vm.probeReads.map((r) => [Number(r.address - sk), r.size, r.ok])).toEqual([
+      [1544, 8, true],
+      [1752, 8, true],
+      [1536, 4, true],
+      [1760, 4, true],
+    ]);
+    // Every change, not only closing ones.
+    new DataView(socket.buffer).setUint32(1536, 8, true);
+    expect(s.change({ skaddr: sk, from: "CLOSE", to: "SYN_SENT", ...addr }, CLIENT)!.counters).toMatchObject({ packetsSent: 8 });
+  });
+
+  test("a socket whose memory cannot be read has its counters unknown; a program without reads never reads", () => {
+    const s = sensor(layout, "ringbuf", 64, { ...TCP_SOCK_6_18, helper: HELPER.probeReadKernel });
+    const addr = { local: ["10.0.0.1", 1000] as [string, number], remote: ["10.0.0.2", 2000] as [string, number] };
+    expect(s.change({ skaddr: 0xdead0000n, from: "ESTABLISHED", to: "CLOSE", ...addr }, OTHER)!.counters).toBeNull();
+    expect(s.vm.probeReads).toEqual([{ address: 0xdead0000n + 1544n, size: 8, ok: false }]);
+    const plain = sensor(layout);
+    plain.vm.kernelObject(0xdead0000n, tcpSock({ bytesSent: 1n, bytesReceived: 1n, segsOut: 1, segsIn: 1 }));
+    expect(plain.change({ skaddr: 0xdead0000n, from: "ESTABLISHED", to: "CLOSE", ...addr }, OTHER)!.counters).toBeNull();
+    expect(plain.vm.probeReads).toEqual([]);
+  });
+
   test("perf output: the same records through bpf_perf_event_output", () => {
     const s = sensor(layout, "perf");
     const r = s.change({ skaddr: 12n, from: "CLOSE", to: "SYN_SENT", local: ["10.0.0.1", 0], remote: ["10.0.0.2", 2000] }, CLIENT);
     expect(who(r)).toMatchObject({ pid: 4242, ownerSource: "connect" });
   });
+});
+
+test("a 4-byte bytes_acked (a kernel of another build) goes to the low-order end of its slot", () => {
+  const s = sensor(LAYOUTS[0]![1], "ringbuf", 64, {
+    ...TCP_SOCK_6_18,
+    bytesSent: { member: "bytes_acked", offset: 1600, size: 4 },
+    helper: HELPER.probeReadKernel,
+  });
+  const socket = tcpSock({ bytesSent: 0n, bytesReceived: 2n, segsOut: 3, segsIn: 4 });
+  new DataView(socket.buffer).setUint32(1600, 77, true);
+  s.vm.kernelObject(0x5000n, socket);
+  const r = s.change({ skaddr: 0x5000n, from: "ESTABLISHED", to: "CLOSE", local: ["10.0.0.1", 1], remote: ["10.0.0.2", 2] }, OTHER)!;
+  expect(r.counters).toEqual({ bytesSent: 77, bytesReceived: 2, packetsSent: 3, packetsReceived: 4 });
 });
 
 test("both layouts give the same record for the same change", () => {

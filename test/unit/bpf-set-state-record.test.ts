@@ -4,20 +4,36 @@
  * IPv6 by a Bun process named `bun`, pid 5452. The record layout is the program's own, the same
  * whichever tracepoint layout the program read it from (that is checked in
  * bpf-set-state-program.test.ts).
+ *
+ * The first four were recorded before records carried counters; the 32 zero bytes added to each
+ * are what a program built without counter reads writes (no BTF): counters unknown. The closing
+ * records were recorded later, from a loopback connection in which the accepted side sent 300
+ * bytes and closed first and the client sent 100: they carry the counters read from the socket.
  */
 import { describe, expect, test } from "vitest";
-import { OWNER, OWNER_SOURCE, RECORD, decodeSetStateRecord, socketKey } from "../../src/engine/linux/bpf/set-state-record.ts";
+import { COUNTERS, OWNER, OWNER_SOURCE, RECORD, decodeSetStateRecord, socketKey } from "../../src/engine/linux/bpf/set-state-record.ts";
 import { DecodeError } from "../../src/errors.ts";
 
+const NOT_READ = "00".repeat(32);
 const RECORDED = {
   v4Connect:
-    "d0089d234f0c000040d302588188ffff070000000200000000001b99020006007f0000010000000000000000000000007f0000010000000000000000000000004c1500004c150000000000000000000062756e000000000000000000000000000100000000000000",
+    "d0089d234f0c000040d302588188ffff070000000200000000001b99020006007f0000010000000000000000000000007f0000010000000000000000000000004c1500004c150000000000000000000062756e000000000000000000000000000100000000000000" +
+    NOT_READ,
   v4Accepted:
-    "00009e234f0c0000809202588188ffff0a000000030000001b990cb7020006007f0000010000000000000000000000007f0000010000000000000000000000004c1500004c150000000000000000000062756e000000000000000000000000000300000000000000",
+    "00009e234f0c0000809202588188ffff0a000000030000001b990cb7020006007f0000010000000000000000000000007f0000010000000000000000000000004c1500004c150000000000000000000062756e000000000000000000000000000300000000000000" +
+    NOT_READ,
   v6Established:
-    "240cc4304f0c000080ba540a8188ffff02000000010000003a8055a90a00060000000000000000000000000000000001000000000000000000000000000000014c1500004c150000000000000000000062756e000000000000000000000000000100000000000000",
+    "240cc4304f0c000080ba540a8188ffff02000000010000003a8055a90a00060000000000000000000000000000000001000000000000000000000000000000014c1500004c150000000000000000000062756e000000000000000000000000000100000000000000" +
+    NOT_READ,
   v6Listen:
-    "5834bd304f0c00008093540a8188ffff070000000a00000055a900000a00060000000000000000000000000000000001000000000000000000000000000000004c1500004c150000000000000000000062756e000000000000000000000000000200000000000000",
+    "5834bd304f0c00008093540a8188ffff070000000a00000055a900000a00060000000000000000000000000000000001000000000000000000000000000000004c1500004c150000000000000000000062756e000000000000000000000000000200000000000000" +
+    NOT_READ,
+  /** The accepted side, which closed first: FIN_WAIT2→CLOSE as its timewait twin takes over. */
+  v4AcceptedClose:
+    "b1647c3cc61200000080280b8188ffff0500000007000000c79f4a9f020006007f0000010000000000000000000000007f0000010000000000000000000000004a4700004a470000000000000000000062756e0000000000000000000000000003000000000000002c01000000000000650000000000000004000000050000000100000000000000",
+  /** The client, closed by its peer: LAST_ACK→CLOSE. */
+  v4ClientClose:
+    "7b807c3cc612000000ca280b8188ffff09000000070000004a9fc79f020006007f0000010000000000000000000000007f0000010000000000000000000000004a4700004a470000000000000000000062756e00000000000000000000000000010000000000000064000000000000002d0100000000000005000000050000000100000000000000",
 };
 
 const bytes = (hex: string) => new Uint8Array(Buffer.from(hex, "hex"));
@@ -43,6 +59,26 @@ describe("recorded records", () => {
       gid: 0,
       comm: "bun",
       ownerSource: "connect",
+      counters: null,
+    });
+  });
+
+  test("closing records carry the socket's final counters, as tcp_info counts them (a received FIN is one byte)", () => {
+    expect(decodeSetStateRecord(bytes(RECORDED.v4AcceptedClose))).toMatchObject({
+      oldState: "FIN_WAIT2",
+      newState: "CLOSE",
+      localPort: 40903,
+      remotePort: 40778,
+      ownerSource: "listener",
+      counters: { bytesSent: 300, bytesReceived: 101, packetsSent: 4, packetsReceived: 5 },
+    });
+    expect(decodeSetStateRecord(bytes(RECORDED.v4ClientClose))).toMatchObject({
+      oldState: "LAST_ACK",
+      newState: "CLOSE",
+      localPort: 40778,
+      remotePort: 40903,
+      ownerSource: "connect",
+      counters: { bytesSent: 100, bytesReceived: 301, packetsSent: 5, packetsReceived: 5 },
     });
   });
 
@@ -140,8 +176,12 @@ describe("edge cases", () => {
   });
 
   test("refused: short, an unknown family, an unknown owner source", () => {
-    expect(() => decodeSetStateRecord(bytes(RECORDED.v4Connect).subarray(0, 103))).toThrow(DecodeError);
-    expect(() => decodeSetStateRecord(bytes(RECORDED.v4Connect).subarray(0, 103))).toThrow("set-state record is 103 bytes, expected 104");
+    expect(() => decodeSetStateRecord(bytes(RECORDED.v4Connect).subarray(0, 135))).toThrow(DecodeError);
+    expect(() => decodeSetStateRecord(bytes(RECORDED.v4Connect).subarray(0, 135))).toThrow("set-state record is 135 bytes, expected 136");
+    // A record of the program before counters (104 bytes) is refused, not read as counters unknown.
+    expect(() => decodeSetStateRecord(bytes(RECORDED.v4Connect).subarray(0, 104))).toThrow("expected 136");
+    const flag = edited(RECORDED.v4ClientClose, (v) => v.setUint32(RECORD.COUNTERS + COUNTERS.READ, 2, true));
+    expect(() => decodeSetStateRecord(flag)).toThrow(/counter flag 2/);
     const family = edited(RECORDED.v4Connect, (v) => v.setUint16(RECORD.FAMILY, 1, true));
     expect(() => decodeSetStateRecord(family)).toThrow("set-state record has address family 1, expected 2 or 10");
     const source = edited(RECORDED.v4Connect, (v) => v.setUint32(RECORD.OWNER + OWNER.SOURCE, 9, true));
@@ -149,8 +189,8 @@ describe("edge cases", () => {
   });
 
   test("a big-endian recording decodes with the byte order it was written in", () => {
-    const le = decodeSetStateRecord(bytes(RECORDED.v4Connect));
-    const be = edited(RECORDED.v4Connect, (v) => {
+    const le = decodeSetStateRecord(bytes(RECORDED.v4ClientClose));
+    const be = edited(RECORDED.v4ClientClose, (v) => {
       for (const [off, width] of [
         [RECORD.KTIME, 8],
         [RECORD.SKADDR, 8],
@@ -165,11 +205,17 @@ describe("edge cases", () => {
         [RECORD.OWNER + OWNER.UID, 4],
         [RECORD.OWNER + OWNER.GID, 4],
         [RECORD.OWNER + OWNER.SOURCE, 4],
+        [RECORD.COUNTERS + COUNTERS.BYTES_SENT, 8],
+        [RECORD.COUNTERS + COUNTERS.BYTES_RECEIVED, 8],
+        [RECORD.COUNTERS + COUNTERS.SEGS_OUT, 4],
+        [RECORD.COUNTERS + COUNTERS.SEGS_IN, 4],
+        [RECORD.COUNTERS + COUNTERS.READ, 4],
       ] as const) {
         const field = new Uint8Array(v.buffer, v.byteOffset + off, width);
         field.reverse();
       }
     });
+    expect(le.counters).not.toBeNull();
     expect(decodeSetStateRecord(be, false)).toEqual(le);
   });
 });

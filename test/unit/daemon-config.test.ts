@@ -17,12 +17,18 @@ describe("configuration", () => {
     expect(c.limits).toEqual({ actionsPerMinute: 60, perRule: { "smtp-guard": 10 } });
     expect(c.interval).toBe(1);
     expect(c.kill.graceMs).toBe(3000);
-    expect(c.sensor).toBe("poll");
+    expect(c.sensor).toBe("auto");
+    expect(c.resync).toBe(30);
   });
 
-  test("sensor takes poll, ebpf or auto", () => {
-    expect(parseConfig("", "f.toml").sensor).toBe("poll");
+  test("sensor takes poll, ebpf or auto; auto by default", () => {
+    expect(parseConfig("", "f.toml").sensor).toBe("auto");
     for (const choice of ["poll", "ebpf", "auto"]) expect(parseConfig(`sensor = "${choice}"\n`, "f.toml").sensor).toBe(choice);
+  });
+
+  test("resync takes 1 to 86400 seconds; 30 by default", () => {
+    expect(parseConfig("", "f.toml").resync).toBe(30);
+    for (const seconds of [1, 2.5, 86400]) expect(parseConfig(`resync = ${seconds}\n`, "f.toml").resync).toBe(seconds);
   });
 
   test.each([
@@ -36,6 +42,9 @@ describe("configuration", () => {
     ["metrics = \"9464\"\n", "f.toml:1: metrics: must be \"HOST:PORT\""],
     ["\nsensor = \"bpf\"\n", "f.toml:2: sensor: must be one of \"poll\", \"ebpf\", \"auto\""],
     ["interval = \n", "f.toml:1: "],
+    ["\nresync = 0.5\n", "f.toml:2: resync: must be a number from 1 to 86400"],
+    ["resync = 86401\n", "f.toml:1: resync: must be a number from 1 to 86400"],
+    ["resync = \"30\"\n", "f.toml:1: resync: must be a number from 1 to 86400"],
   ])("%j is refused with file, line and key", (text, expected) => {
     expect(() => parseConfig(text, "f.toml")).toThrow(ConfigError);
     try {

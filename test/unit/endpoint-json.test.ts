@@ -57,7 +57,7 @@ describe("endpoint JSON", () => {
     expect(Object.keys(JSON.parse(endpointJsonText(endpoint())))).toEqual([
       "protocol", "family", "localAddress", "localPort", "remoteAddress", "remotePort", "state", "inode", "uid", "user",
       "bytesSent", "bytesReceived", "packetsSent", "packetsReceived", "process", "pids", "interfaceIndex",
-      "receiveQueue", "sendQueue", "rttMs", "cookie", "namespace",
+      "receiveQueue", "sendQueue", "rttMs", "cookie", "namespace", "openedAt",
     ]);
     expect(Object.keys(JSON.parse(endpointJsonText(endpoint())).process)).toEqual([
       "pid", "name", "path", "cmdline", "uid", "user", "startTime", "ppid", "unit", "container",

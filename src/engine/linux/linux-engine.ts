@@ -12,7 +12,8 @@ import {
   cookieString,
   type DiagRecord,
 } from "./sock-diag-codec.ts";
-import { LiveDiagSource, ReplayDiagSource, recordingWriter, type DiagSource } from "./diag-source.ts";
+import { LiveDiagSource, recordingWriter, type DiagSource } from "./diag-source.ts";
+import { openReplaySource } from "./replay-source.ts";
 import { ProcNetSource } from "./proc-net.ts";
 import { ProcessReader, nodeFdLinks, ownersOf, scanSocketOwners, type FdLinkScanner } from "./process-map.ts";
 import { libcFdLinks } from "./fd-links.ts";
@@ -21,13 +22,14 @@ import { readProcessDetails } from "./process-details.ts";
 import { libc } from "./libc.ts";
 import { PrivilegeError, SockwardenError, UnsupportedError } from "../../errors.ts";
 import { DestroyEventReader } from "./destroy-events.ts";
-import { discoverNamespaces, inNamespace, namespaceInodeOf, openHomeNamespace, type NetNamespace } from "./namespaces.ts";
+import { discoverNamespaces, inNamespace, namespaceInodeOf, openHomeNamespace, requireAllNamespacesAccess, type NetNamespace } from "./namespaces.ts";
 import { destroySocket } from "./socket-destroy.ts";
 import { closeThroughOwner } from "./socket-takeover.ts";
 import { CAP_NET_ADMIN, CAP_SYS_PTRACE, hasCapability, userNamespaceNote } from "./capabilities.ts";
 import { openUnixDatagram } from "./unix-datagram.ts";
 import { DiagLookup } from "./diag-lookup.ts";
 import { SensorFeed } from "./sensor-feed.ts";
+import { NamespaceLookups } from "./namespace-lookups.ts";
 
 const EOPNOTSUPP = 95;
 import { trace } from "../../trace.ts";
@@ -62,6 +64,8 @@ export class LinuxEngine implements SocketEngine {
   private readonly reader: ProcessReader;
   private fdLinks: FdLinkScanner | null = null;
   private previousByCookie = new Map<number, Endpoint>();
+  /** Every protocol a snapshot has asked for: a dump of all of them is a full one. */
+  private readonly protocolsAsked = new Set<Protocol>();
   /** With allNamespaces: the other namespaces' sources, by namespace inode. */
   private readonly foreign = new Map<number, { ns: NetNamespace; source: DiagSource }>();
   private readonly allNamespaces: boolean;
@@ -70,6 +74,8 @@ export class LinuxEngine implements SocketEngine {
   private namespaces: NetNamespace[] = [];
   private readonly tags = new Map<number, NamespaceTag>();
   private currentByCookie: Map<number, Endpoint> | null = null;
+  /** With allNamespaces: the sensor feeds' lookups in other namespaces, told when namespaces go. */
+  private readonly namespaceLookups = new Set<NamespaceLookups>();
 
   constructor(options: LinuxEngineOptions = {}) {
     this.procRoot = options.procRoot ?? "/proc";
@@ -78,7 +84,7 @@ export class LinuxEngine implements SocketEngine {
     const kind = options.source ?? "auto";
     if (kind === "replay") {
       if (!options.replayFile) throw new SockwardenError("replay needs a recording file");
-      this.source = new ReplayDiagSource(options.replayFile);
+      this.source = openReplaySource(options.replayFile);
       this.sourceName = "replay";
       return;
     }
@@ -87,6 +93,7 @@ export class LinuxEngine implements SocketEngine {
       this.sourceName = "proc";
       return;
     }
+    if (this.allNamespaces) requireAllNamespacesAccess();
     const recording = options.recordFile ? recordingWriter(options.recordFile) : null;
     try {
       this.source = new LiveDiagSource(recording?.recorder);
@@ -138,6 +145,7 @@ export class LinuxEngine implements SocketEngine {
       const f = this.foreign.get(ns.inode);
       if (f) f.ns = ns;
     }
+    for (const lookups of this.namespaceLookups) lookups.update(this.namespaces);
   }
 
   /** The tag of a namespace: inode, ip-netns name, and the container its processes are in. */
@@ -183,14 +191,18 @@ export class LinuxEngine implements SocketEngine {
         for (let i = first; i < endpoints.length; i++) endpoints[i]!.namespace = tag;
       }
     }
-    this.previousByCookie = this.currentByCookie;
+    // A dump of fewer protocols than were asked for before (UDP between the sensor's resyncs)
+    // leaves the tables of endpoints to reuse and of owners as the last full dump made them.
+    for (const p of request.protocols) this.protocolsAsked.add(p);
+    const full = request.protocols.size === this.protocolsAsked.size;
+    if (full) this.previousByCookie = this.currentByCookie;
     this.currentByCookie = null;
     const takenAt = Date.now();
     trace(`dumped ${endpoints.length} sockets from ${this.sourceName}`);
     if (interrupted) notes.push("sockets changed while they were being read; the listing may miss or repeat a few");
     let unreadableProcesses = 0;
     if (request.withProcesses && this.sourceName !== "replay") {
-      unreadableProcesses = this.attachProcesses(endpoints, notes);
+      unreadableProcesses = this.attachProcesses(endpoints, notes, full);
     }
     return { endpoints, takenAt, source: this.sourceName, notes, unreadableProcesses };
   }
@@ -271,11 +283,13 @@ export class LinuxEngine implements SocketEngine {
    * only when sockets it cannot place appear: then every process's descriptors are scanned once,
    * and inodes still without an owner are remembered as such until they go away.
    */
-  private attachProcesses(endpoints: Endpoint[], notes: string[]): number {
+  private attachProcesses(endpoints: Endpoint[], notes: string[], evict = true): number {
     const live = new Set<number>();
     for (const ep of endpoints) if (ep.inode !== 0) live.add(ep.inode);
-    for (const inode of this.ownerCache.keys()) if (!live.has(inode)) this.ownerCache.delete(inode);
-    for (const inode of this.unplaced) if (!live.has(inode)) this.unplaced.delete(inode);
+    if (evict) {
+      for (const inode of this.ownerCache.keys()) if (!live.has(inode)) this.ownerCache.delete(inode);
+      for (const inode of this.unplaced) if (!live.has(inode)) this.unplaced.delete(inode);
+    }
     this.reader.revalidate();
 
     const missing = new Set<number>();
@@ -408,18 +422,45 @@ export class LinuxEngine implements SocketEngine {
 
   /**
    * TCP state changes from the eBPF sensor; throws SensorUnavailableError (an UnsupportedError)
-   * saying why it cannot run. New sockets are completed by a lookup in this engine's namespace.
+   * saying why it cannot run. New sockets are completed by a lookup in this engine's namespace,
+   * or with allNamespaces in their process's namespace, and then tagged with it as dumps are.
    */
   transitions(): TransitionFeed {
     if (this.sourceName !== "netlink") {
       throw new UnsupportedError(`the eBPF sensor completes sockets through netlink sock_diag (reading from ${this.sourceName})`);
     }
     const lookup = new DiagLookup();
+    const homeInode = this.homeInode;
+    const elsewhere =
+      this.allNamespaces && homeInode !== null
+        ? new NamespaceLookups({ home: lookup, homeInode, homeFd: this.homeFd, discover: () => discoverNamespaces(this.procRoot) })
+        : null;
+    if (elsewhere) {
+      // Before the first dump: a connection of a process not yet known is searched for in these.
+      elsewhere.update(this.namespaces.length > 0 ? this.namespaces : discoverNamespaces(this.procRoot));
+      this.namespaceLookups.add(elsewhere);
+    }
+    const closeLookups = () => {
+      if (elsewhere) {
+        elsewhere.close();
+        this.namespaceLookups.delete(elsewhere);
+      }
+      lookup.close();
+    };
     try {
       const feed = SensorFeed.start({
-        lookup: (tuple) => {
-          const answer = lookup.tcp(tuple);
-          return { endpoint: answer.socket ? this.toEndpoint("tcp", answer.socket) : null, listener: answer.listener };
+        lookup: (tuple, netns) => {
+          if (!elsewhere) {
+            const answer = lookup.tcp(tuple);
+            return { endpoint: answer.socket ? this.toEndpoint("tcp", answer.socket) : null, listener: answer.listener };
+          }
+          const { answer, inode } = elsewhere.tcp(tuple, netns);
+          const endpoint = answer.socket ? this.toEndpoint("tcp", answer.socket) : null;
+          if (endpoint && inode !== null) {
+            const ns = elsewhere.place(inode);
+            endpoint.namespace = ns ? this.tagFor(ns) : { inode, name: null, container: null };
+          }
+          return { endpoint, listener: answer.listener };
         },
         process: (pid) => this.reader.read(pid),
         userName: (uid) => this.users.name(uid),
@@ -430,11 +471,11 @@ export class LinuxEngine implements SocketEngine {
       const close = feed.close.bind(feed);
       feed.close = () => {
         close();
-        lookup.close();
+        closeLookups();
       };
       return feed;
     } catch (err) {
-      lookup.close();
+      closeLookups();
       throw err;
     }
   }

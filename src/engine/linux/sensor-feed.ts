@@ -23,13 +23,40 @@ const MAX_SOCKETS = 200_000;
 const IPPROTO_TCP = 6;
 const CLOCK_MONOTONIC = 1;
 
+/** Accepted values of SOCKWARDEN_SENSOR_RING_BYTES: a page to 256 MiB. */
+export const RING_BYTES_MIN = 4096;
+export const RING_BYTES_MAX = 256 * 1024 * 1024;
+
+/**
+ * The ring buffer's size from SOCKWARDEN_SENSOR_RING_BYTES, for machines whose bursts overflow
+ * the default (and for tests that make it overflow); a bad value is ignored with a note.
+ */
+export function ringBytesFromEnv(env: Record<string, string | undefined>): { bytes: number | null; note: string | null } {
+  const text = env.SOCKWARDEN_SENSOR_RING_BYTES;
+  if (text === undefined || text === "") return { bytes: null, note: null };
+  const bytes = /^\d+$/.test(text.trim()) ? Number(text.trim()) : Number.NaN;
+  if (!Number.isSafeInteger(bytes) || bytes < RING_BYTES_MIN || bytes > RING_BYTES_MAX) {
+    return { bytes: null, note: `SOCKWARDEN_SENSOR_RING_BYTES=${JSON.stringify(text)} is ignored: it must be a whole number of bytes from ${RING_BYTES_MIN} to ${RING_BYTES_MAX}` };
+  }
+  return { bytes, note: null };
+}
+
+/** Puts a record's counters on its endpoint, where the record has them. */
+function withCounters(endpoint: Endpoint, r: SetStateRecord): void {
+  if (!r.counters) return;
+  endpoint.bytesSent = r.counters.bytesSent;
+  endpoint.bytesReceived = r.counters.bytesReceived;
+  endpoint.packetsSent = r.counters.packetsSent;
+  endpoint.packetsReceived = r.counters.packetsReceived;
+}
+
 /** What the feed needs from the engine: its socket table, its process reader, its namespace. */
 export interface SensorFeedHost {
   /**
    * The socket with these addresses in the engine's namespace, as an endpoint (null when there is
    * none any more), and, without one, whether a listener there takes its local address and port.
    */
-  lookup(tuple: TcpTuple): { endpoint: Endpoint | null; listener: boolean };
+  lookup(tuple: TcpTuple, netns: number | null): { endpoint: Endpoint | null; listener: boolean };
   process(pid: number): ProcessInfo | null;
   userName(uid: number | null): string | null;
   /** The network namespace inode of a process, null when it cannot be read (gone). */
@@ -45,6 +72,8 @@ export type RecordSource = Pick<SetStateSensor, "notes" | "fds" | "drain" | "cou
 
 interface Followed {
   endpoint: Endpoint | null;
+  /** ISO-8601 time of the socket's first change, when the sensor saw it (null: older than the sensor). */
+  openedAt: string | null;
   pid: number | null;
   uid: number | null;
   comm: string | null;
@@ -97,10 +126,14 @@ export class SensorFeed implements TransitionFeed {
   }
 
   /** Starts the sensor; throws SensorUnavailableError saying why it cannot run. */
-  static start(host: SensorFeedHost): SensorFeed {
-    const sensor = SetStateSensor.start();
+  static start(host: SensorFeedHost, env: Record<string, string | undefined> = process.env): SensorFeed {
+    const ring = ringBytesFromEnv(env);
+    const sensor = SetStateSensor.start(ring.bytes === null ? {} : { ringBytes: ring.bytes });
     try {
-      return new SensorFeed(sensor, host);
+      const feed = new SensorFeed(sensor, host);
+      if (ring.note) feed.notes.push(ring.note);
+      if (ring.bytes !== null && sensor.output === "perf") feed.notes.push("SOCKWARDEN_SENSOR_RING_BYTES is ignored: this kernel has no BPF ring buffer, records go through perf buffers");
+      return feed;
     } catch (error) {
       sensor.stop();
       throw error instanceof SensorUnavailableError ? error : new SensorUnavailableError("kernel", (error as Error).message, null, { cause: error });
@@ -153,7 +186,7 @@ export class SensorFeed implements TransitionFeed {
         const oldest = this.sockets.keys().next().value;
         if (oldest !== undefined) this.sockets.delete(oldest);
       }
-      f = { endpoint: null, pid: null, uid: null, comm: null, foreign: false };
+      f = { endpoint: null, openedAt: this.openedAt(r), pid: null, uid: null, comm: null, foreign: false };
       this.sockets.set(r.socket, f);
     }
     if (r.pid !== null && f.pid === null) {
@@ -174,6 +207,7 @@ export class SensorFeed implements TransitionFeed {
     if (f.endpoint) {
       endpoint = { ...f.endpoint, state: r.newState };
       if (!endpoint.process && f.pid !== null) this.attachProcess(endpoint, f);
+      withCounters(endpoint, r);
     } else {
       // connect() moves a socket to SYN_SENT before it has a local port: wait for one.
       if (r.localPort === 0 && !closing) return;
@@ -192,7 +226,7 @@ export class SensorFeed implements TransitionFeed {
     const home = this.host.homeNetns;
     const elsewhere = home !== null && netns !== null && netns !== home;
     // Another namespace's socket can have the same addresses as one of ours: only look up ours.
-    const answer = elsewhere || r.newState === "CLOSE" ? null : this.host.lookup(tuple);
+    const answer = (elsewhere && !this.host.allNamespaces) || r.newState === "CLOSE" ? null : this.host.lookup(tuple, netns);
     const found = answer?.endpoint ?? null;
     // An accepted socket of a listener older than the sensor has no owner to place it by; when it
     // is gone before its first record is read, our listener on its address and port places it.
@@ -227,7 +261,20 @@ export class SensorFeed implements TransitionFeed {
           pids: NO_PIDS,
         };
     if (f.pid !== null) this.attachProcess(endpoint, f);
+    endpoint.openedAt = f.openedAt;
+    // The record's counters are those of this change; a lookup's may be a little later.
+    withCounters(endpoint, r);
     return endpoint;
+  }
+
+  /**
+   * A socket's opening time, when this record is its first change: connect (CLOSE→SYN_SENT),
+   * listen (CLOSE→LISTEN), or an accepted socket's birth from its listener (LISTEN→SYN_RECV, or
+   * →ESTABLISHED). Any other first record belongs to a socket older than the sensor.
+   */
+  private openedAt(r: SetStateRecord): string | null {
+    const opening = (r.oldState === "CLOSE" && (r.newState === "SYN_SENT" || r.newState === "LISTEN")) || r.oldState === "LISTEN";
+    return opening && r.newState !== "CLOSE" ? new Date(this.wallMinusMonotonic + Number(r.kernelTimeNs) / 1e6).toISOString() : null;
   }
 
   /** The process the program kept: read from /proc while it exists, else what the record says. */

@@ -10,7 +10,7 @@
 import type { Endpoint, ProcessDetails } from "../../engine/types.ts";
 import type { EndpointEvent } from "../../monitor/events.ts";
 import type { Monitor } from "../../monitor/monitor.ts";
-import { MonitorLoop } from "../../monitor/monitor-loop.ts";
+import { MonitorLoop, type EventOrigin } from "../../monitor/monitor-loop.ts";
 import { realTimers, type Timers } from "../../timers.ts";
 import { SCREEN, SGR } from "./ansi.ts";
 import type { ColumnId } from "./columns.ts";
@@ -23,6 +23,11 @@ import type { LiveTerminal } from "./terminal.ts";
 
 /** How often destroy notices are read while paused, as the loop does between refreshes. */
 const COLLECT_EVERY_MS = 100;
+/**
+ * Least time between two draws for the sensor's changes: they are taken into the table at once,
+ * but a burst of them (hundreds a second) is drawn as one screen, not one screen per change.
+ */
+const SENSOR_DRAW_GAP_MS = 50;
 
 export interface ActionResult {
   ok: boolean;
@@ -49,6 +54,8 @@ export interface LiveOptions {
   processDetails(pid: number): ProcessDetails | null;
   hostNames?: HostNameSource;
   intervalMs: number;
+  /** With the sensor running, ms between full snapshots (MonitorLoop's resyncMs). */
+  resyncMs?: number;
   names: boolean;
   connectedOnly: boolean;
   sortColumn?: ColumnId;
@@ -72,6 +79,8 @@ export class LiveController {
   private settle: { resolve(): void; reject(err: unknown): void } | null = null;
   private hostsSeen = 0;
   private collectTimer: unknown = null;
+  private drawTimer: unknown = null;
+  private lastDrawAt = -Infinity;
 
   constructor(private readonly o: LiveOptions) {
     this.model = new LiveModel({
@@ -103,7 +112,8 @@ export class LiveController {
         });
         this.loop = new MonitorLoop(monitor, {
           intervalMs: this.model.intervalMs,
-          onEvents: (events) => this.guard(() => this.onEvents(events)),
+          resyncMs: this.o.resyncMs,
+          onEvents: (events, origin) => this.guard(() => this.onEvents(events, origin)),
           // A failed refresh (e.g. a transient netlink error) is shown; the next one is tried.
           onError: (err) => this.guard(() => this.show(`refresh failed: ${(err as Error).message}`, true)),
           timers: this.o.timers,
@@ -132,6 +142,8 @@ export class LiveController {
     this.done = true;
     this.loop?.stop();
     this.stopCollecting();
+    if (this.drawTimer !== null) this.timers.clearTimeout(this.drawTimer);
+    this.drawTimer = null;
     this.o.terminal.restore();
     this.o.hostNames?.close();
     try {
@@ -152,10 +164,34 @@ export class LiveController {
     }
   }
 
-  private onEvents(events: EndpointEvent[]): void {
-    this.model.applyRefresh(events, this.o.monitor.current());
+  private get timers(): Timers {
+    return this.o.timers ?? realTimers;
+  }
+
+  private get now(): number {
+    return (this.o.clock ?? (() => performance.now()))();
+  }
+
+  private onEvents(events: EndpointEvent[], origin: EventOrigin = "refresh"): void {
+    if (origin === "sensor") this.model.applyEvents(events);
+    else this.model.applyRefresh(events, this.o.monitor.current());
     if (this.model.namesOn) this.o.hostNames?.want(events.map((e) => e.endpoint));
-    this.draw();
+    if (origin === "sensor") this.drawSoon();
+    else this.draw();
+  }
+
+  /** Draws now, or once SENSOR_DRAW_GAP_MS has passed since the last draw. */
+  private drawSoon(): void {
+    if (this.drawTimer !== null) return;
+    const wait = this.lastDrawAt + SENSOR_DRAW_GAP_MS - this.now;
+    if (wait <= 0) {
+      this.draw();
+      return;
+    }
+    this.drawTimer = this.timers.setTimeout(() => {
+      this.drawTimer = null;
+      this.guard(() => this.draw());
+    }, wait);
   }
 
   private onInput(data: string): void {
@@ -278,6 +314,7 @@ export class LiveController {
 
   private draw(): void {
     if (this.done) return;
+    this.lastDrawAt = this.now;
     const hosts = this.o.hostNames?.hosts;
     if (hosts && hosts.size !== this.hostsSeen) {
       this.hostsSeen = hosts.size;

@@ -126,6 +126,21 @@ export class LiveModel {
       if (row.highlight === "closed") this.rows.delete(key);
       else row.highlight = null;
     }
+    this.applyEvents(events);
+    if (current) {
+      for (const ep of current) {
+        const row = this.rows.get(endpointKey(ep));
+        if (row && row.highlight !== "closed") row.endpoint = ep;
+      }
+    }
+    this.changed();
+  }
+
+  /**
+   * Events the sensor reported between refreshes: they set highlights as a refresh's do, and
+   * age none (highlights last a number of refreshes, however many changes come between them).
+   */
+  applyEvents(events: readonly EndpointEvent[]): void {
     for (const e of events) {
       const key = endpointKey(e.endpoint);
       const row = this.rows.get(key);
@@ -144,7 +159,10 @@ export class LiveModel {
           }
           break;
         case "state-changed":
-          if (row && row.highlight !== "closed") {
+          if (row?.highlight === "new") {
+            // Still new: a connection the sensor saw open and then establish stays green.
+            row.endpoint = e.endpoint;
+          } else if (row && row.highlight !== "closed") {
             row.endpoint = e.endpoint;
             row.highlight = "changed";
             row.age = 0;
@@ -155,12 +173,6 @@ export class LiveModel {
         case "counters":
           if (row && row.highlight !== "closed") row.endpoint = e.endpoint;
           break;
-      }
-    }
-    if (current) {
-      for (const ep of current) {
-        const row = this.rows.get(endpointKey(ep));
-        if (row && row.highlight !== "closed") row.endpoint = ep;
       }
     }
     this.changed();

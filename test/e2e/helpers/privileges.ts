@@ -17,7 +17,7 @@ export const AS_TARGET = ["setpriv", `--reuid=${TARGET_UID}`, `--regid=${TARGET_
 const AS_NOBODY = ["setpriv", `--reuid=${NOBODY}`, `--regid=${NOBODY}`, "--clear-groups"];
 
 /** The capabilities examples/sockwarden.service grants its dynamic (non-root) user. */
-export const UNIT_CAPABILITIES = ["net_admin", "sys_ptrace", "dac_read_search", "kill"];
+export const UNIT_CAPABILITIES = ["net_admin", "sys_ptrace", "dac_read_search", "kill", "bpf", "perfmon"];
 
 /** Capabilities kept across the uid change as ambient ones, and nothing else in any set. */
 function onlyCapabilities(caps: string[]): string[] {
@@ -59,7 +59,7 @@ export const COLUMNS: Column[] = [
     key: "unit",
     title: "the unit's capabilities",
     prefix: onlyCapabilities(UNIT_CAPABILITIES),
-    capsh: /^cap_dac_read_search,cap_kill,cap_net_admin,cap_sys_ptrace=eip$/,
+    capsh: /^cap_dac_read_search,cap_kill,cap_net_admin,cap_sys_ptrace,cap_perfmon,cap_bpf=eip$/,
     uidMap: HOST_UID_MAP,
   },
   {
@@ -77,6 +77,8 @@ export const ROWS = [
   { key: "list", title: "`list`: endpoints" },
   { key: "owners", title: "`list`: processes behind other users' sockets" },
   { key: "watch", title: "`watch`, short-lived connections included" },
+  { key: "sensor", title: "`watch --sensor ebpf`, tracefs mounted" },
+  { key: "sensor-mount", title: "`watch --sensor ebpf`, tracefs not mounted" },
   { key: "close", title: "`close` (sock_diag SOCK_DESTROY)" },
   { key: "close-owner", title: "`close --method owner` (pidfd_getfd)" },
   { key: "kill", title: "ending another user's process (rules' kill, the live view's `K`)" },

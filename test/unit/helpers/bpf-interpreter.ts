@@ -47,6 +47,10 @@ export class BpfInterpreter {
   private valueCount = 0n;
   /** Kernel time the next bpf_ktime_get_ns returns. */
   now = 1_000_000n;
+  /** Kernel objects the probe-read helpers can read (the program cannot load from them directly). */
+  private readonly kernel: Region[] = [];
+  /** Every probe read: address and size, and whether it succeeded. */
+  readonly probeReads: { address: bigint; size: number; ok: boolean }[] = [];
 
   constructor(private readonly program: Buffer) {}
 
@@ -60,6 +64,11 @@ export class BpfInterpreter {
     const map = { kind: "array" as const, valueSize, values: Array.from({ length: entries }, (_, i) => this.region(valueSize, `array ${fd}[${i}]`)) };
     this.maps.set(fd, map);
     return map;
+  }
+
+  /** Places a kernel object (e.g. a struct tcp_sock) at `address` for probe reads. */
+  kernelObject(address: bigint, bytes: Uint8Array): void {
+    this.kernel.push({ base: address, bytes, name: `kernel 0x${address.toString(16)}` });
   }
 
   outputMap(fd: number): SimMap & { kind: "output" } {
@@ -258,6 +267,19 @@ export class BpfInterpreter {
         const map = mem.mapOf(reg[1]!);
         if (map.kind !== "hash") throw new Error("delete from a non-hash map");
         return map.entries.delete(Buffer.from(mem.readBytes(reg[2]!, map.keySize)).toString("hex")) ? 0n : negative(2);
+      }
+      case 4:
+      case 113: {
+        // bpf_probe_read(_kernel)(dst, size, unsafe): a failed read zeroes dst and returns -EFAULT.
+        const size = Number(reg[2]!);
+        const address = reg[3]!;
+        const object = this.kernel.find((k) => address >= k.base && address + BigInt(size) <= k.base + BigInt(k.bytes.length));
+        this.probeReads.push({ address, size, ok: object !== undefined });
+        for (let i = 0; i < size; i++) {
+          const value = object ? object.bytes[Number(address - object.base) + i]! : 0;
+          mem.store(reg[1]! + BigInt(i), 1, BigInt(value));
+        }
+        return object ? 0n : negative(14);
       }
       case 5:
         return this.now++;

@@ -16,6 +16,9 @@ const BPF_MAP_CREATE = 0;
 const BPF_MAP_LOOKUP_ELEM = 1;
 const BPF_MAP_UPDATE_ELEM = 2;
 const BPF_PROG_LOAD = 5;
+const EAGAIN = 11;
+/** Loads tried while the verifier keeps giving up for a pending signal. */
+const PROG_LOAD_ATTEMPTS = 5;
 
 export const BPF_MAP_TYPE_HASH = 1;
 export const BPF_MAP_TYPE_ARRAY = 2;
@@ -204,7 +207,10 @@ export function progLoad(load: ProgramLoad): ProgramLoadResult {
     attr.writeBigUInt64LE(addressOf(log), 32);
   }
   writeName(attr, 48, load.name);
-  const { result, errno: e } = bpfTry(BPF_PROG_LOAD, attr);
+  let { result, errno: e } = bpfTry(BPF_PROG_LOAD, attr);
+  // The verifier gives up with EAGAIN when a signal is pending (a profiler's timer, a child's
+  // SIGCHLD): the program was not refused, so it is loaded again, a bounded number of times.
+  for (let attempt = 1; e === EAGAIN && attempt < PROG_LOAD_ATTEMPTS; attempt++) ({ result, errno: e } = bpfTry(BPF_PROG_LOAD, attr));
   const text = log ? log.toString("utf8", 0, Math.max(0, log.indexOf(0) < 0 ? log.length : log.indexOf(0))) : "";
   return { fd: e === 0 ? result : -1, errno: e, log: text };
 }

@@ -51,8 +51,14 @@ import {
   LISTENER_VALUE_SIZE,
   OWNER_KEY_SIZE,
   OWNER_VALUE_SIZE,
+  HELPER,
   buildSetStateProgram,
+  type BuiltProgram,
+  type CounterReads,
+  type SetStateMaps,
 } from "./set-state-program.ts";
+import { Btf } from "./btf.ts";
+import { tcpCounterFields } from "./tcp-counter-fields.ts";
 import { decodeSetStateRecord, type SetStateRecord } from "./set-state-record.ts";
 import { RingBufferReader } from "./ring-buffer-reader.ts";
 import { PerfBufferSet, parseCpuList } from "./perf-buffer-reader.ts";
@@ -80,6 +86,10 @@ export interface SetStateSensorOptions {
   listenerEntries?: number;
   /** Tracefs access; the real machine's unless a test passes its own. */
   tracefs?: TracefsHost;
+  /** Read each socket's counters at every change where the kernel's BTF says where they are. Default true. */
+  counters?: boolean;
+  /** Where the kernel's BTF is read from; /sys/kernel/btf/vmlinux unless a test passes another. */
+  btfPath?: string;
 }
 
 /** Why the sensor cannot run, by kind, for the caller's note and its fallback. */
@@ -140,7 +150,8 @@ function refusal(step: string, error: unknown): SensorUnavailableError {
   if (error instanceof SensorUnavailableError) return error;
   if (error instanceof SystemCallError && (error.errno === EPERM || error.errno === EACCES)) {
     const lockdown = lockdownMode();
-    if (lockdown !== null && lockdown !== "none") {
+    // Integrity mode leaves BPF tracing alone (only bpf_probe_write_user is refused there).
+    if (lockdown === "confidentiality") {
       return new SensorUnavailableError("lockdown", `${step} was refused (${error.code}) and the kernel is in lockdown mode "${lockdown}", which forbids BPF tracing`, null, { cause: error });
     }
     return new SensorUnavailableError("privilege", `${step} was refused (${error.code}): ${PRIVILEGE_NEEDED}${userNamespaceNote()}`, null, { cause: error });
@@ -158,7 +169,8 @@ function checkPlatform(): void {
 
 function checkPrivilege(): void {
   const has = (cap: number) => hasCapability(cap);
-  if (has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON))) return;
+  // bpf(2) and perf_event_open(2) ask for these in the host's user namespace: a container's root has none.
+  if (userNamespaceNote() === "" && (has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON)))) return;
   throw new SensorUnavailableError("privilege", `this process lacks the capabilities: ${PRIVILEGE_NEEDED}${userNamespaceNote()}`);
 }
 
@@ -171,7 +183,8 @@ function readTracepoint(host: TracefsHost): SetStateTracepoint {
     if (error instanceof TracepointFormatError) {
       throw new SensorUnavailableError("tracepoint", `sock:inet_sock_set_state has a layout this program cannot read: ${error.message}`, null, { cause: error });
     }
-    throw new SensorUnavailableError("tracefs", `cannot read the tracepoint's layout: ${(error as Error).message}`, null, { cause: error });
+    const denied = (error as NodeJS.ErrnoException).code === "EACCES" ? "; tracefs is root's alone: reading it needs root or CAP_DAC_READ_SEARCH" : "";
+    throw new SensorUnavailableError("tracefs", `cannot read the tracepoint's layout: ${(error as Error).message}${denied}`, null, { cause: error });
   }
 }
 
@@ -222,6 +235,57 @@ export function loadTracepointProgram(instructions: Buffer): { fd: number; verif
     loaded.log,
     { cause: error },
   );
+}
+
+const NO_COUNTERS = "the sensor's state changes carry no byte or packet counts (snapshots still do)";
+
+/** Where the running kernel keeps a socket's counters, or null with the reason told in `notes`. */
+function counterPlaces(notes: string[], btfPath?: string): Omit<CounterReads, "helper"> | null {
+  let btf: Btf | null;
+  try {
+    btf = Btf.readKernel(btfPath);
+  } catch (error) {
+    notes.push(`${NO_COUNTERS}: the kernel's BTF cannot be read (${(error as Error).message})`);
+    return null;
+  }
+  const fields = tcpCounterFields(btf);
+  if (!fields.ok) {
+    notes.push(`${NO_COUNTERS}: ${fields.reason}`);
+    return null;
+  }
+  return { bytesSent: fields.bytesSent, bytesReceived: fields.bytesReceived, segsOut: fields.segsOut, segsIn: fields.segsIn };
+}
+
+/**
+ * Builds and loads the program, reading counters where it can: with bpf_probe_read_kernel
+ * (5.5+), else bpf_probe_read, else (the verifier refused both) without counters, which is said
+ * once. Any refusal of the program without counters is the sensor's end.
+ */
+function loadWithCounters(
+  tracepoint: SetStateTracepoint,
+  maps: SetStateMaps,
+  options: SetStateSensorOptions,
+  notes: string[],
+): { built: BuiltProgram; loaded: { fd: number; verifierProcessed: number | null } } {
+  const places = (options.counters ?? true) ? counterPlaces(notes, options.btfPath) : null;
+  const helpers = places ? [HELPER.probeReadKernel, HELPER.probeRead] : [];
+  let refusal: SensorUnavailableError | null = null;
+  for (const helper of helpers) {
+    const built = buildSetStateProgram(tracepoint.layout, maps, { counters: { ...places!, helper } });
+    try {
+      return { built, loaded: loadTracepointProgram(built.bytes) };
+    } catch (error) {
+      if (!(error instanceof SensorUnavailableError) || error.reason !== "verifier") throw error;
+      refusal ??= error;
+    }
+  }
+  if (refusal) {
+    // The verifier's reason is its last line before the statistics it always ends with.
+    const last = (refusal.verifierLog ?? "").split("\n").filter((line) => line.trim() !== "" && !/^(processed \d+ insns|verification time)/.test(line)).at(-1) ?? "";
+    notes.push(`${NO_COUNTERS}: the kernel refused reading them from the socket${last ? ` (${last})` : ""}`);
+  }
+  const built = buildSetStateProgram(tracepoint.layout, maps);
+  return { built, loaded: loadTracepointProgram(built.bytes) };
 }
 
 /** Everything the sensor opened, closed in reverse on stop or on a failed start. */
@@ -328,8 +392,8 @@ export class SetStateSensor {
       }
       const output: SensorOutputKind = reader instanceof RingBufferReader ? "ringbuf" : "perf";
 
-      const built = buildSetStateProgram(tracepoint.layout, { owners, listeners, counters, output: { kind: output, fd: outputFd } });
-      const loaded = loadTracepointProgram(built.bytes);
+      const maps = { owners, listeners, counters, output: { kind: output, fd: outputFd } };
+      const { built, loaded } = loadWithCounters(tracepoint, maps, options, notes);
       const progFd = resources.fd(loaded.fd);
 
       let attachFd: number;

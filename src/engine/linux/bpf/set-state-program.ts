@@ -24,21 +24,32 @@
  * field offsets differ between kernels (protocol u8 before 5.6, u16 since, moving the addresses
  * by one byte), so every field is copied to the stack with the widest loads its offset allows,
  * down to single bytes, at offsets read from the format file.
+ *
+ * Counters: where the kernel's BTF says where struct tcp_sock keeps them (tcp-counter-fields.ts),
+ * every record carries the socket's byte and segment counts, read with bpf_probe_read_kernel
+ * (bpf_probe_read before 5.5) from the socket address the tracepoint gives. Every change is read,
+ * not only the closing ones: it costs four helper calls, and the close that matters (a reset in
+ * softirq, a FIN_WAIT2 socket replaced by its timewait twin) is not always recognisable here.
  */
 import { Assembler, R0, R1, R2, R3, R4, R5, R6, R7, R8, R9, R10, isLittleEndianHost, type Size } from "./assembler.ts";
 import type { FieldPlace, SetStateLayout } from "./tracepoint-format.ts";
-import { AF_INET6, OWNER, OWNER_SOURCE, RECORD } from "./set-state-record.ts";
+import { AF_INET6, COUNTERS, OWNER, OWNER_SOURCE, RECORD } from "./set-state-record.ts";
+import type { CounterField } from "./tcp-counter-fields.ts";
 
 // Kernel helper numbers (include/uapi/linux/bpf.h, __BPF_FUNC_MAPPER order).
 export const HELPER = {
   mapLookupElem: 1,
   mapUpdateElem: 2,
   mapDeleteElem: 3,
+  /** Reads kernel memory before 5.5 (user or kernel, by address). */
+  probeRead: 4,
   ktimeGetNs: 5,
   getCurrentPidTgid: 14,
   getCurrentUidGid: 15,
   getCurrentComm: 16,
   perfEventOutput: 25,
+  /** Reads kernel memory (5.5+). */
+  probeReadKernel: 113,
   ringbufOutput: 130,
 } as const;
 
@@ -84,11 +95,11 @@ export interface SetStateMaps {
 
 // Stack frame (offsets from r10). Everything the program reads from the stack is zeroed first,
 // as the verifier requires, and so that narrow fields leave no stale bytes in the record.
-const REC = -RECORD.SIZE; // -104
-const SKKEY = REC - 8; // -112
-const LKEY = SKKEY - 24; // -136
-const LVAL = LKEY - LISTENER_VALUE_SIZE; // -184
-const CTRKEY = LVAL - 8; // -192
+const REC = -RECORD.SIZE; // -136
+const SKKEY = REC - 8; // -144
+const LKEY = SKKEY - 24; // -168
+const LVAL = LKEY - LISTENER_VALUE_SIZE; // -216
+const CTRKEY = LVAL - 8; // -224
 const FRAME_BOTTOM = CTRKEY;
 
 const BPF_ANY = 0;
@@ -106,6 +117,21 @@ function aligned(offset: number, size: number): boolean {
   return ((offset % size) + size) % size === 0;
 }
 
+/** The socket's counters to read at each change, and the helper that reads kernel memory. */
+export interface CounterReads {
+  bytesSent: CounterField;
+  bytesReceived: CounterField;
+  segsOut: CounterField;
+  segsIn: CounterField;
+  helper: typeof HELPER.probeReadKernel | typeof HELPER.probeRead;
+}
+
+export interface BuildOptions {
+  littleEndian?: boolean;
+  /** Without them the record's counters say "not read" (null). */
+  counters?: CounterReads | null;
+}
+
 export interface BuiltProgram {
   assembler: Assembler;
   /** The encoded instructions for BPF_PROG_LOAD. */
@@ -115,7 +141,8 @@ export interface BuiltProgram {
 }
 
 /** Assembles the program for the given field layout and map file descriptors. */
-export function buildSetStateProgram(layout: SetStateLayout, maps: SetStateMaps, littleEndian = isLittleEndianHost()): BuiltProgram {
+export function buildSetStateProgram(layout: SetStateLayout, maps: SetStateMaps, options: BuildOptions = {}): BuiltProgram {
+  const littleEndian = options.littleEndian ?? isLittleEndianHost();
   const a = new Assembler();
   let labelCount = 0;
   const unique = (name: string) => `${name}_${labelCount++}`;
@@ -164,6 +191,32 @@ export function buildSetStateProgram(layout: SetStateLayout, maps: SetStateMaps,
 
   const lookup = (mapFd: number, keyOffset: number) => {
     a.ldMapFd(R1, mapFd).mov64Reg(R2, R10).alu64Imm("add", R2, keyOffset).call(HELPER.mapLookupElem);
+  };
+
+  /**
+   * The socket's counters, read from the socket itself at every change (at CLOSE it is already
+   * unhashed, out of sock_diag's reach). A failed read leaves the flag 0: counters unknown.
+   */
+  const readCounters = (reads: CounterReads) => {
+    const base = REC + RECORD.COUNTERS;
+    const places: [CounterField, number, number][] = [
+      [reads.bytesSent, COUNTERS.BYTES_SENT, 8],
+      [reads.bytesReceived, COUNTERS.BYTES_RECEIVED, 8],
+      [reads.segsOut, COUNTERS.SEGS_OUT, 4],
+      [reads.segsIn, COUNTERS.SEGS_IN, 4],
+    ];
+    for (const [field, at, slot] of places) {
+      // A narrower member goes to the slot's low-order end.
+      const dst = base + at + (littleEndian ? 0 : slot - field.size);
+      a.mov64Reg(R1, R10)
+        .alu64Imm("add", R1, dst)
+        .mov64Imm(R2, field.size)
+        .mov64Reg(R3, R7)
+        .alu64Imm("add", R3, field.offset)
+        .call(reads.helper)
+        .jmpImm("jne", R0, 0, "counters_done");
+    }
+    a.st("w", R10, base + COUNTERS.READ, 1).label("counters_done");
   };
 
   // r6 = context for the whole program; r7 = socket address, r8 = new state, r9 = old state.
@@ -271,6 +324,7 @@ export function buildSetStateProgram(layout: SetStateLayout, maps: SetStateMaps,
   count(COUNTER.listenerMapFull);
 
   a.label("emit");
+  if (options.counters) readCounters(options.counters);
   if (maps.output.kind === "ringbuf") {
     a.ldMapFd(R1, maps.output.fd)
       .mov64Reg(R2, R10)

@@ -24,7 +24,13 @@
  *       80 16  comm, NUL-padded
  *       96  4  owner source (OwnerSource)
  *      100  4  zero
- *   104     total
+ *   104 32  counters, read from the socket (struct tcp_sock) at the change
+ *      104  8  bytes sent (tcp_info's bytes_sent, or bytes_acked before 4.19)
+ *      112  8  bytes received
+ *      120  4  segments out                124  4  segments in
+ *      128  4  1 when read; 0 when the program reads none (no BTF) or a read failed
+ *      132  4  zero
+ *   136     total
  */
 import { DecodeError } from "../../../errors.ts";
 import { formatIPv4, formatIPv6 } from "../../../net/address.ts";
@@ -43,7 +49,18 @@ export const RECORD = {
   SADDR: 32,
   DADDR: 48,
   OWNER: 64,
-  SIZE: 104,
+  COUNTERS: 104,
+  SIZE: 136,
+} as const;
+
+/** The counter block, relative to its start. */
+export const COUNTERS = {
+  BYTES_SENT: 0,
+  BYTES_RECEIVED: 8,
+  SEGS_OUT: 16,
+  SEGS_IN: 20,
+  READ: 24,
+  SIZE: 32,
 } as const;
 
 /** The owner block, relative to its start (the owner map's value has the same layout). */
@@ -107,6 +124,16 @@ export interface SetStateRecord {
   /** The kernel's task name (at most 15 bytes): text a process chose, untrusted. */
   comm: string | null;
   ownerSource: OwnerSource | null;
+  /** The socket's counters at the change; null when they could not be read. */
+  counters: SocketCounters | null;
+}
+
+/** A TCP socket's counters, with tcp_info's meanings (as sock_diag reports them). */
+export interface SocketCounters {
+  bytesSent: number;
+  bytesReceived: number;
+  packetsSent: number;
+  packetsReceived: number;
 }
 
 const decoder = new TextDecoder("utf-8");
@@ -165,6 +192,21 @@ export function decodeSetStateRecord(bytes: Uint8Array, littleEndian = true): Se
     gid: known ? view.getUint32(owner + OWNER.GID, littleEndian) : null,
     comm,
     ownerSource,
+    counters: decodeCounters(view, littleEndian),
+  };
+}
+
+function decodeCounters(view: DataView, littleEndian: boolean): SocketCounters | null {
+  const at = RECORD.COUNTERS;
+  const read = view.getUint32(at + COUNTERS.READ, littleEndian);
+  if (read === 0) return null;
+  if (read !== 1) throw new DecodeError(`set-state record has counter flag ${read}, which no program version writes`);
+  return {
+    // 2^53 bytes is beyond any socket's life: Number keeps them exact.
+    bytesSent: Number(view.getBigUint64(at + COUNTERS.BYTES_SENT, littleEndian)),
+    bytesReceived: Number(view.getBigUint64(at + COUNTERS.BYTES_RECEIVED, littleEndian)),
+    packetsSent: view.getUint32(at + COUNTERS.SEGS_OUT, littleEndian),
+    packetsReceived: view.getUint32(at + COUNTERS.SEGS_IN, littleEndian),
   };
 }
 

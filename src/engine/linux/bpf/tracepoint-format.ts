@@ -245,7 +245,8 @@ export function readSetStateTracepoint(host: TracefsHost): SetStateTracepoint {
   }
   const errno = host.mountTracefs(target);
   if (errno !== 0) {
-    throw new TracefsUnavailableError(`tracefs is not mounted and mounting it on ${target} failed: ${host.errnoName(errno)}`);
+    const why = host.errnoName(errno) === "EPERM" ? " (mounting needs CAP_SYS_ADMIN)" : "";
+    throw new TracefsUnavailableError(`tracefs is not mounted and mounting it on ${target} failed: ${host.errnoName(errno)}${why}`);
   }
   let found: ReturnType<typeof readFrom>;
   try {
@@ -268,7 +269,9 @@ export function readSetStateTracepoint(host: TracefsHost): SetStateTracepoint {
 export function nodeTracefsHost(mount: (target: string) => number, unmount: (target: string) => number, errnoName: (errno: number) => string): TracefsHost {
   return {
     readFile: (file) => fs.readFileSync(file, "utf8"),
-    exists: (file) => fs.existsSync(file),
+    // stat, not access(2): access ignores the capabilities of a non-root user (CAP_DAC_READ_SEARCH
+    // is what lets a service read tracefs, whose top directory is root's alone).
+    exists: (file) => fs.statSync(file, { throwIfNoEntry: false }) !== undefined,
     mountTracefs: mount,
     unmount,
     errnoName,

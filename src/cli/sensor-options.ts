@@ -1,0 +1,34 @@
+/**
+ * The `--sensor` and `--resync` options `watch`, `live` and `run` share, with their checks, so
+ * that the three say the same thing about them.
+ */
+import { DEFAULT_RESYNC_MS, MAX_RESYNC_MS, MIN_RESYNC_MS } from "../monitor/monitor-loop.ts";
+import { DEFAULT_SENSOR, SENSOR_CHOICES } from "../monitor/sensor-choice.ts";
+import { UsageError } from "../errors.ts";
+
+export const MIN_RESYNC_S = MIN_RESYNC_MS / 1000;
+export const MAX_RESYNC_S = MAX_RESYNC_MS / 1000;
+export const DEFAULT_RESYNC_S = DEFAULT_RESYNC_MS / 1000;
+
+export const SENSOR_HELP =
+  "Where changes come from. auto (default): TCP state changes from the kernel as they happen (eBPF; root or CAP_BPF + CAP_PERFMON, CAP_SYS_ADMIN before Linux 5.8), polling with one note where that cannot run; ebpf: the same, but an error (exit 5) where it cannot run; poll: snapshots every interval only";
+
+export const sensorOption = { type: "string", choices: SENSOR_CHOICES, default: DEFAULT_SENSOR, describe: SENSOR_HELP } as const;
+
+/** For `run`, where the configuration's `sensor` applies unless the command line says otherwise. */
+export const runSensorOption = { type: "string", choices: SENSOR_CHOICES, describe: `${SENSOR_HELP}; default auto, or sensor in --config` } as const;
+
+/** `between` says what each interval's refresh dumps between two full snapshots. */
+export function resyncOption(between: string) {
+  return {
+    type: "number",
+    describe: `With the eBPF sensor running: seconds between full snapshots (${MIN_RESYNC_S} to ${MAX_RESYNC_S}; default ${DEFAULT_RESYNC_S}), which set right anything the sensor missed; changes the sensor lost bring one at once. ${between} No effect when polling (--sensor poll, or auto where the sensor cannot run): every interval then takes a full snapshot`,
+  } as const;
+}
+
+/** The resync period in seconds, checked; the default where none was given. */
+export function checkResync(value: number | undefined): number {
+  if (value === undefined) return DEFAULT_RESYNC_S;
+  if (!(value >= MIN_RESYNC_S && value <= MAX_RESYNC_S)) throw new UsageError(`--resync must be from ${MIN_RESYNC_S} to ${MAX_RESYNC_S} seconds, not ${value}`);
+  return value;
+}

@@ -1,0 +1,62 @@
+# A short-lived-connection client for the sensor tests. Names itself (the kernel's comm) with
+# argv[1] through prctl(PR_SET_NAME) before opening any socket, then connects COUNT times from
+# BIND_HOST (local port FIRST_PORT + i, or any when FIRST_PORT is 0) to HOST:PORT of
+# short-server.py, and prints one JSON line: its pid and, per connection, the addresses it saw
+# (getsockname, getpeername) and how it ended.
+#
+# PATTERN "mixed": each connection is held HOLD_MS (default 1) ms after its first byte; odd ones
+# are reset (SO_LINGER 0), the others closed normally, every fourth by the server first (this side
+# closes once it reads the end of stream). Exits after printing.
+# PATTERN "burst": no pause anywhere; even connections stay open, odd ones are reset at once.
+# PATTERN "reuse": every connection from FIRST_PORT itself, each reset at once but the last,
+# which stays open. "burst" and "reuse" print, then hold the open ones until stdin closes (at
+# most 5 minutes).
+# Usage: short-connections.py NAME HOST PORT COUNT BIND_HOST FIRST_PORT PATTERN [HOLD_MS]
+import ctypes, json, os, select, socket, struct, sys, time
+
+name, host, port, count, bind_host, first_port, pattern = sys.argv[1:8]
+port, count, first_port = int(port), int(count), int(first_port)
+hold = (float(sys.argv[8]) if len(sys.argv) > 8 else 1.0) / 1000
+if pattern not in ("mixed", "burst", "reuse"):
+    sys.exit(f"unknown pattern {pattern!r}")
+libc = ctypes.CDLL(None, use_errno=True)
+if libc.prctl(15, name.encode(), 0, 0, 0) != 0:
+    sys.exit(f"prctl(PR_SET_NAME) failed: {os.strerror(ctypes.get_errno())}")
+family = socket.AF_INET6 if ":" in host else socket.AF_INET
+RESET = struct.pack("ii", 1, 0)
+
+
+def mode_of(i):
+    if pattern == "burst":
+        return "held" if i % 2 == 0 else "reset"
+    if pattern == "reuse":
+        return "held" if i == count - 1 else "reset"
+    return "reset" if i % 2 == 1 else ("peer" if i % 4 == 2 else "normal")
+
+
+connections, held = [], []
+for i in range(count):
+    mode = mode_of(i)
+    s = socket.socket(family, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((bind_host, 0 if not first_port else first_port if pattern == "reuse" else first_port + i))
+    s.connect((host, port))
+    local, remote = s.getsockname(), s.getpeername()
+    connections.append({"local": [local[0], local[1]], "remote": [remote[0], remote[1]], "mode": mode})
+    if mode == "held":
+        s.sendall(b"h")
+        held.append(s)
+        continue
+    if pattern == "mixed":
+        s.sendall(b"p" if mode == "peer" else b"x")
+        time.sleep(hold)
+    if mode == "peer":
+        s.settimeout(10)
+        while s.recv(4096):
+            pass
+    if mode == "reset":
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, RESET)
+    s.close()
+print(json.dumps({"pid": os.getpid(), "connections": connections}), flush=True)
+if held:
+    select.select([sys.stdin], [], [], 300)
