@@ -3,6 +3,8 @@
  * user's box, without a profiler.
  */
 const enabled = !!process.env.SOCKWARDEN_TRACE;
+/** Whether tracing is on: for traces whose labels cost something to make. */
+export const tracing = enabled;
 let last = performance.now();
 
 export function trace(label: string): void {

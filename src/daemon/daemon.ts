@@ -5,8 +5,8 @@
  */
 import type { Endpoint, SocketEngine } from "../engine/types.ts";
 import { Monitor } from "../monitor/monitor.ts";
-import { MonitorLoop } from "../monitor/monitor-loop.ts";
-import { wantsTransitions } from "../monitor/sensor-choice.ts";
+import { MonitorLoop, type EventOrigin } from "../monitor/monitor-loop.ts";
+import { requiresSensor, wantsTransitions } from "../monitor/sensor-choice.ts";
 import type { Timers } from "../timers.ts";
 import type { EndpointEvent } from "../monitor/events.ts";
 import { RuleSet, checkRule, formatReport, type RuleAction, type RuleReport } from "../rules/rule-set.ts";
@@ -23,6 +23,7 @@ import { Protection } from "./protection.ts";
 import { ActionRateLimiter } from "./rate-limit.ts";
 import { Metrics } from "./metrics.ts";
 import { FaultReporter } from "./fault-report.ts";
+import { trace, tracing } from "../trace.ts";
 
 /** What the daemon tells its sinks. */
 export type DaemonRecord = SinkRecord;
@@ -107,6 +108,8 @@ export class Daemon {
       engine: this.engine,
       request: { protocols: new Set(["tcp", "udp"]), families: new Set([4, 6]), withProcesses: true },
       transitions: wantsTransitions(this.config.sensor),
+      requireSensor: requiresSensor(this.config.sensor),
+      counters: wantsCounters(this.state.rules),
     });
     const initial = this.monitor.start();
     // After the first look, so that its notes (e.g. processes that cannot be read) are told too.
@@ -116,7 +119,8 @@ export class Daemon {
     this.updateGauges(initial);
     this.loop = new MonitorLoop(this.monitor, {
       intervalMs: this.config.interval * 1000,
-      onEvents: (events) => (this.handling = this.onEvents(events)),
+      resyncMs: this.config.resync * 1000,
+      onEvents: (events, origin) => (this.handling = this.onEvents(events, origin)),
       collectAfterRefresh: true,
       timers: this.options.timers,
       clock: this.clock,
@@ -187,8 +191,10 @@ export class Daemon {
     this.protection = new Protection(config.protect);
     this.limiter = new ActionRateLimiter(config.limits.actionsPerMinute, config.limits.perRule);
     this.loop?.setInterval(config.interval * 1000);
+    this.loop?.setResync(config.resync * 1000);
     if (this.monitor) {
       const monitor = this.monitor;
+      monitor.counters = wantsCounters(next.rules);
       next.rules.followKnownEndpoints(() => monitor.table());
       this.execute(await next.rules.start(monitor.current()));
     }
@@ -214,21 +220,30 @@ export class Daemon {
     return this.state?.rules.names ?? [];
   }
 
-  private async onEvents(events: EndpointEvent[]): Promise<void> {
+  private async onEvents(events: EndpointEvent[], origin: EventOrigin = "refresh"): Promise<void> {
     if (!this.state || !this.monitor) return;
-    this.faults.ok("refresh failed", "refreshes work again");
+    if (origin === "refresh") this.faults.ok("refresh failed", "refreshes work again");
     this.checkFaults();
     const started = performance.now();
     for (const e of events) this.metrics.inc("sockwarden_events_total", "Endpoint events seen", { type: e.type });
     const monitor = this.monitor;
-    const ruleStart = performance.now();
     // The rule set reads the monitor's table of endpoints; a list is made only for a periodic hook.
     const rules = this.state.rules;
-    const actions = [...(await rules.dispatch(events)), ...(await rules.tick(() => monitor.current()))];
+    const asked = await rules.dispatch(events);
     // Stopped while the rules ran: what they asked for goes with them.
     if (this.stopped) return;
-    this.metrics.inc("sockwarden_rule_seconds_total", "Time spent in rules", {}, (performance.now() - ruleStart) / 1000);
-    this.execute(actions);
+    const ruled = performance.now();
+    // What the events asked for is done before any periodic hook runs: a close is due at once.
+    this.execute(asked);
+    const acted = performance.now();
+    const periodic = await rules.tick(() => monitor.current());
+    if (this.stopped) return;
+    this.metrics.inc("sockwarden_rule_seconds_total", "Time spent in rules", {}, (ruled - started + performance.now() - acted) / 1000);
+    this.execute(periodic);
+    if (tracing) traceBatch(events, origin, started, ruled, acted);
+    // Once a refresh: the sensor's batches come many a second, and each count goes over the
+    // whole table.
+    if (origin !== "refresh") return;
     this.updateGauges(monitor.table().values());
     this.metrics.set("sockwarden_refresh_seconds", "Duration of the last refresh's processing", {}, (performance.now() - started) / 1000);
   }
@@ -379,6 +394,25 @@ export class Daemon {
     this.state?.rules.dispose();
     this.monitor?.close();
   }
+}
+
+/**
+ * Whether a rule subscribes to counters events: then TCP is dumped every interval for them, as
+ * the sensor tells state changes only.
+ */
+function wantsCounters(rules: RuleSet): boolean {
+  return rules.loaded.some((r) => r.info.on.includes("counters"));
+}
+
+/**
+ * Where a batch's time went (SOCKWARDEN_TRACE): how old its oldest event was when the daemon got
+ * it (from the kernel's change, for the sensor's), the rules' turn and the actions'.
+ */
+function traceBatch(events: readonly EndpointEvent[], origin: EventOrigin, started: number, ruled: number, acted: number): void {
+  let oldest = Infinity;
+  for (const e of events) oldest = Math.min(oldest, e.time);
+  const age = performance.timeOrigin + started - oldest;
+  trace(`${events.length} event(s) from the ${origin}, the oldest ${age.toFixed(2)} ms old; rules ${(ruled - started).toFixed(2)} ms, actions ${(acted - ruled).toFixed(2)} ms`);
 }
 
 /** One line: the first problem with file, line and key, and how many more there are. */

@@ -29,7 +29,8 @@ export const enum ReplyKind {
   Result = 4,
   /**
    * The call reached the rule (Begin) or came back from it (End). Only the time between the two
-   * is the rule's; what comes before and after is the runner's own bounded work.
+   * is the rule's; what comes before and after is the runner's own bounded work. End comes in
+   * the same write as the Result that follows it.
    */
   Begin = 5,
   End = 6,
@@ -92,6 +93,18 @@ export type Reply =
 
 /** A reply as the host reads it. */
 export type ReadReply = Exclude<Reply, { kind: ReplyKind.Result }> | { kind: ReplyKind.Result; result: ResultRead };
+
+/** Replies as one buffer, to go out in one write (each write wakes the reader). */
+export function encodeReplies(replies: readonly Reply[]): Uint8Array {
+  const pieces = replies.flatMap((r) => encodeReply(r));
+  const out = new Uint8Array(pieces.reduce((n, p) => n + p.byteLength, 0));
+  let at = 0;
+  for (const p of pieces) {
+    out.set(p, at);
+    at += p.byteLength;
+  }
+  return out;
+}
 
 const HEADER = 5;
 /** "No limit" for maxFailures on the wire. */

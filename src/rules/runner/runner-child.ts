@@ -13,45 +13,35 @@ import { RuleError } from "../../errors.ts";
 import { endWithParent } from "../../engine/index.ts";
 import { RuleSandbox } from "../sandbox.ts";
 import { LineMap } from "../source-map.ts";
-import { decodeRequest, encodeReply, FrameReader, ReplyKind, RequestKind, type Reply, type Request } from "./protocol.ts";
+import { decodeRequest, encodeReplies, FrameReader, ReplyKind, RequestKind, type Reply, type Request } from "./protocol.ts";
 
 export async function serveRuleRunner(): Promise<void> {
   // A runner that outlived the daemon (killed with SIGKILL while a rule sat in a native call)
   // would go on using a CPU for as long as that call runs.
   if (!endWithParent(process.ppid)) process.exit(0);
-  // Written synchronously: a Begin must be out before the rule's call holds this thread.
-  const send = (reply: Reply): void => {
-    for (const piece of encodeReply(reply)) {
-      for (let off = 0; off < piece.byteLength; ) {
-        try {
-          off += writeSync(1, piece, off, piece.byteLength - off);
-        } catch (err) {
-          // A non-blocking pipe that is full: wait for the host to read.
-          if ((err as NodeJS.ErrnoException).code !== "EAGAIN") throw err;
-          Bun.sleepSync(1);
-        }
+  // Written synchronously: a Begin must be out before the rule's call holds this thread. What is
+  // sent together goes out in one write: each write wakes the host.
+  const send = (...replies: Reply[]): void => {
+    const bytes = encodeReplies(replies);
+    for (let off = 0; off < bytes.byteLength; ) {
+      try {
+        off += writeSync(1, bytes, off, bytes.byteLength - off);
+      } catch (err) {
+        // A non-blocking pipe that is full: wait for the host to read.
+        if ((err as NodeJS.ErrnoException).code !== "EAGAIN") throw err;
+        Bun.sleepSync(1);
       }
     }
   };
   let sandbox: RuleSandbox | null = null;
-  const handle = (request: Request): Reply => {
-    switch (request.kind) {
-      case RequestKind.Load:
-        throw new Error("load is handled before any call");
-      case RequestKind.Dispatch: {
-        send({ kind: ReplyKind.Begin });
-        const r = sandbox!.dispatchRaw(request.payload, request.count, request.maxFailures, () => send({ kind: ReplyKind.Retry }));
-        send({ kind: ReplyKind.End });
-        return { kind: ReplyKind.Result, result: { actionTexts: r.actionTexts, failures: r.failures, memoryBytes: sandbox!.memoryBytes() } };
-      }
-      case RequestKind.Start:
-      case RequestKind.Periodic: {
-        send({ kind: ReplyKind.Begin });
-        const r = sandbox!.callRaw(request.kind === RequestKind.Start ? "start" : "periodic", request.payload, request.at);
-        send({ kind: ReplyKind.End });
-        return { kind: ReplyKind.Result, result: { actionTexts: r.actionTexts, failures: r.failures, memoryBytes: sandbox!.memoryBytes() } };
-      }
-    }
+  /** Runs a call; returns its End and Result, to be sent together. */
+  const handle = (request: Request): Reply[] => {
+    if (request.kind === RequestKind.Load) throw new Error("load is handled before any call");
+    send({ kind: ReplyKind.Begin });
+    const r = request.kind === RequestKind.Dispatch
+      ? sandbox!.dispatchRaw(request.payload, request.count, request.maxFailures, () => send({ kind: ReplyKind.Retry }))
+      : sandbox!.callRaw(request.kind === RequestKind.Start ? "start" : "periodic", request.payload, request.at);
+    return [{ kind: ReplyKind.End }, { kind: ReplyKind.Result, result: { actionTexts: r.actionTexts, failures: r.failures, memoryBytes: sandbox!.memoryBytes() } }];
   };
   // Requests come one at a time, but a load is asynchronous: later frames wait for it.
   let queue: Promise<void> = Promise.resolve();
@@ -72,7 +62,7 @@ export async function serveRuleRunner(): Promise<void> {
         return;
       }
       if (!sandbox) throw new Error("a call came before the rule was loaded");
-      send(handle(request));
+      send(...handle(request));
     }).catch((err: unknown) => {
       // The runner's own fault, not the rule's: the host sees the exit and treats it as broken.
       process.stderr.write(`rule runner failed: ${(err as Error)?.message ?? String(err)}\n`);
