@@ -12,6 +12,7 @@ import { buildSelection } from "../filter/endpoint-filter.ts";
 import { Monitor } from "../monitor/monitor.ts";
 import { DEFAULT_SENSOR, requiresSensor, wantsTransitions, type SensorChoice } from "../monitor/sensor-choice.ts";
 import { checkResync, resyncOption, sensorOption } from "./sensor-options.ts";
+import { intervalOption as numberIntervalOption, parseInterval } from "./interval-option.ts";
 import { closeEndpoint } from "../actions/close-endpoint.ts";
 import { endProcess } from "../actions/end-process.ts";
 import { AuditLog, defaultAuditPath } from "../actions/audit-log.ts";
@@ -24,12 +25,13 @@ import { writeAll } from "./output.ts";
 import { UsageError } from "../errors.ts";
 
 export interface LiveArgs extends ListArgs {
-  interval?: number;
+  /** Number options arrive as typed (see number-option.ts). */
+  interval?: string | string[];
   sensor?: string;
-  resync?: number;
+  resync?: string | string[];
 }
 
-const intervalOption = { alias: "i", type: "number", default: 1, describe: "Live view: seconds between refreshes (0.1 to 3600)" } as const;
+const intervalOption = numberIntervalOption("Live view: seconds between refreshes (0.1 to 3600)");
 
 export function liveBuilder<T>(y: Argv<T>) {
   return selectionOptions(y)
@@ -51,18 +53,20 @@ export function withIntervalOption<T>(y: Argv<T>) {
  * stdout is not a terminal, and when an option asks for a printed format.
  */
 export function wantsListing(args: LiveArgs, stdoutIsTerminal: boolean): boolean {
+  // The view's --interval is checked even where the run lists, so a typo there is told, not ignored.
+  parseInterval(args.interval);
   if (!stdoutIsTerminal) return true;
   // The live view has no namespace choice of its own: --netns is a listing's.
   return !!(args.json || args.ndjson || args.csv || args.extended || args.record || args.replay || (args as { netns?: unknown }).netns !== undefined);
 }
 
 export async function runLive(args: LiveArgs): Promise<number> {
+  // Mistyped options are told first, wherever the command runs.
+  const interval = parseInterval(args.interval);
+  const resync = checkResync(args.resync);
   if (!process.stdout.isTTY) {
     throw new UsageError("the live view needs a terminal: use `sockwarden list` or `sockwarden watch` when writing to a pipe or file");
   }
-  const interval = args.interval ?? 1;
-  if (!(interval >= 0.1 && interval <= 3600)) throw new UsageError(`--interval must be from 0.1 to 3600 seconds, not ${args.interval}`);
-  const resync = checkResync(args.resync);
   const sensor = (args.sensor ?? DEFAULT_SENSOR) as SensorChoice;
   // The view shows everything in the selection; "connected only" is a switch (`a`) on top.
   const selection = buildSelection({ ...args, all: true });

@@ -15,26 +15,28 @@ import { escapeControl } from "../text/escape-control.ts";
 import { UsageError } from "../errors.ts";
 import type { SensorChoice } from "../monitor/sensor-choice.ts";
 import { checkResync, resyncOption, runSensorOption } from "./sensor-options.ts";
+import { intervalOption, parseInterval } from "./interval-option.ts";
 
 export interface RunArgs {
   allNamespaces?: boolean;
   rule?: string[];
   config?: string;
-  interval?: number;
+  /** Number options arrive as typed (see number-option.ts). */
+  interval?: string | string[];
   dryRun?: boolean;
   sink?: string[];
   auditLog?: string;
   metrics?: string;
   quiet?: boolean;
   sensor?: string;
-  resync?: number;
+  resync?: string | string[];
 }
 
 export function runBuilder<T>(y: Argv<T>) {
   return y
     .option("rule", { alias: "r", type: "string", array: true, describe: "Rule file, directory of rules, or bundled plugin name (repeatable)" })
     .option("config", { alias: "c", type: "string", describe: "TOML configuration (see examples/sockwarden.toml)" })
-    .option("interval", { alias: "i", type: "number", describe: "Seconds between refreshes (0.1 to 3600; default 1)" })
+    .option("interval", intervalOption("Seconds between refreshes (0.1 to 3600; default 1)", false))
     .option("dry-run", { type: "boolean", describe: "Log and audit every close or kill as would-close/would-kill; touch nothing" })
     .option("sink", { type: "string", array: true, describe: "Where alerts go: stdout, stdout:ndjson, file:PATH, syslog, syslog:udp://H:P, webhook:URL (repeatable)" })
     .option("audit-log", { type: "string", describe: `Audit log file (default ${defaultAuditPath()})` })
@@ -49,10 +51,7 @@ export function runBuilder<T>(y: Argv<T>) {
 export function effectiveConfig(args: RunArgs): DaemonConfig {
   const c = args.config ? loadConfig(args.config) : defaultConfig();
   if (args.rule?.length) c.rules.sources = [...c.rules.sources, ...args.rule];
-  if (args.interval !== undefined) {
-    if (!(args.interval >= 0.1 && args.interval <= 3600)) throw new UsageError(`--interval must be from 0.1 to 3600 seconds, not ${args.interval}`);
-    c.interval = args.interval;
-  }
+  if (args.interval !== undefined) c.interval = parseInterval(args.interval);
   if (args.dryRun) c.dryRun = true;
   if (args.sink?.length) c.sinks = args.sink;
   if (args.auditLog) c.auditLog = args.auditLog;

@@ -4,7 +4,7 @@
  */
 import { DEFAULT_RESYNC_MS, MAX_RESYNC_MS, MIN_RESYNC_MS } from "../monitor/monitor-loop.ts";
 import { DEFAULT_SENSOR, SENSOR_CHOICES } from "../monitor/sensor-choice.ts";
-import { UsageError } from "../errors.ts";
+import { numberOption, parseNumberOption } from "./number-option.ts";
 
 export const MIN_RESYNC_S = MIN_RESYNC_MS / 1000;
 export const MAX_RESYNC_S = MAX_RESYNC_MS / 1000;
@@ -20,15 +20,13 @@ export const runSensorOption = { type: "string", choices: SENSOR_CHOICES, descri
 
 /** `between` says what each interval's refresh dumps between two full snapshots. */
 export function resyncOption(between: string) {
-  return {
-    type: "number",
+  return numberOption({
     describe: `With the eBPF sensor running: seconds between full snapshots (${MIN_RESYNC_S} to ${MAX_RESYNC_S}; default ${DEFAULT_RESYNC_S}), which set right anything the sensor missed; changes the sensor lost bring one at once. ${between} No effect when polling (--sensor poll, or auto where the sensor cannot run): every interval then takes a full snapshot`,
-  } as const;
+  });
 }
 
 /** The resync period in seconds, checked; the default where none was given. */
-export function checkResync(value: number | undefined): number {
-  if (value === undefined) return DEFAULT_RESYNC_S;
-  if (!(value >= MIN_RESYNC_S && value <= MAX_RESYNC_S)) throw new UsageError(`--resync must be from ${MIN_RESYNC_S} to ${MAX_RESYNC_S} seconds, not ${value}`);
-  return value;
+export function checkResync(given: unknown): number {
+  if (given === undefined) return DEFAULT_RESYNC_S;
+  return parseNumberOption("--resync", given, { min: MIN_RESYNC_S, max: MAX_RESYNC_S, unit: "seconds" });
 }

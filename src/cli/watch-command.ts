@@ -9,32 +9,37 @@ import { Monitor } from "../monitor/monitor.ts";
 import { MonitorLoop } from "../monitor/monitor-loop.ts";
 import { DEFAULT_SENSOR, requiresSensor, wantsTransitions, type SensorChoice } from "../monitor/sensor-choice.ts";
 import { checkResync, resyncOption, sensorOption } from "./sensor-options.ts";
+import { intervalOption, parseInterval } from "./interval-option.ts";
+import { numberOption, parseNumberOption } from "./number-option.ts";
 import { EVENT_TYPES, type EndpointEvent, type EventType } from "../monitor/events.ts";
 import { eventJsonLine } from "../view/event-json.ts";
 import { eventLine, useColour } from "../view/event-line.ts";
 import { friendlyNames, numericNames } from "../view/endpoint-names.ts";
 import { BackgroundNames } from "./background-names.ts";
 import { processPositional, selectionOptions, type ListArgs } from "./list-command.ts";
-import { BufferedOutput, stderr } from "./output.ts";
+import { BufferedOutput, OutputClosed, stderr } from "./output.ts";
+import { WatchStream } from "./watch-stream.ts";
+import { isBlankEndpoint } from "../view/blank-endpoint.ts";
 import { escapeControl } from "../text/escape-control.ts";
 import { UsageError } from "../errors.ts";
 
 export interface WatchArgs extends ListArgs {
-  interval?: number;
-  count?: number;
-  duration?: number;
+  /** Number options arrive as typed (see number-option.ts). */
+  interval?: string | string[];
+  count?: string | string[];
+  duration?: string | string[];
   events?: string[];
   initial?: boolean;
   sensor?: string;
-  resync?: number;
+  resync?: string | string[];
 }
 
 export function watchBuilder<T>(y: Argv<T>) {
   return selectionOptions(processPositional(y))
-    .option("interval", { alias: "i", type: "number", default: 1, describe: "Seconds between refreshes (0.1 to 3600)" })
+    .option("interval", intervalOption("Seconds between refreshes (0.1 to 3600)"))
     .option("ndjson", { type: "boolean", describe: "One JSON event per line" })
-    .option("count", { type: "number", describe: "Stop after this many events" })
-    .option("duration", { type: "number", describe: "Stop after this many seconds" })
+    .option("count", numberOption({ describe: "Stop after this many events" }))
+    .option("duration", numberOption({ describe: "Stop after this many seconds" }))
     .option("events", { type: "string", array: true, describe: "Event types: opened, closed, state-changed, counters (default: all but counters for people, all for --ndjson)" })
     .option("initial", { type: "boolean", describe: "Report endpoints that exist at start as opened" })
     .option("numeric", { alias: "n", type: "boolean", describe: "Numeric addresses and ports" })
@@ -62,14 +67,9 @@ export function parseEventTypes(values: readonly string[] | undefined, forProgra
 
 export async function runWatch(args: WatchArgs): Promise<number> {
   const selection = buildSelection(args);
-  const interval = args.interval ?? 1;
-  if (!(interval >= 0.1 && interval <= 3600)) throw new UsageError(`--interval must be from 0.1 to 3600 seconds, not ${args.interval}`);
-  if (args.count !== undefined && !(Number.isInteger(args.count) && args.count > 0)) {
-    throw new UsageError(`--count must be a whole number above 0, not ${args.count}`);
-  }
-  if (args.duration !== undefined && !(args.duration > 0 && args.duration <= 1e7)) {
-    throw new UsageError(`--duration must be a number of seconds above 0, not ${args.duration}`);
-  }
+  const interval = parseInterval(args.interval);
+  const count = args.count === undefined ? undefined : parseNumberOption("--count", args.count, { integer: true, min: 1 });
+  const duration = args.duration === undefined ? undefined : parseNumberOption("--duration", args.duration, { above: 0, max: 1e7, unit: "seconds" });
   const types = parseEventTypes(args.events, !!args.ndjson);
   const resync = checkResync(args.resync);
   const sensor = (args.sensor ?? DEFAULT_SENSOR) as SensorChoice;
@@ -86,7 +86,8 @@ export async function runWatch(args: WatchArgs): Promise<number> {
   const colour = !args.ndjson && useColour(process.stdout);
   const background = args.numeric || args.ndjson ? null : new BackgroundNames();
   const names = background ? friendlyNames(background.hosts) : numericNames();
-  let remaining = args.count ?? Infinity;
+  // A destroy notice without addresses names no socket anyone could look for.
+  const stream = new WatchStream((e) => types.has(e.type) && selection.matches(e.endpoint) && !isBlankEndpoint(e.endpoint), count);
   let initial;
   try {
     initial = monitor.start();
@@ -121,15 +122,16 @@ export async function runWatch(args: WatchArgs): Promise<number> {
     process.on("SIGTERM", onSignal);
 
     const emit = (events: EndpointEvent[]) => {
-      for (const e of events) {
-        if (remaining <= 0) break;
-        if (!types.has(e.type) || !selection.matches(e.endpoint)) continue;
-        out.write(args.ndjson ? eventJsonLine(e) : eventLine(e, names, colour));
-        remaining--;
+      try {
+        for (const e of stream.take(events)) out.write(args.ndjson ? eventJsonLine(e) : eventLine(e, names, colour));
+        out.flush();
+      } catch (err) {
+        // The reader went away (`| head`): the end, as for `list`, not a failed refresh to retry.
+        if (err instanceof OutputClosed) return finish(0);
+        throw err;
       }
-      out.flush();
       if (background) background.want(events.map((e) => e.endpoint));
-      if (remaining <= 0) finish(0);
+      if (stream.done) finish(0);
     };
 
     if (args.initial) emit(monitor.announce(initial));
@@ -146,6 +148,6 @@ export async function runWatch(args: WatchArgs): Promise<number> {
       },
     });
     loop.start();
-    if (args.duration !== undefined) durationTimer = setTimeout(() => finish(0), args.duration * 1000);
+    if (duration !== undefined) durationTimer = setTimeout(() => finish(0), duration * 1000);
   });
 }

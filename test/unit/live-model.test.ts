@@ -155,8 +155,9 @@ describe("sorting", () => {
     remote: ["charlie", "bravo", "-", "alpha"],
     remotePort: ["bravo", "-", "charlie", "alpha"],
     state: ["charlie", "bravo", "alpha", "-"],
-    sent: ["bravo", "charlie", "alpha", "-"],
-    recv: ["bravo", "-", "alpha", "charlie"],
+    // An unknown count ("-", bravo's) comes last ascending, as an unknown PID and process do.
+    sent: ["charlie", "alpha", "-", "bravo"],
+    recv: ["-", "alpha", "charlie", "bravo"],
     namespace: ["alpha", "charlie", "bravo", "-"],
   };
 
@@ -323,5 +324,29 @@ describe("column layout", () => {
     expect(cols.map((c) => c.spec.id)).not.toContain("recv");
     expect(cols.map((c) => c.spec.id)).toEqual(expect.arrayContaining(["process", "local", "localPort", "remote", "remotePort", "state"]));
     for (const c of cols) expect(c.width).toBeGreaterThanOrEqual(Math.min(c.spec.minWidth ?? 0, natural.get(c.spec.id)!));
+  });
+});
+
+describe("destroy notices without addresses", () => {
+  // What the kernel's notice can carry for a listener that went away: no addresses, no process.
+  const blank = (o: Partial<Endpoint> = {}) =>
+    ep({ localAddress: "0.0.0.0", localPort: 0, remoteAddress: "0.0.0.0", remotePort: 0, state: "CLOSE", process: null, pids: [], ...o });
+
+  test("make no row, as the short-lived pair the monitor makes of them or alone", () => {
+    const m = new LiveModel({ connectedOnly: false });
+    m.load([ep({ localPort: 5 })]);
+    const junk = blank();
+    m.applyRefresh([ev("opened", junk, { shortLived: true }), ev("closed", junk, { shortLived: true }), ev("closed", blank({ family: 6, localAddress: "::", remoteAddress: "::" }))]);
+    expect(highlights(m)).toEqual(["5:-"]);
+    expect(m.rows.size).toBe(1);
+  });
+
+  test("close a known row as it was last seen, addresses and process kept", () => {
+    const m = new LiveModel({ connectedOnly: false });
+    const listener = ep({ localPort: 8080, remoteAddress: "0.0.0.0", remotePort: 0, state: "LISTEN" });
+    m.load([listener]);
+    m.applyRefresh([ev("closed", blank({ cookie: listener.cookie }))]);
+    expect(highlights(m)).toEqual(["8080:closed"]);
+    expect(m.view()[0]!.endpoint.process?.name).toBe("app");
   });
 });

@@ -189,3 +189,91 @@ describe("panels", () => {
     expect(last.at(-2)).toMatch(/quit/);
   });
 });
+
+describe("fitting the terminal", () => {
+  // A name as long as the kernel keeps them (15), an IPv4 pair, counters in MiB.
+  function busy(o: Partial<Endpoint> = {}): LiveModel {
+    const m = new LiveModel({ names: false, connectedOnly: false });
+    m.load([
+      ep({ process: proc(123456, "systemd-resolve"), localAddress: "192.168.100.123", localPort: 44312, remoteAddress: "140.82.112.21", remotePort: 443, bytesSent: 123_456, bytesReceived: 98_765_432, ...o }),
+      ep({ process: null, pids: [], localAddress: "0.0.0.0", localPort: 22, remoteAddress: "0.0.0.0", remotePort: 0, state: "LISTEN", bytesSent: null, bytesReceived: null }),
+    ]);
+    return m;
+  }
+  const cells = (line: string) => Bun.stringWidth(plain(line));
+
+  test("80 columns: whole process names and addresses, the PID; counters give way first", () => {
+    const lines = renderScreen(busy(), opts({ width: 80 })).map(plain);
+    expect(lines[1]).toMatch(/^Process▲ +PID /);
+    expect(lineWith(lines, "123456")).toMatch(/^systemd-resolve +123456 .*192\.168\.100\.123 +44312 140\.82\.112\.21 +443 ESTABLISHED/);
+  });
+
+  test("70 columns: the PID stays, and names and addresses share the cuts", () => {
+    const lines = renderScreen(busy(), opts({ width: 70 })).map(plain);
+    expect(lines[1]).toMatch(/^Process▲ +PID /);
+    const row = lineWith(lines, "123456");
+    const name = row.split(" ")[0]!;
+    const local = row.match(/ (192\S*) /)![1]!;
+    expect(name.length).toBeGreaterThanOrEqual(10);
+    expect(Math.abs(name.length - local.length)).toBeLessThanOrEqual(2);
+  });
+
+  test("the key hints drop whole hints, least needed first, never cut in a word", () => {
+    const all = ["q quit", "? help", "/ filter", "Space pause", "+/- interval", "^R names", "a all", "1-0 sort", "Enter properties", "c close", "K end process"];
+    for (const width of [200, 120, 80, 60, 40]) {
+      const hints = plain(renderScreen(busy(), opts({ width })).at(-1)!).trim().split("  ");
+      for (const h of hints) expect(all).toContain(h);
+      if (width >= 40) expect(hints.slice(0, 3)).toEqual(["q quit", "? help", "/ filter"]);
+      if (width >= 80) expect(hints).toContain("K end process");
+    }
+    expect(plain(renderScreen(busy(), opts({ width: 200 })).at(-1)!).trim().split("  ")).toEqual(all);
+  });
+
+  test("counters are said in KiB and MiB, which is what they count", () => {
+    const row = lineWith(renderScreen(busy(), opts({ width: 160 })).map(plain), "123456");
+    expect(row).toMatch(/ 121KiB +94\.2MiB/);
+  });
+
+  test("wide characters take two cells: every drawn line exactly as wide as the terminal", () => {
+    for (const width of [160, 120, 80, 70, 50]) {
+      const lines = renderScreen(busy({ process: proc(7, "数据库服务器"), remoteAddress: "例え.example" }), opts({ width, colour: false }));
+      // Lines below the last row are left empty; every other one fills the width exactly.
+      for (const l of lines) if (l !== "") expect(cells(l), `${width}: ${plain(l)}`).toBe(width);
+      const header = plain(lines[1]!);
+      if (!header.includes("PID")) continue;
+      // Columns line up: the PID ends where its header does.
+      const pidEnd = header.indexOf("PID") + 3;
+      const row = plain(lineWith(lines, " 7 "));
+      expect(Bun.stringWidth(row.slice(0, row.indexOf(" 7 ") + 2))).toBe(pidEnd);
+    }
+  });
+
+  test("> and < step through the columns on screen, not hidden ones", () => {
+    const m = busy();
+    m.sortBy("recv");
+    renderScreen(m, opts({ width: 160 }));
+    m.shiftSort(1);
+    // No namespace column is on show: from Recv, the next is the first column.
+    expect(m.sortColumn).toBe("process");
+    renderScreen(m, opts({ width: 80 }));
+    m.shiftSort(-1);
+    expect(m.sortColumn).toBe("state");
+    m.sortBy("localPort");
+    renderScreen(m, opts({ width: 80 }));
+    m.shiftSort(-1);
+    m.shiftSort(-1);
+    m.shiftSort(-1);
+    // Proto is off the screen at 80 columns.
+    expect(m.sortColumn).toBe("process");
+  });
+});
+
+describe("the filter", () => {
+  test("takes a state as --state does, with a dash or an underscore", () => {
+    const m = scene();
+    for (const text of ["close-wait", "CLOSE_WAIT", "close_wait"]) {
+      m.setFilter(text);
+      expect(m.view().map((r) => r.endpoint.process?.name), text).toEqual(["changes"]);
+    }
+  });
+});

@@ -5,7 +5,7 @@
 import type { Endpoint } from "../../engine/types.ts";
 import { parseIP } from "../../net/address.ts";
 import { serviceName } from "../../net/services.ts";
-import { humanCount } from "../endpoint-table.ts";
+import { displayWidth } from "../display-width.ts";
 import { compareEndpoints } from "../endpoint-order.ts";
 import { escapeControl } from "../../text/escape-control.ts";
 
@@ -21,13 +21,22 @@ export interface NameMode {
 export interface ColumnSpec {
   id: ColumnId;
   header: string;
+  /** The header where the column is cut narrower than `header` ("Local" for "Local Address"). */
+  shortHeader?: string;
   align: "left" | "right";
   /** Narrowest the column may be cut to (middle elided); undefined: never cut. */
   minWidth?: number;
+  /**
+   * Narrowest it is cut to while columns can still be hidden instead: a process name keeps the
+   * 15 characters the kernel gives it, and an IPv4 address its whole text, before counters go.
+   */
+  comfortWidth?: number;
   /** Widest it grows, so one long name cannot push the rest off the screen. */
   maxWidth?: number;
   /** When even the narrowest layout is too wide, columns are hidden, lowest number first. */
   hideOrder?: number;
+  /** Hidden only once every other column is cut to its narrowest (the PID, which actions need). */
+  hideLast?: boolean;
   /** Shown only when some row has something in it (the namespace, with --all-namespaces). */
   optional?: boolean;
   text(ep: Endpoint, names: NameMode): string;
@@ -71,26 +80,44 @@ function portText(port: number, ep: Endpoint, names: NameMode, remote: boolean):
 
 /** Unowned endpoints come after every named process in ascending order. */
 const processSortKey = (ep: Endpoint) => (ep.process ? ep.process.name.toLowerCase() : "\uffff");
-const counter = (n: number | null) => (n === null ? -1 : n);
+/** Like the process and the PID, an unknown count ("-") comes after every known one in ascending order. */
+const counter = (n: number | null) => (n === null ? Infinity : n);
+
+/**
+ * Bytes for a narrow column: exact below 10000, then in binary units said as such (KiB, MiB),
+ * since 1024 is what they count.
+ */
+export function byteCount(n: number | null): string {
+  if (n === null) return "-";
+  if (n < 10_000) return String(n);
+  const units = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+  let v = n;
+  let u = -1;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return (v >= 100 ? Math.round(v).toString() : v.toFixed(1)) + units[u];
+}
 
 export const COLUMNS: readonly ColumnSpec[] = [
   {
-    id: "process", header: "Process", align: "left", minWidth: 6, maxWidth: 20,
+    id: "process", header: "Process", align: "left", minWidth: 6, comfortWidth: 15, maxWidth: 20,
     text: processName,
     compare: (a, b) => cmp(processSortKey(a), processSortKey(b)),
   },
   {
-    id: "pid", header: "PID", align: "right", hideOrder: 3,
+    id: "pid", header: "PID", align: "right", hideOrder: 4, hideLast: true,
     text: (ep) => (ep.process ? String(ep.process.pid) : "-"),
     compare: (a, b) => num(a.process?.pid ?? Infinity, b.process?.pid ?? Infinity),
   },
   {
-    id: "proto", header: "Proto", align: "left", hideOrder: 4,
+    id: "proto", header: "Proto", align: "left", hideOrder: 3,
     text: (ep) => ep.protocol + (ep.family === 6 ? "6" : ""),
     compare: (a, b) => cmp(a.protocol, b.protocol) || a.family - b.family,
   },
   {
-    id: "local", header: "Local Address", align: "left", minWidth: 15, maxWidth: 40,
+    id: "local", header: "Local Address", shortHeader: "Local", align: "left", minWidth: 9, comfortWidth: 15, maxWidth: 40,
     text: (ep, names) => hostText(ep.localAddress, names),
     compare: (a, b) => cmp(addressKey(a.localAddress), addressKey(b.localAddress)) || a.localPort - b.localPort,
   },
@@ -100,7 +127,7 @@ export const COLUMNS: readonly ColumnSpec[] = [
     compare: (a, b) => a.localPort - b.localPort,
   },
   {
-    id: "remote", header: "Remote Address", align: "left", minWidth: 15, maxWidth: 40,
+    id: "remote", header: "Remote Address", shortHeader: "Remote", align: "left", minWidth: 9, comfortWidth: 15, maxWidth: 40,
     text: (ep, names) => hostText(ep.remoteAddress, names),
     compare: (a, b) => cmp(addressKey(a.remoteAddress), addressKey(b.remoteAddress)) || a.remotePort - b.remotePort,
   },
@@ -116,12 +143,12 @@ export const COLUMNS: readonly ColumnSpec[] = [
   },
   {
     id: "sent", header: "Sent", align: "right", hideOrder: 2,
-    text: (ep) => humanCount(ep.bytesSent),
+    text: (ep) => byteCount(ep.bytesSent),
     compare: (a, b) => num(counter(a.bytesSent), counter(b.bytesSent)),
   },
   {
     id: "recv", header: "Recv", align: "right", hideOrder: 1,
-    text: (ep) => humanCount(ep.bytesReceived),
+    text: (ep) => byteCount(ep.bytesReceived),
     compare: (a, b) => num(counter(a.bytesReceived), counter(b.bytesReceived)),
   },
   {
@@ -175,6 +202,8 @@ export function searchText(ep: Endpoint, names: NameMode): string {
     ep.localAddress, String(ep.localPort),
     ep.remoteAddress, String(ep.remotePort),
     stateText(ep),
+    // As `--state` takes it: close-wait as well as close_wait.
+    stateText(ep).replace(/_/g, "-"),
     namespaceText(ep),
   ];
   if (names.on) {
@@ -205,33 +234,53 @@ export interface PlacedColumn {
 export const COLUMN_GAP = 1;
 
 /**
- * Chooses which columns to show and how wide, for the widest text each has (`natural`, headers
- * included): everything when it fits; otherwise cut columns that may be cut, widest first; when
- * even the narrowest layout is too wide, hide columns in their hide order and try again.
+ * Chooses which columns to show and how wide, for the widest text each has (`natural`, in
+ * terminal cells, headers included). Everything when it fits. Otherwise, in this order until it
+ * fits: cut the columns that may be cut down to their comfortable width (widest first, so cuts
+ * spread), hiding columns in their hide order where that is not enough; then cut further, to
+ * their narrowest; then hide the columns kept for last. A process name is thus not cut short
+ * while counters are on show, nor the PID hidden while a name could give a few characters.
  */
 export function fitColumns(natural: ReadonlyMap<ColumnId, number>, width: number): PlacedColumn[] {
   const byHide = COLUMNS.filter((c) => c.hideOrder !== undefined).sort((a, b) => a.hideOrder! - b.hideOrder!);
   // An optional column with nothing in it (natural width 0) is not shown at all.
-  let shown = COLUMNS.filter((c) => !c.optional || (natural.get(c.id) ?? 0) > 0);
-  const want = (c: ColumnSpec) => Math.min(Math.max(natural.get(c.id) ?? 0, c.header.length), c.maxWidth ?? Infinity);
-  const narrowest = (c: ColumnSpec) => (c.minWidth === undefined ? want(c) : Math.min(want(c), Math.max(c.minWidth, c.header.length)));
+  const all = COLUMNS.filter((c) => !c.optional || (natural.get(c.id) ?? 0) > 0);
+  const want = (c: ColumnSpec) => Math.min(Math.max(natural.get(c.id) ?? 0, displayWidth(c.header)), c.maxWidth ?? Infinity);
+  const floor = (c: ColumnSpec, comfortable: boolean) => {
+    const f = comfortable ? (c.comfortWidth ?? c.minWidth) : c.minWidth;
+    return f === undefined ? want(c) : Math.min(want(c), Math.max(f, displayWidth(c.shortHeader ?? c.header)));
+  };
   const total = (cols: readonly ColumnSpec[], w: (c: ColumnSpec) => number) =>
     cols.reduce((sum, c) => sum + w(c), 0) + COLUMN_GAP * Math.max(0, cols.length - 1);
-  for (const hide of byHide) {
-    if (total(shown, narrowest) <= width) break;
-    shown = shown.filter((c) => c !== hide);
+
+  // The layouts to try, most generous first: which columns, cut how far.
+  const steps: Array<{ shown: ColumnSpec[]; comfortable: boolean }> = [{ shown: all, comfortable: true }];
+  let shown = all;
+  for (const c of byHide.filter((c) => !c.hideLast)) {
+    shown = shown.filter((s) => s !== c);
+    steps.push({ shown, comfortable: true });
   }
-  const widths = shown.map(want);
-  let over = widths.reduce((a, b) => a + b, 0) + COLUMN_GAP * Math.max(0, shown.length - 1) - width;
-  // Take a character at a time from the widest column that may still give one, so cuts spread.
-  while (over > 0) {
-    let best = -1;
-    shown.forEach((c, i) => {
-      if (widths[i]! > narrowest(c) && (best < 0 || widths[i]! > widths[best]!)) best = i;
-    });
-    if (best < 0) break;
-    widths[best]!--;
-    over--;
+  steps.push({ shown, comfortable: false });
+  for (const c of byHide.filter((c) => c.hideLast)) {
+    shown = shown.filter((s) => s !== c);
+    steps.push({ shown, comfortable: false });
   }
-  return shown.map((spec, i) => ({ spec, width: widths[i]! }));
+  const chosen = steps.find((s) => total(s.shown, (c) => floor(c, s.comfortable)) <= width) ?? steps[steps.length - 1]!;
+
+  const widths = chosen.shown.map(want);
+  let over = total(chosen.shown, want) - width;
+  // A character at a time from the widest column that may still give one: first down to the
+  // comfortable widths, then (where that is not enough) to the narrowest.
+  for (const comfortable of [true, false]) {
+    while (over > 0) {
+      let best = -1;
+      chosen.shown.forEach((c, i) => {
+        if (widths[i]! > floor(c, comfortable) && (best < 0 || widths[i]! > widths[best]!)) best = i;
+      });
+      if (best < 0) break;
+      widths[best]!--;
+      over--;
+    }
+  }
+  return chosen.shown.map((spec, i) => ({ spec, width: widths[i]! }));
 }

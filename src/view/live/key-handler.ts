@@ -25,8 +25,8 @@ export type LiveCommand =
 export const KEY_HELP: ReadonlyArray<readonly [string, string]> = [
   ["Up Down j k", "select the previous or next row"],
   ["PgUp PgDn Home End", "move a page, or to the first or last row (also g G)"],
-  ["1 .. 9, 0", "sort by column 1..10; the same key again reverses the order"],
-  ["< >  r", "sort by the column to the left or right; reverse the order"],
+  ["1 .. 9, 0", "sort by column 1..10 on screen; the same key again reverses the order"],
+  ["< >  r", "sort by the column on screen to the left or right; reverse the order"],
   ["/", "filter: type text (process, PID, address, port, state), Enter to keep"],
   ["Esc", "clear the filter; close a panel"],
   ["Space  p", "pause or resume refreshing"],
@@ -51,7 +51,8 @@ export function handleKey(model: LiveModel, key: string, pageSize: number): Live
   model.message = null;
   if (moveKey(model, key, pageSize)) return null;
   if (/^[0-9]$/.test(key)) {
-    const column = COLUMN_IDS[(Number(key) + 9) % 10];
+    // The Nth column on screen, as the help says: hidden ones are not counted.
+    const column = (model.shownColumns ?? COLUMN_IDS)[(Number(key) + 9) % 10];
     if (column) model.sortBy(column);
     return null;
   }

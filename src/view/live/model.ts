@@ -12,6 +12,7 @@ import type { Endpoint, ProcessDetails } from "../../engine/types.ts";
 import { endpointKey } from "../../monitor/endpoint-key.ts";
 import type { EndpointEvent } from "../../monitor/events.ts";
 import { isConnected } from "../../filter/endpoint-filter.ts";
+import { isBlankEndpoint } from "../blank-endpoint.ts";
 import { COLUMN_IDS, compareBy, filterTerms, matchesTerms, type ColumnId, type NameMode } from "./columns.ts";
 
 /** How many refreshes a new, changed or closed row stays highlighted (closed rows then go). */
@@ -85,6 +86,8 @@ export class LiveModel {
   refreshes = 0;
   /** First row on screen; kept by `fitScroll`. */
   top = 0;
+  /** The table's columns as last drawn (the terminal's width decides which): `<` and `>` step through these. */
+  shownColumns: readonly ColumnId[] | null = null;
   readonly hosts: ReadonlyMap<string, string>;
   private readonly scope: (ep: Endpoint) => boolean;
   private selectedKey: string | null = null;
@@ -144,6 +147,14 @@ export class LiveModel {
     for (const e of events) {
       const key = endpointKey(e.endpoint);
       const row = this.rows.get(key);
+      if (isBlankEndpoint(e.endpoint)) {
+        // A notice without addresses: a known row closes as it was last seen; no row is made of it.
+        if (e.type === "closed" && row && row.highlight !== "closed") {
+          row.highlight = "closed";
+          row.age = 0;
+        }
+        continue;
+      }
       switch (e.type) {
         case "opened":
           // A key seen again (an address pair reused where there is no cookie) is a new row.
@@ -249,10 +260,20 @@ export class LiveModel {
     this.changed();
   }
 
-  /** The column left (-1) or right (+1) of the current sort column, ascending. */
+  /**
+   * The column on show left (-1) or right (+1) of the current sort column, ascending. A column
+   * the terminal's width or an empty namespace column keeps off the screen is passed over: sorting
+   * by it would order the rows by something no one can see.
+   */
   shiftSort(step: -1 | 1): void {
-    const i = COLUMN_IDS.indexOf(this.sortColumn);
-    this.sortColumn = COLUMN_IDS[(i + step + COLUMN_IDS.length) % COLUMN_IDS.length]!;
+    const shown = this.shownColumns ?? COLUMN_IDS;
+    const n = COLUMN_IDS.length;
+    let i = COLUMN_IDS.indexOf(this.sortColumn);
+    for (let tries = 0; tries < n; tries++) {
+      i = (i + step + n) % n;
+      if (shown.includes(COLUMN_IDS[i]!)) break;
+    }
+    this.sortColumn = COLUMN_IDS[i]!;
     this.descending = false;
     this.changed();
   }

@@ -3,12 +3,14 @@
  * TCPView's colours (new green, closed red, changed yellow; the selection in reverse video), and a
  * status line (key hints, a prompt, the filter being typed, or an action's outcome). A panel
  * (help, process properties) takes the place of the table. Pure: the same model, size and clock
- * give the same lines, one per terminal row, none wider than the terminal. Text from elsewhere
- * (names, prompts and messages that quote them, the typed filter) is escaped where it is placed.
+ * give the same lines, one per terminal row, none wider than the terminal (in cells, as the
+ * terminal counts them: wide characters take two). Text from elsewhere (names, prompts and
+ * messages that quote them, the typed filter) is escaped where it is placed. It notes on the
+ * model which columns it showed, for the keys that step through them.
  */
 import { describe } from "../../actions/close-endpoint.ts";
 import { renderProcessProperties } from "../process-properties.ts";
-import { elide } from "../text-table.ts";
+import { displayWidth, elideToWidth, fitToWidth } from "../display-width.ts";
 import { escapeControl } from "../../text/escape-control.ts";
 import { SGR } from "./ansi.ts";
 import { COLUMNS, COLUMN_GAP, columnTitle, fitColumns, stateText, type ColumnId, type NameMode, type PlacedColumn } from "./columns.ts";
@@ -33,7 +35,27 @@ export function bodyHeight(height: number): number {
 
 const HIGHLIGHT_COLOUR: Record<Highlight, string> = { new: SGR.green, closed: SGR.red, changed: SGR.yellow };
 const HIGHLIGHT_MARK: Record<Highlight, string> = { new: "+", closed: "-", changed: "~" };
-const HINTS = "q quit  ? help  / filter  Space pause  +/- interval  ^R names  a all  1-0 sort  Enter properties  c close  K end process";
+/**
+ * Key hints in the order shown, each with its rank: where the line is too narrow for all, the
+ * lowest ranks go first, whole, rather than the line being cut in the middle of a word.
+ */
+const HINTS: ReadonlyArray<readonly [string, number]> = [
+  ["q quit", 10], ["? help", 9], ["/ filter", 8], ["Space pause", 4], ["+/- interval", 1], ["^R names", 2],
+  ["a all", 3], ["1-0 sort", 5], ["Enter properties", 6], ["c close", 7], ["K end process", 7],
+];
+
+export function hintsText(width: number): string {
+  const kept = [...HINTS];
+  const text = () => ` ${kept.map(([h]) => h).join("  ")}`;
+  while (kept.length > 1 && displayWidth(text()) > width) {
+    let lowest = 0;
+    kept.forEach(([, rank], i) => {
+      if (rank <= kept[lowest]![1]) lowest = i;
+    });
+    kept.splice(lowest, 1);
+  }
+  return text();
+}
 
 export function renderScreen(model: LiveModel, o: RenderOptions): string[] {
   const width = Math.max(1, o.width);
@@ -79,7 +101,7 @@ function tableData(rows: readonly LiveRow[], names: NameMode): { cells: string[]
   let data = tableCache.get(rows);
   if (!data) {
     const cells = rows.map((r) => cellsOf(r, names));
-    const widest = COLUMNS.map((_, i) => cells.reduce((w, r) => Math.max(w, r[i]!.length), 0));
+    const widest = COLUMNS.map((_, i) => cells.reduce((w, r) => Math.max(w, displayWidth(r[i]!)), 0));
     data = { cells, widest };
     tableCache.set(rows, data);
   }
@@ -92,12 +114,16 @@ function tableLines(model: LiveModel, width: number, body: number, colour: boole
   const arrow = model.descending ? "▼" : "▲";
   const headerText = (id: ColumnId, header: string) => (id === model.sortColumn ? header + arrow : header);
   const natural = new Map<ColumnId, number>();
-  COLUMNS.forEach((c, i) => natural.set(c.id, c.optional && widest[i] === 0 ? 0 : Math.max(headerText(c.id, c.header).length, widest[i]!)));
+  COLUMNS.forEach((c, i) => natural.set(c.id, c.optional && widest[i] === 0 ? 0 : Math.max(displayWidth(headerText(c.id, c.header)), widest[i]!)));
   const mark = colour ? 0 : 2;
   const placed = fitColumns(natural, width - mark);
+  model.shownColumns = placed.map((p) => p.spec.id);
   const index = new Map(COLUMNS.map((c, i) => [c.id, i]));
   const out: string[] = [];
-  const header = placed.map((p) => headerText(p.spec.id, p.spec.header));
+  const header = placed.map((p) => {
+    const full = headerText(p.spec.id, p.spec.header);
+    return p.spec.shortHeader && displayWidth(full) > p.width ? headerText(p.spec.id, p.spec.shortHeader) : full;
+  });
   out.push(SGR.bold + fit(" ".repeat(mark) + joinCells(placed, header), width) + SGR.reset);
   const cursor = model.cursorIndex();
   const top = scrollTop(model.top, cursor, body, rows.length);
@@ -123,16 +149,14 @@ function tableLines(model: LiveModel, width: number, body: number, colour: boole
 function joinCells(placed: readonly PlacedColumn[], cells: readonly string[]): string {
   return placed
     .map((p, i) => {
-      const text = cells[i] ?? "";
-      const cut = text.length > p.width ? elide(text, p.width) : text;
-      return p.spec.align === "right" ? cut.padStart(p.width) : cut.padEnd(p.width);
+      return fitToWidth(elideToWidth(cells[i] ?? "", p.width), p.width, p.spec.align);
     })
     .join(" ".repeat(COLUMN_GAP));
 }
 
-/** Exactly `width` characters: cut at the end or padded with spaces. */
+/** Exactly `width` cells: cut at the end or padded with spaces. */
 function fit(text: string, width: number): string {
-  return text.length > width ? text.slice(0, width) : text.padEnd(width);
+  return fitToWidth(text, width);
 }
 
 function overlayLines(overlay: Overlay, width: number, height: number, o: RenderOptions): string[] {
@@ -174,5 +198,5 @@ function statusLine(model: LiveModel, width: number, colour: boolean): string {
     return style + fit(` ${escapeControl(model.message.text)}`, width) + (style ? SGR.reset : "");
   }
   if (model.overlay) return fit(model.overlay.kind === "help" ? " Esc close" : " Up/Down scroll  Esc close", width);
-  return fit(` ${HINTS}`, width);
+  return fit(hintsText(width), width);
 }
