@@ -98,7 +98,10 @@ test.each([["ringbuf"], ["perf"]] as const)("with BTF, through %s: each side's C
   const { sensor, client, server, info } = await closesUnder({ output });
   try {
     expect(sensor.program.listing).toMatch(/call 113\b/);
-    expect(sensor.notes.join("\n")).not.toMatch(/carry no byte or packet counts/);
+    expect(sensor.notes.join("\n")).not.toMatch(/carry no (byte or packet counts|network namespace)/);
+    // Both sockets' own namespace, the one made here, read from the sockets themselves.
+    const inode = fs.statSync(`/run/netns/${ns!.name}`).ino;
+    expect([client.netns, server.netns]).toEqual([inode, inode]);
     // The server closed first, so the client received its FIN (one byte in tcp_info's count);
     // the server, in FIN_WAIT2 when the client's FIN came, received the client's too.
     // Bytes sent as the sender's own TCP_INFO counted them (payload plus any retransmitted).
@@ -115,13 +118,15 @@ test.each([["ringbuf"], ["perf"]] as const)("with BTF, through %s: each side's C
   }
 });
 
-test("without BTF: no reads in the program, counters unknown, and the notes say why", async () => {
+test("without BTF: no reads in the program, counters and namespaces unknown, and the notes say why", async () => {
   const { sensor, client, server } = await closesUnder({ btfPath: "/nonexistent/vmlinux" });
   try {
     expect(sensor.program.listing).not.toMatch(/call (113|4)\b/);
     expect(sensor.notes.join("\n")).toMatch(/carry no byte or packet counts.*: the kernel has no BTF/);
+    expect(sensor.notes.join("\n")).toMatch(/carry no network namespace.*: the kernel has no BTF/);
     expect(client.counters).toBeNull();
     expect(server.counters).toBeNull();
+    expect([client.netns, server.netns]).toEqual([null, null]);
   } finally {
     sensor.stop();
   }

@@ -1,13 +1,14 @@
 /**
  * The eBPF sensor with `--all-namespaces`, run from the test's own namespace. The tracepoint
- * names no network namespace, so a new connection is completed (cookie, inode) by a sock_diag
- * lookup in its process's namespace and tagged with it. Two namespaces made here hold the very
- * same connection — same addresses, same ports — and the watcher must report the one of each
- * namespace with that namespace's inode and name and the cookie and inode `ss` shows inside it.
+ * names no network namespace; the sensor reads each socket's own from the socket, completes a new
+ * connection (cookie, inode) by a sock_diag lookup in that namespace and tags it with it. Two
+ * namespaces made here hold the very same connection — same addresses, same ports — and the
+ * watcher must report the one of each namespace with that namespace's inode and name and the
+ * cookie and inode `ss` shows inside it.
  *
- * The listeners predate the watcher, so the accepted sides have no process the sensor saw and
- * their addresses are their twin's: they must come out right or bare (no cookie, no namespace),
- * never completed with the twin's cookie.
+ * In the first case the listeners predate the watcher, so the accepted sides have no process the
+ * sensor saw and their addresses are their twin's: their namespace alone places them, and they
+ * must never be completed with the twin's cookie.
  *
  * The watcher refreshes once an hour: everything after its first look comes from the sensor.
  * Readiness is a sentinel connection its first look reports (the sensor starts before it).
@@ -143,7 +144,7 @@ describe("watch -N --sensor ebpf", { timeout: 90_000 }, () => {
           pid: place.pair.pid,
         });
       }
-      // Every side reported is right or bare: a cookie names its own socket, in its own namespace, once.
+      // Every side is reported, each right: a cookie names its own socket, in its own namespace, once.
       const truth = new Map<string, { local: number; inode: number; place: Place }>();
       for (const place of places) {
         for (const [local, remote] of [[CLIENT_PORT, SERVER_PORT], [SERVER_PORT, CLIENT_PORT]] as const) {
@@ -151,12 +152,10 @@ describe("watch -N --sensor ebpf", { timeout: 90_000 }, () => {
           truth.set(id.cookie, { local, inode: id.inode, place });
         }
       }
+      expect(ours, `the four sides:\n${report}`).toHaveLength(4);
       for (const e of ours) {
-        if (e.cookie === null) {
-          expect(e.namespace ?? null, `a bare side carries no namespace:\n${report}`).toBeNull();
-          continue;
-        }
-        const t = truth.get(e.cookie);
+        expect(e.cookie, `every side completed:\n${report}`).not.toBeNull();
+        const t = truth.get(e.cookie!);
         expect(t, `cookie ${e.cookie} is one of the four sockets:\n${report}`).toBeDefined();
         expect({ local: e.localPort, inode: e.inode, ns: e.namespace?.inode }, report).toEqual({ local: t!.local, inode: t!.inode, ns: t!.place.inode });
       }
@@ -169,8 +168,60 @@ describe("watch -N --sensor ebpf", { timeout: 90_000 }, () => {
   });
 
   // The accepted sides of two listeners on the same address and port, in two namespaces, can be
-  // told apart only by the namespace the socket itself is in: the tracepoint's record does not
-  // carry it (addresses are the same, and the owner filed for the port is the last listener's).
-  // bpf/netns-fields.ts finds where the kernel keeps it, for the program to read.
-  it.todo("reports each accepted side of two same-port listeners placed in its own namespace");
+  // told apart only by the namespace the socket itself is in (addresses are the same, and both
+  // listeners listen while the sensor runs): the program reads it from the socket.
+  it("reports each accepted side of two same-port listeners started after it in its own namespace, with that listener's process", async () => {
+    const sentinel = places[0]!.ns.spawn([PYTHON, "-c", PAIR_PY, String(SENTINEL_PORT + 10), "0"]);
+    expect(await sentinel.nextLine(10_000)).toBe("ready");
+    const sentinelPort = Number(await ask(sentinel, "connect"));
+    const watcher = new BackgroundProcess([EXECUTABLE, "watch", "-N", "--sensor", "ebpf", "--ndjson", "--initial", "-t", "--interval", "3600", "--duration", "60"]);
+    const servers: BackgroundProcess[] = [];
+    const events: WatchEvent[] = [];
+    const until = async (done: () => boolean) => {
+      const deadline = performance.now() + 30_000;
+      while (!done()) {
+        let line: string;
+        try {
+          line = await watcher.nextLine(Math.max(1, deadline - performance.now()));
+        } catch (error) {
+          throw new Error(`${(error as Error).message}\nevents:\n${events.map(brief).join("\n")}\nstderr: ${watcher.stderr}`);
+        }
+        events.push(JSON.parse(line) as WatchEvent);
+      }
+    };
+    const isOpened = (e: WatchEvent, local: number, remote: number) => e.type === "opened" && e.localPort === local && e.remotePort === remote;
+    const [server, client] = [SERVER_PORT + 10, CLIENT_PORT + 10];
+    try {
+      await until(() => events.some((e) => isOpened(e, sentinelPort, SENTINEL_PORT + 10)));
+      for (const place of places) {
+        const p = place.ns.spawn([PYTHON, "-c", PAIR_PY, String(server), String(client)]);
+        servers.push(p);
+        expect(await p.nextLine(10_000)).toBe("ready");
+      }
+      for (const p of servers) expect(await ask(p, "connect")).toBe(String(client));
+      // The sensor's records come in order: once a later connection is reported, so is all before it.
+      const after = Number(await ask(sentinel, "connect"));
+      await until(() => events.some((e) => isOpened(e, after, SENTINEL_PORT + 10)));
+      expect(watcher.stderr).not.toMatch(/sensor unavailable/);
+      const accepted = events.filter((e) => isOpened(e, server, client));
+      const report = events.filter((e) => e.localPort === server || e.remotePort === server).map(brief).join("\n");
+      expect(accepted, `one accepted side per namespace:\n${report}`).toHaveLength(2);
+      for (const [i, place] of places.entries()) {
+        const e = accepted.filter((x) => x.namespace?.inode === place.inode);
+        expect(e, `the accepted side in ${place.ns.name}:\n${report}`).toHaveLength(1);
+        const id = await ssIdentity(place.ns, server, client);
+        // The inode is the accepted socket's file's: 0 when the server had not accepted it yet.
+        expect([0, id.inode], report).toContain(e[0]!.inode);
+        expect({ cookie: e[0]!.cookie, name: e[0]!.namespace?.name, pid: e[0]!.process?.pid }, report).toEqual({
+          cookie: id.cookie,
+          name: place.ns.name,
+          pid: servers[i]!.pid,
+        });
+      }
+    } finally {
+      await watcher.stop();
+      await sentinel.stop();
+      for (const p of servers) await p.stop();
+    }
+  });
 });

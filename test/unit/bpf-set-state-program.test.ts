@@ -19,6 +19,7 @@ import {
   HELPER,
   buildSetStateProgram,
   type CounterReads,
+  type NetnsReads,
 } from "../../src/engine/linux/bpf/set-state-program.ts";
 import { decodeSetStateRecord, type SetStateRecord } from "../../src/engine/linux/bpf/set-state-record.ts";
 import { parseTracepointFormat, setStateLayout, type SetStateLayout } from "../../src/engine/linux/bpf/tracepoint-format.ts";
@@ -108,8 +109,21 @@ const CLIENT: Task = { tgid: 4242, tid: 4243, uid: 1000, gid: 100, comm: "beacon
 const SERVER: Task = { tgid: 77, tid: 77, uid: 33, gid: 33, comm: "sw-listener" };
 const OTHER: Task = { tgid: 9999, tid: 9999, uid: 0, gid: 0, comm: "ksoftirqd/1" };
 
-function sensor(layout: SetStateLayout, output: "ringbuf" | "perf" = "ringbuf", owners = 64, counters: CounterReads | null = null) {
-  const built = buildSetStateProgram(layout, { owners: 3, listeners: 4, counters: 5, output: { kind: output, fd: 6 } }, { counters });
+/** Where kernel 6.18 (x86-64) keeps a socket's struct net pointer and the namespace's inode, as its BTF says. */
+const NETNS_6_18 = { netPointer: 48, inum: 176, inumSize: 4 as const };
+
+/** A socket's first bytes (struct sock_common) pointing at `net`, and a struct net with inode `inode` there. */
+function placeInNamespace(vm: BpfInterpreter, sk: bigint, net: bigint, inode: number): void {
+  const sock = new Uint8Array(256).fill(0x5a);
+  new DataView(sock.buffer).setBigUint64(NETNS_6_18.netPointer, net, true);
+  vm.kernelObject(sk, sock);
+  const netBytes = new Uint8Array(512).fill(0x3c);
+  new DataView(netBytes.buffer).setUint32(NETNS_6_18.inum, inode, true);
+  vm.kernelObject(net, netBytes);
+}
+
+function sensor(layout: SetStateLayout, output: "ringbuf" | "perf" = "ringbuf", owners = 64, counters: CounterReads | null = null, netns: NetnsReads | null = null) {
+  const built = buildSetStateProgram(layout, { owners: 3, listeners: 4, counters: 5, output: { kind: output, fd: 6 } }, { counters, netns });
   const vm = new BpfInterpreter(built.bytes);
   const maps = {
     owners: vm.hashMap(3, OWNER_KEY_SIZE, OWNER_VALUE_SIZE, owners),
@@ -205,6 +219,56 @@ describe.each(LAYOUTS)("%s", (_name, layout) => {
     expect(s.maps.listeners.entries.size).toBe(1);
     const child = s.change({ skaddr: 3n, from: "LISTEN", to: "SYN_RECV", local: ["10.0.0.1", 80], remote: ["10.0.0.2", 5] }, OTHER);
     expect(who(child)).toMatchObject({ pid: 4242, ownerSource: "listener" });
+  });
+
+  test.each([
+    ["bpf_probe_read_kernel", HELPER.probeReadKernel],
+    ["bpf_probe_read (before 5.5)", HELPER.probeRead],
+  ] as const)("every record carries its socket's namespace inode, read through skc_net with %s", (_name, helper) => {
+    const s = sensor(layout, "ringbuf", 64, null, { ...NETNS_6_18, helper });
+    const sk = 0xffff8881_0000_3000n;
+    const net = 0xffff8882_0000_0000n;
+    placeInNamespace(s.vm, sk, net, 4026532999);
+    const addr = { local: ["10.0.0.1", 1000] as [string, number], remote: ["10.0.0.2", 2000] as [string, number] };
+    expect(s.change({ skaddr: sk, from: "ESTABLISHED", to: "CLOSE", ...addr }, OTHER)!.netns).toBe(4026532999);
+    expect(s.vm.probeReads).toEqual([
+      { address: sk + 48n, size: 8, ok: true },
+      { address: net + 176n, size: 4, ok: true },
+    ]);
+    // A socket whose memory cannot be read: namespace unknown, and the second read not tried.
+    expect(s.change({ skaddr: 0xdead0000n, from: "ESTABLISHED", to: "CLOSE", ...addr }, OTHER)!.netns).toBeNull();
+    expect(s.vm.probeReads).toHaveLength(3);
+    // Without the reads: none made, namespace unknown.
+    const plain = sensor(layout);
+    plain.vm.kernelObject(sk, new Uint8Array(256));
+    expect(plain.change({ skaddr: sk, from: "ESTABLISHED", to: "CLOSE", ...addr }, OTHER)!.netns).toBeNull();
+    expect(plain.vm.probeReads).toEqual([]);
+  });
+
+  test("same-port listeners of two namespaces keep apart: each accepted socket takes its own namespace's listener, whichever listened last", () => {
+    const s = sensor(layout, "ringbuf", 64, null, { ...NETNS_6_18, helper: HELPER.probeReadKernel });
+    const [netA, netB] = [0xffff8882_0000_0000n, 0xffff8882_0001_0000n];
+    const key = { local: ["127.0.0.1", 7900] as [string, number], remote: ["0.0.0.0", 0] as [string, number] };
+    const sockets: [bigint, bigint, number][] = [
+      [0x1000n, netA, 4026532100], // A's listener
+      [0x2000n, netB, 4026532200], // B's listener, listening last
+      [0x3000n, netA, 4026532100], // A's accepted socket
+      [0x4000n, netB, 4026532200], // B's accepted socket
+    ];
+    for (const [sk, net, inode] of sockets) placeInNamespace(s.vm, sk, net, inode);
+    s.change({ skaddr: 0x1000n, from: "CLOSE", to: "LISTEN", ...key }, SERVER);
+    s.change({ skaddr: 0x2000n, from: "CLOSE", to: "LISTEN", ...key }, CLIENT);
+    expect(s.maps.listeners.entries.size).toBe(2);
+    const child = { local: ["127.0.0.1", 7900] as [string, number], remote: ["127.0.0.1", 30000] as [string, number] };
+    const a = s.change({ skaddr: 0x3000n, from: "LISTEN", to: "SYN_RECV", ...child }, OTHER)!;
+    const b = s.change({ skaddr: 0x4000n, from: "LISTEN", to: "SYN_RECV", ...child }, OTHER)!;
+    expect([a.netns, a.pid, a.ownerSource]).toEqual([4026532100, 77, "listener"]);
+    expect([b.netns, b.pid, b.ownerSource]).toEqual([4026532200, 4242, "listener"]);
+    // A's listener closing takes only its own namespace's entry.
+    s.change({ skaddr: 0x1000n, from: "LISTEN", to: "CLOSE", ...key }, SERVER);
+    expect(s.maps.listeners.entries.size).toBe(1);
+    s.change({ skaddr: 0x2000n, from: "LISTEN", to: "CLOSE", ...key }, CLIENT);
+    expect(s.maps.listeners.entries.size).toBe(0);
   });
 
   test("a socket first seen at its local close takes the closing task; one seen only in softirq has no process", () => {

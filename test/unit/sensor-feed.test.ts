@@ -16,7 +16,7 @@ function record(socket: bigint, oldState: TcpState, newState: TcpState, o: Parti
   return {
     kernelTimeNs: 1_000_000n, socket, oldState, newState, oldStateCode: 0, newStateCode: 0, family: 4, protocol: 6,
     localAddress: "127.0.0.1", localPort: 7700, remoteAddress: "127.0.0.1", remotePort: 39173,
-    pid: null, tid: null, uid: null, gid: null, comm: null, ownerSource: null, counters: null, ...o,
+    pid: null, tid: null, uid: null, gid: null, comm: null, ownerSource: null, counters: null, netns: null, ...o,
   };
 }
 
@@ -65,6 +65,140 @@ describe("SensorFeed namespaces", () => {
     const records = acceptedAndGone.map((r) => ({ ...r, pid: 77, comm: "elsewhere" }));
     const f = feed(records, { netnsOf: () => OTHER, lookup: () => ({ endpoint: null, listener: true }) });
     expect(f.drain()).toEqual([]);
+  });
+});
+
+/**
+ * The accepted side of a loopback connection as the program recorded it (kernel 6.18, its
+ * namespace read from the socket): the child socket's own address from its birth at SYN_RECV.
+ */
+const RECORDED_NETNS = 4026531833;
+const recordedAccepted: SetStateRecord[] = (
+  [
+    ["0x165db012e7bc", "LISTEN", 10, "SYN_RECV", 3, [0, 0, 0, 0]],
+    ["0x165db0130887", "SYN_RECV", 3, "ESTABLISHED", 1, [0, 0, 0, 2]],
+    ["0x165db348dec0", "ESTABLISHED", 1, "FIN_WAIT1", 4, [0, 0, 0, 2]],
+    ["0x165db34f072c", "FIN_WAIT1", 4, "FIN_WAIT2", 5, [0, 0, 1, 3]],
+    ["0x165db3657d3e", "FIN_WAIT2", 5, "CLOSE", 7, [0, 1, 2, 4]],
+  ] as [string, TcpState, number, TcpState, number, number[]][]
+).map(([time, oldState, oldStateCode, newState, newStateCode, [bytesSent, bytesReceived, packetsSent, packetsReceived]]) => ({
+  kernelTimeNs: BigInt(time), socket: 0xffff888158714a00n, oldState, newState, oldStateCode, newStateCode, family: 4, protocol: 6,
+  localAddress: "127.0.0.1", localPort: 7957, remoteAddress: "127.0.0.1", remotePort: 57678,
+  pid: 13507, tid: 13507, uid: 0, gid: 0, comm: "bun", ownerSource: "listener",
+  counters: { bytesSent: bytesSent!, bytesReceived: bytesReceived!, packetsSent: packetsSent!, packetsReceived: packetsReceived! },
+  netns: RECORDED_NETNS,
+}));
+
+function looked(o: Partial<Endpoint>): Endpoint {
+  return {
+    protocol: "tcp", family: 4, localAddress: "127.0.0.1", localPort: 7957, remoteAddress: "127.0.0.1", remotePort: 57678,
+    state: "SYN_RECV", inode: 0, uid: 0, user: "root", interfaceIndex: 0, receiveQueue: 0, sendQueue: 0,
+    bytesSent: 0, bytesReceived: 0, packetsSent: 0, packetsReceived: 0, rttMs: 0.1, cookie: "901", process: null, pids: [], ...o,
+  };
+}
+
+describe("SensorFeed with the namespace in each record", () => {
+  const processOf = (pid: number) => ({ pid, name: "bun", path: null, cmdline: null, uid: 0, user: "root", startTime: null, ppid: 1 });
+
+  test("ours by the record's namespace alone: no guessing from the process or our listener", () => {
+    const asked: (number | null)[] = [];
+    const f = feed(recordedAccepted.map((r) => ({ ...r })), {
+      homeNetns: RECORDED_NETNS,
+      // Both guesses would say "elsewhere"; the record says ours.
+      netnsOf: () => OTHER,
+      lookup: (_tuple, netns) => (asked.push(netns), { endpoint: null, listener: false }),
+      process: processOf,
+    });
+    const out = f.drain();
+    expect(out.map((t) => t.endpoint.state)).toEqual(["SYN_RECV", "ESTABLISHED", "FIN_WAIT1", "FIN_WAIT2", "CLOSE"]);
+    expect(out.every((t) => t.endpoint.process?.pid === 13507 && !t.endpoint.namespace)).toBe(true);
+    expect(asked[0]).toBe(RECORDED_NETNS);
+  });
+
+  test("another namespace's socket is left out even where our listener takes its address and port", () => {
+    const f = feed(recordedAccepted.map((r) => ({ ...r, netns: OTHER })), {
+      homeNetns: RECORDED_NETNS,
+      netnsOf: () => RECORDED_NETNS,
+      lookup: () => ({ endpoint: looked({ cookie: "1" }), listener: true }),
+    });
+    expect(f.drain()).toEqual([]);
+  });
+
+  test("with every namespace: looked up in its own namespace and tagged with it, also when no lookup finds it", () => {
+    const asked: (number | null)[] = [];
+    const f = feed(recordedAccepted.map((r) => ({ ...r, netns: OTHER })), {
+      homeNetns: RECORDED_NETNS,
+      allNamespaces: true,
+      lookup: (_tuple, netns) => (asked.push(netns), { endpoint: null, listener: false }),
+      namespaceTag: (inode) => ({ inode, name: "theirs", container: null }),
+    });
+    const out = f.drain();
+    expect(out).toHaveLength(5);
+    expect(new Set(out.map((t) => t.endpoint.namespace?.name))).toEqual(new Set(["theirs"]));
+    expect(new Set(asked)).toEqual(new Set([OTHER]));
+  });
+
+  test("an accepted socket looked up at SYN_RECV without an inode (not accepted yet) is looked up again once, at ESTABLISHED", () => {
+    const answers = [looked({ state: "SYN_RECV", inode: 0 }), looked({ state: "ESTABLISHED", inode: 31337 })];
+    let lookups = 0;
+    // Read before its close (a socket already closed is not looked up: see below).
+    const pending = recordedAccepted.slice(0, 4).map((r) => ({ ...r }));
+    const f = feed(pending, {
+      homeNetns: RECORDED_NETNS,
+      lookup: () => ({ endpoint: answers[lookups++] ?? null, listener: true }),
+      process: processOf,
+    });
+    const out = f.drain();
+    pending.push({ ...recordedAccepted[4]! });
+    out.push(...f.drain());
+    expect(out.map((t) => [t.endpoint.state, t.endpoint.inode, t.endpoint.cookie])).toEqual([
+      ["SYN_RECV", 0, "901"],
+      ["ESTABLISHED", 31337, "901"],
+      ["FIN_WAIT1", 31337, "901"],
+      ["FIN_WAIT2", 31337, "901"],
+      ["CLOSE", 31337, "901"],
+    ]);
+    expect(lookups).toBe(2);
+    // The opening time and process stay those of the socket's birth.
+    expect(out[1]!.endpoint.openedAt).toBe(out[0]!.endpoint.openedAt);
+    expect(out[1]!.endpoint.process?.pid).toBe(13507);
+    // Its counters are still the records'.
+    expect(out[4]!.endpoint.packetsReceived).toBe(4);
+  });
+});
+
+describe("SensorFeed lookups of sockets already closed", () => {
+  // A reset connection's accepted side, all of it read at once: the socket is gone, and the
+  // kernel may already have handed its four-tuple to the next connection.
+  const reset = (netns: number | null) => [
+    record(7n, "LISTEN", "SYN_RECV", { netns }),
+    record(7n, "SYN_RECV", "ESTABLISHED", { netns }),
+    record(7n, "ESTABLISHED", "CLOSE", { netns }),
+  ];
+
+  test.each([["read from the socket", HOME], ["not read (no BTF)", null]] as const)(
+    "the next connection on its four-tuple does not lend it its cookie (namespace %s)",
+    (_name, netns) => {
+      const next = looked({ localPort: 7700, remotePort: 39173, state: "ESTABLISHED", inode: 88, cookie: "555" });
+      const f = feed(reset(netns), { lookup: () => ({ endpoint: next, listener: false }) });
+      const out = f.drain();
+      expect(out.map((t) => [t.endpoint.state, t.endpoint.cookie])).toEqual([
+        ["SYN_RECV", null],
+        ["ESTABLISHED", null],
+        ["CLOSE", null],
+      ]);
+    },
+  );
+
+  test("its timewait successor, which keeps its cookie, is still its own; a socket not yet closed takes what the lookup finds", () => {
+    const timewait = looked({ state: "TIME_WAIT", cookie: "556" });
+    const closing = [record(8n, "FIN_WAIT1", "FIN_WAIT2", { netns: HOME }), record(8n, "FIN_WAIT2", "CLOSE", { netns: HOME })];
+    expect(feed(closing, { lookup: () => ({ endpoint: timewait, listener: false }) }).drain()[0]!.endpoint.cookie).toBe("556");
+    // A CLOSE before a socket's first record ended an earlier socket at the same kernel address.
+    const reused = [record(9n, "LAST_ACK", "CLOSE", { netns: HOME, remotePort: 1 }), record(9n, "LISTEN", "SYN_RECV", { netns: HOME })];
+    expect(feed(reused, { lookup: () => ({ endpoint: looked({ cookie: "558" }), listener: false }) }).drain().map((t) => t.endpoint.cookie)).toEqual([null, "558"]);
+    const open = [record(9n, "LISTEN", "SYN_RECV", { netns: HOME })];
+    expect(feed(open, { lookup: () => ({ endpoint: looked({ cookie: "557" }), listener: false }) }).drain()[0]!.endpoint.cookie).toBe("557");
   });
 });
 

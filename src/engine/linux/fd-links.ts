@@ -5,7 +5,7 @@
  */
 import fs from "node:fs";
 import { koffi } from "../native/koffi-addon.ts";
-import type { FdLinkScanner } from "./process-map.ts";
+import { rememberedFd, type FdLinkScanner } from "./process-map.ts";
 import { libc } from "./libc.ts";
 
 const O_RDONLY = 0;
@@ -22,7 +22,7 @@ export function libcFdLinks(): FdLinkScanner {
   const readlinkat = lib.func("intptr_t readlinkat(int, const char *, _Out_ uint8_t *, size_t)");
   const close = libc().close;
   const buf = Buffer.alloc(64);
-  return (fdDir, pid, visit) => {
+  return (fdDir, pid, visit, memo) => {
     const dirFd = open(fdDir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) as number;
     if (dirFd < 0) return k.errno() !== EACCES;
     try {
@@ -33,8 +33,17 @@ export function libcFdLinks(): FdLinkScanner {
         return (err as NodeJS.ErrnoException).code !== "EACCES";
       }
       for (const name of names) {
+        const known = rememberedFd(memo, name);
+        if (known !== undefined) {
+          if (known !== 0) visit(pid, known);
+          continue;
+        }
         const n = Number(readlinkat(dirFd, name, buf, buf.length));
-        if (n <= PREFIX.length + 1 || buf[n - 1] !== 93) continue;
+        if (n < 0) continue;
+        if (n <= PREFIX.length + 1 || buf[n - 1] !== 93) {
+          memo?.next.set(name, 0);
+          continue;
+        }
         let isSocket = true;
         for (let i = 0; i < PREFIX.length; i++) {
           if (buf[i] !== PREFIX[i]) {
@@ -42,9 +51,13 @@ export function libcFdLinks(): FdLinkScanner {
             break;
           }
         }
-        if (!isSocket) continue;
+        if (!isSocket) {
+          memo?.next.set(name, 0);
+          continue;
+        }
         let inode = 0;
         for (let i = PREFIX.length; i < n - 1; i++) inode = inode * 10 + (buf[i]! - 48);
+        memo?.next.set(name, inode);
         visit(pid, inode);
       }
       return true;

@@ -15,7 +15,7 @@ import {
 import { LiveDiagSource, recordingWriter, type DiagSource } from "./diag-source.ts";
 import { openReplaySource } from "./replay-source.ts";
 import { ProcNetSource } from "./proc-net.ts";
-import { ProcessReader, nodeFdLinks, ownersOf, scanSocketOwners, type FdLinkScanner } from "./process-map.ts";
+import { FdMemos, ProcessReader, nodeFdLinks, ownersOf, scanSocketOwners, type FdLinkScanner } from "./process-map.ts";
 import { libcFdLinks } from "./fd-links.ts";
 import { UserTable } from "./users.ts";
 import { readProcessDetails } from "./process-details.ts";
@@ -29,6 +29,7 @@ import { CAP_NET_ADMIN, CAP_SYS_PTRACE, hasCapability, userNamespaceNote } from 
 import { openUnixDatagram } from "./unix-datagram.ts";
 import { DiagLookup } from "./diag-lookup.ts";
 import { SensorFeed } from "./sensor-feed.ts";
+import { recordPids } from "./record-pids.ts";
 import { NamespaceLookups } from "./namespace-lookups.ts";
 
 const EOPNOTSUPP = 95;
@@ -63,6 +64,10 @@ export class LinuxEngine implements SocketEngine {
   private unreadable = 0;
   private readonly reader: ProcessReader;
   private fdLinks: FdLinkScanner | null = null;
+  /** Descriptors read by the last owner scan, so the next reads only what changed. */
+  private readonly fdMemos = new FdMemos();
+  /** Asks whether a socket not found in any process is still open (see stillOpen). */
+  private liveLookup: DiagLookup | null = null;
   private previousByCookie = new Map<number, Endpoint>();
   /** Every protocol a snapshot has asked for: a dump of all of them is a full one. */
   private readonly protocolsAsked = new Set<Protocol>();
@@ -297,7 +302,11 @@ export class LinuxEngine implements SocketEngine {
     if (missing.size > 0) {
       const fdScanner = this.fdScanner();
       trace("fd scanner ready");
-      const owners = scanSocketOwners(this.procRoot, missing, fdScanner);
+      const owners = scanSocketOwners(this.procRoot, missing, fdScanner, {
+        memos: this.fdMemos,
+        live,
+        stillOpen: (inodes) => this.stillOpen(endpoints, inodes),
+      });
       trace(`scanned /proc: ${owners.owner.size} owned sockets`);
       this.unreadable = owners.unreadable.length;
       for (const inode of live) {
@@ -333,6 +342,29 @@ export class LinuxEngine implements SocketEngine {
       );
     }
     return this.unreadable;
+  }
+
+  /**
+   * Of sockets no process was found holding, those still open: under churn most are short
+   * connections already closed since the dump, and looking for them would read every process
+   * of every other namespace each refresh. Only this namespace's TCP connections are asked
+   * about (one sock_diag lookup each); anything else counts as open.
+   */
+  private stillOpen(endpoints: readonly Endpoint[], inodes: ReadonlySet<number>): ReadonlySet<number> {
+    if (this.sourceName !== "netlink" || this.allNamespaces) return inodes;
+    const open = new Set(inodes);
+    try {
+      this.liveLookup ??= new DiagLookup();
+      for (const ep of endpoints) {
+        if (ep.protocol !== "tcp" || ep.state === "LISTEN" || !open.has(ep.inode)) continue;
+        const found = this.liveLookup.tcp(ep).socket;
+        if (!found || found.inode !== ep.inode) open.delete(ep.inode);
+      }
+    } catch {
+      // Without the lookup every socket counts as open: the scan goes on as it would have.
+      return inodes;
+    }
+    return open;
   }
 
   private inNamespaceOf<T>(ep: Endpoint, fn: () => T): T {
@@ -430,6 +462,7 @@ export class LinuxEngine implements SocketEngine {
       throw new UnsupportedError(`the eBPF sensor completes sockets through netlink sock_diag (reading from ${this.sourceName})`);
     }
     const lookup = new DiagLookup();
+    const pids = recordPids(this.procRoot);
     const homeInode = this.homeInode;
     const elsewhere =
       this.allNamespaces && homeInode !== null
@@ -465,9 +498,18 @@ export class LinuxEngine implements SocketEngine {
         process: (pid) => this.reader.read(pid),
         userName: (uid) => this.users.name(uid),
         netnsOf: (pid) => namespaceInodeOf(`${this.procRoot}/${pid}/ns/net`),
+        namespaceTag: (inode) => {
+          const ns = elsewhere?.place(inode);
+          return ns ? this.tagFor(ns) : null;
+        },
         homeNetns: this.homeInode ?? namespaceInodeOf("/proc/thread-self/ns/net"),
         allNamespaces: this.allNamespaces,
+        recordPids: pids.usable,
+        placeOwner: (endpoint) => {
+          this.attachProcesses([endpoint], [], false);
+        },
       });
+      if (pids.note) feed.notes.push(pids.note);
       const close = feed.close.bind(feed);
       feed.close = () => {
         close();
@@ -519,6 +561,8 @@ export class LinuxEngine implements SocketEngine {
   }
 
   close(): void {
+    this.liveLookup?.close();
+    this.liveLookup = null;
     this.source.close();
     this.finishRecording?.();
   }

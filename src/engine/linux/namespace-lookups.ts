@@ -1,9 +1,10 @@
 /**
  * Targeted sock_diag lookups in every network namespace, for the eBPF sensor with
- * `--all-namespaces`. The tracepoint names no namespace and sock_diag answers only for the
- * namespace its netlink socket was opened in, so a socket is looked up where its process lives:
- * one DiagLookup per namespace, its socket opened from inside it (setns, as the dumps of other
- * namespaces are), kept for the next lookup there and closed when the namespace goes away.
+ * `--all-namespaces`. sock_diag answers only for the namespace its netlink socket was opened in,
+ * so a socket is looked up in its own namespace (read from the socket by the sensor's program, or
+ * without BTF the namespace of its process): one DiagLookup per namespace, its socket opened
+ * from inside it (setns, as the dumps of other namespaces are), kept for the next lookup there
+ * and closed when the namespace goes away.
  */
 import { DiagLookup, type DiagAnswer, type TcpTuple } from "./diag-lookup.ts";
 import { inNamespace, namespaceInodeOf, type NetNamespace } from "./namespaces.ts";
@@ -61,8 +62,9 @@ export class NamespaceLookups {
   }
 
   /**
-   * The socket with these addresses in namespace `netns`. With no namespace (its process is not
-   * known: an accepted socket of a listener older than the sensor) every namespace is asked, and
+   * The socket with these addresses in namespace `netns`. With no namespace (the kernel has no BTF
+   * and its process is not known: an accepted socket of a listener older than the sensor) every
+   * namespace is asked, and
    * the socket is placed only where exactly one has those addresses: identical four-tuples in two
    * namespaces (containers made from one image) cannot be told apart by addresses, and a socket
    * left incomplete is better than one completed with its twin's cookie, owner and namespace.

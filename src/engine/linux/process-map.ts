@@ -35,6 +35,52 @@ const nodeLinkReader: LinkReader = (dir, name) => {
 };
 
 /**
+ * What the last scan read of each process's descriptors, so that a scan repeated every refresh
+ * does not read again the links of a process holding thousands of idle sockets. Kept per pid
+ * and start time: a reused pid starts afresh.
+ */
+export class FdMemos {
+  private byPid = new Map<number, { start: number | null; fds: Map<string, number> }>();
+  private nextByPid = new Map<number, { start: number | null; fds: Map<string, number> }>();
+
+  /** What the last scan saw of `pid`, if it is still the same process. */
+  prior(procRoot: string, pid: number): { start: number | null; fds: Map<string, number> | undefined } {
+    const entry = this.byPid.get(pid);
+    const stat = readText(`${procRoot}/${pid}/stat`);
+    const start = stat === null ? null : (parseStat(stat)?.startTicks ?? null);
+    return { start, fds: entry && start !== null && entry.start === start ? entry.fds : undefined };
+  }
+
+  record(pid: number, start: number | null, fds: Map<string, number>): void {
+    if (start !== null) this.nextByPid.set(pid, { start, fds });
+  }
+
+  /** Ends a scan: processes it did not read are forgotten. */
+  finish(): void {
+    this.byPid = this.nextByPid;
+    this.nextByPid = new Map();
+  }
+}
+
+/**
+ * Lets a scan take a process's descriptors from the last scan where they cannot have changed
+ * in a way that matters: a descriptor number seen before whose socket is still in the dump is
+ * taken to hold it still. One that was closed and reused meanwhile while its old socket lives on
+ * elsewhere would hide its new socket: so when wanted sockets are still without an owner and
+ * still open, the processes are read again in full before anything else.
+ */
+export interface ScanReuse {
+  memos: FdMemos;
+  /** The sockets of the dump being joined. */
+  live: ReadonlySet<number>;
+  /**
+   * Of the given wanted inodes, those still open: one closed since the dump has no holder to
+   * find, and should not send the scan through every other namespace's processes.
+   */
+  stillOpen(inodes: ReadonlySet<number>): ReadonlySet<number>;
+}
+
+/**
  * Scans /proc for socket owners. Processes in the caller's network namespace are read first;
  * the rest only while some wanted inode is still without an owner, so a box with busy containers
  * does not pay for their file descriptors when listing its own sockets.
@@ -43,10 +89,11 @@ export function scanSocketOwners(
   procRoot = "/proc",
   wanted?: ReadonlySet<number>,
   fdLinks: FdLinkScanner = nodeFdLinks,
+  reuse?: ScanReuse,
 ): InodeOwners {
-  const owner = new Map<number, number>();
-  const sharedWith = new Map<number, number[]>();
-  const unreadable: number[] = [];
+  let owner = new Map<number, number>();
+  let sharedWith = new Map<number, number[]>();
+  let unreadable: number[] = [];
   let entries: string[];
   try {
     entries = fs.readdirSync(procRoot);
@@ -68,35 +115,80 @@ export function scanSocketOwners(
     const ns = ownNs === null ? null : nodeLinkReader(`${procRoot}/${pid}/ns`, "net");
     (ns === null || ns === ownNs ? near : far).push(pid);
   }
-  let missing = wanted ? wanted.size : Infinity;
+  // Wanted inodes not yet placed; null: every process is read.
+  let pending: Set<number> | null = wanted ? new Set(wanted) : null;
   const visit = (pid: number, inode: number) => {
     const first = owner.get(inode);
     if (first === undefined) {
       owner.set(inode, pid);
-      if (wanted?.has(inode)) missing--;
+      pending?.delete(inode);
     } else if (first !== pid) {
       const more = sharedWith.get(inode);
       if (!more) sharedWith.set(inode, [pid]);
       else if (more[more.length - 1] !== pid) more.push(pid);
     }
   };
-  for (const pid of near) {
-    if (!fdLinks(`${procRoot}/${pid}/fd`, pid, visit)) unreadable.push(pid);
+  const readNear = (remembered: boolean) => {
+    for (const pid of near) {
+      let memo: FdMemo | undefined;
+      let start: number | null = null;
+      if (reuse) {
+        const prior = reuse.memos.prior(procRoot, pid);
+        start = prior.start;
+        memo = { prior: remembered ? prior.fds : undefined, next: new Map(), trust: (inode) => reuse.live.has(inode) };
+      }
+      if (!fdLinks(`${procRoot}/${pid}/fd`, pid, visit, memo)) unreadable.push(pid);
+      if (reuse && memo) reuse.memos.record(pid, start, memo.next);
+    }
+  };
+  readNear(reuse !== undefined);
+  if (reuse && pending && pending.size > 0) {
+    pending = new Set(reuse.stillOpen(pending));
+    if (pending.size > 0) {
+      const stillWanted = pending;
+      owner = new Map();
+      sharedWith = new Map();
+      unreadable = [];
+      readNear(false);
+      pending = new Set([...stillWanted].filter((inode) => !owner.has(inode)));
+    }
   }
+  reuse?.memos.finish();
   for (const pid of far) {
-    if (missing <= 0) break;
+    if (pending && pending.size === 0) break;
     if (!fdLinks(`${procRoot}/${pid}/fd`, pid, visit)) unreadable.push(pid);
   }
   return { owner, sharedWith, unreadable };
 }
 
 /**
+ * A process's descriptors as the last scan read them (name -> socket inode, 0 for one that is
+ * not a socket), and what this scan reads, for the next.
+ */
+export interface FdMemo {
+  prior: ReadonlyMap<string, number> | undefined;
+  next: Map<string, number>;
+  /** Whether a remembered socket may be taken as still held without reading the link. */
+  trust(inode: number): boolean;
+}
+
+/**
  * Calls `visit(pid, inode)` for every socket among a process's descriptors. Returns false when
  * the directory could not be read for lack of permission (a vanished process returns true).
+ * Given a memo, a descriptor remembered there is not read again (see ScanReuse), and what was
+ * read is recorded in it.
  */
-export type FdLinkScanner = (fdDir: string, pid: number, visit: (pid: number, inode: number) => void) => boolean;
+export type FdLinkScanner = (fdDir: string, pid: number, visit: (pid: number, inode: number) => void, memo?: FdMemo) => boolean;
 
-export const nodeFdLinks: FdLinkScanner = (fdDir, pid, visit) => {
+/** The remembered inode of descriptor `name`, or undefined when its link must be read. */
+export function rememberedFd(memo: FdMemo | undefined, name: string): number | undefined {
+  const inode = memo?.prior?.get(name);
+  if (inode === undefined || (inode !== 0 && !memo!.trust(inode))) return undefined;
+  memo!.next.set(name, inode);
+  return inode;
+}
+
+export const nodeFdLinks: FdLinkScanner = (fdDir, pid, visit, memo) => {
   let fds: string[];
   try {
     fds = fs.readdirSync(fdDir);
@@ -104,9 +196,20 @@ export const nodeFdLinks: FdLinkScanner = (fdDir, pid, visit) => {
     return (err as NodeJS.ErrnoException).code !== "EACCES";
   }
   for (const fd of fds) {
+    const known = rememberedFd(memo, fd);
+    if (known !== undefined) {
+      if (known !== 0) visit(pid, known);
+      continue;
+    }
     const link = nodeLinkReader(fdDir, fd);
-    if (link === null || !link.startsWith(SOCKET_PREFIX)) continue;
-    visit(pid, Number(link.slice(SOCKET_PREFIX.length, -1)));
+    if (link === null) continue;
+    if (!link.startsWith(SOCKET_PREFIX)) {
+      memo?.next.set(fd, 0);
+      continue;
+    }
+    const inode = Number(link.slice(SOCKET_PREFIX.length, -1));
+    memo?.next.set(fd, inode);
+    visit(pid, inode);
   }
   return true;
 };

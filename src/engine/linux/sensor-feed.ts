@@ -3,11 +3,16 @@
  * is announced at its first change that has a local port, completed by a targeted sock_diag
  * lookup while it still exists, and carries the process the program kept for it.
  *
+ * Namespaces: where the program reads it (the kernel has BTF), each record carries its socket's own
+ * network namespace, and a socket is ours exactly when that is the engine's. Without it the
+ * socket's namespace is guessed from its process, or for an accepted socket with none from our
+ * listener on its address and port, which two namespaces with the same addresses can fool.
+ *
  * Records are read when the sensor's descriptors become readable, told by one blocking poll on
  * koffi's worker thread (FdWaiter). Where that cannot be set up, a short timer reads them instead
  * (one period of latency at most, and its idle wake-ups).
  */
-import type { Endpoint, ProcessInfo, SocketTransition, TransitionFeed } from "../types.ts";
+import type { Endpoint, NamespaceTag, ProcessInfo, SocketTransition, TransitionFeed } from "../types.ts";
 import { koffi } from "../native/koffi-addon.ts";
 import { SensorUnavailableError, SetStateSensor } from "./bpf/sensor.ts";
 import type { SetStateRecord } from "./bpf/set-state-record.ts";
@@ -53,18 +58,29 @@ function withCounters(endpoint: Endpoint, r: SetStateRecord): void {
 /** What the feed needs from the engine: its socket table, its process reader, its namespace. */
 export interface SensorFeedHost {
   /**
-   * The socket with these addresses in the engine's namespace, as an endpoint (null when there is
-   * none any more), and, without one, whether a listener there takes its local address and port.
+   * The socket with these addresses in namespace `netns` (the engine's own without allNamespaces,
+   * or when null), as an endpoint (null when there is none any more), and, without one, whether
+   * a listener there takes its local address and port.
    */
   lookup(tuple: TcpTuple, netns: number | null): { endpoint: Endpoint | null; listener: boolean };
   process(pid: number): ProcessInfo | null;
   userName(uid: number | null): string | null;
   /** The network namespace inode of a process, null when it cannot be read (gone). */
   netnsOf(pid: number): number | null;
+  /** The tag of a namespace, for its sockets no lookup found (allNamespaces only). */
+  namespaceTag?(netns: number): NamespaceTag | null;
   /** This engine's namespace inode; null when unknown (then nothing is told apart). */
   homeNetns: number | null;
   /** Report sockets of every namespace, not only the engine's own. */
   allNamespaces: boolean;
+  /**
+   * False when the records' PIDs (the initial PID namespace's) are not the PIDs this engine
+   * reports and signals (see record-pids.ts): a record's process is then never used, and the
+   * owner of a socket is found by `placeOwner` instead. Absent: true.
+   */
+  recordPids?: boolean;
+  /** Sets the process and pids of an endpoint with an inode from its owner in /proc, when one has it open. */
+  placeOwner?(endpoint: Endpoint): void;
 }
 
 /** Where records come from: the sensor, or (in tests) records already recorded. */
@@ -79,9 +95,15 @@ interface Followed {
   comm: string | null;
   /** Known to belong to another namespace (or to none this engine can place): not reported. */
   foreign: boolean;
+  /** An accepted socket already looked up again once it was established. */
+  relooked: boolean;
 }
 
 const NO_PIDS: number[] = Object.freeze([]) as unknown as number[];
+
+function tupleOf(r: SetStateRecord): TcpTuple {
+  return { family: r.family, localAddress: r.localAddress, localPort: r.localPort, remoteAddress: r.remoteAddress, remotePort: r.remotePort };
+}
 
 let monotonicNow: (() => number) | null = null;
 
@@ -108,6 +130,8 @@ export class SensorFeed implements TransitionFeed {
   private timer: ReturnType<typeof setInterval> | null = null;
   private waiter: FdWaiter | null = null;
   private ready: (() => void) | null = null;
+  /** The socket of the record being taken has its CLOSE among the records read: it is out of sock_diag's tables. */
+  private closedAlready = false;
 
   private constructor(
     private readonly sensor: RecordSource,
@@ -153,7 +177,19 @@ export class SensorFeed implements TransitionFeed {
   private read(): void {
     const records = this.sensor.drain();
     if (records.length === 0) return;
-    for (const r of records) this.take(r);
+    // A CLOSE at or after a record ends that record's socket; one before it ended an earlier
+    // socket at the same kernel address (freed memory is reused at once).
+    const closedLater: boolean[] = new Array(records.length);
+    const closing = new Set<bigint>();
+    for (let i = records.length - 1; i >= 0; i--) {
+      if (records[i]!.newState === "CLOSE") closing.add(records[i]!.socket);
+      closedLater[i] = closing.has(records[i]!.socket);
+    }
+    for (let i = 0; i < records.length; i++) {
+      this.closedAlready = closedLater[i]!;
+      this.take(records[i]!);
+    }
+    this.closedAlready = false;
     if (this.queue.length > 0) this.ready?.();
   }
 
@@ -186,10 +222,10 @@ export class SensorFeed implements TransitionFeed {
         const oldest = this.sockets.keys().next().value;
         if (oldest !== undefined) this.sockets.delete(oldest);
       }
-      f = { endpoint: null, openedAt: this.openedAt(r), pid: null, uid: null, comm: null, foreign: false };
+      f = { endpoint: null, openedAt: this.openedAt(r), pid: null, uid: null, comm: null, foreign: false, relooked: false };
       this.sockets.set(r.socket, f);
     }
-    if (r.pid !== null && f.pid === null) {
+    if (r.pid !== null && f.pid === null && this.host.recordPids !== false) {
       f.pid = r.pid;
       f.uid = r.uid;
       f.comm = r.comm;
@@ -205,7 +241,7 @@ export class SensorFeed implements TransitionFeed {
     if (f.foreign) return;
     let endpoint: Endpoint;
     if (f.endpoint) {
-      endpoint = { ...f.endpoint, state: r.newState };
+      endpoint = { ...(this.relook(r, f, f.endpoint) ?? f.endpoint), state: r.newState };
       if (!endpoint.process && f.pid !== null) this.attachProcess(endpoint, f);
       withCounters(endpoint, r);
     } else {
@@ -215,51 +251,104 @@ export class SensorFeed implements TransitionFeed {
       if (!made) return;
       endpoint = made;
     }
+    // Without the record's process, the socket's owner as polling finds it (once it has an inode).
+    if (this.host.recordPids === false && !endpoint.process && endpoint.inode !== 0) this.host.placeOwner?.(endpoint);
     f.endpoint = endpoint;
     this.push({ endpoint, previousState: r.oldState, time: this.wallMinusMonotonic + Number(r.kernelTimeNs) / 1e6 });
   }
 
+  /**
+   * An accepted socket is first looked up at SYN_RECV, when what sock_diag has under its
+   * addresses is the request sock or the child not yet accepted, neither with an inode; at
+   * ESTABLISHED (or when its record is read) the server may have accepted it: one more look.
+   */
+  private relook(r: SetStateRecord, f: Followed, known: Endpoint): Endpoint | null {
+    if (f.relooked || known.inode !== 0 || r.oldState !== "SYN_RECV" || r.newState !== "ESTABLISHED") return null;
+    f.relooked = true;
+    const netns = r.netns ?? known.namespace?.inode ?? this.host.homeNetns;
+    const found = this.own(r, this.host.lookup(tupleOf(r), netns).endpoint);
+    if (!found || found.inode === 0) return null;
+    const merged: Endpoint = { ...found, openedAt: known.openedAt, process: known.process ?? found.process, pids: known.process ? known.pids : found.pids };
+    if (!merged.namespace && known.namespace) merged.namespace = known.namespace;
+    return merged;
+  }
+
   /** The endpoint of a socket seen for the first time, or null when it is another namespace's. */
   private announce(r: SetStateRecord, f: Followed): Endpoint | null {
-    const tuple: TcpTuple = { family: r.family, localAddress: r.localAddress, localPort: r.localPort, remoteAddress: r.remoteAddress, remotePort: r.remotePort };
+    if (r.netns !== null) return this.announceIn(r, f, r.netns);
+    const tuple = tupleOf(r);
     const netns = f.pid !== null ? this.host.netnsOf(f.pid) : null;
     const home = this.host.homeNetns;
     const elsewhere = home !== null && netns !== null && netns !== home;
     // Another namespace's socket can have the same addresses as one of ours: only look up ours.
     const answer = (elsewhere && !this.host.allNamespaces) || r.newState === "CLOSE" ? null : this.host.lookup(tuple, netns);
-    const found = answer?.endpoint ?? null;
+    const looked = answer?.endpoint ?? null;
+    const found = this.own(r, looked);
     // An accepted socket of a listener older than the sensor has no owner to place it by; when it
     // is gone before its first record is read, our listener on its address and port places it.
-    const ours = found !== null || netns === home || (netns === null && answer?.listener === true);
+    // A later socket on its addresses (not its own data) still says they are in our namespace.
+    const ours = looked !== null || netns === home || (netns === null && answer?.listener === true);
     if (!this.host.allNamespaces && home !== null && !ours) {
       f.foreign = true;
       return null;
     }
-    const endpoint: Endpoint = found
-      ? { ...found, state: r.newState }
-      : {
-          protocol: "tcp",
-          family: r.family,
-          localAddress: r.localAddress,
-          localPort: r.localPort,
-          remoteAddress: r.remoteAddress,
-          remotePort: r.remotePort,
-          state: r.newState,
-          inode: 0,
-          uid: f.uid,
-          user: this.host.userName(f.uid),
-          interfaceIndex: 0,
-          receiveQueue: null,
-          sendQueue: null,
-          bytesSent: null,
-          bytesReceived: null,
-          packetsSent: null,
-          packetsReceived: null,
-          rttMs: null,
-          cookie: null,
-          process: null,
-          pids: NO_PIDS,
-        };
+    const endpoint: Endpoint = found ? { ...found, state: r.newState } : this.bare(r, f);
+    return this.finish(endpoint, r, f);
+  }
+
+  /** A socket first seen in a record that names its namespace: placed by it, no guessing. */
+  private announceIn(r: SetStateRecord, f: Followed, netns: number): Endpoint | null {
+    const home = this.host.homeNetns;
+    const ours = home === null || netns === home;
+    if (!ours && !this.host.allNamespaces) {
+      f.foreign = true;
+      return null;
+    }
+    const found = r.newState === "CLOSE" ? null : this.own(r, this.host.lookup(tupleOf(r), netns).endpoint);
+    const endpoint: Endpoint = found ? { ...found, state: r.newState } : this.bare(r, f);
+    // Listing every namespace, each endpoint names its own, as a dump's do.
+    if (this.host.allNamespaces && !endpoint.namespace) endpoint.namespace = this.host.namespaceTag?.(netns) ?? { inode: netns, name: null, container: null };
+    return this.finish(endpoint, r, f);
+  }
+
+  /**
+   * A lookup's answer, unless it is another socket's: once a socket has closed (its CLOSE is in
+   * the records being read), only its timewait successor, which keeps its cookie, can still have
+   * its addresses; anything else there is a later connection on the same four-tuple (a reset
+   * frees the port at once), whose cookie would merge the two into one.
+   */
+  private own(r: SetStateRecord, found: Endpoint | null): Endpoint | null {
+    return found && this.closedAlready && found.state !== "TIME_WAIT" ? null : found;
+  }
+
+  /** An endpoint from the record alone, for a socket sock_diag no longer has. */
+  private bare(r: SetStateRecord, f: Followed): Endpoint {
+    return {
+      protocol: "tcp",
+      family: r.family,
+      localAddress: r.localAddress,
+      localPort: r.localPort,
+      remoteAddress: r.remoteAddress,
+      remotePort: r.remotePort,
+      state: r.newState!,
+      inode: 0,
+      uid: f.uid,
+      user: this.host.userName(f.uid),
+      interfaceIndex: 0,
+      receiveQueue: null,
+      sendQueue: null,
+      bytesSent: null,
+      bytesReceived: null,
+      packetsSent: null,
+      packetsReceived: null,
+      rttMs: null,
+      cookie: null,
+      process: null,
+      pids: NO_PIDS,
+    };
+  }
+
+  private finish(endpoint: Endpoint, r: SetStateRecord, f: Followed): Endpoint {
     if (f.pid !== null) this.attachProcess(endpoint, f);
     endpoint.openedAt = f.openedAt;
     // The record's counters are those of this change; a lookup's may be a little later.

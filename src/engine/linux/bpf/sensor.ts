@@ -55,10 +55,12 @@ import {
   buildSetStateProgram,
   type BuiltProgram,
   type CounterReads,
+  type NetnsReads,
   type SetStateMaps,
 } from "./set-state-program.ts";
 import { Btf } from "./btf.ts";
 import { tcpCounterFields } from "./tcp-counter-fields.ts";
+import { netnsFields } from "./netns-fields.ts";
 import { decodeSetStateRecord, type SetStateRecord } from "./set-state-record.ts";
 import { RingBufferReader } from "./ring-buffer-reader.ts";
 import { PerfBufferSet, parseCpuList } from "./perf-buffer-reader.ts";
@@ -71,12 +73,20 @@ const EACCES = 13;
 const EINVAL = 22;
 const SC_PAGESIZE = 30;
 
+/**
+ * The ring's default size. Records are 136 bytes (144 with the ring's header): 8 MiB holds about
+ * 58,000 changes, some 10,000 connections. 1 MiB lost records of resets here at load 11-13 on two
+ * cores, while the reader waited for a CPU; a reset leaves no TIME_WAIT socket for the resync to
+ * find. The memory is the kernel's, charged to this process's locked-memory limit (memcg on 5.11+).
+ */
+const DEFAULT_RING_BYTES = 8 << 20;
+
 export type SensorOutputKind = "ringbuf" | "perf";
 
 export interface SetStateSensorOptions {
   /** Where records go: the BPF ring buffer where the kernel has one (5.8+), else perf buffers. */
   output?: "auto" | SensorOutputKind;
-  /** Ring buffer size in bytes (rounded up to a power of two of at least a page). Default 1 MiB. */
+  /** Ring buffer size in bytes (rounded up to a power of two of at least a page). Default 8 MiB. */
   ringBytes?: number;
   /** Data pages per CPU for perf buffers (a power of two). Default 64. */
   perfPagesPerCpu?: number;
@@ -238,16 +248,32 @@ export function loadTracepointProgram(instructions: Buffer): { fd: number; verif
 }
 
 const NO_COUNTERS = "the sensor's state changes carry no byte or packet counts (snapshots still do)";
+const NO_NETNS = "the sensor's state changes carry no network namespace: sockets are placed by their processes, and sockets of two namespaces with the same addresses can be mistaken for each other";
 
-/** Where the running kernel keeps a socket's counters, or null with the reason told in `notes`. */
-function counterPlaces(notes: string[], btfPath?: string): Omit<CounterReads, "helper"> | null {
-  let btf: Btf | null;
+/** The running kernel's BTF, or null with the reason told in `notes` for everything read through it. */
+function kernelBtf(notes: string[], options: SetStateSensorOptions): Btf | null | undefined {
   try {
-    btf = Btf.readKernel(btfPath);
+    return Btf.readKernel(options.btfPath);
   } catch (error) {
-    notes.push(`${NO_COUNTERS}: the kernel's BTF cannot be read (${(error as Error).message})`);
+    const why = `the kernel's BTF cannot be read (${(error as Error).message})`;
+    if (options.counters ?? true) notes.push(`${NO_COUNTERS}: ${why}`);
+    notes.push(`${NO_NETNS}: ${why}`);
+    return undefined;
+  }
+}
+
+/** Where the running kernel keeps a socket's namespace inode, or null with the reason told in `notes`. */
+function netnsPlaces(notes: string[], btf: Btf | null): Omit<NetnsReads, "helper"> | null {
+  const fields = netnsFields(btf);
+  if (!fields.ok) {
+    notes.push(`${NO_NETNS}: ${fields.reason}`);
     return null;
   }
+  return { netPointer: fields.netPointer, inum: fields.inum, inumSize: fields.inumSize };
+}
+
+/** Where the running kernel keeps a socket's counters, or null with the reason told in `notes`. */
+function counterPlaces(notes: string[], btf: Btf | null): Omit<CounterReads, "helper"> | null {
   const fields = tcpCounterFields(btf);
   if (!fields.ok) {
     notes.push(`${NO_COUNTERS}: ${fields.reason}`);
@@ -257,9 +283,9 @@ function counterPlaces(notes: string[], btfPath?: string): Omit<CounterReads, "h
 }
 
 /**
- * Builds and loads the program, reading counters where it can: with bpf_probe_read_kernel
- * (5.5+), else bpf_probe_read, else (the verifier refused both) without counters, which is said
- * once. Any refusal of the program without counters is the sensor's end.
+ * Builds and loads the program, reading counters and the namespace where it can: with
+ * bpf_probe_read_kernel (5.5+), else bpf_probe_read, else (the verifier refused both) without
+ * reads, which is said once. Any refusal of the program without reads is the sensor's end.
  */
 function loadWithCounters(
   tracepoint: SetStateTracepoint,
@@ -267,11 +293,16 @@ function loadWithCounters(
   options: SetStateSensorOptions,
   notes: string[],
 ): { built: BuiltProgram; loaded: { fd: number; verifierProcessed: number | null } } {
-  const places = (options.counters ?? true) ? counterPlaces(notes, options.btfPath) : null;
-  const helpers = places ? [HELPER.probeReadKernel, HELPER.probeRead] : [];
+  const btf = kernelBtf(notes, options);
+  const places = btf !== undefined && (options.counters ?? true) ? counterPlaces(notes, btf) : null;
+  const netns = btf !== undefined ? netnsPlaces(notes, btf) : null;
+  const helpers = places || netns ? [HELPER.probeReadKernel, HELPER.probeRead] : [];
   let refusal: SensorUnavailableError | null = null;
   for (const helper of helpers) {
-    const built = buildSetStateProgram(tracepoint.layout, maps, { counters: { ...places!, helper } });
+    const built = buildSetStateProgram(tracepoint.layout, maps, {
+      counters: places ? { ...places, helper } : null,
+      netns: netns ? { ...netns, helper } : null,
+    });
     try {
       return { built, loaded: loadTracepointProgram(built.bytes) };
     } catch (error) {
@@ -282,7 +313,8 @@ function loadWithCounters(
   if (refusal) {
     // The verifier's reason is its last line before the statistics it always ends with.
     const last = (refusal.verifierLog ?? "").split("\n").filter((line) => line.trim() !== "" && !/^(processed \d+ insns|verification time)/.test(line)).at(-1) ?? "";
-    notes.push(`${NO_COUNTERS}: the kernel refused reading them from the socket${last ? ` (${last})` : ""}`);
+    if (places) notes.push(`${NO_COUNTERS}: the kernel refused reading them from the socket${last ? ` (${last})` : ""}`);
+    if (netns) notes.push(`${NO_NETNS}: the kernel refused reading it from the socket${last ? ` (${last})` : ""}`);
   }
   const built = buildSetStateProgram(tracepoint.layout, maps);
   return { built, loaded: loadTracepointProgram(built.bytes) };
@@ -367,9 +399,21 @@ export class SetStateSensor {
       let reader: RingBufferReader | PerfBufferSet | null = null;
       let outputFd = -1;
       if (want !== "perf") {
-        const ringBytes = roundRingSize(options.ringBytes ?? 1 << 20, pageSize);
+        let ringBytes = roundRingSize(options.ringBytes ?? DEFAULT_RING_BYTES, pageSize);
+        const createRing = () => mapCreate({ type: BPF_MAP_TYPE_RINGBUF, keySize: 0, valueSize: 0, maxEntries: ringBytes, name: "sw_set_state_rb" });
         try {
-          outputFd = resources.fd(mapCreate({ type: BPF_MAP_TYPE_RINGBUF, keySize: 0, valueSize: 0, maxEntries: ringBytes, name: "sw_set_state_rb" }));
+          let ringFd: number;
+          try {
+            ringFd = createRing();
+          } catch (error) {
+            // Before 5.11 map memory counts against RLIMIT_MEMLOCK, often 8 MiB or less in all:
+            // the default size gives way to the 1 MiB that fits, with a note.
+            if (options.ringBytes !== undefined || !(error instanceof SystemCallError) || error.errno !== EPERM) throw error;
+            ringBytes = roundRingSize(1 << 20, pageSize);
+            ringFd = createRing();
+            notes.push("the sensor's ring is 1 MiB, not 8: the locked-memory limit (ulimit -l) has no room for more; bursts may lose changes");
+          }
+          outputFd = resources.fd(ringFd);
           const ring = new RingBufferReader(outputFd, ringBytes, pageSize);
           resources.add(() => ring.close());
           reader = ring;

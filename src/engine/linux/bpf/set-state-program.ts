@@ -15,10 +15,14 @@
  * already its own (6.18 shows its own: a listener on 0.0.0.0 has children on 127.0.0.1). At
  * LISTEN the program also files the listener's owner under (local port, family, local address)
  * in a second map; a child's first change looks its listener up there, exactly, then with the
- * wildcard address, and keeps the result as its own owner. The tracepoint has no network namespace, so
- * two listeners on the same address and port in different namespaces share one entry (the last
- * to listen wins, and the entry goes when that listener closes): a consumer that must be exact
- * checks the owner with a targeted sock_diag lookup in the socket's namespace.
+ * wildcard address, and keeps the result as its own owner.
+ *
+ * Namespaces: the tracepoint names none, but the socket knows its own (sk->__sk_common.skc_net
+ * → struct net → ns.inum). Where the kernel's BTF says where those are (netns-fields.ts), every
+ * record carries that inode, read with two probe reads, and the listener map is keyed by it too,
+ * so same-port listeners of two namespaces keep apart and each accepted socket takes its own
+ * namespace's listener. Without BTF the inode is 0 everywhere: one entry per address and port,
+ * the last listener's, and the consumer places sockets by their processes instead.
  *
  * Reading the context: the verifier refuses loads below offset 8 and misaligned loads, and the
  * field offsets differ between kernels (protocol u8 before 5.6, u16 since, moving the addresses
@@ -35,6 +39,7 @@ import { Assembler, R0, R1, R2, R3, R4, R5, R6, R7, R8, R9, R10, isLittleEndianH
 import type { FieldPlace, SetStateLayout } from "./tracepoint-format.ts";
 import { AF_INET6, COUNTERS, OWNER, OWNER_SOURCE, RECORD } from "./set-state-record.ts";
 import type { CounterField } from "./tcp-counter-fields.ts";
+import type { NetnsFields } from "./netns-fields.ts";
 
 // Kernel helper numbers (include/uapi/linux/bpf.h, __BPF_FUNC_MAPPER order).
 export const HELPER = {
@@ -76,8 +81,11 @@ export const COUNTER_COUNT = 3;
 /** Sizes of the maps' keys and values, for the loader to create them. */
 export const OWNER_KEY_SIZE = 8;
 export const OWNER_VALUE_SIZE = OWNER.SIZE;
-/** Listener key: local port (u16), family (u16), local address (16 bytes, IPv4 in the first 4). */
-export const LISTENER_KEY_SIZE = 20;
+/**
+ * Listener key: network namespace inode (u32, 0 when not read), family (u16), local port (u16),
+ * local address (16 bytes, IPv4 in the first 4).
+ */
+export const LISTENER_KEY_SIZE = 24;
 /** Listener value: the owner block, then the listener's socket address (so only it removes its entry). */
 export const LISTENER_VALUE_SIZE = OWNER.SIZE + 8;
 const LISTENER_SKADDR = OWNER.SIZE;
@@ -100,7 +108,9 @@ const SKKEY = REC - 8; // -144
 const LKEY = SKKEY - 24; // -168
 const LVAL = LKEY - LISTENER_VALUE_SIZE; // -216
 const CTRKEY = LVAL - 8; // -224
-const FRAME_BOTTOM = CTRKEY;
+/** The socket's struct net pointer, on its way to the namespace inode. */
+const NETPTR = CTRKEY - 8; // -232
+const FRAME_BOTTOM = NETPTR;
 
 const BPF_ANY = 0;
 /** perf_event_output flag: the buffer of the CPU the program runs on. */
@@ -126,10 +136,15 @@ export interface CounterReads {
   helper: typeof HELPER.probeReadKernel | typeof HELPER.probeRead;
 }
 
+/** Where the socket's namespace inode is, and the helper that reads kernel memory. */
+export type NetnsReads = Omit<Extract<NetnsFields, { ok: true }>, "ok"> & { helper: CounterReads["helper"] };
+
 export interface BuildOptions {
   littleEndian?: boolean;
   /** Without them the record's counters say "not read" (null). */
   counters?: CounterReads | null;
+  /** Without them the record's namespace is 0 ("not read") and listeners are keyed without one. */
+  netns?: NetnsReads | null;
 }
 
 export interface BuiltProgram {
@@ -179,14 +194,37 @@ export function buildSetStateProgram(layout: SetStateLayout, maps: SetStateMaps,
       .label(skip);
   };
 
-  /** Fills the listener key from the record's local side; `wildcard` leaves the address zero. */
+  /** Fills the listener key from the record's namespace and local side; `wildcard` leaves the address zero. */
   const listenerKey = (wildcard: boolean) => {
-    a.ldx("h", R1, R10, REC + RECORD.SPORT).stx("h", R10, LKEY, R1);
-    a.ldx("h", R1, R10, REC + RECORD.FAMILY).stx("h", R10, LKEY + 2, R1);
+    a.ldx("w", R1, R10, REC + RECORD.NETNS).stx("w", R10, LKEY, R1);
+    a.ldx("h", R1, R10, REC + RECORD.FAMILY).stx("h", R10, LKEY + 4, R1);
+    a.ldx("h", R1, R10, REC + RECORD.SPORT).stx("h", R10, LKEY + 6, R1);
     for (let i = 0; i < 16; i += 4) {
-      if (wildcard) a.st("w", R10, LKEY + 4 + i, 0);
-      else a.ldx("w", R1, R10, REC + RECORD.SADDR + i).stx("w", R10, LKEY + 4 + i, R1);
+      if (wildcard) a.st("w", R10, LKEY + 8 + i, 0);
+      else a.ldx("w", R1, R10, REC + RECORD.SADDR + i).stx("w", R10, LKEY + 8 + i, R1);
     }
+  };
+
+  /**
+   * The socket's namespace inode: the struct net pointer, then its ns.inum. A failed read leaves
+   * 0 ("not read"): the probe helpers zero their destination on failure.
+   */
+  const readNetns = (reads: NetnsReads) => {
+    a.mov64Reg(R1, R10)
+      .alu64Imm("add", R1, NETPTR)
+      .mov64Imm(R2, 8)
+      .mov64Reg(R3, R7)
+      .alu64Imm("add", R3, reads.netPointer)
+      .call(reads.helper)
+      .jmpImm("jne", R0, 0, "netns_done")
+      .ldx("dw", R3, R10, NETPTR)
+      .jmpImm("jeq", R3, 0, "netns_done")
+      .alu64Imm("add", R3, reads.inum)
+      .mov64Reg(R1, R10)
+      .alu64Imm("add", R1, REC + RECORD.NETNS)
+      .mov64Imm(R2, reads.inumSize)
+      .call(reads.helper)
+      .label("netns_done");
   };
 
   const lookup = (mapFd: number, keyOffset: number) => {
@@ -247,6 +285,8 @@ export function buildSetStateProgram(layout: SetStateLayout, maps: SetStateMaps,
     .stx("dw", R10, SKKEY, R7)
     .ldx("w", R8, R10, REC + RECORD.NEWSTATE)
     .ldx("w", R9, R10, REC + RECORD.OLDSTATE);
+  // Before anything keyed by it: the listener map is per namespace.
+  if (options.netns) readNetns(options.netns);
 
   const source = REC + RECORD.OWNER + OWNER.SOURCE;
   // connect: CLOSE → SYN_SENT

@@ -24,12 +24,13 @@
  *       80 16  comm, NUL-padded
  *       96  4  owner source (OwnerSource)
  *      100  4  zero
- *   104 32  counters, read from the socket (struct tcp_sock) at the change
+ *   104 28  counters, read from the socket (struct tcp_sock) at the change
  *      104  8  bytes sent (tcp_info's bytes_sent, or bytes_acked before 4.19)
  *      112  8  bytes received
  *      120  4  segments out                124  4  segments in
  *      128  4  1 when read; 0 when the program reads none (no BTF) or a read failed
- *      132  4  zero
+ *   132  4  the socket's network namespace inode (sk->__sk_common.skc_net->ns.inum), read from the
+ *           socket at the change; 0 when the program reads none (no BTF) or the read failed
  *   136     total
  */
 import { DecodeError } from "../../../errors.ts";
@@ -50,6 +51,7 @@ export const RECORD = {
   DADDR: 48,
   OWNER: 64,
   COUNTERS: 104,
+  NETNS: 132,
   SIZE: 136,
 } as const;
 
@@ -60,7 +62,7 @@ export const COUNTERS = {
   SEGS_OUT: 16,
   SEGS_IN: 20,
   READ: 24,
-  SIZE: 32,
+  SIZE: 28,
 } as const;
 
 /** The owner block, relative to its start (the owner map's value has the same layout). */
@@ -126,6 +128,8 @@ export interface SetStateRecord {
   ownerSource: OwnerSource | null;
   /** The socket's counters at the change; null when they could not be read. */
   counters: SocketCounters | null;
+  /** The socket's own network namespace inode; null when the program could not read it. */
+  netns: number | null;
 }
 
 /** A TCP socket's counters, with tcp_info's meanings (as sock_diag reports them). */
@@ -193,6 +197,8 @@ export function decodeSetStateRecord(bytes: Uint8Array, littleEndian = true): Se
     comm,
     ownerSource,
     counters: decodeCounters(view, littleEndian),
+    // No namespace has inode 0: it is the program's "not read".
+    netns: view.getUint32(RECORD.NETNS, littleEndian) || null,
   };
 }
 
