@@ -29,6 +29,17 @@ const COLLECT_EVERY_MS = 100;
  * often one runs follows what the last one cost.
  */
 const FULL_COLLECTION_SHARE = 0.05;
+/**
+ * Under churn the sensor's changes are held this long after a batch was handled, so that each
+ * call into the rules carries many events: every call costs a round trip to each rule runner,
+ * which at 500 new connections a second, a few events a call, kept the daemon and its runners
+ * busy most of the time. Only after COALESCE_AFTER batches in a row, each within this long of
+ * the last: the first change after quiet, and those that follow it (a connect's SYN_SENT, then
+ * ESTABLISHED, then the close a rule asked for: about three batches a connection), still go at
+ * once, also for a few connections in quick succession.
+ */
+export const COALESCE_MS = 25;
+export const COALESCE_AFTER = 16;
 
 /** Where a batch of events came from: a refresh (a snapshot), or the sensor between refreshes. */
 export type EventOrigin = "refresh" | "sensor";
@@ -59,6 +70,9 @@ export interface MonitorLoopOptions {
   collectAfterRefresh?: boolean;
 }
 
+/** Least time between two refreshes brought forward by lost sensor changes. */
+const LOSS_REFRESH_SPACING_MS = 1000;
+
 export class MonitorLoop {
   private intervalMs: number;
   private timer: unknown = null;
@@ -67,6 +81,7 @@ export class MonitorLoop {
   private nextRefreshAt = 0;
   private resyncMs: number;
   private nextResyncAt = 0;
+  private lastLossRefreshAt = -Infinity;
   private readonly timers: Timers;
   private readonly clock: () => number;
   private nextFullCollectionAt = 0;
@@ -75,6 +90,10 @@ export class MonitorLoop {
    * destroy notices are still read, so that a long handling does not overflow the kernel's queue.
    */
   private busy = false;
+  /** When the last sensor batch was handled, and how many came in a row without quiet between. */
+  private lastSensorDone = -Infinity;
+  private sensorStreak = 0;
+  private holdTimer: unknown = null;
 
   constructor(
     private readonly monitor: Monitor,
@@ -109,21 +128,52 @@ export class MonitorLoop {
 
   /**
    * Hands on the state changes the sensor reported, at once. While paused or while a refresh's
-   * events are handled they wait (in the engine's queue) for the next tick or refresh.
+   * events are handled they wait (in the engine's queue) for the next tick or refresh. Under
+   * churn they are held for a short while after a batch (COALESCE_MS).
    */
   private deliverTransitions(): void {
     if (!this.running || this.pausedFlag || this.busy || !this.monitor.sensing) return;
+    if (this.holdTimer !== null) return;
+    const now = this.clock();
+    if (now - this.lastSensorDone > COALESCE_MS) this.sensorStreak = 0;
+    else if (this.sensorStreak >= COALESCE_AFTER) {
+      this.holdTimer = this.timers.setTimeout(() => {
+        this.holdTimer = null;
+        // A hold that finds nothing waiting ends the streak: the next change after it goes at once.
+        this.lastSensorDone = -Infinity;
+        this.sensorStreak = COALESCE_AFTER;
+        this.deliverNow();
+      }, Math.max(1, this.lastSensorDone + COALESCE_MS - now));
+      return;
+    }
+    this.deliverNow();
+  }
+
+  private deliverNow(): void {
+    if (!this.running || this.pausedFlag || this.busy || !this.monitor.sensing) return;
     try {
       const events = this.monitor.takeTransitions();
-      // Changes were lost: the next refresh is now, so the table is right again at once.
-      if (this.monitor.resyncDue) this.refreshNow();
+      // Changes were lost: the next refresh is now, so the table is right again at once; but not
+      // more than once a second. Under a flood that overflows the ring, back-to-back dumps kept the
+      // reader from the ring and made it overflow again (12,000 changes lost in 20 s); the
+      // interval's own refresh is full while a loss is pending.
+      if (this.monitor.resyncDue) {
+        const now = this.clock();
+        if (now - this.lastLossRefreshAt >= LOSS_REFRESH_SPACING_MS) {
+          this.lastLossRefreshAt = now;
+          this.refreshNow();
+        }
+      }
       if (events.length === 0) return;
+      this.sensorStreak++;
       const handled = this.options.onEvents(events, "sensor");
+      if (!handled) this.lastSensorDone = this.clock();
       if (handled) {
         this.busy = true;
         // No collection here: transitions come in small batches, many a second.
         const after = () => {
           this.busy = false;
+          this.lastSensorDone = this.clock();
           // Changes that came while these were handled go now, not at the next tick.
           this.deliverTransitions();
           this.reschedule();
@@ -142,6 +192,8 @@ export class MonitorLoop {
     this.running = false;
     if (this.timer !== null) this.timers.clearTimeout(this.timer);
     this.timer = null;
+    if (this.holdTimer !== null) this.timers.clearTimeout(this.holdTimer);
+    this.holdTimer = null;
   }
 
   /** While paused no refresh happens; destroy notices are still collected so none are lost. */
@@ -220,13 +272,13 @@ export class MonitorLoop {
         if (handled) {
           this.busy = true;
           void handled.then(
-            () => this.afterRefresh(full),
+            () => this.afterRefresh(),
             (err: unknown) => {
               this.options.onError(err);
-              this.afterRefresh(full);
+              this.afterRefresh();
             },
           );
-        } else if (this.options.collectAfterRefresh && full) {
+        } else if (this.options.collectAfterRefresh) {
           this.collectGarbage();
         }
       } else {
@@ -240,13 +292,15 @@ export class MonitorLoop {
   }
 
   /**
-   * A partial refresh makes little garbage, and a collection blocks the event loop (10-76 ms
-   * measured on a loaded 2-core box at a few sockets), so the sensor's changes wait behind it:
-   * only full refreshes are followed by one.
+   * A full collection blocks the event loop (10-76 ms measured on a loaded 2-core box), so the
+   * sensor's changes wait behind it; but what the rules and outputs made since the last one is
+   * garbage too, and a daemon whose rules flood its outputs passed its stated memory ceiling when
+   * only full refreshes (every 30 s) were followed by one. After a partial refresh the collection
+   * is a young one unless a full one is due by the time-share rule (see collectGarbage).
    */
-  private afterRefresh(full: boolean): void {
+  private afterRefresh(): void {
     this.busy = false;
-    if (this.options.collectAfterRefresh && full) this.collectGarbage();
+    if (this.options.collectAfterRefresh) this.collectGarbage();
     this.deliverTransitions();
     // A refresh that came due meanwhile starts at once.
     this.reschedule();

@@ -57,6 +57,8 @@ interface Retirement {
    */
   cookie: string | null;
   at: number;
+  /** A destroy notice was put down to this retirement: a socket gets one. */
+  noticeTaken?: boolean;
 }
 
 interface ClosedNotice {
@@ -92,6 +94,8 @@ export class Monitor {
    */
   private readonly retired = new Map<string, Retirement>();
   private refreshes = 0;
+  /** Keys of sockets the sensor opened since the latest snapshot with TCP in it began. */
+  private sensedKeys = new Set<string>();
   /** Dumps by protocol: a partial refresh ages only the socket retirements of what it dumped. */
   private readonly dumps: Record<Protocol, number> = { tcp: 0, udp: 0 };
   private countersWanted: boolean;
@@ -275,6 +279,7 @@ export class Monitor {
       // without TCP leaves what they index unchanged.
       if (withTcp) {
         this.snapshotStartedAt = started;
+        this.sensedKeys.clear();
         this.lastTcpTime = time;
         this.pairIndex = null;
         this.listenerIndex = null;
@@ -319,7 +324,7 @@ export class Monitor {
    */
   private reconcile(events: UnnumberedEvent[], current: Map<string, Endpoint>): UnnumberedEvent[] {
     const kept: UnnumberedEvent[] = [];
-    for (const e of events) {
+    for (const e of rekeyed(events)) {
       if (this.isRetired(e.endpoint, true)) {
         // A successor found by its addresses keeps the retirement under its own key.
         this.retired.set(endpointKey(e.endpoint), this.retirement(e.endpoint, e.endpoint.cookie !== null || e.endpoint.remotePort === 0));
@@ -357,14 +362,37 @@ export class Monitor {
   private isRetired(ep: Endpoint, inDump = false, time?: number): boolean {
     if (this.retired.size === 0) return false;
     const live = (r: Retirement | undefined): r is Retirement => r !== undefined && (inDump || r.socket || this.refreshes - r.refreshAt <= RETIRED_REFRESHES);
-    if (live(this.retired.get(endpointKey(ep)))) return true;
+    // Another socket on the same addresses is another connection (a successor in TIME_WAIT keeps
+    // its cookie), and so is a change the kernel made after the retirement. Without a cookie an
+    // endpoint's own key is its address pair, so both lookups are held to this.
+    // A dump's TIME_WAIT socket on a retired pair is the retired connection's successor even under
+    // another cookie (made for the timewait socket when the sensor's lookup raced its birth): a
+    // later connection on the pair would have been opened and retired by the sensor.
+    const successor = inDump && ep.state === "TIME_WAIT";
+    const sameConnection = (r: Retirement) => (successor || !(ep.cookie !== null && r.cookie !== null && ep.cookie !== r.cookie)) && (time === undefined || time <= r.at);
+    const own = this.retired.get(endpointKey(ep));
+    if (live(own) && (own.socket || sameConnection(own))) return true;
     if (ep.remotePort === 0) return false;
     const pair = this.retired.get(pairKey(ep));
-    if (!live(pair)) return false;
-    // Another socket on the same addresses is another connection (a successor in TIME_WAIT keeps
-    // its cookie), and so is a change the kernel made after the retirement.
-    if (ep.cookie !== null && pair.cookie !== null && ep.cookie !== pair.cookie) return false;
-    return time === undefined || time <= pair.at;
+    return live(pair) && sameConnection(pair);
+  }
+
+  /**
+   * Whether a destroy notice tells of a connection already reported closed. Its cookie need not
+   * be the one the sensor's lookup or a dump saw: a socket looked up only once in TIME_WAIT has
+   * no cookie of its own until the notice is made, and then a new one. So, with the sensor
+   * running, the first notice on a retired address pair is that connection's whatever its
+   * cookie; a second is another connection's (the kernel gives a reset's 4-tuple out again).
+   */
+  private noticeCovered(ep: Endpoint): boolean {
+    const pair = ep.remotePort === 0 ? undefined : this.retired.get(pairKey(ep));
+    if (this.isRetired(ep)) {
+      if (pair) pair.noticeTaken = true;
+      return true;
+    }
+    if (!this.transitionFeed || !pair || pair.noticeTaken || this.refreshes - pair.refreshAt > RETIRED_REFRESHES) return false;
+    pair.noticeTaken = true;
+    return true;
   }
 
   /** The key under which a transition's socket is known, if it is. */
@@ -408,7 +436,10 @@ export class Monitor {
     const key = this.knownKey(ep);
     const before = key === null ? undefined : this.known.get(key);
     // The latest snapshot saw this socket after the change: it is already as the change made it.
-    if (before && t.time < this.snapshotStartedAt) return;
+    // Not so for what the sensor itself added since (the snapshot never saw it), nor for a close:
+    // a socket a snapshot still shows after its close is its TIME_WAIT successor, and the
+    // connection it stands for ended at the close.
+    if (before && t.time < this.snapshotStartedAt && ep.state !== "CLOSE" && !this.sensedKeys.has(key!)) return;
     const time = t.time;
     if (ep.state === "CLOSE") {
       if (before) {
@@ -418,9 +449,12 @@ export class Monitor {
         out.push({ type: "closed", time, endpoint: last });
         this.retire(before, time);
       } else {
-        // Opened and closed between two looks, its opening unseen (a socket older than the sensor).
-        out.push({ type: "opened", time, endpoint: ep, shortLived: true });
-        out.push({ type: "closed", time, endpoint: ep, shortLived: true });
+        // Opened and closed between two looks, its opening unseen (a socket older than the sensor,
+        // or records lost). It is reported in its last state, as a closed known socket is: in
+        // CLOSE, it would read as never connected and be passed over by the default selection.
+        const last: Endpoint = t.previousState && t.previousState !== "CLOSE" ? { ...ep, state: t.previousState } : ep;
+        out.push({ type: "opened", time, endpoint: last, shortLived: true });
+        out.push({ type: "closed", time, endpoint: last, shortLived: true });
       }
       this.retire(ep, time);
       return;
@@ -437,6 +471,7 @@ export class Monitor {
         }
       }
       this.setKnown(endpointKey(ep), ep);
+      this.sensedKeys.add(endpointKey(ep));
       out.push({ type: "opened", time, endpoint: ep });
       return;
     }
@@ -464,7 +499,7 @@ export class Monitor {
     const candidates = [...this.heldClosed.map((n) => ({ ...n, held: true })), ...this.pendingClosed.map((n) => ({ ...n, held: false }))];
     const living = livingPairs(current, candidates);
     for (const notice of candidates) {
-      if (this.isRetired(notice.endpoint)) continue;
+      if (this.noticeCovered(notice.endpoint)) continue;
       const key = endpointKey(notice.endpoint);
       if (seen.has(key) || current.has(key) || living.has(pairKey(notice.endpoint))) continue;
       seen.add(key);
@@ -500,6 +535,37 @@ export class Monitor {
   }
 }
 
+/**
+ * A socket the sensor announced without a cookie (its lookup came too late, or was another
+ * socket's) is known by its addresses; the next dump names it by its cookie, and a diff by key
+ * sees one connection close and another open. A cookieless connection closed and one with a
+ * cookie opened on the same address pair are the same socket: at most a change of state.
+ */
+function rekeyed(events: UnnumberedEvent[]): UnnumberedEvent[] {
+  const cookieless = new Map<string, UnnumberedEvent>();
+  for (const e of events) if (e.type === "closed" && e.endpoint.cookie === null && e.endpoint.remotePort !== 0) cookieless.set(pairKey(e.endpoint), e);
+  if (cookieless.size === 0) return events;
+  const same = new Set<UnnumberedEvent>();
+  const out: UnnumberedEvent[] = [];
+  for (const e of events) {
+    const was = e.type === "opened" && e.endpoint.cookie !== null ? cookieless.get(pairKey(e.endpoint)) : undefined;
+    if (!was || same.has(was)) continue;
+    same.add(was);
+    same.add(e);
+    const ep = e.endpoint;
+    // What the sensor knew and a dump cannot: when it opened, and who made it.
+    if (!ep.openedAt && was.endpoint.openedAt) ep.openedAt = was.endpoint.openedAt;
+    if (!ep.process && was.endpoint.process) {
+      ep.process = was.endpoint.process;
+      ep.pids = was.endpoint.pids;
+    }
+    if (ep.state !== was.endpoint.state) out.push({ type: "state-changed", time: e.time, endpoint: ep, previousState: was.endpoint.state });
+  }
+  if (same.size === 0) return events;
+  for (const e of events) if (!same.has(e)) out.push(e);
+  return out;
+}
+
 /** The address pair of a connection, whatever socket object carries it now. */
 /**
  * Which of the notices' address pairs a current endpoint still has. Only endpoints on a notice's
@@ -523,7 +589,8 @@ function livingPairs(current: Map<string, Endpoint>, notices: readonly { endpoin
 }
 
 function pairKey(ep: Endpoint): string {
-  return `${ep.protocol}|${ep.localAddress}|${ep.localPort}|${ep.remoteAddress}|${ep.remotePort}`;
+  // With every namespace listed, two of them can hold the same four-tuple.
+  return `${ep.protocol}|${ep.localAddress}|${ep.localPort}|${ep.remoteAddress}|${ep.remotePort}|${ep.namespace?.inode ?? ""}`;
 }
 
 function withFinalCounters(last: Endpoint, final: Endpoint): Endpoint {
@@ -557,7 +624,10 @@ function listenersByPort(...sets: Map<string, Endpoint>[]): ListenerIndex {
  */
 function listenerFor(ep: Endpoint, index: ListenerIndex): Endpoint | null {
   if (ep.protocol !== "tcp") return null;
+  const namespace = ep.namespace?.inode ?? null;
   for (const l of index.get(ep.localPort) ?? []) {
+    // Another namespace's listener on the same port never accepted this socket.
+    if ((l.namespace?.inode ?? null) !== namespace) continue;
     if (l.localAddress === ep.localAddress || l.localAddress === "0.0.0.0" || l.localAddress === "::") return l;
   }
   return null;

@@ -144,6 +144,24 @@ describe("Monitor with transitions", () => {
     expect(opened?.endpoint.pids).toEqual([20]);
   });
 
+  test("with every namespace listed, an accepted socket takes its own namespace's listener, not a same-port one elsewhere", () => {
+    const s = scripted();
+    const nsA = { inode: 4026532100, name: "a", container: null };
+    const nsB = { inode: 4026532200, name: "b", container: null };
+    const listen = (ns: typeof nsA, pid: number, cookie: string) =>
+      ep({ cookie, localPort: 2000, remoteAddress: "0.0.0.0", remotePort: 0, state: "LISTEN", namespace: ns, process: { ...ep({}).process!, pid, name: `listener-${ns.name}` }, pids: [pid] });
+    s.table = [listen(nsA, 20, "5"), listen(nsB, 30, "6")];
+    s.monitor.start();
+    s.advance(10);
+    s.change(ep({ cookie: "7", inode: 0, localPort: 2000, remotePort: 5555, state: "SYN_RECV", namespace: nsB, process: null, pids: [] }), "LISTEN");
+    s.change(ep({ cookie: "8", inode: 0, localPort: 2000, remotePort: 5555, state: "SYN_RECV", namespace: nsA, process: null, pids: [] }), "LISTEN");
+    const opened = s.monitor.takeTransitions();
+    expect(opened.map((e) => [e.type, e.endpoint.namespace?.name, e.endpoint.process?.name])).toEqual([
+      ["opened", "b", "listener-b"],
+      ["opened", "a", "listener-a"],
+    ]);
+  });
+
   test("lost transitions ask for a refresh at once, which sets the table right", () => {
     const s = scripted();
     s.monitor.start();
@@ -204,5 +222,89 @@ describe("Monitor with transitions", () => {
     const s = scripted({ sensor: false });
     expect(s.monitor.sensing).toBe(false);
     expect(s.monitor.notes).toEqual(["the scripted engine has no sensor of state changes; polling every refresh"]);
+  });
+});
+
+/**
+ * Orders recorded with `watch --sensor ebpf --resync 1 --interval 0.2` under a steady stream of
+ * connections: a full dump taken while the sensor's records of the same sockets were still on
+ * their way. Each connection must still be opened once and closed once.
+ */
+describe("Monitor with transitions read after a dump that saw their result", () => {
+  const counts = (events: EndpointEvent[]) => ({ opened: events.filter((e) => e.type === "opened").length, closed: events.filter((e) => e.type === "closed").length });
+
+  test("a TIME_WAIT successor a dump saw first is closed by the sensor's close", () => {
+    // 10.78.0.2:31198 closed normally: the dump found it in TIME_WAIT (its cookie kept), then
+    // its whole life came from the sensor, every change older than the dump.
+    const s = scripted();
+    s.monitor.start();
+    s.advance(50);
+    s.table = [ep({ state: "TIME_WAIT", cookie: "7", inode: 0, process: null, pids: [] })];
+    const events = [...s.monitor.refresh("full")];
+    const at = 1040;
+    s.change(ep({ state: "SYN_SENT", cookie: "7" }), "CLOSE", at);
+    s.change(ep({ state: "ESTABLISHED", cookie: "7" }), "SYN_SENT", at);
+    s.change(ep({ state: "FIN_WAIT1", cookie: "7" }), "ESTABLISHED", at);
+    s.change(ep({ state: "FIN_WAIT2", cookie: "7" }), "FIN_WAIT1", at);
+    s.change(ep({ state: "CLOSE", cookie: "7" }), "FIN_WAIT2", at);
+    events.push(...s.monitor.takeTransitions());
+    s.advance(200);
+    events.push(...s.monitor.refresh("full"));
+    s.advance(1000);
+    events.push(...s.monitor.refresh("full"));
+    expect(counts(events), summary(events).join("\n")).toEqual({ opened: 1, closed: 1 });
+  });
+
+  test("a connection the sensor opened after a dump follows its later changes, however old", () => {
+    // 10.78.0.2:31199, closed by its peer: looked up when already gone (no cookie), its records
+    // read after a dump that began later than all of them. Its close must not wait for a dump.
+    const s = scripted();
+    s.monitor.start();
+    s.advance(50);
+    s.monitor.refresh("full");
+    const at = 1040;
+    const bare = (state: Endpoint["state"]) => ep({ state, cookie: null, inode: 0 });
+    s.change(bare("SYN_SENT"), "CLOSE", at);
+    s.change(bare("ESTABLISHED"), "SYN_SENT", at);
+    s.change(bare("CLOSE_WAIT"), "ESTABLISHED", at);
+    s.change(bare("LAST_ACK"), "CLOSE_WAIT", at);
+    s.change(bare("CLOSE"), "LAST_ACK", at);
+    const sensed = s.monitor.takeTransitions();
+    expect(summary(sensed)).toEqual([
+      "opened 1000 SYN_SENT",
+      "state-changed 1000 SYN_SENT->ESTABLISHED",
+      "state-changed 1000 ESTABLISHED->CLOSE_WAIT",
+      "state-changed 1000 CLOSE_WAIT->LAST_ACK",
+      "closed 1000 LAST_ACK",
+    ]);
+    s.advance(200);
+    expect(summary(s.monitor.refresh("full"))).toEqual([]);
+  });
+
+  test("a socket the sensor announced without a cookie is the same connection when a dump names it by its cookie", () => {
+    // 10.78.0.2:33136, held open: the sensor's lookup missed it, the next dump found cookie 9.
+    const s = scripted();
+    s.monitor.start();
+    s.advance(10);
+    s.change(ep({ state: "SYN_SENT", cookie: null, inode: 0 }), "CLOSE");
+    s.change(ep({ state: "ESTABLISHED", cookie: null, inode: 0 }), "SYN_SENT");
+    const events = s.monitor.takeTransitions();
+    s.advance(200);
+    s.table = [ep({ state: "ESTABLISHED", cookie: "9", process: null, pids: [] })];
+    events.push(...s.monitor.refresh("full"));
+    s.advance(10);
+    s.change(ep({ state: "FIN_WAIT1", cookie: null, inode: 0 }), "ESTABLISHED");
+    events.push(...s.monitor.takeTransitions());
+    expect(summary(events)).toEqual(["opened 1000 SYN_SENT", "state-changed 1000 SYN_SENT->ESTABLISHED", "state-changed 1000 ESTABLISHED->FIN_WAIT1"]);
+    expect(s.monitor.current().map((e) => `${e.cookie} ${e.process?.name}`)).toEqual(["9 beacon"]);
+  });
+
+  test("a connection known only from its close is reported in its last state, not CLOSE", () => {
+    const s = scripted();
+    s.monitor.start();
+    s.advance(10);
+    s.change(ep({ state: "CLOSE", cookie: null, inode: 0 }), "LAST_ACK");
+    const events = s.monitor.takeTransitions();
+    expect(events.map((e) => `${e.type} ${e.shortLived} ${e.endpoint.state}`)).toEqual(["opened true LAST_ACK", "closed true LAST_ACK"]);
   });
 });
