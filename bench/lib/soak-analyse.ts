@@ -33,8 +33,13 @@ export interface AuditLine {
 export interface CloseAccounting {
   /** Connections smtp-guard had to close. */
   mustClose: number;
-  /** ... that it closed: the client saw ECONNABORTED and the audit log has the close. */
+  /**
+   * ... that it closed: the client saw ECONNABORTED and the audit log has the close; or its
+   * connect() itself failed with ECONNABORTED or ECONNRESET (closed at connect time).
+   */
   closed: number;
+  /** ... of them closed at connect time. */
+  closedAtConnect: number;
   /** ... that it did not close within the deadline (or that something else ended). */
   missed: number;
   missedExamples: HeldConnection[];
@@ -53,7 +58,10 @@ export interface CloseAccounting {
   /** Look-alikes checked (all classes that must be left alone). */
   keep: number;
   kept: number;
-  /** Connections that could not be made at all (traffic problems, not the daemon's). */
+  /**
+   * Connections that could not be made at all, but for must-close ones closed at connect time:
+   * traffic problems, or a look-alike the daemon closed before connect() returned.
+   */
   connectFailed: number;
   connectFailedExamples: string[];
   /** Audit lines by action and outcome ("close closed": 900). */
@@ -61,6 +69,13 @@ export interface CloseAccounting {
   /** ms from connect to ECONNABORTED for the closed ones. */
   closeLatencyMs: number[];
 }
+
+/**
+ * A daemon that sees a connection while its handshake is still in flight may close it before
+ * connect() returns: connect() then fails with one of these, and for a connection that had to be
+ * closed that is the close, only earlier.
+ */
+const CLOSED_AT_CONNECT = new Set(["connect-failed ECONNABORTED", "connect-failed ECONNRESET"]);
 
 const key = (proto: string, la: string, lp: number | null, ra: string, rp: number) => `${proto}|${la}|${lp}|${ra}|${rp}`;
 
@@ -109,6 +124,7 @@ export function accountCloses(connections: readonly HeldConnection[], audit: rea
   }
   let mustClose = 0;
   let closed = 0;
+  let closedAtConnect = 0;
   let missed = 0;
   let unaudited = 0;
   let duplicateAudit = 0;
@@ -126,7 +142,8 @@ export function accountCloses(connections: readonly HeldConnection[], audit: rea
       .map((a) => `${a.time} ${a.action} ${a.outcome} by ${a.requestedBy}`);
   const closeLatencyMs: number[] = [];
   for (const c of connections) {
-    if (c.result.startsWith("connect-failed")) {
+    const atConnect = c.cls === "must-close" && CLOSED_AT_CONNECT.has(c.result);
+    if (c.result.startsWith("connect-failed") && !atConnect) {
       connectFailed++;
       if (connectFailedExamples.length < 10) connectFailedExamples.push(`${c.kind} from ${c.laddr} to ${c.raddr}:${c.rport}: ${c.result}`);
       continue;
@@ -135,13 +152,14 @@ export function accountCloses(connections: readonly HeldConnection[], audit: rea
     if (audited > 1) duplicateAudit += audited - 1;
     if (c.cls === "must-close") {
       mustClose++;
-      if (c.result === "aborted") {
+      if (c.result === "aborted" || atConnect) {
         closed++;
+        if (atConnect) closedAtConnect++;
         closeLatencyMs.push(c.ms);
         if (audited === 0) {
           unaudited++;
           if (unauditedExamples.length < 20) {
-            unauditedExamples.push(`${c.kind} ${c.laddr}:${c.lport} -> ${c.raddr}:${c.rport} connected ${new Date(c.t0).toISOString()}, aborted after ${c.ms} ms; audit about it: ${sameKey(c).join("; ") || "none"}`);
+            unauditedExamples.push(`${c.kind} ${c.laddr}:${c.lport} -> ${c.raddr}:${c.rport} connected ${new Date(c.t0).toISOString()}, ${atConnect ? c.result : "aborted"} after ${c.ms} ms; audit about it: ${sameKey(c).join("; ") || "none"}`);
           }
         }
       } else {
@@ -160,7 +178,7 @@ export function accountCloses(connections: readonly HeldConnection[], audit: rea
     if (wrongExamples.length < 10) wrongExamples.push(`${c.kind} ${c.laddr}:${c.lport} -> ${c.raddr}:${c.rport}: ${c.result} after ${c.ms} ms`);
   }
   return {
-    mustClose, closed, missed, missedExamples, unaudited, unauditedExamples, duplicateAudit,
+    mustClose, closed, closedAtConnect, missed, missedExamples, unaudited, unauditedExamples, duplicateAudit,
     wrongAudited, wrongObserved, wrong: wrongAudited + wrongUnaudited, wrongExamples,
     keep, kept, connectFailed, connectFailedExamples, auditByOutcome, closeLatencyMs,
   };

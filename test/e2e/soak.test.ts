@@ -57,7 +57,7 @@ describe("soak", () => {
     console.log(
       [
         `soak ${r.trafficSeconds} s: ${r.connections.total} connections (${r.connections.perSecond}/s), ${c.mustClose} to close, ${c.keep} look-alikes; short ones answered ${r.connections.churnOk}, failed ${r.connections.churnFailed}, unanswered after the drain ${r.connections.churnStopped}, slowest ${r.connections.churnSlowestMs} ms (${r.connections.churnSlow} over 1 s); drain ${r.drainSeconds} s`,
-        `closed ${c.closed}, missed ${c.missed}, wrong ${c.wrong} (${c.wrongObserved} look-alikes hurt), unaudited ${c.unaudited}; close latency p50 ${c.latencyMs.p50} ms, max ${c.latencyMs.max} ms`,
+        `closed ${c.closed} (${c.closedAtConnect} of them in connect()), missed ${c.missed}, wrong ${c.wrong} (${c.wrongObserved} look-alikes hurt), unaudited ${c.unaudited}; close latency p50 ${c.latencyMs.p50} ms, max ${c.latencyMs.max} ms`,
         `RSS after ${WARMUP} s warm-up ${mib(r.memory.baselineKiB)} -> ${mib(r.memory.finalKiB)} MiB (${r.memory.growthPct?.toFixed(1)}%, lowest samples ${r.memory.floorGrowthPct?.toFixed(1)}%), max ${mib(r.memory.maxKiB)} MiB; CPU mean ${r.cpu.meanPct}% p95 ${r.cpu.p95Pct}% of a core`,
         `alerts: ${JSON.stringify(r.alerts)}; lost notices ${r.finalMetrics["sockwarden_lost_notices_total"] ?? 0}; daemon stderr lines ${r.daemon.stderrLines}`,
         `RSS (MiB) every 10 s: ${r.samples.filter((_, i) => i % 5 === 4).map((s) => mib(s.rssKiB)).join(" ")}`,

@@ -38,7 +38,8 @@ Held classes (process name -> target, and what smtp-guard must do):
 
 One JSON line per held connection: {"cls", "kind", "name", "proto", "family", "laddr",
 "lport", "raddr", "rport", "t0" (wall ms when connect returned), "t1" (wall ms of the outcome),
-"result" ("aborted", "reset", "eof", "alive", "timeout", "connect-failed ..."), "ms"}, and
+"result" ("aborted", "reset", "eof", "alive", "timeout", "connect-failed ERRNO"), "ms"} (for
+"connect-failed": "t0" when connect was called, "lport" the port bind took, "ms" its duration), and
 every 5 s {"cls": "progress", "t", "started", "ok", "failed", "late"} per generator; a final
 {"cls": "summary", ...} when the generator ends (for the short connections: "ok", "failed",
 "stopped" (still unanswered churnTimeout after "stop"), "errors" by reason, "firstError",
@@ -406,16 +407,22 @@ def held(name: str, kinds: list, cfg: dict, results: Results) -> None:
                     af = socket.AF_INET6 if family == 6 else socket.AF_INET
                     s = socket.socket(af, socket.SOCK_DGRAM if proto == "udp" else socket.SOCK_STREAM)
                     started += 1
+                    # The port is taken at bind, so a connection that fails in connect() (the
+                    # daemon may close it that early) still has an address to match audit lines.
+                    bound_port = None
+                    t0, m0 = now_ms(), time.monotonic()
                     try:
                         s.bind((src, 0))
+                        bound_port = s.getsockname()[1]
                         s.settimeout(5.0)
                         s.connect((host, port))
                         s.setblocking(False)
                     except OSError as e:
                         s.close()
-                        results.write({"cls": cls, "kind": kind, "name": name, "proto": proto, "family": family, "laddr": src, "lport": None,
-                                       "raddr": host, "rport": port, "t0": now_ms(), "t1": now_ms(),
-                                       "result": "connect-failed " + errno.errorcode.get(e.errno or 0, str(e)), "ms": 0})
+                        results.write({"cls": cls, "kind": kind, "name": name, "proto": proto, "family": family, "laddr": src, "lport": bound_port,
+                                       "raddr": host, "rport": port, "t0": t0, "t1": now_ms(),
+                                       "result": "connect-failed " + errno.errorcode.get(e.errno or 0, str(e)),
+                                       "ms": round((time.monotonic() - m0) * 1000, 1)})
                         counts["connect-failed"] = counts.get("connect-failed", 0) + 1
                         continue
                     laddr, lport = s.getsockname()[:2]
