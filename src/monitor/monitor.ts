@@ -371,7 +371,10 @@ export class Monitor {
     const successor = inDump && ep.state === "TIME_WAIT";
     const sameConnection = (r: Retirement) => (successor || !(ep.cookie !== null && r.cookie !== null && ep.cookie !== r.cookie)) && (time === undefined || time <= r.at);
     const own = this.retired.get(endpointKey(ep));
-    if (live(own) && (own.socket || sameConnection(own))) return true;
+    // A change the kernel made after a socket's retirement is news even under a retired cookie:
+    // a lookup that ran after a reset can have handed the closed connection its successor's
+    // cookie (the same four-tuple, taken again at once).
+    if (live(own) && (own.socket ? time === undefined || time <= own.at : sameConnection(own))) return true;
     if (ep.remotePort === 0) return false;
     const pair = this.retired.get(pairKey(ep));
     return live(pair) && sameConnection(pair);

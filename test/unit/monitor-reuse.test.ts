@@ -103,4 +103,17 @@ describe("connections on the 4-tuple of one just closed", () => {
     s.change(ep({ cookie: null, state: "FIN_WAIT1" }), "ESTABLISHED", 1004);
     expect(summary(s.monitor.takeTransitions())).toEqual([]);
   });
+
+  test("a closed connection that was handed its successor's cookie does not hide the successor", () => {
+    const s = scripted();
+    s.monitor.start();
+    s.advance(2);
+    // Its lookup ran after it was reset and found the next connection on the same addresses.
+    s.change(ep({ cookie: "13", state: "ESTABLISHED" }), "SYN_SENT");
+    s.advance(1);
+    s.change(ep({ cookie: "13", state: "CLOSE" }), "ESTABLISHED");
+    s.advance(2);
+    s.change(ep({ cookie: "13", state: "ESTABLISHED" }), "SYN_SENT");
+    expect(summary(s.monitor.takeTransitions())).toEqual(["opened 1000 ESTABLISHED", "closed 1000 ESTABLISHED", "opened 1000 ESTABLISHED"]);
+  });
 });
