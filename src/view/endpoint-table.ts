@@ -61,9 +61,13 @@ export function renderEndpointTable(endpoints: readonly Endpoint[], o: TableOpti
 
 /** 1234 -> "1234", 123456 -> "121K": short enough for a table, exact values stay in JSON/CSV. */
 export function humanCount(n: number | null): string {
+  return scaledCount(n, ["K", "M", "G", "T", "P"]);
+}
+
+/** Exact below 10000, then in steps of 1024 named by `units`. */
+export function scaledCount(n: number | null, units: readonly string[]): string {
   if (n === null) return "-";
   if (n < 10_000) return String(n);
-  const units = ["K", "M", "G", "T", "P"];
   let v = n;
   let u = -1;
   while (v >= 1024 && u < units.length - 1) {

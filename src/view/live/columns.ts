@@ -7,6 +7,7 @@ import { parseIP } from "../../net/address.ts";
 import { serviceName } from "../../net/services.ts";
 import { displayWidth } from "../display-width.ts";
 import { compareEndpoints } from "../endpoint-order.ts";
+import { scaledCount } from "../endpoint-table.ts";
 import { escapeControl } from "../../text/escape-control.ts";
 
 export const COLUMN_IDS = ["process", "pid", "proto", "local", "localPort", "remote", "remotePort", "state", "sent", "recv", "namespace"] as const;
@@ -88,16 +89,7 @@ const counter = (n: number | null) => (n === null ? Infinity : n);
  * since 1024 is what they count.
  */
 export function byteCount(n: number | null): string {
-  if (n === null) return "-";
-  if (n < 10_000) return String(n);
-  const units = ["KiB", "MiB", "GiB", "TiB", "PiB"];
-  let v = n;
-  let u = -1;
-  while (v >= 1024 && u < units.length - 1) {
-    v /= 1024;
-    u++;
-  }
-  return (v >= 100 ? Math.round(v).toString() : v.toFixed(1)) + units[u];
+  return scaledCount(n, ["KiB", "MiB", "GiB", "TiB", "PiB"]);
 }
 
 export const COLUMNS: readonly ColumnSpec[] = [
