@@ -74,6 +74,7 @@ interface Bindings {
   close: (fd: number) => number;
   mount: (source: string, target: string, type: string, flags: number, data: null) => number;
   umount2: (target: string, flags: number) => number;
+  pthreadSigmask: (how: number, set: Buffer | null, old: Buffer | null) => number;
 }
 
 let bound: Bindings | null = null;
@@ -89,6 +90,7 @@ function bindings(): Bindings {
     close: lib.func("int close(int fd)") as Bindings["close"],
     mount: lib.func("int mount(const char *source, const char *target, const char *type, unsigned long flags, const void *data)") as Bindings["mount"],
     umount2: lib.func("int umount2(const char *target, int flags)") as Bindings["umount2"],
+    pthreadSigmask: lib.func("int pthread_sigmask(int how, const void *set, void *oldset)") as Bindings["pthreadSigmask"],
   };
   return bound;
 }
@@ -207,12 +209,35 @@ export function progLoad(load: ProgramLoad): ProgramLoadResult {
     attr.writeBigUInt64LE(addressOf(log), 32);
   }
   writeName(attr, 48, load.name);
-  let { result, errno: e } = bpfTry(BPF_PROG_LOAD, attr);
-  // The verifier gives up with EAGAIN when a signal is pending (a profiler's timer, a child's
-  // SIGCHLD): the program was not refused, so it is loaded again, a bounded number of times.
-  for (let attempt = 1; e === EAGAIN && attempt < PROG_LOAD_ATTEMPTS; attempt++) ({ result, errno: e } = bpfTry(BPF_PROG_LOAD, attr));
+  // The verifier gives up with EAGAIN when a signal is pending on this thread (a profiler's timer
+  // at 1 kHz outran five retries with the full log on; a rule runner's SIGCHLD): signals are held
+  // back while it runs, and delivered when the load returns. Retries remain for a kernel that
+  // stops for other reasons.
+  const { result, errno: e } = withSignalsHeld(() => {
+    let r = bpfTry(BPF_PROG_LOAD, attr);
+    for (let attempt = 1; r.errno === EAGAIN && attempt < PROG_LOAD_ATTEMPTS; attempt++) r = bpfTry(BPF_PROG_LOAD, attr);
+    return r;
+  });
   const text = log ? log.toString("utf8", 0, Math.max(0, log.indexOf(0) < 0 ? log.length : log.indexOf(0))) : "";
   return { fd: e === 0 ? result : -1, errno: e, log: text };
+}
+
+const SIG_BLOCK = 0;
+const SIG_SETMASK = 2;
+/** glibc's sigset_t: 1024 bits. */
+const SIGSET_BYTES = 128;
+
+/** Runs `work` with every blockable signal held back on the calling thread; the mask is restored after. */
+function withSignalsHeld<T>(work: () => T): T {
+  const all = Buffer.alloc(SIGSET_BYTES, 0xff);
+  const old = Buffer.alloc(SIGSET_BYTES);
+  // Without the mask the load is only likelier to be interrupted: not a reason to fail it.
+  const held = bindings().pthreadSigmask(SIG_BLOCK, all, old) === 0;
+  try {
+    return work();
+  } finally {
+    if (held) bindings().pthreadSigmask(SIG_SETMASK, old, null);
+  }
 }
 
 export interface PerfEventSpec {
