@@ -2,7 +2,7 @@ import { describe, expect, test } from "vitest";
 import type { Endpoint, ProcessInfo } from "../../src/engine/types.ts";
 import { endpointKey } from "../../src/monitor/endpoint-key.ts";
 import type { EndpointEvent, EventType } from "../../src/monitor/events.ts";
-import { COLUMN_IDS, fitColumns, type ColumnId } from "../../src/view/live/columns.ts";
+import { COLUMN_IDS, fitColumns, openedText, type ColumnId } from "../../src/view/live/columns.ts";
 import { HIGHLIGHT_REFRESHES, INTERVAL_STEPS_MS, LiveModel, sameProcess, scrollTop } from "../../src/view/live/model.ts";
 
 const proc = (pid: number, name: string, startTime: string | null = null): ProcessInfo => ({
@@ -140,10 +140,10 @@ describe("PID reuse", () => {
 describe("sorting", () => {
   // Each endpoint is the smallest in a different column, so every column gives its own order.
   const rows = [
-    ep({ process: proc(30, "bravo"), pids: [30], protocol: "udp", family: 6, localAddress: "10.0.0.9", localPort: 300, remoteAddress: "10.0.0.2", remotePort: 53, state: null, bytesSent: null, bytesReceived: null, namespace: { inode: 2, name: "ns-b", container: null } }),
-    ep({ process: proc(20, "alpha"), pids: [20], family: 6, localAddress: "::1", localPort: 20, remoteAddress: "::1", remotePort: 9000, state: "LISTEN", bytesSent: 500, bytesReceived: 7 }),
-    ep({ process: proc(40, "charlie"), pids: [40], localAddress: "10.0.0.10", localPort: 4000, remoteAddress: "10.0.0.1", remotePort: 700, state: "CLOSE_WAIT", bytesSent: 10, bytesReceived: 300, namespace: { inode: 1, name: "ns-a", container: null } }),
-    ep({ process: null, pids: [], protocol: "udp", localAddress: "127.0.0.1", localPort: 80, remoteAddress: "192.168.1.1", remotePort: 80, state: "TIME_WAIT", bytesSent: 20000, bytesReceived: 0, namespace: { inode: 3, name: "ns-c", container: null } }),
+    ep({ process: proc(30, "bravo"), pids: [30], protocol: "udp", family: 6, localAddress: "10.0.0.9", localPort: 300, remoteAddress: "10.0.0.2", remotePort: 53, state: null, bytesSent: null, bytesReceived: null, namespace: { inode: 2, name: "ns-b", container: null }, openedAt: null }),
+    ep({ process: proc(20, "alpha"), pids: [20], family: 6, localAddress: "::1", localPort: 20, remoteAddress: "::1", remotePort: 9000, state: "LISTEN", bytesSent: 500, bytesReceived: 7, openedAt: "2026-12-07T10:00:02.000Z" }),
+    ep({ process: proc(40, "charlie"), pids: [40], localAddress: "10.0.0.10", localPort: 4000, remoteAddress: "10.0.0.1", remotePort: 700, state: "CLOSE_WAIT", bytesSent: 10, bytesReceived: 300, namespace: { inode: 1, name: "ns-a", container: null }, openedAt: "2026-12-07T10:00:01.000Z" }),
+    ep({ process: null, pids: [], protocol: "udp", localAddress: "127.0.0.1", localPort: 80, remoteAddress: "192.168.1.1", remotePort: 80, state: "TIME_WAIT", bytesSent: 20000, bytesReceived: 0, namespace: { inode: 3, name: "ns-c", container: null }, createdAt: "2026-12-07T10:00:03.000Z" }),
   ];
   const name = (e: Endpoint) => e.process?.name ?? "-";
   const expected: Record<ColumnId, string[]> = {
@@ -158,6 +158,8 @@ describe("sorting", () => {
     // An unknown count ("-", bravo's) comes last ascending, as an unknown PID and process do.
     sent: ["charlie", "alpha", "-", "bravo"],
     recv: ["-", "alpha", "charlie", "bravo"],
+    // Linux's openedAt and Windows' createdAt alike; unknown (bravo's) last.
+    opened: ["charlie", "alpha", "-", "bravo"],
     namespace: ["alpha", "charlie", "bravo", "-"],
   };
 
@@ -312,10 +314,30 @@ describe("column layout", () => {
 
   test("everything at natural width when it fits", () => {
     const cols = fitColumns(natural, 200);
-    // The namespace column has nothing to show here, so it is left out.
-    expect(cols.map((c) => c.spec.id)).toEqual(COLUMN_IDS.filter((id) => id !== "namespace"));
-    expect(fitColumns(new Map([...natural, ["namespace", 12]]), 200).map((c) => c.spec.id)).toEqual([...COLUMN_IDS]);
+    // The namespace and opened columns have nothing to show here, so they are left out.
+    expect(cols.map((c) => c.spec.id)).toEqual(COLUMN_IDS.filter((id) => id !== "namespace" && id !== "opened"));
+    expect(fitColumns(new Map([...natural, ["namespace", 12], ["opened", 8]]), 200).map((c) => c.spec.id)).toEqual([...COLUMN_IDS]);
     expect(cols.find((c) => c.spec.id === "local")!.width).toBe(39);
+  });
+
+  test("the opened column is the first to go when space is short", () => {
+    const wide = new Map([...natural, ["opened", 8]]);
+    let hidden = 0;
+    for (let width = 200; width >= 40; width--) {
+      const ids = fitColumns(wide, width).map((c) => c.spec.id);
+      if (!ids.includes("opened")) hidden++;
+      // Whenever a counter has gone, the opened column went before it.
+      if (!ids.includes("recv")) expect(ids, `at ${width} columns`).not.toContain("opened");
+    }
+    expect(hidden).toBeGreaterThan(0);
+  });
+
+  test("opened: the time of day for today, with the date otherwise", () => {
+    const now = new Date(2026, 11, 7, 15, 0, 0);
+    expect(openedText(ep({ openedAt: new Date(2026, 11, 7, 9, 5, 7).toISOString() }), now)).toBe("09:05:07");
+    expect(openedText(ep({ createdAt: new Date(2026, 11, 6, 23, 59, 1).toISOString() }), now)).toBe("12-06 23:59:01");
+    expect(openedText(ep({ openedAt: null }), now)).toBe("");
+    expect(openedText(ep({ openedAt: "not a time" }), now)).toBe("");
   });
 
   test("80 columns: addresses cut, counters hidden first", () => {

@@ -10,7 +10,7 @@ import { compareEndpoints } from "../endpoint-order.ts";
 import { scaledCount } from "../endpoint-table.ts";
 import { escapeControl } from "../../text/escape-control.ts";
 
-export const COLUMN_IDS = ["process", "pid", "proto", "local", "localPort", "remote", "remotePort", "state", "sent", "recv", "namespace"] as const;
+export const COLUMN_IDS = ["process", "pid", "proto", "local", "localPort", "remote", "remotePort", "state", "sent", "recv", "opened", "namespace"] as const;
 export type ColumnId = (typeof COLUMN_IDS)[number];
 
 /** Whether addresses and ports are shown with names, and the host names known so far. */
@@ -144,11 +144,40 @@ export const COLUMNS: readonly ColumnSpec[] = [
     compare: (a, b) => num(counter(a.bytesReceived), counter(b.bytesReceived)),
   },
   {
+    // TCPView's Create Time. Only connections opened while the sensor (or Windows) watched have
+    // one, so the column shows only when some row does, and is the first to go when space is short.
+    id: "opened", header: "Opened", align: "left", hideOrder: -1, optional: true,
+    text: (ep) => openedText(ep),
+    compare: (a, b) => num(openedMs(a), openedMs(b)),
+  },
+  {
     id: "namespace", header: "Namespace", align: "left", minWidth: 9, maxWidth: 24, hideOrder: 0, optional: true,
     text: namespaceText,
     compare: (a, b) => cmp(namespaceText(a), namespaceText(b)),
   },
 ];
+
+/** When the connection was opened, in ms (Linux's sensor, or Windows); unknown sorts last. */
+function openedMs(ep: Endpoint): number {
+  const at = ep.openedAt ?? ep.createdAt;
+  const ms = at ? Date.parse(at) : Number.NaN;
+  return Number.isFinite(ms) ? ms : Infinity;
+}
+
+const two = (n: number) => String(n).padStart(2, "0");
+
+/**
+ * Local time of day for a connection opened today (the common case in a live view), with the
+ * month and day before it otherwise; "" when unknown.
+ */
+export function openedText(ep: Endpoint, now = new Date()): string {
+  const ms = openedMs(ep);
+  if (ms === Infinity) return "";
+  const d = new Date(ms);
+  const time = `${two(d.getHours())}:${two(d.getMinutes())}:${two(d.getSeconds())}`;
+  const today = d.getFullYear() === now.getFullYear() && d.getMonth() === now.getMonth() && d.getDate() === now.getDate();
+  return today ? time : `${two(d.getMonth() + 1)}-${two(d.getDate())} ${time}`;
+}
 
 /** The namespace as people know it: its ip-netns name, its container, or its inode. */
 export function namespaceText(ep: Endpoint): string {
