@@ -321,7 +321,7 @@ describe("column layout", () => {
   });
 
   test("the opened column is the first to go when space is short", () => {
-    const wide = new Map([...natural, ["opened", 8]]);
+    const wide = new Map<ColumnId, number>([...natural, ["opened", 8]]);
     let hidden = 0;
     for (let width = 200; width >= 40; width--) {
       const ids = fitColumns(wide, width).map((c) => c.spec.id);
