@@ -20,6 +20,7 @@ import { endpointToJson } from "../view/endpoint-json.ts";
 import type { SinkRecord } from "../actions/sinks/index.ts";
 import { ConfigError, keyAt, type DaemonConfig } from "./config.ts";
 import { Protection } from "./protection.ts";
+import { hiddenOwnerWarnings } from "./hidden-owners.ts";
 import { ActionRateLimiter } from "./rate-limit.ts";
 import { Metrics } from "./metrics.ts";
 import { FaultReporter } from "./fault-report.ts";
@@ -82,7 +83,7 @@ export class Daemon {
   constructor(private readonly options: DaemonOptions) {
     this.config = options.config;
     this.metrics = options.metrics ?? new Metrics();
-    this.protection = new Protection(this.config.protect);
+    this.protection = new Protection(this.config.protect, process.pid, () => this.monitor?.table().values() ?? []);
     this.limiter = new ActionRateLimiter(this.config.limits.actionsPerMinute, this.config.limits.perRule);
     this.clock = options.clock ?? (() => performance.now());
     const periodMs = options.faultReportMs ?? 60_000;
@@ -114,6 +115,7 @@ export class Daemon {
     const initial = this.monitor.start();
     // After the first look, so that its notes (e.g. processes that cannot be read) are told too.
     for (const n of this.monitor.notes) this.options.warn?.(n);
+    for (const n of hiddenOwnerWarnings(this.state.rules.loaded, initial, this.monitor.unreadableProcesses)) this.options.warn?.(n);
     this.state.rules.followKnownEndpoints(() => this.monitor!.table());
     this.execute(await this.state.rules.start(initial));
     this.updateGauges(initial);
@@ -188,7 +190,7 @@ export class Daemon {
     const old = this.state;
     this.state = next;
     this.config = config;
-    this.protection = new Protection(config.protect);
+    this.protection = new Protection(config.protect, process.pid, () => this.monitor?.table().values() ?? []);
     this.limiter = new ActionRateLimiter(config.limits.actionsPerMinute, config.limits.perRule);
     this.loop?.setInterval(config.interval * 1000);
     this.loop?.setResync(config.resync * 1000);

@@ -10,6 +10,7 @@
 import type { ClosedSocketFeed, Endpoint, Protocol, SnapshotRequest, SocketEngine, SocketTransition, TransitionFeed } from "../engine/types.ts";
 import { UnsupportedError } from "../errors.ts";
 import { endpointKey } from "./endpoint-key.ts";
+import { isBlankEndpoint } from "./blank-endpoint.ts";
 import type { EndpointEvent } from "./events.ts";
 import { compareEvents, diffSnapshots, type UnnumberedEvent } from "./snapshot-diff.ts";
 import { mergeTransition } from "./transition-merge.ts";
@@ -105,6 +106,7 @@ export class Monitor {
   private listenerIndex: ListenerIndex | null = null;
   private lostTransitionsSeen = 0;
   private resyncWanted = false;
+  private unreadable = 0;
 
   constructor(private readonly options: MonitorOptions) {
     this.clock = options.clock ?? Date.now;
@@ -190,11 +192,17 @@ export class Monitor {
     return new Set([...requested].filter((p) => !SENSED.has(p)));
   }
 
+  /** Processes whose sockets the first snapshot could not read (other users', without privileges). */
+  get unreadableProcesses(): number {
+    return this.unreadable;
+  }
+
   /** The first snapshot: the baseline later events are relative to. */
   start(): Endpoint[] {
     this.snapshotStartedAt = this.clock();
     const snap = this.options.engine.snapshot(this.options.request);
     for (const n of snap.notes) this.notes.push(n);
+    this.unreadable = snap.unreadableProcesses;
     this.known = new Map(snap.endpoints.map((ep) => [endpointKey(ep), ep]));
     this.pairIndex = null;
     this.lastTime = snap.takenAt;
@@ -230,6 +238,9 @@ export class Monitor {
     if (!this.feed) return;
     const now = this.clock();
     for (const endpoint of this.feed.drain()) {
+      // A socket never bound, or a listener already unhashed: no event could say which it was.
+      // A known one's close is told by the next look or the sensor, with its addresses.
+      if (isBlankEndpoint(endpoint)) continue;
       if (this.pendingClosed.length >= this.maxPending) {
         this.droppedNotices++;
         continue;

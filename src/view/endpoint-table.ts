@@ -47,10 +47,10 @@ export function renderEndpointTable(endpoints: readonly Endpoint[], o: TableOpti
       row.push(
         placementLabel(ep),
         ep.process?.user ?? ep.user ?? "-",
-        humanCount(ep.bytesSent),
-        humanCount(ep.bytesReceived),
-        humanCount(ep.packetsSent),
-        humanCount(ep.packetsReceived),
+        byteCount(ep.bytesSent),
+        byteCount(ep.bytesReceived),
+        packetCount(ep.packetsSent),
+        packetCount(ep.packetsReceived),
         ep.process?.path ?? "-",
       );
     }
@@ -59,19 +59,33 @@ export function renderEndpointTable(endpoints: readonly Endpoint[], o: TableOpti
   return renderTable(columns, rows, o.width);
 }
 
-/** 1234 -> "1234", 123456 -> "121K": short enough for a table, exact values stay in JSON/CSV. */
+/**
+ * 1234 -> "1234", 123456 -> "121Ki": binary prefixes, since 1024 is what the steps are, for a
+ * unit the caller writes after (`${humanCount(n)}B`). Exact values stay in JSON/CSV.
+ */
 export function humanCount(n: number | null): string {
-  return scaledCount(n, ["K", "M", "G", "T", "P"]);
+  return scaledCount(n, ["Ki", "Mi", "Gi", "Ti", "Pi"]);
 }
 
-/** Exact below 10000, then in steps of 1024 named by `units`. */
-export function scaledCount(n: number | null, units: readonly string[]): string {
+/** Bytes for a narrow column: 123456 -> "121KiB", as the live view says them. */
+export function byteCount(n: number | null): string {
+  return scaledCount(n, ["KiB", "MiB", "GiB", "TiB", "PiB"]);
+}
+
+/** Packets are counted, not sized: 123456 -> "123k", in steps of 1000. */
+export function packetCount(n: number | null): string {
+  return scaledCount(n, ["k", "M", "G", "T", "P"], 1000);
+}
+
+/** Exact below 10000, then in steps of `step` (1024 unless told) named by `units`. */
+export function scaledCount(n: number | null, units: readonly string[], step = 1024): string {
   if (n === null) return "-";
   if (n < 10_000) return String(n);
   let v = n;
   let u = -1;
-  while (v >= 1024 && u < units.length - 1) {
-    v /= 1024;
+  // 1048575 bytes would round to "1024KiB": that is "1.0MiB", and no wider than the rest.
+  while ((v >= step || Math.round(v) >= step) && u < units.length - 1) {
+    v /= step;
     u++;
   }
   return (v >= 100 ? Math.round(v).toString() : v.toFixed(1)) + units[u];

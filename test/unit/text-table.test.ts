@@ -1,6 +1,6 @@
 import { describe, expect, test } from "vitest";
 import { elide, renderTable } from "../../src/view/text-table.ts";
-import { humanCount, renderEndpointTable } from "../../src/view/endpoint-table.ts";
+import { byteCount, humanCount, packetCount, renderEndpointTable } from "../../src/view/endpoint-table.ts";
 import { friendlyNames, numericNames } from "../../src/view/endpoint-names.ts";
 import { csvField, renderCsv } from "../../src/view/endpoint-csv.ts";
 import type { Endpoint } from "../../src/engine/types.ts";
@@ -28,7 +28,7 @@ describe("text tables", () => {
     expect(out).toContain("[2001:db8:1234:5678:9abc:def0:1234:5678]:443");
     expect(out).toContain("www-data");
     expect(out).toContain("/usr/sbin/nginx");
-    expect(out).toContain("118M");
+    expect(out).toContain("118MiB");
     expect(out.split("\n")[0]).toMatch(/^Proto\s+Local Address\s+Remote Address\s+State\s+PID\/Program\s+Unit\/Container\s+User\s+Sent\s+Recv/);
   });
 
@@ -46,8 +46,28 @@ describe("text tables", () => {
     expect(renderTable([{ header: "A" }, { header: "B", align: "right" }], [["x", "1"], ["yy", "22"]])).toBe("A    B\nx    1\nyy  22\n");
   });
 
-  test("humanCount", () => {
-    expect([humanCount(null), humanCount(9999), humanCount(10_240), humanCount(5 * 1024 ** 3)]).toEqual(["-", "9999", "10.0K", "5.0G"]);
+  test("counts: bytes in binary units said as such, packets in thousands", () => {
+    expect([humanCount(null), humanCount(9999), humanCount(10_240), humanCount(5 * 1024 ** 3)]).toEqual(["-", "9999", "10.0Ki", "5.0Gi"]);
+    expect([byteCount(9999), byteCount(123_456), byteCount(5 * 1024 ** 3)]).toEqual(["9999", "121KiB", "5.0GiB"]);
+    expect([packetCount(9999), packetCount(123_456), packetCount(12_345_678)]).toEqual(["9999", "123k", "12.3M"]);
+    // Just under a step rounds up to the next unit, not to "1024KiB" or "1000k".
+    expect([byteCount(1024 ** 2 - 1), packetCount(999_999)]).toEqual(["1.0MiB", "1.0M"]);
+  });
+
+  test("byte and packet columns stay right-aligned under their headers with units", () => {
+    const rows = [
+      { ...ep, bytesSent: 123_456, bytesReceived: 5, packetsSent: 123_456, packetsReceived: 7 },
+      { ...ep, bytesSent: 42, bytesReceived: 5 * 1024 ** 3, packetsSent: 3, packetsReceived: 12_345_678 },
+    ];
+    const lines = renderEndpointTable(rows, { extended: true, names: numericNames() }).trimEnd().split("\n");
+    const header = lines[0]!;
+    // Each cell ends where its header ends.
+    const end = (h: string) => header.indexOf(h) + h.length;
+    const cellEnding = (line: string, at: number) => line.slice(0, at).split(/\s+/).pop();
+    expect(lines.slice(1).map((l) => [end("Sent"), end("Recv"), end("PktOut"), end("PktIn")].map((at) => cellEnding(l, at)))).toEqual([
+      ["121KiB", "5", "123k", "7"],
+      ["42", "5.0GiB", "3", "12.3M"],
+    ]);
   });
 });
 

@@ -338,7 +338,7 @@ export class LinuxEngine implements SocketEngine {
     }
     if (hidden > 0) {
       notes.push(
-        `${hidden} socket(s) of other users show no process: reading another user's /proc/PID/fd needs CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH (root has both)${userNamespaceNote()}`,
+        `${hidden} socket(s) of other users show no process, so filters and rules that go by process name or PID cannot tell theirs apart: reading another user's /proc/PID/fd needs CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH (root has both)${userNamespaceNote()}`,
       );
     }
     return this.unreadable;
