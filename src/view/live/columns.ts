@@ -7,7 +7,7 @@ import { parseIP } from "../../net/address.ts";
 import { serviceName } from "../../net/services.ts";
 import { displayWidth } from "../display-width.ts";
 import { compareEndpoints } from "../endpoint-order.ts";
-import { scaledCount } from "../endpoint-table.ts";
+import { byteCount } from "../endpoint-table.ts";
 import { escapeControl } from "../../text/escape-control.ts";
 
 export const COLUMN_IDS = ["process", "pid", "proto", "local", "localPort", "remote", "remotePort", "state", "sent", "recv", "opened", "namespace"] as const;
@@ -84,13 +84,6 @@ const processSortKey = (ep: Endpoint) => (ep.process ? ep.process.name.toLowerCa
 /** Like the process and the PID, an unknown count ("-") comes after every known one in ascending order. */
 const counter = (n: number | null) => (n === null ? Infinity : n);
 
-/**
- * Bytes for a narrow column: exact below 10000, then in binary units said as such (KiB, MiB),
- * since 1024 is what they count.
- */
-export function byteCount(n: number | null): string {
-  return scaledCount(n, ["KiB", "MiB", "GiB", "TiB", "PiB"]);
-}
 
 export const COLUMNS: readonly ColumnSpec[] = [
   {
