@@ -8,6 +8,7 @@ import { SockwardenError } from "../errors.ts";
 import { DEFAULT_SENSOR, SENSOR_CHOICES, isSensorChoice, type SensorChoice } from "../monitor/sensor-choice.ts";
 import { DEFAULT_RESYNC_MS, MAX_RESYNC_MS, MIN_RESYNC_MS } from "../monitor/monitor-loop.ts";
 import { formatTomlPath, locateToml, type TomlLocations, type TomlPath } from "./toml-locate.ts";
+import { RULE_ISOLATIONS, type RuleIsolation } from "../rules/runner/rule-pool.ts";
 
 export class ConfigError extends SockwardenError {
   override readonly exitCode = 2;
@@ -22,7 +23,8 @@ export interface DaemonConfig {
   sinks: string[];
   protect: { ports: number[]; addresses: string[]; processes: string[]; paths: string[] };
   limits: { actionsPerMinute: number; perRule: Record<string, number> };
-  sandbox: { memoryMb: number; wasmMemoryMb: number; timeBudgetMs: number; maxFailures: number };
+  /** `isolation`: rules in one runner process ("shared") or one each ("per-rule"); see RulePool. */
+  sandbox: { memoryMb: number; wasmMemoryMb: number; timeBudgetMs: number; maxFailures: number; isolation?: RuleIsolation };
   kill: { graceMs: number };
   metrics: string | null;
   /** Watch every network namespace, not only the daemon's own. */
@@ -160,7 +162,11 @@ export function parseConfig(text: string, file: string): DaemonConfig {
   }
   if (raw.sandbox !== undefined) {
     const s = table(raw.sandbox, "sandbox");
-    known(s, "sandbox", ["memory_mb", "wasm_memory_mb", "time_budget_ms", "max_failures"]);
+    known(s, "sandbox", ["memory_mb", "wasm_memory_mb", "time_budget_ms", "max_failures", "isolation"]);
+    if (s.isolation !== undefined) {
+      if (!RULE_ISOLATIONS.includes(s.isolation as RuleIsolation)) fail("sandbox.isolation", `must be one of ${RULE_ISOLATIONS.map((x) => `"${x}"`).join(", ")}`);
+      c.sandbox.isolation = s.isolation as RuleIsolation;
+    }
     if (s.memory_mb !== undefined) c.sandbox.memoryMb = num(s.memory_mb, "sandbox.memory_mb", 1, 1024);
     if (s.wasm_memory_mb !== undefined) c.sandbox.wasmMemoryMb = num(s.wasm_memory_mb, "sandbox.wasm_memory_mb", 16, 4096);
     if (s.time_budget_ms !== undefined) c.sandbox.timeBudgetMs = num(s.time_budget_ms, "sandbox.time_budget_ms", 1, 60_000);

@@ -144,6 +144,7 @@ export class Daemon {
     const rules = new RuleSet({
       limits,
       maxFailures: config.sandbox.maxFailures,
+      isolation: config.sandbox.isolation,
       onReport: (r) => this.onReport(r),
     });
     const sources = resolveRuleSources(config.rules.sources);

@@ -21,7 +21,8 @@ export interface RuleAction {
 export interface RuleReport {
   rule: string;
   file: string;
-  kind: "error" | "timeout" | "memory" | "quarantined" | "rejected-action" | "reloaded" | "reload-failed";
+  /** "restarted": the rule lost its state through another rule's fault (its message says which). */
+  kind: "error" | "timeout" | "memory" | "quarantined" | "rejected-action" | "reloaded" | "reload-failed" | "restarted";
   message: string;
   line: number | null;
   column: number | null;

@@ -3,7 +3,7 @@
  * resolved against what sockwarden actually saw. A rule that keeps failing is quarantined; the
  * others go on. Reloading a rule keeps the old version running when the new one does not load.
  */
-import type { Endpoint, ProcessInfo } from "../engine/types.ts";
+import type { Endpoint } from "../engine/types.ts";
 import type { EndpointEvent } from "../monitor/events.ts";
 import { endpointKey } from "../monitor/endpoint-key.ts";
 import { RuleError } from "../errors.ts";
@@ -11,8 +11,8 @@ import { encodeEndpoints, encodeEvents } from "./guest-payload.ts";
 import { DEFAULT_LIMITS, type CallFailure, type DispatchResult, type RuleInfo, type SandboxLimits } from "./sandbox.ts";
 import { loadRuleSource, type RuleSource } from "./rule-sources.ts";
 import { compileRule } from "./compile-rule.ts";
-import { RuleRunner } from "./runner/rule-runner.ts";
-import { checkActionRows, type EndpointClaim } from "./action-rows.ts";
+import { RulePool, type PoolCall, type PooledRule, type RuleIsolation } from "./runner/rule-pool.ts";
+import { resolveActions } from "./resolve-actions.ts";
 import { validateRuleOptions } from "./rule-options.ts";
 import type { RuleAction, RuleReport } from "./rule-model.ts";
 
@@ -31,6 +31,11 @@ export interface RuleSetOptions {
   batchSize?: number;
   onReport?: (report: RuleReport) => void;
   /**
+   * "shared" (the default): every rule in one runner process, each in its own sandbox; a rule
+   * that stalls that process is moved to one of its own. "per-rule": a process for each rule.
+   */
+  isolation?: RuleIsolation;
+  /**
    * Milliseconds now (test seam). Given, it drives schedules and failure windows too; by default
    * rules are told the wall clock while schedules and windows follow a monotonic one, so that a
    * wall clock set back neither stops periodic hooks nor stretches failure windows.
@@ -41,7 +46,7 @@ export interface RuleSetOptions {
 interface LoadedRule {
   source: RuleSource;
   options: unknown;
-  runner: RuleRunner;
+  runner: PooledRule;
   failures: number[];
   quarantined: boolean;
   nextPeriodic: number;
@@ -72,8 +77,12 @@ export class RuleSet {
   /** Calls into the rules run one after another, in the order they were made. */
   private turn: Promise<unknown> = Promise.resolve();
   private disposed = false;
+  private readonly pool: RulePool;
+  /** Rules that lost their state through another's fault: told after the call's own reports. */
+  private notices: { runner: PooledRule; message: string }[] = [];
 
   constructor(private readonly options: RuleSetOptions = {}) {
+    this.pool = new RulePool(options.isolation ?? "shared", (runner, message) => this.notices.push({ runner, message }));
     this.limits = { ...DEFAULT_LIMITS, ...options.limits };
     this.maxFailures = options.maxFailures ?? 5;
     this.windowMs = options.failureWindowMs ?? 60_000;
@@ -83,7 +92,7 @@ export class RuleSet {
   }
 
   private inTurn<T>(work: () => Promise<T>): Promise<T> {
-    const run = this.turn.then(work);
+    const run = this.turn.then(work).finally(() => this.tellNotices());
     this.turn = run.catch(() => {});
     return run;
   }
@@ -104,10 +113,10 @@ export class RuleSet {
     });
   }
 
-  private async build(source: RuleSource, ruleOptions: unknown): Promise<RuleRunner> {
+  private async build(source: RuleSource, ruleOptions: unknown): Promise<PooledRule> {
     const text = await loadRuleSource(source);
     const compiled = await compileRule(text, source.label);
-    return RuleRunner.start(compiled, ruleOptions, this.limits);
+    return this.pool.add(compiled, ruleOptions, this.limits);
   }
 
   /**
@@ -133,7 +142,7 @@ export class RuleSet {
         rule.failures = [];
         rule.quarantined = false;
         rule.nextPeriodic = this.steady() + fresh.info.every * 1000;
-        this.report({ rule: fresh.info.name, file: label, kind: "reloaded", message: "reloaded", line: null, column: null });
+        this.report({ rule: fresh.info.name, file: label, kind: "reloaded", message: "its file changed; the new version runs now", line: null, column: null });
         return true;
       } catch (err) {
         const e = err as { line?: number | null; column?: number | null; detail?: string; message: string };
@@ -181,8 +190,7 @@ export class RuleSet {
       const payload = encodeEndpoints(endpoints);
       const at = this.clock();
       const rules = this.active();
-      const results: DispatchResult[] = [];
-      for (const rule of rules) results.push(await rule.runner.hook("start", payload, at));
+      const results = await this.pool.run("start", at, [payload], rules.map((rule) => hookCall(rule.runner)));
       const out: RuleAction[] = [];
       if (this.disposed) return out;
       rules.forEach((rule, i) => {
@@ -251,23 +259,38 @@ export class RuleSet {
   }
 
   /**
-   * One rule at a time: a rule's time budget is wall time, and rules running side by side would
-   * each be charged for the others' use of the CPU.
+   * One request per runner process for the whole batch, each distinct subset once; inside, one
+   * rule at a time: a rule's time budget is wall time, and rules running side by side would each
+   * be charged for the others' use of the CPU.
    */
   private async runBatch(rules: readonly LoadedRule[], encoded: Map<string, EncodedGroup>): Promise<({ r: DispatchResult; subset: EndpointEvent[] } | null)[]> {
-    const results: ({ r: DispatchResult; subset: EndpointEvent[] } | null)[] = [];
+    const payloads: Uint8Array[] = [];
+    const index = new Map<EncodedGroup, number>();
+    const calls: PoolCall[] = [];
+    const callOf: (number | null)[] = [];
+    const now = this.steady();
     for (const rule of rules) {
       const group = encoded.get(rule.runner.info.on.join(","));
       if (!group?.payload || rule.quarantined) {
-        results.push(null);
+        callOf.push(null);
         continue;
       }
+      let p = index.get(group);
+      if (p === undefined) {
+        index.set(group, (p = payloads.length));
+        payloads.push(group.payload);
+      }
       // Failures past the quarantine threshold would only cost time: the sandbox stops there.
-      const now = this.steady();
       const left = this.maxFailures - rule.failures.filter((t) => now - t < this.windowMs).length;
-      results.push({ r: await rule.runner.dispatch(group.payload, group.subset.length, left), subset: group.subset });
+      callOf.push(calls.length);
+      calls.push({ rule: rule.runner, payload: p, count: group.subset.length, maxFailures: left });
     }
-    return results;
+    const results = calls.length > 0 ? await this.pool.run("dispatch", 0, payloads, calls) : [];
+    return rules.map((rule, i) => {
+      const c = callOf[i];
+      if (c === null || c === undefined) return null;
+      return { r: results[c]!, subset: encoded.get(rule.runner.info.on.join(","))!.subset };
+    });
   }
 
   /**
@@ -283,8 +306,7 @@ export class RuleSet {
       const payload = encodeEndpoints(endpoints);
       const wall = now ?? this.clock();
       for (const rule of due) rule.nextPeriodic = at + rule.runner.info.every * 1000;
-      const results: DispatchResult[] = [];
-      for (const rule of due) results.push(await rule.runner.hook("periodic", payload, wall));
+      const results = await this.pool.run("periodic", wall, [payload], due.map((rule) => hookCall(rule.runner)));
       const out: RuleAction[] = [];
       if (this.disposed) return out;
       due.forEach((rule, i) => {
@@ -300,63 +322,15 @@ export class RuleSet {
   }
 
   /**
-   * Checks what the guest asked for (action-rows.ts) and resolves it to real endpoints and
-   * processes; anything refused is reported as a rejected action.
+   * Checks what the guest asked for and resolves it to real endpoints and processes
+   * (resolve-actions.ts); anything refused is reported as a rejected action.
    */
   private accept(rule: LoadedRule, actions: unknown, refs: readonly Endpoint[], events: readonly EndpointEvent[] | undefined): RuleAction[] {
     const name = rule.runner.info.name;
-    const out: RuleAction[] = [];
-    const checked = checkActionRows(actions, refs.length, events ? events.length : 1);
-    const refused = [...checked.refused];
-    for (const a of checked.rows) {
-      const reason = a.text;
-      if (a.kind === "log") out.push({ rule: name, action: "log", reason });
-      else if (a.kind === "alert") out.push({ rule: name, action: "alert", reason, severity: a.severity });
-      else if (a.kind === "close") {
-        const ep = this.resolveEndpoint(a.ref, a.claim, refs, events);
-        if (!ep) {
-          refused.push(`close refused: not an endpoint sockwarden reported (${reason})`);
-          continue;
-        }
-        const seq = a.ref >= 0 && events ? events[a.ref]?.seq : undefined;
-        out.push({ rule: name, action: "close", reason, endpoint: ep, seq });
-      } else {
-        const proc = this.findProcess(a.pid, refs);
-        if (!proc) {
-          refused.push(`kill refused: ${a.pid} is not the PID of a process holding a known endpoint (${reason})`);
-          continue;
-        }
-        out.push({ rule: name, action: "kill", reason, process: proc, pid: proc.pid });
-      }
-    }
+    const { out, refused } = resolveActions(name, actions, refs, events, this.known);
     // Each refusal is told; the daemon folds repeated reports into counts.
     for (const message of refused) this.report({ rule: name, file: rule.source.label, kind: "rejected-action", message: message.slice(0, 1000), line: null, column: null });
     return out;
-  }
-
-  private resolveEndpoint(ref: number, claim: EndpointClaim, refs: readonly Endpoint[], events: readonly EndpointEvent[] | undefined): Endpoint | null {
-    const { protocol, localAddress: la, localPort: lp, remoteAddress: ra, remotePort: rp, cookie } = claim;
-    if (ref >= 0 && ref < refs.length) {
-      const ep = refs[ref]!;
-      // The guest's reference is only a hint: it must describe the same socket in full (a
-      // listener and its accepted connections share the local address), and one that is open.
-      const same = ep.protocol === protocol && ep.localAddress === la && ep.localPort === lp && ep.remoteAddress === ra && ep.remotePort === rp && ep.cookie === cookie;
-      if (same && events?.[ref]?.type !== "closed") return ep;
-    }
-    if (cookie !== null) {
-      const byCookie = this.known.get(cookie);
-      if (byCookie && byCookie.localAddress === la && byCookie.localPort === lp) return byCookie;
-    }
-    for (const ep of this.known.values()) {
-      if (ep.protocol === protocol && ep.localAddress === la && ep.localPort === lp && ep.remoteAddress === ra && ep.remotePort === rp) return ep;
-    }
-    return null;
-  }
-
-  private findProcess(pid: number, refs: readonly Endpoint[]): ProcessInfo | null {
-    for (const ep of refs) if (ep.process?.pid === pid) return ep.process;
-    for (const ep of this.known.values()) if (ep.process?.pid === pid) return ep.process;
-    return null;
   }
 
   private fail(rule: LoadedRule, f: CallFailure, seq?: number): void {
@@ -377,6 +351,13 @@ export class RuleSet {
     }
   }
 
+  private tellNotices(): void {
+    for (const { runner, message } of this.notices.splice(0)) {
+      const rule = this.rules.find((r) => r.runner === runner);
+      if (rule && !this.disposed) this.report({ rule: runner.info.name, file: rule.source.label, kind: "restarted", message, line: null, column: null });
+    }
+  }
+
   private report(r: RuleReport): void {
     this.options.onReport?.(r);
   }
@@ -384,7 +365,7 @@ export class RuleSet {
   /** Ends every rule's runner at once (also while a call is under way: it then returns nothing). */
   dispose(): void {
     this.disposed = true;
-    for (const r of this.rules) r.runner.dispose();
+    this.pool.dispose();
     this.rules.length = 0;
   }
 }
@@ -399,12 +380,18 @@ export function formatReport(r: RuleReport): string {
   return `rule ${r.rule} (${where}): ${r.kind === "error" ? "" : `${r.kind}: `}${r.message}${seq}`;
 }
 
+function hookCall(rule: PooledRule): PoolCall {
+  return { rule, payload: 0, count: 1, maxFailures: Infinity };
+}
+
 /** Convenience for tools and tests: compile and load once, to check a rule. */
 export async function checkRule(source: RuleSource, limits?: Partial<SandboxLimits>): Promise<RuleInfo> {
   const text = await loadRuleSource(source);
   const compiled = await compileRule(text, source.label);
-  const runner = await RuleRunner.start(compiled, {}, { ...DEFAULT_LIMITS, ...limits });
-  const info = runner.info;
-  runner.dispose();
-  return info;
+  const pool = new RulePool("per-rule", () => {});
+  try {
+    return (await pool.add(compiled, {}, { ...DEFAULT_LIMITS, ...limits })).info;
+  } finally {
+    pool.dispose();
+  }
 }

@@ -2,8 +2,13 @@
  * The watchdog over rules, through `sockwarden run` in a private network namespace with live
  * connections: next to good-counter (one log per event) runs stuck-native, a rule that sits in
  * one native call on every event, a call that would last hours and that nothing inside its runner
- * can interrupt. Each rule runs in a child process of the daemon (the executable started with
- * `__sockwarden-rule-runner`), found here through /proc.
+ * can interrupt. Rules run in child processes of the daemon (the executable started with
+ * `__sockwarden-rule-runner`), found here through /proc: by default one for all rules, with
+ * `isolation = "per-rule"` one each.
+ *
+ * - Sharing one process, the stuck rule's first overrun ends that process: the stuck rule is told
+ *   and goes on in a process of its own; good-counter is told, once, that it lost its state
+ *   because stuck-native stalled the process they shared, and gets every event once all the same.
  *
  * - The stuck rule is ended after its budget plus a grace, told (its sandbox was ended), started
  *   afresh and, after repeated overruns, quarantined, holding no process any more; good-counter
@@ -163,19 +168,20 @@ interface SinkLine {
   message: string;
 }
 
-/** A daemon with the stuck rule first and good-counter second; its stdout records as they come. */
-async function startDaemon(sandbox: string): Promise<{ daemon: BackgroundProcess; port: number; records: SinkLine[]; read: () => Promise<void>; good: Stat }> {
+const PER_RULE = `[sandbox]\nisolation = "per-rule"\n`;
+
+/** A daemon running `sources`; its stdout records as they come. */
+async function spawnDaemon(sources: string[], sandbox: string): Promise<{ daemon: BackgroundProcess; port: number; records: SinkLine[]; read: () => Promise<void> }> {
   const port = 9480 + ++runs;
   const config = path.join(dir, `watchdog-${runs}.toml`);
   fs.writeFileSync(
     config,
     `interval = ${INTERVAL}\nmetrics = "127.0.0.1:${port}"\naudit_log = "${path.join(dir, `audit-${runs}.log`)}"\nsinks = ["stdout:ndjson"]\n` +
-      `[rules]\nsources = ["${STUCK}", "${GOOD}"]\n${sandbox}`,
+      `[rules]\nsources = [${sources.map((f) => JSON.stringify(f)).join(", ")}]\n${sandbox}`,
   );
   const daemon = ns!.spawn([EXECUTABLE, "run", "--config", config]);
   running.push(daemon);
   await waitFor(() => `the daemon to start; stderr:\n${daemon.stderr}`, () => (/running /.test(daemon.stderr) || daemon.hasExited ? true : undefined), 60_000);
-  expect(daemon.stderr, "daemon start").toMatch(/sockwarden: running stuck-native, good-counter every 0\.3 s/);
   const records: SinkLine[] = [];
   const read = async () => {
     for (;;) {
@@ -188,6 +194,13 @@ async function startDaemon(sandbox: string): Promise<{ daemon: BackgroundProcess
       records.push(JSON.parse(line) as SinkLine);
     }
   };
+  return { daemon, port, records, read };
+}
+
+/** A daemon with the stuck rule first and good-counter second, each in a runner of its own. */
+async function startDaemon(sandbox: string): Promise<{ daemon: BackgroundProcess; port: number; records: SinkLine[]; read: () => Promise<void>; good: Stat }> {
+  const { daemon, port, records, read } = await spawnDaemon([STUCK, GOOD], sandbox);
+  expect(daemon.stderr, "daemon start").toMatch(/sockwarden: running stuck-native, good-counter every 0\.3 s/);
   // The runners, loaded in the order of the sources: stuck-native's, then good-counter's.
   const both = await waitFor(() => `two rule runners under the daemon; found ${JSON.stringify(runnersOf(daemon.pid))}`, () => {
     const r = runnersOf(daemon.pid);
@@ -243,7 +256,7 @@ async function expectNoRunnerLeft(): Promise<void> {
 
 describe("the watchdog over rules, in the daemon", { timeout: 180_000 }, () => {
   it("ends a rule stuck in one native call, tells it and quarantines it; the other rule gets every event", async () => {
-    const { daemon, port, records, read, good } = await startDaemon("");
+    const { daemon, port, records, read, good } = await startDaemon(PER_RULE);
     const traffic = await startTraffic();
 
     // Each runner of the stuck rule, from when it is first seen until it is gone.
@@ -330,10 +343,64 @@ describe("the watchdog over rules, in the daemon", { timeout: 180_000 }, () => {
     );
   });
 
+  it("sharing one process: the stuck rule goes on in a process of its own; good-counter is told once that it lost its state and gets every event", async () => {
+    const { daemon, port, records, read } = await spawnDaemon([GOOD, STUCK], "");
+    expect(daemon.stderr, "daemon start").toMatch(/sockwarden: running good-counter, stuck-native every 0\.3 s/);
+    const first = await waitFor(() => `one rule runner under the daemon; found ${JSON.stringify(runnersOf(daemon.pid))}`, () => {
+      const r = runnersOf(daemon.pid);
+      return r.length === 1 ? r[0] : undefined;
+    }, 10_000);
+    const traffic = await startTraffic();
+    const quarantined = (r: SinkLine) => r.kind === "report" && r.rule === "stuck-native" && r.outcome === "quarantined";
+    await waitFor(() => `stuck-native to be quarantined; records: ${JSON.stringify(records.filter((r) => r.kind === "report"))}; stderr:\n${daemon.stderr}`, async () => {
+      await read();
+      return records.some(quarantined) ? true : undefined;
+    }, 120_000);
+    traffic.closeInput();
+    expect(await traffic.waitForExit(10_000)).toBe(true);
+
+    // Left: one runner, good-counter's new shared one (the first was ended with the stall).
+    const left = await waitFor(() => `one runner to be left; runners: ${JSON.stringify(runnersOf(daemon.pid))}`, () => {
+      const r = runnersOf(daemon.pid);
+      return r.length === 1 ? r : undefined;
+    }, 10_000);
+    expect(same(first), "the stalled shared runner is still there").toBeNull();
+    const metrics = await scrapeMetrics((a) => ns!.wrap(a), port);
+    expect(metrics, "/metrics did not answer").not.toBeNull();
+    const seen = metricSum(metrics!, "sockwarden_events_total");
+    const goodLogs = () => records.filter((r) => r.kind === "log" && r.rule === "good-counter");
+    await waitFor(() => `good-counter to log the ${seen} events counted in /metrics; it logged ${goodLogs().length}`, async () => {
+      await read();
+      return goodLogs().length >= seen ? true : undefined;
+    }, 30_000);
+    expect(same(left[0]!), "good-counter's runner was ended again").not.toBeNull();
+    await terminate(daemon);
+    await read();
+    await expectNoRunnerLeft();
+
+    // Every event once, in order; its own count starts again once, where its state was lost.
+    const logged = goodLogs().map((r) => /^seen (\d+) #(\d+)$/.exec(r.message)!);
+    expect(seen).toBeGreaterThan(20);
+    expect(logged.map((m) => Number(m[1]))).toEqual(logged.map((_, i) => i + 1));
+    const counts = logged.map((m) => Number(m[2]));
+    const reset = counts.findIndex((c, i) => c !== i + 1);
+    expect(reset, JSON.stringify(counts)).toBeGreaterThan(0);
+    expect(counts.slice(reset)).toEqual(counts.slice(reset).map((_, i) => i + 1));
+
+    const reports = records.filter((r) => r.kind === "report");
+    const why = JSON.stringify(reports, null, 1);
+    const good = reports.filter((r) => r.rule === "good-counter");
+    expect(good.map((r) => r.outcome), why).toEqual(["restarted"]);
+    expect(good[0]!.message, why).toMatch(/^rule good-counter \(.*good-counter\.ts\): restarted: lost its state: rule stuck-native stalled the sandbox process they shared, so that process was ended; this rule starts afresh in a new one$/);
+    const stuck = reports.filter((r) => r.rule === "stuck-native");
+    expect(stuck[0]!.message, why).toMatch(/timeout: did not answer within \d+ ms .*; from now on it runs in a sandbox process of its own$/);
+    expect(stuck.at(-1)!.outcome, why).toBe("quarantined");
+  });
+
   it("answers /metrics while a rule sits in its native call, and SIGTERM ends the daemon and every runner", async () => {
     // A longer budget makes the call's allowance a few seconds, room for a scrape inside it;
     // failures never quarantine, so the rule is stuck whenever events come.
-    const { daemon, port, good } = await startDaemon("[sandbox]\ntime_budget_ms = 1000\nmax_failures = 1000000\n");
+    const { daemon, port, good } = await startDaemon(`${PER_RULE}time_budget_ms = 1000\nmax_failures = 1000000\n`);
     await startTraffic();
 
     // A scrape that starts and ends while the same runner is inside its call (should the watchdog
@@ -361,7 +428,7 @@ describe("the watchdog over rules, in the daemon", { timeout: 180_000 }, () => {
   it("a daemon killed with SIGKILL while a rule sits in its native call leaves no runner behind", async () => {
     // Nothing of the daemon runs to end its runners: the stuck one, reading nothing, must end
     // with its parent all the same.
-    const { daemon, good } = await startDaemon("[sandbox]\ntime_budget_ms = 1000\nmax_failures = 1000000\n");
+    const { daemon, good } = await startDaemon(`${PER_RULE}time_budget_ms = 1000\nmax_failures = 1000000\n`);
     await startTraffic();
     const runner = await runnerInCall(daemon, good, 60_000);
     process.kill(daemon.pid, "SIGKILL");

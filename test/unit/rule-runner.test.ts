@@ -55,14 +55,15 @@ describe("the runner protocol", () => {
   it("frames come out whole and in order however the stream is cut", () => {
     const replies: Reply[] = [
       { kind: ReplyKind.Ready },
-      { kind: ReplyKind.Begin },
-      { kind: ReplyKind.End },
-      { kind: ReplyKind.Result, result: { actionTexts: [`[["log","é\u2028x"]]`, "[]", `[["alert","a","info"]]`], failures: [], memoryBytes: 16 << 20 } },
+      { kind: ReplyKind.Begin, slot: 3 },
+      { kind: ReplyKind.End, slot: 3 },
+      { kind: ReplyKind.Result, slot: 3, result: { actionTexts: [`[["log","é\u2028x"]]`, "[]", `[["alert","a","info"]]`], failures: [], memoryBytes: 16 << 20 } },
+      { kind: ReplyKind.Retry, slot: 0xffffffff },
       { kind: ReplyKind.LoadFailed, failed: { line: 3, column: 7, message: "nope" } },
     ];
     // As the host reads them: the rows of every text, in order.
     const read: ReadReply[] = replies.map((r) =>
-      r.kind === ReplyKind.Result ? { kind: r.kind, result: { actions: [["log", "é\u2028x"], ["alert", "a", "info"]], failures: [], memoryBytes: 16 << 20 } } : r);
+      r.kind === ReplyKind.Result ? { kind: r.kind, slot: 3, result: { actions: [["log", "é\u2028x"], ["alert", "a", "info"]], failures: [], memoryBytes: 16 << 20 } } : r);
     const stream = concat(replies.flatMap((r) => encodeReply(r)));
     fc.assert(
       fc.property(fc.array(fc.integer({ min: 1, max: stream.byteLength }), { maxLength: 12 }), (cuts) => {
@@ -80,20 +81,39 @@ describe("the runner protocol", () => {
     );
   });
 
-  it("a dispatch request carries its payload and counts exactly; no limit on failures travels as Infinity", () => {
-    const payload = encodeEvents([event(1), event(2)]);
+  it("a call request carries each payload once and every rule's call exactly; no limit on failures travels as Infinity", () => {
+    const payloads = [encodeEvents([event(1), event(2)]), encodeEvents([event(3)])];
     for (const maxFailures of [0, 3, Infinity]) {
-      const bytes = concat(encodeRequest({ kind: RequestKind.Dispatch, count: 2, maxFailures, payload }));
+      const calls = [
+        { slot: 0, payload: 0, count: 2, maxFailures },
+        { slot: 7, payload: 1, count: 1, maxFailures: Infinity },
+        { slot: 2, payload: 0, count: 2, maxFailures: 1 },
+      ];
+      const bytes = concat(encodeRequest({ kind: RequestKind.Dispatch, at: 0, payloads, calls }));
+      expect(new DataView(bytes.buffer).getUint32(0, true)).toBe(bytes.byteLength - 4);
       const r = decodeRequest(bytes[4]!, bytes.subarray(5));
-      expect(r).toEqual({ kind: RequestKind.Dispatch, count: 2, maxFailures, payload });
+      expect(r).toEqual({ kind: RequestKind.Dispatch, at: 0, payloads, calls });
     }
+    const start = concat(encodeRequest({ kind: RequestKind.Start, at: 1234.5, payloads: [payloads[1]!], calls: [{ slot: 1, payload: 0, count: 1, maxFailures: Infinity }] }));
+    expect(decodeRequest(start[4]!, start.subarray(5))).toMatchObject({ kind: RequestKind.Start, at: 1234.5, payloads: [payloads[1]] });
+    const unload = concat(encodeRequest({ kind: RequestKind.Unload, slot: 9 }));
+    expect(decodeRequest(unload[4]!, unload.subarray(5))).toEqual({ kind: RequestKind.Unload, slot: 9 });
+  });
+
+  it("a call request that names a payload it lacks, or is cut short, is refused", () => {
+    const good = concat(encodeRequest({ kind: RequestKind.Dispatch, at: 0, payloads: [encodeEvents([event(1)])], calls: [{ slot: 0, payload: 0, count: 1, maxFailures: 1 }] }));
+    const body = good.slice(5);
+    expect(() => decodeRequest(RequestKind.Dispatch, body.subarray(0, body.byteLength - 1))).toThrow(ProtocolError);
+    const wrong = body.slice();
+    new DataView(wrong.buffer).setUint32(16 + 4, 1, true);
+    expect(() => decodeRequest(RequestKind.Dispatch, wrong)).toThrow(/payload that is not there/);
   });
 
   it("what the guest wrote is passed on as rows for the host to check, whatever it is", () => {
     const texts = ["undefined", `{"forged":true}`, `"row"`, `[["log","ok"]]`];
-    const bytes = concat(encodeReply({ kind: ReplyKind.Result, result: { actionTexts: texts, failures: [], memoryBytes: 1 } }));
+    const bytes = concat(encodeReply({ kind: ReplyKind.Result, slot: 0, result: { actionTexts: texts, failures: [], memoryBytes: 1 } }));
     const r = decodeReply(bytes[4]!, bytes.subarray(5));
-    expect(r).toEqual({ kind: ReplyKind.Result, result: { actions: ["(the rule's actions were not JSON)", { forged: true }, "row", ["log", "ok"]], failures: [], memoryBytes: 1 } });
+    expect(r).toEqual({ kind: ReplyKind.Result, slot: 0, result: { actions: ["(the rule's actions were not JSON)", { forged: true }, "row", ["log", "ok"]], failures: [], memoryBytes: 1 } });
     expect(checkActionRows((r as { result: { actions: unknown[] } }).result.actions, 0).rows).toEqual([{ kind: "log", text: "ok" }]);
   });
 
@@ -107,12 +127,14 @@ describe("the runner protocol", () => {
       body.set(tail, 4 + h.byteLength);
       return body;
     };
-    expect(() => decodeReply(ReplyKind.Result, result(`{"failures":[],"memoryBytes":1}`))).not.toThrow();
+    expect(() => decodeReply(ReplyKind.Result, result(`{"slot":0,"failures":[],"memoryBytes":1}`))).not.toThrow();
     expect(() => decodeReply(ReplyKind.Result, result("not json"))).toThrow(ProtocolError);
-    expect(() => decodeReply(ReplyKind.Result, result(`{"failures":{},"memoryBytes":1}`))).toThrow(ProtocolError);
-    expect(() => decodeReply(ReplyKind.Result, result(`{"failures":[{"index":0,"message":"m","line":null,"column":null,"kind":"toString"}],"memoryBytes":1}`))).toThrow(ProtocolError);
-    expect(() => decodeReply(ReplyKind.Result, result(`{"failures":[],"memoryBytes":1}`, new Uint8Array([1, 0, 0, 0, 9, 0, 0, 0])))).toThrow(/short result/);
-    expect(() => decodeReply(ReplyKind.Result, result(`{"failures":[],"memoryBytes":1}`, new Uint8Array([0, 0, 0, 0, 7])))).toThrow(/trailing/);
+    expect(() => decodeReply(ReplyKind.Result, result(`{"slot":0,"failures":{},"memoryBytes":1}`))).toThrow(ProtocolError);
+    expect(() => decodeReply(ReplyKind.Result, result(`{"slot":0,"failures":[{"index":0,"message":"m","line":null,"column":null,"kind":"toString"}],"memoryBytes":1}`))).toThrow(ProtocolError);
+    expect(() => decodeReply(ReplyKind.Result, result(`{"slot":0,"failures":[],"memoryBytes":1}`, new Uint8Array([1, 0, 0, 0, 9, 0, 0, 0])))).toThrow(/short result/);
+    expect(() => decodeReply(ReplyKind.Result, result(`{"slot":0,"failures":[],"memoryBytes":1}`, new Uint8Array([0, 0, 0, 0, 7])))).toThrow(/trailing/);
+    expect(() => decodeReply(ReplyKind.Result, result(`{"failures":[],"memoryBytes":1}`))).toThrow(ProtocolError);
+    expect(() => decodeReply(ReplyKind.Begin, new Uint8Array(0))).toThrow(ProtocolError);
     expect(() => decodeReply(ReplyKind.Loaded, text(`{"info":null,"memoryBytes":1}`))).toThrow(ProtocolError);
     expect(() => decodeReply(99, text("{}"))).toThrow(ProtocolError);
     const reader = new FrameReader(() => {});
@@ -173,9 +195,9 @@ describe("the watchdog", () => {
     for (const s of sets.splice(0)) s.dispose();
   });
 
-  it("ends a runner stuck in one native call; the other rule gets every event; the rule starts afresh", async () => {
+  it("with a process per rule, ends a runner stuck in one native call; the other rule gets every event; the rule starts afresh", async () => {
     const reports: RuleReport[] = [];
-    const set = new RuleSet({ onReport: (r) => reports.push(r), maxFailures: 3 });
+    const set = new RuleSet({ onReport: (r) => reports.push(r), maxFailures: 3, isolation: "per-rule" });
     sets.push(set);
     await set.add({ kind: "file", path: GOOD, label: "good-counter.ts" });
     await set.add({ kind: "file", path: INDEXOF, label: "53-native-indexof.ts" });
@@ -198,6 +220,93 @@ describe("the watchdog", () => {
     const after = await set.dispatch([event(5)]);
     expect(after.map((a) => a.reason)).toEqual(["seen 5 #5"]);
   });
+});
+
+describe("the watchdog with rules sharing one process", () => {
+  it("moves a rule stuck in one native call to a process of its own; the others are told they lost their state, once, and get every event", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "sw-shared-"));
+    const late = path.join(dir, "late-counter.ts");
+    fs.writeFileSync(late, fs.readFileSync(GOOD, "utf8").replace('name: "good-counter"', 'name: "late-counter"'));
+    const reports: RuleReport[] = [];
+    const set = new RuleSet({ onReport: (r) => reports.push(r), maxFailures: 3 });
+    try {
+      await set.add({ kind: "file", path: GOOD, label: "good-counter.ts" });
+      await set.add({ kind: "file", path: INDEXOF, label: "53-native-indexof.ts" });
+      await set.add({ kind: "file", path: late, label: "late-counter.ts" });
+      // One process holds all three.
+      const shared = set.loaded.map((l) => l.pid);
+      expect(shared[0]).not.toBeNull();
+      expect(new Set(shared).size).toBe(1);
+      const reasons = (list: { rule: string; reason: string }[], rule: string) => list.filter((a) => a.rule === rule).map((a) => a.reason);
+
+      const first = await set.dispatch([event(1), event(2)]);
+      expect(reasons(first, "good-counter")).toEqual(["seen 1 #1", "seen 2 #2"]);
+      // The rule after the stuck one had not had the batch: the new process gives it to it.
+      expect(reasons(first, "late-counter")).toEqual(["seen 1 #1", "seen 2 #2"]);
+      expect(reports.map((r) => `${r.rule} ${r.kind}`)).toEqual(["native-indexof timeout", "good-counter restarted", "late-counter restarted"]);
+      expect(reports[0]!.message).toMatch(/did not answer within \d+ ms .*one native call cannot be interrupted.*starts afresh.*process of its own/);
+      for (const r of reports.slice(1)) expect(r.message).toBe("lost its state: rule native-indexof stalled the sandbox process they shared, so that process was ended; this rule starts afresh in a new one");
+      await waitFor("the stuck process to end", () => !running(shared[0]!), 10_000);
+
+      const second = await set.dispatch([event(3)]);
+      expect(reasons(second, "good-counter")).toEqual(["seen 3 #1"]);
+      expect(reasons(second, "late-counter")).toEqual(["seen 3 #3"]);
+      const [good, stuck, after] = set.loaded.map((l) => l.pid);
+      expect(good).not.toBeNull();
+      expect(after).toBe(good);
+      expect(good).not.toBe(shared[0]);
+      expect(stuck).not.toBe(good);
+
+      // From now on its overruns end only its own process.
+      await set.dispatch([event(4)]);
+      expect(reports.filter((r) => r.rule === "native-indexof").map((r) => r.kind)).toEqual(["timeout", "timeout", "timeout", "quarantined"]);
+      expect(reports.filter((r) => r.kind === "restarted")).toHaveLength(2);
+      expect(set.loaded[1]!.pid).toBeNull();
+      const last = await set.dispatch([event(5)]);
+      expect(reasons(last, "good-counter")).toEqual(["seen 5 #3"]);
+      expect(set.loaded[0]!.pid).toBe(good);
+      expect(set.loaded[2]!.pid).toBe(good);
+    } finally {
+      set.dispose();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("hostile rules sharing one process", () => {
+  it("each native stall moves only its rule out; rules the interrupt stops cost nobody their state; the good rule sees every event once", async () => {
+    const HOSTILE = path.join(ROOT, "test/fixtures/rules/hostile");
+    const natives = ["53-native-indexof.ts", "54-native-split.ts", "55-native-replaceall.ts", "56-native-includes.ts", "57-native-sort.ts"];
+    const interrupted = ["21-endless-loop.ts", "40-regex-backtracking.ts", "23-memory-bomb.ts"];
+    const reports: RuleReport[] = [];
+    const set = new RuleSet({ onReport: (r) => reports.push(r), maxFailures: 2 });
+    try {
+      await set.add({ kind: "file", path: GOOD, label: "good-counter.ts" });
+      for (const f of [...interrupted.slice(0, 2), ...natives, interrupted[2]!]) await set.add({ kind: "file", path: path.join(HOSTILE, f), label: f });
+      expect(new Set(set.loaded.map((l) => l.pid)).size).toBe(1);
+      const logged: string[] = [];
+      for (const batch of [[event(1), event(2)], [event(3)], [event(4), event(5)], [event(6)]]) {
+        for (const a of await set.dispatch(batch)) if (a.rule === "good-counter") logged.push(a.reason);
+      }
+      const why = JSON.stringify(reports.map((r) => `${r.rule} ${r.kind}: ${r.message}`), null, 1);
+      // Every event once, in order; the count starts again only where the rule was told so.
+      expect(logged.map((l) => l.split(" ")[1]), why).toEqual(["1", "2", "3", "4", "5", "6"]);
+      const restarts = reports.filter((r) => r.rule === "good-counter");
+      expect(restarts.every((r) => r.kind === "restarted"), why).toBe(true);
+      const causes = restarts.map((r) => /rule ([\w-]+) (?:stalled|broke) the sandbox process/.exec(r.message)?.[1]);
+      const movedOut = [...new Set(reports.filter((r) => r.kind === "timeout" && r.message.endsWith("in a sandbox process of its own")).map((r) => r.rule))];
+      expect(causes.sort(), why).toEqual([...movedOut].sort());
+      for (const n of ["native-indexof", "native-split", "native-replaceall", "native-includes", "native-sort"]) expect(movedOut, why).toContain(n);
+      expect(movedOut, why).not.toContain("endless-loop");
+      expect(movedOut, why).not.toContain("regex-backtracking");
+      // All the restarts came in the first batch, in which every native rule first stalled.
+      const counts = logged.map((l) => Number(l.split("#")[1]));
+      expect(counts.slice(2), why).toEqual([1, 2, 3, 4]);
+      for (const l of set.loaded) if (l.name !== "good-counter") expect(l.quarantined, l.name).toBe(true);
+    } finally {
+      set.dispose();
+    }
+  }, 120_000);
 });
 
 describe("the watchdog over retries", () => {

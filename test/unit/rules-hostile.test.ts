@@ -86,6 +86,13 @@ const allEvents = parseEventLines(readFileSync(EVENTS, "utf8"), EVENTS);
 const initial = allEvents.filter((e, i) => e.type === "opened" && e.time === allEvents[0]!.time && allEvents.slice(0, i).every((x) => x.time === e.time));
 const events = allEvents.slice(initial.length);
 
+/**
+ * Each rule in a process of its own: what this file checks is each rule's containment, and a rule
+ * stalled in one native call would otherwise cost every rule beside it its state (the shared
+ * layout, the default, with such rules: rule-runner.test.ts).
+ */
+const ISOLATION = "per-rule";
+
 const refusals = new Map<string, Error>();
 const loaded = new Map<string, string>();
 const reports: RuleReport[] = [];
@@ -107,7 +114,7 @@ function collect(list: RuleAction[]): void {
 beforeAll(async () => {
   rssBefore = rss();
   let now = allEvents[0]!.time;
-  rules = new RuleSet({ onReport: (r) => reports.push(r), clock: () => now });
+  rules = new RuleSet({ onReport: (r) => reports.push(r), clock: () => now, isolation: ISOLATION });
   await rules.add({ kind: "file", path: GOOD, label: "good-counter.ts" });
   for (const f of files) {
     try {

@@ -1,24 +1,31 @@
 /**
  * What crosses between the host and a rule runner (a child process of the same executable that
- * holds one rule's sandbox). One request at a time, one reply each, in order, over the child's
- * stdin and stdout. Every message is a frame:
+ * holds the sandboxes of one or more rules, each in a numbered slot). One request at a time, in
+ * order, over the child's stdin and stdout; every message is a frame (frame-reader.ts).
  *
- *   u32 length of what follows (little-endian) | u8 kind | body
+ * A call request carries each distinct payload once and the list of calls that use it: the
+ * runner runs them one after another and answers for each, naming its slot, so that one batch of
+ * events is one write however many rules a runner holds.
  *
  * Bodies are either JSON text (small, structured messages) or a fixed header followed by the
- * binary payload the sandbox decodes (guest-payload.ts), which is copied once and never parsed in
- * JavaScript on either side.
+ * binary payloads the sandbox decodes (guest-payload.ts), which are copied once and never parsed
+ * in JavaScript on either side.
  *
  * The runner is the host's own code, but everything in a reply that came from the rule is only a
  * claim: the host checks it again (action-rows.ts) before acting on it.
  */
 import type { SandboxLimits, RuleInfo, CallFailure } from "../sandbox.ts";
+import { HEADER, ProtocolError } from "./frame-reader.ts";
+
+export { FrameReader, MAX_FRAME_BYTES, ProtocolError } from "./frame-reader.ts";
 
 export const enum RequestKind {
   Load = 1,
   Dispatch = 2,
   Start = 3,
   Periodic = 4,
+  /** Drops a slot's sandbox (a rule reloaded or quarantined); no reply. */
+  Unload = 5,
 }
 
 export const enum ReplyKind {
@@ -28,9 +35,10 @@ export const enum ReplyKind {
   LoadFailed = 3,
   Result = 4,
   /**
-   * The call reached the rule (Begin) or came back from it (End). Only the time between the two
-   * is the rule's; what comes before and after is the runner's own bounded work. End comes in
-   * the same write as the Result that follows it.
+   * The call reached the rule in a slot (Begin) or came back from it (End). Only the time
+   * between the two is the rule's; what comes before and after is the runner's own bounded work.
+   * End comes in the same write as the Result that follows it, and the next call's Begin with
+   * them.
    */
   Begin = 5,
   End = 6,
@@ -80,19 +88,41 @@ export interface ResultRead {
   memoryBytes: number;
 }
 
+/** One rule's call within a call request. */
+export interface SlotCall {
+  slot: number;
+  /** Which of the request's payloads it takes. */
+  payload: number;
+  /** Events in that payload (1 for start and periodic). */
+  count: number;
+  /** Failures after which the rule's handler is not run again in this call. */
+  maxFailures: number;
+}
+
+export type CallKind = RequestKind.Dispatch | RequestKind.Start | RequestKind.Periodic;
+
+export interface CallRequest {
+  kind: CallKind;
+  /** Start and periodic: the time the rules are told. */
+  at: number;
+  payloads: Uint8Array[];
+  calls: SlotCall[];
+}
+
 export type Request =
-  | { kind: RequestKind.Load; load: LoadRequest }
-  | { kind: RequestKind.Dispatch; count: number; maxFailures: number; payload: Uint8Array }
-  | { kind: RequestKind.Start | RequestKind.Periodic; at: number; payload: Uint8Array };
+  | { kind: RequestKind.Load; slot: number; load: LoadRequest }
+  | { kind: RequestKind.Unload; slot: number }
+  | CallRequest;
 
 export type Reply =
-  | { kind: ReplyKind.Ready | ReplyKind.Begin | ReplyKind.End | ReplyKind.Retry }
+  | { kind: ReplyKind.Ready }
+  | { kind: ReplyKind.Begin | ReplyKind.End | ReplyKind.Retry; slot: number }
   | { kind: ReplyKind.Loaded; loaded: LoadedReply }
   | { kind: ReplyKind.LoadFailed; failed: LoadFailedReply }
-  | { kind: ReplyKind.Result; result: ResultReply };
+  | { kind: ReplyKind.Result; slot: number; result: ResultReply };
 
 /** A reply as the host reads it. */
-export type ReadReply = Exclude<Reply, { kind: ReplyKind.Result }> | { kind: ReplyKind.Result; result: ResultRead };
+export type ReadReply = Exclude<Reply, { kind: ReplyKind.Result }> | { kind: ReplyKind.Result; slot: number; result: ResultRead };
 
 /** Replies as one buffer, to go out in one write (each write wakes the reader). */
 export function encodeReplies(replies: readonly Reply[]): Uint8Array {
@@ -106,14 +136,10 @@ export function encodeReplies(replies: readonly Reply[]): Uint8Array {
   return out;
 }
 
-const HEADER = 5;
 /** "No limit" for maxFailures on the wire. */
 const UNLIMITED = 0xffffffff;
-/**
- * The largest frame either side accepts. A payload of events is far smaller; a reply is bounded
- * by the rule's WebAssembly memory (what it returns must fit there first) plus JSON's escaping.
- */
-export const MAX_FRAME_BYTES = 256 << 20;
+/** Calls and payloads one request may carry (far more than rules anyone loads). */
+const MAX_CALLS = 1 << 16;
 
 const utf8 = new TextEncoder();
 const fromUtf8 = new TextDecoder("utf-8", { fatal: false });
@@ -126,41 +152,66 @@ function frame(kind: number, body: Uint8Array, extra?: Uint8Array): Uint8Array[]
   return extra ? [head, body, extra] : [head, body];
 }
 
-/** A request as the pieces to write (the payload is not copied into a new buffer). */
+/** A request as the pieces to write (the payloads are not copied into a new buffer). */
 export function encodeRequest(r: Request): Uint8Array[] {
   switch (r.kind) {
     case RequestKind.Load:
-      return frame(r.kind, utf8.encode(JSON.stringify(r.load)));
-    case RequestKind.Dispatch: {
-      const head = new Uint8Array(8);
+      return frame(r.kind, utf8.encode(JSON.stringify({ slot: r.slot, load: r.load })));
+    case RequestKind.Unload:
+      return frame(r.kind, slotBody(r.slot));
+    default: {
+      // f64 at | u32 payloads | u32 calls | calls (slot, payload, count, maxFailures) | payload lengths | payloads
+      const head = new Uint8Array(16 + r.calls.length * 16 + r.payloads.length * 4);
       const view = new DataView(head.buffer);
-      view.setUint32(0, r.count, true);
-      view.setUint32(4, Number.isFinite(r.maxFailures) ? Math.max(0, Math.min(r.maxFailures, UNLIMITED - 1)) : UNLIMITED, true);
-      return frame(r.kind, head, r.payload);
-    }
-    case RequestKind.Start:
-    case RequestKind.Periodic: {
-      const head = new Uint8Array(8);
-      new DataView(head.buffer).setFloat64(0, r.at, true);
-      return frame(r.kind, head, r.payload);
+      view.setFloat64(0, r.at, true);
+      view.setUint32(8, r.payloads.length, true);
+      view.setUint32(12, r.calls.length, true);
+      let at = 16;
+      for (const c of r.calls) {
+        view.setUint32(at, c.slot, true);
+        view.setUint32(at + 4, c.payload, true);
+        view.setUint32(at + 8, c.count, true);
+        view.setUint32(at + 12, Number.isFinite(c.maxFailures) ? Math.max(0, Math.min(c.maxFailures, UNLIMITED - 1)) : UNLIMITED, true);
+        at += 16;
+      }
+      for (const p of r.payloads) {
+        view.setUint32(at, p.byteLength, true);
+        at += 4;
+      }
+      const pieces = frame(r.kind, head);
+      const size = r.payloads.reduce((n, p) => n + p.byteLength, 0);
+      new DataView(pieces[0]!.buffer).setUint32(0, 1 + head.byteLength + size, true);
+      return [...pieces, ...r.payloads];
     }
   }
+}
+
+function slotBody(slot: number): Uint8Array {
+  const body = new Uint8Array(4);
+  new DataView(body.buffer).setUint32(0, slot, true);
+  return body;
+}
+
+function readSlot(body: Uint8Array): number {
+  if (body.byteLength !== 4) throw new ProtocolError("a slot is four bytes");
+  return new DataView(body.buffer, body.byteOffset, 4).getUint32(0, true);
 }
 
 export function encodeReply(r: Reply): Uint8Array[] {
   switch (r.kind) {
     case ReplyKind.Ready:
+      return frame(r.kind, new Uint8Array(0));
     case ReplyKind.Begin:
     case ReplyKind.End:
     case ReplyKind.Retry:
-      return frame(r.kind, new Uint8Array(0));
+      return frame(r.kind, slotBody(r.slot));
     case ReplyKind.Loaded:
       return frame(r.kind, utf8.encode(JSON.stringify(r.loaded)));
     case ReplyKind.LoadFailed:
       return frame(r.kind, utf8.encode(JSON.stringify(r.failed)));
     case ReplyKind.Result: {
       // u32 header length, header JSON, u32 count, then each text as u32 length and UTF-8.
-      const header = utf8.encode(JSON.stringify({ failures: r.result.failures, memoryBytes: r.result.memoryBytes }));
+      const header = utf8.encode(JSON.stringify({ slot: r.slot, failures: r.result.failures, memoryBytes: r.result.memoryBytes }));
       const texts = r.result.actionTexts.map((t) => utf8.encode(t));
       const body = new Uint8Array(8 + header.byteLength + texts.reduce((n, t) => n + 4 + t.byteLength, 0));
       const view = new DataView(body.buffer);
@@ -179,22 +230,43 @@ export function encodeReply(r: Reply): Uint8Array[] {
   }
 }
 
-export class ProtocolError extends Error {}
-
 export function decodeRequest(kind: number, body: Uint8Array): Request {
   const view = new DataView(body.buffer, body.byteOffset, body.byteLength);
   switch (kind) {
-    case RequestKind.Load:
-      return { kind, load: parseJson(body) as LoadRequest };
-    case RequestKind.Dispatch: {
-      if (body.byteLength < 8) throw new ProtocolError("short dispatch request");
-      const max = view.getUint32(4, true);
-      return { kind, count: view.getUint32(0, true), maxFailures: max === UNLIMITED ? Infinity : max, payload: body.subarray(8) };
+    case RequestKind.Load: {
+      const v = parseJson(body) as { slot?: unknown; load?: LoadRequest };
+      if (!isObject(v) || !isSlot(v.slot) || !isObject(v.load)) throw new ProtocolError("malformed load request");
+      return { kind, slot: v.slot, load: v.load };
     }
+    case RequestKind.Unload:
+      return { kind, slot: readSlot(body) };
+    case RequestKind.Dispatch:
     case RequestKind.Start:
-    case RequestKind.Periodic:
-      if (body.byteLength < 8) throw new ProtocolError("short call request");
-      return { kind, at: view.getFloat64(0, true), payload: body.subarray(8) };
+    case RequestKind.Periodic: {
+      if (body.byteLength < 16) throw new ProtocolError("short call request");
+      const payloadCount = view.getUint32(8, true);
+      const callCount = view.getUint32(12, true);
+      if (payloadCount > MAX_CALLS || callCount > MAX_CALLS) throw new ProtocolError("too many calls in one request");
+      let at = 16;
+      if (body.byteLength < at + callCount * 16 + payloadCount * 4) throw new ProtocolError("short call request");
+      const calls: SlotCall[] = [];
+      for (let i = 0; i < callCount; i++, at += 16) {
+        const max = view.getUint32(at + 12, true);
+        const call = { slot: view.getUint32(at, true), payload: view.getUint32(at + 4, true), count: view.getUint32(at + 8, true), maxFailures: max === UNLIMITED ? Infinity : max };
+        if (call.payload >= payloadCount) throw new ProtocolError("a call names a payload that is not there");
+        calls.push(call);
+      }
+      const lengths: number[] = [];
+      for (let i = 0; i < payloadCount; i++, at += 4) lengths.push(view.getUint32(at, true));
+      const payloads: Uint8Array[] = [];
+      for (const n of lengths) {
+        if (at + n > body.byteLength) throw new ProtocolError("short call request");
+        payloads.push(body.subarray(at, at + n));
+        at += n;
+      }
+      if (at !== body.byteLength) throw new ProtocolError("trailing bytes after a call request");
+      return { kind, at: view.getFloat64(0, true), payloads, calls };
+    }
     default:
       throw new ProtocolError(`unknown request kind ${kind}`);
   }
@@ -207,10 +279,11 @@ export function decodeRequest(kind: number, body: Uint8Array): Request {
 export function decodeReply(kind: number, body: Uint8Array): ReadReply {
   switch (kind) {
     case ReplyKind.Ready:
+      return { kind };
     case ReplyKind.Begin:
     case ReplyKind.End:
     case ReplyKind.Retry:
-      return { kind };
+      return { kind, slot: readSlot(body) };
     case ReplyKind.Loaded: {
       const v = parseJson(body) as Partial<LoadedReply>;
       if (!isObject(v) || !isObject(v.info) || typeof v.memoryBytes !== "number") throw new ProtocolError("malformed load reply");
@@ -229,8 +302,8 @@ export function decodeReply(kind: number, body: Uint8Array): ReadReply {
       need(0, 4);
       const headerLength = view.getUint32(0, true);
       need(4, headerLength + 4);
-      const v = parseJson(body.subarray(4, 4 + headerLength)) as Partial<ResultReply>;
-      if (!isObject(v) || !Array.isArray(v.failures) || typeof v.memoryBytes !== "number") throw new ProtocolError("malformed result");
+      const v = parseJson(body.subarray(4, 4 + headerLength)) as Partial<ResultReply> & { slot?: unknown };
+      if (!isObject(v) || !isSlot(v.slot) || !Array.isArray(v.failures) || typeof v.memoryBytes !== "number") throw new ProtocolError("malformed result");
       let at = 4 + headerLength;
       const count = view.getUint32(at, true);
       at += 4;
@@ -243,7 +316,7 @@ export function decodeReply(kind: number, body: Uint8Array): ReadReply {
         at += 4 + n;
       }
       if (at !== body.byteLength) throw new ProtocolError("trailing bytes after a result");
-      return { kind, result: { actions, failures: v.failures.map(checkFailure), memoryBytes: v.memoryBytes } };
+      return { kind, slot: v.slot, result: { actions, failures: v.failures.map(checkFailure), memoryBytes: v.memoryBytes } };
     }
     default:
       throw new ProtocolError(`unknown reply kind ${kind}`);
@@ -286,72 +359,11 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
+function isSlot(v: unknown): v is number {
+  return typeof v === "number" && Number.isInteger(v) && v >= 0 && v <= 0xffffffff;
+}
+
 function isPosition(v: unknown): v is number | null {
   return v === null || (typeof v === "number" && Number.isInteger(v) && v >= 0);
 }
 
-/**
- * Splits a byte stream into frames. Bytes arrive in chunks of any size; a frame is handed out
- * once it is whole.
- */
-export class FrameReader {
-  private chunks: Uint8Array[] = [];
-  private buffered = 0;
-
-  constructor(private readonly onFrame: (kind: number, body: Uint8Array) => void) {}
-
-  push(chunk: Uint8Array): void {
-    this.chunks.push(chunk);
-    this.buffered += chunk.byteLength;
-    while (this.buffered >= HEADER) {
-      const head = this.peek(HEADER);
-      const length = new DataView(head.buffer, head.byteOffset, HEADER).getUint32(0, true);
-      if (length < 1 || length > MAX_FRAME_BYTES) throw new ProtocolError(`a frame of ${length} bytes is out of bounds`);
-      if (this.buffered < 4 + length) return;
-      const whole = this.take(4 + length);
-      this.onFrame(whole[4]!, whole.subarray(HEADER));
-    }
-  }
-
-  private peek(n: number): Uint8Array {
-    if (this.chunks[0]!.byteLength >= n) return this.chunks[0]!;
-    return this.join(n, false);
-  }
-
-  private take(n: number): Uint8Array {
-    return this.join(n, true);
-  }
-
-  private join(n: number, consume: boolean): Uint8Array {
-    const first = this.chunks[0]!;
-    if (consume && first.byteLength === n) {
-      this.chunks.shift();
-      this.buffered -= n;
-      return first;
-    }
-    if (consume && first.byteLength > n) {
-      this.chunks[0] = first.subarray(n);
-      this.buffered -= n;
-      return first.subarray(0, n);
-    }
-    const out = new Uint8Array(n);
-    let filled = 0;
-    let i = 0;
-    while (filled < n) {
-      const c = this.chunks[i]!;
-      const part = Math.min(c.byteLength, n - filled);
-      out.set(c.subarray(0, part), filled);
-      filled += part;
-      if (consume) {
-        if (part === c.byteLength) {
-          this.chunks.shift();
-          continue;
-        }
-        this.chunks[0] = c.subarray(part);
-      }
-      i++;
-    }
-    if (consume) this.buffered -= n;
-    return out;
-  }
-}

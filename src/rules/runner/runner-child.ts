@@ -1,19 +1,20 @@
 /**
- * The rule runner: the child process that holds one rule's sandbox. It reads requests on stdin
- * and answers each on stdout (protocol.ts), one at a time. It exists so that the host can always
- * take control back: QuickJS's interrupt runs between bytecodes only, and one native built-in
- * (a quadratic indexOf, split or sort over a large string) can hold the thread that runs it for
- * hours. In a child, that thread is not the daemon's, and the host ends the child when its
- * deadline passes (rule-runner.ts).
+ * The rule runner: the child process that holds the sandboxes of one or more rules, each in a
+ * slot of its own (its own QuickJS module, memory and limits). It reads requests on stdin and
+ * answers on stdout (protocol.ts), one request at a time, the calls of a request one rule at a
+ * time. It exists so that the host can always take control back: QuickJS's interrupt runs
+ * between bytecodes only, and one native built-in (a quadratic indexOf, split or sort over a
+ * large string) can hold the thread that runs it for hours. In a child, that thread is not the
+ * daemon's, and the host ends the child when a rule's deadline passes (rule-runner.ts).
  *
  * It ends when stdin closes (the host went away or dropped it).
  */
 import { writeSync } from "node:fs";
 import { RuleError } from "../../errors.ts";
 import { endWithParent } from "../../engine/index.ts";
-import { RuleSandbox } from "../sandbox.ts";
+import { RuleSandbox, type RawResult } from "../sandbox.ts";
 import { LineMap } from "../source-map.ts";
-import { decodeRequest, encodeReplies, FrameReader, ReplyKind, RequestKind, type Reply, type Request } from "./protocol.ts";
+import { decodeRequest, encodeReplies, FrameReader, ReplyKind, RequestKind, type CallRequest, type Reply } from "./protocol.ts";
 
 export async function serveRuleRunner(): Promise<void> {
   // A runner that outlived the daemon (killed with SIGKILL while a rule sat in a native call)
@@ -33,15 +34,27 @@ export async function serveRuleRunner(): Promise<void> {
       }
     }
   };
-  let sandbox: RuleSandbox | null = null;
-  /** Runs a call; returns its End and Result, to be sent together. */
-  const handle = (request: Request): Reply[] => {
-    if (request.kind === RequestKind.Load) throw new Error("load is handled before any call");
-    send({ kind: ReplyKind.Begin });
-    const r = request.kind === RequestKind.Dispatch
-      ? sandbox!.dispatchRaw(request.payload, request.count, request.maxFailures, () => send({ kind: ReplyKind.Retry }))
-      : sandbox!.callRaw(request.kind === RequestKind.Start ? "start" : "periodic", request.payload, request.at);
-    return [{ kind: ReplyKind.End }, { kind: ReplyKind.Result, result: { actionTexts: r.actionTexts, failures: r.failures, memoryBytes: sandbox!.memoryBytes() } }];
+  const sandboxes = new Map<number, RuleSandbox>();
+  /**
+   * Runs each call of a request in turn. The End and Result of one call go out with the next
+   * call's Begin in one write (each write wakes the host); the last call's are returned, to be
+   * sent together.
+   */
+  const handle = (request: CallRequest): Reply[] => {
+    let pending: Reply[] = [];
+    for (const call of request.calls) {
+      const slot = call.slot;
+      send(...pending, { kind: ReplyKind.Begin, slot });
+      const sandbox = sandboxes.get(slot);
+      const payload = request.payloads[call.payload]!;
+      const r: RawResult = !sandbox
+        ? { actionTexts: [], failures: [{ index: -1, message: "its sandbox is not loaded in this runner", line: null, column: null, kind: "error", fatal: true }] }
+        : request.kind === RequestKind.Dispatch
+          ? sandbox.dispatchRaw(payload, call.count, call.maxFailures, () => send({ kind: ReplyKind.Retry, slot }))
+          : sandbox.callRaw(request.kind === RequestKind.Start ? "start" : "periodic", payload, request.at);
+      pending = [{ kind: ReplyKind.End, slot }, { kind: ReplyKind.Result, slot, result: { actionTexts: r.actionTexts, failures: r.failures, memoryBytes: sandbox?.memoryBytes() ?? 0 } }];
+    }
+    return pending;
   };
   // Requests come one at a time, but a load is asynchronous: later frames wait for it.
   let queue: Promise<void> = Promise.resolve();
@@ -52,8 +65,10 @@ export async function serveRuleRunner(): Promise<void> {
       if (request.kind === RequestKind.Load) {
         try {
           const l = request.load;
-          sandbox?.dispose();
-          sandbox = await RuleSandbox.create({ file: l.file, code: l.code, lines: new LineMap(l.mappings), exportAt: l.exportAt }, l.options, l.limits);
+          sandboxes.get(request.slot)?.dispose();
+          sandboxes.delete(request.slot);
+          const sandbox = await RuleSandbox.create({ file: l.file, code: l.code, lines: new LineMap(l.mappings), exportAt: l.exportAt }, l.options, l.limits);
+          sandboxes.set(request.slot, sandbox);
           send({ kind: ReplyKind.Loaded, loaded: { info: sandbox.info, memoryBytes: sandbox.memoryBytes() } });
         } catch (err) {
           const e = err instanceof RuleError ? err : new RuleError(request.load.file, null, null, (err as Error)?.message ?? String(err));
@@ -61,8 +76,13 @@ export async function serveRuleRunner(): Promise<void> {
         }
         return;
       }
-      if (!sandbox) throw new Error("a call came before the rule was loaded");
-      send(...handle(request));
+      if (request.kind === RequestKind.Unload) {
+        sandboxes.get(request.slot)?.dispose();
+        sandboxes.delete(request.slot);
+        return;
+      }
+      const last = handle(request);
+      if (last.length > 0) send(...last);
     }).catch((err: unknown) => {
       // The runner's own fault, not the rule's: the host sees the exit and treats it as broken.
       process.stderr.write(`rule runner failed: ${(err as Error)?.message ?? String(err)}\n`);
