@@ -173,6 +173,7 @@ export function soakConfig(s: Pick<SoakSettings, "interval" | "dir" | "sinks" | 
   return [
     `interval = ${s.interval}`,
     `audit_log = "${path.join(s.dir, "audit.log")}"`,
+    `state_dir = "${path.join(s.dir, "state")}"`,
     `metrics = "127.0.0.1:${port}"`,
     `sinks = [${sinks.map((x) => JSON.stringify(x)).join(", ")}]`,
     "[rules]",

@@ -8,14 +8,16 @@ import { createEngine } from "../engine/index.ts";
 import { AuditLog, defaultAuditPath } from "../actions/audit-log.ts";
 import { Daemon, type DaemonRecord } from "../daemon/daemon.ts";
 import { defaultConfig, loadConfig, type DaemonConfig } from "../daemon/config.ts";
-import { serveMetrics, type MetricsServer } from "../daemon/metrics-server.ts";
+import { parseMetricsAddress, serveMetrics, type MetricsServer } from "../daemon/metrics-server.ts";
 import { createOutputs, type Outputs } from "../daemon/outputs.ts";
+import { defaultStateDir } from "../actions/sinks/index.ts";
 import { stderr } from "./output.ts";
 import { escapeControl } from "../text/escape-control.ts";
 import { UsageError } from "../errors.ts";
 import type { SensorChoice } from "../monitor/sensor-choice.ts";
 import { checkResync, resyncOption, runSensorOption } from "./sensor-options.ts";
 import { intervalOption, parseInterval } from "./interval-option.ts";
+import { RELOAD_REFUSED_OUTCOME, checkDaemonFiles } from "./run-checks.ts";
 
 export interface RunArgs {
   allNamespaces?: boolean;
@@ -26,6 +28,7 @@ export interface RunArgs {
   dryRun?: boolean;
   sink?: string[];
   auditLog?: string;
+  stateDir?: string;
   metrics?: string;
   quiet?: boolean;
   sensor?: string;
@@ -38,8 +41,9 @@ export function runBuilder<T>(y: Argv<T>) {
     .option("config", { alias: "c", type: "string", describe: "TOML configuration (see examples/sockwarden.toml)" })
     .option("interval", intervalOption("Seconds between refreshes (0.1 to 3600; default 1)", false))
     .option("dry-run", { type: "boolean", describe: "Log and audit every close or kill as would-close/would-kill; touch nothing" })
-    .option("sink", { type: "string", array: true, describe: "Where alerts go: stdout, stdout:ndjson, file:PATH, syslog, syslog:udp://H:P, webhook:URL (repeatable)" })
+    .option("sink", { type: "string", array: true, describe: "Where alerts go: stdout, stdout:ndjson, file:PATH, syslog, syslog:udp://H:P, webhook:URL, otlp:http://H:4318 (repeatable)" })
     .option("audit-log", { type: "string", describe: `Audit log file (default ${defaultAuditPath()})` })
+    .option("state-dir", { type: "string", describe: "Where webhook, OTLP and TCP syslog sinks keep undelivered records across restarts (default /var/lib/sockwarden for root, ~/.local/state/sockwarden otherwise)" })
     .option("metrics", { type: "string", describe: "Serve Prometheus metrics on HOST:PORT" })
     .option("all-namespaces", { alias: "N", type: "boolean", describe: "Watch every network namespace (containers, ip netns)" })
     .option("sensor", runSensorOption)
@@ -55,12 +59,18 @@ export function effectiveConfig(args: RunArgs): DaemonConfig {
   if (args.dryRun) c.dryRun = true;
   if (args.sink?.length) c.sinks = args.sink;
   if (args.auditLog) c.auditLog = args.auditLog;
-  if (args.metrics) c.metrics = args.metrics;
+  if (args.stateDir) c.stateDir = args.stateDir;
+  if (args.metrics) {
+    const address = parseMetricsAddress(args.metrics);
+    if (typeof address === "string") throw new UsageError(`--metrics ${args.metrics}: ${address}`);
+    c.metrics = args.metrics;
+  }
   if (args.allNamespaces) c.allNamespaces = true;
   if (args.sensor !== undefined) c.sensor = args.sensor as SensorChoice;
   if (args.resync !== undefined) c.resync = checkResync(args.resync);
   if (c.sinks.length === 0) c.sinks = ["stdout"];
   if (c.rules.sources.length === 0) throw new UsageError("no rules: give --rule FILE|DIR|PLUGIN or rules.sources in --config (bundled: sockwarden rules list)");
+  checkDaemonFiles(c, args.auditLog ? "--audit-log" : c.auditLog ? "audit_log" : null);
   return c;
 }
 
@@ -89,9 +99,9 @@ async function runStarted(args: RunArgs, started: () => number): Promise<number>
     if (!args.quiet) stderr(`sockwarden: ${escapeControl(m)}\n`);
   };
   let daemonRef: Daemon | null = null;
-  const outputDeps = { warn, openLocalDatagram: (path: string) => daemonRef!.openLocalDatagram(path) };
+  const outputDeps = { warn, openLocalDatagram: (path: string) => daemonRef!.openLocalDatagram(path), stateDir: config.stateDir ?? defaultStateDir() };
   let outputs: Outputs = createOutputs(config.sinks, outputDeps);
-  const audit = new AuditLog(config.auditLog ?? defaultAuditPath());
+  let audit = new AuditLog(config.auditLog ?? defaultAuditPath());
   const daemon = new Daemon({
     config,
     createEngine: () => createEngine({ allNamespaces: config.allNamespaces }),
@@ -100,19 +110,24 @@ async function runStarted(args: RunArgs, started: () => number): Promise<number>
     warn,
   });
   daemonRef = daemon;
+  const renderMetrics = () => {
+    outputs.describe(daemon.metrics);
+    return daemon.metrics.render();
+  };
   let metricsServer: MetricsServer | null = null;
   try {
+    // Bound before the rules start: an address that cannot be served stops the start at once.
+    if (config.metrics) metricsServer = serveMetrics(config.metrics, renderMetrics);
     await daemon.start();
-    if (config.metrics) metricsServer = serveMetrics(config.metrics, () => {
-      outputs.describe(daemon.metrics);
-      return daemon.metrics.render();
-    });
   } catch (err) {
+    metricsServer?.stop();
     await daemon.stop();
     await outputs.close(500);
     throw err;
   }
-  warn(`running ${daemon.ruleNames.join(", ")} every ${config.interval} s${config.dryRun ? " (dry run: nothing is touched)" : ""}`);
+  // A rule directory may start empty: its rules come as their files do.
+  const running = daemon.ruleNames.join(", ") || "no rules yet (watching the rule directories)";
+  warn(`running ${running} every ${config.interval} s${config.dryRun ? " (dry run: nothing is touched)" : ""}`);
 
   return new Promise<number>((resolve) => {
     // SIGHUPs that arrive while a reload runs are folded into one more reload after it (the files
@@ -134,15 +149,65 @@ async function runStarted(args: RunArgs, started: () => number): Promise<number>
             outputs = createOutputs(next.sinks, outputDeps);
             void old.close(1000);
           }
+          const notes = [rebindMetrics(next, signals), switchAudit(next), ...keepUntilRestart(next, signals)];
           config = next;
-          warn(`reloaded${signals}: ${daemon.ruleNames.join(", ")}`);
+          warn(`reloaded${signals}: ${[daemon.ruleNames.join(", "), ...notes.filter(Boolean)].join("; ")}`);
         } catch (err) {
-          // The running configuration goes on; say why the new one was refused.
+          // The running configuration goes on; say why the new one was refused, here and to the
+          // sinks, as a rule's failure is told.
           daemon.metrics.inc("sockwarden_reload_failures_total", "Reloads refused because the new configuration did not load");
-          warn(`reload refused${signals}, the running configuration continues: ${(err as Error).message}`);
+          refuse(`reload refused${signals}, the running configuration continues: ${(err as Error).message}`);
         }
       }
       reloading = false;
+    };
+    const refuse = (message: string) => {
+      warn(message);
+      outputs.write([{ time: new Date().toISOString(), kind: "report", severity: "warning", outcome: RELOAD_REFUSED_OUTCOME, message }]);
+    };
+    /**
+     * Serves metrics where `next` says, the new address bound before the old one is let go. When
+     * it cannot be bound the old one stays (and `next` says so), and that part is refused.
+     */
+    const rebindMetrics = (next: DaemonConfig, signals: string): string => {
+      if (next.metrics === config.metrics) return "";
+      if (next.metrics === null) {
+        metricsServer?.stop();
+        metricsServer = null;
+        return "metrics no longer served";
+      }
+      try {
+        const fresh = serveMetrics(next.metrics, renderMetrics);
+        metricsServer?.stop();
+        metricsServer = fresh;
+        return `metrics on ${next.metrics}`;
+      } catch (err) {
+        const kept = metricsServer ? `metrics stay on ${metricsServer.address}` : "metrics stay off";
+        next.metrics = config.metrics;
+        daemon.metrics.inc("sockwarden_reload_failures_total", "Reloads refused because the new configuration did not load");
+        refuse(`reload refused in part${signals}, ${kept}: ${(err as Error).message}`);
+        return kept;
+      }
+    };
+    const switchAudit = (next: DaemonConfig): string => {
+      const file = next.auditLog ?? defaultAuditPath();
+      if (file === audit.file) return "";
+      audit = new AuditLog(file);
+      daemon.setAudit(audit);
+      return `audit log ${file}`;
+    };
+    /** What the engine was made with stays as it is until a restart: said, not silently kept. */
+    const keepUntilRestart = (next: DaemonConfig, signals: string): string[] => {
+      const kept: string[] = [];
+      if (next.sensor !== config.sensor) kept.push(`sensor stays "${config.sensor}"`);
+      if (next.allNamespaces !== config.allNamespaces) kept.push(`all_namespaces stays ${config.allNamespaces}`);
+      if (next.stateDir !== config.stateDir) kept.push(`state_dir stays ${outputDeps.stateDir}`);
+      if (kept.length === 0) return [];
+      next.sensor = config.sensor;
+      next.allNamespaces = config.allNamespaces;
+      next.stateDir = config.stateDir;
+      refuse(`reload refused in part${signals}, ${kept.join(" and ")}: it changes only with a restart`);
+      return kept;
     };
     const onHup = () => {
       hups++;

@@ -9,6 +9,7 @@ import { DEFAULT_SENSOR, SENSOR_CHOICES, isSensorChoice, type SensorChoice } fro
 import { DEFAULT_RESYNC_MS, MAX_RESYNC_MS, MIN_RESYNC_MS } from "../monitor/monitor-loop.ts";
 import { formatTomlPath, locateToml, type TomlLocations, type TomlPath } from "./toml-locate.ts";
 import { RULE_ISOLATIONS, type RuleIsolation } from "../rules/runner/rule-pool.ts";
+import { METRICS_ADDRESS_HINT, parseMetricsAddress } from "./metrics-server.ts";
 
 export class ConfigError extends SockwardenError {
   override readonly exitCode = 2;
@@ -19,6 +20,8 @@ export interface DaemonConfig {
   interval: number;
   dryRun: boolean;
   auditLog: string | null;
+  /** Where network sinks keep their queues across restarts; null: the default for the user. */
+  stateDir: string | null;
   rules: { sources: string[]; options: Record<string, Record<string, unknown>> };
   sinks: string[];
   protect: { ports: number[]; addresses: string[]; processes: string[]; paths: string[] };
@@ -42,6 +45,7 @@ export function defaultConfig(): DaemonConfig {
     interval: 1,
     dryRun: false,
     auditLog: null,
+    stateDir: null,
     rules: { sources: [], options: {} },
     sinks: [],
     protect: { ports: [], addresses: [], processes: [], paths: [] },
@@ -104,7 +108,7 @@ export function parseConfig(text: string, file: string): DaemonConfig {
     return v as Table;
   };
 
-  known(raw, "", ["interval", "dry_run", "audit_log", "metrics", "all_namespaces", "sensor", "resync", "rules", "sinks", "protect", "limits", "sandbox", "kill"]);
+  known(raw, "", ["interval", "dry_run", "audit_log", "state_dir", "metrics", "all_namespaces", "sensor", "resync", "rules", "sinks", "protect", "limits", "sandbox", "kill"]);
   if (raw.all_namespaces !== undefined) {
     if (typeof raw.all_namespaces !== "boolean") fail("all_namespaces", "must be true or false");
     c.allNamespaces = raw.all_namespaces as boolean;
@@ -123,8 +127,14 @@ export function parseConfig(text: string, file: string): DaemonConfig {
     if (typeof raw.audit_log !== "string" || !raw.audit_log) fail("audit_log", "must be a file path");
     c.auditLog = raw.audit_log as string;
   }
+  if (raw.state_dir !== undefined) {
+    if (typeof raw.state_dir !== "string" || !raw.state_dir) fail("state_dir", "must be a directory path");
+    c.stateDir = raw.state_dir as string;
+  }
   if (raw.metrics !== undefined) {
-    if (typeof raw.metrics !== "string" || !/^[^\s]+:\d+$/.test(raw.metrics)) fail("metrics", 'must be "HOST:PORT", e.g. "127.0.0.1:9464"');
+    if (typeof raw.metrics !== "string") fail("metrics", `must be ${METRICS_ADDRESS_HINT}`);
+    const address = parseMetricsAddress(raw.metrics as string);
+    if (typeof address === "string") fail("metrics", address);
     c.metrics = raw.metrics as string;
   }
   if (raw.sinks !== undefined) c.sinks = strings(raw.sinks, "sinks");

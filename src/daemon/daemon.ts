@@ -9,22 +9,21 @@ import { MonitorLoop, type EventOrigin } from "../monitor/monitor-loop.ts";
 import { requiresSensor, wantsTransitions } from "../monitor/sensor-choice.ts";
 import type { Timers } from "../timers.ts";
 import type { EndpointEvent } from "../monitor/events.ts";
-import { RuleSet, checkRule, formatReport, type RuleAction, type RuleReport } from "../rules/rule-set.ts";
-import { checkRuleOptions, chooseOptionsTables, type OptionProblem, type RuleWithOptions } from "../rules/rule-options.ts";
-import { resolveRuleSources, type RuleSource } from "../rules/rule-sources.ts";
-import { RuleFileWatcher } from "../rules/rule-watcher.ts";
+import { formatReport, type RuleAction, type RuleReport } from "../rules/rule-set.ts";
 import { closeEndpoint, describe } from "../actions/close-endpoint.ts";
 import { endProcess } from "../actions/end-process.ts";
 import type { AuditLog } from "../actions/audit-log.ts";
 import { endpointToJson } from "../view/endpoint-json.ts";
 import type { SinkRecord } from "../actions/sinks/index.ts";
-import { ConfigError, keyAt, type DaemonConfig } from "./config.ts";
+import type { DaemonConfig } from "./config.ts";
+import { disposeRuleState, inRuleDirectory, loadRuleState, rescanRuleDirectories, wantsCounters, GOOD_NEWS, type DaemonRuleReport, type RuleState } from "./rule-state.ts";
 import { Protection } from "./protection.ts";
 import { hiddenOwnerWarnings } from "./hidden-owners.ts";
 import { ActionRateLimiter } from "./rate-limit.ts";
 import { Metrics } from "./metrics.ts";
 import { FaultReporter } from "./fault-report.ts";
-import { trace, tracing } from "../trace.ts";
+import { tracing } from "../trace.ts";
+import { endpointsByState, traceBatch } from "./batch-figures.ts";
 
 /** What the daemon tells its sinks. */
 export type DaemonRecord = SinkRecord;
@@ -49,13 +48,7 @@ export interface DaemonOptions {
 /** A wall-clock change bigger than this between two refreshes is told as a jump. */
 const CLOCK_JUMP_MS = 2000;
 /** Rule failures that are folded into counts (quarantine and reload reports always go out). */
-const FOLDED_REPORTS = new Set<RuleReport["kind"]>(["error", "timeout", "memory", "rejected-action"]);
-
-interface RuleState {
-  rules: RuleSet;
-  sources: RuleSource[];
-  watcher: RuleFileWatcher | null;
-}
+const FOLDED_REPORTS = new Set<string>(["error", "timeout", "memory", "rejected-action"]);
 
 export class Daemon {
   readonly metrics: Metrics;
@@ -65,6 +58,7 @@ export class Daemon {
   private loop: MonitorLoop | null = null;
   private state: RuleState | null = null;
   private protection: Protection;
+  private audit: AuditLog;
   private limiter: ActionRateLimiter;
   private readonly pending = new Set<Promise<unknown>>();
   private stopped = false;
@@ -79,9 +73,12 @@ export class Daemon {
   private lastWall = 0;
   private lastMono = 0;
   private readonly clock: () => number;
+  /** Swaps of the rule set (reloads, rule directories' changes), one after another. */
+  private swaps: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly options: DaemonOptions) {
     this.config = options.config;
+    this.audit = options.audit;
     this.metrics = options.metrics ?? new Metrics();
     this.protection = new Protection(this.config.protect, process.pid, () => this.monitor?.table().values() ?? []);
     this.limiter = new ActionRateLimiter(this.config.limits.actionsPerMinute, this.config.limits.perRule);
@@ -135,56 +132,64 @@ export class Daemon {
     this.loop.start();
   }
 
-  private async loadRules(config: DaemonConfig): Promise<RuleState> {
-    const limits = {
-      memoryBytes: config.sandbox.memoryMb << 20,
-      wasmMemoryBytes: config.sandbox.wasmMemoryMb << 20,
-      callBudgetMs: config.sandbox.timeBudgetMs,
+  private loadRules(config: DaemonConfig): Promise<RuleState> {
+    let state: RuleState | null = null;
+    const onFileChange = this.options.watchRuleFiles === false ? null : (label: string, present: boolean) => {
+      if (state !== null) this.ruleFileChanged(state, label, present);
     };
-    const rules = new RuleSet({
-      limits,
-      maxFailures: config.sandbox.maxFailures,
-      isolation: config.sandbox.isolation,
-      onReport: (r) => this.onReport(r),
-    });
-    const sources = resolveRuleSources(config.rules.sources);
-    const tables = config.rules.options;
-    try {
-      // A rule takes the options under its plugin's or file's name, else under its declared name.
-      const declaredName = (s: RuleSource) => checkRule(s, limits).then((info) => info.name, () => null);
-      const chosen = await chooseOptionsTables(sources, tables, declaredName);
-      const loaded: RuleWithOptions[] = [];
-      for (const [i, source] of sources.entries()) {
-        const table = chosen[i]!;
-        const { info } = await rules.add(source, table === null ? {} : tables[table]);
-        loaded.push({ name: info.name, label: source.label, table, optionTypes: (info as { optionTypes?: unknown }).optionTypes });
-      }
-      // Before any hook runs: a rule never sees options it was not written for.
-      const problems = checkRuleOptions(tables, loaded, ["rules", "options"]);
-      if (problems.length > 0) throw optionsError(config, problems);
-    } catch (err) {
-      rules.dispose();
-      throw err;
-    }
-    const files = sources.filter((s) => s.kind === "file").map((s) => s.label);
-    const watcher = this.options.watchRuleFiles === false || files.length === 0 ? null : new RuleFileWatcher(rules, files, 150, (m) => this.options.warn?.(m));
-    return { rules, sources, watcher };
+    return loadRuleState(config, { onReport: (r) => this.onReport(r), onFileChange, warn: (m) => this.options.warn?.(m) }).then((loaded) => (state = loaded));
+  }
+
+  /**
+   * A watched file changed, appeared or went: a loaded rule's file is reloaded alone; a file that
+   * appears in or goes from a rule directory brings the rules from the configuration again.
+   */
+  private ruleFileChanged(state: RuleState, label: string, present: boolean): void {
+    if (this.state !== state || this.stopped) return;
+    const loaded = state.rules.loaded.some((r) => r.label === label);
+    if (loaded && present) void state.rules.reload(label);
+    else if (loaded !== present && inRuleDirectory(state, label)) void this.serially(() => this.rescanDirectories());
+  }
+
+  private serially<T>(work: () => Promise<T>): Promise<T> {
+    const run = this.swaps.then(work);
+    this.swaps = run.catch(() => {});
+    return run;
+  }
+
+  /**
+   * Loads the rules again with the rule directories' files as they are now. A new file that does
+   * not load is told, and the rules running go on as they were.
+   */
+  private async rescanDirectories(): Promise<void> {
+    const before = this.state;
+    if (!before || this.stopped) return;
+    const config = this.config;
+    const rescan = await rescanRuleDirectories(before, config, (c) => this.loadRules(c));
+    if (rescan.next && !(await this.swapRules(rescan.next, config))) return;
+    for (const r of rescan.reports) this.onReport(r);
   }
 
   /**
    * Applies a new configuration (SIGHUP). If its rules do not all load, nothing changes and the
    * error is thrown for the caller to report: the running configuration goes on.
    */
-  async reload(config: DaemonConfig): Promise<void> {
-    const next = await this.loadRules(config);
+  reload(config: DaemonConfig): Promise<void> {
+    return this.serially(async () => {
+      const next = await this.loadRules(config);
+      if (await this.swapRules(next, config)) this.metrics.inc("sockwarden_reloads_total", "Configuration reloads that took effect");
+    });
+  }
+
+  /** Hands the running to `next`; false when the daemon stopped meanwhile. */
+  private async swapRules(next: RuleState, config: DaemonConfig): Promise<boolean> {
     // The refresh the old rules are handling finishes with them, and its actions are carried
     // out: its events will not come again, and the new rules would never see them.
     await this.idle();
     if (this.stopped) {
       // Stopped while the new rules were loading: nothing is running to hand them to.
-      next.watcher?.close();
-      next.rules.dispose();
-      return;
+      disposeRuleState(next);
+      return false;
     }
     // Counts of the old rules' failures go out before the old rules go.
     this.ruleFaults.flush();
@@ -201,11 +206,13 @@ export class Daemon {
       next.rules.followKnownEndpoints(() => monitor.table());
       this.execute(await next.rules.start(monitor.current()));
     }
-    if (old) {
-      old.watcher?.close();
-      old.rules.dispose();
-    }
-    this.metrics.inc("sockwarden_reloads_total", "Configuration reloads that took effect");
+    if (old) disposeRuleState(old);
+    return true;
+  }
+
+  /** Where actions are recorded from now on (a reload may name another file). */
+  setAudit(audit: AuditLog): void {
+    this.audit = audit;
   }
 
   /** The engine's local datagram sockets (for the syslog sink's /dev/log), once started. */
@@ -252,19 +259,7 @@ export class Daemon {
   }
 
   private updateGauges(endpoints: Iterable<Endpoint>): void {
-    // Counted by protocol, then state: no key is built per endpoint.
-    const byProtocol = new Map<string, Map<string, number>>();
-    for (const ep of endpoints) {
-      let byState = byProtocol.get(ep.protocol);
-      if (!byState) byProtocol.set(ep.protocol, (byState = new Map()));
-      const state = ep.state ?? (ep.remotePort ? "CONNECTED" : "UNCONNECTED");
-      byState.set(state, (byState.get(state) ?? 0) + 1);
-    }
-    const values: { labels: { protocol: string; state: string }; value: number }[] = [];
-    for (const [protocol, byState] of byProtocol) {
-      for (const [state, value] of byState) values.push({ labels: { protocol, state }, value });
-    }
-    this.metrics.replace("sockwarden_endpoints", "Endpoints by protocol and state", values);
+    this.metrics.replace("sockwarden_endpoints", "Endpoints by protocol and state", endpointsByState(endpoints));
   }
 
   /**
@@ -299,8 +294,10 @@ export class Daemon {
     this.ruleFaults.tick();
   }
 
-  private onReport(r: RuleReport): void {
-    if (r.kind !== "reloaded") this.metrics.inc("sockwarden_rule_errors_total", "Rule failures and refused actions", { rule: r.rule, kind: r.kind });
+  private onReport(report: DaemonRuleReport): void {
+    // formatReport prints any kind it is given.
+    const r = report as RuleReport;
+    if (!GOOD_NEWS.has(r.kind)) this.metrics.inc("sockwarden_rule_errors_total", "Rule failures and refused actions", { rule: r.rule, kind: r.kind });
     if (FOLDED_REPORTS.has(r.kind)) {
       const key = `rule ${r.rule} ${r.kind === "error" ? "failed" : r.kind}`;
       const first = !this.ruleFaults.ongoing(key);
@@ -311,7 +308,7 @@ export class Daemon {
       // A quarantine or reload: the counts before it come first.
       for (const kind of FOLDED_REPORTS) this.ruleFaults.flush(`rule ${r.rule} ${kind === "error" ? "failed" : kind}`);
     }
-    this.options.emit([{ time: new Date().toISOString(), kind: "report", rule: r.rule, severity: r.kind === "reloaded" ? "info" : "warning", outcome: r.kind, message: formatReport(r) }]);
+    this.options.emit([{ time: new Date().toISOString(), kind: "report", rule: r.rule, severity: GOOD_NEWS.has(r.kind) ? "info" : "warning", outcome: r.kind, message: formatReport(r) }]);
   }
 
   /** Carries out what rules asked for, through protection, rate limits and dry run. */
@@ -329,7 +326,7 @@ export class Daemon {
       const base = { rule: a.rule, endpoint: a.endpoint ? endpointToJson(a.endpoint) : null, process: a.process ?? a.endpoint?.process ?? null };
       const refuse = (outcome: string, message: string) => {
         this.count(a.rule, a.action, outcome);
-        this.options.audit.append({ action: a.action, endpoint: a.endpoint ?? null, process: a.process ?? null, reason: a.reason, requestedBy: a.rule, outcome, message });
+        this.audit.append({ action: a.action, endpoint: a.endpoint ?? null, process: a.process ?? null, reason: a.reason, requestedBy: a.rule, outcome, message });
         records.push({ time: now(), kind: "alert", severity: "warning", action: a.action, outcome, message, ...base });
       };
       if (protectedBecause) {
@@ -343,19 +340,19 @@ export class Daemon {
       if (this.config.dryRun) {
         const message = `would ${a.action === "close" ? "close" : "end"} ${what}: ${a.reason}`;
         this.count(a.rule, a.action, "dry-run");
-        this.options.audit.append({ action: `would-${a.action}`, endpoint: a.endpoint ?? null, process: a.process ?? null, reason: a.reason, requestedBy: a.rule, outcome: "dry-run", message });
+        this.audit.append({ action: `would-${a.action}`, endpoint: a.endpoint ?? null, process: a.process ?? null, reason: a.reason, requestedBy: a.rule, outcome: "dry-run", message });
         records.push({ time: now(), kind: "action", action: `would-${a.action}`, outcome: "dry-run", message, ...base });
         continue;
       }
       if (a.action === "close") {
-        const outcome = closeEndpoint(this.engine!, a.endpoint!, { requestedBy: a.rule, reason: a.reason, audit: this.options.audit });
+        const outcome = closeEndpoint(this.engine!, a.endpoint!, { requestedBy: a.rule, reason: a.reason, audit: this.audit });
         this.count(a.rule, "close", outcome.result);
         records.push({ time: now(), kind: "action", action: "close", outcome: outcome.result, message: `${outcome.message}: ${a.reason}`, ...base });
       } else {
         // Protection is asked again right before each signal, about the process found then and
         // every socket it holds: in the table and, read fresh, those it opened since.
         const p = endProcess(a.process!, {
-          requestedBy: a.rule, reason: a.reason, audit: this.options.audit, graceMs: this.config.kill.graceMs,
+          requestedBy: a.rule, reason: a.reason, audit: this.audit, graceMs: this.config.kill.graceMs,
           guard: (found, handle) => this.protection.kill(found, [...this.socketsOf(found.pid), ...(handle.sockets() ?? [])]),
         }).then((outcome) => {
           this.count(a.rule, "kill", outcome.result);
@@ -393,33 +390,7 @@ export class Daemon {
     this.faults.flush();
     this.ruleFaults.flush();
     if (this.pending.size) await Promise.race([Promise.allSettled([...this.pending]), new Promise((r) => setTimeout(r, timeoutMs))]);
-    this.state?.watcher?.close();
-    this.state?.rules.dispose();
+    if (this.state) disposeRuleState(this.state);
     this.monitor?.close();
   }
-}
-
-/**
- * Whether a rule subscribes to counters events: then TCP is dumped every interval for them, as
- * the sensor tells state changes only.
- */
-function wantsCounters(rules: RuleSet): boolean {
-  return rules.loaded.some((r) => r.info.on.includes("counters"));
-}
-
-/**
- * Where a batch's time went (SOCKWARDEN_TRACE): how old its oldest event was when the daemon got
- * it (from the kernel's change, for the sensor's), the rules' turn and the actions'.
- */
-function traceBatch(events: readonly EndpointEvent[], origin: EventOrigin, started: number, ruled: number, acted: number): void {
-  let oldest = Infinity;
-  for (const e of events) oldest = Math.min(oldest, e.time);
-  const age = performance.timeOrigin + started - oldest;
-  trace(`${events.length} event(s) from the ${origin}, the oldest ${age.toFixed(2)} ms old; rules ${(ruled - started).toFixed(2)} ms, actions ${(acted - ruled).toFixed(2)} ms`);
-}
-
-/** One line: the first problem with file, line and key, and how many more there are. */
-function optionsError(config: DaemonConfig, problems: OptionProblem[]): ConfigError {
-  const more = problems.length > 1 ? ` (and ${problems.length - 1} more)` : "";
-  return new ConfigError(`${keyAt(config, problems[0]!.path)}: ${problems[0]!.message}${more}`);
 }

@@ -27,6 +27,8 @@ export interface OutputDependencies {
   dropReportMs?: number;
   /** Bytes the alert folder may hold (default 8 MiB; test seam). */
   foldBytes?: number;
+  /** Network sinks keep their queue on disk under it, across restarts (none: memory only). */
+  stateDir?: string;
 }
 
 /**
@@ -66,7 +68,7 @@ export function createOutputs(specs: readonly string[], deps: OutputDependencies
     tellOthers(sink, line, SINK_PROBLEM_OUTCOME);
   };
   const sinks = new SinkSet(
-    parsed.map((spec) => createSink(spec, { report, openLocalDatagram: deps.openLocalDatagram })),
+    parsed.map((spec) => createSink(spec, { report, openLocalDatagram: deps.openLocalDatagram, stateDir: deps.stateDir, note: (sink, m) => deps.warn(`${sink}: ${m}`) })),
     { report },
   );
   // Windows on a monotonic clock, summaries stamped with the wall clock.
@@ -102,6 +104,11 @@ export function createOutputs(specs: readonly string[], deps: OutputDependencies
         }
         metrics.setCounter("sockwarden_sink_failures_total", "Failure episodes of a sink", { sink: name }, s.failures);
         metrics.setCounter("sockwarden_sink_written_total", "Records a sink delivered", { sink: name }, s.written);
+        if (s.spool) {
+          metrics.set("sockwarden_sink_spool_bytes", "Bytes of a sink's spool files in the state directory", { sink: name }, s.spool.bytes);
+          metrics.setCounter("sockwarden_sink_spool_restored_total", "Records the last run left in a sink's spool, sent first", { sink: name }, s.spool.restored);
+          metrics.setCounter("sockwarden_sink_spool_torn_total", "Lines of a sink's spool skipped at start: cut short or unreadable", { sink: name }, s.spool.torn);
+        }
       }
       const f = folder.stats();
       for (const [k, v] of Object.entries(f)) {

@@ -209,7 +209,7 @@ export default defineRule({ name: "every-open", on: ["opened"], handle(e, act) {
     const file = path.join(dir, "events.ndjson");
     const hookPort = 7960;
     const daemon = await startDaemon([
-      "--rule", rule, "--audit-log", path.join(dir, "audit-6.log"),
+      "--rule", rule, "--audit-log", path.join(dir, "audit-6.log"), "--state-dir", path.join(dir, "state-6"),
       "--sink", `webhook:http://127.0.0.1:${hookPort}/hook#queueSize=1000&backoffMs=100&maxBackoffMs=300`,
       "--sink", `file:${file}?maxBytes=2000&keep=100`,
     ]);

@@ -99,6 +99,8 @@ describe.each(["poll", "ebpf"])("run --sensor %s with a close-everything rule", 
     const daemon = ns!.spawn([
       EXECUTABLE, "run", "--interval", "0.2", "--sensor", sensor, "--rule", path.join(dir, "close-all.ts"), "--audit-log", audit,
       "--sink", `webhook:http://127.0.0.1:${HOOK_PORT}/hook#backoffMs=100&maxBackoffMs=300`,
+      // The webhook's spool stays in this test's directory, not in root's /var/lib/sockwarden.
+      "--state-dir", path.join(dir, `state-${sensor}`),
     ]);
     running.push(daemon);
     await waitFor(() => `the daemon to start; stderr:\n${daemon.stderr}`, () => (/running /.test(daemon.stderr) ? true : undefined));

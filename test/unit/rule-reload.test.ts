@@ -31,7 +31,7 @@ describe("rule reload", () => {
     const reports: RuleReport[] = [];
     const rules = new RuleSet({ onReport: (r) => reports.push(r) });
     await rules.add({ kind: "file", path: file, label: file });
-    const watcher = new RuleFileWatcher(rules, [file], 50);
+    const watcher = new RuleFileWatcher([file], [], (label, present) => void (present && rules.reload(label)), undefined, 50);
     try {
       expect((await rules.dispatch([event(1)])).map((a) => a.reason)).toEqual(["v1"]);
 
@@ -50,6 +50,25 @@ describe("rule reload", () => {
     } finally {
       watcher.close();
       rules.dispose();
+    }
+  });
+
+  test("a rule directory tells of files that appear and go, not of other files or of its own rules' edits twice", async () => {
+    const rulesDir = fs.mkdtempSync(path.join(dir, "rules-"));
+    const loaded = path.join(rulesDir, "a.ts");
+    fs.writeFileSync(loaded, rule("a"));
+    const seen: string[] = [];
+    const watcher = new RuleFileWatcher([loaded], [rulesDir], (label, present) => seen.push(`${present ? "+" : "-"}${path.basename(label)}`), () => [loaded], 50);
+    try {
+      fs.writeFileSync(path.join(rulesDir, "notes.txt"), "not a rule");
+      fs.writeFileSync(path.join(rulesDir, "types.d.ts"), "declare const x: number;");
+      fs.writeFileSync(path.join(rulesDir, "b.ts"), rule("b"));
+      await waitFor("the new file to be told", () => seen.includes("+b.ts"), 20_000, () => seen.join(" "));
+      fs.rmSync(loaded);
+      await waitFor("the removed file to be told", () => seen.includes("-a.ts"), 20_000, () => seen.join(" "));
+      expect(seen.filter((s) => !["+b.ts", "-a.ts"].includes(s))).toEqual([]);
+    } finally {
+      watcher.close();
     }
   });
 });

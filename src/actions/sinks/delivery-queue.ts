@@ -5,9 +5,14 @@
  * bounded twice: in items, and in bytes (the batch being delivered, and retried, counts too), so
  * that what it holds stays under its bound however big the items are. When either bound would be
  * passed, the oldest waiting items are dropped, and every item given up on is counted.
+ *
+ * A store (spool.ts) may follow the queue, item by item, so that what is still queued when the
+ * queue closes is kept for the next start instead of dropped. A queue made paused delivers
+ * nothing until its store is attached, with what the store kept from before going first.
  */
 import { SinkCounters, errorText, within } from "./sink.ts";
 import { byteText } from "./record-bounds.ts";
+import type { QueueStore } from "./spool.ts";
 
 export interface RetryPolicy {
   /** Wait after the first failure; it doubles with each further failure, up to maxMs. */
@@ -60,6 +65,8 @@ export interface DeliveryQueueOptions<T> {
   counters: SinkCounters;
   /** Test seam for the jitter, in [0, 1). */
   random?: () => number;
+  /** Deliver nothing until attach() is called. */
+  paused?: boolean;
 }
 
 export class DeliveryQueue<T> {
@@ -77,8 +84,11 @@ export class DeliveryQueue<T> {
   private abandoned = false;
   private cancelWait: (() => void) | null = null;
   private readonly idle = new Set<() => void>();
+  private store: QueueStore<T> | null = null;
+  private paused: boolean;
 
   constructor(private readonly o: DeliveryQueueOptions<T>) {
+    this.paused = o.paused === true;
     this.maxBytes = Math.max(1, o.maxBytes);
     this.batchBytes = Math.max(1, Math.min(this.maxBytes, o.batchBytes ?? Math.floor(this.maxBytes / 4)));
   }
@@ -99,18 +109,51 @@ export class DeliveryQueue<T> {
       this.o.counters.drop(items.length, `${items.length} record(s) arrived after closing`, "closing");
       return;
     }
+    const accepted = this.accept(items);
+    this.store?.added(accepted);
+    this.trim();
+  }
+
+  /**
+   * Starts delivering, with the store following the queue from now on: what it kept from before
+   * goes first, then what was pushed meanwhile (which the store takes now). A null store (it
+   * could not be opened) leaves the queue as it would be without one.
+   */
+  attach(store: QueueStore<T> | null, kept: readonly T[]): void {
+    if (!this.paused) return;
+    this.paused = false;
+    this.store = store;
+    const waiting = this.items.slice(this.head);
+    this.items = [];
+    this.sizes = [];
+    this.head = 0;
+    this.waitingBytes = 0;
+    this.accept(kept);
+    this.accept(waiting);
+    store?.added(waiting);
+    this.trim();
+  }
+
+  private accept(items: readonly T[]): T[] {
+    const accepted: T[] = [];
     let tooBig = 0;
     for (const item of items) {
-      const size = this.o.sizeOf(item);
+      const size = (this.store ?? this.o).sizeOf(item);
       if (size > this.maxBytes) {
         tooBig++;
         continue;
       }
+      accepted.push(item);
       this.items.push(item);
       this.sizes.push(size);
       this.waitingBytes += size;
     }
     if (tooBig > 0) this.o.counters.overflow(tooBig, `a record larger than the queue's ${byteText(this.maxBytes)} bound: dropped`);
+    return accepted;
+  }
+
+  /** Drops the oldest waiting items while over a bound, and starts delivering. */
+  private trim(): void {
     let overCount = 0;
     let overBytes = 0;
     while (this.head < this.items.length && (this.items.length - this.head > this.o.limit || this.bytes > this.maxBytes)) {
@@ -124,9 +167,10 @@ export class DeliveryQueue<T> {
     if (overCount + overBytes > 0) {
       const bound = overCount > 0 ? `${this.o.limit} records` : `over its ${byteText(this.maxBytes)} bound`;
       this.o.counters.overflow(overCount + overBytes, `queue full (${bound}): dropping the oldest`);
+      this.store?.dropped(overCount + overBytes);
     }
     this.compact();
-    if (!this.running) {
+    if (!this.running && !this.paused) {
       this.running = true;
       void this.run();
     }
@@ -154,6 +198,7 @@ export class DeliveryQueue<T> {
     if (await this.drained(timeoutMs)) return;
     const left = this.size;
     this.abandoned = true;
+    const kept = this.store?.durable === true;
     this.items = [];
     this.sizes = [];
     this.head = 0;
@@ -161,7 +206,8 @@ export class DeliveryQueue<T> {
     this.waitingBytes = 0;
     this.inFlightBytes = 0;
     this.cancelWait?.();
-    this.o.counters.drop(left, `${left} record(s) not delivered before closing`, "closing");
+    if (kept) this.o.counters.keep(left, `${left} record(s) not delivered before closing: kept in ${this.store!.where}, to go out first when the sink starts again`);
+    else this.o.counters.drop(left, `${left} record(s) not delivered before closing`, "closing");
     this.notifyIdle();
   }
 
@@ -181,8 +227,10 @@ export class DeliveryQueue<T> {
         this.waitingBytes -= bytes;
         this.inFlightBytes = bytes;
         this.compact();
+        this.store?.taken(batch.length);
         await this.deliverWithRetries(batch);
         if (this.abandoned) return;
+        this.store?.done();
         this.inFlight = 0;
         this.inFlightBytes = 0;
       }

@@ -23,3 +23,6 @@ export { SinkSet, type SinkSetOptions } from "./sink-set.ts";
 export { AlertFolder, ALERT_FOLDER_DEFAULTS, type AlertFolderOptions, type AlertFolderStats } from "./alert-folder.ts";
 export { parseSinkSpec, createSink, SINK_SPEC_EXAMPLES, type SinkSpec, type SinkDependencies } from "./sink-spec.ts";
 export type { RetryPolicy } from "./delivery-queue.ts";
+export { defaultStateDir, spoolDir, type SpoolPlace } from "./sink-spool.ts";
+export { otlpLogsBody } from "./otlp-body.ts";
+export type { SpoolStats } from "./sink.ts";

@@ -9,9 +9,13 @@
  *   syslog:udp://10.0.0.2:514           RFC 5424 over UDP; tcp://host:port for TCP
  *   syslog:tcp://[2001:db8::2]:6514?facility=local0&appName=warden&format=rfc5424
  *   webhook:https://hooks.example.net/a?token=x#queueSize=5000&timeoutMs=3000&maxRetries=10
+ *   otlp:http://collector:4318          OpenTelemetry logs, OTLP/HTTP JSON POSTed to /v1/logs
  *
- * Webhook options follow '#', so that the URL's own query string reaches the server untouched
- * (a fragment is never sent).
+ * Webhook and OTLP options follow '#', so that the URL's own query string reaches the server
+ * untouched (a fragment is never sent). An OTLP URL with no path gets /v1/logs; one with a path
+ * is used as it is (as OTEL_EXPORTER_OTLP_LOGS_ENDPOINT would be).
+ *
+ * With a state directory, the webhook, OTLP and syslog-over-TCP sinks keep their queue on disk.
  *
  * Every sink holds at most a bounded number of bytes of records waiting to go out: queueBytes
  * (file 16M, syslog 4M, webhook 8M) or, for stdout, bufferBytes (4M); at least 64K.
@@ -23,16 +27,18 @@ import { FileSink, type FileSinkOptions } from "./file-sink.ts";
 import { SyslogSink, parseNetworkTarget, type LocalDatagramOpener, type SyslogSinkOptions } from "./syslog-sink.ts";
 import { WebhookSink, type WebhookSinkOptions } from "./webhook-sink.ts";
 import { FACILITIES, type Facility } from "./syslog-format.ts";
+import { otlpLogsBody } from "./otlp-body.ts";
 
 export type SinkSpec =
   | ({ type: "stdout" } & StdoutSinkOptions)
   | ({ type: "file" } & FileSinkOptions)
   | ({ type: "syslog" } & SyslogSinkOptions)
-  | ({ type: "webhook" } & WebhookSinkOptions);
+  | ({ type: "webhook" } & WebhookSinkOptions)
+  | ({ type: "otlp" } & WebhookSinkOptions);
 
 export const SINK_SPEC_EXAMPLES =
   "stdout, stdout:ndjson, file:/var/log/sockwarden/alerts.ndjson?maxBytes=10M&keep=5, syslog, " +
-  "syslog:udp://127.0.0.1:514, syslog:tcp://collector:601, webhook:https://example.net/hook#queueSize=1000";
+  "syslog:udp://127.0.0.1:514, syslog:tcp://collector:601, webhook:https://example.net/hook#queueSize=1000, otlp:http://127.0.0.1:4318";
 
 function bad(spec: string, why: string): UsageError {
   return new UsageError(`bad sink "${spec}": ${why} (examples: ${SINK_SPEC_EXAMPLES})`);
@@ -57,6 +63,8 @@ export function parseSinkSpec(text: string): SinkSpec {
       return syslogSpec(spec, rest);
     case "webhook":
       return webhookSpec(spec, rest);
+    case "otlp":
+      return otlpSpec(spec, rest);
     default:
       throw bad(spec, kind === "" ? "empty" : `unknown kind "${kind}"`);
   }
@@ -114,17 +122,22 @@ function syslogSpec(spec: string, rest: string | null): SinkSpec {
   return out;
 }
 
-function webhookSpec(spec: string, rest: string | null): SinkSpec {
-  if (!rest) throw bad(spec, "webhook needs an http:// or https:// URL");
+function otlpSpec(spec: string, rest: string | null): SinkSpec {
+  return webhookSpec(spec, rest, "otlp");
+}
+
+function webhookSpec(spec: string, rest: string | null, kind: "webhook" | "otlp" = "webhook"): SinkSpec {
+  if (!rest) throw bad(spec, `${kind} needs an http:// or https:// URL`);
   const [url, fragment] = splitOnce(rest, "#");
   let parsed: URL;
   try {
     parsed = new URL(url);
   } catch {
-    throw bad(spec, "webhook needs an http:// or https:// URL");
+    throw bad(spec, `${kind} needs an http:// or https:// URL`);
   }
-  if (parsed.protocol !== "http:" && parsed.protocol !== "https:") throw bad(spec, "webhook needs an http:// or https:// URL");
-  const out: SinkSpec = { type: "webhook", url };
+  if (parsed.protocol !== "http:" && parsed.protocol !== "https:") throw bad(spec, `${kind} needs an http:// or https:// URL`);
+  if (kind === "otlp" && parsed.pathname === "/") parsed.pathname = "/v1/logs";
+  const out: SinkSpec & WebhookSinkOptions = { type: kind, url: kind === "otlp" ? parsed.href : url };
   for (const [key, value] of options(spec, fragment, ["queueSize", "queueBytes", "batchSize", "timeoutMs", "maxRetries", "backoffMs", "maxBackoffMs"])) {
     if (key === "queueSize") out.queueSize = integer(spec, key, value, 1);
     else if (key === "queueBytes") out.queueBytes = queueBytes(spec, key, value);
@@ -194,6 +207,10 @@ export interface SinkDependencies {
   openLocalDatagram?: LocalDatagramOpener;
   /** Standard output for stdout sinks (default process.stdout). */
   stdout?: TextStream;
+  /** The state directory: network sinks keep their queue on disk under it. None: memory only. */
+  stateDir?: string;
+  /** Told what is not a problem (records from the last run going out first). */
+  note?: SinkProblemReporter;
 }
 
 /** Makes the sink a spec describes. */
@@ -209,11 +226,18 @@ export function createSink(spec: SinkSpec, deps: SinkDependencies = {}): Sink {
     }
     case "syslog": {
       const { type: _, ...o } = spec;
-      return new SyslogSink({ openLocalDatagram: deps.openLocalDatagram, report: deps.report, ...o });
+      const spool = deps.stateDir !== undefined ? { stateDir: deps.stateDir, target: `syslog:${o.target}` } : undefined;
+      return new SyslogSink({ openLocalDatagram: deps.openLocalDatagram, report: deps.report, note: deps.note, spool, ...o });
     }
     case "webhook": {
       const { type: _, ...o } = spec;
-      return new WebhookSink({ report: deps.report, ...o });
+      const spool = deps.stateDir !== undefined ? { stateDir: deps.stateDir, target: `webhook:${o.url}` } : undefined;
+      return new WebhookSink({ report: deps.report, note: deps.note, spool, ...o });
+    }
+    case "otlp": {
+      const { type: _, ...o } = spec;
+      const spool = deps.stateDir !== undefined ? { stateDir: deps.stateDir, target: `otlp:${o.url}` } : undefined;
+      return new WebhookSink({ report: deps.report, note: deps.note, spool, kind: "otlp", encode: (batch) => otlpLogsBody(batch), ...o });
     }
   }
 }

@@ -32,6 +32,19 @@ export interface SinkStats {
   failures: number;
   /** The most recent error, kept after recovery so that it can still be read. */
   lastError: string | null;
+  /** For a sink with a spool on disk (spool.ts). */
+  spool?: SpoolStats;
+}
+
+export interface SpoolStats {
+  /** Bytes of its files now. */
+  bytes: number;
+  /** Records the last run left, sent first. */
+  restored: number;
+  /** Lines of the last run's files skipped: cut short (a crash mid-write) or not a record. */
+  torn: number;
+  /** Records not delivered when the sink closed, left in the spool for the next start. */
+  kept: number;
 }
 
 export interface Sink {
@@ -62,6 +75,8 @@ export class SinkCounters {
   readonly droppedBy: Record<DropReason, number> = { overflow: 0, failed: 0, closing: 0 };
   failures = 0;
   lastError: string | null = null;
+  /** Records left in a spool when the sink closed. */
+  kept = 0;
   private failing: string | null = null;
   private overflowing = false;
 
@@ -93,6 +108,13 @@ export class SinkCounters {
     this.dropped += n;
     this.droppedBy[why] += n;
     if (message) this.tell(message);
+  }
+
+  /** Records not delivered at closing, kept on disk for the next start: told, not dropped. */
+  keep(n: number, message: string): void {
+    if (n <= 0) return;
+    this.kept += n;
+    this.tell(message);
   }
 
   /**

@@ -5,7 +5,9 @@
  *
  * A missing /dev/log (no syslog daemon) is one failure, reported once; records sent meanwhile
  * are counted as dropped, and sending resumes by itself once the socket is back. TCP reconnects
- * after a failure and resends the batch that did not go out; records wait in a bounded queue.
+ * after a failure and resends the batch that did not go out; records wait in a bounded queue,
+ * kept on disk over TCP when there is a state directory (sink-spool.ts), so that what is not
+ * delivered when the daemon stops goes out first at the next start.
  */
 import dgram from "node:dgram";
 import net from "node:net";
@@ -17,6 +19,7 @@ import { SinkCounters, errorText } from "./sink.ts";
 import type { SinkRecord } from "./sink-record.ts";
 import { DEFAULT_RETRY, DeliveryQueue, PermanentDeliveryError, type DeliveryProgress, type RetryPolicy } from "./delivery-queue.ts";
 import { recordBytes } from "./record-bounds.ts";
+import { SinkSpool, type SpoolPlace } from "./sink-spool.ts";
 import { rfc3164, rfc5424, utf8Limited, type Facility, type SyslogFormat, type SyslogHeader } from "./syslog-format.ts";
 
 export type LocalDatagram = ReturnType<NonNullable<SocketEngine["openLocalDatagram"]>>;
@@ -44,6 +47,10 @@ export interface SyslogSinkOptions {
   timeoutMs?: number;
   retry?: Partial<RetryPolicy>;
   report?: SinkProblemReporter;
+  /** TCP: keep the queue on disk there (the state directory), across restarts. */
+  spool?: SpoolPlace;
+  /** Told what is not a problem (records from the last run going out first). */
+  note?: SinkProblemReporter;
 }
 
 export const SYSLOG_DEFAULTS = { socketPath: "/dev/log", facility: "daemon", appName: "sockwarden", queueSize: 10_000, queueBytes: 4 << 20, timeoutMs: 5000 } as const;
@@ -82,6 +89,7 @@ export class SyslogSink implements Sink {
   private readonly maxBytes: number;
   private readonly queueBytes: number;
   private readonly tcp: boolean;
+  private readonly spool: SinkSpool | null = null;
 
   constructor(o: SyslogSinkOptions) {
     const local = o.target === "local";
@@ -114,7 +122,11 @@ export class SyslogSink implements Sink {
       retry: { ...DEFAULT_RETRY, initialMs: 250, maxMs: 15_000, ...o.retry },
       deliver: (batch, progress) => this.transport.send(batch.map((r) => this.frame(r)), progress),
       counters: this.counters,
+      paused: this.tcp && o.spool !== undefined,
     });
+    if (this.tcp && o.spool) {
+      this.spool = new SinkSpool({ place: o.spool, sinkName: this.name, queue: this.queue, queueBytes: this.queueBytes, report: o.report, note: o.note });
+    }
   }
 
   write(records: readonly SinkRecord[]): void {
@@ -129,10 +141,13 @@ export class SyslogSink implements Sink {
   async close(timeoutMs: number): Promise<void> {
     await this.queue.close(timeoutMs);
     this.transport.close();
+    this.spool?.close();
   }
 
   stats(): SinkStats {
-    return this.counters.snapshot(this.queue.size, this.queue.bytes, this.queueBytes);
+    const s = this.counters.snapshot(this.queue.size, this.queue.bytes, this.queueBytes);
+    if (this.spool) s.spool = { ...this.spool.stats(), kept: this.counters.kept };
+    return s;
   }
 
   /**

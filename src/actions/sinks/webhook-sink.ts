@@ -4,12 +4,15 @@
  * backoff and jitter (honouring Retry-After), before anything newer, so records arrive in order
  * and once each when the endpoint comes back. 2xx is accepted; 408, 425, 429 and 5xx are
  * retried; another 4xx means the endpoint refuses this data, so that batch is dropped, counted.
+ * With a state directory, the queue is kept on disk (sink-spool.ts): what is not delivered when
+ * the daemon stops goes out first at the next start. The OTLP sink is this sink with another body.
  */
 import type { Sink, SinkProblemReporter, SinkStats } from "./sink.ts";
 import { SinkCounters } from "./sink.ts";
 import type { SinkRecord } from "./sink-record.ts";
 import { recordBytes } from "./record-bounds.ts";
 import { DEFAULT_RETRY, DeliveryQueue, PermanentDeliveryError, RetryLaterError, type RetryPolicy } from "./delivery-queue.ts";
+import { SinkSpool, type SpoolPlace } from "./sink-spool.ts";
 import { VERSION } from "../../version.ts";
 
 export interface WebhookSinkOptions {
@@ -30,6 +33,14 @@ export interface WebhookSinkOptions {
   report?: SinkProblemReporter;
   /** Test seam for the backoff jitter, in [0, 1). */
   random?: () => number;
+  /** Keep the queue on disk there (the state directory), across restarts. */
+  spool?: SpoolPlace;
+  /** Told what is not a problem (records from the last run going out first). */
+  note?: SinkProblemReporter;
+  /** The first word of the sink's name (default "webhook"). */
+  kind?: string;
+  /** The request body for a batch (default: the records as one JSON array). */
+  encode?: (batch: readonly SinkRecord[]) => string;
 }
 
 export const WEBHOOK_DEFAULTS = { queueSize: 10_000, queueBytes: 8 << 20, batchSize: 100, timeoutMs: 5000 } as const;
@@ -49,13 +60,14 @@ export class WebhookSink implements Sink {
   private readonly timeoutMs: number;
   private readonly queueBytes: number;
   private readonly inFlight = new Set<AbortController>();
+  private readonly spool: SinkSpool | null = null;
 
   constructor(private readonly o: WebhookSinkOptions) {
     this.url = new URL(o.url);
     if (this.url.protocol !== "http:" && this.url.protocol !== "https:") {
-      throw new RangeError(`a webhook URL must be http:// or https://: ${safeUrl(this.url)}`);
+      throw new RangeError(`a ${o.kind ?? "webhook"} URL must be http:// or https://: ${safeUrl(this.url)}`);
     }
-    this.name = `webhook:${safeUrl(this.url)}`;
+    this.name = `${o.kind ?? "webhook"}:${safeUrl(this.url)}`;
     this.counters = new SinkCounters(this.name, o.report);
     this.timeoutMs = o.timeoutMs ?? WEBHOOK_DEFAULTS.timeoutMs;
     const retry: RetryPolicy = {
@@ -73,7 +85,11 @@ export class WebhookSink implements Sink {
       deliver: (batch) => this.post(batch),
       counters: this.counters,
       random: o.random,
+      paused: o.spool !== undefined,
     });
+    if (o.spool) {
+      this.spool = new SinkSpool({ place: o.spool, sinkName: this.name, queue: this.queue, queueBytes: this.queueBytes, report: o.report, note: o.note });
+    }
   }
 
   write(records: readonly SinkRecord[]): void {
@@ -87,10 +103,13 @@ export class WebhookSink implements Sink {
   async close(timeoutMs: number): Promise<void> {
     await this.queue.close(timeoutMs);
     for (const c of this.inFlight) c.abort();
+    this.spool?.close();
   }
 
   stats(): SinkStats {
-    return this.counters.snapshot(this.queue.size, this.queue.bytes, this.queueBytes);
+    const s = this.counters.snapshot(this.queue.size, this.queue.bytes, this.queueBytes);
+    if (this.spool) s.spool = { ...this.spool.stats(), kept: this.counters.kept };
+    return s;
   }
 
   private async post(batch: SinkRecord[]): Promise<void> {
@@ -103,7 +122,7 @@ export class WebhookSink implements Sink {
       response = await fetch(this.url, {
         method: "POST",
         headers: { "content-type": "application/json", "user-agent": `sockwarden/${VERSION}`, ...this.o.headers },
-        body: JSON.stringify(batch),
+        body: (this.o.encode ?? JSON.stringify)(batch),
         signal: controller.signal,
       });
       // Read the body so that the connection can be reused; its content does not matter.
