@@ -202,6 +202,44 @@ describe("SensorFeed lookups of sockets already closed", () => {
   });
 });
 
+describe("SensorFeed lookups it can do without", () => {
+  const count = () => {
+    let n = 0;
+    return { host: { lookup: () => (n++, { endpoint: looked({ cookie: "600" }), listener: false }) }, get n() { return n; } };
+  };
+
+  test("a socket reset or closed by its peer before its records are read is not looked up: only another connection could be found", () => {
+    const c = count();
+    const reset = [record(11n, "CLOSE", "SYN_SENT", { netns: HOME, localPort: 40001, remotePort: 7700 }), record(11n, "SYN_SENT", "ESTABLISHED", { netns: HOME, localPort: 40001, remotePort: 7700 }), record(11n, "ESTABLISHED", "CLOSE", { netns: HOME, localPort: 40001, remotePort: 7700 })];
+    const accepted = [
+      record(12n, "LISTEN", "SYN_RECV", { netns: HOME }),
+      record(12n, "SYN_RECV", "ESTABLISHED", { netns: HOME }),
+      record(12n, "ESTABLISHED", "CLOSE_WAIT", { netns: HOME }),
+      record(12n, "CLOSE_WAIT", "LAST_ACK", { netns: HOME }),
+      record(12n, "LAST_ACK", "CLOSE", { netns: HOME }),
+    ];
+    const out = feed([...reset, ...accepted], c.host).drain();
+    expect(c.n).toBe(0);
+    expect(out).toHaveLength(8);
+    expect(out.every((t) => t.endpoint.cookie === null)).toBe(true);
+  });
+
+  test("an active close may leave a timewait socket with its cookie, and a socket still open is looked up", () => {
+    const c = count();
+    const active = [record(13n, "ESTABLISHED", "FIN_WAIT1", { netns: HOME }), record(13n, "FIN_WAIT1", "FIN_WAIT2", { netns: HOME }), record(13n, "FIN_WAIT2", "CLOSE", { netns: HOME })];
+    const open = [record(14n, "CLOSE", "SYN_SENT", { netns: HOME, localPort: 40002 }), record(14n, "SYN_SENT", "ESTABLISHED", { netns: HOME, localPort: 40002 })];
+    feed([...active, ...open], c.host).drain();
+    expect(c.n).toBe(2);
+  });
+
+  test("a CLOSE that ended an earlier socket at the same kernel address does not stop the next one's lookup", () => {
+    const c = count();
+    const reused = [record(15n, "ESTABLISHED", "CLOSE", { netns: HOME, remotePort: 1 }), record(15n, "CLOSE", "SYN_SENT", { netns: HOME, localPort: 40003 })];
+    feed(reused, c.host).drain();
+    expect(c.n).toBe(1);
+  });
+});
+
 describe("SensorFeed counters and openedAt", () => {
   const counters = (bytesSent: number, bytesReceived: number, packetsSent: number, packetsReceived: number) => ({ bytesSent, bytesReceived, packetsSent, packetsReceived });
   const ms = (n: number) => BigInt(n) * 1_000_000n;

@@ -12,7 +12,7 @@
  * koffi's worker thread (FdWaiter). Where that cannot be set up, a short timer reads them instead
  * (one period of latency at most, and its idle wake-ups).
  */
-import type { Endpoint, NamespaceTag, ProcessInfo, SocketTransition, TransitionFeed } from "../types.ts";
+import type { Endpoint, NamespaceTag, ProcessInfo, SocketTransition, TcpState, TransitionFeed } from "../types.ts";
 import { koffi } from "../native/koffi-addon.ts";
 import { SensorUnavailableError, SetStateSensor } from "./bpf/sensor.ts";
 import type { SetStateRecord } from "./bpf/set-state-record.ts";
@@ -26,6 +26,8 @@ const MAX_QUEUED = 100_000;
 /** Most sockets followed at once (those whose close was lost stay until this pushes them out). */
 const MAX_SOCKETS = 200_000;
 const IPPROTO_TCP = 6;
+/** States of an active close, after which the kernel may keep a timewait socket with the same cookie. */
+const LINGERING: ReadonlySet<TcpState | null> = new Set<TcpState | null>(["FIN_WAIT1", "FIN_WAIT2", "CLOSING", "TIME_WAIT"]);
 const CLOCK_MONOTONIC = 1;
 
 /** Accepted values of SOCKWARDEN_SENSOR_RING_BYTES: a page to 256 MiB. */
@@ -132,6 +134,13 @@ export class SensorFeed implements TransitionFeed {
   private ready: (() => void) | null = null;
   /** The socket of the record being taken has its CLOSE among the records read: it is out of sock_diag's tables. */
   private closedAlready = false;
+  /**
+   * Whether the record being taken is of a socket that closed, in the records being read, without
+   * an active close: no timewait successor keeps its cookie, so a lookup under its addresses can
+   * only find another connection (which own() would refuse). Not looking saves a sock_diag round
+   * trip per short connection under churn, and the backlog after a stall drains that much faster.
+   */
+  private goneWithoutTrace = false;
 
   private constructor(
     private readonly sensor: RecordSource,
@@ -180,16 +189,28 @@ export class SensorFeed implements TransitionFeed {
     // A CLOSE at or after a record ends that record's socket; one before it ended an earlier
     // socket at the same kernel address (freed memory is reused at once).
     const closedLater: boolean[] = new Array(records.length);
+    const lingerLater: boolean[] = new Array(records.length);
     const closing = new Set<bigint>();
+    // Sockets whose life up to that CLOSE went through an active close: they may leave a
+    // timewait successor, the only thing a lookup can still find of them.
+    const lingering = new Set<bigint>();
     for (let i = records.length - 1; i >= 0; i--) {
-      if (records[i]!.newState === "CLOSE") closing.add(records[i]!.socket);
-      closedLater[i] = closing.has(records[i]!.socket);
+      const r = records[i]!;
+      if (r.newState === "CLOSE") {
+        closing.add(r.socket);
+        lingering.delete(r.socket);
+      }
+      if (LINGERING.has(r.oldState) || LINGERING.has(r.newState)) lingering.add(r.socket);
+      closedLater[i] = closing.has(r.socket);
+      lingerLater[i] = lingering.has(r.socket);
     }
     for (let i = 0; i < records.length; i++) {
       this.closedAlready = closedLater[i]!;
+      this.goneWithoutTrace = closedLater[i]! && !lingerLater[i]!;
       this.take(records[i]!);
     }
     this.closedAlready = false;
+    this.goneWithoutTrace = false;
     if (this.queue.length > 0) this.ready?.();
   }
 
@@ -263,7 +284,7 @@ export class SensorFeed implements TransitionFeed {
    * ESTABLISHED (or when its record is read) the server may have accepted it: one more look.
    */
   private relook(r: SetStateRecord, f: Followed, known: Endpoint): Endpoint | null {
-    if (f.relooked || known.inode !== 0 || r.oldState !== "SYN_RECV" || r.newState !== "ESTABLISHED") return null;
+    if (f.relooked || known.inode !== 0 || r.oldState !== "SYN_RECV" || r.newState !== "ESTABLISHED" || this.goneWithoutTrace) return null;
     f.relooked = true;
     const netns = r.netns ?? known.namespace?.inode ?? this.host.homeNetns;
     const found = this.own(r, this.host.lookup(tupleOf(r), netns).endpoint);
@@ -304,7 +325,7 @@ export class SensorFeed implements TransitionFeed {
       f.foreign = true;
       return null;
     }
-    const found = r.newState === "CLOSE" ? null : this.own(r, this.host.lookup(tupleOf(r), netns).endpoint);
+    const found = r.newState === "CLOSE" || this.goneWithoutTrace ? null : this.own(r, this.host.lookup(tupleOf(r), netns).endpoint);
     const endpoint: Endpoint = found ? { ...found, state: r.newState } : this.bare(r, f);
     // Listing every namespace, each endpoint names its own, as a dump's do.
     if (this.host.allNamespaces && !endpoint.namespace) endpoint.namespace = this.host.namespaceTag?.(netns) ?? { inode: netns, name: null, container: null };
