@@ -4,6 +4,9 @@ import fs from "node:fs";
 export const CAP_KILL = 5;
 export const CAP_NET_ADMIN = 12;
 export const CAP_SYS_PTRACE = 19;
+export const CAP_SYS_ADMIN = 21;
+export const CAP_PERFMON = 38;
+export const CAP_BPF = 39;
 
 export function parseCapEff(status: string): bigint | null {
   const m = status.match(/^CapEff:\s*([0-9a-fA-F]+)$/m);

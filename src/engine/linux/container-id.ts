@@ -9,7 +9,7 @@
  *   /kubepods/burstable/pod<uid>/<id>                         kubernetes (with the runtime's id)
  *   /lxc.payload.<name>, /lxc/<name>                          lxc
  */
-import type { ContainerInfo } from "../types.ts";
+import type { ContainerInfo } from "../../model/process.ts";
 
 const ID = "([0-9a-f]{12,64})";
 const PATTERNS: { runtime: ContainerInfo["runtime"]; re: RegExp }[] = [

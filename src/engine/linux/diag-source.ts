@@ -17,7 +17,7 @@ import {
   type DiagRecord,
   type MessageVisitor,
 } from "./sock-diag-codec.ts";
-import { errnoName } from "./libc.ts";
+import { EAFNOSUPPORT, ENOENT, EPROTONOSUPPORT, errnoName } from "./errno.ts";
 
 export interface DumpResult {
   /** How many sockets were handed to the callback. */
@@ -46,10 +46,6 @@ const EXTENSIONS = (1 << (INET_DIAG_INFO - 1)) | (1 << (INET_DIAG_SKV6ONLY - 1))
 
 /** A recorder receives every raw datagram of a live dump. */
 export type DatagramRecorder = (family: number, protocol: number, datagram: Uint8Array) => void;
-
-const ENOENT = 2;
-const EPROTONOSUPPORT = 93;
-const EAFNOSUPPORT = 97;
 
 export class LiveDiagSource implements DiagSource {
   private readonly socket: NetlinkSocket;

@@ -6,8 +6,8 @@
  * Only one such call is ever in flight: under Bun, two koffi async calls at once crashed the
  * process (see the design notes), so nothing else in the program may use koffi's async calls.
  */
-import { koffi } from "../native/koffi-addon.ts";
-import { syscallError } from "./libc.ts";
+import { libc } from "./libc.ts";
+import { syscallError } from "./errno.ts";
 
 const POLLIN = 0x1;
 const POLLERR = 0x8;
@@ -15,32 +15,6 @@ const POLLNVAL = 0x20;
 const EFD_NONBLOCK = 0o4000;
 const EFD_CLOEXEC = 0o2000000;
 const POLLFD_SIZE = 8;
-
-interface Bindings {
-  eventfd(initval: number, flags: number): number;
-  write(fd: number, buf: Buffer, count: number): number;
-  close(fd: number): number;
-  poll: ((fds: Buffer, nfds: number, timeout: number) => number) & {
-    async(fds: Buffer, nfds: number, timeout: number, done: (err: unknown, result: number) => void): void;
-  };
-  errno(): number;
-}
-
-let bound: Bindings | null = null;
-
-function bindings(): Bindings {
-  if (bound) return bound;
-  const k = koffi();
-  const lib = k.load("libc.so.6");
-  bound = {
-    eventfd: lib.func("int eventfd(unsigned int, int)") as Bindings["eventfd"],
-    write: lib.func("intptr_t write(int, const void *, size_t)") as Bindings["write"],
-    close: lib.func("int close(int)") as Bindings["close"],
-    poll: lib.func("int poll(void *, unsigned long, int)") as Bindings["poll"],
-    errno: () => k.errno() as number,
-  };
-  return bound;
-}
 
 export class FdWaiter {
   private readonly wakeFd: number;
@@ -55,7 +29,7 @@ export class FdWaiter {
     fds: readonly number[],
     private readonly ready: () => void,
   ) {
-    const b = bindings();
+    const b = libc();
     this.wakeFd = b.eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (this.wakeFd < 0) throw syscallError("eventfd", b.errno());
     const all = [...fds, this.wakeFd];
@@ -70,10 +44,10 @@ export class FdWaiter {
   private arm(): void {
     for (let i = 0; i < this.pollfds.length; i += POLLFD_SIZE) this.pollfds.writeInt16LE(0, i + 6);
     this.inFlight = true;
-    bindings().poll.async(this.pollfds, this.pollfds.length / POLLFD_SIZE, -1, (err, result) => {
+    libc().poll.async(this.pollfds, this.pollfds.length / POLLFD_SIZE, -1, (err, result) => {
       this.inFlight = false;
       if (this.stopping) {
-        bindings().close(this.wakeFd);
+        libc().close(this.wakeFd);
         return;
       }
       this.wakeups++;
@@ -81,7 +55,7 @@ export class FdWaiter {
         // A descriptor gone bad would make every poll return at once: stop waiting (the caller's
         // slower reading still runs).
         this.stopping = true;
-        bindings().close(this.wakeFd);
+        libc().close(this.wakeFd);
         return;
       }
       if (result > 0) {
@@ -107,11 +81,11 @@ export class FdWaiter {
     if (this.stopping) return;
     this.stopping = true;
     if (!this.inFlight) {
-      bindings().close(this.wakeFd);
+      libc().close(this.wakeFd);
       return;
     }
     const one = Buffer.alloc(8);
     one.writeBigUInt64LE(1n);
-    bindings().write(this.wakeFd, one, 8);
+    libc().write(this.wakeFd, one, 8);
   }
 }

@@ -33,14 +33,14 @@ export interface PlacedAnswer {
 
 export class NamespaceLookups {
   private readonly open = new Map<number, DiagLookup>();
-  private namespaces: NetNamespace[] = [];
+  private namespaces: readonly NetNamespace[] = [];
   /** Inodes a fresh scan did not find: not scanned for again until the list is next updated. */
   private readonly unplaceable = new Set<number>();
 
   constructor(private readonly options: NamespaceLookupsOptions) {}
 
   /** The namespaces the engine found at its last dump; lookups of vanished ones are closed. */
-  update(namespaces: NetNamespace[]): void {
+  update(namespaces: readonly NetNamespace[]): void {
     this.namespaces = namespaces;
     this.unplaceable.clear();
     const present = new Set(namespaces.map((n) => n.inode));

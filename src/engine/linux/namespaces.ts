@@ -7,15 +7,14 @@
  * how one process can dump and close sockets of every namespace. Needs CAP_SYS_ADMIN.
  */
 import fs from "node:fs";
-import { libc, syscallError } from "./libc.ts";
+import { libc } from "./libc.ts";
+import { EPERM, syscallError } from "./errno.ts";
 import { PrivilegeError } from "../../errors.ts";
-import { hasCapability, userNamespaceNote } from "./capabilities.ts";
+import { CAP_SYS_ADMIN, hasCapability, userNamespaceNote } from "./capabilities.ts";
 
 const CLONE_NEWNET = 0x40000000;
-const CAP_SYS_ADMIN = 21;
 const O_RDONLY = 0;
 const O_CLOEXEC = 0o2000000;
-const EPERM = 1;
 
 export interface NetNamespace {
   inode: number;

@@ -2,7 +2,8 @@
  * A NETLINK_SOCK_DIAG socket: open, send a request, read replies. Byte handling lives in
  * sock-diag-codec.ts; this module only moves buffers across the system call boundary.
  */
-import { libc, syscallError, type Libc } from "./libc.ts";
+import { libc, type Libc } from "./libc.ts";
+import { EAGAIN, EINTR, ENOBUFS, syscallError } from "./errno.ts";
 
 /** The system calls a netlink socket makes; tests pass their own to make EINTR or short reads. */
 export type NetlinkCalls = Pick<Libc, "socket" | "bind" | "sendto" | "recv" | "setsockopt" | "close" | "errno">;
@@ -13,9 +14,6 @@ const SOCK_CLOEXEC = 0o2000000;
 export const NETLINK_SOCK_DIAG = 4;
 const SOL_SOCKET = 1;
 const SO_RCVBUF = 8;
-const EINTR = 4;
-const EAGAIN = 11;
-const ENOBUFS = 105;
 const MSG_DONTWAIT = 0x40;
 
 /** The kernel fills a dump datagram up to 32 KiB; twice that leaves room. */

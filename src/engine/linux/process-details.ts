@@ -8,7 +8,7 @@
  * read gives null, like one that never existed.
  */
 import fs from "node:fs";
-import type { ProcessDetails } from "../types.ts";
+import type { ProcessDetails } from "../../model/process.ts";
 import { ProcessReader } from "./process-map.ts";
 import { UserTable } from "./users.ts";
 

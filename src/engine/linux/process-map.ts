@@ -7,7 +7,7 @@
  * so that the caller can say why some sockets have no owner.
  */
 import fs from "node:fs";
-import type { ContainerInfo, ProcessInfo } from "../types.ts";
+import type { ContainerInfo, ProcessInfo } from "../../model/process.ts";
 import { UserTable } from "./users.ts";
 import { selectCgroupPath, unitFromCgroup } from "./process-details.ts";
 import { containerFromCgroup } from "./container-id.ts";
@@ -188,7 +188,18 @@ export function rememberedFd(memo: FdMemo | undefined, name: string): number | u
   return inode;
 }
 
-export const nodeFdLinks: FdLinkScanner = (fdDir, pid, visit, memo) => {
+/**
+ * Visits the socket inodes of the descriptors in `fdDir`: each one's inode comes from the memo or
+ * from `inodeOf` (0 for a descriptor that is not a socket, null for one closed meanwhile). False
+ * when the directory cannot be read for a reason other than permission.
+ */
+export function scanFdDirectory(
+  fdDir: string,
+  pid: number,
+  visit: (pid: number, inode: number) => void,
+  memo: FdMemo | undefined,
+  inodeOf: (fd: string) => number | null,
+): boolean {
   let fds: string[];
   try {
     fds = fs.readdirSync(fdDir);
@@ -201,18 +212,20 @@ export const nodeFdLinks: FdLinkScanner = (fdDir, pid, visit, memo) => {
       if (known !== 0) visit(pid, known);
       continue;
     }
-    const link = nodeLinkReader(fdDir, fd);
-    if (link === null) continue;
-    if (!link.startsWith(SOCKET_PREFIX)) {
-      memo?.next.set(fd, 0);
-      continue;
-    }
-    const inode = Number(link.slice(SOCKET_PREFIX.length, -1));
+    const inode = inodeOf(fd);
+    if (inode === null) continue;
     memo?.next.set(fd, inode);
-    visit(pid, inode);
+    if (inode !== 0) visit(pid, inode);
   }
   return true;
-};
+}
+
+export const nodeFdLinks: FdLinkScanner = (fdDir, pid, visit, memo) =>
+  scanFdDirectory(fdDir, pid, visit, memo, (fd) => {
+    const link = nodeLinkReader(fdDir, fd);
+    if (link === null) return null;
+    return link.startsWith(SOCKET_PREFIX) ? Number(link.slice(SOCKET_PREFIX.length, -1)) : 0;
+  });
 
 /** Every pid holding an inode, lowest first. */
 export function ownersOf(owners: InodeOwners, inode: number): number[] | null {

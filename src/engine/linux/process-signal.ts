@@ -8,20 +8,18 @@
  * refuses them, koffi not loadable) the PID is checked just before kill(2) and the handle says so.
  */
 import fs from "node:fs";
-import type { EndSignal, OpenProcessResult, ProcessHandle, ProcessInfo, SignalResult, SocketAddresses } from "../types.ts";
-import { koffi } from "../native/koffi-addon.ts";
-import { errnoName, libc } from "./libc.ts";
+import type { EndSignal, OpenProcessResult, ProcessHandle, SignalResult } from "../types.ts";
+import type { ProcessInfo } from "../../model/process.ts";
+import type { SocketAddresses } from "../../model/endpoint.ts";
+import { libc } from "./libc.ts";
+import { clockTicksPerSecond } from "./clocks.ts";
+import { ESRCH, errnoName } from "./errno.ts";
 import { ProcessReader } from "./process-map.ts";
 import { UserTable } from "./users.ts";
 import { parseProcNet } from "./proc-net.ts";
 import { AF_INET, AF_INET6 } from "./sock-diag-codec.ts";
 
-// The same numbers on every architecture since the syscall tables were unified.
-const SYS_pidfd_send_signal = 424;
-const SYS_pidfd_open = 434;
-const ESRCH = 3;
 const SIGNAL_NUMBERS: Record<EndSignal | "0", number> = { SIGTERM: 15, SIGKILL: 9, "0": 0 };
-const _SC_CLK_TCK = 2;
 
 interface PidfdCalls {
   open(pid: number): number;
@@ -35,16 +33,8 @@ let calls: PidfdCalls | null | undefined;
 function pidfdCalls(): PidfdCalls | null {
   if (calls !== undefined) return calls;
   try {
-    const k = koffi();
-    const lib = k.load("libc.so.6");
-    const open = lib.func("syscall", "long", ["long", "int", "uint"]);
-    const send = lib.func("syscall", "long", ["long", "int", "int", "void *", "uint"]);
-    calls = {
-      open: (pid) => Number(open(SYS_pidfd_open, pid, 0)),
-      sendSignal: (pidfd, signal) => Number(send(SYS_pidfd_send_signal, pidfd, signal, null, 0)),
-      close: (fd) => void libc().close(fd),
-      errno: () => k.errno(),
-    };
+    const sys = libc();
+    calls = { open: sys.pidfdOpen, sendSignal: sys.pidfdSendSignal, close: (fd) => void sys.close(fd), errno: sys.errno };
   } catch {
     calls = null;
   }
@@ -57,20 +47,6 @@ export function disablePidfdsForTesting(disabled: boolean): void {
 }
 
 let users: UserTable | null = null;
-let clockTicks: number | null = null;
-
-function ticksPerSecond(): number {
-  if (clockTicks === null) {
-    clockTicks = 100;
-    try {
-      const v = libc().sysconf(_SC_CLK_TCK);
-      if (v > 0) clockTicks = v;
-    } catch {
-      // Without koffi assume the usual 100 Hz; startTime is for people, startId is compared.
-    }
-  }
-  return clockTicks;
-}
 
 /** Opens process `pid` for signalling; `{outcome: "gone"}` when there is none. */
 export function openLinuxProcess(pid: number, procRoot = "/proc"): OpenProcessResult {
@@ -109,7 +85,7 @@ class LinuxProcessHandle implements ProcessHandle {
     if (state === "Z" || state === "X") return null;
     users ??= new UserTable();
     // A fresh reader: nothing cached, every field as it is now.
-    const info = new ProcessReader({ procRoot: this.procRoot, users, clockTicks: ticksPerSecond() }).read(this.pid);
+    const info = new ProcessReader({ procRoot: this.procRoot, users, clockTicks: clockTicksPerSecond() }).read(this.pid);
     // Should the PID have changed hands since the stat above, this is the newcomer, startId
     // included: the caller's comparison refuses it.
     return info;

@@ -12,8 +12,11 @@
  * koffi's worker thread (FdWaiter). Where that cannot be set up, a short timer reads them instead
  * (one period of latency at most, and its idle wake-ups).
  */
-import type { Endpoint, NamespaceTag, ProcessInfo, SocketTransition, TcpState, TransitionFeed } from "../types.ts";
-import { koffi } from "../native/koffi-addon.ts";
+import type { Endpoint, NamespaceTag, TcpState } from "../../model/endpoint.ts";
+import type { ProcessInfo } from "../../model/process.ts";
+import type { SocketTransition, TransitionFeed } from "../types.ts";
+import { monotonicMs } from "./clocks.ts";
+import { NO_PIDS } from "./endpoint-builder.ts";
 import { SensorUnavailableError, SetStateSensor } from "./bpf/sensor.ts";
 import type { SetStateRecord } from "./bpf/set-state-record.ts";
 import type { TcpTuple } from "./diag-lookup.ts";
@@ -28,7 +31,6 @@ const MAX_SOCKETS = 200_000;
 const IPPROTO_TCP = 6;
 /** States of an active close, after which the kernel may keep a timewait socket with the same cookie. */
 const LINGERING: ReadonlySet<TcpState | null> = new Set<TcpState | null>(["FIN_WAIT1", "FIN_WAIT2", "CLOSING", "TIME_WAIT"]);
-const CLOCK_MONOTONIC = 1;
 
 /** Accepted values of SOCKWARDEN_SENSOR_RING_BYTES: a page to 256 MiB. */
 export const RING_BYTES_MIN = 4096;
@@ -101,26 +103,8 @@ interface Followed {
   relooked: boolean;
 }
 
-const NO_PIDS: number[] = Object.freeze([]) as unknown as number[];
-
 function tupleOf(r: SetStateRecord): TcpTuple {
   return { family: r.family, localAddress: r.localAddress, localPort: r.localPort, remoteAddress: r.remoteAddress, remotePort: r.remotePort };
-}
-
-let monotonicNow: (() => number) | null = null;
-
-/** CLOCK_MONOTONIC in ms, the clock of bpf_ktime_get_ns. */
-function monotonicMs(): number {
-  if (!monotonicNow) {
-    const lib = koffi().load("libc.so.6");
-    const clockGettime = lib.func("int clock_gettime(int, _Out_ void *)") as (clock: number, ts: Buffer) => number;
-    const ts = Buffer.alloc(16);
-    monotonicNow = () => {
-      clockGettime(CLOCK_MONOTONIC, ts);
-      return Number(ts.readBigInt64LE(0)) * 1000 + Number(ts.readBigInt64LE(8)) / 1e6;
-    };
-  }
-  return monotonicNow();
 }
 
 export class SensorFeed implements TransitionFeed {

@@ -8,7 +8,7 @@
  */
 import { DecodeError } from "../../errors.ts";
 import { formatIPv4, formatIPv6 } from "../../net/address.ts";
-import { TCP_STATES, type TcpState } from "../types.ts";
+import { TCP_STATES, type TcpState } from "../../model/endpoint.ts";
 
 // <linux/netlink.h>
 export const NLMSG_HDRLEN = 16;
@@ -70,6 +70,11 @@ const TCPI_BYTES_SENT = 200;
  * netstat do.
  */
 export const KERNEL_TCP_STATES: readonly (TcpState | undefined)[] = [undefined, ...TCP_STATES, "SYN_RECV"];
+
+/** A TCP state's kernel number. */
+export function kernelTcpState(state: TcpState): number {
+  return KERNEL_TCP_STATES.indexOf(state);
+}
 
 /** All TCP states as a bitmask for the request (bit n = state n). */
 export const ALL_STATES_MASK = 0xffffffff;
@@ -333,26 +338,20 @@ const v6Text = new Map<string, string>();
 const INTERN_LIMIT = 65_536;
 
 function addressText(view: DataView, bytes: Uint8Array, off: number, family: number): string {
-  if (family !== AF_INET6) {
-    const key = view.getUint32(off, false);
-    let text = v4Text.get(key);
-    if (text === undefined) {
-      text = formatIPv4(bytes, off);
-      if (v4Text.size >= INTERN_LIMIT) v4Text.clear();
-      v4Text.set(key, text);
-    }
-    return text;
-  }
+  if (family !== AF_INET6) return interned(v4Text, view.getUint32(off, false), bytes, off, formatIPv4);
   const w0 = view.getUint32(off, false);
   const w1 = view.getUint32(off + 4, false);
   const w2 = view.getUint32(off + 8, false);
   const w3 = view.getUint32(off + 12, false);
-  const key = `${w0},${w1},${w2},${w3}`;
-  let text = v6Text.get(key);
+  return interned(v6Text, `${w0},${w1},${w2},${w3}`, bytes, off, formatIPv6);
+}
+
+function interned<K>(cache: Map<K, string>, key: K, bytes: Uint8Array, off: number, format: (bytes: Uint8Array, off: number) => string): string {
+  let text = cache.get(key);
   if (text === undefined) {
-    text = formatIPv6(bytes, off);
-    if (v6Text.size >= INTERN_LIMIT) v6Text.clear();
-    v6Text.set(key, text);
+    text = format(bytes, off);
+    if (cache.size >= INTERN_LIMIT) cache.clear();
+    cache.set(key, text);
   }
   return text;
 }

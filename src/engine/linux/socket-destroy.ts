@@ -3,7 +3,8 @@
  * its owner's next read fails with ECONNABORTED and a TCP peer gets a reset. Needs
  * CAP_NET_ADMIN in the socket's network namespace and a kernel with CONFIG_INET_DIAG_DESTROY.
  */
-import type { DestroyResult, Endpoint } from "../types.ts";
+import type { DestroyResult } from "../types.ts";
+import type { Endpoint } from "../../model/endpoint.ts";
 import { parseIP } from "../../net/address.ts";
 import { NetlinkSocket } from "./netlink-socket.ts";
 import {
@@ -20,13 +21,8 @@ import {
   encodeDiagRequest,
   type DiagSocketId,
 } from "./sock-diag-codec.ts";
-import { errnoName } from "./libc.ts";
+import { EACCES, ENOENT, EOPNOTSUPP, EPERM, errnoName } from "./errno.ts";
 import { userNamespaceNote } from "./capabilities.ts";
-
-const EPERM = 1;
-const ENOENT = 2;
-const EACCES = 13;
-const EOPNOTSUPP = 95;
 
 /** The socket id the kernel matches on, rebuilt from an endpoint as listed. */
 export function socketIdOf(ep: Endpoint): DiagSocketId {
@@ -55,18 +51,7 @@ export function destroySocket(ep: Endpoint): DestroyResult {
     // down by that owner. Its owner was not found when /proc was read just after the listing, so
     // a rule saw an unknown process; a reset now would only cut short what the owner closed.
     if (ep.protocol === "tcp" && ep.inode !== 0 && !stillHeld(socket, ep)) return { outcome: "gone" };
-    socket.send(
-      encodeDiagRequest({
-        type: SOCK_DESTROY,
-        flags: NLM_F_REQUEST | NLM_F_ACK,
-        family: ep.family === 6 ? AF_INET6 : AF_INET,
-        protocol: ep.protocol === "tcp" ? IPPROTO_TCP : IPPROTO_UDP,
-        states: ALL_STATES_MASK,
-        extensions: 0,
-        sequence: 1,
-        id: socketIdOf(ep),
-      }),
-    );
+    sendRequest(socket, ep, SOCK_DESTROY, NLM_F_REQUEST | NLM_F_ACK, 1);
     // The answer is one acknowledgement: error 0 for done, or a negative errno.
     for (let i = 0; i < 16; i++) {
       for (const msg of decodeMessages(socket.receive(), SOCK_DESTROY)) {
@@ -88,18 +73,7 @@ export function destroySocket(ep: Endpoint): DestroyResult {
  * its addresses now, the close itself finds out, as it did before.
  */
 function stillHeld(socket: NetlinkSocket, ep: Endpoint): boolean {
-  socket.send(
-    encodeDiagRequest({
-      type: SOCK_DIAG_BY_FAMILY,
-      flags: NLM_F_REQUEST,
-      family: ep.family === 6 ? AF_INET6 : AF_INET,
-      protocol: ep.protocol === "tcp" ? IPPROTO_TCP : IPPROTO_UDP,
-      states: ALL_STATES_MASK,
-      extensions: 0,
-      sequence: 2,
-      id: socketIdOf(ep),
-    }),
-  );
+  sendRequest(socket, ep, SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST, 2);
   for (let i = 0; i < 16; i++) {
     for (const msg of decodeMessages(socket.receive())) {
       if (msg.sequence !== 2) continue;
@@ -108,6 +82,22 @@ function stillHeld(socket: NetlinkSocket, ep: Endpoint): boolean {
     }
   }
   return true;
+}
+
+/** A request of `type` about the one socket `ep` names. */
+function sendRequest(socket: NetlinkSocket, ep: Endpoint, type: number, flags: number, sequence: number): void {
+  socket.send(
+    encodeDiagRequest({
+      type,
+      flags,
+      family: ep.family === 6 ? AF_INET6 : AF_INET,
+      protocol: ep.protocol === "tcp" ? IPPROTO_TCP : IPPROTO_UDP,
+      states: ALL_STATES_MASK,
+      extensions: 0,
+      sequence,
+      id: socketIdOf(ep),
+    }),
+  );
 }
 
 function reasonFor(errno: number): string {

@@ -6,44 +6,14 @@
  * wakes a blocked receive. Needs the right to ptrace the owner (root, or CAP_SYS_PTRACE).
  */
 import fs from "node:fs";
-import type { DestroyResult, Endpoint } from "../types.ts";
-import { koffi } from "../native/koffi-addon.ts";
-import { libc, errnoName } from "./libc.ts";
+import type { DestroyResult } from "../types.ts";
+import type { Endpoint } from "../../model/endpoint.ts";
+import { libc } from "./libc.ts";
+import { ENOSYS, EPERM, ESRCH, errnoName } from "./errno.ts";
 import { userNamespaceNote } from "./capabilities.ts";
 
-// The same numbers on every architecture since the syscall tables were unified.
-const SYS_pidfd_open = 434;
-const SYS_pidfd_getfd = 438;
 const AF_UNSPEC = 0;
 const SHUT_RDWR = 2;
-const ENOSYS = 38;
-const EPERM = 1;
-const ESRCH = 3;
-
-interface TakeoverCalls {
-  pidfdOpen(pid: number): number;
-  pidfdGetfd(pidfd: number, fd: number): number;
-  connect(fd: number, addr: Buffer, len: number): number;
-  shutdown(fd: number, how: number): number;
-}
-
-let calls: TakeoverCalls | null = null;
-
-function bind(): TakeoverCalls {
-  if (calls) return calls;
-  const lib = koffi().load("libc.so.6");
-  const open = lib.func("syscall", "long", ["long", "int", "uint"]);
-  const getfd = lib.func("syscall", "long", ["long", "int", "int", "uint"]);
-  const connect = lib.func("int connect(int, const void *, uint32_t)");
-  const shutdown = lib.func("int shutdown(int, int)");
-  calls = {
-    pidfdOpen: (pid) => Number(open(SYS_pidfd_open, pid, 0)),
-    pidfdGetfd: (pidfd, fd) => Number(getfd(SYS_pidfd_getfd, pidfd, fd, 0)),
-    connect: (fd, addr, len) => connect(fd, addr, len) as number,
-    shutdown: (fd, how) => shutdown(fd, how) as number,
-  };
-  return calls;
-}
 
 /** The descriptor numbers under which a process holds a socket inode. */
 export function descriptorsOf(pid: number, inode: number, procRoot = "/proc"): number[] {
@@ -78,19 +48,18 @@ export function closeThroughOwner(ep: Endpoint, procRoot = "/proc"): DestroyResu
     }
     return { outcome: "failed", errno: 0, reason: "no owning process is known for this socket" };
   }
-  const c = bind();
   const sys = libc();
   let lastFailure: DestroyResult | null = null;
   for (const pid of ep.pids) {
     const fds = descriptorsOf(pid, ep.inode, procRoot);
     if (fds.length === 0) continue;
-    const pidfd = c.pidfdOpen(pid);
+    const pidfd = sys.pidfdOpen(pid);
     if (pidfd < 0) {
       lastFailure = failure("pidfd_open", sys.errno());
       continue;
     }
     try {
-      const fd = c.pidfdGetfd(pidfd, fds[0]!);
+      const fd = sys.pidfdGetfd(pidfd, fds[0]!);
       if (fd < 0) {
         lastFailure = failure("pidfd_getfd", sys.errno());
         continue;
@@ -99,8 +68,8 @@ export function closeThroughOwner(ep: Endpoint, procRoot = "/proc"): DestroyResu
         const unspec = Buffer.alloc(16);
         unspec.writeUInt16LE(AF_UNSPEC, 0);
         // Disconnect first (a reset for TCP), then shut down so any blocked reader wakes up.
-        c.connect(fd, unspec, unspec.length);
-        c.shutdown(fd, SHUT_RDWR);
+        sys.connect(fd, unspec, unspec.length);
+        sys.shutdown(fd, SHUT_RDWR);
         return { outcome: "closed" };
       } finally {
         sys.close(fd);

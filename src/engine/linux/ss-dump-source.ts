@@ -19,7 +19,7 @@ import {
   visitMessages,
   type DiagRecord,
 } from "./sock-diag-codec.ts";
-import { errnoName } from "./libc.ts";
+import { errnoName } from "./errno.ts";
 
 /**
  * Whether the bytes start like a netlink message of a sock_diag dump: a header whose length fits

@@ -6,7 +6,8 @@
  * The receiver exists for tests and tools that stand in for a syslog daemon.
  */
 import fs from "node:fs";
-import { libc, syscallError } from "./libc.ts";
+import { libc } from "./libc.ts";
+import { EAGAIN, EBADF, EINTR, syscallError } from "./errno.ts";
 
 const AF_UNIX = 1;
 const SOCK_DGRAM = 2;
@@ -14,8 +15,6 @@ const SOCK_NONBLOCK = 0o4000;
 const SOCK_CLOEXEC = 0o2000000;
 const MSG_DONTWAIT = 0x40;
 const MSG_NOSIGNAL = 0x4000;
-const EINTR = 4;
-const EAGAIN = 11;
 
 /** sizeof(struct sockaddr_un): sa_family_t (2 bytes) then sun_path[108] (linux/un.h). */
 const SOCKADDR_UN_BYTES = 110;
@@ -54,7 +53,7 @@ export class UnixDatagramSender {
 
   /** Sends one datagram; throws SystemCallError (ENOENT, ECONNREFUSED, EAGAIN, EMSGSIZE ...). */
   send(data: Uint8Array): void {
-    if (this.closed) throw syscallError(`sendto(${this.path})`, 9 /* EBADF */);
+    if (this.closed) throw syscallError(`sendto(${this.path})`, EBADF);
     const buf = Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
     const c = libc();
     for (let attempt = 0; attempt < 8; attempt++) {

@@ -10,6 +10,23 @@
  * index, rather than by the verifier with a less telling message.
  */
 
+/** Kernel helper numbers (include/uapi/linux/bpf.h, __BPF_FUNC_MAPPER order), for call(). */
+export const HELPER = {
+  mapLookupElem: 1,
+  mapUpdateElem: 2,
+  mapDeleteElem: 3,
+  /** Reads kernel memory before 5.5 (user or kernel, by address). */
+  probeRead: 4,
+  ktimeGetNs: 5,
+  getCurrentPidTgid: 14,
+  getCurrentUidGid: 15,
+  getCurrentComm: 16,
+  perfEventOutput: 25,
+  /** Reads kernel memory (5.5+). */
+  probeReadKernel: 113,
+  ringbufOutput: 130,
+} as const;
+
 /** eBPF registers: r0 return value, r1-r5 helper arguments, r6-r9 kept across calls, r10 frame pointer. */
 export type Register = 0 | 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8 | 9 | 10;
 export const R0 = 0,

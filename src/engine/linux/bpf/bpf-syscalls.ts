@@ -8,7 +8,8 @@
  * other one is in flight: two at once crash Bun (see the design notes).
  */
 import { koffi } from "../../native/koffi-addon.ts";
-import { errnoName, syscallError } from "../libc.ts";
+import { libc } from "../libc.ts";
+import { EAGAIN, ENOENT, syscallError } from "../errno.ts";
 import { UnsupportedError } from "../../../errors.ts";
 
 // bpf(2) commands.
@@ -16,7 +17,6 @@ const BPF_MAP_CREATE = 0;
 const BPF_MAP_LOOKUP_ELEM = 1;
 const BPF_MAP_UPDATE_ELEM = 2;
 const BPF_PROG_LOAD = 5;
-const EAGAIN = 11;
 /** Loads tried while the verifier keeps giving up for a pending signal. */
 const PROG_LOAD_ATTEMPTS = 5;
 
@@ -66,35 +66,6 @@ export interface Mapping {
   view: ArrayBuffer;
 }
 
-interface Bindings {
-  syscall: (...args: unknown[]) => number | bigint;
-  mmap: (addr: null, length: number, prot: number, flags: number, fd: number, offset: number) => unknown;
-  munmap: (addr: unknown, length: number) => number;
-  ioctl: (...args: unknown[]) => number;
-  close: (fd: number) => number;
-  mount: (source: string, target: string, type: string, flags: number, data: null) => number;
-  umount2: (target: string, flags: number) => number;
-  pthreadSigmask: (how: number, set: Buffer | null, old: Buffer | null) => number;
-}
-
-let bound: Bindings | null = null;
-
-function bindings(): Bindings {
-  if (bound) return bound;
-  const lib = koffi().load("libc.so.6");
-  bound = {
-    syscall: lib.func("long syscall(long nr, ...)") as Bindings["syscall"],
-    mmap: lib.func("void *mmap(void *addr, size_t length, int prot, int flags, int fd, long offset)") as Bindings["mmap"],
-    munmap: lib.func("int munmap(void *addr, size_t length)") as Bindings["munmap"],
-    ioctl: lib.func("int ioctl(int fd, unsigned long request, ...)") as Bindings["ioctl"],
-    close: lib.func("int close(int fd)") as Bindings["close"],
-    mount: lib.func("int mount(const char *source, const char *target, const char *type, unsigned long flags, const void *data)") as Bindings["mount"],
-    umount2: lib.func("int umount2(const char *target, int flags)") as Bindings["umount2"],
-    pthreadSigmask: lib.func("int pthread_sigmask(int how, const void *set, void *oldset)") as Bindings["pthreadSigmask"],
-  };
-  return bound;
-}
-
 function numbers(): { bpf: number; perfEventOpen: number } {
   const n = SYSCALL_NUMBERS[process.arch];
   if (!n) throw new UnsupportedError(`the eBPF sensor supports x64 and arm64 Linux, not ${process.arch}`);
@@ -104,7 +75,7 @@ function numbers(): { bpf: number; perfEventOpen: number } {
 }
 
 function errno(): number {
-  return koffi().errno();
+  return libc().errno();
 }
 
 function addressOf(buffer: Buffer): bigint {
@@ -113,7 +84,7 @@ function addressOf(buffer: Buffer): bigint {
 
 /** bpf(cmd, attr, size); returns the result and 0, or -1 and the errno. */
 function bpfTry(cmd: number, attr: Buffer): { result: number; errno: number } {
-  const result = Number(bindings().syscall(numbers().bpf, "int", cmd, "void *", attr, "uint", attr.length));
+  const result = Number(libc().syscall(numbers().bpf, "int", cmd, "void *", attr, "uint", attr.length));
   return result < 0 ? { result, errno: errno() } : { result, errno: 0 };
 }
 
@@ -174,8 +145,6 @@ export function mapUpdate(fd: number, key: Buffer, value: Buffer): void {
   bpf(BPF_MAP_UPDATE_ELEM, elementAttr(fd, key, value, 0), "bpf(BPF_MAP_UPDATE_ELEM)");
 }
 
-const ENOENT = 2;
-
 export interface ProgramLoad {
   type: number;
   instructions: Buffer;
@@ -232,11 +201,11 @@ function withSignalsHeld<T>(work: () => T): T {
   const all = Buffer.alloc(SIGSET_BYTES, 0xff);
   const old = Buffer.alloc(SIGSET_BYTES);
   // Without the mask the load is only likelier to be interrupted: not a reason to fail it.
-  const held = bindings().pthreadSigmask(SIG_BLOCK, all, old) === 0;
+  const held = libc().pthreadSigmask(SIG_BLOCK, all, old) === 0;
   try {
     return work();
   } finally {
-    if (held) bindings().pthreadSigmask(SIG_SETMASK, old, null);
+    if (held) libc().pthreadSigmask(SIG_SETMASK, old, null);
   }
 }
 
@@ -262,39 +231,37 @@ export function perfEventOpen(spec: PerfEventSpec): number {
   attr.writeBigUInt64LE(spec.disabled ? PERF_ATTR_FLAG_DISABLED : 0n, 40);
   attr.writeUInt32LE(spec.wakeupEvents, 48);
   const fd = Number(
-    bindings().syscall(numbers().perfEventOpen, "void *", attr, "int", -1, "int", spec.cpu, "int", -1, "ulong", PERF_FLAG_FD_CLOEXEC),
+    libc().syscall(numbers().perfEventOpen, "void *", attr, "int", -1, "int", spec.cpu, "int", -1, "ulong", PERF_FLAG_FD_CLOEXEC),
   );
   if (fd < 0) throw syscallError(`perf_event_open(cpu ${spec.cpu})`, errno());
   return fd;
 }
 
 export function ioctl(fd: number, request: number, arg: number, what: string): void {
-  if (bindings().ioctl(fd, request, "int", arg) < 0) throw syscallError(what, errno());
+  if (libc().ioctl(fd, request, "int", arg) < 0) throw syscallError(what, errno());
 }
 
 export function mmapShared(fd: number, length: number, prot: number, offset: number, what: string): Mapping {
-  const pointer = bindings().mmap(null, length, prot, MAP_SHARED, fd, offset);
+  const pointer = libc().mmap(null, length, prot, MAP_SHARED, fd, offset);
   if (pointer === null || koffi().address(pointer) === MAP_FAILED) throw syscallError(what, errno());
   return { pointer, length, view: koffi().view(pointer, length) };
 }
 
 export function munmap(mapping: Mapping): void {
-  bindings().munmap(mapping.pointer, mapping.length);
+  libc().munmap(mapping.pointer, mapping.length);
 }
 
 export function closeFd(fd: number): void {
-  if (fd >= 0) bindings().close(fd);
+  if (fd >= 0) libc().close(fd);
 }
 
 /** mount("nodev", target, "tracefs"); returns 0 or the errno. */
 export function mountTracefs(target: string): number {
-  return bindings().mount("nodev", target, "tracefs", 0, null) === 0 ? 0 : errno();
+  return libc().mount("nodev", target, "tracefs", 0, null) === 0 ? 0 : errno();
 }
 
 /** umount2(target, 0); returns 0 or the errno (EBUSY while something has a file open there). */
 export function unmount(target: string): number {
-  return bindings().umount2(target, 0) === 0 ? 0 : errno();
+  return libc().umount2(target, 0) === 0 ? 0 : errno();
 }
-
-export { errnoName };
 

@@ -9,68 +9,38 @@
  * `fds`) is the caller's business, and must never overlap another koffi async call.
  */
 import fs from "node:fs";
-import { SockwardenError, SystemCallError, UnsupportedError } from "../../../errors.ts";
-import { hasCapability, userNamespaceNote } from "../capabilities.ts";
+import { SystemCallError } from "../../../errors.ts";
 import { libc } from "../libc.ts";
+import { EINVAL, EPERM, errnoName } from "../errno.ts";
 import {
   BPF_F_NO_PREALLOC,
-  BPF_LOG_LEVEL1,
-  BPF_LOG_STATS,
   BPF_MAP_TYPE_ARRAY,
   BPF_MAP_TYPE_HASH,
   BPF_MAP_TYPE_RINGBUF,
-  BPF_PROG_TYPE_TRACEPOINT,
   PERF_EVENT_IOC_DISABLE,
   PERF_EVENT_IOC_ENABLE,
   PERF_EVENT_IOC_SET_BPF,
   PERF_SAMPLE_RAW,
   PERF_TYPE_TRACEPOINT,
   closeFd,
-  errnoName,
   ioctl,
   mapCreate,
   mapLookup,
   mountTracefs,
   perfEventOpen,
-  progLoad,
   unmount,
 } from "./bpf-syscalls.ts";
-import {
-  TracefsUnavailableError,
-  TracepointFormatError,
-  TracepointMissingError,
-  nodeTracefsHost,
-  readSetStateTracepoint,
-  type SetStateTracepoint,
-  type TracefsHost,
-} from "./tracepoint-format.ts";
-import {
-  COUNTER,
-  COUNTER_COUNT,
-  LISTENER_KEY_SIZE,
-  LISTENER_VALUE_SIZE,
-  OWNER_KEY_SIZE,
-  OWNER_VALUE_SIZE,
-  HELPER,
-  buildSetStateProgram,
-  type BuiltProgram,
-  type CounterReads,
-  type NetnsReads,
-  type SetStateMaps,
-} from "./set-state-program.ts";
-import { Btf } from "./btf.ts";
-import { tcpCounterFields } from "./tcp-counter-fields.ts";
-import { netnsFields } from "./netns-fields.ts";
+import { nodeTracefsHost, type SetStateTracepoint, type TracefsHost } from "./tracepoint-format.ts";
+import { COUNTER, COUNTER_COUNT, LISTENER_KEY_SIZE, LISTENER_VALUE_SIZE, OWNER_KEY_SIZE, OWNER_VALUE_SIZE } from "./set-state-program.ts";
 import { decodeSetStateRecord, type SetStateRecord } from "./set-state-record.ts";
 import { RingBufferReader } from "./ring-buffer-reader.ts";
 import { PerfBufferSet, parseCpuList } from "./perf-buffer-reader.ts";
+import { SensorUnavailableError, checkPlatform, checkPrivilege, readTracepoint, refusal } from "./sensor-refusal.ts";
+import { loadWithCounters, type ProgramReadOptions } from "./program-load.ts";
 
-const CAP_SYS_ADMIN = 21;
-const CAP_PERFMON = 38;
-const CAP_BPF = 39;
-const EPERM = 1;
-const EACCES = 13;
-const EINVAL = 22;
+export { SensorUnavailableError, type SensorUnavailableReason } from "./sensor-refusal.ts";
+export { loadTracepointProgram } from "./program-load.ts";
+
 const SC_PAGESIZE = 30;
 
 /**
@@ -83,7 +53,7 @@ const DEFAULT_RING_BYTES = 8 << 20;
 
 export type SensorOutputKind = "ringbuf" | "perf";
 
-export interface SetStateSensorOptions {
+export interface SetStateSensorOptions extends ProgramReadOptions {
   /** Where records go: the BPF ring buffer where the kernel has one (5.8+), else perf buffers. */
   output?: "auto" | SensorOutputKind;
   /** Ring buffer size in bytes (rounded up to a power of two of at least a page). Default 8 MiB. */
@@ -96,33 +66,8 @@ export interface SetStateSensorOptions {
   listenerEntries?: number;
   /** Tracefs access; the real machine's unless a test passes its own. */
   tracefs?: TracefsHost;
-  /** Read each socket's counters at every change where the kernel's BTF says where they are. Default true. */
-  counters?: boolean;
-  /** Where the kernel's BTF is read from; /sys/kernel/btf/vmlinux unless a test passes another. */
-  btfPath?: string;
 }
 
-/** Why the sensor cannot run, by kind, for the caller's note and its fallback. */
-export type SensorUnavailableReason =
-  | "platform" // not Linux on x64/arm64
-  | "privilege" // no CAP_BPF + CAP_PERFMON, nor CAP_SYS_ADMIN
-  | "lockdown" // kernel lockdown refuses BPF tracing
-  | "tracefs" // tracefs neither mounted nor mountable
-  | "tracepoint" // no sock:inet_sock_set_state (before 4.16), or a layout this program cannot read
-  | "kernel" // a feature the sensor needs is missing (e.g. the ring buffer when asked for)
-  | "verifier"; // the kernel's verifier refused the program
-
-export class SensorUnavailableError extends UnsupportedError {
-  constructor(
-    readonly reason: SensorUnavailableReason,
-    message: string,
-    /** The verifier's log when it refused the program. */
-    readonly verifierLog: string | null = null,
-    options?: { cause?: unknown },
-  ) {
-    super(`eBPF sensor unavailable: ${message}`, options);
-  }
-}
 
 export interface SensorCounters {
   /** Records dropped because the output had no room (ring full, or perf buffers' LOST). */
@@ -144,59 +89,6 @@ export interface ProgramFacts {
   listing: string;
 }
 
-const PRIVILEGE_NEEDED = "it needs CAP_BPF and CAP_PERFMON (Linux 5.8+) or CAP_SYS_ADMIN";
-
-function lockdownMode(): string | null {
-  try {
-    const text = fs.readFileSync("/sys/kernel/security/lockdown", "utf8");
-    return /\[(\w+)\]/.exec(text)?.[1] ?? null;
-  } catch {
-    return null;
-  }
-}
-
-/** Turns a refused system call into the reason a user can act on. */
-function refusal(step: string, error: unknown): SensorUnavailableError {
-  if (error instanceof SensorUnavailableError) return error;
-  if (error instanceof SystemCallError && (error.errno === EPERM || error.errno === EACCES)) {
-    const lockdown = lockdownMode();
-    // Integrity mode leaves BPF tracing alone (only bpf_probe_write_user is refused there).
-    if (lockdown === "confidentiality") {
-      return new SensorUnavailableError("lockdown", `${step} was refused (${error.code}) and the kernel is in lockdown mode "${lockdown}", which forbids BPF tracing`, null, { cause: error });
-    }
-    return new SensorUnavailableError("privilege", `${step} was refused (${error.code}): ${PRIVILEGE_NEEDED}${userNamespaceNote()}`, null, { cause: error });
-  }
-  if (error instanceof SockwardenError) return new SensorUnavailableError("kernel", `${step}: ${error.message}`, null, { cause: error });
-  return new SensorUnavailableError("kernel", `${step}: ${(error as Error).message}`, null, { cause: error });
-}
-
-function checkPlatform(): void {
-  if (process.platform !== "linux") throw new SensorUnavailableError("platform", "it runs on Linux only");
-  if (process.arch !== "x64" && process.arch !== "arm64") {
-    throw new SensorUnavailableError("platform", `it supports x64 and arm64, not ${process.arch}`);
-  }
-}
-
-function checkPrivilege(): void {
-  const has = (cap: number) => hasCapability(cap);
-  // bpf(2) and perf_event_open(2) ask for these in the host's user namespace: a container's root has none.
-  if (userNamespaceNote() === "" && (has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON)))) return;
-  throw new SensorUnavailableError("privilege", `this process lacks the capabilities: ${PRIVILEGE_NEEDED}${userNamespaceNote()}`);
-}
-
-function readTracepoint(host: TracefsHost): SetStateTracepoint {
-  try {
-    return readSetStateTracepoint(host);
-  } catch (error) {
-    if (error instanceof TracefsUnavailableError) throw new SensorUnavailableError("tracefs", error.message, null, { cause: error });
-    if (error instanceof TracepointMissingError) throw new SensorUnavailableError("tracepoint", error.message, null, { cause: error });
-    if (error instanceof TracepointFormatError) {
-      throw new SensorUnavailableError("tracepoint", `sock:inet_sock_set_state has a layout this program cannot read: ${error.message}`, null, { cause: error });
-    }
-    const denied = (error as NodeJS.ErrnoException).code === "EACCES" ? "; tracefs is root's alone: reading it needs root or CAP_DAC_READ_SEARCH" : "";
-    throw new SensorUnavailableError("tracefs", `cannot read the tracepoint's layout: ${(error as Error).message}${denied}`, null, { cause: error });
-  }
-}
 
 function roundRingSize(bytes: number, pageSize: number): number {
   let size = pageSize;
@@ -214,111 +106,6 @@ function possibleCpus(): number[] {
   return Array.from({ length: Math.max(1, navigator.hardwareConcurrency ?? 1) }, (_, i) => i);
 }
 
-function verifierProcessed(log: string): number | null {
-  const m = /processed (\d+) insns/.exec(log);
-  return m ? Number(m[1]) : null;
-}
-
-/** The last lines of a verifier log: where it gave up and why. */
-function logTail(log: string, lines = 25): string {
-  const all = log.trimEnd().split("\n");
-  return (all.length > lines ? ["…", ...all.slice(-lines)] : all).join("\n");
-}
-
-/**
- * Loads a tracepoint program; a refusal becomes SensorUnavailableError, with the verifier's log
- * when the verifier refused it. The first load asks only for statistics (the processed count);
- * a refusal is loaded again with the full log, which is what says why.
- */
-export function loadTracepointProgram(instructions: Buffer): { fd: number; verifierProcessed: number | null } {
-  const load = (logLevel: number, logSize: number) =>
-    progLoad({ type: BPF_PROG_TYPE_TRACEPOINT, instructions, license: "GPL", name: "sw_set_state", logLevel, logSize });
-  let loaded = load(BPF_LOG_STATS, 64 * 1024);
-  if (loaded.fd < 0 && loaded.errno !== EPERM) loaded = load(BPF_LOG_LEVEL1, 16 * 1024 * 1024);
-  if (loaded.fd >= 0) return { fd: loaded.fd, verifierProcessed: verifierProcessed(loaded.log) };
-  const error = new SystemCallError("bpf(BPF_PROG_LOAD)", loaded.errno, errnoName(loaded.errno));
-  // The verifier refuses with EACCES or EINVAL and a log; EPERM, or EACCES with nothing said, is privilege.
-  if (loaded.errno === EPERM || (loaded.errno === EACCES && loaded.log.trim() === "")) throw refusal("loading the program", error);
-  throw new SensorUnavailableError(
-    "verifier",
-    `the kernel refused the program (${errnoName(loaded.errno)}); the verifier said:\n${logTail(loaded.log) || "(nothing)"}`,
-    loaded.log,
-    { cause: error },
-  );
-}
-
-const NO_COUNTERS = "the sensor's state changes carry no byte or packet counts (snapshots still do)";
-const NO_NETNS = "the sensor's state changes carry no network namespace: sockets are placed by their processes, and sockets of two namespaces with the same addresses can be mistaken for each other";
-
-/** The running kernel's BTF, or null with the reason told in `notes` for everything read through it. */
-function kernelBtf(notes: string[], options: SetStateSensorOptions): Btf | null | undefined {
-  try {
-    return Btf.readKernel(options.btfPath);
-  } catch (error) {
-    const why = `the kernel's BTF cannot be read (${(error as Error).message})`;
-    if (options.counters ?? true) notes.push(`${NO_COUNTERS}: ${why}`);
-    notes.push(`${NO_NETNS}: ${why}`);
-    return undefined;
-  }
-}
-
-/** Where the running kernel keeps a socket's namespace inode, or null with the reason told in `notes`. */
-function netnsPlaces(notes: string[], btf: Btf | null): Omit<NetnsReads, "helper"> | null {
-  const fields = netnsFields(btf);
-  if (!fields.ok) {
-    notes.push(`${NO_NETNS}: ${fields.reason}`);
-    return null;
-  }
-  return { netPointer: fields.netPointer, inum: fields.inum, inumSize: fields.inumSize };
-}
-
-/** Where the running kernel keeps a socket's counters, or null with the reason told in `notes`. */
-function counterPlaces(notes: string[], btf: Btf | null): Omit<CounterReads, "helper"> | null {
-  const fields = tcpCounterFields(btf);
-  if (!fields.ok) {
-    notes.push(`${NO_COUNTERS}: ${fields.reason}`);
-    return null;
-  }
-  return { bytesSent: fields.bytesSent, bytesReceived: fields.bytesReceived, segsOut: fields.segsOut, segsIn: fields.segsIn };
-}
-
-/**
- * Builds and loads the program, reading counters and the namespace where it can: with
- * bpf_probe_read_kernel (5.5+), else bpf_probe_read, else (the verifier refused both) without
- * reads, which is said once. Any refusal of the program without reads is the sensor's end.
- */
-function loadWithCounters(
-  tracepoint: SetStateTracepoint,
-  maps: SetStateMaps,
-  options: SetStateSensorOptions,
-  notes: string[],
-): { built: BuiltProgram; loaded: { fd: number; verifierProcessed: number | null } } {
-  const btf = kernelBtf(notes, options);
-  const places = btf !== undefined && (options.counters ?? true) ? counterPlaces(notes, btf) : null;
-  const netns = btf !== undefined ? netnsPlaces(notes, btf) : null;
-  const helpers = places || netns ? [HELPER.probeReadKernel, HELPER.probeRead] : [];
-  let refusal: SensorUnavailableError | null = null;
-  for (const helper of helpers) {
-    const built = buildSetStateProgram(tracepoint.layout, maps, {
-      counters: places ? { ...places, helper } : null,
-      netns: netns ? { ...netns, helper } : null,
-    });
-    try {
-      return { built, loaded: loadTracepointProgram(built.bytes) };
-    } catch (error) {
-      if (!(error instanceof SensorUnavailableError) || error.reason !== "verifier") throw error;
-      refusal ??= error;
-    }
-  }
-  if (refusal) {
-    // The verifier's reason is its last line before the statistics it always ends with.
-    const last = (refusal.verifierLog ?? "").split("\n").filter((line) => line.trim() !== "" && !/^(processed \d+ insns|verification time)/.test(line)).at(-1) ?? "";
-    if (places) notes.push(`${NO_COUNTERS}: the kernel refused reading them from the socket${last ? ` (${last})` : ""}`);
-    if (netns) notes.push(`${NO_NETNS}: the kernel refused reading it from the socket${last ? ` (${last})` : ""}`);
-  }
-  const built = buildSetStateProgram(tracepoint.layout, maps);
-  return { built, loaded: loadTracepointProgram(built.bytes) };
-}
 
 /** Everything the sensor opened, closed in reverse on stop or on a failed start. */
 class Resources {
@@ -376,22 +163,11 @@ export class SetStateSensor {
           throw refusal(`creating the ${what} map`, error);
         }
       };
-      const owners = create("owner", {
-        type: BPF_MAP_TYPE_HASH,
-        keySize: OWNER_KEY_SIZE,
-        valueSize: OWNER_VALUE_SIZE,
-        maxEntries: options.ownerEntries ?? 65_536,
-        flags: BPF_F_NO_PREALLOC,
-        name: "sw_owners",
-      });
-      const listeners = create("listener", {
-        type: BPF_MAP_TYPE_HASH,
-        keySize: LISTENER_KEY_SIZE,
-        valueSize: LISTENER_VALUE_SIZE,
-        maxEntries: options.listenerEntries ?? 8192,
-        flags: BPF_F_NO_PREALLOC,
-        name: "sw_listeners",
-      });
+      // Hash maps allocate their entries as sockets come, not all at creation.
+      const hash = (what: string, name: string, keySize: number, valueSize: number, maxEntries: number) =>
+        create(what, { type: BPF_MAP_TYPE_HASH, keySize, valueSize, maxEntries, flags: BPF_F_NO_PREALLOC, name });
+      const owners = hash("owner", "sw_owners", OWNER_KEY_SIZE, OWNER_VALUE_SIZE, options.ownerEntries ?? 65_536);
+      const listeners = hash("listener", "sw_listeners", LISTENER_KEY_SIZE, LISTENER_VALUE_SIZE, options.listenerEntries ?? 8192);
       const counters = create("counter", { type: BPF_MAP_TYPE_ARRAY, keySize: 4, valueSize: 8, maxEntries: COUNTER_COUNT, name: "sw_counters" });
 
       // The output: a ring buffer unless the kernel has none (EINVAL for an unknown map type).

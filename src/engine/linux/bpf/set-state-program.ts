@@ -35,37 +35,21 @@
  * not only the closing ones: it costs four helper calls, and the close that matters (a reset in
  * softirq, a FIN_WAIT2 socket replaced by its timewait twin) is not always recognisable here.
  */
-import { Assembler, R0, R1, R2, R3, R4, R5, R6, R7, R8, R9, R10, isLittleEndianHost, type Size } from "./assembler.ts";
+import { Assembler, HELPER, R0, R1, R2, R3, R4, R5, R6, R7, R8, R9, R10, isLittleEndianHost, type Size } from "./assembler.ts";
 import type { FieldPlace, SetStateLayout } from "./tracepoint-format.ts";
 import { AF_INET6, COUNTERS, OWNER, OWNER_SOURCE, RECORD } from "./set-state-record.ts";
+import { IPPROTO_TCP, kernelTcpState } from "../sock-diag-codec.ts";
 import type { CounterField } from "./tcp-counter-fields.ts";
 import type { NetnsFields } from "./netns-fields.ts";
 
-// Kernel helper numbers (include/uapi/linux/bpf.h, __BPF_FUNC_MAPPER order).
-export const HELPER = {
-  mapLookupElem: 1,
-  mapUpdateElem: 2,
-  mapDeleteElem: 3,
-  /** Reads kernel memory before 5.5 (user or kernel, by address). */
-  probeRead: 4,
-  ktimeGetNs: 5,
-  getCurrentPidTgid: 14,
-  getCurrentUidGid: 15,
-  getCurrentComm: 16,
-  perfEventOutput: 25,
-  /** Reads kernel memory (5.5+). */
-  probeReadKernel: 113,
-  ringbufOutput: 130,
-} as const;
+export { HELPER } from "./assembler.ts";
 
-// Kernel TCP state numbers (include/net/tcp_states.h).
-const TCP_SYN_SENT = 2;
-const TCP_SYN_RECV = 3;
-const TCP_FIN_WAIT1 = 4;
-const TCP_CLOSE = 7;
-const TCP_LAST_ACK = 9;
-const TCP_LISTEN = 10;
-const IPPROTO_TCP = 6;
+const TCP_SYN_SENT = kernelTcpState("SYN_SENT");
+const TCP_SYN_RECV = kernelTcpState("SYN_RECV");
+const TCP_FIN_WAIT1 = kernelTcpState("FIN_WAIT1");
+const TCP_CLOSE = kernelTcpState("CLOSE");
+const TCP_LAST_ACK = kernelTcpState("LAST_ACK");
+const TCP_LISTEN = kernelTcpState("LISTEN");
 
 /** Counters the program keeps in its counter map, by index. */
 export const COUNTER = {

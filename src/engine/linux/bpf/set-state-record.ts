@@ -35,7 +35,7 @@
  */
 import { DecodeError } from "../../../errors.ts";
 import { formatIPv4, formatIPv6 } from "../../../net/address.ts";
-import type { TcpState } from "../../types.ts";
+import type { TcpState } from "../../../model/endpoint.ts";
 import { KERNEL_TCP_STATES } from "../sock-diag-codec.ts";
 
 export const RECORD = {

@@ -1,0 +1,40 @@
+/**
+ * The kernel's clocks as the Linux engine reads them: USER_HZ for /proc's process times, and
+ * CLOCK_MONOTONIC for the sensor's record times.
+ */
+import { libc } from "./libc.ts";
+
+const _SC_CLK_TCK = 2;
+const CLOCK_MONOTONIC = 1;
+
+let clockTicks: number | null = null;
+
+/** USER_HZ, the unit of /proc's process times. */
+export function clockTicksPerSecond(): number {
+  if (clockTicks === null) {
+    clockTicks = 100;
+    try {
+      const v = libc().sysconf(_SC_CLK_TCK);
+      if (v > 0) clockTicks = v;
+    } catch {
+      // Without koffi (the /proc fallback on a box where it cannot load) assume the usual 100 Hz:
+      // start times are for people, while start ids, which are compared, are in ticks.
+    }
+  }
+  return clockTicks;
+}
+
+let monotonicNow: (() => number) | null = null;
+
+/** CLOCK_MONOTONIC in ms, the clock of bpf_ktime_get_ns. */
+export function monotonicMs(): number {
+  if (!monotonicNow) {
+    const { clockGettime } = libc();
+    const ts = Buffer.alloc(16);
+    monotonicNow = () => {
+      clockGettime(CLOCK_MONOTONIC, ts);
+      return Number(ts.readBigInt64LE(0)) * 1000 + Number(ts.readBigInt64LE(8)) / 1e6;
+    };
+  }
+  return monotonicNow();
+}
