@@ -11,7 +11,8 @@
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { RuleSet, type RuleReport } from "../src/rules/rule-set.ts";
+import { RuleSet } from "../src/rules/rule-set.ts";
+import type { RuleReport } from "../src/model/rule-action.ts";
 import { RuleSandbox, DEFAULT_LIMITS } from "../src/rules/sandbox.ts";
 import { compileRule } from "../src/rules/compile-rule.ts";
 import { loadRuleSource } from "../src/rules/rule-sources.ts";

@@ -5,7 +5,7 @@
 //   sudo bun bench/soak.ts [--minutes 30] [--rate 500] [--interval 1]      (npm run soak)
 //
 // Like the other suites it creates a network namespace (sw-bench-<pid>-soak), re-runs itself
-// inside it and deletes it afterwards in every case. The run itself is bench/lib/soak-run.ts,
+// inside it and deletes it afterwards in every case. The run itself is test/support/soak/soak-run.ts,
 // which test/e2e/soak.test.ts runs for about two minutes.
 import fs from "node:fs";
 import os from "node:os";
@@ -14,7 +14,7 @@ import { NS_PREFIX } from "./lib/netns.ts";
 import { runOuter } from "./lib/outer.ts";
 import { hostInfo, stamp } from "./lib/host.ts";
 import { SOAK_USAGE, parseSoakOptions, type SoakOptions } from "./lib/soak-options.ts";
-import { runSoak } from "./lib/soak-run.ts";
+import { runSoak } from "../test/support/soak/soak-run.ts";
 import { soakMarkdown, soakTargets } from "./lib/soak-report.ts";
 
 const SCRIPT = path.join(import.meta.dir, "soak.ts");

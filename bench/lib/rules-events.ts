@@ -7,8 +7,10 @@
 // Outgoing TCP connections to port 25 come from mail servers (postfix's `smtp`, exim4, sendmail)
 // and from other programs (python3, curl, perl, java): smtp-guard acts on the second kind when
 // they are ESTABLISHED.
-import type { Endpoint, ProcessInfo, TcpState } from "../../src/engine/types.ts";
+import type { Endpoint, TcpState } from "../../src/model/endpoint.ts";
+import type { ProcessInfo } from "../../src/model/process.ts";
 import type { EndpointEvent, EventType } from "../../src/monitor/events.ts";
+import { endpoint as anEndpoint } from "../../test/support/endpoints.ts";
 
 /** Small fast deterministic PRNG (mulberry32): the same seed gives the same stream. */
 export function prng(seed: number): () => number {
@@ -225,14 +227,13 @@ function streamState(seed: number, pool: number): { mix: EventMix; next: (count:
     }
     if (rand() < 0.05) proc = null;
     const tcp = protocol === "tcp";
-    const endpoint: Endpoint = {
+    const endpoint = anEndpoint({
       protocol, family: v6 ? 6 : 4, localAddress: local, localPort, remoteAddress, remotePort, state,
-      inode: ++inode, uid: proc?.uid ?? 0, user: proc?.user ?? "root", interfaceIndex: 0,
-      receiveQueue: 0, sendQueue: 0,
+      inode: ++inode, uid: proc?.uid ?? 0, user: proc?.user ?? "root",
       bytesSent: tcp ? Math.floor(rand() * 2000) : null, bytesReceived: tcp ? Math.floor(rand() * 8000) : null,
       packetsSent: tcp ? 1 + Math.floor(rand() * 5) : null, packetsReceived: tcp ? 1 + Math.floor(rand() * 5) : null,
       rttMs: tcp ? Math.round(rand() * 4000) / 100 : null, cookie: String(++cookie), process: proc, pids: proc ? [proc.pid] : [],
-    };
+    });
     live.push({ endpoint, client });
     emit("opened", endpoint);
   };

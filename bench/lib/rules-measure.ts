@@ -2,7 +2,8 @@
 // time, to RuleSet.dispatch and, right after, the same event objects to the plain-JS rule.
 // Generating the events is not timed; each side's time is the sum over chunks of its own calls.
 import os from "node:os";
-import { RuleSet, type RuleReport } from "../../src/rules/rule-set.ts";
+import { RuleSet } from "../../src/rules/rule-set.ts";
+import type { RuleReport } from "../../src/model/rule-action.ts";
 import { EventStream, type EventMix } from "./rules-events.ts";
 import { runHostRule, type HostRule } from "./rules-host.ts";
 import { runnersCpuMs } from "./child-usage.ts";

@@ -1,5 +1,5 @@
 // The soak run's report: targets first, then the time series and the detail.
-import type { SoakResult } from "./soak-run.ts";
+import type { SoakResult } from "../../test/support/soak/soak-run.ts";
 
 export interface SoakTargets {
   missed: boolean;

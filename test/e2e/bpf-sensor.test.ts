@@ -24,10 +24,9 @@ import { Assembler, R0, R1 } from "../../src/engine/linux/bpf/assembler.ts";
 import { closeFd } from "../../src/engine/linux/bpf/bpf-syscalls.ts";
 import type { SetStateRecord } from "../../src/engine/linux/bpf/set-state-record.ts";
 import { parseMountInfo } from "../../src/engine/linux/bpf/tracepoint-format.ts";
+import { CONNECTIONS as BEACON, LISTENER as SERVER, localPorts, type ClientRun } from "../support/traffic/scripts.ts";
 
 const PYTHON = "/usr/bin/python3";
-const BEACON = fileURLToPath(new URL("./helpers/beacon.py", import.meta.url));
-const SERVER = fileURLToPath(new URL("./helpers/beacon-server.py", import.meta.url));
 const START_SCRIPT = fileURLToPath(new URL("./helpers/bpf-sensor-start.ts", import.meta.url));
 const BUN = fileURLToPath(new URL("../../node_modules/.bin/bun", import.meta.url));
 
@@ -136,9 +135,10 @@ async function traffic(
     const ready = await server.nextLine(10_000);
     expect(ready).toMatch(/^ready \d+$/);
     const serverPid = Number(ready.split(" ")[1]);
-    const beacon = await ns!.exec([PYTHON, BEACON, "beacon", connectHost, String(PORT), String(count), bindHost], { timeoutMs: 30_000 });
+    const beacon = await ns!.exec([PYTHON, BEACON, "beacon", connectHost, String(PORT), String(count), bindHost, "0", "alternate"], { timeoutMs: 30_000 });
     expect(beacon.code, describeRun(beacon)).toBe(0);
-    const { pid: beaconPid, ports } = JSON.parse(beacon.stdout) as { pid: number; ports: number[] };
+    const client = JSON.parse(beacon.stdout) as ClientRun;
+    const [beaconPid, ports] = [client.pid, localPorts(client)];
     server.closeInput();
     expect(await server.waitForExit(10_000)).toBe(true);
 

@@ -1,6 +1,6 @@
 /**
  * Faults made for real around `sockwarden run` with every bundled plugin, in a private network
- * namespace with live traffic (test/e2e/helpers/soak-traffic.py: connections smtp-guard must
+ * namespace with live traffic (test/support/traffic/soak-traffic.py: connections smtp-guard must
  * close, look-alikes it must not): the destroy-notice queue overflowing (the daemon is stopped
  * while short connections pour in), processes exiting in the middle of /proc scans, a webhook
  * nobody listens for, a full disk under the file sink (a tiny tmpfs in a mount namespace of the
@@ -18,9 +18,9 @@ import os from "node:os";
 import path from "node:path";
 import { Netns, requireRoot } from "./helpers/netns.ts";
 import { EXECUTABLE, requireExecutable } from "./helpers/sockwarden.ts";
-import { runSoak, scrapeMetrics, soakConfig, type SoakResult, type SoakSettings } from "../../bench/lib/soak-run.ts";
-import { metricSum } from "../../bench/lib/soak-analyse.ts";
-import { SoakProcess, sleep } from "../../bench/lib/soak-proc.ts";
+import { runSoak, scrapeMetrics, soakConfig, type SoakResult, type SoakSettings } from "../support/soak/soak-run.ts";
+import { metricSum } from "../support/soak/soak-analyse.ts";
+import { SoakProcess, sleep } from "../support/soak/soak-proc.ts";
 import { waitForSignalHandler } from "./helpers/process-ready.ts";
 
 let ns: Netns | undefined;

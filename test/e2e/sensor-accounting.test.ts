@@ -19,7 +19,6 @@
  *
  * Needs root (network namespaces, the sensor's capabilities) and a built dist/sockwarden.
  */
-import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type BackgroundProcess, Netns, describeRun, requireRoot } from "./helpers/netns.ts";
 import { EXECUTABLE, requireExecutable } from "./helpers/sockwarden.ts";
@@ -37,8 +36,8 @@ import {
   tupleKey,
 } from "./helpers/sensor-watch.ts";
 import { ssSnapshot } from "./helpers/ss.ts";
+import { CONNECTIONS as CLIENT } from "../support/traffic/scripts.ts";
 
-const CHURN = fileURLToPath(new URL("./helpers/churn-connections.py", import.meta.url));
 const SERVER_HOST = "10.78.0.1";
 const CLIENT_HOST = "10.78.0.2";
 const SENTINEL_HOST = "127.0.0.1";
@@ -96,7 +95,7 @@ describe("watch --sensor ebpf with resyncs racing the sensor", { timeout: 180_00
     const held: BackgroundProcess[] = [];
     const server = await startServer(ns!, "sw-listener", SERVER_HOST, PORT);
     held.push(server.process);
-    const churn = ns!.spawn([PYTHON, CHURN, "churner", SERVER_HOST, String(PORT), String(BALLAST + CONNECTIONS), CLIENT_HOST, String(FIRST_CLIENT_PORT), String(PER_SECOND), String(BALLAST)]);
+    const churn = ns!.spawn([PYTHON, CLIENT, "churner", SERVER_HOST, String(PORT), String(BALLAST + CONNECTIONS), CLIENT_HOST, String(FIRST_CLIENT_PORT), "churn", String(PER_SECOND), String(BALLAST)]);
     held.push(churn);
     expect(await churn.nextLine(60_000), churn.stderr).toBe("ready");
     const watcher = ns!.spawn([

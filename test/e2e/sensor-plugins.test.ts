@@ -23,6 +23,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { type BackgroundProcess, Netns, describeRun, requireRoot } from "./helpers/netns.ts";
 import { EXECUTABLE, requireExecutable } from "./helpers/sockwarden.ts";
+import { CONNECTIONS, LISTENER, localPorts, type ClientRun } from "../support/traffic/scripts.ts";
 
 const SENSOR = process.env.SOCKWARDEN_E2E_SENSOR ?? "ebpf";
 const PYTHON = "/usr/bin/python3";
@@ -98,13 +99,14 @@ async function allRecords(daemon: BackgroundProcess, seen: SinkRecord[]): Promis
 }
 
 async function beacon(host: string, port: number, count: number): Promise<{ pid: number; ports: number[] }> {
-  const r = await ns!.exec([PYTHON, helper("beacon.py"), "beacon", host, String(port), String(count), host, "5"], { timeoutMs: 20_000 });
+  const r = await ns!.exec([PYTHON, CONNECTIONS, "beacon", host, String(port), String(count), host, "0", "alternate", "5"], { timeoutMs: 20_000 });
   expect(r.code, describeRun(r)).toBe(0);
-  return JSON.parse(r.stdout) as { pid: number; ports: number[] };
+  const client = JSON.parse(r.stdout) as ClientRun;
+  return { pid: client.pid, ports: localPorts(client) };
 }
 
 async function listener(host: string, port: number): Promise<void> {
-  const server = spawn([PYTHON, helper("beacon-server.py"), "sw-listener", host, String(port)]);
+  const server = spawn([PYTHON, LISTENER, "sw-listener", host, String(port)]);
   expect(await server.nextLine(15_000)).toMatch(/^ready \d+$/);
 }
 

@@ -1,5 +1,5 @@
 /**
- * The soak's traffic generator (helpers/soak-traffic.py) itself: a short connection still in
+ * The soak's traffic generator (test/support/traffic/soak-traffic.py) itself: a short connection still in
  * flight when "stop" comes is followed to its outcome, not counted as failed; one that gets no
  * answer before the drain runs out is counted as stopped, apart from the failures. The server is
  * frozen (SIGSTOP) around "stop" so that connections are certainly in flight then.
@@ -11,8 +11,9 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { Netns, requireRoot } from "./helpers/netns.ts";
-import { SoakProcess, sleep } from "../../bench/lib/soak-proc.ts";
-import { PYTHON, TRAFFIC, type ChurnSummary } from "../../bench/lib/soak-run.ts";
+import { SoakProcess, sleep } from "../support/soak/soak-proc.ts";
+import { type ChurnSummary } from "../support/soak/soak-run.ts";
+import { PYTHON, SOAK_TRAFFIC as TRAFFIC } from "../support/traffic/scripts.ts";
 
 let ns: Netns | undefined;
 let dir: string;

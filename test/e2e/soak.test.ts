@@ -15,7 +15,7 @@ import os from "node:os";
 import path from "node:path";
 import { Netns, requireRoot } from "./helpers/netns.ts";
 import { EXECUTABLE, requireExecutable } from "./helpers/sockwarden.ts";
-import { runSoak } from "../../bench/lib/soak-run.ts";
+import { runSoak } from "../support/soak/soak-run.ts";
 
 const SECONDS = 100;
 const WARMUP = 60;

@@ -15,13 +15,11 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { chmodSync, copyFileSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { type BackgroundProcess, Netns, describeRun, requireRoot } from "./helpers/netns.ts";
 import { EXECUTABLE, requireExecutable } from "./helpers/sockwarden.ts";
+import { CONNECTIONS as BEACON, LISTENER as SERVER, localPorts, type ClientRun } from "../support/traffic/scripts.ts";
 
 const PYTHON = "/usr/bin/python3";
-const BEACON = fileURLToPath(new URL("./helpers/beacon.py", import.meta.url));
-const SERVER = fileURLToPath(new URL("./helpers/beacon-server.py", import.meta.url));
 const HOST = "127.0.0.1";
 const SERVER_PORT = 7700;
 const SENTINEL_PORT = 7701;
@@ -109,9 +107,10 @@ async function watchBurst(sensor: "ebpf" | "poll", sentinelBase: number): Promis
     const first = await sentinel(sentinelBase);
     held.push(first.process);
     await collect(watcher, events, seen(first.clientPort));
-    const burst = await ns!.exec([PYTHON, BEACON, "beacon", HOST, String(SERVER_PORT), String(CONNECTIONS), HOST, "5"], { timeoutMs: 20_000 });
+    const burst = await ns!.exec([PYTHON, BEACON, "beacon", HOST, String(SERVER_PORT), String(CONNECTIONS), HOST, "0", "alternate", "5"], { timeoutMs: 20_000 });
     expect(burst.code, describeRun(burst)).toBe(0);
-    const { pid, ports } = JSON.parse(burst.stdout) as { pid: number; ports: number[] };
+    const client = JSON.parse(burst.stdout) as ClientRun;
+    const [pid, ports] = [client.pid, localPorts(client)];
     expect(new Set(ports).size).toBe(CONNECTIONS);
     // Two refreshes after the burst (a connected UDP socket is seen by a snapshot only): whatever
     // polling can say about the burst has been said, and a snapshot that would report a

@@ -27,8 +27,8 @@ import path from "node:path";
 import { BackgroundProcess, Netns, requireRoot } from "./helpers/netns.ts";
 import { EXECUTABLE, REPO_ROOT, requireExecutable } from "./helpers/sockwarden.ts";
 import { PYTHON } from "./helpers/scenario.ts";
-import { scrapeMetrics } from "../../bench/lib/soak-run.ts";
-import { metricSum } from "../../bench/lib/soak-analyse.ts";
+import { scrapeMetrics } from "../support/soak/soak-run.ts";
+import { metricSum } from "../support/soak/soak-analyse.ts";
 
 const STUCK = path.join(REPO_ROOT, "test/fixtures/rules/stuck-native.ts");
 const GOOD = path.join(REPO_ROOT, "test/fixtures/rules/good-counter.ts");

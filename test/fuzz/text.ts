@@ -12,16 +12,17 @@ import { parseConfig } from "../../src/daemon/config.ts";
 import { parseEndpointArgument } from "../../src/cli/endpoint-argument.ts";
 import { canonicalAddress, isLoopback, isPrivate, isUnspecified, parseAddressFilter, parseCidr, parseIP } from "../../src/net/address.ts";
 import { parsePort, parsePortSpec } from "../../src/net/ports.ts";
-import { parseSinkSpec } from "../../src/actions/sinks/sink-spec.ts";
+import { parseSinkSpec } from "../../src/outputs/sink-spec.ts";
 import { parsePid } from "../../src/cli/proc-command.ts";
 import { parseStates } from "../../src/filter/state-names.ts";
 import { parseEventTypes } from "../../src/cli/watch-command.ts";
 import { buildSelection } from "../../src/filter/endpoint-filter.ts";
 import { LineMap, decodeMappings } from "../../src/rules/source-map.ts";
 import { parseKeys } from "../../src/view/live/keys.ts";
-import type { Endpoint } from "../../src/engine/types.ts";
+import type { Endpoint } from "../../src/model/endpoint.ts";
 import { hexDigits, joinLines, mutatedText, noise, randomText, repeated, seededString } from "./mutate.ts";
 import { each, target } from "./target.ts";
+import { NO_COUNTERS, endpoint, processInfo } from "../support/endpoints.ts";
 
 const ROOT = path.join(import.meta.dirname, "../..");
 
@@ -281,13 +282,12 @@ const processGlob = fc.oneof(
 );
 
 function endpointFor(name: string, i: number): Endpoint {
-  return {
+  return endpoint({
     protocol: i % 2 ? "udp" : "tcp", family: i % 3 ? 4 : 6, localAddress: i % 3 ? "10.0.0.5" : "::1", localPort: 25 * i,
-    remoteAddress: i % 3 ? "192.168.1.9" : "fe80::1", remotePort: 40000 + i, state: i % 2 ? null : "ESTABLISHED", inode: i, uid: 0,
-    user: "root", interfaceIndex: 0, receiveQueue: 0, sendQueue: 0, bytesSent: null, bytesReceived: null, packetsSent: null,
-    packetsReceived: null, rttMs: null, cookie: null, pids: [i + 1],
-    process: { pid: i + 1, name, path: `/usr/sbin/${name}${"a".repeat(i * 40)}`, cmdline: name, uid: 0, user: "root", startTime: null, ppid: 1 },
-  };
+    remoteAddress: i % 3 ? "192.168.1.9" : "fe80::1", remotePort: 40000 + i, state: i % 2 ? null : "ESTABLISHED", inode: i,
+    ...NO_COUNTERS, cookie: null, pids: [i + 1],
+    process: processInfo({ pid: i + 1, name, path: `/usr/sbin/${name}${"a".repeat(i * 40)}`, cmdline: name }),
+  });
 }
 const ENDPOINTS = PROCESS_NAMES.map(endpointFor);
 

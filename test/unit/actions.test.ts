@@ -9,18 +9,18 @@ import { readProcessDetails } from "../../src/engine/linux/process-details.ts";
 import { closeEndpoint } from "../../src/actions/close-endpoint.ts";
 import { parseEndpointArgument, sameAddress } from "../../src/cli/endpoint-argument.ts";
 import { hasCapability, parseCapEff } from "../../src/engine/linux/capabilities.ts";
-import type { Endpoint, SocketEngine } from "../../src/engine/types.ts";
+import type { SocketEngine } from "../../src/engine/types.ts";
 import { UsageError } from "../../src/errors.ts";
+import { endpoint, namedProcess } from "../support/endpoints.ts";
+import { track, waitWithoutTimers, withTestClock } from "./helpers/test-clock.ts";
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "sw-actions-"));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-const ep: Endpoint = {
-  protocol: "tcp", family: 4, localAddress: "127.0.0.1", localPort: 5000, remoteAddress: "10.0.0.1", remotePort: 25,
-  state: "ESTABLISHED", inode: 7, uid: 0, user: "root", interfaceIndex: 0, receiveQueue: 0, sendQueue: 0,
-  bytesSent: 1, bytesReceived: 2, packetsSent: 3, packetsReceived: 4, rttMs: 1, cookie: "9",
-  process: { pid: 4242, name: "curl", path: "/usr/bin/curl", cmdline: "curl x", uid: 0, user: "root", startTime: null, ppid: 1 }, pids: [4242],
-};
+const ep = endpoint({
+  localPort: 5000, remoteAddress: "10.0.0.1", remotePort: 25, inode: 7, bytesSent: 1, bytesReceived: 2, packetsSent: 3, packetsReceived: 4,
+  cookie: "9", process: namedProcess(4242, "curl", { cmdline: "curl x" }), pids: [4242],
+});
 
 describe("audit log", () => {
   test("one JSON line per action, appended", () => {
@@ -115,11 +115,20 @@ describe("endProcess", () => {
   test("a process that ignores SIGTERM is killed after the grace period", async () => {
     const child = await start("import signal; signal.signal(signal.SIGTERM, signal.SIG_IGN)");
     const audit = new AuditLog(path.join(dir, "kill.log"));
-    const started = performance.now();
-    const r = await endProcess(listed(child.pid!), { requestedBy: "test", graceMs: 400, audit });
-    expect(r).toMatchObject({ ok: true, result: "killed" });
-    // It was given its grace period before the SIGKILL.
-    expect(performance.now() - started).toBeGreaterThanOrEqual(380);
+    // It is given its grace period before the SIGKILL, and no more.
+    const ending = await withTestClock(
+      async (advance) => {
+        const e = track(endProcess(listed(child.pid!), { requestedBy: "test", graceMs: 400, audit }));
+        await advance(350);
+        expect(e.settled, "ended before its grace period was over").toBe(false);
+        expect(child.signalCode, "killed before its grace period was over").toBeNull();
+        await advance(50);
+        return e;
+      },
+      { performance: true },
+    );
+    await waitWithoutTimers("endProcess to return once the grace period was over", () => ending.settled);
+    expect(await ending.promise).toMatchObject({ ok: true, result: "killed" });
     expect(JSON.parse(fs.readFileSync(path.join(dir, "kill.log"), "utf8"))).toMatchObject({ outcome: "killed", signals: ["SIGTERM", "SIGKILL"] });
   });
 

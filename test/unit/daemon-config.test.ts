@@ -4,7 +4,8 @@ import { ConfigError, lineOf, loadConfig, parseConfig } from "../../src/daemon/c
 import { Protection } from "../../src/daemon/protection.ts";
 import { ActionRateLimiter } from "../../src/daemon/rate-limit.ts";
 import { Metrics } from "../../src/daemon/metrics.ts";
-import type { Endpoint } from "../../src/engine/types.ts";
+import type { Endpoint } from "../../src/model/endpoint.ts";
+import { endpoint, namedProcess } from "../support/endpoints.ts";
 
 const EXAMPLE = path.join(import.meta.dirname, "../../examples/sockwarden.toml");
 
@@ -66,12 +67,11 @@ describe("configuration", () => {
   });
 });
 
-const ep = (o: Partial<Endpoint>): Endpoint => ({
-  protocol: "tcp", family: 4, localAddress: "192.168.1.5", localPort: 40000, remoteAddress: "93.184.216.34", remotePort: 25,
-  state: "ESTABLISHED", inode: 1, uid: 0, user: "root", interfaceIndex: 0, receiveQueue: 0, sendQueue: 0, bytesSent: 0,
-  bytesReceived: 0, packetsSent: 0, packetsReceived: 0, rttMs: null, cookie: "1",
-  process: { pid: 100, name: "curl", path: "/usr/bin/curl", cmdline: "curl", uid: 0, user: "root", startTime: null, ppid: 1 }, pids: [100], ...o,
-});
+const ep = (o: Partial<Endpoint>): Endpoint =>
+  endpoint({
+    localAddress: "192.168.1.5", localPort: 40000, remoteAddress: "93.184.216.34", remotePort: 25, packetsSent: 0, packetsReceived: 0, rttMs: null,
+    process: namedProcess(100, "curl"), pids: [100], ...o,
+  });
 
 describe("protection", () => {
   const p = new Protection({ ports: [22], addresses: ["10.0.0.0/8"], processes: ["ssh*"], paths: ["/usr/sbin/postfix"] }, 4242);

@@ -1,20 +1,14 @@
 import { describe, expect, test } from "vitest";
-import type { Endpoint, ProcessInfo } from "../../src/engine/types.ts";
+import type { Endpoint } from "../../src/model/endpoint.ts";
 import { buildSelection, globToRegExp, isConnected } from "../../src/filter/endpoint-filter.ts";
 import { parseStates } from "../../src/filter/state-names.ts";
 import { UsageError } from "../../src/errors.ts";
+import { listener, namedProcess } from "../support/endpoints.ts";
 
-const nginx: ProcessInfo = { pid: 10, name: "nginx", path: "/usr/sbin/nginx", cmdline: "nginx", uid: 0, user: "root", startTime: null, ppid: 1 };
-const curl: ProcessInfo = { pid: 20, name: "curl", path: "/usr/bin/curl", cmdline: "curl x", uid: 1000, user: "al", startTime: null, ppid: 1 };
+const nginx = namedProcess(10, "nginx", { path: "/usr/sbin/nginx" });
+const curl = namedProcess(20, "curl", { cmdline: "curl x", uid: 1000, user: "al" });
 
-function ep(o: Partial<Endpoint>): Endpoint {
-  return {
-    protocol: "tcp", family: 4, localAddress: "127.0.0.1", localPort: 80, remoteAddress: "0.0.0.0", remotePort: 0,
-    state: "LISTEN", inode: 1, uid: 0, user: "root", interfaceIndex: 0, receiveQueue: 0, sendQueue: 0,
-    bytesSent: null, bytesReceived: null, packetsSent: null, packetsReceived: null, rttMs: null, cookie: null,
-    process: nginx, pids: [10], ...o,
-  };
-}
+const ep = (o: Partial<Endpoint>): Endpoint => listener({ localPort: 80, cookie: null, process: nginx, pids: [10], ...o });
 
 const all = [
   ep({}),

@@ -1,44 +1,18 @@
 import { describe, expect, test } from "vitest";
-import type { Endpoint } from "../../src/engine/types.ts";
-import { endpointJsonText, endpointToJson, jsonArrayChunks, ndjsonChunks } from "../../src/view/endpoint-json.ts";
+import type { Endpoint } from "../../src/model/endpoint.ts";
+import { endpointJsonText, endpointToJson, jsonArrayChunks, ndjsonChunks } from "../../src/format/endpoint-json.ts";
+import { endpoint as anEndpoint, processInfo } from "../support/endpoints.ts";
 
-const proc = {
-  pid: 42,
-  name: 'we"ird\\name',
-  path: "/usr/bin/x",
-  cmdline: "x --flag\ttab",
-  uid: 1000,
-  user: "alice",
-  startTime: "2026-01-01T00:00:00.000Z",
-  ppid: 1,
-};
+const proc = processInfo({
+  pid: 42, name: 'we"ird\\name', path: "/usr/bin/x", cmdline: "x --flag\ttab", uid: 1000, user: "alice", startTime: "2026-01-01T00:00:00.000Z",
+});
 
-function endpoint(over: Partial<Endpoint> = {}): Endpoint {
-  return {
-    protocol: "tcp",
-    family: 6,
-    localAddress: "::1",
-    localPort: 22,
-    remoteAddress: "::ffff:10.0.0.1",
-    remotePort: 40000,
-    state: "ESTABLISHED",
-    inode: 1234,
-    uid: 1000,
-    user: "alice",
-    interfaceIndex: 0,
-    receiveQueue: 0,
-    sendQueue: 5,
-    bytesSent: 2 ** 40 + 3,
-    bytesReceived: 10,
-    packetsSent: 7,
-    packetsReceived: 8,
-    rttMs: 0.125,
-    cookie: "99",
-    process: proc,
-    pids: [42, 43],
-    ...over,
-  };
-}
+const endpoint = (over: Partial<Endpoint> = {}): Endpoint =>
+  anEndpoint({
+    family: 6, localAddress: "::1", localPort: 22, remoteAddress: "::ffff:10.0.0.1", remotePort: 40000, inode: 1234, uid: 1000, user: "alice",
+    sendQueue: 5, bytesSent: 2 ** 40 + 3, bytesReceived: 10, packetsSent: 7, packetsReceived: 8, rttMs: 0.125, cookie: "99",
+    process: proc, pids: [42, 43], ...over,
+  });
 
 describe("endpoint JSON", () => {
   test("direct text equals JSON.stringify of the documented shape", () => {

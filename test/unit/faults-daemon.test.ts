@@ -12,8 +12,10 @@ import path from "node:path";
 import { Daemon, type DaemonRecord } from "../../src/daemon/daemon.ts";
 import { defaultConfig, type DaemonConfig } from "../../src/daemon/config.ts";
 import { AuditLog } from "../../src/actions/audit-log.ts";
-import type { ClosedSocketFeed, DestroyResult, Endpoint, Snapshot, SocketEngine } from "../../src/engine/types.ts";
+import type { ClosedSocketFeed, DestroyResult, Snapshot, SocketEngine } from "../../src/engine/types.ts";
+import type { Endpoint } from "../../src/model/endpoint.ts";
 import { ManualTimers } from "./helpers/manual-timers.ts";
+import { endpoint as anEndpoint, namedProcess } from "../support/endpoints.ts";
 
 /**
  * The daemon's time, moved by hand: the refresh loop's timers, the monotonic clock of its fault
@@ -46,13 +48,10 @@ class ManualTime extends ManualTimers {
 
 let nextCookie = 1000;
 function endpoint(localPort: number, remotePort: number, name: string, pid = 4000 + localPort): Endpoint {
-  return {
-    protocol: "tcp", family: 4, localAddress: "127.0.0.1", localPort, remoteAddress: "127.0.0.1", remotePort,
-    state: "ESTABLISHED", inode: 50_000 + localPort, uid: 0, user: "root", interfaceIndex: 0, receiveQueue: 0, sendQueue: 0,
-    bytesSent: 0, bytesReceived: 0, packetsSent: 1, packetsReceived: 1, rttMs: 0.1, cookie: String(nextCookie++),
-    process: { pid, name, path: `/usr/bin/${name}`, cmdline: name, uid: 0, user: "root", startTime: "2026-01-01T00:00:00.000Z", ppid: 1 },
-    pids: [pid],
-  };
+  return anEndpoint({
+    localPort, remotePort, inode: 50_000 + localPort, rttMs: 0.1, cookie: String(nextCookie++),
+    process: namedProcess(pid, name, { startTime: "2026-01-01T00:00:00.000Z" }), pids: [pid],
+  });
 }
 
 /** Sockets the test adds; closes remove them. Failures and lost notices on demand. */

@@ -8,11 +8,11 @@ import { describe, expect, test } from "vitest";
 import { TEXT_TARGETS } from "../fuzz/text.ts";
 import { fuzzTests } from "../fuzz/suite.ts";
 import type { FuzzTarget } from "../fuzz/target.ts";
-import { parseSinkSpec } from "../../src/actions/sinks/sink-spec.ts";
+import { parseSinkSpec } from "../../src/outputs/sink-spec.ts";
 import { decodeMappings } from "../../src/rules/source-map.ts";
 import { buildSelection, globToRegExp } from "../../src/filter/endpoint-filter.ts";
 import { DecodeError, UsageError } from "../../src/errors.ts";
-import type { Endpoint } from "../../src/engine/types.ts";
+import { NO_COUNTERS, endpoint, processInfo } from "../support/endpoints.ts";
 
 describe("fuzz: command line, configuration and event text", () => {
   fuzzTests(TEXT_TARGETS as FuzzTarget<never>[]);
@@ -64,12 +64,10 @@ describe("fuzz: counterexamples kept", () => {
   });
 
   test("--process with a many-star glob selects without stalling", () => {
-    const ep = {
-      protocol: "tcp", family: 4, localAddress: "10.0.0.5", localPort: 25, remoteAddress: "10.0.0.9", remotePort: 40000,
-      state: "ESTABLISHED", inode: 1, uid: 0, user: "root", interfaceIndex: 0, receiveQueue: 0, sendQueue: 0, bytesSent: null,
-      bytesReceived: null, packetsSent: null, packetsReceived: null, rttMs: null, cookie: null, pids: [1],
-      process: { pid: 1, name: "a".repeat(15), path: `/usr/bin/${"a".repeat(240)}`, cmdline: null, uid: 0, user: "root", startTime: null, ppid: 0 },
-    } satisfies Endpoint;
+    const ep = endpoint({
+      localAddress: "10.0.0.5", localPort: 25, remoteAddress: "10.0.0.9", remotePort: 40000, ...NO_COUNTERS, cookie: null, pids: [1],
+      process: processInfo({ pid: 1, name: "a".repeat(15), path: `/usr/bin/${"a".repeat(240)}`, ppid: 0 }),
+    });
     const started = performance.now();
     expect(buildSelection({ process: "****x" }).matches(ep)).toBe(false);
     expect(buildSelection({ process: `${"*a".repeat(12)}*` }).matches(ep)).toBe(true);

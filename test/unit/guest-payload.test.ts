@@ -13,10 +13,13 @@ import path from "node:path";
 import { newQuickJSWASMModuleFromVariant, type QuickJSContext, type QuickJSHandle } from "quickjs-emscripten-core";
 import singlefileVariant from "@jitl/quickjs-singlefile-cjs-release-sync";
 import { encodeEndpoints, encodeEvents, encodeProbe, PROBE_JSON } from "../../src/rules/guest-payload.ts";
-import { RuleSet, type RuleAction } from "../../src/rules/rule-set.ts";
-import { endpointToJson } from "../../src/view/endpoint-json.ts";
-import type { Endpoint, ProcessInfo, TcpState } from "../../src/engine/types.ts";
+import { RuleSet } from "../../src/rules/rule-set.ts";
+import type { RuleAction } from "../../src/model/rule-action.ts";
+import { endpointToJson } from "../../src/format/endpoint-json.ts";
+import type { Endpoint, TcpState } from "../../src/model/endpoint.ts";
+import type { ProcessInfo } from "../../src/model/process.ts";
 import type { EndpointEvent } from "../../src/monitor/events.ts";
+import { NO_COUNTERS, endpoint, processInfo } from "../support/endpoints.ts";
 
 /**
  * A description of a value that JSON would blur: numbers keep -0, NaN and infinities, and
@@ -162,9 +165,8 @@ describe("payloads decoded by the sandbox's QuickJS", () => {
 
   it("numbers keep their exact value at the edges of the short forms", () => {
     const edges = [0, -0, 1, -1, 63, 64, -64, -65, 8191, 8192, 2 ** 31 - 1, -(2 ** 31), 2 ** 31, -(2 ** 31) - 1, 2 ** 32, 0.1, NaN, -Infinity];
-    const ep = { protocol: "tcp", family: 4, localAddress: "a", localPort: 1, remoteAddress: "b", remotePort: 2, state: null, inode: 0, uid: null, user: null,
-      interfaceIndex: 0, receiveQueue: null, sendQueue: null, bytesSent: null, bytesReceived: null, packetsSent: null, packetsReceived: null, rttMs: null,
-      cookie: null, process: null, pids: edges } satisfies Endpoint;
+    const ep = endpoint({ localAddress: "a", localPort: 1, remoteAddress: "b", remotePort: 2, state: null, inode: 0, uid: null, user: null,
+      receiveQueue: null, sendQueue: null, ...NO_COUNTERS, cookie: null, process: null, pids: edges });
     expect(decodeInGuest(encodeEndpoints([ep]))).toBe(describeHere({ e: [expectedEndpoint(ep, [])], p: [] }));
   });
 
@@ -198,12 +200,13 @@ export default defineRule({
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  const proc: ProcessInfo = { pid: 42, name: "caf\u00e9 \u4e2d", path: "/opt/\u{1f600}", cmdline: null, uid: 1000, user: "\u00fcser", startTime: "2026-11-22T00:00:00.000Z", ppid: 1 };
-  const ep = (port: number, over: Partial<Endpoint> = {}): Endpoint => ({
-    protocol: "tcp", family: 6, localAddress: "fe80::1", localPort: port, remoteAddress: "2001:db8::\u00e9", remotePort: 25, state: "ESTABLISHED",
-    inode: 99, uid: 1000, user: null, interfaceIndex: 2, receiveQueue: 0, sendQueue: 0, bytesSent: 2 ** 40, bytesReceived: null, packetsSent: 3,
-    packetsReceived: 4, rttMs: 1.5, cookie: String(9_000_000_000 + port), process: proc, pids: [42, 43], ...over,
-  });
+  const proc = processInfo({ pid: 42, name: "caf\u00e9 \u4e2d", path: "/opt/\u{1f600}", uid: 1000, user: "\u00fcser", startTime: "2026-11-22T00:00:00.000Z" });
+  const ep = (port: number, over: Partial<Endpoint> = {}): Endpoint =>
+    endpoint({
+      family: 6, localAddress: "fe80::1", localPort: port, remoteAddress: "2001:db8::\u00e9", remotePort: 25, inode: 99, uid: 1000, user: null,
+      interfaceIndex: 2, bytesSent: 2 ** 40, bytesReceived: null, packetsSent: 3, packetsReceived: 4, rttMs: 1.5,
+      cookie: String(9_000_000_000 + port), process: proc, pids: [42, 43], ...over,
+    });
   // What the API documents, in its order: the endpoint without host-only fields, the process
   // without unit and container.
   const apiEndpoint = (e: Endpoint) => {

@@ -1,13 +1,11 @@
 import { describe, expect, test } from "vitest";
 import { hiddenOwnerWarnings } from "../../src/daemon/hidden-owners.ts";
-import type { Endpoint } from "../../src/engine/types.ts";
+import type { Endpoint } from "../../src/model/endpoint.ts";
+import { endpoint, processInfo } from "../support/endpoints.ts";
 
-const ep = (o: Partial<Endpoint>): Endpoint => ({
-  protocol: "tcp", family: 4, localAddress: "127.0.0.1", localPort: 40000, remoteAddress: "127.0.0.1", remotePort: 25,
-  state: "ESTABLISHED", inode: 7, uid: 4242, user: null, interfaceIndex: 0, receiveQueue: 0, sendQueue: 0, bytesSent: 0,
-  bytesReceived: 0, packetsSent: 0, packetsReceived: 0, rttMs: null, cookie: "1", process: null, pids: [], ...o,
-});
-const proc = { pid: 9, name: "exim4", path: null, cmdline: null, uid: 0, user: "root", startTime: null, ppid: 1 };
+const ep = (o: Partial<Endpoint>): Endpoint =>
+  endpoint({ localPort: 40000, remotePort: 25, inode: 7, uid: 4242, user: null, packetsSent: 0, packetsReceived: 0, rttMs: null, process: null, pids: [], ...o });
+const proc = processInfo({ pid: 9, name: "exim4" });
 // Two hidden; not counted: TIME_WAIT (no inode), this user's own, and one whose process is known.
 const endpoints = [ep({}), ep({ localPort: 25, remotePort: 40000 }), ep({ inode: 0, state: "TIME_WAIT" }), ep({ uid: 0 }), ep({ process: proc, pids: [9] })];
 const files: Record<string, string> = {

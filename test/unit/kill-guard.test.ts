@@ -18,7 +18,8 @@ import { endProcess } from "../../src/actions/end-process.ts";
 import { openProcess } from "../../src/engine/index.ts";
 import { disablePidfdsForTesting } from "../../src/engine/linux/process-signal.ts";
 import { readProcessDetails } from "../../src/engine/linux/process-details.ts";
-import type { ProcessHandle, ProcessInfo } from "../../src/engine/types.ts";
+import type { ProcessHandle } from "../../src/engine/types.ts";
+import type { ProcessInfo } from "../../src/model/process.ts";
 import { Protection } from "../../src/daemon/protection.ts";
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "sw-kill-guard-"));

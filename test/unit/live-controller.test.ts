@@ -3,25 +3,20 @@
  * terminal that records what is written, manual timers, and recording actions.
  */
 import { describe, expect, test } from "vitest";
-import type { Endpoint, ProcessDetails, ProcessInfo, SocketEngine } from "../../src/engine/types.ts";
+import type { Endpoint } from "../../src/model/endpoint.ts";
+import type { ProcessDetails, ProcessInfo } from "../../src/model/process.ts";
+import type { SocketEngine } from "../../src/engine/types.ts";
 import { Monitor } from "../../src/monitor/monitor.ts";
 import { ManualTimers } from "./helpers/manual-timers.ts";
 import { RESTORE, ENTER, SCREEN } from "../../src/view/live/ansi.ts";
 import { LiveController, type ActionResult } from "../../src/view/live/controller.ts";
 import type { LiveTerminal } from "../../src/view/live/terminal.ts";
+import { endpoint, namedProcess } from "../support/endpoints.ts";
 
-const proc = (pid: number, name: string, startTime = "2026-01-01T00:00:00.000Z"): ProcessInfo => ({
-  pid, name, path: `/usr/bin/${name}`, cmdline: name, uid: 0, user: "root", startTime, ppid: 1,
-});
+const proc = (pid: number, name: string, startTime = "2026-01-01T00:00:00.000Z"): ProcessInfo => namedProcess(pid, name, { startTime });
 
-function ep(port: number, o: Partial<Endpoint> = {}): Endpoint {
-  return {
-    protocol: "tcp", family: 4, localAddress: "127.0.0.1", localPort: port, remoteAddress: "127.0.0.1", remotePort: 9000,
-    state: "ESTABLISHED", inode: port, uid: 0, user: "root", interfaceIndex: 0, receiveQueue: 0, sendQueue: 0,
-    bytesSent: 0, bytesReceived: 0, packetsSent: 1, packetsReceived: 1, rttMs: 1, cookie: String(port),
-    process: proc(port, `p${port}`), pids: [port], ...o,
-  };
-}
+const ep = (port: number, o: Partial<Endpoint> = {}): Endpoint =>
+  endpoint({ localPort: port, remotePort: 9000, inode: port, cookie: String(port), process: proc(port, `p${port}`), pids: [port], ...o });
 
 class FakeEngine implements SocketEngine {
   readonly name = "fake";

@@ -1,20 +1,15 @@
 import { describe, expect, test } from "vitest";
-import type { Endpoint, ProcessInfo } from "../../src/engine/types.ts";
+import type { Endpoint } from "../../src/model/endpoint.ts";
+import type { ProcessInfo } from "../../src/model/process.ts";
 import { parseKeys } from "../../src/view/live/keys.ts";
 import { handleKey, KEY_HELP } from "../../src/view/live/key-handler.ts";
 import { LiveModel } from "../../src/view/live/model.ts";
+import { endpoint, processInfo } from "../support/endpoints.ts";
 
-const proc = (pid: number, name: string): ProcessInfo => ({ pid, name, path: null, cmdline: null, uid: 0, user: "root", startTime: null, ppid: 1 });
+const proc = (pid: number, name: string): ProcessInfo => processInfo({ pid, name });
 
 let cookies = 0;
-function ep(o: Partial<Endpoint> = {}): Endpoint {
-  return {
-    protocol: "tcp", family: 4, localAddress: "127.0.0.1", localPort: 1000, remoteAddress: "127.0.0.1", remotePort: 2000,
-    state: "ESTABLISHED", inode: 1, uid: 0, user: "root", interfaceIndex: 0, receiveQueue: 0, sendQueue: 0,
-    bytesSent: 0, bytesReceived: 0, packetsSent: 1, packetsReceived: 1, rttMs: 1, cookie: String(++cookies),
-    process: proc(10, "app"), pids: [10], ...o,
-  };
-}
+const ep = (o: Partial<Endpoint> = {}): Endpoint => endpoint({ cookie: String(++cookies), process: proc(10, "app"), ...o });
 
 function model(): LiveModel {
   const m = new LiveModel({ sortColumn: "localPort", names: false });

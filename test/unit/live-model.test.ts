@@ -1,23 +1,16 @@
 import { describe, expect, test } from "vitest";
-import type { Endpoint, ProcessInfo } from "../../src/engine/types.ts";
+import type { Endpoint } from "../../src/model/endpoint.ts";
+import type { ProcessInfo } from "../../src/model/process.ts";
 import { endpointKey } from "../../src/monitor/endpoint-key.ts";
 import type { EndpointEvent, EventType } from "../../src/monitor/events.ts";
 import { COLUMN_IDS, fitColumns, openedText, type ColumnId } from "../../src/view/live/columns.ts";
 import { HIGHLIGHT_REFRESHES, INTERVAL_STEPS_MS, LiveModel, sameProcess, scrollTop } from "../../src/view/live/model.ts";
+import { endpoint, namedProcess } from "../support/endpoints.ts";
 
-const proc = (pid: number, name: string, startTime: string | null = null): ProcessInfo => ({
-  pid, name, path: `/usr/bin/${name}`, cmdline: name, uid: 0, user: "root", startTime, ppid: 1,
-});
+const proc = (pid: number, name: string, startTime: string | null = null): ProcessInfo => namedProcess(pid, name, { startTime });
 
 let cookies = 0;
-function ep(o: Partial<Endpoint> = {}): Endpoint {
-  return {
-    protocol: "tcp", family: 4, localAddress: "127.0.0.1", localPort: 1000, remoteAddress: "127.0.0.1", remotePort: 2000,
-    state: "ESTABLISHED", inode: 1, uid: 0, user: "root", interfaceIndex: 0, receiveQueue: 0, sendQueue: 0,
-    bytesSent: 0, bytesReceived: 0, packetsSent: 1, packetsReceived: 1, rttMs: 1, cookie: String(++cookies),
-    process: proc(10, "app"), pids: [10], ...o,
-  };
-}
+const ep = (o: Partial<Endpoint> = {}): Endpoint => endpoint({ cookie: String(++cookies), process: proc(10, "app"), ...o });
 
 let seq = 0;
 const ev = (type: EventType, endpoint: Endpoint, extra: Partial<EndpointEvent> = {}): EndpointEvent => ({ type, seq: ++seq, time: 0, endpoint, ...extra });

@@ -1,21 +1,15 @@
 import { describe, expect, test } from "vitest";
-import type { Endpoint, ProcessDetails, ProcessInfo } from "../../src/engine/types.ts";
+import type { Endpoint } from "../../src/model/endpoint.ts";
+import type { ProcessDetails, ProcessInfo } from "../../src/model/process.ts";
 import { LiveModel } from "../../src/view/live/model.ts";
 import { intervalText, renderScreen, type RenderOptions } from "../../src/view/live/render.ts";
+import { endpoint, processInfo } from "../support/endpoints.ts";
 
-const proc = (pid: number, name: string): ProcessInfo => ({
-  pid, name, path: `/usr/sbin/${name}`, cmdline: `${name} -f`, uid: 0, user: "root", startTime: "2026-01-01T00:00:00.000Z", ppid: 1,
-});
+const proc = (pid: number, name: string): ProcessInfo =>
+  processInfo({ pid, name, path: `/usr/sbin/${name}`, cmdline: `${name} -f`, startTime: "2026-01-01T00:00:00.000Z" });
 
 let cookies = 0;
-function ep(o: Partial<Endpoint> = {}): Endpoint {
-  return {
-    protocol: "tcp", family: 4, localAddress: "127.0.0.1", localPort: 1000, remoteAddress: "127.0.0.1", remotePort: 2000,
-    state: "ESTABLISHED", inode: 1, uid: 0, user: "root", interfaceIndex: 0, receiveQueue: 0, sendQueue: 0,
-    bytesSent: 0, bytesReceived: 0, packetsSent: 1, packetsReceived: 1, rttMs: 1, cookie: String(++cookies),
-    process: proc(10, "app"), pids: [10], ...o,
-  };
-}
+const ep = (o: Partial<Endpoint> = {}): Endpoint => endpoint({ cookie: String(++cookies), process: proc(10, "app"), ...o });
 
 const plain = (line: string) => line.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, "");
 const opts = (o: Partial<RenderOptions> = {}): RenderOptions => ({ width: 120, height: 12, colour: true, now: Date.parse("2026-01-01T01:00:00Z"), hostName: "box", ...o });

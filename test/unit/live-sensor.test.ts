@@ -5,7 +5,8 @@
  * with a transition feed; manual timers; a terminal that counts its frames.
  */
 import { describe, expect, test } from "vitest";
-import type { Endpoint, SnapshotRequest, SocketEngine, SocketTransition, TransitionFeed } from "../../src/engine/types.ts";
+import type { Endpoint } from "../../src/model/endpoint.ts";
+import type { SnapshotRequest, SocketEngine, SocketTransition, TransitionFeed } from "../../src/engine/types.ts";
 import type { EndpointEvent } from "../../src/monitor/events.ts";
 import { Monitor } from "../../src/monitor/monitor.ts";
 import { SCREEN } from "../../src/view/live/ansi.ts";
@@ -13,15 +14,10 @@ import { LiveController } from "../../src/view/live/controller.ts";
 import { LiveModel } from "../../src/view/live/model.ts";
 import type { LiveTerminal } from "../../src/view/live/terminal.ts";
 import { ManualTimers } from "./helpers/manual-timers.ts";
+import { endpoint, processInfo } from "../support/endpoints.ts";
 
-function ep(port: number, o: Partial<Endpoint> = {}): Endpoint {
-  return {
-    protocol: "tcp", family: 4, localAddress: "127.0.0.1", localPort: port, remoteAddress: "127.0.0.1", remotePort: 9000,
-    state: "ESTABLISHED", inode: port, uid: 0, user: "root", interfaceIndex: 0, receiveQueue: 0, sendQueue: 0,
-    bytesSent: 0, bytesReceived: 0, packetsSent: 1, packetsReceived: 1, rttMs: 1, cookie: String(port),
-    process: { pid: port, name: `p${port}`, path: null, cmdline: null, uid: 0, user: "root", startTime: null, ppid: 1 }, pids: [port], ...o,
-  };
-}
+const ep = (port: number, o: Partial<Endpoint> = {}): Endpoint =>
+  endpoint({ localPort: port, remotePort: 9000, inode: port, cookie: String(port), process: processInfo({ pid: port, name: `p${port}` }), pids: [port], ...o });
 
 const ev = (type: EndpointEvent["type"], endpoint: Endpoint, seq = 1): EndpointEvent => ({ type, endpoint, seq, time: 1 });
 const highlights = (m: LiveModel) => m.view().map((r) => `${r.endpoint.localPort}:${r.highlight ?? "-"}`);

@@ -1,7 +1,8 @@
 import { describe, expect, test } from "vitest";
-import type { Endpoint, SocketEngine } from "../../src/engine/types.ts";
+import type { Endpoint } from "../../src/model/endpoint.ts";
+import type { SocketEngine } from "../../src/engine/types.ts";
 import { Monitor } from "../../src/monitor/monitor.ts";
-import { ep } from "./helpers/scripted-monitor.ts";
+import { endpoint as ep } from "../support/endpoints.ts";
 
 /** An engine with no sockets of its own and the destroy notices the test queues. */
 function withNotices(unreadableProcesses = 0) {

@@ -4,20 +4,15 @@
  * and MonitorLoop are the real ones; the engine and timers are scripted.
  */
 import { describe, expect, test } from "vitest";
-import type { Endpoint, Snapshot, SocketEngine, SocketTransition, TransitionFeed } from "../../src/engine/types.ts";
+import type { Endpoint } from "../../src/model/endpoint.ts";
+import type { Snapshot, SocketEngine, SocketTransition, TransitionFeed } from "../../src/engine/types.ts";
 import { Monitor } from "../../src/monitor/monitor.ts";
 import { COALESCE_AFTER, COALESCE_MS, MonitorLoop } from "../../src/monitor/monitor-loop.ts";
 import type { EndpointEvent } from "../../src/monitor/events.ts";
 import type { Timers } from "../../src/timers.ts";
+import { endpoint } from "../support/endpoints.ts";
 
-function ep(port: number, state: Endpoint["state"]): Endpoint {
-  return {
-    protocol: "tcp", family: 4, localAddress: "127.0.0.1", localPort: port, remoteAddress: "127.0.0.1", remotePort: 2000,
-    state, inode: port, uid: 0, user: "root", interfaceIndex: 0, receiveQueue: 0, sendQueue: 0,
-    bytesSent: 0, bytesReceived: 0, packetsSent: 1, packetsReceived: 1, rttMs: 1, cookie: String(port),
-    process: { pid: 10, name: "beacon", path: null, cmdline: null, uid: 0, user: "root", startTime: null, ppid: 1 }, pids: [10],
-  };
-}
+const ep = (port: number, state: Endpoint["state"]): Endpoint => endpoint({ localPort: port, state, inode: port, cookie: String(port) });
 
 function harness(handleMs: number) {
   let now = 0;

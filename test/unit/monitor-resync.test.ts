@@ -6,21 +6,15 @@
  * are the real ones, driven by manual timers.
  */
 import { describe, expect, test } from "vitest";
-import type { Endpoint, Protocol, Snapshot, SnapshotRequest, SocketEngine, SocketTransition, TransitionFeed } from "../../src/engine/types.ts";
+import type { Endpoint, Protocol } from "../../src/model/endpoint.ts";
+import type { Snapshot, SnapshotRequest, SocketEngine, SocketTransition, TransitionFeed } from "../../src/engine/types.ts";
 import { UnsupportedError } from "../../src/errors.ts";
 import type { EndpointEvent } from "../../src/monitor/events.ts";
 import { Monitor } from "../../src/monitor/monitor.ts";
 import { MonitorLoop, clampResync } from "../../src/monitor/monitor-loop.ts";
 import { ManualTimers } from "./helpers/manual-timers.ts";
+import { endpoint as ep } from "../support/endpoints.ts";
 
-function ep(o: Partial<Endpoint>): Endpoint {
-  return {
-    protocol: "tcp", family: 4, localAddress: "127.0.0.1", localPort: 1000, remoteAddress: "127.0.0.1", remotePort: 2000,
-    state: "ESTABLISHED", inode: 1, uid: 0, user: "root", interfaceIndex: 0, receiveQueue: 0, sendQueue: 0,
-    bytesSent: 0, bytesReceived: 0, packetsSent: 1, packetsReceived: 1, rttMs: 1, cookie: "1",
-    process: { pid: 10, name: "beacon", path: null, cmdline: null, uid: 0, user: "root", startTime: null, ppid: 1 }, pids: [10], ...o,
-  };
-}
 
 const udp = (o: Partial<Endpoint>): Endpoint =>
   ep({ protocol: "udp", state: null, remoteAddress: "0.0.0.0", remotePort: 0, bytesSent: null, bytesReceived: null, packetsSent: null, packetsReceived: null, rttMs: null, ...o });

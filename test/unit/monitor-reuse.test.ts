@@ -4,7 +4,8 @@
  * socket gone before its lookup has no cookie), while late changes of a retired one stay out.
  */
 import { describe, expect, test } from "vitest";
-import { ep, scripted, summary } from "./helpers/scripted-monitor.ts";
+import { endpoint as ep } from "../support/endpoints.ts";
+import { scripted, summary } from "./helpers/scripted-monitor.ts";
 
 describe("connections on the 4-tuple of one just closed", () => {
   test.each([

@@ -4,41 +4,13 @@
  * look replacing the endpoint keeps. The Monitor is the real one over a scripted engine.
  */
 import { expect, test } from "vitest";
-import type { Endpoint, Snapshot, SocketEngine, SocketTransition, TransitionFeed } from "../../src/engine/types.ts";
-import { Monitor } from "../../src/monitor/monitor.ts";
+import type { Endpoint } from "../../src/model/endpoint.ts";
+import { endpoint } from "../support/endpoints.ts";
+import { scripted } from "./helpers/scripted-monitor.ts";
 
 const OPENED = "2026-12-07T12:00:00.000Z";
 
-function ep(o: Partial<Endpoint>): Endpoint {
-  return {
-    protocol: "tcp", family: 4, localAddress: "127.0.0.1", localPort: 1000, remoteAddress: "127.0.0.1", remotePort: 2000,
-    state: "ESTABLISHED", inode: 1, uid: 0, user: "root", interfaceIndex: 0, receiveQueue: 0, sendQueue: 0,
-    bytesSent: 10, bytesReceived: 20, packetsSent: 1, packetsReceived: 2, rttMs: 1, cookie: "1",
-    process: { pid: 10, name: "beacon", path: null, cmdline: null, uid: 0, user: "root", startTime: null, ppid: 1 }, pids: [10], ...o,
-  };
-}
-
-function scripted() {
-  let now = 1000;
-  let table: Endpoint[] = [];
-  const waiting: SocketTransition[] = [];
-  const feed: TransitionFeed = { notes: [], drain: () => waiting.splice(0), lost: () => 0, onReady: () => {}, close: () => {} };
-  const engine: SocketEngine = {
-    name: "scripted",
-    snapshot: (): Snapshot => ({ endpoints: table.map((e) => ({ ...e })), takenAt: now, source: "scripted", notes: [], unreadableProcesses: 0 }),
-    close: () => {},
-    transitions: () => feed,
-  };
-  const monitor = new Monitor({ engine, request: { protocols: new Set(["tcp"]), families: new Set([4]), withProcesses: true }, clock: () => now, transitions: true, closedSockets: false });
-  return {
-    monitor,
-    set table(eps: Endpoint[]) {
-      table = eps;
-    },
-    advance: (ms: number) => void (now += ms),
-    change: (endpoint: Endpoint, previousState: Endpoint["state"]) => void waiting.push({ endpoint, previousState, time: now }),
-  };
-}
+const ep = (o: Partial<Endpoint>): Endpoint => endpoint({ bytesSent: 10, bytesReceived: 20, packetsReceived: 2, ...o });
 
 const counts = (e: Endpoint) => [e.bytesSent, e.bytesReceived, e.packetsSent, e.packetsReceived];
 

@@ -4,12 +4,13 @@
  * twice whichever source saw it first. The engine is scripted; the Monitor is the real one.
  */
 import { describe, expect, test } from "vitest";
-import type { Endpoint } from "../../src/engine/types.ts";
+import type { Endpoint } from "../../src/model/endpoint.ts";
 import { MonitorLoop } from "../../src/monitor/monitor-loop.ts";
 import type { EndpointEvent } from "../../src/monitor/events.ts";
 import type { Timers } from "../../src/timers.ts";
 
-import { ep, scripted, summary } from "./helpers/scripted-monitor.ts";
+import { endpoint as ep } from "../support/endpoints.ts";
+import { scripted, summary } from "./helpers/scripted-monitor.ts";
 
 describe("Monitor with transitions", () => {
   test("a connection between two looks: events at once, and the next looks add nothing", () => {

@@ -2,7 +2,9 @@ import { describe, expect, test } from "vitest";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import type { ClosedSocketFeed, Endpoint, ProcessInfo, Snapshot, SocketEngine } from "../../src/engine/types.ts";
+import type { ClosedSocketFeed, Snapshot, SocketEngine } from "../../src/engine/types.ts";
+import type { Endpoint } from "../../src/model/endpoint.ts";
+import type { ProcessInfo } from "../../src/model/process.ts";
 import { diffSnapshots, counterDelta } from "../../src/monitor/snapshot-diff.ts";
 import { endpointKey } from "../../src/monitor/endpoint-key.ts";
 import { Monitor } from "../../src/monitor/monitor.ts";
@@ -10,16 +12,11 @@ import { MonitorLoop, clampInterval } from "../../src/monitor/monitor-loop.ts";
 import type { Timers } from "../../src/timers.ts";
 import { ProcessReader } from "../../src/engine/linux/process-map.ts";
 import { UserTable } from "../../src/engine/linux/users.ts";
+import { endpoint, processInfo } from "../support/endpoints.ts";
 
-const proc = (pid: number, name: string): ProcessInfo => ({ pid, name, path: null, cmdline: null, uid: 0, user: "root", startTime: null, ppid: 1 });
+const proc = (pid: number, name: string): ProcessInfo => processInfo({ pid, name });
 
-function ep(o: Partial<Endpoint>): Endpoint {
-  return {
-    protocol: "tcp", family: 4, localAddress: "127.0.0.1", localPort: 1000, remoteAddress: "127.0.0.1", remotePort: 2000,
-    state: "ESTABLISHED", inode: 1, uid: 0, user: "root", interfaceIndex: 0, receiveQueue: 0, sendQueue: 0,
-    bytesSent: 0, bytesReceived: 0, packetsSent: 1, packetsReceived: 1, rttMs: 1, cookie: "1", process: proc(10, "a"), pids: [10], ...o,
-  };
-}
+const ep = (o: Partial<Endpoint>): Endpoint => endpoint({ process: proc(10, "a"), ...o });
 
 const asMap = (eps: Endpoint[]) => new Map(eps.map((e) => [endpointKey(e), e]));
 

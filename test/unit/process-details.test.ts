@@ -17,7 +17,7 @@ import {
   unitFromCgroup,
 } from "../../src/engine/linux/process-details.ts";
 import { UserTable } from "../../src/engine/linux/users.ts";
-import type { ProcessDetails } from "../../src/engine/types.ts";
+import type { ProcessDetails } from "../../src/model/process.ts";
 import {
   durationText,
   processDetailsToJson,

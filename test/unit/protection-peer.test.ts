@@ -1,14 +1,12 @@
 import { describe, expect, test } from "vitest";
 import { Protection } from "../../src/daemon/protection.ts";
-import type { Endpoint } from "../../src/engine/types.ts";
+import type { Endpoint } from "../../src/model/endpoint.ts";
+import { endpoint, processInfo } from "../support/endpoints.ts";
 
 const SELF = 4242;
-const proc = (pid: number, name: string) => ({ pid, name, path: null, cmdline: null, uid: 0, user: "root", startTime: null, ppid: 1 });
-const ep = (o: Partial<Endpoint>): Endpoint => ({
-  protocol: "tcp", family: 4, localAddress: "127.0.0.1", localPort: 40000, remoteAddress: "127.0.0.1", remotePort: 8099,
-  state: "ESTABLISHED", inode: 1, uid: 0, user: "root", interfaceIndex: 0, receiveQueue: 0, sendQueue: 0, bytesSent: 0,
-  bytesReceived: 0, packetsSent: 0, packetsReceived: 0, rttMs: null, cookie: "1", process: proc(SELF, "sockwarden"), pids: [SELF], ...o,
-});
+const proc = (pid: number, name: string) => processInfo({ pid, name });
+const ep = (o: Partial<Endpoint>): Endpoint =>
+  endpoint({ localPort: 40000, remotePort: 8099, packetsSent: 0, packetsReceived: 0, rttMs: null, process: proc(SELF, "sockwarden"), pids: [SELF], ...o });
 const none = { ports: [], addresses: [], processes: [], paths: [] };
 
 // sockwarden's webhook connection and the receiver's end of it.

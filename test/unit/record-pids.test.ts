@@ -4,10 +4,11 @@
  * other processes there, or none. Its feed then finds a socket's owner in /proc by the inode.
  */
 import { describe, expect, test } from "vitest";
-import type { Endpoint, TcpState } from "../../src/engine/types.ts";
+import type { TcpState } from "../../src/model/endpoint.ts";
 import type { SetStateRecord } from "../../src/engine/linux/bpf/set-state-record.ts";
 import { SensorFeed, type SensorFeedHost } from "../../src/engine/linux/sensor-feed.ts";
 import { INIT_PID_NAMESPACE_INODE, nsPids, recordPids, type PidNamespaceReads } from "../../src/engine/linux/record-pids.ts";
+import { listener as aListener } from "../support/endpoints.ts";
 
 const NESTED = 4026532400;
 
@@ -56,11 +57,7 @@ function record(oldState: TcpState, newState: TcpState): SetStateRecord {
   };
 }
 
-const listener: Endpoint = {
-  protocol: "tcp", family: 4, localAddress: "127.0.0.1", localPort: 7101, remoteAddress: "0.0.0.0", remotePort: 0,
-  state: "LISTEN", inode: 5551, uid: 0, user: "root", interfaceIndex: 0, receiveQueue: 0, sendQueue: 128,
-  bytesSent: null, bytesReceived: null, packetsSent: null, packetsReceived: null, rttMs: null, cookie: "3", process: null, pids: [],
-};
+const listener = aListener({ localPort: 7101, inode: 5551, sendQueue: 128, cookie: "3", process: null, pids: [] });
 
 const processOf = (pid: number) => ({ pid, name: pid === 19 ? "victimA" : "someone-else", path: null, cmdline: null, uid: 0, user: "root", startTime: null, ppid: 1 });
 

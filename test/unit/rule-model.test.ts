@@ -14,11 +14,11 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import ts from "typescript";
 import { createEngine } from "../../src/engine/index.ts";
-import type { Endpoint } from "../../src/engine/types.ts";
+import type { Endpoint } from "../../src/model/endpoint.ts";
 import { compileRule } from "../../src/rules/compile-rule.ts";
 import { encodeEndpoints, encodeEvents } from "../../src/rules/guest-payload.ts";
 import { RuleSandbox } from "../../src/rules/sandbox.ts";
-import { endpointJsonText, endpointToJson } from "../../src/view/endpoint-json.ts";
+import { endpointJsonText, endpointToJson } from "../../src/format/endpoint-json.ts";
 
 const DECLARATIONS = path.resolve(import.meta.dirname, "../../src/rules/sockwarden.d.ts");
 

@@ -2,11 +2,12 @@ import { afterAll, describe, expect, test } from "vitest";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { RuleSet, type RuleReport } from "../../src/rules/rule-set.ts";
+import { RuleSet } from "../../src/rules/rule-set.ts";
+import type { RuleReport } from "../../src/model/rule-action.ts";
 import { RuleFileWatcher } from "../../src/rules/rule-watcher.ts";
-import type { Endpoint } from "../../src/engine/types.ts";
 import type { EndpointEvent } from "../../src/monitor/events.ts";
 import { waitFor } from "./helpers/waits.ts";
+import { endpoint } from "../support/endpoints.ts";
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "sw-reload-"));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -15,11 +16,7 @@ const rule = (tag: string) => `import { defineRule } from "sockwarden";
 export default defineRule({ name: "tagger", handle(event, act) { act.log("${tag}"); } });
 `;
 
-const ep: Endpoint = {
-  protocol: "tcp", family: 4, localAddress: "127.0.0.1", localPort: 1, remoteAddress: "127.0.0.1", remotePort: 2, state: "ESTABLISHED",
-  inode: 1, uid: 0, user: "root", interfaceIndex: 0, receiveQueue: 0, sendQueue: 0, bytesSent: 0, bytesReceived: 0, packetsSent: 0,
-  packetsReceived: 0, rttMs: null, cookie: "1", process: null, pids: [],
-};
+const ep = endpoint({ localPort: 1, remotePort: 2, packetsSent: 0, packetsReceived: 0, rttMs: null, process: null, pids: [] });
 const event = (seq: number): EndpointEvent => ({ type: "opened", seq, time: 1000 + seq, endpoint: ep });
 /** The reports so far, for a wait's message. */
 const told = (reports: readonly RuleReport[]) => `reports so far: ${JSON.stringify(reports.map((r) => `${r.kind}: ${r.message}`))}`;

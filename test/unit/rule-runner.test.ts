@@ -8,7 +8,8 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import fc from "fast-check";
-import { RuleSet, type RuleReport } from "../../src/rules/rule-set.ts";
+import { RuleSet } from "../../src/rules/rule-set.ts";
+import type { RuleReport } from "../../src/model/rule-action.ts";
 import { RuleSandbox, DEFAULT_LIMITS } from "../../src/rules/sandbox.ts";
 import { compileRule } from "../../src/rules/compile-rule.ts";
 import { encodeEvents } from "../../src/rules/guest-payload.ts";
@@ -16,9 +17,9 @@ import { checkActionRows, MAX_ACTIONS_PER_CALL, MAX_TEXT_CHARS } from "../../src
 import {
   decodeReply, decodeRequest, encodeReply, encodeRequest, FrameReader, ProtocolError, ReplyKind, RequestKind, type ReadReply, type Reply,
 } from "../../src/rules/runner/protocol.ts";
-import type { Endpoint } from "../../src/engine/types.ts";
 import type { EndpointEvent } from "../../src/monitor/events.ts";
 import { waitFor } from "./helpers/waits.ts";
+import { endpoint } from "../support/endpoints.ts";
 
 /** Whether a process runs (a zombie has ended: only its parent's wait is left). */
 function running(pid: number): boolean {
@@ -34,11 +35,7 @@ const ROOT = path.resolve(import.meta.dirname, "../..");
 const GOOD = path.join(ROOT, "test/fixtures/rules/good-counter.ts");
 const INDEXOF = path.join(ROOT, "test/fixtures/rules/hostile/53-native-indexof.ts");
 
-const ep: Endpoint = {
-  protocol: "tcp", family: 4, localAddress: "127.0.0.1", localPort: 1000, remoteAddress: "127.0.0.1", remotePort: 25, state: "ESTABLISHED",
-  inode: 1, uid: 0, user: "root", interfaceIndex: 0, receiveQueue: 0, sendQueue: 0, bytesSent: 0, bytesReceived: 0, packetsSent: 0,
-  packetsReceived: 0, rttMs: null, cookie: "1", process: null, pids: [],
-};
+const ep = endpoint({ remotePort: 25, packetsSent: 0, packetsReceived: 0, rttMs: null, process: null, pids: [] });
 const event = (seq: number): EndpointEvent => ({ type: "opened", seq, time: 1_000 + seq, endpoint: ep });
 
 function concat(pieces: Uint8Array[]): Uint8Array {

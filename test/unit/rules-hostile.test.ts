@@ -19,13 +19,14 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readFileSync, readdirSync } from "node:fs";
 import path from "node:path";
-import { RuleSet, formatReport, type RuleAction, type RuleReport } from "../../src/rules/rule-set.ts";
+import { RuleSet, formatReport } from "../../src/rules/rule-set.ts";
+import type { RuleAction, RuleReport } from "../../src/model/rule-action.ts";
 import { escapeControl } from "../../src/text/escape-control.ts";
 import { DEFAULT_LIMITS } from "../../src/rules/sandbox.ts";
 import { parseEventLines } from "../../src/rules/event-json-input.ts";
 import { endpointKey } from "../../src/monitor/endpoint-key.ts";
 import { RuleError } from "../../src/errors.ts";
-import type { Endpoint } from "../../src/engine/types.ts";
+import type { Endpoint } from "../../src/model/endpoint.ts";
 import type { EndpointEvent } from "../../src/monitor/events.ts";
 
 const ROOT = path.resolve(import.meta.dirname, "../..");

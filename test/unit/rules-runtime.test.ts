@@ -7,27 +7,27 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { readFileSync } from "node:fs";
 import path from "node:path";
-import { RuleSet, formatReport, type RuleAction, type RuleReport, type RuleSetOptions } from "../../src/rules/rule-set.ts";
-import type { Endpoint, ProcessInfo } from "../../src/engine/types.ts";
+import { RuleSet, formatReport, type RuleSetOptions } from "../../src/rules/rule-set.ts";
+import type { RuleAction, RuleReport } from "../../src/model/rule-action.ts";
+import type { Endpoint } from "../../src/model/endpoint.ts";
+import type { ProcessInfo } from "../../src/model/process.ts";
 import type { EndpointEvent } from "../../src/monitor/events.ts";
+import { endpoint as anEndpoint, namedProcess } from "../support/endpoints.ts";
 
 const DIR = path.resolve(import.meta.dirname, "../fixtures/rules/runtime");
 const T0 = Date.parse("2026-03-01T12:00:00.000Z");
 
-const proc = (pid: number, name: string): ProcessInfo => ({
-  pid, name, path: `/usr/bin/${name}`, cmdline: name, uid: 0, user: "root", startTime: "2026-03-01T11:00:00.000Z", ppid: 1,
-});
+const proc = (pid: number, name: string): ProcessInfo => namedProcess(pid, name, { startTime: "2026-03-01T11:00:00.000Z" });
 
 let cookies = 5000;
 function endpoint(local: string, remote = "0.0.0.0:0", over: Partial<Endpoint> = {}): Endpoint {
   const [la, lp] = local.split(/:(?=\d+$)/);
   const [ra, rp] = remote.split(/:(?=\d+$)/);
-  return {
-    protocol: "tcp", family: la!.includes(":") ? 6 : 4, localAddress: la!, localPort: Number(lp), remoteAddress: ra!, remotePort: Number(rp),
-    state: Number(rp) === 0 ? "LISTEN" : "ESTABLISHED", inode: cookies, uid: 0, user: "root", interfaceIndex: 0, receiveQueue: 0, sendQueue: 0,
-    bytesSent: 0, bytesReceived: 0, packetsSent: 0, packetsReceived: 0, rttMs: null, cookie: String(cookies++), process: proc(100, "app"), pids: [100],
-    ...over,
-  };
+  return anEndpoint({
+    family: la!.includes(":") ? 6 : 4, localAddress: la!, localPort: Number(lp), remoteAddress: ra!, remotePort: Number(rp),
+    state: Number(rp) === 0 ? "LISTEN" : "ESTABLISHED", inode: cookies, packetsSent: 0, packetsReceived: 0, rttMs: null,
+    cookie: String(cookies++), process: proc(100, "app"), pids: [100], ...over,
+  });
 }
 
 let seq = 0;

@@ -4,10 +4,11 @@
  * nothing but its listener can tell.
  */
 import { describe, expect, test } from "vitest";
-import type { Endpoint, TcpState } from "../../src/engine/types.ts";
+import type { Endpoint, TcpState } from "../../src/model/endpoint.ts";
 import type { TcpTuple } from "../../src/engine/linux/diag-lookup.ts";
 import type { SetStateRecord } from "../../src/engine/linux/bpf/set-state-record.ts";
 import { SensorFeed, ringBytesFromEnv, type SensorFeedHost } from "../../src/engine/linux/sensor-feed.ts";
+import { endpoint } from "../support/endpoints.ts";
 
 const HOME = 4026531840;
 const OTHER = 4026532000;
@@ -89,13 +90,8 @@ const recordedAccepted: SetStateRecord[] = (
   netns: RECORDED_NETNS,
 }));
 
-function looked(o: Partial<Endpoint>): Endpoint {
-  return {
-    protocol: "tcp", family: 4, localAddress: "127.0.0.1", localPort: 7957, remoteAddress: "127.0.0.1", remotePort: 57678,
-    state: "SYN_RECV", inode: 0, uid: 0, user: "root", interfaceIndex: 0, receiveQueue: 0, sendQueue: 0,
-    bytesSent: 0, bytesReceived: 0, packetsSent: 0, packetsReceived: 0, rttMs: 0.1, cookie: "901", process: null, pids: [], ...o,
-  };
-}
+const looked = (o: Partial<Endpoint>): Endpoint =>
+  endpoint({ localPort: 7957, remotePort: 57678, state: "SYN_RECV", inode: 0, packetsSent: 0, packetsReceived: 0, rttMs: 0.1, cookie: "901", process: null, pids: [], ...o });
 
 describe("SensorFeed with the namespace in each record", () => {
   const processOf = (pid: number) => ({ pid, name: "bun", path: null, cmdline: null, uid: 0, user: "root", startTime: null, ppid: 1 });
@@ -264,11 +260,9 @@ describe("SensorFeed counters and openedAt", () => {
   });
 
   test("a lookup's endpoint takes the record's counters and opening time; a record without counters leaves the lookup's", () => {
-    const looked: Endpoint = {
-      protocol: "tcp", family: 4, localAddress: "127.0.0.1", localPort: 7700, remoteAddress: "127.0.0.1", remotePort: 39173,
-      state: "ESTABLISHED", inode: 42, uid: 0, user: "root", interfaceIndex: 0, receiveQueue: 0, sendQueue: 0,
-      bytesSent: 9, bytesReceived: 9, packetsSent: 9, packetsReceived: 9, rttMs: 0.1, cookie: "77", process: null, pids: [],
-    };
+    const looked = endpoint({
+      localPort: 7700, remotePort: 39173, inode: 42, bytesSent: 9, bytesReceived: 9, packetsSent: 9, packetsReceived: 9, rttMs: 0.1, cookie: "77", process: null, pids: [],
+    });
     const withCounts = feed([record(3n, "LISTEN", "SYN_RECV", { counters: counters(0, 0, 0, 1) })], { lookup: () => ({ endpoint: looked, listener: true }) }).drain();
     expect(withCounts[0]!.endpoint).toMatchObject({ inode: 42, bytesSent: 0, packetsReceived: 1 });
     expect(withCounts[0]!.endpoint.openedAt).toEqual(expect.any(String));

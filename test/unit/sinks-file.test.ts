@@ -2,8 +2,8 @@ import { afterAll, describe, expect, test } from "vitest";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { FileSink } from "../../src/actions/sinks/file-sink.ts";
-import type { SinkRecord } from "../../src/actions/sinks/sink-record.ts";
+import { FileSink } from "../../src/outputs/file-sink.ts";
+import type { SinkRecord } from "../../src/outputs/sink-record.ts";
 import { drain, waitFor } from "./helpers/waits.ts";
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "sw-sinks-file-"));

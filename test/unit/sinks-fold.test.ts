@@ -1,8 +1,8 @@
 import { describe, expect, test } from "vitest";
-import { AlertFolder } from "../../src/actions/sinks/alert-folder.ts";
+import { AlertFolder } from "../../src/outputs/alert-folder.ts";
 import { waitFor } from "./helpers/waits.ts";
-import { MAX_MESSAGE_CHARS } from "../../src/actions/sinks/record-bounds.ts";
-import type { SinkRecord } from "../../src/actions/sinks/sink-record.ts";
+import { MAX_MESSAGE_CHARS } from "../../src/outputs/record-bounds.ts";
+import type { SinkRecord } from "../../src/outputs/sink-record.ts";
 
 const proc = (pid: number) => ({ pid, name: `p${pid}`, path: null, cmdline: null, uid: 0, user: "root", startTime: null, ppid: 1 });
 

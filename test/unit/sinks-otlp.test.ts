@@ -5,11 +5,11 @@
  */
 import { describe, expect, test } from "vitest";
 import os from "node:os";
-import { createSink, parseSinkSpec } from "../../src/actions/sinks/sink-spec.ts";
-import { actionRecord, ruleActionRecord, type SinkRecord } from "../../src/actions/sinks/sink-record.ts";
-import type { Endpoint } from "../../src/engine/types.ts";
+import { createSink, parseSinkSpec } from "../../src/outputs/sink-spec.ts";
+import { actionRecord, ruleActionRecord, type SinkRecord } from "../../src/outputs/sink-record.ts";
 import { UsageError } from "../../src/errors.ts";
 import { waitFor } from "./helpers/waits.ts";
+import { NO_COUNTERS, endpoint as anEndpoint, namedProcess } from "../support/endpoints.ts";
 
 interface Received {
   path: string;
@@ -32,12 +32,10 @@ function collector(port = 0, failFirst = 0) {
   return { port: server.port!, received, stop: () => server.stop(true) };
 }
 
-const endpoint: Endpoint = {
-  protocol: "tcp", family: 4, localAddress: "10.0.0.5", localPort: 41000, remoteAddress: "93.184.216.34", remotePort: 25,
-  state: "ESTABLISHED", inode: 123, uid: 1000, user: "alice", bytesSent: null, bytesReceived: null, packetsSent: null,
-  packetsReceived: null, pids: [4242], interfaceIndex: 0, receiveQueue: null, sendQueue: null, rttMs: null, cookie: null,
-  process: { pid: 4242, name: "curl", path: "/usr/bin/curl", cmdline: "curl smtp://x", uid: 1000, user: "alice", startTime: null, ppid: 1 },
-} as Endpoint;
+const endpoint = anEndpoint({
+  localAddress: "10.0.0.5", localPort: 41000, remoteAddress: "93.184.216.34", remotePort: 25, inode: 123, uid: 1000, user: "alice", ...NO_COUNTERS,
+  receiveQueue: null, sendQueue: null, cookie: null, process: namedProcess(4242, "curl", { cmdline: "curl smtp://x", uid: 1000, user: "alice" }), pids: [4242],
+});
 
 const attrs = (list: { key: string; value: Record<string, unknown> }[]) => Object.fromEntries(list.map((a) => [a.key, a.value]));
 

@@ -4,19 +4,17 @@
  */
 import { describe, expect, test } from "vitest";
 import { PassThrough } from "node:stream";
-import { StdoutSink } from "../../src/actions/sinks/stdout-sink.ts";
-import { AlertFolder } from "../../src/actions/sinks/alert-folder.ts";
-import { actionRecord, ruleActionRecord, type SinkRecord } from "../../src/actions/sinks/sink-record.ts";
+import { StdoutSink } from "../../src/outputs/stdout-sink.ts";
+import { AlertFolder } from "../../src/outputs/alert-folder.ts";
+import { actionRecord, ruleActionRecord, type SinkRecord } from "../../src/outputs/sink-record.ts";
 import { describe as describeEndpoint } from "../../src/actions/close-endpoint.ts";
-import type { Endpoint } from "../../src/engine/types.ts";
 import { drain } from "./helpers/waits.ts";
+import { endpoint, namedProcess } from "../support/endpoints.ts";
 
-const ep: Endpoint = {
-  protocol: "tcp", family: 4, localAddress: "127.0.0.1", localPort: 5000, remoteAddress: "10.0.0.1", remotePort: 25,
-  state: "ESTABLISHED", inode: 7, uid: 0, user: "root", interfaceIndex: 0, receiveQueue: 0, sendQueue: 0,
-  bytesSent: 1, bytesReceived: 2, packetsSent: 3, packetsReceived: 4, rttMs: 1, cookie: "9",
-  process: { pid: 4242, name: "curl", path: "/usr/bin/curl", cmdline: "curl x", uid: 0, user: "root", startTime: null, ppid: 1 }, pids: [4242],
-};
+const ep = endpoint({
+  localPort: 5000, remoteAddress: "10.0.0.1", remotePort: 25, inode: 7, bytesSent: 1, bytesReceived: 2, packetsSent: 3, packetsReceived: 4,
+  cookie: "9", process: namedProcess(4242, "curl", { cmdline: "curl x" }), pids: [4242],
+});
 const T = new Date("2026-11-21T05:29:23.020Z");
 
 async function lines(records: SinkRecord[]): Promise<string[]> {

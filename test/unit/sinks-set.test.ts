@@ -3,14 +3,15 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { PassThrough, Writable } from "node:stream";
-import { SinkSet } from "../../src/actions/sinks/sink-set.ts";
-import { StdoutSink, type TextStream } from "../../src/actions/sinks/stdout-sink.ts";
-import { FileSink } from "../../src/actions/sinks/file-sink.ts";
-import { AlertFolder } from "../../src/actions/sinks/alert-folder.ts";
-import type { Sink, SinkStats } from "../../src/actions/sinks/sink.ts";
-import { actionRecord, ruleActionRecord, ruleReportRecord, type SinkRecord } from "../../src/actions/sinks/sink-record.ts";
-import type { Endpoint } from "../../src/engine/types.ts";
+import { SinkSet } from "../../src/outputs/sink-set.ts";
+import { StdoutSink, type TextStream } from "../../src/outputs/stdout-sink.ts";
+import { FileSink } from "../../src/outputs/file-sink.ts";
+import { AlertFolder } from "../../src/outputs/alert-folder.ts";
+import type { Sink, SinkStats } from "../../src/outputs/sink.ts";
+import { actionRecord, ruleActionRecord, ruleReportRecord, type SinkRecord } from "../../src/outputs/sink-record.ts";
 import { drain } from "./helpers/waits.ts";
+import { track, waitWithoutTimers, withTestClock } from "./helpers/test-clock.ts";
+import { endpoint, namedProcess } from "../support/endpoints.ts";
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "sw-sinks-set-"));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -135,12 +136,16 @@ describe("sink set", () => {
     // The set hands flush and close on to every member (the healthy ones have nothing left by now).
     const flushes = [vi.spyOn(stdout, "flush"), vi.spyOn(fileSink, "flush")];
     const closes = [vi.spyOn(stdout, "close"), vi.spyOn(fileSink, "close")];
-    // The broken sink's flush never ends; the set's must still return close to its 300 ms.
-    const started = performance.now();
-    await set.flush(300);
+    // The broken sink's flush never ends; the set's returns when its own 300 ms (and the 50 ms
+    // grace) have passed.
+    await withTestClock(async (advance) => {
+      const flushing = track(set.flush(300));
+      await advance(349);
+      expect(flushing.settled, "set.flush(300) returned before its time").toBe(false);
+      await advance(1);
+      expect(flushing.settled, "set.flush(300) did not return at its time: the hanging sink held it up").toBe(true);
+    });
     for (const f of flushes) expect(f, "the set flushes each member").toHaveBeenCalledTimes(1);
-    const flushMs = performance.now() - started;
-    expect(flushMs, `set.flush(300) took ${flushMs.toFixed(0)} ms: the hanging sink held it up`).toBeLessThan(5000);
     expect(text().trim().split("\n")).toHaveLength(5);
     expect(fs.readFileSync(file, "utf8").trim().split("\n")).toHaveLength(5);
     const stats = set.stats();
@@ -148,10 +153,15 @@ describe("sink set", () => {
     expect(stats["stdout:ndjson"]).toMatchObject({ written: 5, dropped: 0 });
     expect(stats[`file:${file}`]).toMatchObject({ written: 5, dropped: 0 });
     expect(told).toEqual(["broken: write threw: disk on fire"]);
-    const closing = performance.now();
-    await set.close(300);
-    const closeMs = performance.now() - closing;
-    expect(closeMs, `set.close(300) took ${closeMs.toFixed(0)} ms: the hanging sink held it up`).toBeLessThan(5000);
+    // Closing the file (real I/O) may take longer than one turn: only the clock is the test's.
+    const closing = await withTestClock(async (advance) => {
+      const c = track(set.close(300));
+      await advance(349);
+      expect(c.settled, "set.close(300) returned before its time").toBe(false);
+      await advance(1);
+      return c;
+    });
+    await waitWithoutTimers("set.close(300) to return once its time had passed, whatever the hanging sink does", () => closing.settled);
     for (const c of closes) expect(c, "the set closes each member").toHaveBeenCalledTimes(1);
   });
 
@@ -173,12 +183,10 @@ describe("sink set", () => {
 });
 
 describe("records", () => {
-  const ep: Endpoint = {
-    protocol: "tcp", family: 4, localAddress: "10.0.0.5", localPort: 43122, remoteAddress: "93.184.216.34", remotePort: 25,
-    state: "ESTABLISHED", inode: 7, uid: 0, user: "root", interfaceIndex: 0, receiveQueue: 0, sendQueue: 0,
-    bytesSent: 1, bytesReceived: 2, packetsSent: 3, packetsReceived: 4, rttMs: 1, cookie: "9",
-    process: { pid: 4242, name: "curl", path: "/usr/bin/curl", cmdline: "curl x", uid: 0, user: "root", startTime: null, ppid: 1 }, pids: [4242],
-  };
+  const ep = endpoint({
+    localAddress: "10.0.0.5", localPort: 43122, remoteAddress: "93.184.216.34", remotePort: 25, inode: 7, bytesSent: 1, bytesReceived: 2,
+    packetsSent: 3, packetsReceived: 4, cookie: "9", process: namedProcess(4242, "curl", { cmdline: "curl x" }), pids: [4242],
+  });
   const t = new Date("2026-11-21T10:00:00.000Z");
 
   test("from rule actions, actions taken and rule reports", () => {

@@ -1,9 +1,9 @@
 import { describe, expect, test } from "vitest";
-import { createSink, parseSinkSpec } from "../../src/actions/sinks/sink-spec.ts";
-import { StdoutSink } from "../../src/actions/sinks/stdout-sink.ts";
-import { FileSink } from "../../src/actions/sinks/file-sink.ts";
-import { SyslogSink } from "../../src/actions/sinks/syslog-sink.ts";
-import { WebhookSink } from "../../src/actions/sinks/webhook-sink.ts";
+import { createSink, parseSinkSpec } from "../../src/outputs/sink-spec.ts";
+import { StdoutSink } from "../../src/outputs/stdout-sink.ts";
+import { FileSink } from "../../src/outputs/file-sink.ts";
+import { SyslogSink } from "../../src/outputs/syslog-sink.ts";
+import { WebhookSink } from "../../src/outputs/webhook-sink.ts";
 import { UsageError } from "../../src/errors.ts";
 
 describe("sink specs", () => {

@@ -4,16 +4,17 @@ import fs from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
-import { SyslogSink, parseNetworkTarget } from "../../src/actions/sinks/syslog-sink.ts";
-import { rfc5424, utf8Limited } from "../../src/actions/sinks/syslog-format.ts";
-import type { SinkRecord } from "../../src/actions/sinks/sink-record.ts";
+import { SyslogSink, parseNetworkTarget } from "../../src/outputs/syslog-sink.ts";
+import { rfc5424, utf8Limited } from "../../src/outputs/syslog-format.ts";
+import type { SinkRecord } from "../../src/outputs/sink-record.ts";
 import { UnixDatagramReceiver, openUnixDatagram } from "../../src/engine/linux/unix-datagram.ts";
 import { drain, waitFor } from "./helpers/waits.ts";
+import { endpoint, namedProcess } from "../support/endpoints.ts";
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "sw-sinks-syslog-"));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-const proc = { pid: 4242, name: "curl", path: "/usr/bin/curl", cmdline: "curl x", uid: 0, user: "root", startTime: null, ppid: 1 };
+const proc = namedProcess(4242, "curl", { cmdline: "curl x" });
 const alert = (n: number, extra: Partial<SinkRecord> = {}): SinkRecord => ({
   time: `2026-11-21T10:00:${String(n % 60).padStart(2, "0")}.250Z`,
   kind: "alert",
@@ -52,11 +53,10 @@ describe("RFC 5424 format", () => {
       count: 12,
       firstTime: "2026-11-21T10:00:01.000Z",
       lastTime: "2026-11-21T10:00:09.500Z",
-      endpoint: {
-        protocol: "tcp", family: 6, localAddress: "2001:db8::1", localPort: 43122, remoteAddress: "2001:db8::25", remotePort: 25,
-        state: "ESTABLISHED", inode: 1, uid: 0, user: "root", bytesSent: 0, bytesReceived: 0, packetsSent: 0, packetsReceived: 0,
-        process: proc, pids: [4242], interfaceIndex: 0, receiveQueue: 0, sendQueue: 0, rttMs: 1, cookie: "7",
-      },
+      endpoint: endpoint({
+        family: 6, localAddress: "2001:db8::1", localPort: 43122, remoteAddress: "2001:db8::25", remotePort: 25, packetsSent: 0, packetsReceived: 0,
+        cookie: "7", process: proc, pids: [4242],
+      }),
     });
     const p = parse5424(rfc5424(r, { facility: "local3", hostname: "box one", appName: "sockwarden", procId: 77 }));
     expect(p).toMatchObject({ pri: 19 * 8 + 2, time: r.time, host: "boxone", app: "sockwarden", procId: "77", msgId: "alert", sdId: "sockwarden@32473" });

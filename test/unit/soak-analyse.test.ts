@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { accountCloses, type AuditLine, type HeldConnection } from "../../bench/lib/soak-analyse.ts";
+import { accountCloses, type AuditLine, type HeldConnection } from "../support/soak/soak-analyse.ts";
 
 const T0 = Date.parse("2026-01-01T00:00:00Z");
 const held = (over: Partial<HeldConnection>): HeldConnection => ({

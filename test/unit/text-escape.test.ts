@@ -7,7 +7,8 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { escapeControl, hasControlCharacters } from "../../src/text/escape-control.ts";
-import type { Endpoint, ProcessDetails, ProcessInfo } from "../../src/engine/types.ts";
+import type { Endpoint } from "../../src/model/endpoint.ts";
+import type { ProcessDetails } from "../../src/model/process.ts";
 import { renderEndpointTable } from "../../src/view/endpoint-table.ts";
 import { numericNames, friendlyNames } from "../../src/view/endpoint-names.ts";
 import { renderCsv } from "../../src/view/endpoint-csv.ts";
@@ -15,10 +16,11 @@ import { eventLine } from "../../src/view/event-line.ts";
 import { renderProcessProperties } from "../../src/view/process-properties.ts";
 import { LiveModel } from "../../src/view/live/model.ts";
 import { renderScreen } from "../../src/view/live/render.ts";
-import { humanLine, recordSummary } from "../../src/actions/sinks/record-text.ts";
-import { rfc3164, rfc5424 } from "../../src/actions/sinks/syslog-format.ts";
-import type { SinkRecord } from "../../src/actions/sinks/sink-record.ts";
-import { endpointToJson } from "../../src/view/endpoint-json.ts";
+import { humanLine, recordSummary } from "../../src/outputs/record-text.ts";
+import { rfc3164, rfc5424 } from "../../src/outputs/syslog-format.ts";
+import type { SinkRecord } from "../../src/outputs/sink-record.ts";
+import { endpointToJson } from "../../src/format/endpoint-json.ts";
+import { listener, processInfo } from "../support/endpoints.ts";
 
 /** Everything the rule escapes, written out here on its own rather than taken from the module. */
 const FORBIDDEN = /[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069\ufeff\ud800-\udfff]/u;
@@ -91,12 +93,8 @@ describe("escapeControl", () => {
   });
 });
 
-const proc: ProcessInfo = { pid: 4242, name: HOSTILE, path: `/tmp/${HOSTILE}`, cmdline: `python3 -c ${HOSTILE}`, uid: 1000, user: `u${HOSTILE}`, startTime: null, ppid: 1 };
-const ep: Endpoint = {
-  protocol: "tcp", family: 4, localAddress: "127.0.0.1", localPort: 7070, remoteAddress: "0.0.0.0", remotePort: 0, state: "LISTEN", inode: 9,
-  uid: 1000, user: `u${HOSTILE}`, interfaceIndex: 0, receiveQueue: 0, sendQueue: 0, bytesSent: null, bytesReceived: null,
-  packetsSent: null, packetsReceived: null, rttMs: null, cookie: "1", process: proc, pids: [4242],
-};
+const proc = processInfo({ pid: 4242, name: HOSTILE, path: `/tmp/${HOSTILE}`, cmdline: `python3 -c ${HOSTILE}`, uid: 1000, user: `u${HOSTILE}` });
+const ep = listener({ localPort: 7070, inode: 9, uid: 1000, user: `u${HOSTILE}`, process: proc, pids: [4242] });
 const other: Endpoint = { ...ep, localPort: 7071, process: { ...proc, pid: 7, name: "sshd" }, pids: [7] };
 
 /** No raw character of the escaped classes in any line, and as many lines as the layout says. */

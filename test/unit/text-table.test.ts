@@ -3,16 +3,13 @@ import { elide, renderTable } from "../../src/view/text-table.ts";
 import { byteCount, humanCount, packetCount, renderEndpointTable } from "../../src/view/endpoint-table.ts";
 import { friendlyNames, numericNames } from "../../src/view/endpoint-names.ts";
 import { csvField, renderCsv } from "../../src/view/endpoint-csv.ts";
-import type { Endpoint } from "../../src/engine/types.ts";
+import { endpoint, processInfo } from "../support/endpoints.ts";
 
-const ep: Endpoint = {
-  protocol: "tcp", family: 6, localAddress: "2001:db8:1234:5678:9abc:def0:1234:5678", localPort: 443,
-  remoteAddress: "2001:db8:aaaa:bbbb:cccc:dddd:eeee:ffff", remotePort: 51234, state: "ESTABLISHED", inode: 9,
-  uid: 0, user: "root", interfaceIndex: 0, receiveQueue: 0, sendQueue: 0, bytesSent: 123456789, bytesReceived: 42,
-  packetsSent: 10, packetsReceived: 11, rttMs: 1, cookie: "1",
-  process: { pid: 77, name: "nginx", path: "/usr/sbin/nginx", cmdline: "nginx: worker", uid: 0, user: "www-data", startTime: null, ppid: 1 },
-  pids: [77],
-};
+const ep = endpoint({
+  family: 6, localAddress: "2001:db8:1234:5678:9abc:def0:1234:5678", localPort: 443, remoteAddress: "2001:db8:aaaa:bbbb:cccc:dddd:eeee:ffff",
+  remotePort: 51234, inode: 9, bytesSent: 123456789, bytesReceived: 42, packetsSent: 10, packetsReceived: 11,
+  process: processInfo({ pid: 77, name: "nginx", path: "/usr/sbin/nginx", cmdline: "nginx: worker", user: "www-data" }), pids: [77],
+});
 
 describe("text tables", () => {
   test("fits a width by shortening shrinkable columns in the middle", () => {

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "vitest";
-import type { Endpoint } from "../../src/engine/types.ts";
+import type { Endpoint } from "../../src/model/endpoint.ts";
 import type { EndpointEvent } from "../../src/monitor/events.ts";
 import { WatchStream } from "../../src/cli/watch-stream.ts";
 

@@ -1,18 +1,17 @@
 /**
  * Driving `sockwarden watch --ndjson` through bursts of short connections in a namespace: the
- * listener and client of short-server.py / short-connections.py, held sentinel connections that
+ * listener and client of test/support/traffic (listener.py, connections.py), held sentinel connections that
  * show the order of things (a held connection's opened event means everything the sensor was told
  * before it has been reported; a connected UDP socket, seen by snapshots only, means a refresh came
  * after it), and the account of what is open according to the events.
  */
-import { fileURLToPath } from "node:url";
 import { expect } from "vitest";
 import { type BackgroundProcess, type Netns, describeRun } from "./netns.ts";
 import { ssSnapshot } from "./ss.ts";
+import { CONNECTIONS as CLIENT, LISTENER as SERVER, PYTHON, type ClientRun } from "../../support/traffic/scripts.ts";
 
-export const PYTHON = "/usr/bin/python3";
-const SERVER = fileURLToPath(new URL("./short-server.py", import.meta.url));
-const CLIENT = fileURLToPath(new URL("./short-connections.py", import.meta.url));
+export { PYTHON };
+export type { ClientConnection, ClientRun } from "../../support/traffic/scripts.ts";
 
 export interface WatchEvent {
   type: string;
@@ -24,17 +23,6 @@ export interface WatchEvent {
   remoteAddress: string;
   remotePort: number;
   process: { pid: number; name: string } | null;
-}
-
-export interface ClientConnection {
-  local: [string, number];
-  remote: [string, number];
-  mode: "normal" | "reset" | "peer" | "held";
-}
-
-export interface ClientRun {
-  pid: number;
-  connections: ClientConnection[];
 }
 
 const describeEvent = (e: WatchEvent) =>
@@ -61,12 +49,12 @@ export async function finishWatch(watcher: BackgroundProcess, into: WatchEvent[]
   for (const line of watcher.remainingLines()) into.push(JSON.parse(line) as WatchEvent);
 }
 
-/** Starts short-server.py as NAME on HOST:PORT; resolves once it listens, with its pid. */
+/** Starts listener.py as NAME on HOST:PORT; resolves once it listens, with its pid. */
 export async function startServer(ns: Netns, name: string, host: string, port: number): Promise<{ process: BackgroundProcess; pid: number }> {
   const server = ns.spawn([PYTHON, SERVER, name, host, String(port)]);
   const line = await server.nextLine(15_000);
   const match = /^ready (\d+)$/.exec(line);
-  if (!match) throw new Error(`short-server.py said ${JSON.stringify(line)}; stderr: ${server.stderr}`);
+  if (!match) throw new Error(`listener.py said ${JSON.stringify(line)}; stderr: ${server.stderr}`);
   return { process: server, pid: Number(match[1]) };
 }
 
@@ -78,7 +66,7 @@ export interface ClientOptions {
   bindHost: string;
   /** The first connection's local port (the next ones count up, but for "reuse"); 0 for any. */
   firstPort?: number;
-  pattern: "mixed" | "burst" | "reuse";
+  pattern: "mixed" | "alternate" | "burst" | "reuse";
   holdMs?: number;
 }
 
@@ -86,7 +74,7 @@ function clientArgv(o: ClientOptions): string[] {
   return [PYTHON, CLIENT, o.name, o.host, String(o.port), String(o.count), o.bindHost, String(o.firstPort ?? 0), o.pattern, String(o.holdMs ?? 1)];
 }
 
-/** Runs a "mixed" client to the end; returns what it recorded. */
+/** Runs a "mixed" or "alternate" client to the end; returns what it recorded. */
 export async function runClient(ns: Netns, o: ClientOptions): Promise<ClientRun> {
   const r = await ns.exec(clientArgv(o), { timeoutMs: 60_000 });
   expect(r.code, describeRun(r)).toBe(0);

@@ -2,17 +2,9 @@
  * A scripted engine for the monitor's tests: its snapshots and its sensor's transitions are what
  * the test sets, its clock the test's. The Monitor driven through it is the real one.
  */
-import type { Endpoint, Snapshot, SocketEngine, SocketTransition, TransitionFeed } from "../../../src/engine/types.ts";
+import type { Endpoint } from "../../../src/model/endpoint.ts";
+import type { Snapshot, SocketEngine, SocketTransition, TransitionFeed } from "../../../src/engine/types.ts";
 import { Monitor } from "../../../src/monitor/monitor.ts";
-
-export function ep(o: Partial<Endpoint>): Endpoint {
-  return {
-    protocol: "tcp", family: 4, localAddress: "127.0.0.1", localPort: 1000, remoteAddress: "127.0.0.1", remotePort: 2000,
-    state: "ESTABLISHED", inode: 1, uid: 0, user: "root", interfaceIndex: 0, receiveQueue: 0, sendQueue: 0,
-    bytesSent: 0, bytesReceived: 0, packetsSent: 1, packetsReceived: 1, rttMs: 1, cookie: "1",
-    process: { pid: 10, name: "beacon", path: null, cmdline: null, uid: 0, user: "root", startTime: null, ppid: 1 }, pids: [10], ...o,
-  };
-}
 
 /** An engine whose snapshots and transitions the test sets; its clock is the test's. */
 export function scripted(options: { sensor?: boolean } = {}) {

@@ -1,7 +1,7 @@
 // Waiting in unit tests: for a condition or for a sink to deliver, each bounded on the monotonic
 // clock and failing with what it waited for, never a fixed sleep.
 import { expect } from "vitest";
-import type { Sink } from "../../../src/actions/sinks/sink.ts";
+import type { Sink } from "../../../src/outputs/sink.ts";
 
 /**
  * Polls `check` until it holds; throws saying what was awaited, and `detail()` (what there is so

@@ -1,9 +1,9 @@
-# The listener for the short-connection sensor tests: names itself with argv[1] (prctl
+# A named TCP listener for connections.py and the like: names itself with argv[1] (prctl
 # PR_SET_NAME), listens on HOST:PORT, prints "ready PID", then serves every connection at once
 # (selectors): the first byte says what the client wants. "p": this side closes first; "h" or
 # anything else: held until the client closes or resets it, then closed. Prints nothing more;
 # exits when stdin closes (at most 5 minutes).
-# Usage: short-server.py NAME HOST PORT
+# Usage: listener.py NAME HOST PORT
 import ctypes, os, selectors, socket, sys, time
 
 name, host, port = sys.argv[1], sys.argv[2], int(sys.argv[3])

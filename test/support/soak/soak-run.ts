@@ -1,5 +1,5 @@
 // One soak run: `sockwarden run` with every bundled plugin in a network namespace, traffic from
-// test/e2e/helpers/soak-traffic.py (short connections plus connections smtp-guard must close
+// test/support/traffic/soak-traffic.py (short connections plus connections smtp-guard must close
 // and look-alikes it must not), the daemon's RSS and CPU sampled from /proc, its metrics
 // scraped, and at the end every held connection checked against the audit log.
 //
@@ -8,15 +8,13 @@
 // is the identity when this process already is inside.
 import fs from "node:fs";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { SoakProcess, runBounded, sleep } from "./soak-proc.ts";
 import {
   accountCloses, alertsByRule, memoryVerdict, metricSum, parseMetrics, percentile, median,
   type AuditLine, type CloseAccounting, type HeldConnection, type MemoryVerdict, type Sample,
 } from "./soak-analyse.ts";
+import { PYTHON, SOAK_TRAFFIC } from "../traffic/scripts.ts";
 
-export const TRAFFIC = fileURLToPath(new URL("../../test/e2e/helpers/soak-traffic.py", import.meta.url));
-export const PYTHON = "/usr/bin/python3";
 export const PLUGINS = ["smtp-guard", "new-listener", "connection-flood", "outbound-allowlist"];
 /** TEST-NET-2: not private, so outbound-allowlist treats it as public; it lives on lo only. */
 export const PUBLIC_ADDRESS = "198.51.100.7";
@@ -225,7 +223,7 @@ export async function runSoak(s: SoakSettings): Promise<SoakResult> {
 
     const churnRate = Math.max(0, s.rate - HELD_CLASSES * s.classRate);
     const lifetime = Math.ceil(s.seconds + Math.max(s.closeDeadline, CHURN_TIMEOUT_S) + 120);
-    traffic = new SoakProcess(s.wrap([PYTHON, TRAFFIC, JSON.stringify({
+    traffic = new SoakProcess(s.wrap([PYTHON, SOAK_TRAFFIC, JSON.stringify({
       out, churnRate, churnClose: s.churnClose, classRate: s.classRate, hold: s.hold,
       closeDeadline: s.closeDeadline, churnTimeout: CHURN_TIMEOUT_S, public: PUBLIC_ADDRESS, lifetime, ...s.traffic,
     })]));
