@@ -5,14 +5,15 @@ import type { Argv } from "yargs";
 import fs from "node:fs";
 import path from "node:path";
 import { escapeControl } from "../text/escape-control.ts";
-import { RuleSet, checkRule, formatReport, type RuleAction, type RuleReport } from "../rules/rule-set.ts";
+import { RuleSet, checkRule, formatReport } from "../rules/rule-set.ts";
+import type { RuleAction, RuleReport } from "../model/rule-action.ts";
 import { loadRuleSource, resolveRuleSources, type RuleSource } from "../rules/rule-sources.ts";
 import { checkImports } from "../rules/compile-rule.ts";
 import { parseEventLines } from "../rules/event-json-input.ts";
 import { BUNDLED_PLUGINS } from "../rules/bundled-plugins.ts";
-import { endpointToJson } from "../view/endpoint-json.ts";
+import { endpointToJson } from "../format/endpoint-json.ts";
 import { endpointKey } from "../monitor/endpoint-key.ts";
-import type { Endpoint } from "../engine/types.ts";
+import type { Endpoint } from "../model/endpoint.ts";
 import { FileError, RuleError, UsageError } from "../errors.ts";
 import { stderr, stdout } from "./output.ts";
 import { checkReadableFile, fileError, fileProblem, isFsError, readUserFile } from "./user-files.ts";
@@ -106,7 +107,9 @@ async function test(files: string[], eventsFile: string, optionsJson: string | u
   const reports: RuleReport[] = [];
   // Time in a replay is the events' time, so periodic rules tick as they did when recorded.
   let now = events[0]?.time ?? Date.now();
-  const rules = new RuleSet({ onReport: (r) => reports.push(r), clock: () => now });
+  // Each rule in a process of its own: what a test shows of one rule must not depend on whether
+  // another stalled a shared sandbox process (which costs its neighbours their state).
+  const rules = new RuleSet({ onReport: (r) => reports.push(r), clock: () => now, isolation: "per-rule" });
   // Every report but a reload is a failure, start hooks' included: the exit status tells.
   let runtimeFailures = 0;
   const flush = () => {

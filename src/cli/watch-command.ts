@@ -13,7 +13,8 @@ import { intervalOption, parseInterval } from "./interval-option.ts";
 import { numberOption, parseNumberOption } from "./number-option.ts";
 import { EVENT_TYPES, type EndpointEvent, type EventType } from "../monitor/events.ts";
 import { eventJsonLine } from "../view/event-json.ts";
-import { eventLine, useColour } from "../view/event-line.ts";
+import { eventLine } from "../view/event-line.ts";
+import { useColour } from "../format/colour.ts";
 import { friendlyNames, numericNames } from "../view/endpoint-names.ts";
 import { BackgroundNames } from "./background-names.ts";
 import { processPositional, selectionOptions, type ListArgs } from "./list-command.ts";
@@ -141,7 +142,7 @@ export async function runWatch(args: WatchArgs): Promise<number> {
       intervalMs: interval * 1000,
       resyncMs: resync * 1000,
       onEvents: emit,
-      collectAfterRefresh: true,
+      collectAfterRefresh: "when-grown",
       onError: (err) => {
         // A failed refresh (e.g. a transient netlink error) is reported and the next one tried.
         stderr(`sockwarden: refresh failed: ${escapeControl((err as Error).message)}\n`);

@@ -28,7 +28,7 @@ const SCALED = "const PER_CALL = { long: 500, short: 5000 };";
  * default sandbox, the stdout and file sinks with their default bounds.
  *   base + rules × (sandbox.wasm_memory_mb + a rule process's own) + 2 × the outputs' bounds
  */
-const BASE_MIB = 192;
+const BASE_MIB = 224;
 const WASM_MEMORY_MIB = 48;
 const RULE_PROCESS_MIB = 180;
 /** Alert folder 8 MiB, stdout's buffer 4 MiB, the file sink's queue 16 MiB. */
