@@ -6,8 +6,9 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import type { Endpoint, ProcessInfo } from "../engine/types.ts";
-import { endpointToJson, type EndpointJson } from "../view/endpoint-json.ts";
+import type { Endpoint } from "../model/endpoint.ts";
+import type { ProcessInfo } from "../model/process.ts";
+import { endpointToJson, type EndpointJson } from "../format/endpoint-json.ts";
 import { currentActor, type Actor } from "./actor.ts";
 
 export interface AuditRecord {

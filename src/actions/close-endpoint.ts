@@ -2,7 +2,8 @@
  * The shared "close this connection" action, used by the live view, `close` and rules. It never
  * throws for the expected outcomes: closed, already gone, or refused with a reason.
  */
-import type { CloseMethod, Endpoint, SocketEngine } from "../engine/types.ts";
+import type { CloseMethod, SocketEngine } from "../engine/types.ts";
+import type { Endpoint } from "../model/endpoint.ts";
 import type { AuditLog } from "./audit-log.ts";
 
 export interface ActionOutcome {

@@ -9,7 +9,8 @@
  */
 import type { ActionOutcome } from "./close-endpoint.ts";
 import type { AuditLog } from "./audit-log.ts";
-import type { EndSignal, OpenProcessResult, ProcessHandle, ProcessInfo } from "../engine/types.ts";
+import type { EndSignal, OpenProcessResult, ProcessHandle } from "../engine/types.ts";
+import type { ProcessInfo } from "../model/process.ts";
 import { openProcess } from "../engine/index.ts";
 
 export interface EndProcessOptions {

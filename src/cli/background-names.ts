@@ -4,7 +4,7 @@
  */
 import { ReverseDns } from "../net/reverse-dns.ts";
 import { isUnspecified } from "../net/address.ts";
-import type { Endpoint } from "../engine/types.ts";
+import type { Endpoint } from "../model/endpoint.ts";
 
 export class BackgroundNames {
   readonly hosts = new Map<string, string>();

@@ -5,10 +5,11 @@
 import type { Argv } from "yargs";
 import readline from "node:readline";
 import { createEngine } from "../engine/index.ts";
-import type { CloseMethod, Endpoint } from "../engine/types.ts";
+import type { CloseMethod } from "../engine/types.ts";
+import type { Endpoint } from "../model/endpoint.ts";
 import { buildSelection } from "../filter/endpoint-filter.ts";
 import { parsePortSpec } from "../net/ports.ts";
-import { compareEndpoints } from "../view/endpoint-order.ts";
+import { compareEndpoints } from "../model/endpoint-order.ts";
 import { closeEndpoint, describe } from "../actions/close-endpoint.ts";
 import { AuditLog, defaultAuditPath, type AuditInput, type AuditRecord } from "../actions/audit-log.ts";
 import { parseEndpointArgument, sameAddress } from "./endpoint-argument.ts";

@@ -1,5 +1,5 @@
 /** Reverse DNS for a listing, bounded by a total time budget so it never holds the command up. */
-import type { Endpoint } from "../engine/types.ts";
+import type { Endpoint } from "../model/endpoint.ts";
 import { ReverseDns } from "../net/reverse-dns.ts";
 import { isUnspecified } from "../net/address.ts";
 

@@ -4,10 +4,10 @@
  */
 import type { Argv } from "yargs";
 import { createEngine } from "../engine/index.ts";
-import type { Endpoint } from "../engine/types.ts";
+import type { Endpoint } from "../model/endpoint.ts";
 import { buildSelection, type SelectionOptions } from "../filter/endpoint-filter.ts";
-import { compareEndpoints } from "../view/endpoint-order.ts";
-import { jsonArrayChunks, ndjsonChunks } from "../view/endpoint-json.ts";
+import { compareEndpoints } from "../model/endpoint-order.ts";
+import { jsonArrayChunks, ndjsonChunks } from "../format/endpoint-json.ts";
 import { renderCsv } from "../view/endpoint-csv.ts";
 import { renderEndpointTable } from "../view/endpoint-table.ts";
 import { friendlyNames, numericNames } from "../view/endpoint-names.ts";

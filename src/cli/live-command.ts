@@ -7,7 +7,7 @@
 import os from "node:os";
 import type { Argv } from "yargs";
 import { createEngine } from "../engine/index.ts";
-import type { Endpoint } from "../engine/types.ts";
+import type { Endpoint } from "../model/endpoint.ts";
 import { buildSelection } from "../filter/endpoint-filter.ts";
 import { Monitor } from "../monitor/monitor.ts";
 import { DEFAULT_SENSOR, requiresSensor, wantsTransitions, type SensorChoice } from "../monitor/sensor-choice.ts";
@@ -18,7 +18,7 @@ import { endProcess } from "../actions/end-process.ts";
 import { AuditLog, defaultAuditPath } from "../actions/audit-log.ts";
 import { LiveController, type ActionResult, type LiveActions } from "../view/live/controller.ts";
 import { streamTerminal, type TerminalOutput } from "../view/live/terminal.ts";
-import { useColour } from "../view/event-line.ts";
+import { useColour } from "../format/colour.ts";
 import { BackgroundNames } from "./background-names.ts";
 import { selectionOptions, type ListArgs } from "./list-command.ts";
 import { writeAll } from "./output.ts";

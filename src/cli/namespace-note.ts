@@ -4,7 +4,8 @@
  * namespaces and says where that process's endpoints are and how to list them.
  */
 import { createEngine } from "../engine/index.ts";
-import type { Endpoint, NamespaceTag, SocketEngine } from "../engine/types.ts";
+import type { Endpoint, NamespaceTag } from "../model/endpoint.ts";
+import type { SocketEngine } from "../engine/types.ts";
 import { buildSelection } from "../filter/endpoint-filter.ts";
 
 /** A namespace as `--netns` takes it: its `ip netns` name, else its inode. */

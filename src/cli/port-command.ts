@@ -5,11 +5,11 @@
  */
 import type { Argv } from "yargs";
 import { createEngine } from "../engine/index.ts";
-import type { Endpoint, Protocol } from "../engine/types.ts";
+import type { Endpoint, Protocol } from "../model/endpoint.ts";
 import { parsePort } from "../net/ports.ts";
 import { describePort, type ServiceEntry } from "../net/services.ts";
-import { compareEndpoints } from "../view/endpoint-order.ts";
-import { endpointToJson } from "../view/endpoint-json.ts";
+import { compareEndpoints } from "../model/endpoint-order.ts";
+import { endpointToJson } from "../format/endpoint-json.ts";
 import { renderEndpointTable } from "../view/endpoint-table.ts";
 import { numericNames } from "../view/endpoint-names.ts";
 import { renderTable } from "../view/text-table.ts";

@@ -5,9 +5,10 @@
  */
 import type { Argv } from "yargs";
 import { createEngine } from "../engine/index.ts";
-import type { Endpoint, ProcessDetails } from "../engine/types.ts";
-import { compareEndpoints } from "../view/endpoint-order.ts";
-import { endpointToJson } from "../view/endpoint-json.ts";
+import type { Endpoint } from "../model/endpoint.ts";
+import type { ProcessDetails } from "../model/process.ts";
+import { compareEndpoints } from "../model/endpoint-order.ts";
+import { endpointToJson } from "../format/endpoint-json.ts";
 import { renderEndpointTable } from "../view/endpoint-table.ts";
 import { friendlyNames, numericNames } from "../view/endpoint-names.ts";
 import { processDetailsToJson, renderProcessProperties } from "../view/process-properties.ts";

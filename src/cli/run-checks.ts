@@ -8,7 +8,7 @@
  * the user may not write needs a privilege they lack, exit 4.
  */
 import { defaultAuditPath } from "../actions/audit-log.ts";
-import { parseSinkSpec } from "../actions/sinks/index.ts";
+import { parseSinkSpec } from "../outputs/index.ts";
 import { FileError, PrivilegeError } from "../errors.ts";
 import type { DaemonConfig } from "../daemon/config.ts";
 import { checkWritableFile, fileProblem } from "./user-files.ts";

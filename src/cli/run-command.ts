@@ -10,7 +10,7 @@ import { Daemon, type DaemonRecord } from "../daemon/daemon.ts";
 import { defaultConfig, loadConfig, type DaemonConfig } from "../daemon/config.ts";
 import { parseMetricsAddress, serveMetrics, type MetricsServer } from "../daemon/metrics-server.ts";
 import { createOutputs, type Outputs } from "../daemon/outputs.ts";
-import { defaultStateDir } from "../actions/sinks/index.ts";
+import { defaultStateDir } from "../outputs/index.ts";
 import { stderr } from "./output.ts";
 import { escapeControl } from "../text/escape-control.ts";
 import { UsageError } from "../errors.ts";

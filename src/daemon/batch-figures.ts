@@ -2,7 +2,7 @@
  * Figures of a refresh's batch, apart from the daemon's flow: endpoints counted by protocol and
  * state for the gauges, and where a batch's time went for tracing.
  */
-import type { Endpoint } from "../engine/types.ts";
+import type { Endpoint } from "../model/endpoint.ts";
 import type { EndpointEvent } from "../monitor/events.ts";
 import type { EventOrigin } from "../monitor/monitor-loop.ts";
 import { trace } from "../trace.ts";

@@ -3,18 +3,20 @@
  * Rules' requests pass through protection and per-rule rate limits before anything is touched;
  * with dry-run nothing is, and every decision is still recorded.
  */
-import type { Endpoint, SocketEngine } from "../engine/types.ts";
+import type { Endpoint } from "../model/endpoint.ts";
+import type { SocketEngine } from "../engine/types.ts";
 import { Monitor } from "../monitor/monitor.ts";
 import { MonitorLoop, type EventOrigin } from "../monitor/monitor-loop.ts";
 import { requiresSensor, wantsTransitions } from "../monitor/sensor-choice.ts";
 import type { Timers } from "../timers.ts";
 import type { EndpointEvent } from "../monitor/events.ts";
-import { formatReport, type RuleAction, type RuleReport } from "../rules/rule-set.ts";
+import { formatReport } from "../rules/rule-set.ts";
+import type { RuleAction, RuleReport } from "../model/rule-action.ts";
 import { closeEndpoint, describe } from "../actions/close-endpoint.ts";
 import { endProcess } from "../actions/end-process.ts";
 import type { AuditLog } from "../actions/audit-log.ts";
-import { endpointToJson } from "../view/endpoint-json.ts";
-import type { SinkRecord } from "../actions/sinks/index.ts";
+import { endpointToJson } from "../format/endpoint-json.ts";
+import type { SinkRecord } from "../outputs/index.ts";
 import type { DaemonConfig } from "./config.ts";
 import { disposeRuleState, inRuleDirectory, loadRuleState, rescanRuleDirectories, wantsCounters, GOOD_NEWS, type DaemonRuleReport, type RuleState } from "./rule-state.ts";
 import { Protection } from "./protection.ts";

@@ -5,7 +5,7 @@
  * engine's note says how many sockets; this says, rule by rule, what that does.
  */
 import fs from "node:fs";
-import type { Endpoint } from "../engine/types.ts";
+import type { Endpoint } from "../model/endpoint.ts";
 
 /** A loaded rule as the rule set lists it: its name, and where it came from. */
 export interface RuleRef {

@@ -7,7 +7,7 @@
  * told at once, and the counts are told periodically, on stderr and to the other sinks (a sink
  * that drops records cannot be relied on to carry the news of it).
  */
-import { AlertFolder, DROP_REASONS, SinkSet, byteText, createSink, parseSinkSpec, type DropReason, type SinkRecord, type SinkStats } from "../actions/sinks/index.ts";
+import { AlertFolder, DROP_REASONS, SinkSet, byteText, createSink, parseSinkSpec, type DropReason, type SinkRecord, type SinkStats } from "../outputs/index.ts";
 import type { Metrics } from "./metrics.ts";
 
 export interface Outputs {

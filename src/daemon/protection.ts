@@ -6,7 +6,8 @@
  * closing its own). A protected port or address protects the processes behind it too: ending the
  * process would close the socket as surely as closing it.
  */
-import type { Endpoint, ProcessInfo, SocketAddresses } from "../engine/types.ts";
+import type { Endpoint, SocketAddresses } from "../model/endpoint.ts";
+import type { ProcessInfo } from "../model/process.ts";
 import { parseCidr, type CidrMatcher } from "../net/address.ts";
 import { globToRegExp } from "../filter/endpoint-filter.ts";
 

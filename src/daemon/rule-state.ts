@@ -4,7 +4,8 @@
  */
 import fs from "node:fs";
 import path from "node:path";
-import { RuleSet, checkRule, type RuleReport } from "../rules/rule-set.ts";
+import { RuleSet, checkRule } from "../rules/rule-set.ts";
+import type { RuleReport } from "../model/rule-action.ts";
 import { checkRuleOptions, chooseOptionsTables, type OptionProblem, type RuleWithOptions } from "../rules/rule-options.ts";
 import { resolveRuleSources, type RuleSource } from "../rules/rule-sources.ts";
 import { RuleFileWatcher, type RuleFileChange } from "../rules/rule-watcher.ts";

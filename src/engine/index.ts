@@ -1,6 +1,6 @@
 /**
  * Picks the socket engine for the running operating system. Code outside src/engine depends only
- * on the SocketEngine interface and the records in types.ts.
+ * on the SocketEngine interface (types.ts) and the records of src/model.
  */
 import type { OpenProcessResult, SocketEngine } from "./types.ts";
 import { UnsupportedError } from "../errors.ts";

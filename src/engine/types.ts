@@ -1,139 +1,9 @@
 /**
- * The normalized records every engine produces. Linux and Windows code only translates the
- * operating system's own tables into these shapes; nothing above src/engine sees OS details.
+ * What an engine offers: snapshots, feeds of changes between them, closing sockets and
+ * signalling processes. The records it hands over are the model's (src/model).
  */
-
-export type Protocol = "tcp" | "udp";
-export type Family = 4 | 6;
-
-/** TCP states by their kernel names; UDP endpoints carry `null`. */
-export const TCP_STATES = [
-  "ESTABLISHED",
-  "SYN_SENT",
-  "SYN_RECV",
-  "FIN_WAIT1",
-  "FIN_WAIT2",
-  "TIME_WAIT",
-  "CLOSE",
-  "CLOSE_WAIT",
-  "LAST_ACK",
-  "LISTEN",
-  "CLOSING",
-] as const;
-export type TcpState = (typeof TCP_STATES)[number];
-
-/** A container runtime's container, as named by a process's cgroup. */
-export interface ContainerInfo {
-  runtime: "docker" | "containerd" | "crio" | "podman" | "kubernetes" | "lxc";
-  /** The runtime's container id (null when only the pod is known). */
-  id: string | null;
-  /** Kubernetes pod UID, when the process runs in a pod. */
-  pod: string | null;
-}
-
-/** The network namespace an endpoint lives in. */
-export interface NamespaceTag {
-  /** Inode of the namespace (as in /proc/PID/ns/net). */
-  inode: number;
-  /** Its name under /run/netns (`ip netns`), when it has one. */
-  name: string | null;
-  /** The container of the namespace's processes, when they are in one. */
-  container: ContainerInfo | null;
-}
-
-export interface ProcessInfo {
-  pid: number;
-  /** Short name as the kernel keeps it (comm). */
-  name: string;
-  /** Executable path; null when it cannot be read (another user's process, kernel thread). */
-  path: string | null;
-  cmdline: string | null;
-  uid: number | null;
-  user: string | null;
-  /** ISO-8601 start time. */
-  startTime: string | null;
-  /**
-   * When the process started, exactly, as the OS counts it: on Linux the clock ticks since boot
-   * (/proc/PID/stat), on Windows the creation FILETIME. Compared for equality only, to tell
-   * whether a PID still names this process; unlike startTime it is not rounded and does not move
-   * when the wall clock is set.
-   */
-  startId?: string | null;
-  ppid: number | null;
-  /** The systemd unit the process runs in (`nginx.service`), from its cgroup. */
-  unit?: string | null;
-  /** The container the process runs in, from its cgroup. */
-  container?: ContainerInfo | null;
-}
-
-/**
- * Everything `sockwarden proc` and the live view's properties panel show about one process: the
- * ProcessInfo fields plus what /proc/PID/{status,cgroup,fd} tell. Fields that cannot be read
- * (another user's process, a kernel thread) are null.
- */
-export interface ProcessDetails extends ProcessInfo {
-  /** Short name of the parent process; null for PID 1, kernel threads or a vanished parent. */
-  ppidName: string | null;
-  /** The process's cgroup path: the cgroup v2 one, else v1's name=systemd, else another v1 line. */
-  cgroup: string | null;
-  /** The systemd unit the cgroup path names (`nginx.service`, `session-3.scope`), or null. */
-  unit: string | null;
-  /** For a unit of a user's service manager (under user@UID.service): that UID; null otherwise. */
-  unitUid: number | null;
-  /** Scheduler state as the kernel writes it, e.g. `S (sleeping)`. */
-  state: string | null;
-  threads: number | null;
-  /** Resident memory in KiB (VmRSS); null for kernel threads. */
-  rssKiB: number | null;
-  /** Number of open file descriptors; null when they cannot be read. */
-  fdCount: number | null;
-  /** Inode of the process's network namespace; null when it cannot be read. */
-  netns: number | null;
-}
-
-export interface Endpoint {
-  protocol: Protocol;
-  family: Family;
-  localAddress: string;
-  localPort: number;
-  remoteAddress: string;
-  remotePort: number;
-  /** Kernel TCP state name; null for UDP. */
-  state: TcpState | null;
-  /** Socket inode (0 for TIME_WAIT and request sockets, which have none). */
-  inode: number;
-  uid: number | null;
-  user: string | null;
-  /** Interface index the socket is bound to, 0 for none. */
-  interfaceIndex: number;
-  receiveQueue: number | null;
-  sendQueue: number | null;
-  bytesSent: number | null;
-  bytesReceived: number | null;
-  packetsSent: number | null;
-  packetsReceived: number | null;
-  /** Smoothed round-trip time in milliseconds (TCP only). */
-  rttMs: number | null;
-  /** Kernel socket cookie as a decimal string: stable identity while the socket lives. */
-  cookie: string | null;
-  /** The owning process, or null when none could be found (unowned). */
-  process: ProcessInfo | null;
-  /** Every PID that holds the socket open (a socket can be shared after fork). */
-  pids: number[];
-  /** The network namespace; set when listing several (--all-namespaces). */
-  namespace?: NamespaceTag | null;
-  /**
-   * When the socket was opened, ISO-8601, from the kernel's clock at its first state change
-   * (connect, listen, or its acceptance) as the Linux eBPF sensor saw it; null (or absent) for
-   * sockets older than the sensor and where no sensor runs. Compare `createdAt`, which Windows
-   * itself keeps for each socket.
-   */
-  openedAt?: string | null;
-  /** When the socket was created, where the OS says (Windows owner-module tables), ISO-8601. */
-  createdAt?: string | null;
-  /** The module owning the socket (a service inside svchost.exe), where the OS says. */
-  module?: string | null;
-}
+import type { Endpoint, Family, Protocol, SocketAddresses, TcpState } from "../model/endpoint.ts";
+import type { ProcessDetails, ProcessInfo } from "../model/process.ts";
 
 /** What a snapshot knows about why some owners are missing. */
 export interface SnapshotNotes {
@@ -201,9 +71,6 @@ export interface TransitionFeed {
   onReady(ready: () => void): void;
   close(): void;
 }
-
-/** A socket's protocol and addresses, as a process holds it. */
-export type SocketAddresses = Pick<Endpoint, "protocol" | "family" | "localAddress" | "localPort" | "remoteAddress" | "remotePort">;
 
 /** The signals sockwarden sends to end a process (Windows terminates the process for either). */
 export type EndSignal = "SIGTERM" | "SIGKILL";

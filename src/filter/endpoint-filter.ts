@@ -1,7 +1,7 @@
 /**
  * Turns the selection options shared by list, watch and close into one predicate over endpoints.
  */
-import type { Endpoint, Family, Protocol, TcpState } from "../engine/types.ts";
+import type { Endpoint, Family, Protocol, TcpState } from "../model/endpoint.ts";
 import { parseAddressFilter } from "../net/address.ts";
 import { parsePortSpec } from "../net/ports.ts";
 import { UsageError } from "../errors.ts";

@@ -2,7 +2,7 @@
  * Parses user-typed TCP state names. Accepts the kernel names (FIN_WAIT1), the spellings of ss
  * (fin-wait-1, estab) and netstat, in any case, plus the groups ss offers.
  */
-import { TCP_STATES, type TcpState } from "../engine/types.ts";
+import { TCP_STATES, type TcpState } from "../model/endpoint.ts";
 import { UsageError } from "../errors.ts";
 
 const squash = (s: string) => s.toUpperCase().replace(/[-_ ]/g, "");

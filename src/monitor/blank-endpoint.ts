@@ -4,7 +4,7 @@
  * listener going away). No table ever showed such a socket and nothing could look for it, so an
  * event about it tells nothing but "tcp 0.0.0.0:0 -> 0.0.0.0:*".
  */
-import type { Endpoint } from "../engine/types.ts";
+import type { Endpoint } from "../model/endpoint.ts";
 
 const UNSPECIFIED = new Set(["0.0.0.0", "::", "*", ""]);
 

@@ -4,7 +4,7 @@
  * /proc fallback, Windows tables) the address pair, plus the inode for unconnected sockets,
  * several of which can share a local address (SO_REUSEPORT).
  */
-import type { Endpoint } from "../engine/types.ts";
+import type { Endpoint } from "../model/endpoint.ts";
 
 export function endpointKey(ep: Endpoint): string {
   // A cookie is all digits and a pair key always has "|": the two kinds cannot collide.

@@ -1,7 +1,7 @@
 /**
  * Endpoint events: what changed between two looks at the machine's sockets.
  */
-import type { Endpoint, TcpState } from "../engine/types.ts";
+import type { Endpoint, TcpState } from "../model/endpoint.ts";
 
 export const EVENT_TYPES = ["opened", "closed", "state-changed", "counters"] as const;
 export type EventType = (typeof EVENT_TYPES)[number];

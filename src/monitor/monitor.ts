@@ -7,7 +7,8 @@
  * sensor does not cover (UDP, and TCP where counters are wanted) and compares only those
  * protocols; a full refresh (a resync) dumps everything.
  */
-import type { ClosedSocketFeed, Endpoint, Protocol, SnapshotRequest, SocketEngine, SocketTransition, TransitionFeed } from "../engine/types.ts";
+import type { ClosedSocketFeed, SnapshotRequest, SocketEngine, SocketTransition, TransitionFeed } from "../engine/types.ts";
+import type { Endpoint, Protocol } from "../model/endpoint.ts";
 import { UnsupportedError } from "../errors.ts";
 import { endpointKey } from "./endpoint-key.ts";
 import { isBlankEndpoint } from "./blank-endpoint.ts";

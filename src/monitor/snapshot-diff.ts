@@ -2,8 +2,8 @@
  * Turns two successive snapshots into events. Pure: no clock, no I/O, so it can be tested on
  * synthetic snapshot sequences.
  */
-import type { Endpoint } from "../engine/types.ts";
-import { compareEndpoints } from "../view/endpoint-order.ts";
+import type { Endpoint } from "../model/endpoint.ts";
+import { compareEndpoints } from "../model/endpoint-order.ts";
 import { endpointKey } from "./endpoint-key.ts";
 import type { CounterDelta, EndpointEvent, EventType } from "./events.ts";
 

@@ -4,7 +4,7 @@
  * (at CLOSE they are the final ones, which no later look can give), and its opening time is one
  * a look never knows. What the change lacks (null counters, no process) keeps the known value.
  */
-import type { Endpoint, TcpState } from "../engine/types.ts";
+import type { Endpoint, TcpState } from "../model/endpoint.ts";
 
 export function mergeTransition(before: Endpoint, change: Endpoint, state: TcpState | null): Endpoint {
   const next: Endpoint = { ...before, state };

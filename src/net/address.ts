@@ -4,7 +4,7 @@
  * CIDR blocks in cidr.ts; both are re-exported here so callers need one import.
  */
 
-import type { Protocol } from "../engine/types.ts";
+import type { Protocol } from "../model/endpoint.ts";
 import { UsageError } from "../errors.ts";
 import { parseCidr, type CidrMatcher } from "./cidr.ts";
 import { effectiveIPv4, formatIP, parseIP, type ParsedIP } from "./ip.ts";

@@ -2,7 +2,7 @@
  * CIDR blocks (`10.0.0.0/8`, `2001:db8::/32`) as matchers over address text.
  */
 
-import type { Family } from "../engine/types.ts";
+import type { Family } from "../model/endpoint.ts";
 import { UsageError } from "../errors.ts";
 import { effectiveIPv4, formatIP, parseIP, type ParsedIP } from "./ip.ts";
 

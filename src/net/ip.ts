@@ -3,7 +3,7 @@
  * form that `ss -n` prints (glibc's inet_ntop, which follows RFC 5952).
  */
 
-import type { Family } from "../engine/types.ts";
+import type { Family } from "../model/endpoint.ts";
 
 /** An address decoded from text. `bytes` is 4 bytes for IPv4, 16 for IPv6, network order. */
 export interface ParsedIP {

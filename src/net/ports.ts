@@ -2,7 +2,7 @@
  * Port specifications as users type them: `25`, `1000-2000`, `80,443,8000-8080`, `smtp`.
  */
 
-import type { Protocol } from "../engine/types.ts";
+import type { Protocol } from "../model/endpoint.ts";
 import { UsageError } from "../errors.ts";
 import { servicePort } from "./services.ts";
 

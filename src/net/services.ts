@@ -3,7 +3,7 @@
  * services-data.ts), so names work the same on every box, with or without /etc/services.
  */
 
-import type { Protocol } from "../engine/types.ts";
+import type { Protocol } from "../model/endpoint.ts";
 import { SERVICES_TABLE } from "./services-data.ts";
 
 /** One line of the services table. */

@@ -5,7 +5,7 @@
  * are a convenience for the rule's author. This is the guard: every row is read field by field,
  * against the shapes below, and anything else is refused with a reason.
  */
-import type { Severity } from "./rule-model.ts";
+import type { Severity } from "../model/rule-action.ts";
 
 /** Actions one call of a hook may take (the guest's own limit too); the rest are refused. */
 export const MAX_ACTIONS_PER_CALL = 10_000;

@@ -2,8 +2,9 @@
  * Reads events recorded by `watch --ndjson` back into events, for `rules test`. A line that is
  * not such an event is an error naming the line.
  */
-import type { Endpoint, ProcessInfo, TcpState } from "../engine/types.ts";
-import { TCP_STATES } from "../engine/types.ts";
+import type { Endpoint, TcpState } from "../model/endpoint.ts";
+import type { ProcessInfo } from "../model/process.ts";
+import { TCP_STATES } from "../model/endpoint.ts";
 import { EVENT_TYPES, type EndpointEvent, type EventType } from "../monitor/events.ts";
 import { DecodeError } from "../errors.ts";
 

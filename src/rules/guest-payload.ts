@@ -15,7 +15,8 @@
  * The format belongs to the QuickJS build that is bundled; the sandbox checks at start that this
  * writer and that reader agree (see encodeProbe), so an upgrade that changes it fails loudly at load.
  */
-import type { ContainerInfo, Endpoint, NamespaceTag, ProcessInfo } from "../engine/types.ts";
+import type { ContainerInfo, ProcessInfo } from "../model/process.ts";
+import type { Endpoint, NamespaceTag } from "../model/endpoint.ts";
 import type { CounterDelta, EndpointEvent } from "../monitor/events.ts";
 
 /** First byte of every payload: the format version the bundled QuickJS reads. */

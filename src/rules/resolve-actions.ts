@@ -3,10 +3,11 @@
  * saw: a close names an endpoint sockwarden reported, a kill a process holding a known endpoint.
  * The guest's references and claims are only hints.
  */
-import type { Endpoint, ProcessInfo } from "../engine/types.ts";
+import type { Endpoint } from "../model/endpoint.ts";
+import type { ProcessInfo } from "../model/process.ts";
 import type { EndpointEvent } from "../monitor/events.ts";
 import { checkActionRows, type EndpointClaim } from "./action-rows.ts";
-import type { RuleAction } from "./rule-model.ts";
+import type { RuleAction } from "../model/rule-action.ts";
 
 /** `known`: the endpoints sockwarden knows now, by endpointKey (what a close may target). */
 export function resolveActions(

@@ -3,7 +3,7 @@
  * resolved against what sockwarden actually saw. A rule that keeps failing is quarantined; the
  * others go on. Reloading a rule keeps the old version running when the new one does not load.
  */
-import type { Endpoint } from "../engine/types.ts";
+import type { Endpoint } from "../model/endpoint.ts";
 import type { EndpointEvent } from "../monitor/events.ts";
 import { endpointKey } from "../monitor/endpoint-key.ts";
 import { RuleError } from "../errors.ts";
@@ -14,9 +14,7 @@ import { compileRule } from "./compile-rule.ts";
 import { RulePool, type PoolCall, type PooledRule, type RuleIsolation } from "./runner/rule-pool.ts";
 import { resolveActions } from "./resolve-actions.ts";
 import { validateRuleOptions } from "./rule-options.ts";
-import type { RuleAction, RuleReport } from "./rule-model.ts";
-
-export type { RuleAction, RuleReport, Severity } from "./rule-model.ts";
+import type { RuleAction, RuleReport } from "../model/rule-action.ts";
 
 export interface RuleSetOptions {
   limits?: Partial<SandboxLimits>;

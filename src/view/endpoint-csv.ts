@@ -3,7 +3,7 @@
  * escaped with escapeControl before quoting: CSV is opened in terminals and spreadsheets, and a
  * process name's newline or escape sequence must not reach them. The exact text is in JSON.
  */
-import type { Endpoint } from "../engine/types.ts";
+import type { Endpoint } from "../model/endpoint.ts";
 import { escapeControl } from "../text/escape-control.ts";
 
 const HEADER = [

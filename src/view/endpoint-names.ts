@@ -2,7 +2,7 @@
  * How addresses and ports are written for people: numeric, or with service names and resolved
  * host names. JSON output never goes through this: scripts get numbers.
  */
-import type { Family, Protocol } from "../engine/types.ts";
+import type { Family, Protocol } from "../model/endpoint.ts";
 import { serviceName } from "../net/services.ts";
 
 export interface EndpointNames {

@@ -2,7 +2,7 @@
  * The human table of `list`: netstat-like columns that fit 80 columns, and with `extended` the
  * user, traffic counters and executable path that TCPView shows.
  */
-import type { Endpoint } from "../engine/types.ts";
+import type { Endpoint } from "../model/endpoint.ts";
 import { renderTable, type Column } from "./text-table.ts";
 import type { EndpointNames } from "./endpoint-names.ts";
 

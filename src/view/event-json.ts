@@ -4,7 +4,7 @@
  * apply, `previousState`, `counters` and `shortLived`.
  */
 import type { EndpointEvent } from "../monitor/events.ts";
-import { endpointToJson } from "./endpoint-json.ts";
+import { endpointToJson } from "../format/endpoint-json.ts";
 
 export function eventToJson(e: EndpointEvent): Record<string, unknown> {
   const out: Record<string, unknown> = { type: e.type, seq: e.seq, time: new Date(e.time).toISOString() };

@@ -7,16 +7,8 @@
 import type { EndpointEvent } from "../monitor/events.ts";
 import type { EndpointNames } from "./endpoint-names.ts";
 import { humanCount } from "./endpoint-table.ts";
-import { terminalShowsColour } from "../engine/index.ts";
+import { ANSI } from "../format/colour.ts";
 import { escapeControl } from "../text/escape-control.ts";
-
-export const ANSI = {
-  green: "\x1b[32m",
-  red: "\x1b[31m",
-  yellow: "\x1b[33m",
-  dim: "\x1b[2m",
-  reset: "\x1b[0m",
-} as const;
 
 const MARK = { opened: "+", closed: "-", "state-changed": "~", counters: "=" } as const;
 const COLOUR = { opened: ANSI.green, closed: ANSI.red, "state-changed": ANSI.yellow, counters: ANSI.dim } as const;
@@ -44,13 +36,4 @@ export function eventLine(e: EndpointEvent, names: EndpointNames, colour: boolea
 
 function pad(n: number): string {
   return String(n).padStart(2, "0");
-}
-
-/**
- * Colour when writing to a terminal, unless NO_COLOR (set and not empty) asks for none. On
- * Windows the console must first be switched to interpret escape sequences; one that cannot be
- * gets plain text.
- */
-export function useColour(stream: { isTTY?: boolean; fd?: number }): boolean {
-  return !!stream.isTTY && !process.env.NO_COLOR && terminalShowsColour(stream);
 }

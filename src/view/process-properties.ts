@@ -3,7 +3,7 @@
  * shows them: used by `sockwarden proc` and by the live view's properties panel. Pure: the same
  * details, width and clock always give the same lines.
  */
-import type { ProcessDetails } from "../engine/types.ts";
+import type { ProcessDetails } from "../model/process.ts";
 import { escapeControl } from "../text/escape-control.ts";
 
 export interface PropertiesOptions {

@@ -14,7 +14,7 @@
  */
 import { DecodeError } from "../../errors.ts";
 import { formatIPv4, formatIPv6 } from "../../net/address.ts";
-import type { Family, Protocol, TcpState } from "../types.ts";
+import type { Family, Protocol, TcpState } from "../../model/endpoint.ts";
 
 // GetExtendedTcpTable's TableClass (TCP_TABLE_CLASS) and GetExtendedUdpTable's (UDP_TABLE_CLASS).
 export const TCP_TABLE_OWNER_PID_ALL = 5;

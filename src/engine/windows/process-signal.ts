@@ -5,7 +5,9 @@
  * TerminateProcess goes through the same handle. Windows has no polite signal to send another
  * process, so SIGTERM and SIGKILL both terminate it.
  */
-import type { EndSignal, Family, OpenProcessResult, ProcessHandle, ProcessInfo, Protocol, SignalResult, SocketAddresses } from "../types.ts";
+import type { EndSignal, OpenProcessResult, ProcessHandle, SignalResult } from "../types.ts";
+import type { Family, Protocol, SocketAddresses } from "../../model/endpoint.ts";
+import type { ProcessInfo } from "../../model/process.ts";
 import {
   PROCESS_QUERY_LIMITED_INFORMATION,
   PROCESS_TERMINATE,

@@ -8,7 +8,7 @@
  * process (its name or parent changed), so a watcher does not reopen every process each refresh.
  */
 import { koffi } from "../native/koffi-addon.ts";
-import type { ProcessDetails, ProcessInfo } from "../types.ts";
+import type { ProcessDetails, ProcessInfo } from "../../model/process.ts";
 import {
   PROCESS_BASIC_INFORMATION_CLASS,
   PROCESS_COMMAND_LINE_INFORMATION,

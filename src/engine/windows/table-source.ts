@@ -7,7 +7,7 @@
  */
 import fs from "node:fs";
 import { DecodeError, SockwardenError, SystemCallError } from "../../errors.ts";
-import type { Family, Protocol } from "../types.ts";
+import type { Family, Protocol } from "../../model/endpoint.ts";
 import {
   TCP6ROW_OWNER_MODULE,
   TCP6ROW_OWNER_PID,

@@ -8,17 +8,9 @@
  * a creation time per socket with the owner-module tables. Connections are closed with
  * SetTcpEntry(DELETE_TCB), which exists for IPv4 TCP only.
  */
-import type {
-  CloseMethod,
-  DestroyResult,
-  Endpoint,
-  Family,
-  ProcessDetails,
-  Protocol,
-  Snapshot,
-  SnapshotRequest,
-  SocketEngine,
-} from "../types.ts";
+import type { CloseMethod, DestroyResult, Snapshot, SnapshotRequest, SocketEngine } from "../types.ts";
+import type { Endpoint, Family, Protocol } from "../../model/endpoint.ts";
+import type { ProcessDetails } from "../../model/process.ts";
 import { SockwardenError, UnsupportedError } from "../../errors.ts";
 import { parseIP } from "../../net/address.ts";
 import { koffi } from "../native/koffi-addon.ts";

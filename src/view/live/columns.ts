@@ -2,11 +2,11 @@
  * The live view's columns, as TCPView lays them out: what each cell shows (numeric or with names),
  * how each column sorts, and how the columns fit a terminal width. Pure.
  */
-import type { Endpoint } from "../../engine/types.ts";
+import type { Endpoint } from "../../model/endpoint.ts";
 import { parseIP } from "../../net/address.ts";
 import { serviceName } from "../../net/services.ts";
 import { displayWidth } from "../display-width.ts";
-import { compareEndpoints } from "../endpoint-order.ts";
+import { compareEndpoints } from "../../model/endpoint-order.ts";
 import { byteCount } from "../endpoint-table.ts";
 import { escapeControl } from "../../text/escape-control.ts";
 

@@ -7,7 +7,8 @@
  * The terminal is restored on every way out: `q`, Ctrl+C, end of input, `stop()` (signals) and
  * `fail()` (errors caught here or reported by the caller's uncaught-error handler).
  */
-import type { Endpoint, ProcessDetails } from "../../engine/types.ts";
+import type { Endpoint } from "../../model/endpoint.ts";
+import type { ProcessDetails } from "../../model/process.ts";
 import type { EndpointEvent } from "../../monitor/events.ts";
 import type { Monitor } from "../../monitor/monitor.ts";
 import { MonitorLoop, type EventOrigin } from "../../monitor/monitor-loop.ts";

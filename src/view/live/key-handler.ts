@@ -5,7 +5,7 @@
  * The bindings follow TCPView where it has one (Ctrl+R names, F5 refresh, space pause) and
  * less/top habits for the rest; KEY_HELP lists them for the help panel and the README.
  */
-import type { Endpoint } from "../../engine/types.ts";
+import type { Endpoint } from "../../model/endpoint.ts";
 import { describe } from "../../actions/close-endpoint.ts";
 import { COLUMN_IDS } from "./columns.ts";
 import type { LiveModel } from "./model.ts";

@@ -8,7 +8,8 @@
  * Rows are keyed by endpoint key (the kernel's socket cookie), never by PID: a PID reused by a
  * new process owns new sockets, hence new rows, while the old rows keep the old process's name.
  */
-import type { Endpoint, ProcessDetails } from "../../engine/types.ts";
+import type { Endpoint } from "../../model/endpoint.ts";
+import type { ProcessDetails } from "../../model/process.ts";
 import { endpointKey } from "../../monitor/endpoint-key.ts";
 import type { EndpointEvent } from "../../monitor/events.ts";
 import { isConnected } from "../../filter/endpoint-filter.ts";

@@ -13,7 +13,7 @@ import type { SinkRecord } from "./sink-record.ts";
 import { recordBytes } from "./record-bounds.ts";
 import { DEFAULT_RETRY, DeliveryQueue, PermanentDeliveryError, RetryLaterError, type RetryPolicy } from "./delivery-queue.ts";
 import { SinkSpool, type SpoolPlace } from "./sink-spool.ts";
-import { VERSION } from "../../version.ts";
+import { VERSION } from "../version.ts";
 
 export interface WebhookSinkOptions {
   url: string;

@@ -2,7 +2,8 @@
  * The JSON shape of an endpoint, shared by `list --json`, `watch --ndjson` and rule events.
  * Field names are part of the public interface: scripts rely on them.
  */
-import type { Endpoint, NamespaceTag, ProcessInfo } from "../engine/types.ts";
+import type { Endpoint, NamespaceTag } from "../model/endpoint.ts";
+import type { ProcessInfo } from "../model/process.ts";
 
 export interface EndpointJson {
   protocol: Endpoint["protocol"];

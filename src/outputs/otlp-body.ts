@@ -7,7 +7,7 @@
  */
 import os from "node:os";
 import type { SinkRecord } from "./sink-record.ts";
-import { VERSION } from "../../version.ts";
+import { VERSION } from "../version.ts";
 
 type AnyValue = { stringValue: string } | { intValue: string } | { boolValue: boolean };
 interface KeyValue {

@@ -3,8 +3,8 @@
  * programs (stdout --ndjson, the file sink).
  */
 import type { SinkRecord } from "./sink-record.ts";
-import { ANSI } from "../../view/event-line.ts";
-import { escapeControl } from "../../text/escape-control.ts";
+import { ANSI } from "../format/colour.ts";
+import { escapeControl } from "../text/escape-control.ts";
 
 export function ndjsonLine(r: SinkRecord): string {
   return JSON.stringify(r) + "\n";

@@ -8,7 +8,7 @@
 import crypto from "node:crypto";
 import os from "node:os";
 import path from "node:path";
-import { FileError, SockwardenError } from "../../errors.ts";
+import { FileError, SockwardenError } from "../errors.ts";
 import type { SinkProblemReporter, SpoolStats } from "./sink.ts";
 import type { SinkRecord } from "./sink-record.ts";
 import { boundedRecord } from "./record-bounds.ts";

@@ -20,7 +20,7 @@
  * Every sink holds at most a bounded number of bytes of records waiting to go out: queueBytes
  * (file 16M, syslog 4M, webhook 8M) or, for stdout, bufferBytes (4M); at least 64K.
  */
-import { UsageError } from "../../errors.ts";
+import { UsageError } from "../errors.ts";
 import type { Sink, SinkProblemReporter } from "./sink.ts";
 import { StdoutSink, type StdoutSinkOptions, type TextStream } from "./stdout-sink.ts";
 import { FileSink, type FileSinkOptions } from "./file-sink.ts";

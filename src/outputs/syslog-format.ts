@@ -8,7 +8,7 @@
  */
 import type { SinkRecord } from "./sink-record.ts";
 import { recordSummary } from "./record-text.ts";
-import { escapeControl } from "../../text/escape-control.ts";
+import { escapeControl } from "../text/escape-control.ts";
 
 export const FACILITIES = {
   kern: 0, user: 1, mail: 2, daemon: 3, auth: 4, syslog: 5, lpr: 6, news: 7, uucp: 8, cron: 9,

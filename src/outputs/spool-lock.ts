@@ -5,7 +5,7 @@
  */
 import fs from "node:fs";
 import path from "node:path";
-import { FileError } from "../../errors.ts";
+import { FileError } from "../errors.ts";
 
 const LOCK_NAME = "lock";
 

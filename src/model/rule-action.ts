@@ -2,7 +2,8 @@
  * What the rules runtime hands to the rest of sockwarden: the actions rules asked for (checked
  * and resolved to real endpoints and processes) and reports about the rules themselves.
  */
-import type { Endpoint, ProcessInfo } from "../engine/types.ts";
+import type { Endpoint } from "./endpoint.ts";
+import type { ProcessInfo } from "./process.ts";
 
 export type Severity = "info" | "warning" | "critical";
 

@@ -6,7 +6,7 @@
  * than a bound, e.g. an endpoint shared by thousands of processes in front of a tiny queue, is
  * dropped and counted by that queue.)
  */
-import type { ProcessInfo } from "../../engine/types.ts";
+import type { ProcessInfo } from "../model/process.ts";
 import type { SinkRecord } from "./sink-record.ts";
 
 /** Longest message a record carries out (rules' texts are 4096 at most; the daemon's own lines fit too). */

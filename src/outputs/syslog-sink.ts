@@ -12,8 +12,8 @@
 import dgram from "node:dgram";
 import net from "node:net";
 import os from "node:os";
-import type { SocketEngine } from "../../engine/types.ts";
-import { SystemCallError } from "../../errors.ts";
+import type { SocketEngine } from "../engine/types.ts";
+import { SystemCallError } from "../errors.ts";
 import type { Sink, SinkProblemReporter, SinkStats } from "./sink.ts";
 import { SinkCounters, errorText } from "./sink.ts";
 import type { SinkRecord } from "./sink-record.ts";

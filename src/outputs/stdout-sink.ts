@@ -9,7 +9,7 @@ import { SinkCounters, delay, errorText } from "./sink.ts";
 import type { SinkRecord } from "./sink-record.ts";
 import { humanLine, ndjsonLine } from "./record-text.ts";
 import { byteText } from "./record-bounds.ts";
-import { useColour } from "../../view/event-line.ts";
+import { useColour } from "../format/colour.ts";
 
 /** The part of a Node writable stream the sink uses (process.stdout, a PassThrough in tests). */
 export interface TextStream {

@@ -3,9 +3,10 @@
  * report about a rule (error, quarantine, reload). Field names are part of the NDJSON and webhook
  * output, so scripts can rely on them.
  */
-import type { Endpoint, ProcessInfo } from "../../engine/types.ts";
-import type { RuleAction, RuleReport, Severity } from "../../rules/rule-set.ts";
-import { endpointToJson, type EndpointJson } from "../../view/endpoint-json.ts";
+import type { Endpoint } from "../model/endpoint.ts";
+import type { ProcessInfo } from "../model/process.ts";
+import type { RuleAction, RuleReport, Severity } from "../model/rule-action.ts";
+import { endpointToJson, type EndpointJson } from "../format/endpoint-json.ts";
 
 export type SinkRecordKind = "alert" | "log" | "action" | "report";
 

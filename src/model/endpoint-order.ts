@@ -1,5 +1,5 @@
 /** A stable, readable order for endpoint listings: protocol, family, local port, addresses. */
-import type { Endpoint } from "../engine/types.ts";
+import type { Endpoint } from "./endpoint.ts";
 
 export function compareEndpoints(a: Endpoint, b: Endpoint): number {
   return (
