@@ -50,7 +50,6 @@ export interface Libc {
   pidfdOpen(pid: number): number;
   pidfdGetfd(pidfd: number, fd: number): number;
   pidfdSendSignal(pidfd: number, signal: number): number;
-  pthreadSigmask(how: number, set: Buffer | null, old: Buffer | null): number;
   sysconf(name: number): number;
   clockGettime(clock: number, ts: Buffer): number;
   /** syscall(2) with a type string before each variadic argument, as koffi wants them. */
@@ -133,7 +132,6 @@ const binders: Binders = {
     const f = lib.func("syscall", "long", ["long", "int", "int", "void *", "uint"]);
     return (pidfd, signal) => Number(f(SYS_pidfd_send_signal, pidfd, signal, null, 0));
   },
-  pthreadSigmask: (lib) => lib.func("int pthread_sigmask(int how, const void *set, void *oldset)") as Libc["pthreadSigmask"],
   sysconf: (lib) => {
     const f = lib.func("long sysconf(int)");
     return (n) => Number(f(n));

@@ -4,7 +4,7 @@
  * bpf_probe_read, to no reads at all.
  */
 import { SystemCallError } from "../../../errors.ts";
-import { EACCES, EPERM, errnoName } from "../errno.ts";
+import { EACCES, EAGAIN, EPERM, errnoName } from "../errno.ts";
 import { BPF_LOG_LEVEL1, BPF_LOG_STATS, BPF_PROG_TYPE_TRACEPOINT, progLoad } from "./bpf-syscalls.ts";
 import type { SetStateTracepoint } from "./tracepoint-format.ts";
 import { buildSetStateProgram, type BuiltProgram, type CounterReads, type NetnsReads, type SetStateMaps } from "./set-state-program.ts";
@@ -41,9 +41,13 @@ export function loadTracepointProgram(instructions: Buffer): { fd: number; verif
   const load = (logLevel: number, logSize: number) =>
     progLoad({ type: BPF_PROG_TYPE_TRACEPOINT, instructions, license: "GPL", name: "sw_set_state", logLevel, logSize });
   let loaded = load(BPF_LOG_STATS, 64 * 1024);
-  if (loaded.fd < 0 && loaded.errno !== EPERM) loaded = load(BPF_LOG_LEVEL1, 16 * 1024 * 1024);
+  // Interrupted is not refused: the full log would only take longer to be interrupted again.
+  if (loaded.fd < 0 && loaded.errno !== EPERM && loaded.errno !== EAGAIN) loaded = load(BPF_LOG_LEVEL1, 16 * 1024 * 1024);
   if (loaded.fd >= 0) return { fd: loaded.fd, verifierProcessed: verifierProcessed(loaded.log) };
   const error = new SystemCallError("bpf(BPF_PROG_LOAD)", loaded.errno, errnoName(loaded.errno));
+  if (loaded.errno === EAGAIN) {
+    throw new SensorUnavailableError("interrupted", "the kernel's verifier was interrupted by signals at every try (EAGAIN): try again", null, { cause: error });
+  }
   // The verifier refuses with EACCES or EINVAL and a log; EPERM, or EACCES with nothing said, is privilege.
   if (loaded.errno === EPERM || (loaded.errno === EACCES && loaded.log.trim() === "")) throw refusal("loading the program", error);
   throw new SensorUnavailableError(
@@ -113,11 +117,21 @@ export function loadWithCounters(
     try {
       return { built, loaded: loadTracepointProgram(built.bytes) };
     } catch (error) {
-      if (!(error instanceof SensorUnavailableError) || error.reason !== "verifier") throw error;
+      if (!(error instanceof SensorUnavailableError) || (error.reason !== "verifier" && error.reason !== "interrupted")) throw error;
+      // Interrupted at every try (a CPU profiler's timer outruns a verification of over a
+      // millisecond): the other helper would fare no better; the program without reads is short.
+      if (error.reason === "interrupted") {
+        refusal = error;
+        break;
+      }
       refusal ??= error;
     }
   }
-  if (refusal) {
+  if (refusal?.reason === "interrupted") {
+    const why = "the kernel's verifier was interrupted by signals at every try of the program that reads them (EAGAIN; a CPU profiler's timer does this)";
+    if (places) notes.push(`${NO_COUNTERS}: ${why}`);
+    if (netns) notes.push(`${NO_NETNS}: ${why}`);
+  } else if (refusal) {
     // The verifier's reason is its last line before the statistics it always ends with.
     const last = (refusal.verifierLog ?? "").split("\n").filter((line) => line.trim() !== "" && !/^(processed \d+ insns|verification time)/.test(line)).at(-1) ?? "";
     if (places) notes.push(`${NO_COUNTERS}: the kernel refused reading them from the socket${last ? ` (${last})` : ""}`);

@@ -23,7 +23,8 @@ export type SensorUnavailableReason =
   | "tracefs" // tracefs neither mounted nor mountable
   | "tracepoint" // no sock:inet_sock_set_state (before 4.16), or a layout this program cannot read
   | "kernel" // a feature the sensor needs is missing (e.g. the ring buffer when asked for)
-  | "verifier"; // the kernel's verifier refused the program
+  | "verifier" // the kernel's verifier refused the program
+  | "interrupted"; // the verifier gave up for pending signals at every try
 
 export class SensorUnavailableError extends UnsupportedError {
   constructor(
