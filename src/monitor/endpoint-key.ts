@@ -14,3 +14,12 @@ export function endpointKey(ep: Endpoint): string {
   // where the OS gives none (Windows) the owning process does.
   return ep.remotePort === 0 ? `${base}|${ep.inode || `p${ep.pids[0] ?? 0}`}` : base;
 }
+
+/**
+ * The address pair of a connection, whatever socket object carries it now: a cookieless
+ * announcement, the dump's socket with its cookie and a TIME_WAIT successor all share it.
+ */
+export function pairKey(ep: Endpoint): string {
+  // With every namespace listed, two of them can hold the same four-tuple.
+  return `${ep.protocol}|${ep.localAddress}|${ep.localPort}|${ep.remoteAddress}|${ep.remotePort}|${ep.namespace?.inode ?? ""}`;
+}

@@ -2,6 +2,7 @@
  * Endpoint events: what changed between two looks at the machine's sockets.
  */
 import type { Endpoint, TcpState } from "../model/endpoint.ts";
+import { compareEndpoints } from "../model/endpoint-order.ts";
 
 export const EVENT_TYPES = ["opened", "closed", "state-changed", "counters"] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
@@ -33,4 +34,15 @@ export interface EndpointEvent {
    * destroy notice.
    */
   shortLived?: boolean;
+}
+
+/** An event before it is numbered. */
+export type UnnumberedEvent = Omit<EndpointEvent, "seq">;
+
+/** Within one moment, events come in this order, then in listing order. */
+const ORDER: Record<EventType, number> = { opened: 0, "state-changed": 1, counters: 2, closed: 3 };
+
+/** The order of one refresh's events: the diff sorts by it once, and what joins them keeps it. */
+export function compareEvents(a: UnnumberedEvent, b: UnnumberedEvent): number {
+  return a.time - b.time || ORDER[a.type] - ORDER[b.type] || compareEndpoints(a.endpoint, b.endpoint);
 }

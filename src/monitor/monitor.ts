@@ -1,19 +1,22 @@
 /**
  * Successive snapshots of one engine become a numbered stream of endpoint events. Connections
  * that open and close between two refreshes are added from the kernel's destroy notices where the
- * engine offers them. Where the engine reports state changes as they happen (transitions), those
- * become events at once and each snapshot reconciles: a connection is reported once, whichever
- * source saw it first. With the sensor running, a refresh can be partial: it dumps only what the
- * sensor does not cover (UDP, and TCP where counters are wanted) and compares only those
- * protocols; a full refresh (a resync) dumps everything.
+ * engine offers them (closed-notices.ts). Where the engine reports state changes as they happen
+ * (transitions), those become events at once and each snapshot reconciles: a connection is
+ * reported once, whichever source saw it first (retirements.ts). With the sensor running, a
+ * refresh can be partial: it dumps only what the sensor does not cover (UDP, and TCP where
+ * counters are wanted) and compares only those protocols; a full refresh (a resync) dumps
+ * everything.
  */
 import type { ClosedSocketFeed, SnapshotRequest, SocketEngine, SocketTransition, TransitionFeed } from "../engine/types.ts";
 import type { Endpoint, Protocol } from "../model/endpoint.ts";
 import { UnsupportedError } from "../errors.ts";
-import { endpointKey } from "./endpoint-key.ts";
-import { isBlankEndpoint } from "./blank-endpoint.ts";
-import type { EndpointEvent } from "./events.ts";
-import { compareEvents, diffSnapshots, type UnnumberedEvent } from "./snapshot-diff.ts";
+import { ClosedNotices } from "./closed-notices.ts";
+import { endpointKey, pairKey } from "./endpoint-key.ts";
+import type { EndpointEvent, UnnumberedEvent } from "./events.ts";
+import { listenerFor, listenersByPort, type ListenerIndex } from "./listener-owner.ts";
+import { Retirements } from "./retirements.ts";
+import { diffSnapshots, type DiffContext } from "./snapshot-diff.ts";
 import { mergeTransition } from "./transition-merge.ts";
 
 export interface MonitorOptions {
@@ -39,34 +42,8 @@ export interface MonitorOptions {
 /** Whether a refresh dumps every requested protocol or only what the sensor does not cover. */
 export type RefreshScope = "full" | "partial";
 
-/** Dumps of its protocol a retired key is kept after its socket left the table. */
-const RETIRED_REFRESHES = 2;
-
 /** The sensor reports TCP only. */
 const SENSED: ReadonlySet<Protocol> = new Set(["tcp"]);
-
-/** When a key was retired, in dumps of its protocol and in refreshes. */
-interface Retirement {
-  protocol: Protocol;
-  dumpAt: number;
-  refreshAt: number;
-  /** The key names one socket (a cookie, or an unconnected socket's inode), not an address pair. */
-  socket: boolean;
-  /**
-   * The retired socket's cookie and when it was retired (wall ms): a pair retirement must not
-   * hide a new connection that takes the same addresses and ports, which the kernel does at once
-   * after a reset frees a port.
-   */
-  cookie: string | null;
-  at: number;
-  /** A destroy notice was put down to this retirement: a socket gets one. */
-  noticeTaken?: boolean;
-}
-
-interface ClosedNotice {
-  endpoint: Endpoint;
-  time: number;
-}
 
 export class Monitor {
   /** Things to tell the user once, e.g. why short-lived connections may be missed. */
@@ -77,29 +54,17 @@ export class Monitor {
   /** When TCP was last dumped: counters' rates are over the time since. */
   private lastTcpTime = 0;
   private seq = 0;
-  private feed: ClosedSocketFeed | null = null;
-  private pendingClosed: ClosedNotice[] = [];
-  private heldClosed: ClosedNotice[] = [];
+  private readonly closed: ClosedNotices;
   private lastEventTime = 0;
-  private droppedNotices = 0;
-  private readonly maxPending: number;
   private transitionFeed: TransitionFeed | null = null;
   /**
    * Wall time at which the latest snapshot with TCP in it began: older transitions of its sockets
    * are stale. A dump without TCP says nothing about them, so it leaves this alone.
    */
   private snapshotStartedAt = 0;
-  /**
-   * Connections already reported closed, by key and by address pair, with the refresh that
-   * retired them: the next snapshots may still show them (a TIME_WAIT successor with the same
-   * cookie, a dump taken before the close) and the destroy notice may still come.
-   */
-  private readonly retired = new Map<string, Retirement>();
-  private refreshes = 0;
+  private readonly retirements: Retirements;
   /** Keys of sockets the sensor opened since the latest snapshot with TCP in it began. */
   private sensedKeys = new Set<string>();
-  /** Dumps by protocol: a partial refresh ages only the socket retirements of what it dumped. */
-  private readonly dumps: Record<Protocol, number> = { tcp: 0, udp: 0 };
   private countersWanted: boolean;
   /** endpointKey by address pair, for transitions that carry no cookie; built when first needed. */
   private pairIndex: Map<string, string> | null = null;
@@ -111,19 +76,21 @@ export class Monitor {
 
   constructor(private readonly options: MonitorOptions) {
     this.clock = options.clock ?? Date.now;
-    this.maxPending = options.maxPendingClosed ?? 200_000;
+    this.retirements = new Retirements(this.clock);
     this.countersWanted = options.counters ?? false;
+    let feed: ClosedSocketFeed | null = null;
     if (options.closedSockets !== false) {
       if (!options.engine.closedSockets) {
         this.notes.push(`connections shorter than one refresh are not seen: the ${options.engine.name} engine has no close notices`);
       } else {
         try {
-          this.feed = options.engine.closedSockets();
+          feed = options.engine.closedSockets();
         } catch (err) {
           this.notes.push(`connections shorter than one refresh are not seen: ${(err as Error).message}`);
         }
       }
     }
+    this.closed = new ClosedNotices(feed, this.clock, options.maxPendingClosed ?? 200_000);
     if (options.transitions) {
       if (!options.engine.transitions) {
         const why = `the ${options.engine.name} engine has no sensor of state changes`;
@@ -143,7 +110,7 @@ export class Monitor {
 
   /** The sensor was asked for and cannot run: release what was opened and say why, on one line. */
   private refuse(err: unknown): never {
-    this.feed?.close();
+    this.closed.close();
     this.options.engine.close();
     const message = `${(err as Error).message}; --sensor auto would poll instead`;
     throw err instanceof UnsupportedError ? new UnsupportedError(message, { cause: err }) : err;
@@ -208,9 +175,7 @@ export class Monitor {
     this.pairIndex = null;
     this.lastTime = snap.takenAt;
     this.lastTcpTime = snap.takenAt;
-    this.collectClosed();
-    this.pendingClosed = [];
-    this.heldClosed = [];
+    this.closed.discard();
     return snap.endpoints;
   }
 
@@ -236,23 +201,12 @@ export class Monitor {
    * 100 ms or so) so that a burst of short connections does not overflow the kernel's buffer.
    */
   collectClosed(): void {
-    if (!this.feed) return;
-    const now = this.clock();
-    for (const endpoint of this.feed.drain()) {
-      // A socket never bound, or a listener already unhashed: no event could say which it was.
-      // A known one's close is told by the next look or the sensor, with its addresses.
-      if (isBlankEndpoint(endpoint)) continue;
-      if (this.pendingClosed.length >= this.maxPending) {
-        this.droppedNotices++;
-        continue;
-      }
-      this.pendingClosed.push({ endpoint, time: now });
-    }
+    this.closed.collect();
   }
 
   /** Notices lost, in the kernel (buffer overflow) or here (too many between refreshes). */
   lostNotices(): number {
-    return this.droppedNotices + (this.feed?.lost() ?? 0);
+    return this.closed.lost();
   }
 
   /**
@@ -264,7 +218,7 @@ export class Monitor {
     this.collectClosed();
     // Changes already reported come first, so the snapshot is compared with what they made.
     const sensed = this.applyTransitions();
-    this.refreshes++;
+    this.retirements.refreshed();
     const full = scope === "full" || this.resyncWanted;
     this.resyncWanted = false;
     const requested = this.options.request.protocols;
@@ -286,7 +240,7 @@ export class Monitor {
       } else {
         events = this.diffInPlace(protocols, snap.endpoints, ctx);
       }
-      for (const p of protocols) this.dumps[p]++;
+      for (const p of protocols) this.retirements.dumped(p);
       // The indexes by address pair and of listeners serve TCP transitions only: a dump
       // without TCP leaves what they index unchanged.
       if (withTcp) {
@@ -298,9 +252,10 @@ export class Monitor {
       }
       this.lastTime = time;
     }
-    if (this.transitionFeed) events = this.reconcile(events, current);
-    events.sort(compareEvents);
-    const merged = this.mergeClosed(events, previous, current);
+    // The diff's events are in order (compareEvents), and reconciling keeps them so.
+    if (this.transitionFeed) events = this.retirements.reconcile(events, current);
+    const sensing = this.transitionFeed !== null;
+    const merged = this.closed.merge(events, previous, current, (ep) => this.retirements.noticeCovered(ep, sensing));
     return this.number([...sensed, ...merged]);
   }
 
@@ -309,7 +264,7 @@ export class Monitor {
    * table in place; the other protocols' endpoints are neither compared nor copied. The table is
    * passed over once, to find what of the dumped protocols is gone.
    */
-  private diffInPlace(protocols: ReadonlySet<Protocol>, endpoints: readonly Endpoint[], ctx: { time: number; elapsedMs: number }): UnnumberedEvent[] {
+  private diffInPlace(protocols: ReadonlySet<Protocol>, endpoints: readonly Endpoint[], ctx: DiffContext): UnnumberedEvent[] {
     const before = new Map<string, Endpoint>();
     for (const [key, ep] of this.known) if (protocols.has(ep.protocol)) before.set(key, ep);
     const diff = diffSnapshots(before, endpoints, ctx);
@@ -327,87 +282,6 @@ export class Monitor {
       this.lastEventTime = Math.max(e.time, this.lastEventTime);
       return { ...e, time: this.lastEventTime, seq: ++this.seq };
     });
-  }
-
-  /**
-   * Drops the snapshot's events about connections the sensor already reported closed, retires
-   * what the snapshot saw close (a late transition must not open it again), and forgets retired
-   * keys once their sockets are gone.
-   */
-  private reconcile(events: UnnumberedEvent[], current: Map<string, Endpoint>): UnnumberedEvent[] {
-    const kept: UnnumberedEvent[] = [];
-    for (const e of rekeyed(events)) {
-      if (this.isRetired(e.endpoint, true)) {
-        // A successor found by its addresses keeps the retirement under its own key.
-        this.retired.set(endpointKey(e.endpoint), this.retirement(e.endpoint, e.endpoint.cookie !== null || e.endpoint.remotePort === 0));
-        continue;
-      }
-      if (e.type === "closed") this.retire(e.endpoint, e.time);
-      kept.push(e);
-    }
-    for (const [key, r] of this.retired) {
-      if (!current.has(key) && this.dumps[r.protocol] - r.dumpAt > RETIRED_REFRESHES) this.retired.delete(key);
-    }
-    return kept;
-  }
-
-  /**
-   * Retirements age in dumps of their protocol: a TCP connection the sensor closed may still be
-   * seen (in TIME_WAIT) by the next resync, however many partial refreshes come before it.
-   */
-  private retirement(ep: Endpoint, socket: boolean, at: number = this.clock()): Retirement {
-    return { protocol: ep.protocol, dumpAt: this.dumps[ep.protocol], refreshAt: this.refreshes, socket, cookie: ep.cookie, at };
-  }
-
-  private retire(ep: Endpoint, at: number = this.clock()): void {
-    // Set last: without a cookie, a connection's key is its address pair.
-    this.retired.set(endpointKey(ep), this.retirement(ep, ep.cookie !== null || ep.remotePort === 0, at));
-    if (ep.remotePort !== 0) this.retired.set(pairKey(ep), this.retirement(ep, false, at));
-  }
-
-  /**
-   * Whether a socket was retired. A snapshot's sockets (`inDump`) are matched by their own key
-   * or their address pair until the retirement ages out; the sensor's and the destroy notices'
-   * by their address pair only for RETIRED_REFRESHES refreshes, since a new connection may take
-   * the same addresses and ports soon after, long before the next resync.
-   */
-  private isRetired(ep: Endpoint, inDump = false, time?: number): boolean {
-    if (this.retired.size === 0) return false;
-    const live = (r: Retirement | undefined): r is Retirement => r !== undefined && (inDump || r.socket || this.refreshes - r.refreshAt <= RETIRED_REFRESHES);
-    // Another socket on the same addresses is another connection (a successor in TIME_WAIT keeps
-    // its cookie), and so is a change the kernel made after the retirement. Without a cookie an
-    // endpoint's own key is its address pair, so both lookups are held to this.
-    // A dump's TIME_WAIT socket on a retired pair is the retired connection's successor even under
-    // another cookie (made for the timewait socket when the sensor's lookup raced its birth): a
-    // later connection on the pair would have been opened and retired by the sensor.
-    const successor = inDump && ep.state === "TIME_WAIT";
-    const sameConnection = (r: Retirement) => (successor || !(ep.cookie !== null && r.cookie !== null && ep.cookie !== r.cookie)) && (time === undefined || time <= r.at);
-    const own = this.retired.get(endpointKey(ep));
-    // A change the kernel made after a socket's retirement is news even under a retired cookie:
-    // a lookup that ran after a reset can have handed the closed connection its successor's
-    // cookie (the same four-tuple, taken again at once).
-    if (live(own) && (own.socket ? time === undefined || time <= own.at : sameConnection(own))) return true;
-    if (ep.remotePort === 0) return false;
-    const pair = this.retired.get(pairKey(ep));
-    return live(pair) && sameConnection(pair);
-  }
-
-  /**
-   * Whether a destroy notice tells of a connection already reported closed. Its cookie need not
-   * be the one the sensor's lookup or a dump saw: a socket looked up only once in TIME_WAIT has
-   * no cookie of its own until the notice is made, and then a new one. So, with the sensor
-   * running, the first notice on a retired address pair is that connection's whatever its
-   * cookie; a second is another connection's (the kernel gives a reset's 4-tuple out again).
-   */
-  private noticeCovered(ep: Endpoint): boolean {
-    const pair = ep.remotePort === 0 ? undefined : this.retired.get(pairKey(ep));
-    if (this.isRetired(ep)) {
-      if (pair) pair.noticeTaken = true;
-      return true;
-    }
-    if (!this.transitionFeed || !pair || pair.noticeTaken || this.refreshes - pair.refreshAt > RETIRED_REFRESHES) return false;
-    pair.noticeTaken = true;
-    return true;
   }
 
   /** The key under which a transition's socket is known, if it is. */
@@ -447,7 +321,7 @@ export class Monitor {
 
   private applyTransition(t: SocketTransition, out: UnnumberedEvent[]): void {
     const ep = t.endpoint;
-    if (this.isRetired(ep, false, t.time)) return;
+    if (this.retirements.isRetired(ep, false, t.time)) return;
     const key = this.knownKey(ep);
     const before = key === null ? undefined : this.known.get(key);
     // The latest snapshot saw this socket after the change: it is already as the change made it.
@@ -462,7 +336,7 @@ export class Monitor {
         // Its last known state, with the change's final counters (the last look's are older).
         const last = mergeTransition(before, ep, before.state);
         out.push({ type: "closed", time, endpoint: last });
-        this.retire(before, time);
+        this.retirements.retire(before, time);
       } else {
         // Opened and closed between two looks, its opening unseen (a socket older than the sensor,
         // or records lost). It is reported in its last state, as a closed known socket is: in
@@ -471,7 +345,7 @@ export class Monitor {
         out.push({ type: "opened", time, endpoint: last, shortLived: true });
         out.push({ type: "closed", time, endpoint: last, shortLived: true });
       }
-      this.retire(ep, time);
+      this.retirements.retire(ep, time);
       return;
     }
     if (!before) {
@@ -496,154 +370,9 @@ export class Monitor {
     out.push({ type: "state-changed", time, endpoint: next, previousState: before.state });
   }
 
-  /**
-   * Folds destroy notices into the diff: a socket that was known gets its final counters on its
-   * closed event; one that lives on (a connection entering FIN_WAIT2 or TIME_WAIT is destroyed
-   * and replaced by a timewait socket) is left to the diff. A notice for a socket never seen
-   * waits one refresh, since its timewait successor can appear in the next dump; if it does not,
-   * it becomes an opened/closed pair marked shortLived.
-   */
-  private mergeClosed(events: UnnumberedEvent[], previous: Map<string, Endpoint>, current: Map<string, Endpoint>): UnnumberedEvent[] {
-    if (this.pendingClosed.length === 0 && this.heldClosed.length === 0) return events;
-    const closedByKey = new Map<string, UnnumberedEvent>();
-    for (const e of events) if (e.type === "closed") closedByKey.set(endpointKey(e.endpoint), e);
-    const pairs: UnnumberedEvent[] = [];
-    const held: ClosedNotice[] = [];
-    const seen = new Set<string>();
-    const listeners = listenersByPort(current, previous);
-    const candidates = [...this.heldClosed.map((n) => ({ ...n, held: true })), ...this.pendingClosed.map((n) => ({ ...n, held: false }))];
-    const living = livingPairs(current, candidates);
-    for (const notice of candidates) {
-      if (this.noticeCovered(notice.endpoint)) continue;
-      const key = endpointKey(notice.endpoint);
-      if (seen.has(key) || current.has(key) || living.has(pairKey(notice.endpoint))) continue;
-      seen.add(key);
-      const closed = closedByKey.get(key);
-      if (closed) {
-        closed.endpoint = withFinalCounters(closed.endpoint, notice.endpoint);
-        continue;
-      }
-      if (previous.has(key)) continue;
-      if (!notice.held) {
-        held.push(notice);
-        continue;
-      }
-      const ep = notice.endpoint;
-      const owner = listenerFor(ep, listeners);
-      if (owner) {
-        ep.process = owner.process;
-        ep.pids = owner.pids;
-      }
-      pairs.push({ type: "opened", time: notice.time, endpoint: ep, shortLived: true });
-      pairs.push({ type: "closed", time: notice.time, endpoint: ep, shortLived: true });
-    }
-    this.pendingClosed = [];
-    this.heldClosed = held;
-    // Each short connection's pair stays together, before this refresh's own events.
-    return [...pairs, ...events];
-  }
-
   close(): void {
     this.transitionFeed?.close();
-    this.feed?.close();
+    this.closed.close();
     this.options.engine.close();
   }
-}
-
-/**
- * A socket the sensor announced without a cookie (its lookup came too late, or was another
- * socket's) is known by its addresses; the next dump names it by its cookie, and a diff by key
- * sees one connection close and another open. A cookieless connection closed and one with a
- * cookie opened on the same address pair are the same socket: at most a change of state.
- */
-function rekeyed(events: UnnumberedEvent[]): UnnumberedEvent[] {
-  const cookieless = new Map<string, UnnumberedEvent>();
-  for (const e of events) if (e.type === "closed" && e.endpoint.cookie === null && e.endpoint.remotePort !== 0) cookieless.set(pairKey(e.endpoint), e);
-  if (cookieless.size === 0) return events;
-  const same = new Set<UnnumberedEvent>();
-  const out: UnnumberedEvent[] = [];
-  for (const e of events) {
-    const was = e.type === "opened" && e.endpoint.cookie !== null ? cookieless.get(pairKey(e.endpoint)) : undefined;
-    if (!was || same.has(was)) continue;
-    same.add(was);
-    same.add(e);
-    const ep = e.endpoint;
-    // What the sensor knew and a dump cannot: when it opened, and who made it.
-    if (!ep.openedAt && was.endpoint.openedAt) ep.openedAt = was.endpoint.openedAt;
-    if (!ep.process && was.endpoint.process) {
-      ep.process = was.endpoint.process;
-      ep.pids = was.endpoint.pids;
-    }
-    if (ep.state !== was.endpoint.state) out.push({ type: "state-changed", time: e.time, endpoint: ep, previousState: was.endpoint.state });
-  }
-  if (same.size === 0) return events;
-  for (const e of events) if (!same.has(e)) out.push(e);
-  return out;
-}
-
-/** The address pair of a connection, whatever socket object carries it now. */
-/**
- * Which of the notices' address pairs a current endpoint still has. Only endpoints on a notice's
- * local port can: the others are passed over without building their keys, which at tens of
- * thousands of endpoints was most of what merging the notices cost.
- */
-function livingPairs(current: Map<string, Endpoint>, notices: readonly { endpoint: Endpoint }[]): Set<string> {
-  const wanted = new Set<string>();
-  const ports = new Set<number>();
-  for (const n of notices) {
-    wanted.add(pairKey(n.endpoint));
-    ports.add(n.endpoint.localPort);
-  }
-  const living = new Set<string>();
-  for (const ep of current.values()) {
-    if (!ports.has(ep.localPort)) continue;
-    const key = pairKey(ep);
-    if (wanted.has(key)) living.add(key);
-  }
-  return living;
-}
-
-function pairKey(ep: Endpoint): string {
-  // With every namespace listed, two of them can hold the same four-tuple.
-  return `${ep.protocol}|${ep.localAddress}|${ep.localPort}|${ep.remoteAddress}|${ep.remotePort}|${ep.namespace?.inode ?? ""}`;
-}
-
-function withFinalCounters(last: Endpoint, final: Endpoint): Endpoint {
-  return {
-    ...last,
-    bytesSent: final.bytesSent ?? last.bytesSent,
-    bytesReceived: final.bytesReceived ?? last.bytesReceived,
-    packetsSent: final.packetsSent ?? last.packetsSent,
-    packetsReceived: final.packetsReceived ?? last.packetsReceived,
-  };
-}
-
-type ListenerIndex = Map<number, Endpoint[]>;
-
-function listenersByPort(...sets: Map<string, Endpoint>[]): ListenerIndex {
-  const index: ListenerIndex = new Map();
-  for (const set of sets) {
-    for (const ep of set.values()) {
-      if (ep.protocol !== "tcp" || ep.state !== "LISTEN" || !ep.process) continue;
-      const list = index.get(ep.localPort);
-      if (list) list.push(ep);
-      else index.set(ep.localPort, [ep]);
-    }
-  }
-  return index;
-}
-
-/**
- * The accepted side of a short connection belongs to whoever listens on its local port: the
- * best owner there is once the socket itself is gone.
- */
-function listenerFor(ep: Endpoint, index: ListenerIndex): Endpoint | null {
-  if (ep.protocol !== "tcp") return null;
-  const namespace = ep.namespace?.inode ?? null;
-  for (const l of index.get(ep.localPort) ?? []) {
-    // Another namespace's listener on the same port never accepted this socket.
-    if ((l.namespace?.inode ?? null) !== namespace) continue;
-    if (l.localAddress === ep.localAddress || l.localAddress === "0.0.0.0" || l.localAddress === "::") return l;
-  }
-  return null;
 }

@@ -1,11 +1,12 @@
 /**
- * Turns two successive snapshots into events. Pure: no clock, no I/O, so it can be tested on
- * synthetic snapshot sequences.
+ * Turns two successive snapshots into events, in event order. Pure: no clock, no I/O, and
+ * neither snapshot is changed (the engine's endpoints stay as the engine made them; what a
+ * socket carries over from the previous look goes on a copy), so it can be tested on synthetic
+ * snapshot sequences.
  */
 import type { Endpoint } from "../model/endpoint.ts";
-import { compareEndpoints } from "../model/endpoint-order.ts";
 import { endpointKey } from "./endpoint-key.ts";
-import type { CounterDelta, EndpointEvent, EventType } from "./events.ts";
+import { compareEvents, type CounterDelta, type UnnumberedEvent } from "./events.ts";
 
 export interface DiffContext {
   time: number;
@@ -13,16 +14,10 @@ export interface DiffContext {
   elapsedMs: number;
 }
 
-/** An event before it is numbered. */
-export type UnnumberedEvent = Omit<EndpointEvent, "seq">;
-
-/** Within one moment, events come in this order, then in listing order. */
-const ORDER: Record<EventType, number> = { opened: 0, "state-changed": 1, counters: 2, closed: 3 };
-
-export function compareEvents(a: UnnumberedEvent, b: UnnumberedEvent): number {
-  return a.time - b.time || ORDER[a.type] - ORDER[b.type] || compareEndpoints(a.endpoint, b.endpoint);
-}
-
+/**
+ * The events that turn `previous` into `next`, sorted by compareEvents, and the table of `next`
+ * by endpointKey. The table's endpoints and the events' are the same objects.
+ */
 export function diffSnapshots(
   previous: ReadonlyMap<string, Endpoint>,
   next: readonly Endpoint[],
@@ -30,21 +25,16 @@ export function diffSnapshots(
 ): { events: UnnumberedEvent[]; current: Map<string, Endpoint> } {
   const current = new Map<string, Endpoint>();
   const found: UnnumberedEvent[] = [];
-  for (const ep of next) {
-    const key = endpointKey(ep);
-    current.set(key, ep);
+  for (const seen of next) {
+    const key = endpointKey(seen);
     const before = previous.get(key);
     if (!before) {
-      found.push({ type: "opened", time: ctx.time, endpoint: ep });
+      current.set(key, seen);
+      found.push({ type: "opened", time: ctx.time, endpoint: seen });
       continue;
     }
-    // A dump does not know when a socket opened; the sensor may have told.
-    if (!ep.openedAt && before.openedAt) ep.openedAt = before.openedAt;
-    // An owner found later (or a process that exited) keeps what was known before.
-    if (ep.process === null && before.process !== null && ep.inode === before.inode) {
-      ep.process = before.process;
-      ep.pids = before.pids;
-    }
+    const ep = carriedOver(before, seen);
+    current.set(key, ep);
     if (ep.state !== before.state) {
       found.push({ type: "state-changed", time: ctx.time, endpoint: ep, previousState: before.state });
     }
@@ -56,6 +46,25 @@ export function diffSnapshots(
   }
   found.sort(compareEvents);
   return { events: found, current };
+}
+
+/**
+ * A socket seen again, with what an earlier look knew and this one cannot: the socket itself
+ * when nothing is missing, else a copy (most sockets need none, so most cost no allocation).
+ */
+function carriedOver(before: Endpoint, seen: Endpoint): Endpoint {
+  // A dump does not know when a socket opened; the sensor may have told.
+  const openedAt = !seen.openedAt && before.openedAt;
+  // An owner found later (or a process that exited) keeps what was known before.
+  const owner = seen.process === null && before.process !== null && seen.inode === before.inode;
+  if (!openedAt && !owner) return seen;
+  const ep: Endpoint = { ...seen };
+  if (openedAt) ep.openedAt = before.openedAt;
+  if (owner) {
+    ep.process = before.process;
+    ep.pids = before.pids;
+  }
+  return ep;
 }
 
 /** What moved between two readings, or null when nothing did (or counters are unknown). */

@@ -3,102 +3,37 @@
  * QuickJS's own memory limit is soft, and a fixed WebAssembly.Memory is what actually bounds how
  * much of the host a rule can take. Calls run under a deadline (the interrupt handler) and a
  * stack limit. The rule sees only copies of data, written by the host in QuickJS's binary object
- * format (guest-payload.ts) and decoded inside the sandbox; nothing of the host.
+ * format (guest-payload.ts) and decoded inside the sandbox; nothing of the host. This module
+ * runs calls; sandbox-load.ts starts the sandbox and loads the rule.
  *
  * Every handle is owned and disposed; disposing a context while a handle lives would abort the
  * whole module.
  */
-import {
-  newQuickJSWASMModuleFromVariant,
-  newVariant,
-  type QuickJSContext,
-  type QuickJSHandle,
-  type QuickJSRuntime,
-  type QuickJSWASMModule,
-} from "quickjs-emscripten-core";
-import singlefileVariant from "@jitl/quickjs-singlefile-cjs-release-sync";
+import type { QuickJSContext, QuickJSHandle, QuickJSRuntime, QuickJSWASMModule } from "quickjs-emscripten-core";
 import { RuleError } from "../errors.ts";
-import { hasControlCharacters } from "../text/escape-control.ts";
-import { API_MODULE_SOURCE, CONTROL_SOURCE, HELPERS_GLOBAL, LOCKDOWN_SOURCE } from "./guest-source.ts";
 import type { CompiledRule } from "./compile-rule.ts";
-import type { OptionType } from "./rule-options.ts";
-import { hostHelpers } from "./host-helpers.ts";
+import { interruptAt, now } from "./guest-deadline.ts";
+import { describeError } from "./guest-error.ts";
 import { encodeProbe, PROBE_JSON } from "./guest-payload.ts";
+import { loadRule, type ControlFunction } from "./sandbox-load.ts";
+import {
+  DEFAULT_LIMITS,
+  MIN_WASM_BYTES,
+  WASM_PAGE,
+  type CallFailure,
+  type DispatchResult,
+  type GuestAction,
+  type RawResult,
+  type RuleInfo,
+  type SandboxLimits,
+} from "./sandbox-types.ts";
 
-export interface SandboxLimits {
-  /** QuickJS heap limit (bytes). */
-  memoryBytes: number;
-  /** Ceiling of the WebAssembly memory the runtime lives in (bytes); bounds host memory. */
-  wasmMemoryBytes: number;
-  stackBytes: number;
-  /** Time one event (or one start/periodic call) may take, ms. */
-  callBudgetMs: number;
-}
-
-export const DEFAULT_LIMITS: SandboxLimits = {
-  memoryBytes: 16 << 20,
-  wasmMemoryBytes: 48 << 20,
-  stackBytes: 256 << 10,
-  callBudgetMs: 50,
-};
-
-export interface RuleInfo {
-  name: string;
-  description: string;
-  on: string[];
-  every: number;
-  handle: boolean;
-  start: boolean;
-  periodic: boolean;
-  /** The shape of the rule's option defaults, as the guest describes them (checked on the host). */
-  optionTypes?: OptionType;
-}
-
-/** Raw action rows as the guest recorded them; validated by the caller. */
-export type GuestAction = unknown[];
-
-export interface CallFailure {
-  /** Index of the event that failed in the batch, or -1 for start/periodic. */
-  index: number;
-  message: string;
-  /** Position in the user's source, when the error's stack names one. */
-  line: number | null;
-  column: number | null;
-  kind: "error" | "timeout" | "memory";
-  /** The sandbox cannot run again: the rule should be stopped now. */
-  fatal?: boolean;
-}
-
-export interface DispatchResult {
-  actions: GuestAction[];
-  failures: CallFailure[];
-}
-
-/**
- * What a call returned as the guest wrote it: each text a JSON list of action rows. A runner
- * passes these on unparsed; the host parses and checks them.
- */
-export interface RawResult {
-  actionTexts: string[];
-  failures: CallFailure[];
-}
+// Callers (the rule set, the runners, the tests) take the sandbox and its terms from one place.
+export { DEFAULT_LIMITS, type CallFailure, type DispatchResult, type GuestAction, type RawResult, type RuleInfo, type SandboxLimits };
 
 function parsed(r: RawResult): DispatchResult {
   return { actions: r.actionTexts.flatMap((t) => JSON.parse(t) as GuestAction[]), failures: r.failures };
 }
-
-/**
- * In the compiled executable the default import of this CommonJS package is its exports object
- * ({ default: variant }). newVariant would copy that object, and the core's unwrapping would then
- * pick the inner variant and drop the options: the module made its own 2 GiB memory, and the
- * ceiling below bound nothing. Unwrapped here, the options reach the module wherever it runs.
- */
-const BASE_VARIANT: typeof singlefileVariant =
-  (singlefileVariant as { default?: typeof singlefileVariant }).default ?? singlefileVariant;
-
-const WASM_PAGE = 65536;
-// The QuickJS build starts with 16 MiB of memory; a ceiling below that cannot be instantiated.
-const MIN_WASM_BYTES = 16 << 20;
 
 export class RuleSandbox {
   private disposed = false;
@@ -111,103 +46,14 @@ export class RuleSandbox {
     private readonly runtime: QuickJSRuntime,
     private readonly context: QuickJSContext,
     private readonly control: QuickJSHandle,
-    private readonly functions: Record<"dispatch" | "start" | "periodic" | "index" | "actions" | "probe" | "fits", QuickJSHandle>,
+    private readonly functions: Record<ControlFunction, QuickJSHandle>,
     private readonly limits: SandboxLimits,
     readonly memory: WebAssembly.Memory,
   ) {}
 
   static async create(compiled: CompiledRule, configuredOptions: unknown, limits: SandboxLimits = DEFAULT_LIMITS): Promise<RuleSandbox> {
-    const wasmBytes = Math.max(limits.wasmMemoryBytes, MIN_WASM_BYTES);
-    const memory = new WebAssembly.Memory({ initial: MIN_WASM_BYTES / WASM_PAGE, maximum: Math.ceil(wasmBytes / WASM_PAGE) });
-    let module: QuickJSWASMModule;
-    try {
-      module = await newQuickJSWASMModuleFromVariant(newVariant(BASE_VARIANT, { wasmMemory: memory }));
-      // The memory must be the one passed: it is what bounds the rule's share of the host.
-      if (module.getWasmMemory() !== memory) throw new Error("the sandbox did not take its fixed memory");
-    } catch (err) {
-      throw new RuleError(compiled.file, null, null, `cannot start the sandbox: ${(err as Error).message}`);
-    }
-    const runtime = module.newRuntime();
-    runtime.setMemoryLimit(limits.memoryBytes);
-    runtime.setMaxStackSize(limits.stackBytes);
-    runtime.setModuleLoader((name) => {
-      if (name === "sockwarden") return API_MODULE_SOURCE;
-      return { error: new Error(`rules can import only "sockwarden", not "${name}"`) };
-    });
-    const context = runtime.newContext();
-    const owned: QuickJSHandle[] = [];
-    const fail = (err: unknown): never => {
-      try {
-        for (const h of owned) if (h.alive) h.dispose();
-        if (context.alive) context.dispose();
-        if (runtime.alive) runtime.dispose();
-      } catch {
-        // The module broke (its memory is at the ceiling); it goes with the garbage collector.
-        if (memory.buffer.byteLength + WASM_PAGE > wasmBytes) err = new RuleError(compiled.file, 1, 1, "ran out of memory while loading");
-      }
-      // Without a better place, a load failure is the module's: line 1.
-      throw err instanceof RuleError ? err : new RuleError(compiled.file, 1, 1, err instanceof Error ? err.message : String(err));
-    };
-    const deadline = () => runtime.setInterruptHandler(interruptAt(now() + Math.max(limits.callBudgetMs * 20, 1000)));
-    try {
-      deadline();
-      const control = RuleSandbox.unwrap(context, compiled, context.evalCode(CONTROL_SOURCE, "sockwarden-control.js"), "setup");
-      owned.push(control);
-      RuleSandbox.unwrap(context, compiled, context.evalCode(LOCKDOWN_SOURCE, "sockwarden-lockdown.js"), "setup").dispose();
-      // Helpers go onto a temporary global that the API module removes as it loads; the
-      // bootstrap import makes that happen before any rule code can look.
-      const helpers = context.newObject();
-      owned.push(helpers);
-      for (const [name, fn] of Object.entries(hostHelpers())) {
-        const h = context.newFunction(name, (...args) => {
-          const values = args.map((a) => context.dump(a));
-          const result = (fn as (...a: unknown[]) => unknown)(...values);
-          if (typeof result === "boolean") return result ? context.true : context.false;
-          if (typeof result === "string") return context.newString(result);
-          if (typeof result === "number") return context.newNumber(result);
-          return context.null;
-        });
-        context.setProp(helpers, name, h);
-        h.dispose();
-      }
-      context.setProp(context.global, HELPERS_GLOBAL, helpers);
-      helpers.dispose();
-      owned.splice(owned.indexOf(helpers), 1);
-      const boot = RuleSandbox.unwrap(context, compiled, context.evalCode(`import "sockwarden";`, "sockwarden-bootstrap.js", { type: "module" }), "setup");
-      const booted = settle(context, boot);
-      if (booted !== boot) booted.dispose();
-      boot.dispose();
-
-      deadline();
-      const ns = RuleSandbox.unwrap(context, compiled, context.evalCode(compiled.code, compiled.file, { type: "module" }), "load", { line: 1, column: 1 });
-      owned.push(ns);
-      const exportsHandle = settle(context, ns);
-      const def = context.getProp(exportsHandle, "default");
-      if (exportsHandle !== ns) exportsHandle.dispose();
-      owned.push(def);
-      const setRule = context.getProp(control, "setRule");
-      owned.push(setRule);
-      const configured = context.newString(JSON.stringify(configuredOptions ?? {}));
-      owned.push(configured);
-      // What the definition gets wrong is reported at its `export default`.
-      const at = compiled.exportAt ?? { line: 1, column: 1 };
-      const infoHandle = RuleSandbox.unwrap(context, compiled, context.callFunction(setRule, control, def, configured), "load", at);
-      const info = JSON.parse(context.getString(infoHandle)) as RuleInfo;
-      infoHandle.dispose();
-      if (hasControlCharacters(info.name)) throw new RuleError(compiled.file, at.line, at.column, "a rule's name must not contain control characters");
-      for (const h of [configured, setRule, def, ns]) h.dispose();
-      owned.length = 0;
-      owned.push(control);
-      const functions = {
-        dispatch: context.getProp(control, "dispatch"),
-        start: context.getProp(control, "start"),
-        periodic: context.getProp(control, "periodic"),
-        index: context.getProp(control, "index"),
-        actions: context.getProp(control, "actions"),
-        probe: context.getProp(control, "probe"),
-        fits: context.getProp(control, "fits"),
-      };
-      const sandbox = new RuleSandbox(compiled, info, module, runtime, context, control, functions, limits, memory);
+    return loadRule(compiled, configuredOptions, limits, (l) => {
+      const sandbox = new RuleSandbox(compiled, l.info, l.module, l.runtime, l.context, l.control, l.functions, limits, l.memory);
       try {
         sandbox.checkFormat();
       } catch (err) {
@@ -215,23 +61,7 @@ export class RuleSandbox {
         throw err;
       }
       return sandbox;
-    } catch (err) {
-      return fail(err);
-    }
-  }
-
-  /** Unwraps a guest result; a guest error becomes a RuleError at the user's line. */
-  private static unwrap(
-    context: QuickJSContext, compiled: CompiledRule, result: ReturnType<QuickJSContext["evalCode"]>, phase: string,
-    fallback: { line: number; column: number } | null = null,
-  ): QuickJSHandle {
-    if ("error" in result && result.error) {
-      const f = describeError(context, compiled, result.error, -1);
-      result.error.dispose();
-      if (f.line === null && fallback) ({ line: f.line, column: f.column } = fallback);
-      throw new RuleError(compiled.file, f.line, f.column, `${phase === "setup" ? "sandbox setup failed: " : ""}${f.message}`);
-    }
-    return (result as { value: QuickJSHandle }).value;
+    });
   }
 
   /** Runs the rule's handler over a batch of encoded events; a failing event does not stop the rest. */
@@ -461,92 +291,6 @@ export class RuleSandbox {
   }
 }
 
-/**
- * Deadlines follow the monotonic clock: a wall clock set back (NTP, an operator) must not stall
- * the interrupt, nor one set forward cut a call short.
- */
-const now = (): number => performance.now();
-
-function interruptAt(deadline: number): () => boolean {
-  return () => now() > deadline;
-}
-
 function isFailure(x: QuickJSHandle | CallFailure): x is CallFailure {
   return "kind" in x;
-}
-
-/** A module evaluation may return a promise for its namespace (top-level await); settle it. */
-function settle(context: QuickJSContext, handle: QuickJSHandle): QuickJSHandle {
-  if (context.typeof(handle) !== "object") return handle;
-  const state = context.getPromiseState(handle);
-  if (state.type === "fulfilled") {
-    if (state.notAPromise) return handle;
-    return state.value;
-  }
-  if (state.type === "rejected") {
-    const msg = context.dump(state.error);
-    state.error.dispose();
-    throw new Error(typeof msg === "object" && msg && "message" in msg ? String((msg as { message: unknown }).message) : String(msg));
-  }
-  // Pending: run queued jobs once (a rule's top level must not wait on anything).
-  const jobs = context.runtime.executePendingJobs(1000);
-  if (jobs.error) {
-    const f = context.dump(jobs.error);
-    if (jobs.error.alive) jobs.error.dispose();
-    const message = f && typeof f === "object" && "message" in f ? String((f as { message: unknown }).message) : String(f);
-    throw new Error(`a job queued by the rule's top level failed: ${/interrupted/.test(message) ? "it took longer than its time budget" : message.slice(0, 200)}`);
-  }
-  const again = context.getPromiseState(handle);
-  if (again.type === "fulfilled") return again.notAPromise ? handle : again.value;
-  throw new Error("a rule's top level must not wait for anything");
-}
-
-function describeError(context: QuickJSContext, compiled: CompiledRule, error: QuickJSHandle, index: number, memoryHeavy = false): CallFailure {
-  let dumped: unknown;
-  // dump() disposes a promise it is given; the caller owns `error`, so it gets a copy (a rule
-  // that threw a promise made the caller's dispose throw in the host).
-  const copy = error.dup();
-  try {
-    dumped = context.dump(copy);
-  } catch {
-    dumped = "unknown error";
-  } finally {
-    if (copy.alive) copy.dispose();
-  }
-  let name = "Error";
-  let message: string;
-  let stack = "";
-  if (dumped && typeof dumped === "object") {
-    const d = dumped as { name?: unknown; message?: unknown; stack?: unknown };
-    name = typeof d.name === "string" ? d.name : "Error";
-    message = typeof d.message === "string" ? d.message : safeString(dumped);
-    stack = typeof d.stack === "string" ? d.stack : "";
-  } else {
-    // A thrown non-error (a string, a number, undefined).
-    name = "thrown value";
-    message = safeString(dumped);
-  }
-  // QuickJS throws null when it cannot even allocate the "out of memory" error; a rule whose
-  // WebAssembly memory has grown past its initial size is taken to be in that case.
-  const kind: CallFailure["kind"] =
-    name === "InternalError" && /interrupted/.test(message) ? "timeout"
-    : /out of memory/.test(message) || (dumped === null && memoryHeavy) ? "memory" : "error";
-  let line: number | null = null;
-  let column: number | null = null;
-  const escaped = compiled.file.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-  const m = new RegExp(`${escaped}:(\\d+)(?::(\\d+))?`).exec(stack);
-  if (m) {
-    const mapped = compiled.lines.original(Number(m[1]), Number(m[2] ?? 1));
-    if (mapped) ({ line, column } = mapped);
-  }
-  const text = kind === "timeout" ? "took longer than its time budget" : kind === "memory" ? "ran out of memory" : `${name}: ${message}`;
-  return { index, message: text.slice(0, 500), line, column, kind };
-}
-
-function safeString(v: unknown): string {
-  try {
-    return typeof v === "string" ? v : JSON.stringify(v) ?? String(v);
-  } catch {
-    return String(v);
-  }
 }

@@ -1,0 +1,133 @@
+/**
+ * Connections already reported closed, by key and by address pair, with the refresh that
+ * retired them. With the sensor running a connection is told closed as it closes, yet the next
+ * snapshots may still show it (a TIME_WAIT successor with the same cookie, a dump taken before
+ * the close), a late change of the sensor may still name it, and its destroy notice may still
+ * come: each must not report it again, nor open it anew.
+ */
+import type { Endpoint, Protocol } from "../model/endpoint.ts";
+import { endpointKey, pairKey } from "./endpoint-key.ts";
+import type { UnnumberedEvent } from "./events.ts";
+import { rekeyed } from "./cookieless-rekey.ts";
+
+/** Dumps of its protocol a retired key is kept after its socket left the table. */
+const RETIRED_REFRESHES = 2;
+
+/** When a key was retired, in dumps of its protocol and in refreshes. */
+interface Retirement {
+  protocol: Protocol;
+  dumpAt: number;
+  refreshAt: number;
+  /** The key names one socket (a cookie, or an unconnected socket's inode), not an address pair. */
+  socket: boolean;
+  /**
+   * The retired socket's cookie and when it was retired (wall ms): a pair retirement must not
+   * hide a new connection that takes the same addresses and ports, which the kernel does at once
+   * after a reset frees a port.
+   */
+  cookie: string | null;
+  at: number;
+  /** A destroy notice was put down to this retirement: a socket gets one. */
+  noticeTaken?: boolean;
+}
+
+export class Retirements {
+  private readonly retired = new Map<string, Retirement>();
+  private refreshes = 0;
+  /** Dumps by protocol: a partial refresh ages only the socket retirements of what it dumped. */
+  private readonly dumps: Record<Protocol, number> = { tcp: 0, udp: 0 };
+
+  constructor(private readonly clock: () => number) {}
+
+  /** A refresh began: retirements by address pair age in refreshes. */
+  refreshed(): void {
+    this.refreshes++;
+  }
+
+  /** A snapshot dumped this protocol: retirements by key age in its dumps. */
+  dumped(protocol: Protocol): void {
+    this.dumps[protocol]++;
+  }
+
+  /**
+   * Drops the snapshot's events about connections the sensor already reported closed, retires
+   * what the snapshot saw close (a late transition must not open it again), and forgets retired
+   * keys once their sockets are gone.
+   */
+  reconcile(events: UnnumberedEvent[], current: ReadonlyMap<string, Endpoint>): UnnumberedEvent[] {
+    const kept: UnnumberedEvent[] = [];
+    for (const e of rekeyed(events)) {
+      if (this.isRetired(e.endpoint, true)) {
+        // A successor found by its addresses keeps the retirement under its own key.
+        this.retired.set(endpointKey(e.endpoint), this.retirement(e.endpoint, e.endpoint.cookie !== null || e.endpoint.remotePort === 0));
+        continue;
+      }
+      if (e.type === "closed") this.retire(e.endpoint, e.time);
+      kept.push(e);
+    }
+    for (const [key, r] of this.retired) {
+      if (!current.has(key) && this.dumps[r.protocol] - r.dumpAt > RETIRED_REFRESHES) this.retired.delete(key);
+    }
+    return kept;
+  }
+
+  /**
+   * Retirements age in dumps of their protocol: a TCP connection the sensor closed may still be
+   * seen (in TIME_WAIT) by the next resync, however many partial refreshes come before it.
+   */
+  private retirement(ep: Endpoint, socket: boolean, at: number = this.clock()): Retirement {
+    return { protocol: ep.protocol, dumpAt: this.dumps[ep.protocol], refreshAt: this.refreshes, socket, cookie: ep.cookie, at };
+  }
+
+  retire(ep: Endpoint, at: number = this.clock()): void {
+    // Set last: without a cookie, a connection's key is its address pair.
+    this.retired.set(endpointKey(ep), this.retirement(ep, ep.cookie !== null || ep.remotePort === 0, at));
+    if (ep.remotePort !== 0) this.retired.set(pairKey(ep), this.retirement(ep, false, at));
+  }
+
+  /**
+   * Whether a socket was retired. A snapshot's sockets (`inDump`) are matched by their own key
+   * or their address pair until the retirement ages out; the sensor's and the destroy notices'
+   * by their address pair only for RETIRED_REFRESHES refreshes, since a new connection may take
+   * the same addresses and ports soon after, long before the next resync.
+   */
+  isRetired(ep: Endpoint, inDump = false, time?: number): boolean {
+    if (this.retired.size === 0) return false;
+    const live = (r: Retirement | undefined): r is Retirement => r !== undefined && (inDump || r.socket || this.refreshes - r.refreshAt <= RETIRED_REFRESHES);
+    // Another socket on the same addresses is another connection (a successor in TIME_WAIT keeps
+    // its cookie), and so is a change the kernel made after the retirement. Without a cookie an
+    // endpoint's own key is its address pair, so both lookups are held to this.
+    // A dump's TIME_WAIT socket on a retired pair is the retired connection's successor even under
+    // another cookie (made for the timewait socket when the sensor's lookup raced its birth): a
+    // later connection on the pair would have been opened and retired by the sensor.
+    const successor = inDump && ep.state === "TIME_WAIT";
+    const sameConnection = (r: Retirement) => (successor || !(ep.cookie !== null && r.cookie !== null && ep.cookie !== r.cookie)) && (time === undefined || time <= r.at);
+    const own = this.retired.get(endpointKey(ep));
+    // A change the kernel made after a socket's retirement is news even under a retired cookie:
+    // a lookup that ran after a reset can have handed the closed connection its successor's
+    // cookie (the same four-tuple, taken again at once).
+    if (live(own) && (own.socket ? time === undefined || time <= own.at : sameConnection(own))) return true;
+    if (ep.remotePort === 0) return false;
+    const pair = this.retired.get(pairKey(ep));
+    return live(pair) && sameConnection(pair);
+  }
+
+  /**
+   * Whether a destroy notice tells of a connection already reported closed. Its cookie need not
+   * be the one the sensor's lookup or a dump saw: a socket looked up only once in TIME_WAIT has
+   * no cookie of its own until the notice is made, and then a new one. So, with the sensor
+   * running (`sensing`), the first notice on a retired address pair is that connection's
+   * whatever its cookie; a second is another connection's (the kernel gives a reset's 4-tuple
+   * out again).
+   */
+  noticeCovered(ep: Endpoint, sensing: boolean): boolean {
+    const pair = ep.remotePort === 0 ? undefined : this.retired.get(pairKey(ep));
+    if (this.isRetired(ep)) {
+      if (pair) pair.noticeTaken = true;
+      return true;
+    }
+    if (!sensing || !pair || pair.noticeTaken || this.refreshes - pair.refreshAt > RETIRED_REFRESHES) return false;
+    pair.noticeTaken = true;
+    return true;
+  }
+}
