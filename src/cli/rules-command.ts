@@ -192,10 +192,12 @@ async function typeErrorsOf(source: RuleSource): Promise<RuleError[]> {
 /** One JSON line per action: rule, action, reason, severity, and the endpoint or process. */
 export function actionLine(a: RuleAction): string {
   const o: Record<string, unknown> = { rule: a.rule, action: a.action, reason: a.reason };
-  if (a.severity) o.severity = a.severity;
-  if (a.seq !== undefined) o.seq = a.seq;
-  if (a.endpoint) o.endpoint = endpointToJson(a.endpoint);
-  if (a.process) o.process = a.process;
+  if (a.action === "alert") o.severity = a.severity;
+  if (a.action === "close") {
+    if (a.seq !== undefined) o.seq = a.seq;
+    o.endpoint = endpointToJson(a.endpoint);
+  }
+  if (a.action === "kill") o.process = a.process;
   return JSON.stringify(o) + "\n";
 }
 

@@ -9,6 +9,7 @@ import { AuditLog, defaultAuditPath } from "../actions/audit-log.ts";
 import { Daemon, type DaemonRecord } from "../daemon/daemon.ts";
 import { defaultConfig, loadConfig, type DaemonConfig } from "../daemon/config.ts";
 import { parseMetricsAddress, serveMetrics, type MetricsServer } from "../daemon/metrics-server.ts";
+import { METRICS } from "../daemon/metric-catalogue.ts";
 import { createOutputs, type Outputs } from "../daemon/outputs.ts";
 import { defaultStateDir } from "../outputs/index.ts";
 import { stderr } from "./output.ts";
@@ -155,7 +156,7 @@ async function runStarted(args: RunArgs, started: () => number): Promise<number>
         } catch (err) {
           // The running configuration goes on; say why the new one was refused, here and to the
           // sinks, as a rule's failure is told.
-          daemon.metrics.inc("sockwarden_reload_failures_total", "Reloads refused because the new configuration did not load");
+          daemon.metrics.inc(METRICS.reloadFailures);
           refuse(`reload refused${signals}, the running configuration continues: ${(err as Error).message}`);
         }
       }
@@ -184,7 +185,7 @@ async function runStarted(args: RunArgs, started: () => number): Promise<number>
       } catch (err) {
         const kept = metricsServer ? `metrics stay on ${metricsServer.address}` : "metrics stay off";
         next.metrics = config.metrics;
-        daemon.metrics.inc("sockwarden_reload_failures_total", "Reloads refused because the new configuration did not load");
+        daemon.metrics.inc(METRICS.reloadFailures);
         refuse(`reload refused in part${signals}, ${kept}: ${(err as Error).message}`);
         return kept;
       }
@@ -211,7 +212,7 @@ async function runStarted(args: RunArgs, started: () => number): Promise<number>
     };
     const onHup = () => {
       hups++;
-      daemon.metrics.inc("sockwarden_sighups_total", "SIGHUPs received");
+      daemon.metrics.inc(METRICS.sighups);
       if (!reloading) void reloadAll();
     };
     let stopping = false;
@@ -235,7 +236,7 @@ async function runStarted(args: RunArgs, started: () => number): Promise<number>
     const early = started();
     if (early > 0) {
       hups = early - 1;
-      if (early > 1) daemon.metrics.inc("sockwarden_sighups_total", "SIGHUPs received", {}, early - 1);
+      if (early > 1) daemon.metrics.inc(METRICS.sighups, {}, early - 1);
       onHup();
     }
   });

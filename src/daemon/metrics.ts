@@ -1,6 +1,8 @@
 /**
  * Counters and gauges the daemon exposes in the Prometheus text format (`--metrics HOST:PORT`).
+ * What may be counted is named in metric-catalogue.ts.
  */
+import type { CounterDef, GaugeDef, MetricDef } from "./metric-catalogue.ts";
 
 type Labels = Record<string, string>;
 
@@ -13,35 +15,35 @@ interface Family {
 export class Metrics {
   private readonly families = new Map<string, Family>();
 
-  private family(name: string, help: string, type: Family["type"]): Family {
-    let f = this.families.get(name);
+  private family(def: MetricDef): Family {
+    let f = this.families.get(def.name);
     if (!f) {
-      f = { help, type, values: new Map() };
-      this.families.set(name, f);
+      f = { help: def.help, type: def.type, values: new Map() };
+      this.families.set(def.name, f);
     }
     return f;
   }
 
-  inc(name: string, help: string, labels: Labels = {}, by = 1): void {
-    const f = this.family(name, help, "counter");
+  inc(def: CounterDef, labels: Labels = {}, by = 1): void {
+    const f = this.family(def);
     const key = labelKey(labels);
     const v = f.values.get(key);
     if (v) v.value += by;
     else f.values.set(key, { labels, value: by });
   }
 
-  set(name: string, help: string, labels: Labels, value: number): void {
-    this.family(name, help, "gauge").values.set(labelKey(labels), { labels, value });
+  set(def: GaugeDef, labels: Labels, value: number): void {
+    this.family(def).values.set(labelKey(labels), { labels, value });
   }
 
   /** A counter whose running total is kept elsewhere (e.g. a sink's own statistics). */
-  setCounter(name: string, help: string, labels: Labels, value: number): void {
-    this.family(name, help, "counter").values.set(labelKey(labels), { labels, value });
+  setCounter(def: CounterDef, labels: Labels, value: number): void {
+    this.family(def).values.set(labelKey(labels), { labels, value });
   }
 
   /** Replaces a gauge family's whole set of values (e.g. endpoints by state). */
-  replace(name: string, help: string, entries: { labels: Labels; value: number }[]): void {
-    const f = this.family(name, help, "gauge");
+  replace(def: GaugeDef, entries: { labels: Labels; value: number }[]): void {
+    const f = this.family(def);
     f.values.clear();
     for (const e of entries) f.values.set(labelKey(e.labels), e);
   }

@@ -9,6 +9,7 @@
  */
 import { AlertFolder, DROP_REASONS, SinkSet, byteText, createSink, parseSinkSpec, type DropReason, type SinkRecord, type SinkStats } from "../outputs/index.ts";
 import type { Metrics } from "./metrics.ts";
+import { METRICS } from "./metric-catalogue.ts";
 
 export interface Outputs {
   write(records: SinkRecord[]): void;
@@ -96,23 +97,23 @@ export function createOutputs(specs: readonly string[], deps: OutputDependencies
     },
     describe(metrics) {
       for (const [name, s] of Object.entries(sinks.stats())) {
-        metrics.set("sockwarden_sink_queue_depth", "Records waiting in a sink's queue", { sink: name }, s.queued);
-        metrics.set("sockwarden_sink_queue_bytes", "Bytes the records waiting in a sink's queue hold", { sink: name }, s.queuedBytes);
-        metrics.set("sockwarden_sink_queue_bytes_limit", "The most bytes a sink's queue may hold", { sink: name }, s.maxQueuedBytes);
+        metrics.set(METRICS.sinkQueueDepth, { sink: name }, s.queued);
+        metrics.set(METRICS.sinkQueueBytes, { sink: name }, s.queuedBytes);
+        metrics.set(METRICS.sinkQueueBytesLimit, { sink: name }, s.maxQueuedBytes);
         for (const reason of DROP_REASONS) {
-          metrics.setCounter("sockwarden_sink_dropped_total", "Records a sink dropped, by reason: overflow (queue over its bound), failed (delivery gave up), closing", { sink: name, reason }, s.droppedBy[reason]);
+          metrics.setCounter(METRICS.sinkDropped, { sink: name, reason }, s.droppedBy[reason]);
         }
-        metrics.setCounter("sockwarden_sink_failures_total", "Failure episodes of a sink", { sink: name }, s.failures);
-        metrics.setCounter("sockwarden_sink_written_total", "Records a sink delivered", { sink: name }, s.written);
+        metrics.setCounter(METRICS.sinkFailures, { sink: name }, s.failures);
+        metrics.setCounter(METRICS.sinkWritten, { sink: name }, s.written);
         if (s.spool) {
-          metrics.set("sockwarden_sink_spool_bytes", "Bytes of a sink's spool files in the state directory", { sink: name }, s.spool.bytes);
-          metrics.setCounter("sockwarden_sink_spool_restored_total", "Records the last run left in a sink's spool, sent first", { sink: name }, s.spool.restored);
-          metrics.setCounter("sockwarden_sink_spool_torn_total", "Lines of a sink's spool skipped at start: cut short or unreadable", { sink: name }, s.spool.torn);
+          metrics.set(METRICS.sinkSpoolBytes, { sink: name }, s.spool.bytes);
+          metrics.setCounter(METRICS.sinkSpoolRestored, { sink: name }, s.spool.restored);
+          metrics.setCounter(METRICS.sinkSpoolTorn, { sink: name }, s.spool.torn);
         }
       }
       const f = folder.stats();
       for (const [k, v] of Object.entries(f)) {
-        if (typeof v === "number") metrics.set("sockwarden_alert_folding", "Alert folding counters", { counter: k }, v);
+        if (typeof v === "number") metrics.set(METRICS.alertFolding, { counter: k }, v);
       }
     },
     async close(timeoutMs) {

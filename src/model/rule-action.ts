@@ -7,17 +7,37 @@ import type { ProcessInfo } from "./process.ts";
 
 export type Severity = "info" | "warning" | "critical";
 
-export interface RuleAction {
+interface RequestOf<A extends string> {
   rule: string;
-  action: "log" | "alert" | "close" | "kill";
+  action: A;
   reason: string;
-  severity?: Severity;
-  endpoint?: Endpoint;
-  process?: ProcessInfo | null;
-  pid?: number;
-  /** The event that led to it, when there is one. */
+}
+
+/** A line for the sinks, nothing more. */
+export type LogAction = RequestOf<"log">;
+
+export interface AlertAction extends RequestOf<"alert"> {
+  severity: Severity;
+}
+
+/** A close of an endpoint sockwarden reported. */
+export interface CloseAction extends RequestOf<"close"> {
+  endpoint: Endpoint;
+  /** The event that named it, when it came from one. */
   seq?: number;
 }
+
+/** An end to a process that held a known endpoint. */
+export interface KillAction extends RequestOf<"kill"> {
+  process: ProcessInfo;
+  pid: number;
+}
+
+/** What a rule asked for, told apart by `action`: only a close has an endpoint, only a kill a process. */
+export type RuleAction = LogAction | AlertAction | CloseAction | KillAction;
+
+/** The requests that touch the system: they pass protection, rate limits and dry run first. */
+export type SystemAction = CloseAction | KillAction;
 
 export interface RuleReport {
   rule: string;

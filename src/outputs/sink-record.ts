@@ -5,7 +5,7 @@
  */
 import type { Endpoint } from "../model/endpoint.ts";
 import type { ProcessInfo } from "../model/process.ts";
-import type { RuleAction, RuleReport, Severity } from "../model/rule-action.ts";
+import type { AlertAction, LogAction, RuleReport, Severity } from "../model/rule-action.ts";
 import { endpointToJson, type EndpointJson } from "../format/endpoint-json.ts";
 
 export type SinkRecordKind = "alert" | "log" | "action" | "report";
@@ -39,15 +39,8 @@ function base(kind: SinkRecordKind, message: string, time: Date): SinkRecord {
 }
 
 /** A rule's log or alert as a record; close and kill go through {@link actionRecord}. */
-export function ruleActionRecord(a: RuleAction, time = new Date()): SinkRecord {
-  const r = base(a.action === "log" ? "log" : a.action === "alert" ? "alert" : "action", a.reason, time);
-  r.rule = a.rule;
-  if (a.action === "alert") r.severity = a.severity ?? "warning";
-  if (a.action === "close" || a.action === "kill") r.action = a.action;
-  const process = a.process ?? a.endpoint?.process ?? null;
-  if (a.endpoint) r.endpoint = endpointToJson(a.endpoint);
-  if (process) r.process = process;
-  return r;
+export function ruleActionRecord(a: LogAction | AlertAction, time = new Date()): SinkRecord {
+  return { time: time.toISOString(), kind: a.action, rule: a.rule, severity: a.action === "alert" ? (a.severity ?? "warning") : "info", message: a.reason };
 }
 
 export interface ActionRecordInput {
@@ -58,20 +51,26 @@ export interface ActionRecordInput {
   message: string;
   endpoint?: Endpoint | null;
   process?: ProcessInfo | null;
-  severity?: Severity;
+  /** Not taken (protected, over a rate limit, another process at the PID): told as a warning alert. */
+  refused?: boolean;
 }
 
-/** An action that was taken (or refused, or would have been taken in a dry run). */
+/**
+ * An action that was taken, refused, or would have been taken in a dry run. The endpoint and
+ * process are always there, null when the action has none, so that readers need not guess.
+ */
 export function actionRecord(input: ActionRecordInput, time = new Date()): SinkRecord {
-  const r = base("action", input.message, time);
-  if (input.requestedBy) r.rule = input.requestedBy;
-  r.severity = input.severity ?? (input.outcome === "failed" ? "warning" : "info");
-  r.action = input.action;
-  r.outcome = input.outcome;
-  const process = input.process ?? input.endpoint?.process ?? null;
-  if (input.endpoint) r.endpoint = endpointToJson(input.endpoint);
-  if (process) r.process = process;
-  return r;
+  const head: Pick<SinkRecord, "kind" | "severity"> = input.refused ? { kind: "alert", severity: "warning" } : { kind: "action" };
+  return {
+    time: time.toISOString(),
+    ...head,
+    action: input.action,
+    outcome: input.outcome,
+    message: input.message,
+    ...(input.requestedBy !== undefined && { rule: input.requestedBy }),
+    endpoint: input.endpoint ? endpointToJson(input.endpoint) : null,
+    process: input.process ?? input.endpoint?.process ?? null,
+  };
 }
 
 /** A report about a rule (it failed, was quarantined, reloaded ...). */

@@ -4,6 +4,7 @@ import { ConfigError, lineOf, loadConfig, parseConfig } from "../../src/daemon/c
 import { Protection } from "../../src/daemon/protection.ts";
 import { ActionRateLimiter } from "../../src/daemon/rate-limit.ts";
 import { Metrics } from "../../src/daemon/metrics.ts";
+import { METRICS } from "../../src/daemon/metric-catalogue.ts";
 import type { Endpoint } from "../../src/model/endpoint.ts";
 import { endpoint, namedProcess } from "../support/endpoints.ts";
 
@@ -101,19 +102,19 @@ describe("rate limits", () => {
 describe("metrics", () => {
   test("Prometheus text with labels, escaped", () => {
     const m = new Metrics();
-    m.inc("sockwarden_events_total", "Endpoint events seen", { type: "opened" });
-    m.inc("sockwarden_events_total", "Endpoint events seen", { type: "opened" }, 2);
-    m.set("sockwarden_refresh_seconds", "Duration", {}, 0.25);
-    m.replace("sockwarden_endpoints", "By state", [{ labels: { protocol: "tcp", state: 'A"B' }, value: 3 }]);
+    m.inc(METRICS.events, { type: "opened" });
+    m.inc(METRICS.events, { type: "opened" }, 2);
+    m.set(METRICS.refreshSeconds, {}, 0.25);
+    m.replace(METRICS.endpoints, [{ labels: { protocol: "tcp", state: 'A"B' }, value: 3 }]);
     expect(m.render()).toBe(
       [
-        "# HELP sockwarden_endpoints By state",
+        "# HELP sockwarden_endpoints Endpoints by protocol and state",
         "# TYPE sockwarden_endpoints gauge",
         'sockwarden_endpoints{protocol="tcp",state="A\\"B"} 3',
         "# HELP sockwarden_events_total Endpoint events seen",
         "# TYPE sockwarden_events_total counter",
         'sockwarden_events_total{type="opened"} 3',
-        "# HELP sockwarden_refresh_seconds Duration",
+        "# HELP sockwarden_refresh_seconds Duration of the last refresh's processing",
         "# TYPE sockwarden_refresh_seconds gauge",
         "sockwarden_refresh_seconds 0.25",
         "",

@@ -202,6 +202,54 @@ describe("the daemon under faults it cannot be shown from outside", () => {
     expect(jumps[1]).toMatch(/^wall clock jumped: forward by 86400 s; /);
   });
 
+  test("a rule over its limit: each refusal audited and told as a warning; the limit's minute is the daemon's clock", async () => {
+    const { engine, records, audit, daemon: d, time } = setup((c) => {
+      c.interval = 20;
+      c.limits.perRule["smtp-guard"] = 2;
+    });
+    await d.start();
+    const refresh = async () => {
+      time.advance(20_000);
+      await d.idle();
+    };
+    for (const port of [43001, 43002, 43003]) engine.add(endpoint(port, 25, "curl"));
+    await refresh();
+    expect(engine.destroyed.map((e) => e.localPort), "two closes a minute, the third refused").toEqual([43001, 43002]);
+    const refused = records.filter((r) => r.outcome === "rate-limited");
+    expect(refused).toEqual([{
+      time: expect.any(String), kind: "alert", severity: "warning", action: "close", outcome: "rate-limited",
+      message: expect.stringMatching(/^rule smtp-guard reached its limit of 2 actions a minute: would have closed tcp \S+:43003 -> \S+:25 \(curl, pid 47003\) \(/),
+      rule: "smtp-guard", endpoint: expect.objectContaining({ localPort: 43003 }), process: expect.objectContaining({ pid: 47003, name: "curl" }),
+    }]);
+    expect(audit().map((l) => [l.action, l.outcome, l.endpoint?.localPort])).toEqual([["close", "closed", 43001], ["close", "closed", 43002], ["close", "rate-limited", 43003]]);
+    // 20 s after the first closes: still within their minute.
+    engine.add(endpoint(43004, 25, "curl"));
+    await refresh();
+    await refresh();
+    // 60 s after them: the minute is over by the daemon's clock, however little real time passed.
+    engine.add(endpoint(43005, 25, "curl"));
+    await refresh();
+    expect(engine.destroyed.map((e) => e.localPort)).toEqual([43001, 43002, 43005]);
+    expect(audit().map((l) => l.outcome)).toEqual(["closed", "closed", "rate-limited", "rate-limited", "closed"]);
+    expect(metric(d, /^sockwarden_actions_total\{.*outcome="rate-limited"/)).toBe(2);
+  });
+
+  test("dry run: nothing is touched, every decision is audited and recorded as it would have been", async () => {
+    const { engine, records, audit, daemon: d, time } = setup((c) => {
+      c.dryRun = true;
+    });
+    await d.start();
+    engine.add(endpoint(44001, 25, "curl"));
+    await time.refreshes(1);
+    expect(engine.destroyed).toEqual([]);
+    expect(audit().map((l) => [l.action, l.outcome, l.requestedBy, l.endpoint?.localPort])).toEqual([["would-close", "dry-run", "smtp-guard", 44001]]);
+    expect(records.filter((r) => r.kind === "action")).toEqual([{
+      time: expect.any(String), kind: "action", action: "would-close", outcome: "dry-run",
+      message: expect.stringMatching(/^would close tcp \S+:44001 -> \S+:25 \(curl, pid 48001\): /),
+      rule: "smtp-guard", endpoint: expect.objectContaining({ localPort: 44001 }), process: expect.objectContaining({ name: "curl" }),
+    }]);
+  });
+
   test("a rule that fails on every event: the first failure, then counts; the other rules go on", async () => {
     const rule = path.join(dir, "always-fails.ts");
     fs.writeFileSync(rule, `import { defineRule } from "sockwarden";

@@ -9,6 +9,7 @@ import { createSink, parseSinkSpec } from "../../src/outputs/sink-spec.ts";
 import { actionRecord, ruleActionRecord, type SinkRecord } from "../../src/outputs/sink-record.ts";
 import { UsageError } from "../../src/errors.ts";
 import { waitFor } from "./helpers/waits.ts";
+import { endpointToJson } from "../../src/format/endpoint-json.ts";
 import { NO_COUNTERS, endpoint as anEndpoint, namedProcess } from "../support/endpoints.ts";
 
 interface Received {
@@ -45,7 +46,7 @@ describe("otlp sink", () => {
     const sink = createSink(parseSinkSpec(`otlp:http://127.0.0.1:${c.port}`));
     expect(sink.name).toBe(`otlp:http://127.0.0.1:${c.port}/v1/logs`);
     const time = new Date("2026-12-07T10:00:00.123Z");
-    const alert = ruleActionRecord({ rule: "smtp-guard", action: "alert", reason: "curl talks SMTP", severity: "critical", endpoint }, time);
+    const alert: SinkRecord = { ...ruleActionRecord({ rule: "smtp-guard", action: "alert", reason: "curl talks SMTP", severity: "critical" }, time), endpoint: endpointToJson(endpoint), process: endpoint.process };
     const closed = actionRecord({ requestedBy: "smtp-guard", action: "close", outcome: "closed", message: "closed", endpoint }, time);
     const log: SinkRecord = { time: time.toISOString(), kind: "log", message: "started", severity: "info" };
     sink.write([alert, closed, log]);

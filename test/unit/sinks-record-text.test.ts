@@ -6,7 +6,7 @@ import { describe, expect, test } from "vitest";
 import { PassThrough } from "node:stream";
 import { StdoutSink } from "../../src/outputs/stdout-sink.ts";
 import { AlertFolder } from "../../src/outputs/alert-folder.ts";
-import { actionRecord, ruleActionRecord, type SinkRecord } from "../../src/outputs/sink-record.ts";
+import { actionRecord, type SinkRecord } from "../../src/outputs/sink-record.ts";
 import { describe as describeEndpoint } from "../../src/actions/close-endpoint.ts";
 import { drain } from "./helpers/waits.ts";
 import { endpoint, namedProcess } from "../support/endpoints.ts";
@@ -37,7 +37,8 @@ describe("stdout sink lines", () => {
   });
 
   test("an alert whose message does not name them still gets the endpoint and process", async () => {
-    const alert = ruleActionRecord({ rule: "smtp-guard", action: "alert", reason: "curl talks SMTP", endpoint: ep } as Parameters<typeof ruleActionRecord>[0], T);
+    // A refused close is such an alert.
+    const alert = actionRecord({ requestedBy: "smtp-guard", action: "close", outcome: "protected", message: "curl talks SMTP", endpoint: ep, refused: true }, T);
     expect(await lines([alert])).toEqual([
       "2026-11-21T05:29:23.020Z alert warning smtp-guard: curl talks SMTP (pid 4242 curl; tcp 127.0.0.1:5000 -> 10.0.0.1:25)",
     ]);

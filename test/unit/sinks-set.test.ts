@@ -190,13 +190,15 @@ describe("records", () => {
   const t = new Date("2026-11-21T10:00:00.000Z");
 
   test("from rule actions, actions taken and rule reports", () => {
-    expect(ruleActionRecord({ rule: "smtp-guard", action: "alert", reason: "mail from curl", severity: "critical", endpoint: ep }, t)).toMatchObject({
+    expect(ruleActionRecord({ rule: "smtp-guard", action: "alert", reason: "mail from curl", severity: "critical" }, t)).toEqual({
       time: t.toISOString(), kind: "alert", rule: "smtp-guard", severity: "critical", message: "mail from curl",
-      endpoint: { remotePort: 25, process: { pid: 4242 } }, process: { name: "curl" },
     });
-    expect(ruleActionRecord({ rule: "r", action: "log", reason: "hello" }, t)).toEqual({ time: t.toISOString(), kind: "log", rule: "r", message: "hello" });
+    expect(ruleActionRecord({ rule: "r", action: "log", reason: "hello" }, t)).toEqual({ time: t.toISOString(), kind: "log", rule: "r", severity: "info", message: "hello" });
     expect(actionRecord({ requestedBy: "smtp-guard", action: "close", outcome: "failed", message: "cannot close", endpoint: ep }, t)).toMatchObject({
-      kind: "action", action: "close", outcome: "failed", severity: "warning", rule: "smtp-guard", process: { pid: 4242 },
+      kind: "action", action: "close", outcome: "failed", rule: "smtp-guard", endpoint: { remotePort: 25, process: { pid: 4242 } }, process: { pid: 4242 },
+    });
+    expect(actionRecord({ requestedBy: "r", action: "kill", outcome: "protected", message: "not ending", process: ep.process, refused: true }, t)).toEqual({
+      time: t.toISOString(), kind: "alert", severity: "warning", action: "kill", outcome: "protected", message: "not ending", rule: "r", endpoint: null, process: ep.process,
     });
     expect(ruleReportRecord({ rule: "r", file: "r.ts", kind: "quarantined", message: "failed 5 times", line: 3, column: 7 }, t)).toMatchObject({
       kind: "report", outcome: "quarantined", severity: "critical", message: "failed 5 times (r.ts:3:7)",
