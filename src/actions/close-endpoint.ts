@@ -37,7 +37,7 @@ export function closeEndpoint(engine: SocketEngine, ep: Endpoint, ctx: ActionCon
 }
 
 function attemptClose(engine: SocketEngine, ep: Endpoint, ctx: ActionContext): ActionOutcome {
-  const what = describe(ep);
+  const what = endpointLabel(ep);
   if (!engine.destroy) return { ok: false, result: "unsupported", message: `cannot close ${what}: the ${engine.name} engine cannot close sockets` };
   let r;
   try {
@@ -51,7 +51,8 @@ function attemptClose(engine: SocketEngine, ep: Endpoint, ctx: ActionContext): A
   return { ok: false, result: "failed", message: `cannot close ${what}: ${r.reason}` };
 }
 
-export function describe(ep: Endpoint): string {
+/** An endpoint as messages name it: protocol, both ends, and its process. */
+export function endpointLabel(ep: Endpoint): string {
   const host = (a: string, p: number) => (ep.family === 6 ? `[${a}]:${p}` : `${a}:${p}`);
   const owner = ep.process ? ` (${ep.process.name}, pid ${ep.process.pid})` : "";
   return `${ep.protocol} ${host(ep.localAddress, ep.localPort)} -> ${host(ep.remoteAddress, ep.remotePort)}${owner}`;

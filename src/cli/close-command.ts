@@ -10,7 +10,7 @@ import type { Endpoint } from "../model/endpoint.ts";
 import { buildSelection } from "../filter/endpoint-filter.ts";
 import { parsePortSpec } from "../net/ports.ts";
 import { compareEndpoints } from "../model/endpoint-order.ts";
-import { closeEndpoint, describe } from "../actions/close-endpoint.ts";
+import { closeEndpoint, endpointLabel } from "../actions/close-endpoint.ts";
 import { AuditLog, defaultAuditPath, type AuditInput, type AuditRecord } from "../actions/audit-log.ts";
 import { parseEndpointArgument, sameAddress } from "./endpoint-argument.ts";
 import { selectionOptions, type ListArgs } from "./list-command.ts";
@@ -146,7 +146,7 @@ export async function runClose(args: CloseArgs): Promise<number> {
     if (args.dryRun) {
       checkAuditLog();
       for (const ep of matches) {
-        const message = `would close ${describe(ep)}`;
+        const message = `would close ${endpointLabel(ep)}`;
         report.say(message);
         audit.append({ action: "would-close", endpoint: ep, reason, requestedBy: "cli", outcome: "dry-run", message });
       }
@@ -159,10 +159,10 @@ export async function runClose(args: CloseArgs): Promise<number> {
     checkAuditLog();
     if (matches.length > 1 && !args.yes) {
       if (!process.stdin.isTTY) {
-        for (const ep of matches) stderr(`  ${escapeControl(describe(ep))}\n`);
+        for (const ep of matches) stderr(`  ${escapeControl(endpointLabel(ep))}\n`);
         throw new SockwardenError(`${matches.length} endpoints match; add --yes to close them all, or narrow the selection`);
       }
-      for (const ep of matches) report.say(`  ${describe(ep)}`, true);
+      for (const ep of matches) report.say(`  ${endpointLabel(ep)}`, true);
       if (!(await confirm(`Close these ${matches.length} endpoints? [y/N] `, report.format ? process.stderr : process.stdout))) {
         report.say("nothing closed");
         report.end();

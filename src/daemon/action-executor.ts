@@ -6,7 +6,7 @@
 import type { Endpoint } from "../model/endpoint.ts";
 import type { RuleAction, SystemAction } from "../model/rule-action.ts";
 import type { SocketEngine } from "../engine/types.ts";
-import { closeEndpoint, describe } from "../actions/close-endpoint.ts";
+import { closeEndpoint, endpointLabel } from "../actions/close-endpoint.ts";
 import { endProcess, type EndOutcome } from "../actions/end-process.ts";
 import type { AuditLog } from "../actions/audit-log.ts";
 import { actionRecord, ruleActionRecord, type SinkRecord } from "../outputs/index.ts";
@@ -88,7 +88,7 @@ export class ActionExecutor {
   /** A close or kill through protection, rate limit and dry run; its record, or null when it comes later. */
   private act(a: SystemAction): SinkRecord | null {
     const close = a.action === "close";
-    const what = close ? describe(a.endpoint) : `${a.process.name} (pid ${a.pid})`;
+    const what = close ? endpointLabel(a.endpoint) : `${a.process.name} (pid ${a.pid})`;
     const endpoint = close ? a.endpoint : null;
     const processInfo = close ? null : a.process;
     const record = (action: string, outcome: string, message: string, refused = false) =>
@@ -101,7 +101,7 @@ export class ActionExecutor {
       return record(a.action, outcome, message, true);
     };
 
-    const protectedBecause = close ? this.protection.endpoint(a.endpoint) : this.protection.kill(a.process, this.socketsOf(a.pid));
+    const protectedBecause = close ? this.protection.closeRefusal(a.endpoint) : this.protection.killRefusal(a.process, this.socketsOf(a.pid));
     if (protectedBecause) return refuse("protected", `not ${close ? "closing" : "ending"} ${what}: ${protectedBecause} (${a.reason})`);
     if (!this.limiter.allow(a.rule)) {
       return refuse("rate-limited", `rule ${a.rule} reached its limit of ${this.limiter.limitFor(a.rule)} actions a minute: would have ${close ? "closed" : "ended"} ${what} (${a.reason})`);
@@ -123,7 +123,7 @@ export class ActionExecutor {
     // every socket it holds: in the table and, read fresh, those it opened since.
     const p = endProcess(a.process, {
       requestedBy: a.rule, reason: a.reason, audit: this.audit, graceMs: this.policy.kill.graceMs,
-      guard: (found, handle) => this.protection.kill(found, [...this.socketsOf(found.pid), ...(handle.sockets() ?? [])]),
+      guard: (found, handle) => this.protection.killRefusal(found, [...this.socketsOf(found.pid), ...(handle.sockets() ?? [])]),
     }).then((outcome) => {
       this.count(a.rule, "kill", outcome.result);
       // Refused at the last moment (another process at the PID, or one protected now).

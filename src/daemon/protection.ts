@@ -45,7 +45,7 @@ export class Protection {
   }
 
   /** Why this endpoint must not be closed, or null. */
-  endpoint(ep: Endpoint): string | null {
+  closeRefusal(ep: Endpoint): string | null {
     if (ep.pids.includes(this.selfPid)) return "it is sockwarden's own socket";
     return this.peer(ep) ?? this.socket(ep) ?? (ep.process ? this.process(ep.process) : null);
   }
@@ -92,7 +92,7 @@ export class Protection {
    * holds that is on a protected port or address or is the other end of sockwarden's own
    * connection (named, with why).
    */
-  kill(p: ProcessInfo, sockets: Iterable<Socket>): string | null {
+  killRefusal(p: ProcessInfo, sockets: Iterable<Socket>): string | null {
     const own = this.process(p);
     if (own) return own;
     for (const s of sockets) {

@@ -77,13 +77,13 @@ const ep = (o: Partial<Endpoint>): Endpoint =>
 describe("protection", () => {
   const p = new Protection({ ports: [22], addresses: ["10.0.0.0/8"], processes: ["ssh*"], paths: ["/usr/sbin/postfix"] }, 4242);
   test("ports, addresses, names, paths and itself", () => {
-    expect(p.endpoint(ep({}))).toBeNull();
-    expect(p.endpoint(ep({ localPort: 22 }))).toMatch(/port 22/);
-    expect(p.endpoint(ep({ remoteAddress: "10.1.2.3" }))).toMatch(/10\.0\.0\.0\/8/);
-    expect(p.endpoint(ep({ remoteAddress: "::ffff:10.1.2.3", family: 6 }))).toMatch(/protected/);
-    expect(p.endpoint(ep({ process: { ...ep({}).process!, name: "sshd" } }))).toMatch(/sshd is protected/);
-    expect(p.endpoint(ep({ process: { ...ep({}).process!, name: "master", path: "/usr/sbin/postfix" } }))).toMatch(/postfix is protected/);
-    expect(p.endpoint(ep({ pids: [9, 4242] }))).toMatch(/own socket/);
+    expect(p.closeRefusal(ep({}))).toBeNull();
+    expect(p.closeRefusal(ep({ localPort: 22 }))).toMatch(/port 22/);
+    expect(p.closeRefusal(ep({ remoteAddress: "10.1.2.3" }))).toMatch(/10\.0\.0\.0\/8/);
+    expect(p.closeRefusal(ep({ remoteAddress: "::ffff:10.1.2.3", family: 6 }))).toMatch(/protected/);
+    expect(p.closeRefusal(ep({ process: { ...ep({}).process!, name: "sshd" } }))).toMatch(/sshd is protected/);
+    expect(p.closeRefusal(ep({ process: { ...ep({}).process!, name: "master", path: "/usr/sbin/postfix" } }))).toMatch(/postfix is protected/);
+    expect(p.closeRefusal(ep({ pids: [9, 4242] }))).toMatch(/own socket/);
     expect(p.process({ ...ep({}).process!, pid: 1 })).toMatch(/init/);
   });
 });

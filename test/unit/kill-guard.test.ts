@@ -243,7 +243,7 @@ describe("protection is asked about the process that is there when the signal go
       [{ ports: [], addresses: ["127.0.0.0/8"] }, "address 127.0.0.0/8 is protected"],
     ] as const) {
       const protection = new Protection({ ...config, addresses: [...config.addresses], ports: [...config.ports], processes: [], paths: [] });
-      const r = await endProcess(listed(holder.pid), { requestedBy: "test", guard: (now, h) => protection.kill(now, h.sockets() ?? []) });
+      const r = await endProcess(listed(holder.pid), { requestedBy: "test", guard: (now, h) => protection.killRefusal(now, h.sockets() ?? []) });
       expect(r).toMatchObject({ result: "protected", signals: [] });
       expect(r.message).toBe(`refused: python3 (pid ${holder.pid}) is protected: it holds tcp 127.0.0.1:${holder.port} and ${why}`);
     }
@@ -254,7 +254,7 @@ describe("protection is asked about the process that is there when the signal go
     h.close();
     // An unprotected port does not stop it.
     const open = new Protection({ ports: [1], addresses: ["10.0.0.0/8"], processes: [], paths: [] });
-    const r = await endProcess(listed(holder.pid), { requestedBy: "test", graceMs: 0, guard: (now, h2) => open.kill(now, h2.sockets() ?? []) });
+    const r = await endProcess(listed(holder.pid), { requestedBy: "test", graceMs: 0, guard: (now, h2) => open.killRefusal(now, h2.sockets() ?? []) });
     expect(r.result).toBe("signalled");
     expect(await holder.ask("ping")).toBe("TERM");
   });

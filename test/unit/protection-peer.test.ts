@@ -16,39 +16,39 @@ const receiverEnd = ep({ localPort: 8099, remotePort: 40000, cookie: "2", proces
 describe("the other end of sockwarden's own connections", () => {
   test("is refused, saying whose connection it ends", () => {
     const p = new Protection(none, SELF, () => [own, receiverEnd]);
-    expect(p.endpoint(receiverEnd)).toBe("it is the other end of sockwarden's own connection to 127.0.0.1:8099");
-    expect(p.endpoint(own)).toBe("it is sockwarden's own socket");
+    expect(p.closeRefusal(receiverEnd)).toBe("it is the other end of sockwarden's own connection to 127.0.0.1:8099");
+    expect(p.closeRefusal(own)).toBe("it is sockwarden's own socket");
   });
 
   test("only the reversed addresses and ports, over TCP, in the same namespace", () => {
     const ns = (inode: number) => ({ inode, name: null, container: null });
     const p = new Protection(none, SELF, () => [ep({ namespace: ns(1) })]);
-    expect(p.endpoint({ ...receiverEnd, namespace: ns(1) })).toMatch(/other end/);
-    expect(p.endpoint({ ...receiverEnd, namespace: ns(2) })).toBeNull();
-    expect(p.endpoint({ ...receiverEnd, namespace: ns(1), remotePort: 40001 })).toBeNull();
-    expect(p.endpoint({ ...receiverEnd, namespace: ns(1), localAddress: "127.0.0.2" })).toBeNull();
+    expect(p.closeRefusal({ ...receiverEnd, namespace: ns(1) })).toMatch(/other end/);
+    expect(p.closeRefusal({ ...receiverEnd, namespace: ns(2) })).toBeNull();
+    expect(p.closeRefusal({ ...receiverEnd, namespace: ns(1), remotePort: 40001 })).toBeNull();
+    expect(p.closeRefusal({ ...receiverEnd, namespace: ns(1), localAddress: "127.0.0.2" })).toBeNull();
     const udp = new Protection(none, SELF, () => [ep({ protocol: "udp", state: null })]);
-    expect(udp.endpoint({ ...receiverEnd, protocol: "udp", state: null })).toBeNull();
+    expect(udp.closeRefusal({ ...receiverEnd, protocol: "udp", state: null })).toBeNull();
     // Another process's connection to the receiver is not sockwarden's.
     const other = new Protection(none, SELF, () => [ep({ process: proc(5, "curl"), pids: [5] })]);
-    expect(other.endpoint(receiverEnd)).toBeNull();
+    expect(other.closeRefusal(receiverEnd)).toBeNull();
   });
 
   test("an IPv4 peer of a dual-stack socket is found under either spelling", () => {
     const p = new Protection(none, SELF, () => [ep({ family: 6, localAddress: "::ffff:127.0.0.1", remoteAddress: "::FFFF:127.0.0.1" })]);
-    expect(p.endpoint(receiverEnd)).toMatch(/other end of sockwarden's own connection to 127\.0\.0\.1:8099/);
+    expect(p.closeRefusal(receiverEnd)).toMatch(/other end of sockwarden's own connection to 127\.0\.0\.1:8099/);
   });
 
   test("the process holding it is not ended either", () => {
     const p = new Protection(none, SELF, () => [own, receiverEnd]);
-    expect(p.kill(proc(77, "python3"), [receiverEnd])).toBe(
+    expect(p.killRefusal(proc(77, "python3"), [receiverEnd])).toBe(
       "it holds tcp 127.0.0.1:8099 -> 127.0.0.1:40000: it is the other end of sockwarden's own connection to 127.0.0.1:8099",
     );
     // Sockets read afresh from the process carry no namespace: the addresses decide.
     const watched = new Protection(none, SELF, () => [ep({ namespace: { inode: 1, name: null, container: null } })]);
     const fresh = { protocol: "tcp" as const, family: 4 as const, localAddress: "127.0.0.1", localPort: 8099, remoteAddress: "127.0.0.1", remotePort: 40000 };
-    expect(watched.kill(proc(77, "python3"), [fresh])).toMatch(/other end/);
-    expect(p.kill(proc(78, "python3"), [{ ...receiverEnd, localPort: 8100 }])).toBeNull();
+    expect(watched.killRefusal(proc(77, "python3"), [fresh])).toMatch(/other end/);
+    expect(p.killRefusal(proc(78, "python3"), [{ ...receiverEnd, localPort: 8100 }])).toBeNull();
   });
 
   test("the table is read once for a batch of requests, and again for the next batch", async () => {
@@ -58,12 +58,12 @@ describe("the other end of sockwarden's own connections", () => {
       reads++;
       return table;
     });
-    for (let i = 0; i < 1000; i++) expect(p.endpoint({ ...receiverEnd, remotePort: 30000 + i })).toBeNull();
+    for (let i = 0; i < 1000; i++) expect(p.closeRefusal({ ...receiverEnd, remotePort: 30000 + i })).toBeNull();
     expect(reads).toBe(1);
     // sockwarden connects afterwards: the next batch sees it.
     table = [own];
     await Promise.resolve();
-    expect(p.endpoint(receiverEnd)).toMatch(/other end/);
+    expect(p.closeRefusal(receiverEnd)).toMatch(/other end/);
     expect(reads).toBe(2);
   });
 });

@@ -7,7 +7,7 @@ import { PassThrough } from "node:stream";
 import { StdoutSink } from "../../src/outputs/stdout-sink.ts";
 import { AlertFolder } from "../../src/outputs/alert-folder.ts";
 import { actionRecord, type SinkRecord } from "../../src/outputs/sink-record.ts";
-import { describe as describeEndpoint } from "../../src/actions/close-endpoint.ts";
+import { endpointLabel as describeEndpoint } from "../../src/actions/close-endpoint.ts";
 import { drain } from "./helpers/waits.ts";
 import { endpoint, namedProcess } from "../support/endpoints.ts";
 

@@ -6,7 +6,7 @@
  * less/top habits for the rest; KEY_HELP lists them for the help panel and the README.
  */
 import type { Endpoint } from "../../model/endpoint.ts";
-import { describe } from "../../actions/close-endpoint.ts";
+import { endpointLabel } from "../../actions/close-endpoint.ts";
 import { COLUMN_IDS } from "./columns.ts";
 import type { LiveModel } from "./model.ts";
 
@@ -109,7 +109,7 @@ export function handleKey(model: LiveModel, key: string, pageSize: number): Live
         model.message = { text: "this connection is already closed", error: true };
         return null;
       }
-      model.confirm = { action: "close-endpoint", endpoint: row.endpoint, prompt: `Close ${describe(row.endpoint)}? (y/n)` };
+      model.confirm = { action: "close-endpoint", endpoint: row.endpoint, prompt: `Close ${endpointLabel(row.endpoint)}? (y/n)` };
       return null;
     }
     case "K": {

@@ -8,7 +8,7 @@
  * messages that quote them, the typed filter) is escaped where it is placed. It notes on the
  * model which columns it showed, for the keys that step through them.
  */
-import { describe } from "../../actions/close-endpoint.ts";
+import { endpointLabel } from "../../actions/close-endpoint.ts";
 import { renderProcessProperties } from "../process-properties.ts";
 import { displayWidth, elideToWidth, fitToWidth } from "../display-width.ts";
 import { escapeControl } from "../../text/escape-control.ts";
@@ -169,7 +169,7 @@ function overlayLines(overlay: Overlay, width: number, height: number, o: Render
   } else {
     const p = overlay.endpoint.process;
     heading = ` Properties of ${escapeControl(p?.name ?? "?")} (pid ${overlay.pid})`;
-    content = ["", ` Endpoint: ${escapeControl(describe(overlay.endpoint))} ${stateText(overlay.endpoint)}`.trimEnd(), ""];
+    content = ["", ` Endpoint: ${escapeControl(endpointLabel(overlay.endpoint))} ${stateText(overlay.endpoint)}`.trimEnd(), ""];
     if (overlay.details === null) {
       content.push(` Process ${overlay.pid} has exited.`);
     } else {
