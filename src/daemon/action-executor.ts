@@ -15,6 +15,7 @@ import { Protection } from "./protection.ts";
 import { ActionRateLimiter } from "./rate-limit.ts";
 import type { Metrics } from "./metrics.ts";
 import { METRICS } from "./metric-catalogue.ts";
+import { withTimeout } from "../timers.ts";
 
 /** The parts of the configuration that decide what is done. */
 export type ActionPolicy = Pick<DaemonConfig, "protect" | "limits" | "dryRun" | "kill">;
@@ -79,10 +80,7 @@ export class ActionExecutor {
   /** Waits, at most `timeoutMs`, for the ends of processes under way. */
   async settle(timeoutMs: number): Promise<void> {
     if (!this.pending.size) return;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const deadline = new Promise((r) => (timer = setTimeout(r, timeoutMs)));
-    await Promise.race([Promise.allSettled([...this.pending]), deadline]);
-    clearTimeout(timer);
+    await withTimeout(Promise.allSettled([...this.pending]), timeoutMs, () => undefined);
   }
 
   /** A close or kill through protection, rate limit and dry run; its record, or null when it comes later. */

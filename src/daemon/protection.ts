@@ -9,7 +9,7 @@
 import type { Endpoint, SocketAddresses } from "../model/endpoint.ts";
 import type { ProcessInfo } from "../model/process.ts";
 import { parseCidr, type CidrMatcher } from "../net/address.ts";
-import { globToRegExp } from "../filter/endpoint-filter.ts";
+import { globMatcher } from "../text/glob.ts";
 
 export interface ProtectionConfig {
   ports: number[];
@@ -24,7 +24,7 @@ type Socket = SocketAddresses & { namespace?: Endpoint["namespace"] };
 export class Protection {
   private readonly ports: Set<number>;
   private readonly cidrs: CidrMatcher[];
-  private readonly names: RegExp[];
+  private readonly names: ((name: string) => boolean)[];
   private readonly paths: Set<string>;
   /** sockwarden's own TCP connections, by the key their other end has; see ownPeers(). */
   private peers: Map<string, Socket> | null = null;
@@ -40,7 +40,7 @@ export class Protection {
   ) {
     this.ports = new Set(config.ports);
     this.cidrs = config.addresses.map((a) => parseCidr(a));
-    this.names = config.processes.map((p) => globToRegExp(p));
+    this.names = config.processes.map((p) => globMatcher(p));
     this.paths = new Set(config.paths);
   }
 
@@ -108,7 +108,7 @@ export class Protection {
   process(p: ProcessInfo): string | null {
     if (p.pid === this.selfPid) return "it is sockwarden itself";
     if (p.pid <= 1) return "it is the init process";
-    if (this.names.some((re) => re.test(p.name))) return `process ${p.name} is protected`;
+    if (this.names.some((matches) => matches(p.name))) return `process ${p.name} is protected`;
     if (p.path && this.paths.has(p.path)) return `${p.path} is protected`;
     return null;
   }

@@ -5,6 +5,7 @@ import type { Endpoint, Family, Protocol, TcpState } from "../model/endpoint.ts"
 import { parseAddressFilter } from "../net/address.ts";
 import { parsePortSpec } from "../net/ports.ts";
 import { UsageError } from "../errors.ts";
+import { globMatcher } from "../text/glob.ts";
 import { parseStates } from "./state-names.ts";
 
 export interface SelectionOptions {
@@ -83,36 +84,12 @@ function processMatcher(query: string): (ep: Endpoint) => boolean {
     return (ep) => ep.pids.includes(pid);
   }
   if (query.length > 4096) throw new UsageError("process name is too long");
-  const re = globToRegExp(query);
+  const matches = globMatcher(query);
   return (ep) => {
     const p = ep.process;
     if (!p) return false;
-    if (re.test(p.name)) return true;
+    if (matches(p.name)) return true;
     const base = p.path ? p.path.slice(p.path.lastIndexOf("/") + 1) : null;
-    return base !== null && re.test(base);
+    return base !== null && matches(base);
   };
-}
-
-/**
- * A glob (`*` any run, `?` one character; case-insensitive, whole text) as a regular expression
- * that cannot backtrack into a hang. The plain translation `^.*a.*a.*a…$` tries every way of
- * sharing a name out between the stars, which for `*a*a*a*a*a*b` and a long name takes minutes.
- * Here each piece between two stars is taken at its first occurrence and that choice is never
- * revisited (a lookahead captures the shortest run that ends with the piece, a back-reference
- * consumes it); for a glob the first occurrence is always as good as any later one.
- */
-export function globToRegExp(glob: string): RegExp {
-  const piece = (text: string) => {
-    let src = "";
-    for (const ch of text) src += ch === "?" ? "." : ch.replace(/[.+^${}()|[\]\\]/g, "\\$&");
-    return src;
-  };
-  const pieces = glob.split("*");
-  if (pieces.length === 1) return new RegExp(`^${piece(glob)}$`, "is");
-  const middle = pieces.slice(1, -1).filter((p) => p !== "");
-  let src = `^${piece(pieces[0]!)}`;
-  middle.forEach((p, i) => {
-    src += `(?=(.*?${piece(p)}))\\${i + 1}`;
-  });
-  return new RegExp(`${src}.*${piece(pieces[pieces.length - 1]!)}$`, "is");
 }

@@ -7,7 +7,7 @@ import { readFileSync } from "node:fs";
 import { Resolver } from "node:dns/promises";
 import { isLoopback, isUnspecified } from "./address.ts";
 import { effectiveIPv4, formatIP, formatIPv4, parseIP } from "./ip.ts";
-import { realTimers, type Timers } from "../timers.ts";
+import { realTimers, withTimeout, type Timers } from "../timers.ts";
 
 /** Options for {@link ReverseDns}; every field has a default suited to an interactive listing. */
 export interface ReverseDnsOptions {
@@ -144,7 +144,7 @@ export class ReverseDns {
     if (known !== undefined) return known;
     const key = lookupKey(address);
     if (key === null) return null;
-    return withTimeout(this.options.timers, this.query(key), this.options.lookupTimeoutMs, null);
+    return withTimeout(this.query(key), this.options.lookupTimeoutMs, () => null, this.options.timers);
   }
 
   /**
@@ -173,7 +173,7 @@ export class ReverseDns {
       );
     }
     if (waits.length > 0) {
-      await withTimeout(this.options.timers, Promise.all(waits).then(() => undefined), budgetMs, undefined);
+      await withTimeout(Promise.all(waits), budgetMs, () => undefined, this.options.timers);
     }
     open = false;
     return result;
@@ -275,15 +275,4 @@ function lookupKey(address: string): string | null {
   if (ip === null) return null;
   const v4 = effectiveIPv4(ip);
   return v4 !== null ? formatIPv4(v4) : formatIP(ip);
-}
-
-/** Settles with the promise's value, or with `fallback` after `ms`, whichever comes first. */
-function withTimeout<T>(timers: Timers, promise: Promise<T>, ms: number, fallback: T): Promise<T> {
-  return new Promise<T>((settle) => {
-    const timer = timers.setTimeout(() => settle(fallback), Math.max(0, ms));
-    void promise.then((value) => {
-      timers.clearTimeout(timer);
-      settle(value);
-    });
-  });
 }

@@ -10,7 +10,8 @@
  * queue closes is kept for the next start instead of dropped. A queue made paused delivers
  * nothing until its store is attached, with what the store kept from before going first.
  */
-import { SinkCounters, errorText, within } from "./sink.ts";
+import { withTimeout } from "../timers.ts";
+import { SinkCounters, errorText } from "./sink.ts";
 import { byteText } from "./record-bounds.ts";
 import type { QueueStore } from "./spool.ts";
 
@@ -184,7 +185,7 @@ export class DeliveryQueue<T> {
       done = resolve;
       this.idle.add(done);
     });
-    await within(emptied, timeoutMs);
+    await withTimeout(emptied, timeoutMs, () => undefined);
     this.idle.delete(done);
     return this.size === 0;
   }

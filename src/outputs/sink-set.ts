@@ -5,7 +5,8 @@
  * no sink's queue ever holds one longer text than those bounds allow.
  */
 import type { Sink, SinkProblemReporter, SinkStats } from "./sink.ts";
-import { errorText, within } from "./sink.ts";
+import { withTimeout } from "../timers.ts";
+import { errorText } from "./sink.ts";
 import type { SinkRecord } from "./sink-record.ts";
 import { boundedRecord } from "./record-bounds.ts";
 
@@ -100,7 +101,7 @@ export class SinkSet {
           this.threw(m, what, err);
           return;
         }
-        await within(work, timeoutMs + 50);
+        await withTimeout(work, timeoutMs + 50, () => undefined);
       }),
     );
   }

@@ -157,18 +157,6 @@ export function delay(ms: number): Promise<void> {
   return new Promise((resolve) => (ms <= 0 ? resolve() : setTimeout(resolve, ms)));
 }
 
-/** Waits for work, but no longer than ms; true when the work finished in time. */
-export async function within(work: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  let finished = false;
-  const expired = new Promise<void>((resolve) => {
-    timer = setTimeout(resolve, Math.max(0, ms));
-  });
-  await Promise.race([work.then(() => (finished = true), () => (finished = true)), expired]);
-  clearTimeout(timer);
-  return finished;
-}
-
 export function errorText(err: unknown): string {
   if (err instanceof Error) {
     const code = (err as NodeJS.ErrnoException).code;

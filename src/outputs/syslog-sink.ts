@@ -14,6 +14,7 @@ import net from "node:net";
 import os from "node:os";
 import type { SocketEngine } from "../engine/types.ts";
 import { SystemCallError } from "../errors.ts";
+import { withTimeout } from "../timers.ts";
 import type { Sink, SinkProblemReporter, SinkStats } from "./sink.ts";
 import { SinkCounters, errorText } from "./sink.ts";
 import type { SinkRecord } from "./sink-record.ts";
@@ -268,7 +269,9 @@ class TcpTransport implements Transport {
           socket.write(data, (err) => (err ? reject(err) : resolve()));
         }),
         this.timeoutMs,
-        `writing to ${this.target.host}:${this.target.port} took over ${this.timeoutMs} ms`,
+        () => {
+          throw new Error(`writing to ${this.target.host}:${this.target.port} took over ${this.timeoutMs} ms`);
+        },
       );
       progress.done = frames.length;
     } catch (err) {
@@ -313,12 +316,4 @@ class TcpTransport implements Transport {
   close(): void {
     if (this.socket) this.drop(this.socket);
   }
-}
-
-function withTimeout<T>(work: Promise<T>, ms: number, message: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const expired = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(message)), ms);
-  });
-  return Promise.race([work, expired]).finally(() => clearTimeout(timer));
 }

@@ -4,6 +4,10 @@
  */
 import { isLoopback, isPrivate, parseCidr, type CidrMatcher } from "../net/address.ts";
 import { serviceName } from "../net/services.ts";
+import { globMatcher } from "../text/glob.ts";
+
+/** Steps one glob call may take; past it the call throws instead of holding the host up. */
+const GLOB_STEPS = 20_000_000;
 
 export function hostHelpers() {
   const cidrs = new Map<string, CidrMatcher>();
@@ -25,41 +29,9 @@ export function hostHelpers() {
       if (!Number.isInteger(p) || p < 0 || p > 65535) return null;
       return serviceName(p, protocol === "udp" ? "udp" : "tcp");
     },
-    glob: (pattern: unknown, text: unknown) => wildcardMatch(String(pattern).slice(0, 1000).toLowerCase(), String(text).toLowerCase()),
+    // A rule's pattern runs in the host, outside the sandbox's time budget: the pattern is cut
+    // short and the match gives up past GLOB_STEPS.
+    glob: (pattern: unknown, text: unknown) => globMatcher(String(pattern).slice(0, 1000), { maxSteps: GLOB_STEPS })(String(text)),
   };
 }
 
-/** Steps one glob call may take; past it the call throws instead of holding the host up. */
-const GLOB_STEPS = 20_000_000;
-
-/**
- * `*` and `?` against text, case-insensitive, whole text. Not a regular expression: a rule's
- * pattern runs in the host, outside the sandbox's time budget, and backtracking over patterns
- * such as `*a*a*a*...b` would hang it. This walk retries only from the last `*`, so it is at
- * most (text length x pattern length) steps, and it gives up past GLOB_STEPS.
- */
-export function wildcardMatch(pattern: string, text: string): boolean {
-  let p = 0;
-  let t = 0;
-  let star = -1;
-  let resume = 0;
-  let steps = 0;
-  while (t < text.length) {
-    if (++steps > GLOB_STEPS) throw new RangeError("glob: pattern and text too long to match");
-    const c = pattern.charCodeAt(p);
-    if (p < pattern.length && c !== 42 && (c === 63 || c === text.charCodeAt(t))) {
-      p++;
-      t++;
-    } else if (p < pattern.length && c === 42) {
-      star = p++;
-      resume = t;
-    } else if (star >= 0) {
-      p = star + 1;
-      t = ++resume;
-    } else {
-      return false;
-    }
-  }
-  while (pattern.charCodeAt(p) === 42) p++;
-  return p === pattern.length;
-}

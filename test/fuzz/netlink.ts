@@ -31,7 +31,8 @@ import {
   visitMessages,
   type DiagRecord,
 } from "../../src/engine/linux/sock-diag-codec.ts";
-import { ReplayDiagSource, dumpAll } from "../../src/engine/linux/diag-source.ts";
+import { ReplayDiagSource } from "../../src/engine/linux/diag-source.ts";
+import { dumpAll } from "../support/diag-dump.ts";
 import { atSomeOffset, concatBytes, filledBytes, mutatedBytes, mutatedText, noise, randomBytes, randomText, sometimes, u16, u32, u8 } from "./mutate.ts";
 import { scratchFile } from "./scratch.ts";
 import { target } from "./target.ts";

@@ -10,7 +10,8 @@ import { fuzzTests } from "../fuzz/suite.ts";
 import type { FuzzTarget } from "../fuzz/target.ts";
 import { parseSinkSpec } from "../../src/outputs/sink-spec.ts";
 import { decodeMappings } from "../../src/rules/source-map.ts";
-import { buildSelection, globToRegExp } from "../../src/filter/endpoint-filter.ts";
+import { globMatcher } from "../../src/text/glob.ts";
+import { buildSelection } from "../../src/filter/endpoint-filter.ts";
 import { DecodeError, UsageError } from "../../src/errors.ts";
 import { NO_COUNTERS, endpoint, processInfo } from "../support/endpoints.ts";
 
@@ -37,8 +38,8 @@ describe("fuzz: counterexamples kept", () => {
 
   test("a glob of many stars matches a long name without backtracking into a hang", () => {
     const started = performance.now();
-    expect(globToRegExp(`${"*a".repeat(30)}b`).test("a".repeat(4000))).toBe(false);
-    expect(globToRegExp(`${"*a".repeat(30)}b`).test(`${"a".repeat(4000)}b`)).toBe(true);
+    expect(globMatcher(`${"*a".repeat(30)}b`)("a".repeat(4000))).toBe(false);
+    expect(globMatcher(`${"*a".repeat(30)}b`)(`${"a".repeat(4000)}b`)).toBe(true);
     expect(performance.now() - started).toBeLessThan(1000);
   });
 
@@ -60,7 +61,7 @@ describe("fuzz: counterexamples kept", () => {
     ["(x)*", "(x)y", true],
     ["*", "line\nbreak", true],
   ])("glob %j against %j: %s", (glob, name, expected) => {
-    expect(globToRegExp(glob).test(name)).toBe(expected);
+    expect(globMatcher(glob)(name)).toBe(expected);
   });
 
   test("--process with a many-star glob selects without stalling", () => {

@@ -7,7 +7,8 @@ import path from "node:path";
 import { SyslogSink, parseNetworkTarget } from "../../src/outputs/syslog-sink.ts";
 import { rfc5424, utf8Limited } from "../../src/outputs/syslog-format.ts";
 import type { SinkRecord } from "../../src/outputs/sink-record.ts";
-import { UnixDatagramReceiver, openUnixDatagram } from "../../src/engine/linux/unix-datagram.ts";
+import { openUnixDatagram } from "../../src/engine/linux/unix-datagram.ts";
+import { UnixDatagramReceiver } from "../support/unix-datagram-receiver.ts";
 import { drain, waitFor } from "./helpers/waits.ts";
 import { endpoint, namedProcess } from "../support/endpoints.ts";
 

@@ -15,7 +15,8 @@ import {
   decodeMessages,
   encodeDiagRequest,
 } from "../../src/engine/linux/sock-diag-codec.ts";
-import { ReplayDiagSource, dumpAll } from "../../src/engine/linux/diag-source.ts";
+import { ReplayDiagSource } from "../../src/engine/linux/diag-source.ts";
+import { dumpAll } from "../support/diag-dump.ts";
 import { parseProcNet } from "../../src/engine/linux/proc-net.ts";
 import { DecodeError } from "../../src/errors.ts";
 

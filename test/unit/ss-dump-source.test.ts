@@ -10,7 +10,8 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { SsDumpDiagSource, looksLikeSsDump } from "../../src/engine/linux/ss-dump-source.ts";
 import { openReplaySource } from "../../src/engine/linux/replay-source.ts";
-import { ReplayDiagSource, dumpAll } from "../../src/engine/linux/diag-source.ts";
+import { ReplayDiagSource } from "../../src/engine/linux/diag-source.ts";
+import { dumpAll } from "../support/diag-dump.ts";
 import { AF_INET, AF_INET6, IPPROTO_TCP, IPPROTO_UDP } from "../../src/engine/linux/sock-diag-codec.ts";
 import { DecodeError } from "../../src/errors.ts";
 

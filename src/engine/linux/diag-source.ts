@@ -34,13 +34,6 @@ export interface DiagSource {
   close(): void;
 }
 
-/** Collects a whole dump into a list (tests, small dumps). */
-export function dumpAll(source: DiagSource, family: number, protocol: number): DiagRecord[] {
-  const records: DiagRecord[] = [];
-  source.dump(family, protocol, (r) => records.push({ ...r }));
-  return records;
-}
-
 /** Requested per socket: tcp_info for counters and rtt, and the v6only flag. */
 const EXTENSIONS = (1 << (INET_DIAG_INFO - 1)) | (1 << (INET_DIAG_SKV6ONLY - 1));
 

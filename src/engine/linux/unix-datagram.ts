@@ -3,11 +3,9 @@
  * sockets. The sender is unconnected and names the path on every send, as syslog(3) reconnects
  * on failure: when the syslog daemon restarts and makes a new socket, the next send reaches it.
  * Sends never block (MSG_DONTWAIT): a full receiver answers EAGAIN instead of stalling the caller.
- * The receiver exists for tests and tools that stand in for a syslog daemon.
  */
-import fs from "node:fs";
 import { libc } from "./libc.ts";
-import { EAGAIN, EBADF, EINTR, syscallError } from "./errno.ts";
+import { EBADF, EINTR, syscallError } from "./errno.ts";
 
 const AF_UNIX = 1;
 const SOCK_DGRAM = 2;
@@ -34,7 +32,7 @@ export function sockaddrUn(path: string): { addr: Buffer; length: number } {
   return { addr, length: SUN_PATH_OFFSET + bytes.length + 1 };
 }
 
-function openDatagramSocket(): number {
+export function openDatagramSocket(): number {
   const c = libc();
   const fd = c.socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) throw syscallError("socket(AF_UNIX, SOCK_DGRAM)", c.errno());
@@ -75,51 +73,4 @@ export class UnixDatagramSender {
 
 export function openUnixDatagram(path: string): UnixDatagramSender {
   return new UnixDatagramSender(path);
-}
-
-/** A bound datagram socket at a path; receive() never blocks. close() removes the path. */
-export class UnixDatagramReceiver {
-  private readonly fd: number;
-  private readonly buf: Buffer;
-  private closed = false;
-
-  constructor(
-    readonly path: string,
-    maxDatagramBytes = 64 * 1024,
-  ) {
-    const { addr, length } = sockaddrUn(path);
-    this.fd = openDatagramSocket();
-    this.buf = Buffer.allocUnsafe(maxDatagramBytes);
-    const c = libc();
-    if (c.bind(this.fd, addr, length) < 0) {
-      const errno = c.errno();
-      c.close(this.fd);
-      throw syscallError(`bind(${path})`, errno);
-    }
-  }
-
-  /** One datagram (a copy), or null when none is waiting. */
-  receive(): Buffer | null {
-    const c = libc();
-    for (let attempt = 0; attempt < 8; attempt++) {
-      const n = c.recv(this.fd, this.buf, this.buf.length, MSG_DONTWAIT);
-      if (n >= 0) return Buffer.from(this.buf.subarray(0, n));
-      const errno = c.errno();
-      if (errno === EAGAIN) return null;
-      if (errno !== EINTR) throw syscallError(`recv(${this.path})`, errno);
-    }
-    return null;
-  }
-
-  close(): void {
-    if (this.closed) return;
-    this.closed = true;
-    libc().close(this.fd);
-    try {
-      // The socket file stays behind after close; nothing else will remove it.
-      fs.unlinkSync(this.path);
-    } catch {
-      // Already gone.
-    }
-  }
 }
