@@ -16,6 +16,7 @@ import { fileURLToPath } from "node:url";
 import { BackgroundProcess, Netns, requireRoot } from "./helpers/netns.ts";
 import { EXECUTABLE, requireExecutable } from "./helpers/sockwarden.ts";
 import { AS_TARGET, STACK_FRAME } from "./helpers/privileges.ts";
+import { waitFor } from "./helpers/wait-for.ts";
 
 const INTERVAL = 0.3;
 let ns: Netns | undefined;
@@ -42,15 +43,6 @@ afterAll(async () => {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Polls `probe` until it returns a value, at most `timeoutMs`; throws saying what it waited for. */
-async function waitFor<T>(what: () => string, probe: () => T | undefined | Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
-  const end = performance.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (performance.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what()}`);
-    await sleep(50);
-  }
-}
 
 interface SinkLine {
   kind: string;

@@ -14,6 +14,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { BackgroundProcess, Netns, requireRoot } from "./helpers/netns.ts";
 import { EXECUTABLE, requireExecutable } from "./helpers/sockwarden.ts";
+import { waitFor } from "./helpers/wait-for.ts";
 
 const CLIENTS = fileURLToPath(new URL("./helpers/smtp-clients.py", import.meta.url));
 const RECEIVER = fileURLToPath(new URL("./helpers/otlp-receiver.ts", import.meta.url));
@@ -42,18 +43,6 @@ afterAll(async () => {
   await ns?.dispose();
   if (dir) fs.rmSync(dir, { recursive: true, force: true });
 });
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function waitFor<T>(what: () => string, probe: () => T | undefined, timeoutMs = 20_000): Promise<T> {
-  const end = performance.now() + timeoutMs;
-  for (;;) {
-    const v = probe();
-    if (v !== undefined) return v;
-    if (performance.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what()}`);
-    await sleep(50);
-  }
-}
 
 async function startDaemon(args: string[]): Promise<BackgroundProcess> {
   const d = ns!.spawn([EXECUTABLE, "run", "--interval", "0.3", ...args]);

@@ -12,6 +12,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { BackgroundProcess, Netns, requireRoot } from "./helpers/netns.ts";
 import { EXECUTABLE, requireExecutable } from "./helpers/sockwarden.ts";
+import { waitFor } from "./helpers/wait-for.ts";
 
 const CLIENTS = fileURLToPath(new URL("./helpers/smtp-clients.py", import.meta.url));
 const INTERVAL = 0.3;
@@ -55,15 +56,6 @@ async function startClients(port = 25): Promise<{ p: BackgroundProcess; ask: (cm
  * Polls `probe` until it returns a value, at most `timeoutMs`; throws saying what it waited for
  * (`what` is read when the time has run out, so that it can show the daemon's stderr by then).
  */
-async function waitFor<T>(what: () => string, probe: () => T | undefined | Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
-  const end = performance.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (performance.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what()}`);
-    await sleep(50);
-  }
-}
 
 /** The audit log's lines once it has at least `n`. */
 const auditLines = (file: string, n = 1, daemon?: BackgroundProcess) =>

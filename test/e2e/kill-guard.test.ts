@@ -16,6 +16,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { type BackgroundProcess, Netns, requireRoot } from "./helpers/netns.ts";
 import { EXECUTABLE, requireExecutable } from "./helpers/sockwarden.ts";
+import { waitFor } from "./helpers/wait-for.ts";
 
 const HELPER = fileURLToPath(new URL("./helpers/pid-namespace.py", import.meta.url));
 const RULE = fileURLToPath(new URL("../fixtures/rules/kill/kill-named.ts", import.meta.url));
@@ -41,18 +42,6 @@ afterAll(async () => {
   await ns?.dispose();
   if (dir) fs.rmSync(dir, { recursive: true, force: true });
 });
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function waitFor<T>(what: () => string, probe: () => T | undefined, timeoutMs = 20_000): Promise<T> {
-  const end = performance.now() + timeoutMs;
-  for (;;) {
-    const v = probe();
-    if (v !== undefined) return v;
-    if (performance.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what()}`);
-    await sleep(50);
-  }
-}
 
 const readText = (file: string) => (fs.existsSync(file) ? fs.readFileSync(file, "utf8") : "");
 const jsonLines = (file: string) => readText(file).split("\n").filter(Boolean).map((l) => JSON.parse(l));

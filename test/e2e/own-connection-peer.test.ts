@@ -13,6 +13,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { BackgroundProcess, Netns, requireRoot } from "./helpers/netns.ts";
 import { EXECUTABLE, requireExecutable } from "./helpers/sockwarden.ts";
+import { waitFor } from "./helpers/wait-for.ts";
 
 const HOOK = fileURLToPath(new URL("./helpers/keepalive-hook.py", import.meta.url));
 const PAIRS = fileURLToPath(new URL("./helpers/held-pairs.py", import.meta.url));
@@ -44,8 +45,6 @@ afterAll(async () => {
   if (dir) fs.rmSync(dir, { recursive: true, force: true });
 });
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 interface AuditLine {
   action: string;
   outcome: string;
@@ -56,15 +55,6 @@ const readAudit = (file: string): AuditLine[] =>
   fs.existsSync(file) ? fs.readFileSync(file, "utf8").split("\n").filter(Boolean).map((l) => JSON.parse(l) as AuditLine) : [];
 
 /** Polls `probe` until it gives a value, at most `timeoutMs`; throws saying what it waited for. */
-async function waitFor<T>(what: () => string, probe: () => T | undefined | Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
-  const end = performance.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (performance.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what()}`);
-    await sleep(50);
-  }
-}
 
 /** Moves every line `p` has printed so far into `into`. */
 async function collect(p: BackgroundProcess, into: string[]): Promise<void> {

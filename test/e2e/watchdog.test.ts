@@ -63,6 +63,7 @@ while time.time() < end:
         for s in held.pop(0):
             s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)); s.close()
 `;
+import { waitFor } from "./helpers/wait-for.ts";
 
 let ns: Netns | undefined;
 let dir: string;
@@ -88,15 +89,6 @@ afterAll(async () => {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Polls `probe` until it returns a value, at most `timeoutMs`; `what` is read when time runs out. */
-async function waitFor<T>(what: () => string, probe: () => T | undefined | Promise<T | undefined>, timeoutMs: number): Promise<T> {
-  const end = performance.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (performance.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what()}`);
-    await sleep(100);
-  }
-}
 
 interface Stat {
   pid: number;
