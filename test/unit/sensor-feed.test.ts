@@ -289,3 +289,26 @@ describe("SOCKWARDEN_SENSOR_RING_BYTES", () => {
     }
   });
 });
+
+describe("SensorFeed after a lost CLOSE", () => {
+  // The ring overflowed and a socket's CLOSE never came; the kernel then gave its memory, so its
+  // address, to a new socket. The new socket's first record (a connect from CLOSE, or an accepted
+  // socket's birth from its listener) says it is another socket: nothing of the old one carries over.
+  test.each([
+    ["a connect", (socket: bigint, port: number, pid: number) => [record(socket, "CLOSE", "SYN_SENT", { netns: HOME, localPort: 0, pid, comm: `p${pid}` }), record(socket, "SYN_SENT", "ESTABLISHED", { netns: HOME, localPort: port, remotePort: 7700 })]],
+    ["an accepted socket", (socket: bigint, port: number, pid: number) => [record(socket, "LISTEN", "SYN_RECV", { netns: HOME, localPort: 7700, remotePort: port, pid, comm: `p${pid}` }), record(socket, "SYN_RECV", "ESTABLISHED", { netns: HOME, localPort: 7700, remotePort: port })]],
+  ] as const)("%s at the address of a socket whose CLOSE was lost is told with its own addresses and process", (_name, lifeOf) => {
+    const records: SetStateRecord[] = lifeOf(21n, 40010, 5);
+    const f = feed(records, {});
+    expect(new Set(f.drain().map((t) => t.endpoint.process?.pid))).toEqual(new Set([5]));
+    // Its CLOSE lost; a new socket at the same kernel address.
+    records.push(...lifeOf(21n, 40011, 6));
+    const second = f.drain();
+    expect(second.length).toBeGreaterThan(0);
+    for (const t of second) {
+      expect([t.endpoint.localPort, t.endpoint.remotePort]).toContain(40011);
+      expect(t.endpoint.process?.pid).toBe(6);
+      expect(t.previousState === "CLOSE" || t.previousState === "LISTEN" ? t.endpoint.openedAt : "").toEqual(expect.any(String));
+    }
+  });
+});

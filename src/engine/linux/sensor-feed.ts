@@ -103,6 +103,11 @@ interface Followed {
   relooked: boolean;
 }
 
+/** A socket's first change: connect or listen (from CLOSE), or an accepted socket's birth (from its listener). */
+function isBirth(r: SetStateRecord): boolean {
+  return (r.oldState === "CLOSE" || r.oldState === "LISTEN") && r.newState !== "CLOSE";
+}
+
 function tupleOf(r: SetStateRecord): TcpTuple {
   return { family: r.family, localAddress: r.localAddress, localPort: r.localPort, remoteAddress: r.remoteAddress, remotePort: r.remotePort };
 }
@@ -221,6 +226,14 @@ export class SensorFeed implements TransitionFeed {
 
   private follow(r: SetStateRecord): Followed {
     let f = this.sockets.get(r.socket);
+    // A socket's first change (a connect or listen from CLOSE, an accepted socket's birth from its
+    // listener) at an address still followed: the earlier socket there closed and its CLOSE was
+    // lost, and the kernel gave its memory to this one. Nothing of it may carry over, neither its
+    // addresses nor its process.
+    if (f && isBirth(r)) {
+      this.sockets.delete(r.socket);
+      f = undefined;
+    }
     if (!f) {
       if (this.sockets.size >= MAX_SOCKETS) {
         // The oldest followed socket, most likely one whose close was lost.
@@ -367,8 +380,7 @@ export class SensorFeed implements TransitionFeed {
    * →ESTABLISHED). Any other first record belongs to a socket older than the sensor.
    */
   private openedAt(r: SetStateRecord): string | null {
-    const opening = (r.oldState === "CLOSE" && (r.newState === "SYN_SENT" || r.newState === "LISTEN")) || r.oldState === "LISTEN";
-    return opening && r.newState !== "CLOSE" ? new Date(this.wallMinusMonotonic + Number(r.kernelTimeNs) / 1e6).toISOString() : null;
+    return isBirth(r) ? new Date(this.wallMinusMonotonic + Number(r.kernelTimeNs) / 1e6).toISOString() : null;
   }
 
   /** The process the program kept: read from /proc while it exists, else what the record says. */
