@@ -55,8 +55,10 @@ export function diffSnapshots(
 function carriedOver(before: Endpoint, seen: Endpoint): Endpoint {
   // A dump does not know when a socket opened; the sensor may have told.
   const openedAt = !seen.openedAt && before.openedAt;
-  // An owner found later (or a process that exited) keeps what was known before.
-  const owner = seen.process === null && before.process !== null && seen.inode === before.inode;
+  // An owner found later (or a process that exited) keeps what was known before; so does a
+  // socket its owner let go (closed with the connection still ending: no inode, no holder), whose
+  // connection is still that process's.
+  const owner = seen.process === null && before.process !== null && (seen.inode === before.inode || seen.inode === 0);
   if (!openedAt && !owner) return seen;
   const ep: Endpoint = { ...seen };
   if (openedAt) ep.openedAt = before.openedAt;

@@ -30,6 +30,16 @@ describe("diffSnapshots", () => {
     expect(events[0]!.endpoint).toBe(now);
   });
 
+  test("a socket its owner let go (inode 0 in the dump: FIN_WAIT, LAST_ACK) keeps the process it had", () => {
+    const before = endpoint({ cookie: "2", inode: 4711, state: "ESTABLISHED", process: processInfo({ pid: 9 }), pids: [9] });
+    const orphaned = endpoint({ cookie: "2", inode: 0, state: "FIN_WAIT1", process: null, pids: [] });
+    const { events } = diffSnapshots(asMap([before]), [orphaned], { time: 5, elapsedMs: 1000 });
+    expect(events.map((e) => [e.type, e.endpoint.state, e.endpoint.process?.pid, e.endpoint.pids])).toEqual([["state-changed", "FIN_WAIT1", 9, [9]]]);
+    // Another inode under the same key is another owner's socket: nothing carried over.
+    const other = endpoint({ cookie: "2", inode: 4712, state: "FIN_WAIT1", process: null, pids: [] });
+    expect(diffSnapshots(asMap([before]), [other], { time: 5, elapsedMs: 1000 }).events[0]!.endpoint.process).toBeNull();
+  });
+
   test("hands a socket that needs nothing carried over through as it is", () => {
     const seen = endpoint({ cookie: "1", bytesSent: 10 });
     const { current } = diffSnapshots(asMap([endpoint({ cookie: "1" })]), [seen], { time: 5, elapsedMs: 1000 });
