@@ -28,6 +28,12 @@ export interface Selection {
   protocols: Set<Protocol>;
   families: Set<Family>;
   matches(ep: Endpoint): boolean;
+  /**
+   * The same for an event's endpoint, where the event can tell more: a short connection known
+   * only from its end (a destroy notice, its state changes lost or never seen) is in state CLOSE
+   * yet was a connection, and the default selection of connections shows it.
+   */
+  matchesEvent(e: { endpoint: Endpoint; shortLived?: boolean }): boolean;
 }
 
 export function buildSelection(o: SelectionOptions): Selection {
@@ -48,7 +54,7 @@ export function buildSelection(o: SelectionOptions): Selection {
   }
 
   const tests: ((ep: Endpoint) => boolean)[] = [];
-  if (!o.all && !(o.state && o.state.length > 0)) tests.push(isConnected);
+  const connectedOnly = !o.all && !(o.state && o.state.length > 0);
   if (o.state && o.state.length > 0) {
     const states: Set<TcpState> = parseStates(o.state);
     tests.push((ep) => ep.state !== null && states.has(ep.state));
@@ -64,11 +70,18 @@ export function buildSelection(o: SelectionOptions): Selection {
   if (o.process !== undefined && o.process !== "") tests.push(processMatcher(String(o.process)));
   if (o.hideUnowned) tests.push((ep) => ep.process !== null);
 
+  const chosen = (ep: Endpoint) => protocols.has(ep.protocol) && families.has(ep.family) && tests.every((t) => t(ep));
   return {
     protocols,
     families,
-    matches: (ep) => protocols.has(ep.protocol) && families.has(ep.family) && tests.every((t) => t(ep)),
+    matches: (ep) => (!connectedOnly || isConnected(ep)) && chosen(ep),
+    matchesEvent: (e) => (!connectedOnly || isConnected(e.endpoint) || wasConnected(e)) && chosen(e.endpoint),
   };
+}
+
+/** A short connection told in state CLOSE (its last state unknown) that had a peer. */
+function wasConnected(e: { endpoint: Endpoint; shortLived?: boolean }): boolean {
+  return e.shortLived === true && e.endpoint.protocol === "tcp" && e.endpoint.state === "CLOSE" && e.endpoint.remotePort !== 0;
 }
 
 /** Connected: a TCP endpoint that is not listening or closed, or a UDP socket with a peer. */

@@ -16,11 +16,18 @@ export const MAX_RESYNC_MS = 86_400_000;
 /**
  * Full refreshes with the sensor running. A full dump costs in proportion to the sockets: 0.45 s
  * of CPU at 100k sockets, measured on a busy 2-core machine (a UDP-only dump between, 0.3 ms).
- * Every 30 s that is 1.5% of a core, within the 2% a watcher of 100k idle sockets may use (every
- * 10 s it would be 4.5%), while what only a full dump corrects (changes the sensor missed
- * without counting them lost) is at most 30 s old.
+ * What only a full dump corrects (changes the sensor missed without counting them lost) is at
+ * most one period old; where the period was not asked for, RESYNC_TIME_SHARE may lengthen it.
  */
 export const DEFAULT_RESYNC_MS = 30_000;
+/**
+ * Where no resync period was asked for (resyncAdaptive), the share of the time full refreshes may
+ * take: the period grows past DEFAULT_RESYNC_MS where one costs more than this allows. A watcher
+ * of 100k idle sockets spent 2.6-3.0% of a core, most of it in a full dump of 0.6-0.8 s every
+ * 30 s (busy 2-core machine); at 1% such a machine is resynced every 60-80 s, a machine of 10k
+ * sockets (a dump of ~70 ms) still every 30 s. Lost changes still bring one at once.
+ */
+export const RESYNC_TIME_SHARE = 0.01;
 /** How often destroy notices are read between refreshes. */
 const COLLECT_EVERY_MS = 100;
 /**
@@ -68,6 +75,11 @@ export interface MonitorLoopOptions {
    * the refreshes every interval in between are partial. Without the sensor every refresh is full.
    */
   resyncMs?: number;
+  /**
+   * The resync period was not asked for: it is at least what keeps full refreshes within
+   * RESYNC_TIME_SHARE of the time, measured on the last one. An asked-for period is kept exactly.
+   */
+  resyncAdaptive?: boolean;
   timers?: Timers;
   clock?: () => number;
   /** The process's resident bytes (test seam); by default read from the OS. */
@@ -94,6 +106,7 @@ export class MonitorLoop {
   private pausedFlag = false;
   private nextRefreshAt = 0;
   private resyncMs: number;
+  private resyncAdaptive: boolean;
   private nextResyncAt = 0;
   private lastLossRefreshAt = -Infinity;
   private readonly timers: Timers;
@@ -119,6 +132,7 @@ export class MonitorLoop {
   ) {
     this.intervalMs = clampInterval(options.intervalMs);
     this.resyncMs = clampResync(options.resyncMs ?? DEFAULT_RESYNC_MS);
+    this.resyncAdaptive = options.resyncAdaptive ?? false;
     this.timers = options.timers ?? realTimers;
     this.clock = options.clock ?? (() => performance.now());
   }
@@ -237,7 +251,9 @@ export class MonitorLoop {
     this.reschedule();
   }
 
-  setResync(ms: number): void {
+  /** A new resync period; `adaptive` as MonitorLoopOptions.resyncAdaptive (default: as it was). */
+  setResync(ms: number, adaptive?: boolean): void {
+    if (adaptive !== undefined) this.resyncAdaptive = adaptive;
     this.resyncMs = clampResync(ms);
     this.nextResyncAt = Math.min(this.nextResyncAt, this.clock() + this.resyncMs);
     this.reschedule();
@@ -296,7 +312,12 @@ export class MonitorLoop {
         const resync = now >= this.nextResyncAt;
         if (resync) this.nextResyncAt = Math.max(this.nextResyncAt + this.resyncMs, now);
         const full = !this.monitor.sensing || resync;
+        const began = this.clock();
         const events = this.monitor.refresh(full ? "full" : "partial");
+        if (resync && this.monitor.sensing && this.resyncAdaptive) {
+          // What this one cost sets the earliest the next may come.
+          this.nextResyncAt = Math.max(this.nextResyncAt, began + (this.clock() - began) / RESYNC_TIME_SHARE);
+        }
         const handled = this.options.onEvents(events, "refresh");
         if (handled) {
           this.busy = true;

@@ -30,6 +30,19 @@ describe("selection", () => {
   test("default is connected TCP", () => {
     expect(pick({})).toEqual([2, 3, 0]);
   });
+  test("a short connection known only from its end (state CLOSE, a peer) is a connection to the default selection", () => {
+    const ended = ep({ localPort: 41002, remoteAddress: "10.1.2.3", remotePort: 443, state: "CLOSE", inode: 0, process: curl, pids: [20] });
+    const unbound = ep({ localPort: 41003, remoteAddress: "0.0.0.0", remotePort: 0, state: "CLOSE", inode: 0 });
+    const s = buildSelection({});
+    expect(s.matches(ended)).toBe(false);
+    expect(s.matchesEvent({ endpoint: ended, shortLived: true })).toBe(true);
+    expect(s.matchesEvent({ endpoint: ended })).toBe(false);
+    expect(s.matchesEvent({ endpoint: unbound, shortLived: true })).toBe(false);
+    // Other choices still apply to it.
+    expect(buildSelection({ port: ["25"] }).matchesEvent({ endpoint: ended, shortLived: true })).toBe(false);
+    expect(buildSelection({ state: ["established"] }).matchesEvent({ endpoint: ended, shortLived: true })).toBe(false);
+    expect(buildSelection({ state: ["closed"] }).matchesEvent({ endpoint: ended, shortLived: true })).toBe(true);
+  });
   test("-a is everything", () => {
     expect(pick({ all: true })).toEqual([1, 2, 3, 0, 5, 6, 7]);
   });

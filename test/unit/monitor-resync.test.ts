@@ -22,7 +22,7 @@ const udp = (o: Partial<Endpoint>): Endpoint =>
 type SensorMode = "runs" | "absent" | "refused";
 
 /** An engine whose table and sensor the test sets; each snapshot dumps only what it is asked. */
-function scripted(options: { sensor?: SensorMode; protocols?: Protocol[]; counters?: boolean; requireSensor?: boolean } = {}) {
+function scripted(options: { sensor?: SensorMode; protocols?: Protocol[]; counters?: boolean; requireSensor?: boolean; tcpDumpMs?: number } = {}) {
   const timers = new ManualTimers();
   const wall = () => 1_000_000 + timers.now;
   let table: Endpoint[] = [];
@@ -46,6 +46,8 @@ function scripted(options: { sensor?: SensorMode; protocols?: Protocol[]; counte
     name: "scripted",
     snapshot: (request: SnapshotRequest): Snapshot => {
       dumps.push([...request.protocols].sort().join("+"));
+      // A dump of TCP costs this long (driven time), as one of many sockets does.
+      if (request.protocols.has("tcp")) timers.now += options.tcpDumpMs ?? 0;
       const endpoints = table.filter((e) => request.protocols.has(e.protocol)).map((e) => ({ ...e }));
       return { endpoints, takenAt: wall(), source: "scripted", notes: [], unreadableProcesses: 0 };
     },
@@ -89,10 +91,10 @@ function scripted(options: { sensor?: SensorMode; protocols?: Protocol[]; counte
       ready?.();
     },
     /** The loop over this monitor, started after the first look; its events are collected. */
-    loop(intervalMs: number, resyncMs: number) {
+    loop(intervalMs: number, resyncMs: number, resyncAdaptive = false) {
       const got: EndpointEvent[] = [];
       monitor.start();
-      const loop = new MonitorLoop(monitor, { intervalMs, resyncMs, onEvents: (e) => void got.push(...e), onError: (e) => { throw e; }, timers, clock: timers.clock });
+      const loop = new MonitorLoop(monitor, { intervalMs, resyncMs, resyncAdaptive, onEvents: (e) => void got.push(...e), onError: (e) => { throw e; }, timers, clock: timers.clock });
       loop.start();
       return { loop, got };
     },
@@ -123,6 +125,23 @@ describe("refreshes with the sensor running", () => {
     // The resync already due (12 s) stays; the next is a minute after it.
     expect(s.dumps.slice(5)).toEqual(["tcp+udp", "udp", "udp", "udp"]);
     loop.stop();
+  });
+
+  test("a resync period not asked for grows where full dumps are slow, to keep them within 1% of the time; one asked for is kept", () => {
+    const resyncsIn = (adaptive: boolean, tcpDumpMs: number) => {
+      const s = scripted({ tcpDumpMs });
+      const { loop } = s.loop(1000, 30_000, adaptive);
+      s.timers.advance(300_000);
+      loop.stop();
+      // The first look is one of the dumps with TCP.
+      return s.dumps.filter((d) => d.includes("tcp")).length - 1;
+    };
+    // 0.7 s a dump: at most one every 70 s, the first at 30 s (30, 100.7, 171.4, 242.1).
+    expect(resyncsIn(true, 700)).toBe(4);
+    // Asked for: every 30 s, whatever a dump costs.
+    expect(resyncsIn(false, 700)).toBe(10);
+    // A fast dump (70 ms) keeps the 30 s rhythm.
+    expect(resyncsIn(true, 70)).toBe(10);
   });
 
   test("the resync period is kept within 1 s .. 1 day", () => {
