@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { defineConfig } from "vitest/config";
 
 // Tests run on Bun (`bun --bun vitest run`) so they see the runtime the executable uses.
@@ -17,6 +18,9 @@ const WINE = ["test/e2e/windows-wine.test.ts"];
 const RUNNER_PROCESSES = ["test/unit/rules-hostile.test.ts", "test/unit/rule-runner.test.ts"];
 
 export default defineConfig({
+  // Bun reads `import x from "./y.d.ts" with { type: "text" }` as the file's text; Vite ignores
+  // the attribute. A declaration file has no code to run, so any import of one is that text.
+  plugins: [{ name: "declaration-text", enforce: "pre", load: (id) => (id.endsWith(".d.ts") ? `export default ${JSON.stringify(readFileSync(id, "utf8"))};` : null) }],
   test: {
     pool: "threads",
     fileParallelism: false,

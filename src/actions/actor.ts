@@ -3,9 +3,7 @@
  * kernel's audit subsystem keeps for its session (/proc/self/loginuid, which survives su and sudo)
  * and SUDO_USER. A close run through sudo then still names the person at the keyboard.
  */
-import fs from "node:fs";
-import path from "node:path";
-import { UserTable } from "../engine/linux/users.ts";
+import type { LoginUser } from "../engine/index.ts";
 
 export interface Actor {
   /** Real uid; null where the OS has none (Windows). */
@@ -20,13 +18,10 @@ export interface Actor {
   sudoUser?: string;
 }
 
-/** (uid_t)-1: the loginuid of a process no login set. */
-const UNSET_LOGINUID = 4294967295;
-
 export interface ActorSources {
-  procRoot?: string;
+  /** The session's login user (the platform's loginUser); none asked: no login fields. */
+  login?: () => LoginUser | null;
   env?: NodeJS.ProcessEnv;
-  users?: UserTable;
   ids?: { uid: number | null; euid: number | null };
 }
 
@@ -34,24 +29,11 @@ export function currentActor(sources: ActorSources = {}): Actor {
   const env = sources.env ?? process.env;
   const ids = sources.ids ?? { uid: process.getuid?.() ?? null, euid: process.geteuid?.() ?? null };
   const actor: Actor = { uid: ids.uid, euid: ids.euid };
-  const loginUid = readLoginUid(path.join(sources.procRoot ?? "/proc", "self", "loginuid"));
-  if (loginUid !== null) {
-    actor.loginUid = loginUid;
-    actor.loginUser = (sources.users ?? new UserTable()).name(loginUid) ?? String(loginUid);
+  const login = sources.login?.() ?? null;
+  if (login !== null) {
+    actor.loginUid = login.uid;
+    actor.loginUser = login.name;
   }
   if (env.SUDO_USER) actor.sudoUser = env.SUDO_USER;
   return actor;
-}
-
-function readLoginUid(file: string): number | null {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, "utf8").trim();
-  } catch {
-    // No audit support in the kernel, or not Linux.
-    return null;
-  }
-  if (!/^\d+$/.test(text)) return null;
-  const uid = Number(text);
-  return uid === UNSET_LOGINUID ? null : uid;
 }

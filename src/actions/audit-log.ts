@@ -4,11 +4,11 @@
  * record cannot be written is not lost: the record goes to stderr with the reason.
  */
 import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
 import type { Endpoint } from "../model/endpoint.ts";
 import type { ProcessInfo } from "../model/process.ts";
 import { endpointToJson, type EndpointJson } from "../format/endpoint-json.ts";
+import type { Platform, PlatformPlaces } from "../engine/index.ts";
 import { currentActor, type Actor } from "./actor.ts";
 
 export interface AuditRecord {
@@ -50,15 +50,14 @@ export interface AuditInput {
   message: string;
 }
 
-/** Where the log goes unless configured: a system path for root, the user's state dir else. */
-export function defaultAuditPath(): string {
-  if (process.env.SOCKWARDEN_AUDIT_LOG) return process.env.SOCKWARDEN_AUDIT_LOG;
-  if (process.platform === "win32") {
-    return path.join(process.env.ProgramData ?? process.env.LOCALAPPDATA ?? os.homedir(), "sockwarden", "audit.log");
-  }
-  if ((process.getuid?.() ?? 0) === 0) return "/var/log/sockwarden/audit.log";
-  const state = process.env.XDG_STATE_HOME || path.join(os.homedir(), ".local", "state");
-  return path.join(state, "sockwarden", "audit.log");
+/** Where the log goes unless configured: SOCKWARDEN_AUDIT_LOG, else the platform's place. */
+export function defaultAuditPath(places: Pick<PlatformPlaces, "auditLog">): string {
+  return process.env.SOCKWARDEN_AUDIT_LOG || places.auditLog();
+}
+
+/** Who acts on this platform, the session's login user included. */
+export function actorOn(platform: Pick<Platform, "loginUser">): () => Actor {
+  return () => currentActor({ login: () => platform.loginUser() });
 }
 
 export class AuditLog {

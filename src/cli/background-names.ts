@@ -8,9 +8,13 @@ import type { Endpoint } from "../model/endpoint.ts";
 
 export class BackgroundNames {
   readonly hosts = new Map<string, string>();
-  private readonly dns = new ReverseDns();
+  private readonly dns: ReverseDns;
   private readonly asked = new Set<string>();
   private closed = false;
+
+  constructor(hostsPath: string) {
+    this.dns = new ReverseDns({ hostsPath });
+  }
 
   /** Starts lookups for addresses not asked about before; returns at once. */
   want(endpoints: Iterable<Endpoint>): void {

@@ -4,14 +4,15 @@
  */
 import type { Argv } from "yargs";
 import readline from "node:readline";
-import { createEngine } from "../engine/index.ts";
+import type { Platform } from "../engine/index.ts";
+import { sourceChoice } from "./engine-use.ts";
 import type { CloseMethod } from "../engine/types.ts";
 import type { Endpoint } from "../model/endpoint.ts";
 import { buildSelection } from "../filter/endpoint-filter.ts";
 import { parsePortSpec } from "../net/ports.ts";
 import { compareEndpoints } from "../model/endpoint-order.ts";
 import { closeEndpoint, endpointLabel } from "../actions/close-endpoint.ts";
-import { AuditLog, defaultAuditPath, type AuditInput, type AuditRecord } from "../actions/audit-log.ts";
+import { AuditLog, actorOn, defaultAuditPath, type AuditInput, type AuditRecord } from "../actions/audit-log.ts";
 import { parseEndpointArgument, sameAddress } from "./endpoint-argument.ts";
 import { selectionOptions, type ListArgs } from "./list-command.ts";
 import { stderr, stdout } from "./output.ts";
@@ -39,8 +40,9 @@ class ReportingAudit extends AuditLog {
   constructor(
     file: string,
     private readonly report: (record: AuditRecord) => void,
+    platform: Platform,
   ) {
-    super(file);
+    super(file, undefined, actorOn(platform));
   }
 
   override append(input: AuditInput): AuditRecord {
@@ -88,7 +90,7 @@ class CloseReport {
   }
 }
 
-export function closeBuilder<T>(y: Argv<T>) {
+export function closeBuilder<T>(y: Argv<T>, platform: Platform) {
   return selectionOptions(y)
     .positional("localEndpoint", { type: "string", describe: "Local ADDRESS:PORT of the connection" })
     .positional("remoteEndpoint", { type: "string", describe: "Remote ADDRESS:PORT of the connection" })
@@ -100,14 +102,14 @@ export function closeBuilder<T>(y: Argv<T>) {
     .option("yes", { alias: "y", type: "boolean", describe: "Do not ask before closing more than one endpoint" })
     .option("method", { type: "string", choices: ["auto", "destroy", "owner"], default: "auto", describe: "destroy: sock_diag SOCK_DESTROY; owner: take the socket from its process" })
     .option("reason", { type: "string", default: "closed from the command line", describe: "Why, for the audit log" })
-    .option("audit-log", { type: "string", describe: `Audit log file (default ${defaultAuditPath()})` })
+    .option("audit-log", { type: "string", describe: `Audit log file (default ${defaultAuditPath(platform.places)})` })
     .option("quiet", { alias: "q", type: "boolean", describe: "Print nothing but errors (the audit log and --json still have every record)" })
     .option("json", { type: "boolean", describe: "Print the audit records of what was closed, gone or refused, as one JSON array" })
     .option("ndjson", { type: "boolean", describe: "The same records, one JSON object per line as each is written" })
     .conflicts("json", "ndjson");
 }
 
-export async function runClose(args: CloseArgs): Promise<number> {
+export async function runClose(args: CloseArgs, platform: Platform): Promise<number> {
   const pair = args.localEndpoint !== undefined ? parsePair(args) : null;
   const selection = buildSelection({ ...args, all: true, process: args.process });
   // As in the selection options, a repeated option is one more choice and options narrow each other.
@@ -123,7 +125,7 @@ export async function runClose(args: CloseArgs): Promise<number> {
   }
   const method = (args.method ?? "auto") as CloseMethod;
   const report = new CloseReport(args.json ? "json" : args.ndjson ? "ndjson" : null, !!args.quiet);
-  const engine = createEngine({ source: args.source as "auto" | "netlink" | "proc" | undefined, allNamespaces: !!args.allNamespaces });
+  const engine = platform.createEngine({ source: sourceChoice(args.source), allNamespaces: !!args.allNamespaces });
   try {
     const snapshot = engine.snapshot({ protocols: selection.protocols, families: selection.families, withProcesses: true });
     const matches = snapshot.endpoints
@@ -141,7 +143,7 @@ export async function runClose(args: CloseArgs): Promise<number> {
     const checkAuditLog = () => {
       if (args.auditLog !== undefined) checkWritableFile(args.auditLog, "--audit-log", 0o750);
     };
-    const audit = new ReportingAudit(args.auditLog ?? defaultAuditPath(), (r) => report.record(r));
+    const audit = new ReportingAudit(args.auditLog ?? defaultAuditPath(platform.places), (r) => report.record(r), platform);
     const reason = args.reason ?? "closed from the command line";
     if (args.dryRun) {
       checkAuditLog();

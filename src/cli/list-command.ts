@@ -3,7 +3,7 @@
  * NDJSON. Modelled on Tcpvcon and netstat.
  */
 import type { Argv } from "yargs";
-import { createEngine } from "../engine/index.ts";
+import type { Platform } from "../engine/index.ts";
 import type { Endpoint } from "../model/endpoint.ts";
 import { buildSelection, type SelectionOptions } from "../filter/endpoint-filter.ts";
 import { compareEndpoints } from "../model/endpoint-order.ts";
@@ -12,9 +12,9 @@ import { renderCsv } from "../view/endpoint-csv.ts";
 import { renderEndpointTable } from "../view/endpoint-table.ts";
 import { friendlyNames, numericNames } from "../view/endpoint-names.ts";
 import { resolveHostNames } from "./host-names.ts";
-import { BufferedOutput, stderr, stdout } from "./output.ts";
+import { BufferedOutput, notes, stdout, tableWidth } from "./output.ts";
+import { sourceChoice, withEngine } from "./engine-use.ts";
 import { checkReadableFile, checkWritableFile } from "./user-files.ts";
-import { escapeControl } from "../text/escape-control.ts";
 import { UsageError } from "../errors.ts";
 import { trace } from "../trace.ts";
 import { numberOption, parseNumberOption } from "./number-option.ts";
@@ -79,26 +79,23 @@ export function listBuilder<T>(y: Argv<T>) {
     .conflicts("record", "replay");
 }
 
-export async function runList(args: ListArgs): Promise<number> {
+export async function runList(args: ListArgs, platform: Platform): Promise<number> {
   trace("arguments parsed");
   const selection = buildSelection(args);
   const dnsBudget = parseNumberOption("--dns-budget", args.dnsBudget ?? 1000, DNS_BUDGET);
   if (args.netns !== undefined && args.netns.trim() === "") throw new UsageError("--netns needs a namespace: its ip netns name or its inode");
   if (args.replay !== undefined) checkReadableFile(args.replay, "--replay");
   if (args.record !== undefined) checkWritableFile(args.record, "--record");
-  const engine = createEngine({
-    source: args.replay !== undefined ? "replay" : (args.source as "auto" | "netlink" | "proc" | undefined),
+  const engineOptions = {
+    source: args.replay !== undefined ? "replay" : sourceChoice(args.source),
     replayFile: args.replay,
     recordFile: args.record,
     allNamespaces: !!args.allNamespaces || args.netns !== undefined,
+  } as const;
+  const snapshot = withEngine(platform, engineOptions, (engine) => {
+    trace("engine ready");
+    return engine.snapshot({ protocols: selection.protocols, families: selection.families, withProcesses: true });
   });
-  trace("engine ready");
-  let snapshot;
-  try {
-    snapshot = engine.snapshot({ protocols: selection.protocols, families: selection.families, withProcesses: true });
-  } finally {
-    engine.close();
-  }
   trace(`snapshot of ${snapshot.endpoints.length} endpoints`);
   const netns = args.netns;
   const endpoints: Endpoint[] = snapshot.endpoints
@@ -106,11 +103,11 @@ export async function runList(args: ListArgs): Promise<number> {
     .sort(compareEndpoints);
   trace("filtered and sorted");
   if (!args.quiet) {
-    for (const note of snapshot.notes) stderr(`note: ${escapeControl(note)}\n`);
+    notes(snapshot.notes);
     const query = args.process === undefined ? "" : String(args.process);
     if (endpoints.length === 0 && query !== "" && !args.allNamespaces && netns === undefined && args.replay === undefined) {
-      const note = otherNamespaceNote(query, selection.matches, args.source);
-      if (note) stderr(`note: ${escapeControl(note)}\n`);
+      const note = otherNamespaceNote(query, selection.matches, platform, args.source);
+      if (note) notes([note]);
     }
   }
 
@@ -123,9 +120,8 @@ export async function runList(args: ListArgs): Promise<number> {
   } else {
     const names = args.numeric
       ? numericNames()
-      : friendlyNames(await resolveHostNames(endpoints, dnsBudget));
-    const width = process.stdout.isTTY ? process.stdout.columns || 80 : undefined;
-    stdout(renderEndpointTable(endpoints, { extended: !!args.extended, names, width }));
+      : friendlyNames(await resolveHostNames(endpoints, dnsBudget, platform.places.hosts()));
+    stdout(renderEndpointTable(endpoints, { extended: !!args.extended, names, width: tableWidth() }));
   }
   trace("written");
   return 0;

@@ -6,20 +6,19 @@
  */
 import os from "node:os";
 import type { Argv } from "yargs";
-import { createEngine } from "../engine/index.ts";
+import type { Platform } from "../engine/index.ts";
 import type { Endpoint } from "../model/endpoint.ts";
 import { buildSelection } from "../filter/endpoint-filter.ts";
-import { Monitor } from "../monitor/monitor.ts";
-import { DEFAULT_SENSOR, requiresSensor, wantsTransitions, type SensorChoice } from "../monitor/sensor-choice.ts";
 import { checkResync, resyncOption, sensorOption } from "./sensor-options.ts";
 import { intervalOption as numberIntervalOption, parseInterval } from "./interval-option.ts";
 import { closeEndpoint } from "../actions/close-endpoint.ts";
 import { endProcess } from "../actions/end-process.ts";
-import { AuditLog, defaultAuditPath } from "../actions/audit-log.ts";
+import { AuditLog, actorOn, defaultAuditPath } from "../actions/audit-log.ts";
 import { LiveController, type ActionResult, type LiveActions } from "../view/live/controller.ts";
 import { streamTerminal, type TerminalOutput } from "../view/live/terminal.ts";
 import { useColour } from "../format/colour.ts";
 import { BackgroundNames } from "./background-names.ts";
+import { openMonitor } from "./engine-use.ts";
 import { selectionOptions, type ListArgs } from "./list-command.ts";
 import { writeAll } from "./output.ts";
 import { UsageError } from "../errors.ts";
@@ -31,7 +30,7 @@ export interface LiveArgs extends ListArgs {
   resync?: string | string[];
 }
 
-const intervalOption = numberIntervalOption("Live view: seconds between refreshes (0.1 to 3600)");
+const intervalOption = numberIntervalOption("Live view");
 
 export function liveBuilder<T>(y: Argv<T>) {
   return selectionOptions(y)
@@ -60,31 +59,27 @@ export function wantsListing(args: LiveArgs, stdoutIsTerminal: boolean): boolean
   return !!(args.json || args.ndjson || args.csv || args.extended || args.record || args.replay || (args as { netns?: unknown }).netns !== undefined);
 }
 
-export async function runLive(args: LiveArgs): Promise<number> {
+export async function runLive(args: LiveArgs, platform: Platform): Promise<number> {
   // Mistyped options are told first, wherever the command runs.
   const interval = parseInterval(args.interval);
   const resync = checkResync(args.resync);
   if (!process.stdout.isTTY) {
     throw new UsageError("the live view needs a terminal: use `sockwarden list` or `sockwarden watch` when writing to a pipe or file");
   }
-  const sensor = (args.sensor ?? DEFAULT_SENSOR) as SensorChoice;
   // The view shows everything in the selection; "connected only" is a switch (`a`) on top.
   const selection = buildSelection({ ...args, all: true });
-  const engine = createEngine({ source: args.source as "auto" | "netlink" | "proc" | undefined, allNamespaces: !!args.allNamespaces });
-  const monitor = new Monitor({
-    engine,
-    request: { protocols: selection.protocols, families: selection.families, withProcesses: true },
-    transitions: wantsTransitions(sensor),
-    requireSensor: requiresSensor(sensor),
-    // The view shows every connection's counters, refreshed every interval.
-    counters: true,
-  });
+  // The view shows every connection's counters, refreshed every interval.
+  const { engine, monitor } = openMonitor(platform, args, selection, true);
   // Actions are audited as `close` audits them. A record that cannot be written must not be
   // printed over the screen: the outcome line says so instead.
   let unaudited: string | null = null;
-  const audit = new AuditLog(defaultAuditPath(), () => {
-    unaudited = `not in the audit log: cannot write ${audit.file}`;
-  });
+  const audit = new AuditLog(
+    defaultAuditPath(platform.places),
+    () => {
+      unaudited = `not in the audit log: cannot write ${audit.file}`;
+    },
+    actorOn(platform),
+  );
   const audited = async (act: () => Promise<ActionResult> | ActionResult): Promise<ActionResult> => {
     unaudited = null;
     const r = await act();
@@ -125,7 +120,7 @@ export async function runLive(args: LiveArgs): Promise<number> {
     terminal,
     actions,
     processDetails: (pid) => engine.processDetails?.(pid) ?? null,
-    hostNames: new BackgroundNames(),
+    hostNames: new BackgroundNames(platform.places.hosts()),
     intervalMs: interval * 1000,
     resyncMs: resync * 1000,
     names: !args.numeric,

@@ -19,6 +19,7 @@ import { OutputClosed, stderr } from "./output.ts";
 import { VERSION } from "../version.ts";
 import { trace } from "../trace.ts";
 import { escapeControl } from "../text/escape-control.ts";
+import { currentPlatform, type Platform } from "../engine/index.ts";
 
 /** Exit codes: 0 ok, 1 failure, 2 usage, 3 bad data, 4 privilege, 5 unsupported, 70 internal. */
 const EXIT_INTERNAL = 70;
@@ -37,9 +38,19 @@ type Settle = (run: Promise<number>) => Promise<void>;
 interface CommandSpec {
   command: string;
   describe: string;
-  builder: (y: Argv, settle: Settle) => Argv<unknown>;
+  builder: (y: Argv, settle: Settle, platform: Platform) => Argv<unknown>;
   /** The command's work; absent where the builder's subcommands do it (through settle). */
-  run?: (args: unknown) => Promise<number>;
+  run?: (args: unknown, platform: Platform) => Promise<number>;
+}
+
+/** A command whose work takes its arguments as its builder declares them. */
+function command<A>(
+  command: string,
+  describe: string,
+  builder: (y: Argv, platform: Platform) => Argv<unknown>,
+  run: (args: A, platform: Platform) => Promise<number>,
+): CommandSpec {
+  return { command, describe, builder: (y, _settle, platform) => builder(y, platform), run: (args, platform) => run(args as A, platform) };
 }
 
 const COMMANDS: CommandSpec[] = [
@@ -47,67 +58,27 @@ const COMMANDS: CommandSpec[] = [
     command: "$0 [process]",
     describe: "On a terminal: the live view; otherwise the same as list",
     builder: (y) => withIntervalOption(listBuilder(y)),
-    run: (a) => {
+    run: (a, platform) => {
       const args = a as LiveArgs;
-      const typo = mistypedCommand(args.process === undefined ? undefined : String(args.process), commandNames(), args);
+      const typo = mistypedCommand(args.process === undefined ? undefined : String(args.process), commandNames(), args, platform);
       // Nothing is listed: an empty table with exit 0 would read as "no such connections".
       if (typo) throw new UsageError(typo);
-      return wantsListing(args, !!process.stdout.isTTY) ? runList(args as ListArgs) : runLive(args);
+      return wantsListing(args, !!process.stdout.isTTY) ? runList(args as ListArgs, platform) : runLive(args, platform);
     },
   },
-  {
-    command: "list [process]",
-    describe: "List endpoints (default: connected TCP), like netstat and Tcpvcon",
-    builder: (y) => listBuilder(y),
-    run: (a) => runList(a as ListArgs),
-  },
-  {
-    command: "live [process]",
-    describe: "Full-screen live view, like TCPView: new rows green, closed red, changed yellow",
-    builder: (y) => liveBuilder(y),
-    run: (a) => runLive(a as LiveArgs),
-  },
-  {
-    command: "watch [process]",
-    describe: "Stream endpoint events (opened, closed, state changes, traffic) as they happen",
-    builder: (y) => watchBuilder(y),
-    run: (a) => runWatch(a as WatchArgs),
-  },
-  {
-    command: "close [localEndpoint] [remoteEndpoint]",
-    describe: "Close connections by address pair or by filters (audited)",
-    builder: (y) => closeBuilder(y),
-    run: (a) => runClose(a as CloseArgs),
-  },
-  {
-    command: "run",
-    describe: "The watch-and-act daemon: rules on every change, actions audited",
-    builder: (y) => runBuilder(y),
-    run: (a) => runDaemon(a as RunArgs),
-  },
+  command<ListArgs>("list [process]", "List endpoints (default: connected TCP), like netstat and Tcpvcon", listBuilder, runList),
+  command<LiveArgs>("live [process]", "Full-screen live view, like TCPView: new rows green, closed red, changed yellow", liveBuilder, runLive),
+  command<WatchArgs>("watch [process]", "Stream endpoint events (opened, closed, state changes, traffic) as they happen", watchBuilder, runWatch),
+  command<CloseArgs>("close [localEndpoint] [remoteEndpoint]", "Close connections by address pair or by filters (audited)", closeBuilder, runClose),
+  command<RunArgs>("run", "The watch-and-act daemon: rules on every change, actions audited", runBuilder, runDaemon),
   {
     command: "rules",
     describe: "Check, test and scaffold sandboxed TypeScript rules; list bundled plugins",
     builder: (y, settle) => rulesBuilder(y, settle),
   },
-  {
-    command: "port <port>",
-    describe: "What a port is: its service names and the endpoints using it now",
-    builder: (y) => portBuilder(y),
-    run: (a) => runPort(a as PortArgs),
-  },
-  {
-    command: "proc <pid>",
-    describe: "A process's properties and every endpoint it holds",
-    builder: (y) => procBuilder(y),
-    run: (a) => runProc(a as ProcArgs),
-  },
-  {
-    command: "completion [shell]",
-    describe: "Print the shell's completion script: bash, zsh or fish",
-    builder: (y) => completionBuilder(y),
-    run: (a) => runCompletion(a as CompletionArgs),
-  },
+  command<PortArgs>("port <port>", "What a port is: its service names and the endpoints using it now", portBuilder, runPort),
+  command<ProcArgs>("proc <pid>", "A process's properties and every endpoint it holds", procBuilder, runProc),
+  command<CompletionArgs>("completion [shell]", "Print the shell's completion script: bash, zsh or fish", completionBuilder, runCompletion),
 ];
 
 /** The names a first word can be taken for: every command but the default one. */
@@ -115,7 +86,7 @@ function commandNames(): string[] {
   return COMMANDS.map((c) => c.command.split(" ")[0]!).filter((n) => n !== "$0");
 }
 
-export async function main(argv: string[]): Promise<number> {
+export async function main(argv: string[], platform: Platform = currentPlatform()): Promise<number> {
   trace("started");
   let result = 0;
   const settle: Settle = async (run) => {
@@ -128,8 +99,8 @@ export async function main(argv: string[]): Promise<number> {
     .parserConfiguration({ "greedy-arrays": false })
     .usage("sockwarden — every TCP and UDP endpoint with the process behind it\n\nUsage: $0 <command> [options]");
   for (const c of COMMANDS) {
-    parser.command(c.command, c.describe, (y) => c.builder(y, settle), async (args) => {
-      if (c.run) result = await c.run(args);
+    parser.command(c.command, c.describe, (y) => c.builder(y, settle, platform), async (args) => {
+      if (c.run) result = await c.run(args, platform);
     });
   }
   parser

@@ -3,7 +3,8 @@
  * mistyped command would quietly list nothing. When the word names no process holding an
  * endpoint and is close to a command's name, it is taken for a mistyped command instead.
  */
-import { createEngine } from "../engine/index.ts";
+import type { Platform } from "../engine/index.ts";
+import { everyEndpoint, sourceChoice, withEngine } from "./engine-use.ts";
 import { buildSelection } from "../filter/endpoint-filter.ts";
 import { checkReadableFile } from "./user-files.ts";
 
@@ -63,25 +64,16 @@ export interface ProcessLookup {
  * Why `word` is taken for a mistyped command (one line), or null when it stands as a process
  * filter: it names a process holding an endpoint of any kind, or is close to no command.
  */
-export function mistypedCommand(word: string | undefined, commands: readonly string[], where: ProcessLookup): string | null {
+export function mistypedCommand(word: string | undefined, commands: readonly string[], where: ProcessLookup, platform: Platform): string | null {
   if (word === undefined) return null;
   const suggestions = commandSuggestions(word, commands);
-  if (suggestions.length === 0 || anyProcessNamed(word, where)) return null;
+  if (suggestions.length === 0 || anyProcessNamed(word, where, platform)) return null;
   return `no process named '${word}'; did you mean ${alternatives(suggestions)}?`;
 }
 
-function anyProcessNamed(word: string, where: ProcessLookup): boolean {
+function anyProcessNamed(word: string, where: ProcessLookup, platform: Platform): boolean {
   const named = buildSelection({ all: true, process: word });
   if (where.replay !== undefined) checkReadableFile(where.replay, "--replay");
-  const engine = createEngine({
-    source: where.replay !== undefined ? "replay" : (where.source as "auto" | "netlink" | "proc" | undefined),
-    replayFile: where.replay,
-    allNamespaces: !!where.allNamespaces,
-  });
-  try {
-    const snapshot = engine.snapshot({ protocols: new Set(["tcp", "udp"]), families: new Set([4, 6]), withProcesses: true });
-    return snapshot.endpoints.some(named.matches);
-  } finally {
-    engine.close();
-  }
+  const options = { source: where.replay !== undefined ? "replay" : sourceChoice(where.source), replayFile: where.replay, allNamespaces: !!where.allNamespaces } as const;
+  return withEngine(platform, options, (engine) => engine.snapshot(everyEndpoint()).endpoints.some(named.matches));
 }

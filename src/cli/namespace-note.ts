@@ -3,7 +3,8 @@
  * shows nothing at all. When a process filter found nothing here, this looks in the other
  * namespaces and says where that process's endpoints are and how to list them.
  */
-import { createEngine } from "../engine/index.ts";
+import type { Platform } from "../engine/index.ts";
+import { everyEndpoint, sourceChoice } from "./engine-use.ts";
 import type { Endpoint, NamespaceTag } from "../model/endpoint.ts";
 import type { SocketEngine } from "../engine/types.ts";
 import { buildSelection } from "../filter/endpoint-filter.ts";
@@ -24,17 +25,17 @@ export function inNamespaceNamed(ep: Endpoint, word: string): boolean {
  * network namespaces. Looking there needs CAP_SYS_ADMIN; without it a PID is still placed by its
  * /proc entry, and a name is not looked for.
  */
-export function otherNamespaceNote(query: string, matches: (ep: Endpoint) => boolean, source?: string): string | null {
+export function otherNamespaceNote(query: string, matches: (ep: Endpoint) => boolean, platform: Platform, source?: string): string | null {
   const named = buildSelection({ all: true, process: query });
   let engine: SocketEngine;
   try {
-    engine = createEngine({ source: source as "auto" | "netlink" | "proc" | undefined, allNamespaces: true });
+    engine = platform.createEngine({ source: sourceChoice(source), allNamespaces: true });
   } catch {
-    return pidElsewhere(query, source);
+    return pidElsewhere(query, platform, source);
   }
   try {
     const own = engine.processDetails?.(process.pid)?.netns ?? null;
-    const snapshot = engine.snapshot({ protocols: new Set(["tcp", "udp"]), families: new Set([4, 6]), withProcesses: true });
+    const snapshot = engine.snapshot(everyEndpoint());
     const elsewhere = snapshot.endpoints.filter((ep) => named.matches(ep) && ep.namespace && ep.namespace.inode !== own);
     if (elsewhere.length === 0) return null;
     const words = [...new Set(elsewhere.map((ep) => namespaceWord(ep.namespace!)))].sort();
@@ -45,18 +46,18 @@ export function otherNamespaceNote(query: string, matches: (ep: Endpoint) => boo
     if (listed === 0) return `${who} lives in ${where}, where none of its endpoints match these options either`;
     return `${who} has ${listed} such endpoint(s) in ${where}, none here; list them with -N, or --netns ${words[0]}`;
   } catch {
-    return pidElsewhere(query, source);
+    return pidElsewhere(query, platform, source);
   } finally {
     engine.close();
   }
 }
 
-function pidElsewhere(query: string, source?: string): string | null {
+function pidElsewhere(query: string, platform: Platform, source?: string): string | null {
   if (!/^\d+$/.test(query)) return null;
   const pid = Number(query);
   let engine: SocketEngine;
   try {
-    engine = createEngine({ source: source as "auto" | "netlink" | "proc" | undefined });
+    engine = platform.createEngine({ source: sourceChoice(source) });
   } catch {
     return null;
   }

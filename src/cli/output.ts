@@ -3,6 +3,7 @@
  * that went away (EPIPE, e.g. `| head`) ends the program quietly, as it does for ss and netstat.
  */
 import fs from "node:fs";
+import { escapeControl } from "../text/escape-control.ts";
 
 export class OutputClosed extends Error {}
 
@@ -77,4 +78,14 @@ function writeBytes(fd: number, bytes: Buffer): void {
       throw err;
     }
   }
+}
+
+/** Notes for people, on stderr and escaped (they quote what the system and files hand us). */
+export function notes(lines: Iterable<string>): void {
+  for (const line of lines) stderr(`note: ${escapeControl(line)}\n`);
+}
+
+/** Columns a table may take: the terminal's; none when the output is a pipe or a file. */
+export function tableWidth(): number | undefined {
+  return process.stdout.isTTY ? process.stdout.columns || 80 : undefined;
 }

@@ -4,7 +4,7 @@
  * remotely.
  */
 import type { Argv } from "yargs";
-import { createEngine } from "../engine/index.ts";
+import type { Platform } from "../engine/index.ts";
 import type { Endpoint, Protocol } from "../model/endpoint.ts";
 import { parsePort } from "../net/ports.ts";
 import { describePort, type ServiceEntry } from "../net/services.ts";
@@ -13,24 +13,22 @@ import { endpointToJson } from "../format/endpoint-json.ts";
 import { renderEndpointTable } from "../view/endpoint-table.ts";
 import { numericNames } from "../view/endpoint-names.ts";
 import { renderTable } from "../view/text-table.ts";
-import { stderr, stdout } from "./output.ts";
-import { escapeControl } from "../text/escape-control.ts";
+import { notes, stdout, tableWidth } from "./output.ts";
+import { withEngine } from "./engine-use.ts";
+import { reportOptions, type ReportArgs } from "./report-options.ts";
 
-export interface PortArgs {
+export interface PortArgs extends ReportArgs {
   port: string;
   tcp?: boolean;
   udp?: boolean;
-  json?: boolean;
-  quiet?: boolean;
 }
 
 export function portBuilder<T>(y: Argv<T>) {
-  return y
+  const port = y
     .positional("port", { type: "string", demandOption: true, describe: "Port number or service name (25, smtp)" })
     .option("tcp", { alias: "t", type: "boolean", describe: "TCP only" })
-    .option("udp", { alias: "u", type: "boolean", describe: "UDP only" })
-    .option("json", { type: "boolean", describe: "One JSON object: port, services, endpoints" })
-    .option("quiet", { alias: "q", type: "boolean", describe: "No notes on stderr" });
+    .option("udp", { alias: "u", type: "boolean", describe: "UDP only" });
+  return reportOptions(port, "One JSON object: port, services, endpoints");
 }
 
 /** A port is in use by an endpoint bound to it or connected to it. */
@@ -39,7 +37,7 @@ export function usesPort(ep: Endpoint, port: number): boolean {
   return ep.localPort === port || (port !== 0 && ep.remotePort === port);
 }
 
-export async function runPort(args: PortArgs): Promise<number> {
+export async function runPort(args: PortArgs, platform: Platform): Promise<number> {
   const protocols = new Set<Protocol>();
   if (args.tcp) protocols.add("tcp");
   if (args.udp) protocols.add("udp");
@@ -51,15 +49,9 @@ export async function runPort(args: PortArgs): Promise<number> {
   const port = parsePort(String(args.port), only);
   const services = describePort(port).filter((s) => protocols.has(s.protocol));
 
-  const engine = createEngine();
-  let snapshot;
-  try {
-    snapshot = engine.snapshot({ protocols, families: new Set([4, 6]), withProcesses: true });
-  } finally {
-    engine.close();
-  }
+  const snapshot = withEngine(platform, {}, (engine) => engine.snapshot({ protocols, families: new Set([4, 6]), withProcesses: true }));
   const endpoints = snapshot.endpoints.filter((ep) => usesPort(ep, port)).sort(compareEndpoints);
-  if (!args.quiet) for (const note of snapshot.notes) stderr(`note: ${escapeControl(note)}\n`);
+  if (!args.quiet) notes(snapshot.notes);
 
   if (args.json) {
     const doc = { port, services: services.map(serviceToJson), endpoints: endpoints.map(endpointToJson) };
@@ -73,9 +65,8 @@ export async function runPort(args: PortArgs): Promise<number> {
   text += "\n";
   if (endpoints.length === 0) text += `No endpoint uses ${what} now.\n`;
   else {
-    const width = process.stdout.isTTY ? process.stdout.columns || 80 : undefined;
     text += `Endpoints using ${what} now (${endpoints.length}):\n`;
-    text += renderEndpointTable(endpoints, { extended: false, names: numericNames(), width });
+    text += renderEndpointTable(endpoints, { extended: false, names: numericNames(), width: tableWidth() });
   }
   stdout(text);
   return 0;

@@ -4,7 +4,7 @@
  * holds, in any state.
  */
 import type { Argv } from "yargs";
-import { createEngine } from "../engine/index.ts";
+import type { Platform } from "../engine/index.ts";
 import type { Endpoint } from "../model/endpoint.ts";
 import type { ProcessDetails } from "../model/process.ts";
 import { compareEndpoints } from "../model/endpoint-order.ts";
@@ -13,24 +13,21 @@ import { renderEndpointTable } from "../view/endpoint-table.ts";
 import { friendlyNames, numericNames } from "../view/endpoint-names.ts";
 import { processDetailsToJson, renderProcessProperties } from "../view/process-properties.ts";
 import { resolveHostNames } from "./host-names.ts";
-import { stderr, stdout } from "./output.ts";
-import { escapeControl } from "../text/escape-control.ts";
+import { notes, stderr, stdout, tableWidth } from "./output.ts";
+import { everyEndpoint, withEngine } from "./engine-use.ts";
+import { reportOptions, type ReportArgs } from "./report-options.ts";
 import { NotFoundError, PrivilegeError, UnsupportedError, UsageError } from "../errors.ts";
-import { userNamespaceNote } from "../engine/linux/capabilities.ts";
 
-export interface ProcArgs {
+export interface ProcArgs extends ReportArgs {
   pid: string;
   numeric?: boolean;
-  json?: boolean;
-  quiet?: boolean;
 }
 
 export function procBuilder<T>(y: Argv<T>) {
-  return y
+  const proc = y
     .positional("pid", { type: "string", demandOption: true, describe: "Process ID" })
-    .option("numeric", { alias: "n", type: "boolean", describe: "Numeric addresses and ports (no names, no DNS)" })
-    .option("json", { type: "boolean", describe: "One JSON object: process, endpoints" })
-    .option("quiet", { alias: "q", type: "boolean", describe: "No notes on stderr" });
+    .option("numeric", { alias: "n", type: "boolean", describe: "Numeric addresses and ports (no names, no DNS)" });
+  return reportOptions(proc, "One JSON object: process, endpoints");
 }
 
 /** Linux never hands out PIDs above 2^22 (PID_MAX_LIMIT); anything beyond is a typo. */
@@ -45,27 +42,21 @@ export function parsePid(text: string): number {
   return pid;
 }
 
-export async function runProc(args: ProcArgs): Promise<number> {
+export async function runProc(args: ProcArgs, platform: Platform): Promise<number> {
   const pid = parsePid(String(args.pid));
-  const engine = createEngine();
-  let details: ProcessDetails | null;
-  let ownNetns: number | null = null;
-  let snapshot;
-  try {
+  const { details, ownNetns, snapshot } = withEngine(platform, {}, (engine) => {
     if (!engine.processDetails) throw new UnsupportedError(`process details are not available on ${engine.name} yet`);
-    details = engine.processDetails(pid);
+    const details = engine.processDetails(pid);
     if (details === null) throw new NotFoundError(`no process with PID ${pid}`);
-    ownNetns = engine.processDetails(process.pid)?.netns ?? null;
-    snapshot = engine.snapshot({ protocols: new Set(["tcp", "udp"]), families: new Set([4, 6]), withProcesses: true });
-  } finally {
-    engine.close();
-  }
+    return { details, ownNetns: engine.processDetails(process.pid)?.netns ?? null, snapshot: engine.snapshot(everyEndpoint()) };
+  });
   // Every socket the process holds, including ones it shares with others after a fork.
   const endpoints: Endpoint[] = snapshot.endpoints.filter((ep) => ep.pids.includes(pid)).sort(compareEndpoints);
   // Another user's process whose descriptors cannot be read: its endpoints are unknown, not none.
-  const hidden = engine.name === "linux" && details.fdCount === null ? hiddenEndpointsError(details) : null;
+  const unreadable = details.fdCount === null ? platform.unreadableFilesReason() : null;
+  const hidden = unreadable !== null ? hiddenEndpointsError(details, unreadable) : null;
   if (!args.quiet && !hidden) {
-    for (const note of snapshot.notes) stderr(`note: ${escapeControl(note)}\n`);
+    notes(snapshot.notes);
     if (details.netns !== null && ownNetns !== null && details.netns !== ownNetns) {
       stderr(
         `note: process ${pid} is in another network namespace; its sockets there are not listed ` +
@@ -80,12 +71,12 @@ export async function runProc(args: ProcArgs): Promise<number> {
     if (hidden) throw hidden;
     return 0;
   }
-  const width = process.stdout.isTTY ? process.stdout.columns || 80 : undefined;
+  const width = tableWidth();
   let text = renderProcessProperties(details, { width, now: Date.now() }).join("\n") + "\n\n";
   if (hidden) text += "Endpoints: unknown (its open files cannot be read)\n";
   else if (endpoints.length === 0) text += "No TCP or UDP endpoints.\n";
   else {
-    const names = args.numeric ? numericNames() : friendlyNames(await resolveHostNames(endpoints, 1000));
+    const names = args.numeric ? numericNames() : friendlyNames(await resolveHostNames(endpoints, 1000, platform.places.hosts()));
     text += `Endpoints (${endpoints.length}):\n`;
     text += renderEndpointTable(endpoints, { extended: false, names, width });
   }
@@ -94,10 +85,7 @@ export async function runProc(args: ProcArgs): Promise<number> {
   return 0;
 }
 
-function hiddenEndpointsError(details: ProcessDetails): PrivilegeError {
+function hiddenEndpointsError(details: ProcessDetails, why: string): PrivilegeError {
   const who = details.uid !== null ? `uid ${details.uid}` : "another user";
-  return new PrivilegeError(
-    `the endpoints and path of process ${details.pid} (${who}) cannot be read: reading another user's /proc/PID/fd ` +
-      `needs CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH (root has both)${userNamespaceNote()}`,
-  );
+  return new PrivilegeError(`the endpoints and path of process ${details.pid} (${who}) cannot be read: ${why}`);
 }

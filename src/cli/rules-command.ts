@@ -7,7 +7,7 @@ import path from "node:path";
 import { escapeControl } from "../text/escape-control.ts";
 import { RuleSet, checkRule, formatReport } from "../rules/rule-set.ts";
 import type { RuleAction, RuleReport } from "../model/rule-action.ts";
-import { loadRuleSource, resolveRuleSources, type RuleSource } from "../rules/rule-sources.ts";
+import { loadRuleSource, resolveRuleSources, type RuleSource } from "../rules/rule-locations.ts";
 import { checkImports } from "../rules/compile-rule.ts";
 import { parseEventLines } from "../rules/event-json-input.ts";
 import { BUNDLED_PLUGINS } from "../rules/bundled-plugins.ts";

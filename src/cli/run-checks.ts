@@ -8,13 +8,11 @@
  * the user may not write needs a privilege they lack, exit 4.
  */
 import { defaultAuditPath } from "../actions/audit-log.ts";
+import type { Platform } from "../engine/index.ts";
 import { parseSinkSpec } from "../outputs/index.ts";
 import { FileError, PrivilegeError } from "../errors.ts";
 import type { DaemonConfig } from "../daemon/config.ts";
 import { checkWritableFile, fileProblem } from "./user-files.ts";
-
-/** `outcome` of the record that tells the sinks a reload (SIGHUP) was refused, wholly or in part. */
-export const RELOAD_REFUSED_OUTCOME = "reload-refused";
 
 /** Where the audit log's path came from, for the message. */
 export type AuditOrigin = "--audit-log" | "audit_log" | null;
@@ -22,11 +20,11 @@ export type AuditOrigin = "--audit-log" | "audit_log" | null;
 /** Mode of directories made on the way, as the audit log and the file sink make them. */
 const DIRECTORY_MODE = 0o750;
 
-export function checkDaemonFiles(config: DaemonConfig, auditOrigin: AuditOrigin): void {
+export function checkDaemonFiles(config: DaemonConfig, auditOrigin: AuditOrigin, platform: Platform): void {
   // Malformed sinks are told as they would be at start, before any file is looked at.
   const specs = config.sinks.map((s) => parseSinkSpec(s));
   const named = auditOrigin !== null || !!process.env.SOCKWARDEN_AUDIT_LOG;
-  const audit = config.auditLog ?? defaultAuditPath();
+  const audit = config.auditLog ?? defaultAuditPath(platform.places);
   try {
     checkWritableFile(audit, auditOrigin ?? (named ? "SOCKWARDEN_AUDIT_LOG" : "the audit log"), DIRECTORY_MODE);
   } catch (err) {

@@ -2,7 +2,7 @@
  * The `--sensor` and `--resync` options `watch`, `live` and `run` share, with their checks, so
  * that the three say the same thing about them.
  */
-import { DEFAULT_RESYNC_MS, MAX_RESYNC_MS, MIN_RESYNC_MS } from "../monitor/monitor-loop.ts";
+import { DEFAULT_RESYNC_MS, MAX_RESYNC_MS, MIN_RESYNC_MS, RESYNC_TIME_SHARE } from "../monitor/monitor-loop.ts";
 import { DEFAULT_SENSOR, SENSOR_CHOICES } from "../monitor/sensor-choice.ts";
 import { numberOption, parseNumberOption } from "./number-option.ts";
 
@@ -21,7 +21,7 @@ export const runSensorOption = { type: "string", choices: SENSOR_CHOICES, descri
 /** `between` says what each interval's refresh dumps between two full snapshots. */
 export function resyncOption(between: string) {
   return numberOption({
-    describe: `With the eBPF sensor running: seconds between full snapshots (${MIN_RESYNC_S} to ${MAX_RESYNC_S}; default ${DEFAULT_RESYNC_S}), which set right anything the sensor missed; changes the sensor lost bring one at once. ${between} No effect when polling (--sensor poll, or auto where the sensor cannot run): every interval then takes a full snapshot`,
+    describe: `With the eBPF sensor running: seconds between full snapshots (${MIN_RESYNC_S} to ${MAX_RESYNC_S}; default ${DEFAULT_RESYNC_S}, or longer where one is slow, so that they take at most ${RESYNC_TIME_SHARE * 100}% of the time), which set right anything the sensor missed; changes the sensor lost bring one at once. ${between} No effect when polling (--sensor poll, or auto where the sensor cannot run): every interval then takes a full snapshot`,
   });
 }
 

@@ -3,11 +3,9 @@
  * NDJSON for programs. `--count` and `--duration` make it stop by itself.
  */
 import type { Argv } from "yargs";
-import { createEngine } from "../engine/index.ts";
+import type { Platform } from "../engine/index.ts";
 import { buildSelection } from "../filter/endpoint-filter.ts";
-import { Monitor } from "../monitor/monitor.ts";
 import { MonitorLoop } from "../monitor/monitor-loop.ts";
-import { DEFAULT_SENSOR, requiresSensor, wantsTransitions, type SensorChoice } from "../monitor/sensor-choice.ts";
 import { checkResync, resyncOption, sensorOption } from "./sensor-options.ts";
 import { intervalOption, parseInterval } from "./interval-option.ts";
 import { numberOption, parseNumberOption } from "./number-option.ts";
@@ -17,6 +15,7 @@ import { eventLine } from "../view/event-line.ts";
 import { useColour } from "../format/colour.ts";
 import { friendlyNames, numericNames } from "../view/endpoint-names.ts";
 import { BackgroundNames } from "./background-names.ts";
+import { openMonitor } from "./engine-use.ts";
 import { processPositional, selectionOptions, type ListArgs } from "./list-command.ts";
 import { BufferedOutput, OutputClosed, stderr } from "./output.ts";
 import { WatchStream } from "./watch-stream.ts";
@@ -37,7 +36,7 @@ export interface WatchArgs extends ListArgs {
 
 export function watchBuilder<T>(y: Argv<T>) {
   return selectionOptions(processPositional(y))
-    .option("interval", intervalOption("Seconds between refreshes (0.1 to 3600)"))
+    .option("interval", intervalOption())
     .option("ndjson", { type: "boolean", describe: "One JSON event per line" })
     .option("count", numberOption({ describe: "Stop after this many events" }))
     .option("duration", numberOption({ describe: "Stop after this many seconds" }))
@@ -66,29 +65,21 @@ export function parseEventTypes(values: readonly string[] | undefined, forProgra
   return out;
 }
 
-export async function runWatch(args: WatchArgs): Promise<number> {
+export async function runWatch(args: WatchArgs, platform: Platform): Promise<number> {
   const selection = buildSelection(args);
   const interval = parseInterval(args.interval);
   const count = args.count === undefined ? undefined : parseNumberOption("--count", args.count, { integer: true, min: 1 });
   const duration = args.duration === undefined ? undefined : parseNumberOption("--duration", args.duration, { above: 0, max: 1e7, unit: "seconds" });
   const types = parseEventTypes(args.events, !!args.ndjson);
   const resync = checkResync(args.resync);
-  const sensor = (args.sensor ?? DEFAULT_SENSOR) as SensorChoice;
-  const engine = createEngine({ source: args.source as "auto" | "netlink" | "proc" | undefined, allNamespaces: !!args.allNamespaces });
-  const monitor = new Monitor({
-    engine,
-    request: { protocols: selection.protocols, families: selection.families, withProcesses: true },
-    transitions: wantsTransitions(sensor),
-    requireSensor: requiresSensor(sensor),
-    // Counters events need TCP dumped every interval; the sensor tells TCP's state changes only.
-    counters: types.has("counters"),
-  });
+  // Counters events need TCP dumped every interval; the sensor tells TCP's state changes only.
+  const { monitor } = openMonitor(platform, args, selection, types.has("counters"));
   const out = new BufferedOutput(1, 1 << 16);
   const colour = !args.ndjson && useColour(process.stdout);
-  const background = args.numeric || args.ndjson ? null : new BackgroundNames();
+  const background = args.numeric || args.ndjson ? null : new BackgroundNames(platform.places.hosts());
   const names = background ? friendlyNames(background.hosts) : numericNames();
   // A destroy notice without addresses names no socket anyone could look for.
-  const stream = new WatchStream((e) => types.has(e.type) && selection.matches(e.endpoint) && !isBlankEndpoint(e.endpoint), count);
+  const stream = new WatchStream((e) => types.has(e.type) && selection.matchesEvent(e) && !isBlankEndpoint(e.endpoint), count);
   let initial;
   try {
     initial = monitor.start();
@@ -141,6 +132,7 @@ export async function runWatch(args: WatchArgs): Promise<number> {
     loop = new MonitorLoop(monitor, {
       intervalMs: interval * 1000,
       resyncMs: resync * 1000,
+      resyncAdaptive: args.resync === undefined,
       onEvents: emit,
       collectAfterRefresh: "when-grown",
       onError: (err) => {

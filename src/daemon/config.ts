@@ -6,7 +6,7 @@
 import fs from "node:fs";
 import { SockwardenError } from "../errors.ts";
 import { DEFAULT_SENSOR, SENSOR_CHOICES, isSensorChoice, type SensorChoice } from "../monitor/sensor-choice.ts";
-import { DEFAULT_RESYNC_MS, MAX_RESYNC_MS, MIN_RESYNC_MS } from "../monitor/monitor-loop.ts";
+import { DEFAULT_RESYNC_MS, MAX_INTERVAL_MS, MAX_RESYNC_MS, MIN_INTERVAL_MS, MIN_RESYNC_MS } from "../monitor/monitor-loop.ts";
 import { formatTomlPath, locateToml, type TomlLocations, type TomlPath } from "./toml-locate.ts";
 import { RULE_ISOLATIONS, type RuleIsolation } from "../rules/runner/rule-pool.ts";
 import { METRICS_ADDRESS_HINT, parseMetricsAddress } from "./metrics-server.ts";
@@ -36,6 +36,8 @@ export interface DaemonConfig {
   sensor: SensorChoice;
   /** With the sensor running, seconds between full snapshots (see MonitorLoop's resyncMs). */
   resync: number;
+  /** The resync period was asked for (here or on the command line): kept exactly, never lengthened. */
+  resyncAsked: boolean;
   /** The file it was read from, for messages about keys checked later (rules' options). */
   origin?: { file: string; locations: TomlLocations };
 }
@@ -56,6 +58,7 @@ export function defaultConfig(): DaemonConfig {
     allNamespaces: false,
     sensor: DEFAULT_SENSOR,
     resync: DEFAULT_RESYNC_MS / 1000,
+    resyncAsked: false,
   };
 }
 
@@ -117,8 +120,11 @@ export function parseConfig(text: string, file: string): DaemonConfig {
     if (!isSensorChoice(raw.sensor)) fail("sensor", `must be one of ${SENSOR_CHOICES.map((x) => `"${x}"`).join(", ")}`);
     c.sensor = raw.sensor as SensorChoice;
   }
-  if (raw.interval !== undefined) c.interval = num(raw.interval, "interval", 0.1, 3600);
-  if (raw.resync !== undefined) c.resync = num(raw.resync, "resync", MIN_RESYNC_MS / 1000, MAX_RESYNC_MS / 1000);
+  if (raw.interval !== undefined) c.interval = num(raw.interval, "interval", MIN_INTERVAL_MS / 1000, MAX_INTERVAL_MS / 1000);
+  if (raw.resync !== undefined) {
+    c.resync = num(raw.resync, "resync", MIN_RESYNC_MS / 1000, MAX_RESYNC_MS / 1000);
+    c.resyncAsked = true;
+  }
   if (raw.dry_run !== undefined) {
     if (typeof raw.dry_run !== "boolean") fail("dry_run", "must be true or false");
     c.dryRun = raw.dry_run as boolean;

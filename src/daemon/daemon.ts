@@ -59,6 +59,8 @@ export class Daemon {
   private readonly clock: () => number;
   /** Swaps of the rule set (reloads, rule directories' changes), one after another. */
   private swaps: Promise<unknown> = Promise.resolve();
+  /** Rule sets replaced by a swap, still handling the events they were given before it. */
+  private readonly retiring = new Set<RuleState>();
 
   constructor(private readonly options: DaemonOptions) {
     this.config = options.config;
@@ -104,6 +106,7 @@ export class Daemon {
     this.loop = new MonitorLoop(this.monitor, {
       intervalMs: this.config.interval * 1000,
       resyncMs: this.config.resync * 1000,
+      resyncAdaptive: !this.config.resyncAsked,
       onEvents: (events, origin) => (this.handling = this.onEvents(events, origin)),
       collectAfterRefresh: true,
       timers: this.options.timers,
@@ -164,8 +167,8 @@ export class Daemon {
 
   /** Hands the running to `next`; false when the daemon stopped meanwhile. */
   private async swapRules(next: RuleState, config: DaemonConfig): Promise<boolean> {
-    // The refresh the old rules are handling finishes with them, and its actions are carried
-    // out: its events will not come again, and the new rules would never see them.
+    // The events the old rules are handling finish with them, and their actions are carried
+    // out: those events will not come again, and the new rules would never see them.
     await this.idle();
     if (this.stopped) {
       // Stopped while the new rules were loading: nothing is running to hand them to.
@@ -175,30 +178,36 @@ export class Daemon {
     // Counts of the old rules' failures go out before the old rules go.
     this.faults.flushRules();
     const old = this.state;
+    // Events handed on as the wait above ended (the loop passes on what queued up meanwhile the
+    // moment a handling ends) are with the old rules, and disposing them answers nothing: those
+    // closes would be lost. The old rules go once that handling is over; it is the last one that
+    // can have them, and the swap does not wait for it, so a stream of events cannot hold it up.
+    const lastWithOld = this.handling;
     this.state = next;
     this.config = config;
     this.actions.configure(config);
     this.loop?.setInterval(config.interval * 1000);
-    this.loop?.setResync(config.resync * 1000);
+    this.loop?.setResync(config.resync * 1000, !config.resyncAsked);
     if (this.monitor) {
       const monitor = this.monitor;
       monitor.counters = wantsCounters(next.rules);
       next.rules.followKnownEndpoints(() => monitor.table());
       this.actions.execute(await next.rules.start(monitor.current()));
     }
-    if (old) disposeRuleState(old);
+    if (old) this.retire(old, lastWithOld);
     return true;
+  }
+
+  private retire(old: RuleState, lastWithOld: Promise<void>): void {
+    this.retiring.add(old);
+    void lastWithOld.catch(() => {}).then(() => {
+      if (this.retiring.delete(old)) disposeRuleState(old);
+    });
   }
 
   /** Where actions are recorded from now on (a reload may name another file). */
   setAudit(audit: AuditLog): void {
     this.actions.setAudit(audit);
-  }
-
-  /** The engine's local datagram sockets (for the syslog sink's /dev/log), once started. */
-  openLocalDatagram(path: string): { send(data: Uint8Array): void; close(): void } {
-    if (!this.engine?.openLocalDatagram) throw new Error("local sockets are not available");
-    return this.engine.openLocalDatagram(path);
   }
 
   /** Settles once the last refresh's events are handled: for tests that move time by hand. */
@@ -250,6 +259,8 @@ export class Daemon {
     this.faults.finish();
     await this.actions.settle(timeoutMs);
     if (this.state) disposeRuleState(this.state);
+    for (const old of this.retiring) disposeRuleState(old);
+    this.retiring.clear();
     this.monitor?.close();
   }
 }

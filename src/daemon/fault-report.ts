@@ -5,6 +5,7 @@
  * works again, or after a quiet period, with a last line if there is something left to tell.
  * Periods are measured on a monotonic clock, so a wall-clock jump neither stalls nor floods them.
  */
+import { TellFirst } from "../text/tell-first.ts";
 
 export type FaultLineKind = "first" | "repeat" | "end";
 
@@ -33,11 +34,10 @@ export interface FaultReporterOptions<T> {
 }
 
 interface Episode<T> {
+  told: TellFirst;
   started: number;
   lastSeen: number;
   lastLine: number;
-  total: number;
-  untold: number;
   detail: string;
   data: T | undefined;
 }
@@ -60,17 +60,18 @@ export class FaultReporter<T = undefined> {
     if (n <= 0) return;
     const now = this.clock();
     this.totals.set(key, (this.totals.get(key) ?? 0) + n);
-    const e = this.episodes.get(key);
+    let e = this.episodes.get(key);
     if (!e) {
-      this.episodes.set(key, { started: now, lastSeen: now, lastLine: now, total: n, untold: 0, detail, data });
-      this.send("first", key, `${key}: ${detail}${n > 1 ? ` (${n} times)` : ""}`, n, n, detail, data);
-      return;
+      e = { told: new TellFirst(), started: now, lastSeen: now, lastLine: now, detail, data };
+      this.episodes.set(key, e);
     }
-    e.total += n;
-    e.untold += n;
     e.lastSeen = now;
     e.detail = detail;
     e.data = data;
+    if (e.told.add(n)) {
+      this.send("first", key, `${key}: ${detail}${n > 1 ? ` (${n} times)` : ""}`, n, n, detail, data);
+      return;
+    }
     if (now - e.lastLine >= this.periodMs) this.repeat(key, e, now);
   }
 
@@ -80,7 +81,8 @@ export class FaultReporter<T = undefined> {
     if (!e) return;
     this.episodes.delete(key);
     const secs = seconds(this.clock() - e.started);
-    this.send("end", key, `${key} ${times(e.total)} in ${secs} s${e.untold ? ` (${e.untold} not told before)` : ""}; ${recovered}`, e.untold, e.total, e.detail, e.data);
+    const { total, untold } = e.told;
+    this.send("end", key, `${key} ${times(total)} in ${secs} s${untold ? ` (${untold} not told before)` : ""}; ${recovered}`, untold, total, e.detail, e.data);
   }
 
   /** Tells what is due: counts of faults that go on, and ends of those that went quiet. */
@@ -89,8 +91,8 @@ export class FaultReporter<T = undefined> {
     for (const [key, e] of this.episodes) {
       if (now - e.lastSeen >= this.quietMs) {
         this.episodes.delete(key);
-        if (e.untold > 0) this.repeat(key, e, now, true);
-      } else if (e.untold > 0 && now - e.lastLine >= this.periodMs) {
+        if (e.told.untold > 0) this.repeat(key, e, now, true);
+      } else if (e.told.untold > 0 && now - e.lastLine >= this.periodMs) {
         this.repeat(key, e, now);
       }
     }
@@ -101,7 +103,7 @@ export class FaultReporter<T = undefined> {
     const now = this.clock();
     for (const [k, e] of this.episodes) {
       if (key !== undefined && k !== key) continue;
-      if (e.untold > 0) this.repeat(k, e, now);
+      if (e.told.untold > 0) this.repeat(k, e, now);
     }
     if (key !== undefined) this.episodes.delete(key);
   }
@@ -118,11 +120,10 @@ export class FaultReporter<T = undefined> {
 
   private repeat(key: string, e: Episode<T>, now: number, ended = false): void {
     const span = seconds(now - e.lastLine);
-    const text = `${key}: ${times(e.untold, "more ")} in the last ${span} s, ${e.total} in all${ended ? ", then no more" : ""}: ${e.detail}`;
-    const count = e.untold;
-    e.untold = 0;
+    const count = e.told.take();
+    const text = `${key}: ${times(count, "more ")} in the last ${span} s, ${e.told.total} in all${ended ? ", then no more" : ""}: ${e.detail}`;
     e.lastLine = now;
-    this.send(ended ? "end" : "repeat", key, text, count, e.total, e.detail, e.data);
+    this.send(ended ? "end" : "repeat", key, text, count, e.told.total, e.detail, e.data);
   }
 
   private send(kind: FaultLineKind, key: string, text: string, count: number, total: number, detail: string, data: T | undefined): void {

@@ -30,6 +30,8 @@ export interface OutputDependencies {
   foldBytes?: number;
   /** Network sinks keep their queue on disk under it, across restarts (none: memory only). */
   stateDir?: string;
+  /** The platform's processStartTime, for the spools' lock files. */
+  processStartTime?: (pid: number) => string;
 }
 
 /**
@@ -69,7 +71,7 @@ export function createOutputs(specs: readonly string[], deps: OutputDependencies
     tellOthers(sink, line, SINK_PROBLEM_OUTCOME);
   };
   const sinks = new SinkSet(
-    parsed.map((spec) => createSink(spec, { report, openLocalDatagram: deps.openLocalDatagram, stateDir: deps.stateDir, note: (sink, m) => deps.warn(`${sink}: ${m}`) })),
+    parsed.map((spec) => createSink(spec, { report, openLocalDatagram: deps.openLocalDatagram, stateDir: deps.stateDir, processStartTime: deps.processStartTime, note: (sink, m) => deps.warn(`${sink}: ${m}`) })),
     { report },
   );
   // Windows on a monotonic clock, summaries stamped with the wall clock.

@@ -7,7 +7,7 @@ import path from "node:path";
 import { RuleSet, checkRule } from "../rules/rule-set.ts";
 import type { RuleReport } from "../model/rule-action.ts";
 import { checkRuleOptions, chooseOptionsTables, type OptionProblem, type RuleWithOptions } from "../rules/rule-options.ts";
-import { resolveRuleSources, type RuleSource } from "../rules/rule-sources.ts";
+import { resolveRuleSources, type RuleSource } from "../rules/rule-locations.ts";
 import { RuleFileWatcher, type RuleFileChange } from "../rules/rule-watcher.ts";
 import { RuleError } from "../errors.ts";
 import { ConfigError, keyAt, type DaemonConfig } from "./config.ts";

@@ -1,29 +1,17 @@
 /**
- * Picks the socket engine for the running operating system. Code outside src/engine depends only
- * on the SocketEngine interface (types.ts) and the records of src/model.
+ * The engine's face to the rest of sockwarden. Code outside src/engine depends only on the
+ * SocketEngine interface (types.ts), the platform object (platform.ts) and the records of
+ * src/model. The functions below answer for the platform this process runs on, for the few
+ * places that have no platform handed to them (a rule runner, the colour of a line).
  */
 import type { OpenProcessResult, SocketEngine } from "./types.ts";
-import { UnsupportedError } from "../errors.ts";
-import { LinuxEngine, type LinuxEngineOptions } from "./linux/linux-engine.ts";
-import { WindowsEngine } from "./windows/windows-engine.ts";
-import { enableVirtualTerminal } from "./windows/console.ts";
-import { openLinuxProcess } from "./linux/process-signal.ts";
-import { openWindowsProcess } from "./windows/process-signal.ts";
-import { bindLinuxChildToParent } from "./linux/parent-death.ts";
+import { currentPlatform, type EngineOptions } from "./platform.ts";
 
-export type EngineOptions = LinuxEngineOptions;
+export { currentPlatform, type EngineOptions, type LocalDatagram, type LoginUser, type Platform, type PlatformPlaces } from "./platform.ts";
 
+/** The socket engine of the platform this process runs on. */
 export function createEngine(options: EngineOptions = {}): SocketEngine {
-  switch (process.platform) {
-    case "linux":
-      return new LinuxEngine(options);
-    case "win32":
-      if (options.allNamespaces) throw new UnsupportedError("--all-namespaces is for Linux network namespaces; Windows has none");
-      // Owner modules are looked up once per socket and shown in the JSON (module).
-      return new WindowsEngine({ ...options, modules: true });
-    default:
-      throw new UnsupportedError(`sockwarden has no socket engine for ${process.platform} yet`);
-  }
+  return currentPlatform().createEngine(options);
 }
 
 /**
@@ -31,14 +19,7 @@ export function createEngine(options: EngineOptions = {}): SocketEngine {
  * process only (see ProcessHandle). Needs no engine: the live view, the daemon and tests share it.
  */
 export function openProcess(pid: number): OpenProcessResult {
-  switch (process.platform) {
-    case "linux":
-      return openLinuxProcess(pid);
-    case "win32":
-      return openWindowsProcess(pid);
-    default:
-      throw new UnsupportedError(`sockwarden cannot end processes on ${process.platform} yet`);
-  }
+  return currentPlatform().openProcess(pid);
 }
 
 /**
@@ -47,13 +28,7 @@ export function openProcess(pid: number): OpenProcessResult {
  * parent ends its children itself), true.
  */
 export function endWithParent(parentPid: number): boolean {
-  if (process.platform !== "linux") return true;
-  try {
-    return bindLinuxChildToParent(parentPid);
-  } catch {
-    // Without the binding the runner still ends when its pipe closes, once it reads again.
-    return true;
-  }
+  return currentPlatform().endWithParent(parentPid);
 }
 
 /**
@@ -61,9 +36,7 @@ export function endWithParent(parentPid: number): boolean {
  * interpret them only once asked to (virtual terminal processing), which this does.
  */
 export function terminalShowsColour(stream: { isTTY?: boolean; fd?: number }): boolean {
-  if (!stream.isTTY) return false;
-  if (process.platform !== "win32") return true;
-  return enableVirtualTerminal(stream.fd === 2 ? 2 : 1);
+  return currentPlatform().terminalShowsColour(stream);
 }
 
 export type * from "./types.ts";

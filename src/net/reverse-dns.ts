@@ -11,7 +11,7 @@ import { realTimers, withTimeout, type Timers } from "../timers.ts";
 
 /** Options for {@link ReverseDns}; every field has a default suited to an interactive listing. */
 export interface ReverseDnsOptions {
-  /** Hosts file to read once; null skips it. Default: /etc/hosts, or Windows' own. */
+  /** Hosts file to read once (the platform's places.hosts()); null or absent skips it. */
   hostsPath?: string | null;
   /** DNS servers (`"10.0.0.1"`, `"127.0.0.1:5353"`, `"[::1]:53"`); default: the system's. */
   servers?: readonly string[];
@@ -57,15 +57,6 @@ const DEFAULTS = {
   negativeTtlMs: 60_000,
   maxEntries: 20_000,
 };
-
-/** Where the operating system keeps its hosts file. */
-export function defaultHostsPath(): string {
-  if (process.platform === "win32") {
-    const root = process.env["SystemRoot"] ?? "C:\\Windows";
-    return `${root}\\System32\\drivers\\etc\\hosts`;
-  }
-  return "/etc/hosts";
-}
 
 /**
  * Parses hosts(5) text into canonical address -> first host name, the name gethostbyaddr
@@ -113,7 +104,7 @@ export class ReverseDns {
       now: options.now ?? Date.now,
       timers: options.timers ?? realTimers,
     };
-    this.hostsPath = options.hostsPath === undefined ? defaultHostsPath() : options.hostsPath;
+    this.hostsPath = options.hostsPath ?? null;
     // One try: a retry would outlast any budget a listing can afford. Bun raises too-small
     // timeouts to about a second, which is why resolve() also keeps its own clock.
     this.resolver = new Resolver({ timeout: this.options.lookupTimeoutMs, tries: 1 });

@@ -12,6 +12,7 @@
  */
 import type { SinkRecord, SinkRecordKind } from "./sink-record.ts";
 import { boundedRecord, recordBytes } from "./record-bounds.ts";
+import { TellFirst } from "../text/tell-first.ts";
 
 export interface AlertFolderOptions {
   /** Where records go (a SinkSet's write). */
@@ -38,8 +39,8 @@ export interface AlertFolderOptions {
 
 interface Burst {
   windowStart: number;
-  /** Alerts folded in the current window, not sent yet. */
-  folded: number;
+  /** The first alert was sent; `untold` counts those folded in the current window, not sent yet. */
+  told: TellFirst;
   firstTime: string;
   lastTime: string;
   latest: SinkRecord | null;
@@ -111,13 +112,16 @@ export class AlertFolder {
       if (!burst) {
         const bytes = BURST_BYTES + 2 * key.length;
         this.makeRoom(bytes, now, out);
-        this.bursts.set(key, { windowStart: now, folded: 0, firstTime: r.time, lastTime: r.time, latest: null, bytes });
+        burst = { windowStart: now, told: new TellFirst(), firstTime: r.time, lastTime: r.time, latest: null, bytes };
+        this.bursts.set(key, burst);
         this.bytes += bytes;
+      }
+      if (burst.told.add()) {
         out.push(r);
         continue;
       }
-      if (burst.folded === 0) burst.firstTime = r.time;
-      burst.folded++;
+      // The first alert folded in this window starts its summary's span.
+      if (burst.told.untold === 1) burst.firstTime = r.time;
       burst.lastTime = r.time;
       this.setLatest(burst, r);
       this.foldedTotal++;
@@ -141,9 +145,8 @@ export class AlertFolder {
     const now = this.clock();
     const out: SinkRecord[] = [];
     for (const burst of this.bursts.values()) {
-      if (burst.folded > 0) {
+      if (burst.told.untold > 0) {
         out.push(this.summary(burst, now));
-        burst.folded = 0;
         this.setLatest(burst, null);
         burst.windowStart = now;
       }
@@ -165,12 +168,11 @@ export class AlertFolder {
 
   /** A window ends: a summary when alerts were folded (and a new window begins), else forget. */
   private closeWindow(key: string, burst: Burst, now: number, out: SinkRecord[]): void {
-    if (burst.folded === 0) {
+    if (burst.told.untold === 0) {
       this.forget(key, burst);
       return;
     }
     out.push(this.summary(burst, now));
-    burst.folded = 0;
     this.setLatest(burst, null);
     burst.windowStart = now;
   }
@@ -183,7 +185,7 @@ export class AlertFolder {
     const keys = bytes > 0 ? 1 : 0;
     while (this.bursts.size > 0 && (this.bursts.size + keys > this.maxKeys || this.bytes + bytes > this.maxBytes)) {
       const [key, burst] = this.bursts.entries().next().value!;
-      if (burst.folded > 0) out.push(this.summary(burst, now));
+      if (burst.told.untold > 0) out.push(this.summary(burst, now));
       this.forget(key, burst);
       this.evicted++;
     }
@@ -204,7 +206,7 @@ export class AlertFolder {
 
   private summary(burst: Burst, now: number): SinkRecord {
     this.summaries++;
-    return { ...burst.latest!, time: new Date(this.wallClock()).toISOString(), count: burst.folded, firstTime: burst.firstTime, lastTime: burst.lastTime };
+    return { ...burst.latest!, time: new Date(this.wallClock()).toISOString(), count: burst.told.take(), firstTime: burst.firstTime, lastTime: burst.lastTime };
   }
 
   private send(out: SinkRecord[]): void {

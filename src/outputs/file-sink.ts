@@ -9,12 +9,11 @@
 import fs from "node:fs";
 import fsp from "node:fs/promises";
 import path from "node:path";
-import type { Sink, SinkProblemReporter, SinkStats } from "./sink.ts";
-import { SinkCounters } from "./sink.ts";
+import type { SinkProblemReporter } from "./sink.ts";
 import type { SinkRecord } from "./sink-record.ts";
 import { ndjsonLine } from "./record-text.ts";
-import { recordBytes } from "./record-bounds.ts";
-import { DEFAULT_RETRY, DeliveryQueue, type DeliveryProgress, type RetryPolicy } from "./delivery-queue.ts";
+import { DEFAULT_RETRY, type DeliveryProgress, type RetryPolicy } from "./delivery-queue.ts";
+import { QueuedSink } from "./queued-sink.ts";
 
 export interface FileSinkOptions {
   path: string;
@@ -39,58 +38,41 @@ interface OpenFile {
   dev: number;
 }
 
-export class FileSink implements Sink {
-  readonly name: string;
+export class FileSink extends QueuedSink {
   readonly path: string;
   private readonly maxBytes: number;
   private readonly keep: number;
-  private readonly queueBytes: number;
-  private readonly counters: SinkCounters;
-  private readonly queue: DeliveryQueue<SinkRecord>;
   private file: OpenFile | null = null;
   /** Files rotated so far. */
   rotations = 0;
 
   constructor(o: FileSinkOptions) {
-    this.path = path.resolve(o.path);
-    this.name = `file:${this.path}`;
-    this.maxBytes = Math.max(0, o.maxBytes ?? FILE_SINK_DEFAULTS.maxBytes);
-    this.keep = Math.max(1, Math.floor(o.keep ?? FILE_SINK_DEFAULTS.keep));
-    this.counters = new SinkCounters(this.name, o.report);
-    this.queueBytes = o.queueBytes ?? FILE_SINK_DEFAULTS.queueBytes;
-    this.queue = new DeliveryQueue<SinkRecord>({
-      limit: o.queueSize ?? FILE_SINK_DEFAULTS.queueSize,
-      maxBytes: this.queueBytes,
-      sizeOf: recordBytes,
+    const resolved = path.resolve(o.path);
+    super({
+      name: `file:${resolved}`,
+      report: o.report,
+      queueSize: o.queueSize ?? FILE_SINK_DEFAULTS.queueSize,
+      queueBytes: o.queueBytes ?? FILE_SINK_DEFAULTS.queueBytes,
       batchSize: 2000,
       retry: { ...DEFAULT_RETRY, initialMs: 200, maxMs: 10_000, ...o.retry },
-      deliver: (batch, progress) => this.append(batch, progress),
-      counters: this.counters,
     });
+    this.path = resolved;
+    this.maxBytes = Math.max(0, o.maxBytes ?? FILE_SINK_DEFAULTS.maxBytes);
+    this.keep = Math.max(1, Math.floor(o.keep ?? FILE_SINK_DEFAULTS.keep));
   }
 
-  write(records: readonly SinkRecord[]): void {
-    this.queue.push(records);
+  protected override release(): Promise<void> {
+    return this.closeFile();
   }
 
-  /** True when nothing was left queued in time. */
-  async flush(timeoutMs: number): Promise<boolean> {
-    return this.queue.drained(timeoutMs);
-  }
-
-  async close(timeoutMs: number): Promise<void> {
-    await this.queue.close(timeoutMs);
+  private async closeFile(): Promise<void> {
     const f = this.file;
     this.file = null;
     await f?.handle.close().catch(() => {});
   }
 
-  stats(): SinkStats {
-    return this.counters.snapshot(this.queue.size, this.queue.bytes, this.queueBytes);
-  }
-
   /** Appends the lines not yet on disk; progress.done counts lines written and synced. */
-  private async append(batch: SinkRecord[], progress: DeliveryProgress): Promise<void> {
+  protected override async deliver(batch: SinkRecord[], progress: DeliveryProgress): Promise<void> {
     try {
       let file = await this.current();
       let chunk: Buffer[] = [];
@@ -116,9 +98,7 @@ export class FileSink implements Sink {
       progress.done = batch.length;
     } catch (err) {
       // Start again from a fresh descriptor: the old one may be what failed.
-      const f = this.file;
-      this.file = null;
-      await f?.handle.close().catch(() => {});
+      await this.closeFile();
       throw err;
     }
   }
@@ -149,9 +129,7 @@ export class FileSink implements Sink {
     if (this.file) {
       const st = await fsp.stat(this.path).catch(() => null);
       if (st && st.ino === this.file.ino && st.dev === this.file.dev) return this.file;
-      const old = this.file;
-      this.file = null;
-      await old.handle.close().catch(() => {});
+      await this.closeFile();
     }
     await fsp.mkdir(path.dirname(this.path), { recursive: true, mode: 0o750 });
     const handle = await fsp.open(this.path, fs.constants.O_WRONLY | fs.constants.O_APPEND | fs.constants.O_CREAT, 0o640);
@@ -162,9 +140,7 @@ export class FileSink implements Sink {
 
   /** FILE.(keep-1) -> FILE.keep ... FILE -> FILE.1, then a new, empty FILE. */
   private async rotate(): Promise<OpenFile> {
-    const old = this.file;
-    this.file = null;
-    await old?.handle.close().catch(() => {});
+    await this.closeFile();
     for (let i = this.keep - 1; i >= 1; i--) await renameIfThere(`${this.path}.${i}`, `${this.path}.${i + 1}`);
     await fsp.rename(this.path, `${this.path}.1`);
     this.rotations++;

@@ -203,12 +203,14 @@ function queueBytes(spec: string, key: string, value: string): number {
 export interface SinkDependencies {
   /** Told once per failure episode of any sink (e.g. to print a line to stderr). */
   report?: SinkProblemReporter;
-  /** The engine's openLocalDatagram, for syslog to the local socket. */
+  /** The platform's openLocalDatagram, for syslog to the local socket. */
   openLocalDatagram?: LocalDatagramOpener;
   /** Standard output for stdout sinks (default process.stdout). */
   stdout?: TextStream;
   /** The state directory: network sinks keep their queue on disk under it. None: memory only. */
   stateDir?: string;
+  /** The platform's processStartTime, for the spools' lock files. */
+  processStartTime?: (pid: number) => string;
   /** Told what is not a problem (records from the last run going out first). */
   note?: SinkProblemReporter;
 }
@@ -226,17 +228,17 @@ export function createSink(spec: SinkSpec, deps: SinkDependencies = {}): Sink {
     }
     case "syslog": {
       const { type: _, ...o } = spec;
-      const spool = deps.stateDir !== undefined ? { stateDir: deps.stateDir, target: `syslog:${o.target}` } : undefined;
+      const spool = deps.stateDir !== undefined ? { stateDir: deps.stateDir, target: `syslog:${o.target}`, processStartTime: deps.processStartTime } : undefined;
       return new SyslogSink({ openLocalDatagram: deps.openLocalDatagram, report: deps.report, note: deps.note, spool, ...o });
     }
     case "webhook": {
       const { type: _, ...o } = spec;
-      const spool = deps.stateDir !== undefined ? { stateDir: deps.stateDir, target: `webhook:${o.url}` } : undefined;
+      const spool = deps.stateDir !== undefined ? { stateDir: deps.stateDir, target: `webhook:${o.url}`, processStartTime: deps.processStartTime } : undefined;
       return new WebhookSink({ report: deps.report, note: deps.note, spool, ...o });
     }
     case "otlp": {
       const { type: _, ...o } = spec;
-      const spool = deps.stateDir !== undefined ? { stateDir: deps.stateDir, target: `otlp:${o.url}` } : undefined;
+      const spool = deps.stateDir !== undefined ? { stateDir: deps.stateDir, target: `otlp:${o.url}`, processStartTime: deps.processStartTime } : undefined;
       return new WebhookSink({ report: deps.report, note: deps.note, spool, kind: "otlp", encode: (batch) => otlpLogsBody(batch), ...o });
     }
   }

@@ -6,9 +6,9 @@
  * what it is given in memory meanwhile, then starts with what the predecessor left.
  */
 import crypto from "node:crypto";
-import os from "node:os";
 import path from "node:path";
 import { FileError, SockwardenError } from "../errors.ts";
+import type { PlatformPlaces } from "../engine/index.ts";
 import type { SinkProblemReporter, SpoolStats } from "./sink.ts";
 import type { SinkRecord } from "./sink-record.ts";
 import { boundedRecord } from "./record-bounds.ts";
@@ -16,15 +16,9 @@ import type { DeliveryQueue } from "./delivery-queue.ts";
 import { Spool } from "./spool.ts";
 import { errorText } from "./sink.ts";
 
-/** Where records wait across restarts: /var/lib/sockwarden for root, the user's state home else. */
-export function defaultStateDir(): string {
-  if (process.env.SOCKWARDEN_STATE_DIR) return process.env.SOCKWARDEN_STATE_DIR;
-  if (process.platform === "win32") {
-    return path.join(process.env.ProgramData ?? process.env.LOCALAPPDATA ?? os.homedir(), "sockwarden", "state");
-  }
-  if ((process.getuid?.() ?? 0) === 0) return "/var/lib/sockwarden";
-  const state = process.env.XDG_STATE_HOME || path.join(os.homedir(), ".local", "state");
-  return path.join(state, "sockwarden");
+/** Where records wait across restarts: SOCKWARDEN_STATE_DIR, else the platform's place. */
+export function defaultStateDir(places: Pick<PlatformPlaces, "stateDir">): string {
+  return process.env.SOCKWARDEN_STATE_DIR || places.stateDir();
 }
 
 export interface SpoolPlace {
@@ -32,6 +26,8 @@ export interface SpoolPlace {
   stateDir: string;
   /** The sink's full target (URL with its query, syslog target): one directory per target. */
   target: string;
+  /** The platform's processStartTime, to tell a lock's owner from a process that reused its PID. */
+  processStartTime?: (pid: number) => string;
 }
 
 /** The directory a sink's records wait in. */
@@ -96,7 +92,7 @@ export class SinkSpool {
   private open(strict: boolean): void {
     if (this.closed) return;
     try {
-      const opened = Spool.open(this.dir, this.o.sinkName, Math.max(16 * 1024, Math.floor(this.o.queueBytes / 16)), (m) => this.tell(m));
+      const opened = Spool.open(this.dir, this.o.sinkName, Math.max(16 * 1024, Math.floor(this.o.queueBytes / 16)), (m) => this.tell(m), this.o.place.processStartTime);
       this.spool = opened.spool;
       closeOnExit(this);
       this.restored = opened.records.length;

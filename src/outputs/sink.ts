@@ -4,6 +4,7 @@
  * not deliver is counted, never silently lost.
  */
 import type { SinkRecord } from "./sink-record.ts";
+import { TellFirst } from "../text/tell-first.ts";
 
 /**
  * Why records were given up on: the queue was over its bound (records or bytes), delivery failed
@@ -78,7 +79,7 @@ export class SinkCounters {
   /** Records left in a spool when the sink closed. */
   kept = 0;
   private failing: string | null = null;
-  private overflowing = false;
+  private readonly overflowing = new TellFirst();
 
   constructor(
     private readonly sink: string,
@@ -126,14 +127,12 @@ export class SinkCounters {
     if (n <= 0) return;
     this.dropped += n;
     this.droppedBy.overflow += n;
-    if (this.overflowing) return;
-    this.overflowing = true;
-    this.tell(message);
+    if (this.overflowing.add(n)) this.tell(message);
   }
 
   /** The queue has emptied: a later overflow is reported anew. */
   emptied(): void {
-    this.overflowing = false;
+    this.overflowing.end();
   }
 
   snapshot(queued: number, queuedBytes = 0, maxQueuedBytes = 0): SinkStats {

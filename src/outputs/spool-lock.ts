@@ -9,18 +9,10 @@ import { FileError } from "../errors.ts";
 
 const LOCK_NAME = "lock";
 
-/** The start time of a process as /proc counts it, to tell a reused PID; "" where unknown. */
-function startTimeOf(pid: number): string {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
-    // The command name (field 2) may hold spaces and parentheses: count from the last ')'.
-    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19] ?? "";
-  } catch {
-    return "";
-  }
-}
+/** A process's start as the OS counts it, to tell a reused PID; "" where unknown. */
+export type StartTimeOf = (pid: number) => string;
 
-function alive(pid: number, startTime: string): boolean {
+function alive(pid: number, startTime: string, startTimeOf: StartTimeOf): boolean {
   try {
     process.kill(pid, 0);
   } catch (err) {
@@ -33,7 +25,7 @@ export class SpoolLock {
   private constructor(private readonly file: string) {}
 
   /** Takes the directory's lock, or throws a FileError naming the sockwarden that holds it. */
-  static take(dir: string, what: string): SpoolLock {
+  static take(dir: string, what: string, startTimeOf: StartTimeOf = () => ""): SpoolLock {
     const file = path.join(dir, LOCK_NAME);
     const mine = `${process.pid} ${startTimeOf(process.pid)}\n`;
     for (let attempt = 0; attempt < 3; attempt++) {
@@ -51,7 +43,7 @@ export class SpoolLock {
       }
       const [pidText = "", startTime = ""] = text.trim().split(" ");
       const pid = Number(pidText);
-      if (Number.isSafeInteger(pid) && pid > 0 && pid !== process.pid && alive(pid, startTime)) {
+      if (Number.isSafeInteger(pid) && pid > 0 && pid !== process.pid && alive(pid, startTime, startTimeOf)) {
         throw new FileError(`${dir}: the spool of ${what} is in use by another sockwarden (PID ${pid}); give each daemon its own --state-dir`);
       }
       // Stale (or unreadable): the owner is gone.

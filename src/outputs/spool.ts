@@ -80,9 +80,9 @@ export class Spool implements QueueStore<SinkRecord> {
    * Opens (creating, mode 0700) the directory, takes its lock and reads what the last run left.
    * Throws a FileError when the directory cannot be used or another sockwarden holds it.
    */
-  static open(dir: string, what: string, segmentBytes: number, onError: (message: string) => void): OpenedSpool {
+  static open(dir: string, what: string, segmentBytes: number, onError: (message: string) => void, processStartTime?: (pid: number) => string): OpenedSpool {
     fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-    const lock = SpoolLock.take(dir, what);
+    const lock = SpoolLock.take(dir, what, processStartTime);
     try {
       const spool = new Spool(dir, lock, Math.max(4096, segmentBytes), onError);
       const { records, torn } = spool.load();

@@ -15,12 +15,12 @@ import os from "node:os";
 import type { SocketEngine } from "../engine/types.ts";
 import { SystemCallError } from "../errors.ts";
 import { withTimeout } from "../timers.ts";
-import type { Sink, SinkProblemReporter, SinkStats } from "./sink.ts";
-import { SinkCounters, errorText } from "./sink.ts";
+import type { SinkProblemReporter } from "./sink.ts";
+import { errorText } from "./sink.ts";
 import type { SinkRecord } from "./sink-record.ts";
-import { DEFAULT_RETRY, DeliveryQueue, PermanentDeliveryError, type DeliveryProgress, type RetryPolicy } from "./delivery-queue.ts";
-import { recordBytes } from "./record-bounds.ts";
-import { SinkSpool, type SpoolPlace } from "./sink-spool.ts";
+import { DEFAULT_RETRY, PermanentDeliveryError, type DeliveryProgress, type RetryPolicy } from "./delivery-queue.ts";
+import type { SpoolPlace } from "./sink-spool.ts";
+import { QueuedSink } from "./queued-sink.ts";
 import { rfc3164, rfc5424, utf8Limited, type Facility, type SyslogFormat, type SyslogHeader } from "./syslog-format.ts";
 
 export type LocalDatagram = ReturnType<NonNullable<SocketEngine["openLocalDatagram"]>>;
@@ -80,26 +80,29 @@ export function parseNetworkTarget(text: string): NetworkTarget | null {
   return { protocol: m[1] as "udp" | "tcp", host, port };
 }
 
-export class SyslogSink implements Sink {
-  readonly name: string;
-  private readonly counters: SinkCounters;
-  private readonly queue: DeliveryQueue<SinkRecord>;
+export class SyslogSink extends QueuedSink {
   private readonly transport: Transport;
   private readonly header: SyslogHeader;
   private readonly format: SyslogFormat;
   private readonly maxBytes: number;
-  private readonly queueBytes: number;
   private readonly tcp: boolean;
-  private readonly spool: SinkSpool | null = null;
 
   constructor(o: SyslogSinkOptions) {
     const local = o.target === "local";
     const network = local ? null : parseNetworkTarget(o.target);
     if (!local && !network) throw new RangeError(`not a syslog target: ${o.target} (use local, udp://host:port or tcp://host:port)`);
     const socketPath = o.socketPath ?? SYSLOG_DEFAULTS.socketPath;
-    this.name = local ? `syslog:${socketPath}` : `syslog:${o.target}`;
-    this.counters = new SinkCounters(this.name, o.report);
-    this.tcp = network?.protocol === "tcp";
+    const tcp = network?.protocol === "tcp";
+    super({
+      name: local ? `syslog:${socketPath}` : `syslog:${o.target}`,
+      report: o.report,
+      queueSize: o.queueSize ?? SYSLOG_DEFAULTS.queueSize,
+      queueBytes: o.queueBytes ?? SYSLOG_DEFAULTS.queueBytes,
+      batchSize: 500,
+      retry: { ...DEFAULT_RETRY, initialMs: 250, maxMs: 15_000, ...o.retry },
+      spooled: tcp && o.spool !== undefined,
+    });
+    this.tcp = tcp;
     this.format = o.format ?? (local ? "rfc3164" : "rfc5424");
     this.maxBytes = o.maxMessageBytes ?? (local ? 8192 : this.tcp ? 65536 : 2048);
     this.header = {
@@ -114,41 +117,15 @@ export class SyslogSink implements Sink {
       : network!.protocol === "udp"
         ? new UdpTransport(network!)
         : new TcpTransport(network!, timeoutMs);
-    this.queueBytes = o.queueBytes ?? SYSLOG_DEFAULTS.queueBytes;
-    this.queue = new DeliveryQueue<SinkRecord>({
-      limit: o.queueSize ?? SYSLOG_DEFAULTS.queueSize,
-      maxBytes: this.queueBytes,
-      sizeOf: recordBytes,
-      batchSize: 500,
-      retry: { ...DEFAULT_RETRY, initialMs: 250, maxMs: 15_000, ...o.retry },
-      deliver: (batch, progress) => this.transport.send(batch.map((r) => this.frame(r)), progress),
-      counters: this.counters,
-      paused: this.tcp && o.spool !== undefined,
-    });
-    if (this.tcp && o.spool) {
-      this.spool = new SinkSpool({ place: o.spool, sinkName: this.name, queue: this.queue, queueBytes: this.queueBytes, report: o.report, note: o.note });
-    }
+    if (this.tcp && o.spool) this.keepOnDisk(o.spool, o.report, o.note);
   }
 
-  write(records: readonly SinkRecord[]): void {
-    this.queue.push(records);
+  protected override deliver(batch: SinkRecord[], progress: DeliveryProgress): Promise<void> {
+    return this.transport.send(batch.map((r) => this.frame(r)), progress);
   }
 
-  /** True when nothing was left queued in time. */
-  async flush(timeoutMs: number): Promise<boolean> {
-    return this.queue.drained(timeoutMs);
-  }
-
-  async close(timeoutMs: number): Promise<void> {
-    await this.queue.close(timeoutMs);
+  protected override release(): void {
     this.transport.close();
-    this.spool?.close();
-  }
-
-  stats(): SinkStats {
-    const s = this.counters.snapshot(this.queue.size, this.queue.bytes, this.queueBytes);
-    if (this.spool) s.spool = { ...this.spool.stats(), kept: this.counters.kept };
-    return s;
   }
 
   /**
@@ -168,16 +145,30 @@ export class SyslogSink implements Sink {
 
 }
 
-class LocalTransport implements Transport {
-  private socket: LocalDatagram | null = null;
-
-  constructor(
-    private readonly path: string,
-    private readonly open: LocalDatagramOpener | undefined,
-  ) {}
+/** A transport over one socket at a time: opened by the batch that needs it, let go of when it fails. */
+abstract class OneSocket<S extends { close(): void }> {
+  protected socket: S | null = null;
 
   get connected(): boolean {
     return this.socket !== null;
+  }
+
+  close(): void {
+    try {
+      this.socket?.close();
+    } catch {
+      // Already closed: nothing left to release.
+    }
+    this.socket = null;
+  }
+}
+
+class LocalTransport extends OneSocket<LocalDatagram> implements Transport {
+  constructor(
+    private readonly path: string,
+    private readonly open: LocalDatagramOpener | undefined,
+  ) {
+    super();
   }
 
   async send(frames: Buffer[], progress: DeliveryProgress): Promise<void> {
@@ -196,24 +187,11 @@ class LocalTransport implements Transport {
       throw new PermanentDeliveryError(`cannot send to ${this.path}: ${errorText(err)}`);
     }
   }
-
-  close(): void {
-    try {
-      this.socket?.close();
-    } catch {
-      // Nothing left to release.
-    }
-    this.socket = null;
-  }
 }
 
-class UdpTransport implements Transport {
-  private socket: dgram.Socket | null = null;
-
-  constructor(private readonly target: NetworkTarget) {}
-
-  get connected(): boolean {
-    return this.socket !== null;
+class UdpTransport extends OneSocket<dgram.Socket> implements Transport {
+  constructor(private readonly target: NetworkTarget) {
+    super();
   }
 
   async send(frames: Buffer[], progress: DeliveryProgress): Promise<void> {
@@ -236,15 +214,6 @@ class UdpTransport implements Transport {
     socket.unref();
     this.socket = socket;
     return socket;
-  }
-
-  close(): void {
-    try {
-      this.socket?.close();
-    } catch {
-      // Already closed.
-    }
-    this.socket = null;
   }
 }
 

@@ -7,12 +7,11 @@
  * With a state directory, the queue is kept on disk (sink-spool.ts): what is not delivered when
  * the daemon stops goes out first at the next start. The OTLP sink is this sink with another body.
  */
-import type { Sink, SinkProblemReporter, SinkStats } from "./sink.ts";
-import { SinkCounters } from "./sink.ts";
+import type { SinkProblemReporter } from "./sink.ts";
 import type { SinkRecord } from "./sink-record.ts";
-import { recordBytes } from "./record-bounds.ts";
-import { DEFAULT_RETRY, DeliveryQueue, PermanentDeliveryError, RetryLaterError, type RetryPolicy } from "./delivery-queue.ts";
-import { SinkSpool, type SpoolPlace } from "./sink-spool.ts";
+import { DEFAULT_RETRY, PermanentDeliveryError, RetryLaterError } from "./delivery-queue.ts";
+import type { SpoolPlace } from "./sink-spool.ts";
+import { QueuedSink } from "./queued-sink.ts";
 import { VERSION } from "../version.ts";
 
 export interface WebhookSinkOptions {
@@ -52,67 +51,40 @@ export function safeUrl(url: URL): string {
   return `${url.protocol}//${url.host}${url.pathname}`;
 }
 
-export class WebhookSink implements Sink {
-  readonly name: string;
+export class WebhookSink extends QueuedSink {
   private readonly url: URL;
-  private readonly counters: SinkCounters;
-  private readonly queue: DeliveryQueue<SinkRecord>;
   private readonly timeoutMs: number;
-  private readonly queueBytes: number;
   private readonly inFlight = new Set<AbortController>();
-  private readonly spool: SinkSpool | null = null;
 
   constructor(private readonly o: WebhookSinkOptions) {
-    this.url = new URL(o.url);
-    if (this.url.protocol !== "http:" && this.url.protocol !== "https:") {
-      throw new RangeError(`a ${o.kind ?? "webhook"} URL must be http:// or https://: ${safeUrl(this.url)}`);
+    const url = new URL(o.url);
+    if (url.protocol !== "http:" && url.protocol !== "https:") {
+      throw new RangeError(`a ${o.kind ?? "webhook"} URL must be http:// or https://: ${safeUrl(url)}`);
     }
-    this.name = `${o.kind ?? "webhook"}:${safeUrl(this.url)}`;
-    this.counters = new SinkCounters(this.name, o.report);
-    this.timeoutMs = o.timeoutMs ?? WEBHOOK_DEFAULTS.timeoutMs;
-    const retry: RetryPolicy = {
-      initialMs: o.backoff?.initialMs ?? DEFAULT_RETRY.initialMs,
-      maxMs: o.backoff?.maxMs ?? DEFAULT_RETRY.maxMs,
-      maxRetries: o.maxRetries ?? DEFAULT_RETRY.maxRetries,
-    };
-    this.queueBytes = o.queueBytes ?? WEBHOOK_DEFAULTS.queueBytes;
-    this.queue = new DeliveryQueue<SinkRecord>({
-      limit: Math.max(1, o.queueSize ?? WEBHOOK_DEFAULTS.queueSize),
-      maxBytes: this.queueBytes,
-      sizeOf: recordBytes,
+    super({
+      name: `${o.kind ?? "webhook"}:${safeUrl(url)}`,
+      report: o.report,
+      queueSize: Math.max(1, o.queueSize ?? WEBHOOK_DEFAULTS.queueSize),
+      queueBytes: o.queueBytes ?? WEBHOOK_DEFAULTS.queueBytes,
       batchSize: Math.max(1, o.batchSize ?? WEBHOOK_DEFAULTS.batchSize),
-      retry,
-      deliver: (batch) => this.post(batch),
-      counters: this.counters,
+      retry: {
+        initialMs: o.backoff?.initialMs ?? DEFAULT_RETRY.initialMs,
+        maxMs: o.backoff?.maxMs ?? DEFAULT_RETRY.maxMs,
+        maxRetries: o.maxRetries ?? DEFAULT_RETRY.maxRetries,
+      },
       random: o.random,
-      paused: o.spool !== undefined,
+      spooled: o.spool !== undefined,
     });
-    if (o.spool) {
-      this.spool = new SinkSpool({ place: o.spool, sinkName: this.name, queue: this.queue, queueBytes: this.queueBytes, report: o.report, note: o.note });
-    }
+    this.url = url;
+    this.timeoutMs = o.timeoutMs ?? WEBHOOK_DEFAULTS.timeoutMs;
+    if (o.spool) this.keepOnDisk(o.spool, o.report, o.note);
   }
 
-  write(records: readonly SinkRecord[]): void {
-    this.queue.push(records);
-  }
-
-  async flush(timeoutMs: number): Promise<boolean> {
-    return this.queue.drained(timeoutMs);
-  }
-
-  async close(timeoutMs: number): Promise<void> {
-    await this.queue.close(timeoutMs);
+  protected override release(): void {
     for (const c of this.inFlight) c.abort();
-    this.spool?.close();
   }
 
-  stats(): SinkStats {
-    const s = this.counters.snapshot(this.queue.size, this.queue.bytes, this.queueBytes);
-    if (this.spool) s.spool = { ...this.spool.stats(), kept: this.counters.kept };
-    return s;
-  }
-
-  private async post(batch: SinkRecord[]): Promise<void> {
+  protected override async deliver(batch: SinkRecord[]): Promise<void> {
     const controller = new AbortController();
     const timer = setTimeout(() => controller.abort(), this.timeoutMs);
     this.inFlight.add(controller);

@@ -285,15 +285,17 @@ function writeProcess(w: PayloadWriter, p: ProcessInfo): void {
   w.key(K.container); writeContainer(w, p.container);
 }
 
+/** A counter delta's fields in the order they are written; every one is a number. */
+const COUNTER_KEYS = [
+  "bytesSent", "bytesReceived", "packetsSent", "packetsReceived", "intervalMs", "bytesSentPerSecond", "bytesReceivedPerSecond",
+] as const satisfies readonly (keyof CounterDelta & Key)[];
+
 function writeCounters(w: PayloadWriter, c: CounterDelta): void {
-  w.object(7);
-  w.key(K.bytesSent); w.number(c.bytesSent);
-  w.key(K.bytesReceived); w.number(c.bytesReceived);
-  w.key(K.packetsSent); w.number(c.packetsSent);
-  w.key(K.packetsReceived); w.number(c.packetsReceived);
-  w.key(K.intervalMs); w.number(c.intervalMs);
-  w.key(K.bytesSentPerSecond); w.number(c.bytesSentPerSecond);
-  w.key(K.bytesReceivedPerSecond); w.number(c.bytesReceivedPerSecond);
+  w.object(COUNTER_KEYS.length);
+  for (const k of COUNTER_KEYS) {
+    w.key(K[k]);
+    w.number(c[k]);
+  }
 }
 
 function writeEvent(w: PayloadWriter, e: EndpointEvent, procs: ProcessTable): void {

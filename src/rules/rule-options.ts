@@ -24,7 +24,7 @@
  * as untrusted input, bounded in depth, size and lengths.
  */
 import path from "node:path";
-import type { RuleSource } from "./rule-sources.ts";
+import type { RuleSource } from "./rule-locations.ts";
 
 /** The shape of a rule's option defaults, as its sandbox describes them (JSON). */
 export type OptionType =

@@ -9,7 +9,7 @@ import { endpointKey } from "../monitor/endpoint-key.ts";
 import { RuleError } from "../errors.ts";
 import { encodeEndpoints, encodeEvents } from "./guest-payload.ts";
 import { DEFAULT_LIMITS, type CallFailure, type DispatchResult, type RuleInfo, type SandboxLimits } from "./sandbox.ts";
-import { loadRuleSource, type RuleSource } from "./rule-sources.ts";
+import { loadRuleSource, type RuleSource } from "./rule-locations.ts";
 import { compileRule } from "./compile-rule.ts";
 import { RulePool, type PoolCall, type PooledRule, type RuleIsolation } from "./runner/rule-pool.ts";
 import { resolveActions } from "./resolve-actions.ts";
@@ -184,19 +184,7 @@ export class RuleSet {
   /** Calls every rule's start hook with the endpoints that exist now. */
   start(endpoints: readonly Endpoint[]): Promise<RuleAction[]> {
     if (!this.follow) this.setKnownEndpoints(endpoints);
-    return this.inTurn(async () => {
-      const payload = encodeEndpoints(endpoints);
-      const at = this.clock();
-      const rules = this.active();
-      const results = await this.pool.run("start", at, [payload], rules.map((rule) => hookCall(rule.runner)));
-      const out: RuleAction[] = [];
-      if (this.disposed) return out;
-      rules.forEach((rule, i) => {
-        out.push(...this.accept(rule, results[i]!.actions, endpoints, undefined));
-        for (const f of results[i]!.failures) this.fail(rule, f);
-      });
-      return out;
-    });
+    return this.inTurn(() => this.runHook("start", this.clock(), this.active(), endpoints));
   }
 
   /**
@@ -301,18 +289,21 @@ export class RuleSet {
       const due = this.active().filter((r) => r.runner.info.periodic && at >= r.nextPeriodic);
       if (due.length === 0) return [];
       const endpoints = typeof current === "function" ? current() : current;
-      const payload = encodeEndpoints(endpoints);
-      const wall = now ?? this.clock();
       for (const rule of due) rule.nextPeriodic = at + rule.runner.info.every * 1000;
-      const results = await this.pool.run("periodic", wall, [payload], due.map((rule) => hookCall(rule.runner)));
-      const out: RuleAction[] = [];
-      if (this.disposed) return out;
-      due.forEach((rule, i) => {
-        out.push(...this.accept(rule, results[i]!.actions, endpoints, undefined));
-        for (const f of results[i]!.failures) this.fail(rule, f);
-      });
-      return out;
+      return this.runHook("periodic", now ?? this.clock(), due, endpoints);
     });
+  }
+
+  /** One hook that is shown all endpoints (start, periodic), run in the given rules. */
+  private async runHook(kind: "start" | "periodic", at: number, rules: readonly LoadedRule[], endpoints: readonly Endpoint[]): Promise<RuleAction[]> {
+    const results = await this.pool.run(kind, at, [encodeEndpoints(endpoints)], rules.map((rule) => hookCall(rule.runner)));
+    const out: RuleAction[] = [];
+    if (this.disposed) return out;
+    rules.forEach((rule, i) => {
+      out.push(...this.accept(rule, results[i]!.actions, endpoints, undefined));
+      for (const f of results[i]!.failures) this.fail(rule, f);
+    });
+    return out;
   }
 
   private active(): LoadedRule[] {

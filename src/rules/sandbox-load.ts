@@ -19,7 +19,7 @@ import { hasControlCharacters } from "../text/escape-control.ts";
 import type { CompiledRule } from "./compile-rule.ts";
 import { interruptAt, now } from "./guest-deadline.ts";
 import { describeError } from "./guest-error.ts";
-import { API_MODULE_SOURCE, CONTROL_SOURCE, HELPERS_GLOBAL, LOCKDOWN_SOURCE } from "./guest-source.ts";
+import { API_MODULE_SOURCE, CONTROL_SOURCE, HELPERS_GLOBAL, LOCKDOWN_SOURCE } from "./guest-prelude.ts";
 import { hostHelpers } from "./host-helpers.ts";
 import { MIN_WASM_BYTES, WASM_PAGE, type RuleInfo, type SandboxLimits } from "./sandbox-types.ts";
 

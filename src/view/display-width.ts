@@ -1,23 +1,34 @@
 /**
  * Text measured as a terminal shows it: a CJK character or an emoji takes two cells, a combining
- * mark none. Counting UTF-16 units (`.length`) instead makes such a name push a row past the
- * terminal's edge, or leave its column short.
+ * mark or a zero-width joiner none. Counting UTF-16 units (`.length`) instead makes such a name
+ * push a row past the terminal's edge, or leave its column short. Every column that can hold a
+ * name someone else chose (a process, a user, a path, a host) is measured, cut and padded here.
  */
 
+/** Plain ASCII, nearly every cell, is one cell per unit: no need to ask. */
+const ASCII = /^[\x20-\x7e]*$/;
+
+/** What a terminal shows as one: a base character with its marks, an emoji joined of several. */
+const graphemes = new Intl.Segmenter(undefined, { granularity: "grapheme" });
+
 export function displayWidth(text: string): number {
-  // Plain ASCII, nearly every cell, is one cell per unit: no need to ask.
-  return /^[\x20-\x7e]*$/.test(text) ? text.length : Bun.stringWidth(text);
+  return ASCII.test(text) ? text.length : Bun.stringWidth(text);
 }
 
-/** The longest start of `text` at most `width` cells wide. */
+function clusters(text: string): string[] {
+  return Array.from(graphemes.segment(text), (s) => s.segment);
+}
+
+/** The longest start of `text` at most `width` cells wide, never ending inside a character. */
 export function cutToWidth(text: string, width: number): string {
   if (displayWidth(text) <= width) return text;
+  if (ASCII.test(text)) return text.slice(0, Math.max(0, width));
   let out = "";
   let used = 0;
-  for (const ch of text) {
-    const w = displayWidth(ch);
+  for (const g of clusters(text)) {
+    const w = displayWidth(g);
     if (used + w > width) break;
-    out += ch;
+    out += g;
     used += w;
   }
   return out;
@@ -25,13 +36,14 @@ export function cutToWidth(text: string, width: number): string {
 
 /** The longest end of `text` at most `width` cells wide. */
 function tailToWidth(text: string, width: number): string {
-  const chars = [...text];
+  if (ASCII.test(text)) return width <= 0 ? "" : text.slice(-width);
+  const all = clusters(text);
   let out = "";
   let used = 0;
-  for (let i = chars.length - 1; i >= 0; i--) {
-    const w = displayWidth(chars[i]!);
+  for (let i = all.length - 1; i >= 0; i--) {
+    const w = displayWidth(all[i]!);
     if (used + w > width) break;
-    out = chars[i]! + out;
+    out = all[i]! + out;
     used += w;
   }
   return out;
@@ -46,9 +58,13 @@ export function elideToWidth(text: string, width: number): string {
   return left + "…" + tailToWidth(text, width - 1 - displayWidth(left));
 }
 
+/** `text` padded with spaces to `width` cells, on the right (or left); never cut. */
+export function padToWidth(text: string, width: number, align: "left" | "right" = "left"): string {
+  const pad = " ".repeat(Math.max(0, width - displayWidth(text)));
+  return align === "left" ? text + pad : pad + text;
+}
+
 /** Exactly `width` cells: cut at the end or padded with spaces on the right (or left). */
 export function fitToWidth(text: string, width: number, align: "left" | "right" = "left"): string {
-  const cut = cutToWidth(text, width);
-  const pad = " ".repeat(Math.max(0, width - displayWidth(cut)));
-  return align === "left" ? cut + pad : pad + cut;
+  return padToWidth(cutToWidth(text, width), width, align);
 }

@@ -5,6 +5,7 @@
  */
 import type { ProcessDetails } from "../model/process.ts";
 import { escapeControl } from "../text/escape-control.ts";
+import { cutToWidth, displayWidth } from "./display-width.ts";
 
 export interface PropertiesOptions {
   /** Columns available; long values wrap under their value column. Undefined: never wrap. */
@@ -51,47 +52,16 @@ export function renderProcessProperties(d: ProcessDetails, options: PropertiesOp
   return lines;
 }
 
-/** The JSON shape of `proc --json`'s `process`: field names are part of the public interface. */
-export interface ProcessDetailsJson {
-  pid: number;
-  name: string;
-  path: string | null;
-  cmdline: string | null;
-  uid: number | null;
-  user: string | null;
-  startTime: string | null;
-  ppid: number | null;
-  ppidName: string | null;
-  state: string | null;
-  threads: number | null;
-  rssKiB: number | null;
-  fdCount: number | null;
-  cgroup: string | null;
-  unit: string | null;
-  unitUid: number | null;
-  netns: number | null;
-}
+/** The fields of `proc --json`'s `process`, in order: names and order are part of the public interface. */
+const JSON_FIELDS = [
+  "pid", "name", "path", "cmdline", "uid", "user", "startTime", "ppid", "ppidName",
+  "state", "threads", "rssKiB", "fdCount", "cgroup", "unit", "unitUid", "netns",
+] as const satisfies readonly (keyof ProcessDetails)[];
+
+export type ProcessDetailsJson = { [K in (typeof JSON_FIELDS)[number]]: ProcessDetails[K] };
 
 export function processDetailsToJson(d: ProcessDetails): ProcessDetailsJson {
-  return {
-    pid: d.pid,
-    name: d.name,
-    path: d.path,
-    cmdline: d.cmdline,
-    uid: d.uid,
-    user: d.user,
-    startTime: d.startTime,
-    ppid: d.ppid,
-    ppidName: d.ppidName,
-    state: d.state,
-    threads: d.threads,
-    rssKiB: d.rssKiB,
-    fdCount: d.fdCount,
-    cgroup: d.cgroup,
-    unit: d.unit,
-    unitUid: d.unitUid,
-    netns: d.netns,
-  };
+  return Object.fromEntries(JSON_FIELDS.map((k) => [k, d[k]])) as ProcessDetailsJson;
 }
 
 function userText(user: string | null, uid: number | null): string {
@@ -135,15 +105,17 @@ function kibText(kib: number): string {
   return `${(kib / 1024 / 1024).toFixed(2)} GiB`;
 }
 
-/** Splits text into pieces of at most `width` characters, at spaces where there is one. */
+/** Splits text into pieces of at most `width` terminal cells, at spaces where there is one. */
 export function wrap(text: string, width: number): string[] {
-  if (text.length <= width) return [text];
+  if (displayWidth(text) <= width) return [text];
   const pieces: string[] = [];
   let rest = text;
-  while (rest.length > width) {
-    const space = rest.lastIndexOf(" ", width);
+  while (displayWidth(rest) > width) {
+    // Where `width` cells end, in UTF-16 units; at least one character, however wide.
+    const fits = cutToWidth(rest, width).length || [...rest][0]!.length;
+    const space = rest.lastIndexOf(" ", fits);
     // Break at the space when it leaves a reasonably full line; otherwise cut the word.
-    const cut = space > width / 2 ? space : escapeBoundary(rest, width);
+    const cut = space > 0 && displayWidth(rest.slice(0, space)) > width / 2 ? space : escapeBoundary(rest, fits);
     pieces.push(rest.slice(0, cut));
     rest = rest.slice(cut).replace(/^ /, "");
   }

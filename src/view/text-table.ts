@@ -1,11 +1,13 @@
 /**
- * Renders rows as aligned text columns. When a width is given (a terminal), columns marked
- * shrinkable give up characters, middle first, so a line fits; without one nothing is cut, so
+ * Renders rows as aligned text columns, measured in terminal cells (display-width.ts). When a
+ * width is given (a terminal), columns marked shrinkable give up cells, middle first (keeping both
+ * ends: the port and the start of the address), so a line fits; without one nothing is cut, so
  * piped output keeps every character. Every cell is shown through escapeControl: cells hold
  * names and paths that other users choose, and a newline or escape sequence in one would split
  * a row or drive the terminal.
  */
 import { escapeControl } from "../text/escape-control.ts";
+import { displayWidth, elideToWidth, padToWidth } from "./display-width.ts";
 
 export interface Column {
   header: string;
@@ -18,7 +20,8 @@ export interface Column {
 
 export function renderTable(columns: readonly Column[], rawRows: readonly string[][], maxWidth?: number): string {
   const rows = rawRows.map((r) => r.map(escapeControl));
-  const widths = columns.map((c, i) => Math.max(c.header.length, ...rows.map((r) => (r[i] ?? "").length)));
+  // In terminal cells, not UTF-16 units: a CJK name or an emoji must not shift the columns after it.
+  const widths = columns.map((c, i) => Math.max(displayWidth(c.header), ...rows.map((r) => displayWidth(r[i] ?? ""))));
   const gap = 2;
   if (maxWidth !== undefined) {
     let total = widths.reduce((a, b) => a + b, 0) + gap * (columns.length - 1);
@@ -30,7 +33,7 @@ export function renderTable(columns: readonly Column[], rawRows: readonly string
     while (total > maxWidth && order.length > 0) {
       let best: number | null = null;
       for (const { i } of order) {
-        const min = Math.max(columns[i]!.minWidth ?? 8, columns[i]!.header.length);
+        const min = Math.max(columns[i]!.minWidth ?? 8, displayWidth(columns[i]!.header));
         if (widths[i]! > min && (best === null || widths[i]! > widths[best]!)) best = i;
       }
       if (best === null) break;
@@ -42,21 +45,13 @@ export function renderTable(columns: readonly Column[], rawRows: readonly string
     cells
       .map((cell, i) => {
         const w = widths[i]!;
-        const text = cell.length > w ? elide(cell, w) : cell;
+        const text = elideToWidth(cell, w);
         if (i === cells.length - 1 && columns[i]!.align !== "right") return text;
-        return columns[i]!.align === "right" ? text.padStart(w) : text.padEnd(w);
+        return padToWidth(text, w, columns[i]!.align);
       })
       .join(" ".repeat(gap))
       .trimEnd();
   const out = [line(columns.map((c) => escapeControl(c.header)))];
   for (const r of rows) out.push(line(r));
   return out.join("\n") + "\n";
-}
-
-/** Cuts the middle of a string, keeping both ends (the port and the start of the address). */
-export function elide(text: string, width: number): string {
-  if (width <= 1) return text.slice(0, width);
-  const keepRight = Math.ceil((width - 1) / 2);
-  const keepLeft = width - 1 - keepRight;
-  return text.slice(0, keepLeft) + "…" + text.slice(text.length - keepRight);
 }

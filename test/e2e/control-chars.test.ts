@@ -10,13 +10,13 @@
  *
  * Needs root (network namespace) and a built dist/sockwarden.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { BackgroundProcess, Netns, describeRun, requireRoot } from "./helpers/netns.ts";
-import { EXECUTABLE, listJson, requireExecutable, runSockwarden } from "./helpers/sockwarden.ts";
+import { BackgroundProcess, describeRun } from "./helpers/netns.ts";
+import { listJson, runSockwarden } from "./helpers/sockwarden.ts";
+import { daemonTestbed } from "./helpers/daemon.ts";
 
 const RULE = fileURLToPath(new URL("../fixtures/rules/control-text.ts", import.meta.url));
 /** The port the rule watches for. */
@@ -59,31 +59,13 @@ while True:
     print(json.dumps(data.decode("utf-8", "surrogateescape")), flush=True)
 `;
 
-let ns: Netns | undefined;
-let dir: string;
-const running: BackgroundProcess[] = [];
-
-beforeAll(async () => {
-  requireRoot();
-  requireExecutable();
-  ns = await Netns.create("cc");
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), "sw-control-"));
-});
-
-afterEach(async () => {
-  for (const p of running.splice(0)) await p.stop();
-});
-
-afterAll(async () => {
-  await ns?.dispose();
-  if (dir) fs.rmSync(dir, { recursive: true, force: true });
-});
+const bed = daemonTestbed("cc", "sw-control-");
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function startListener(): Promise<BackgroundProcess> {
-  const p = ns!.spawn(["/usr/bin/python3", "-c", NAMED_LISTENER, ARG]);
-  running.push(p);
+  const p = bed.ns.spawn(["/usr/bin/python3", "-c", NAMED_LISTENER, ARG]);
+  bed.running.push(p);
   expect(await p.nextLine(10_000)).toBe("ready");
   return p;
 }
@@ -103,13 +85,13 @@ describe("control characters in process names and command lines", { timeout: 120
     const listener = await startListener();
     const pid = listener.pid;
 
-    const json = await listJson(ns!, ["-a", "-n"]);
+    const json = await listJson(bed.ns, ["-a", "-n"]);
     const mine = json.find((e) => e.localPort === PORT && e.state === "LISTEN");
     expect(mine?.process?.name).toBe(NAME);
     expect(mine?.process?.cmdline).toContain(ARG);
 
     for (const args of [["-a", "-n"], ["-a", "-n", "-e"], ["-a", "-n", "--extended"]]) {
-      const r = await runSockwarden(ns!, ["list", ...args]);
+      const r = await runSockwarden(bed.ns, ["list", ...args]);
       expect(r.code, describeRun(r)).toBe(0);
       const lines = r.stdout.replace(/\n$/, "").split("\n");
       expectNoRaw(lines, `list ${args.join(" ")}`);
@@ -118,7 +100,7 @@ describe("control characters in process names and command lines", { timeout: 120
       expect(lines.find((l) => l.includes(`:${PORT}`))).toContain(`${pid}/${NAME_SHOWN}`);
     }
 
-    const csv = await runSockwarden(ns!, ["list", "-a", "-n", "--csv"]);
+    const csv = await runSockwarden(bed.ns, ["list", "-a", "-n", "--csv"]);
     expect(csv.code, describeRun(csv)).toBe(0);
     const rows = csv.stdout.replace(/\n$/, "").split("\n");
     expectNoRaw(rows, "list --csv");
@@ -127,14 +109,14 @@ describe("control characters in process names and command lines", { timeout: 120
     expect(row).toContain(`,${pid},"${NAME_SHOWN.replaceAll('"', '""')}",`);
     expect(row).toContain(ARG_SHOWN.replaceAll('"', '""'));
 
-    const proc = await runSockwarden(ns!, ["proc", String(pid)]);
+    const proc = await runSockwarden(bed.ns, ["proc", String(pid)]);
     expect(proc.code, describeRun(proc)).toBe(0);
     const procLines = proc.stdout.split("\n");
     expectNoRaw(procLines, "proc");
     expect(procLines).toContain(`Name:         ${NAME_SHOWN}`);
     expect(proc.stdout.replace(/\n +/g, " ")).toContain(ARG_SHOWN);
 
-    const watch = await runSockwarden(ns!, ["watch", "--initial", "-a", "-n", "--port", String(PORT), "--count", "1"]);
+    const watch = await runSockwarden(bed.ns, ["watch", "--initial", "-a", "-n", "--port", String(PORT), "--count", "1"]);
     expect(watch.code, describeRun(watch)).toBe(0);
     const events = watch.stdout.replace(/\n$/, "").split("\n");
     expectNoRaw(events, "watch");
@@ -145,17 +127,14 @@ describe("control characters in process names and command lines", { timeout: 120
 
 describe("control characters in the daemon's sinks", { timeout: 120_000 }, () => {
   it("stdout and syslog show the rule's texts and the process name escaped; the file sink keeps them exactly", async () => {
-    const receiver = ns!.spawn(["/usr/bin/python3", "-c", SYSLOG_RECEIVER]);
-    running.push(receiver);
+    const receiver = bed.ns.spawn(["/usr/bin/python3", "-c", SYSLOG_RECEIVER]);
+    bed.running.push(receiver);
     expect(await receiver.nextLine(10_000)).toBe("ready");
-    const file = path.join(dir, "records.ndjson");
-    const daemon = ns!.spawn([
-      EXECUTABLE, "run", "--interval", "0.3", "--dry-run", "--rule", RULE, "--audit-log", path.join(dir, "audit.log"),
+    const file = path.join(bed.dir, "records.ndjson");
+    const daemon = await bed.startDaemon([
+      "--interval", "0.3", "--dry-run", "--rule", RULE, "--audit-log", path.join(bed.dir, "audit.log"),
       "--sink", "stdout", "--sink", `syslog:udp://127.0.0.1:${SYSLOG_PORT}`, "--sink", `file:${file}`,
     ]);
-    running.push(daemon);
-    for (const end = performance.now() + 30_000; !/running /.test(daemon.stderr) && !daemon.hasExited && performance.now() < end; ) await sleep(50);
-    expect(daemon.stderr, "daemon start").toMatch(/running /);
 
     // Opened after the daemon's first look, so the rule's handler sees it.
     const listener = await startListener();

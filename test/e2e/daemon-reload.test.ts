@@ -8,39 +8,22 @@
  *
  * Needs root (network namespace, a second user) and a built dist/sockwarden.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { BackgroundProcess, Netns, requireRoot } from "./helpers/netns.ts";
-import { EXECUTABLE, requireExecutable } from "./helpers/sockwarden.ts";
+import { BackgroundProcess } from "./helpers/netns.ts";
+import { EXECUTABLE } from "./helpers/sockwarden.ts";
+import { daemonTestbed } from "./helpers/daemon.ts";
 import { AS_TARGET, STACK_FRAME } from "./helpers/privileges.ts";
 import { waitFor } from "./helpers/wait-for.ts";
 
 const INTERVAL = 0.3;
-let ns: Netns | undefined;
-let dir: string;
-const running: BackgroundProcess[] = [];
+const bed = daemonTestbed("rl", "sw-reload-");
 
-beforeAll(async () => {
-  requireRoot();
-  requireExecutable();
-  ns = await Netns.create("rl");
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), "sw-reload-"));
-  fs.chmodSync(dir, 0o755);
+beforeAll(() => {
+  fs.chmodSync(bed.dir, 0o755);
 });
-
-afterEach(async () => {
-  for (const p of running.splice(0)) await p.stop();
-});
-
-afterAll(async () => {
-  await ns?.dispose();
-  if (dir) fs.rmSync(dir, { recursive: true, force: true });
-});
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Polls `probe` until it returns a value, at most `timeoutMs`; throws saying what it waited for. */
 
@@ -64,22 +47,15 @@ function sinkLines(file: string): SinkLine[] {
 const sinkLine = (file: string, daemon: BackgroundProcess, what: string, match: (l: SinkLine) => boolean) =>
   waitFor(() => `${what} in ${file}; it has:\n${fs.existsSync(file) ? fs.readFileSync(file, "utf8") : "(nothing)"}\ndaemon stderr:\n${daemon.stderr}`, () => sinkLines(file).find(match));
 
-async function startDaemon(args: string[]): Promise<BackgroundProcess> {
-  const d = ns!.spawn([EXECUTABLE, "run", "--interval", String(INTERVAL), ...args]);
-  running.push(d);
-  const end = performance.now() + 30_000;
-  while (!/running /.test(d.stderr) && performance.now() < end && !d.hasExited) await sleep(50);
-  expect(d.stderr, "daemon start").toMatch(/running /);
-  return d;
-}
+const startDaemon = (args: string[]) => bed.startDaemon(["--interval", String(INTERVAL), ...args]);
 
 /** A TCP listener on 127.0.0.1:port in the namespace, until stopped. */
 async function listen(port: number): Promise<BackgroundProcess> {
-  const p = ns!.spawn([
+  const p = bed.ns.spawn([
     "/usr/bin/python3", "-c",
     `import socket,sys\ns=socket.socket()\ns.bind(("127.0.0.1",${port}))\ns.listen()\nprint("ready",flush=True)\nsys.stdin.read()`,
   ]);
-  running.push(p);
+  bed.running.push(p);
   expect(await p.nextLine(10_000)).toBe("ready");
   return p;
 }
@@ -91,7 +67,7 @@ try:
     print(urllib.request.urlopen("http://127.0.0.1:${port}/metrics", timeout=5).read().decode())
 except Exception as e:
     print("ERROR", type(getattr(e, "reason", e)).__name__); sys.exit(3)`;
-  const r = await ns!.exec(["/usr/bin/python3", "-c", script], { timeoutMs: 10_000 });
+  const r = await bed.ns.exec(["/usr/bin/python3", "-c", script], { timeoutMs: 10_000 });
   return r.code === 0 ? { ok: true, text: r.stdout } : { ok: false, error: r.stdout.trim() || r.stderr.trim() };
 }
 
@@ -108,9 +84,9 @@ const config = (lines: string[]) => `${lines.join("\n")}\n`;
 // can outlast the suite's default test time on a loaded machine.
 describe("sockwarden run: reloads", { timeout: 120_000 }, () => {
   it("SIGHUP moves metrics to a changed address; one that cannot be bound keeps the old and tells the sinks", async () => {
-    const file = path.join(dir, "metrics-sink.ndjson");
-    const conf = path.join(dir, "metrics.toml");
-    const base = [`interval = ${INTERVAL}`, `audit_log = "${path.join(dir, "audit-m.log")}"`, `sinks = ["file:${file}"]`, "[rules]", `sources = ["smtp-guard"]`];
+    const file = path.join(bed.dir, "metrics-sink.ndjson");
+    const conf = path.join(bed.dir, "metrics.toml");
+    const base = [`interval = ${INTERVAL}`, `audit_log = "${path.join(bed.dir, "audit-m.log")}"`, `sinks = ["file:${file}"]`, "[rules]", `sources = ["smtp-guard"]`];
     fs.writeFileSync(conf, config([`metrics = "127.0.0.1:9471"`, ...base]));
     const daemon = await startDaemon(["--config", conf]);
     expect((await scrape(9471)).ok, daemon.stderr).toBe(true);
@@ -138,9 +114,9 @@ describe("sockwarden run: reloads", { timeout: 120_000 }, () => {
   });
 
   it("a SIGHUP whose configuration does not load is told to the sinks, with the reason", async () => {
-    const file = path.join(dir, "refused-sink.ndjson");
-    const conf = path.join(dir, "refused.toml");
-    const base = [`interval = ${INTERVAL}`, `audit_log = "${path.join(dir, "audit-r.log")}"`, `sinks = ["file:${file}"]`, "[rules]", `sources = ["smtp-guard"]`];
+    const file = path.join(bed.dir, "refused-sink.ndjson");
+    const conf = path.join(bed.dir, "refused.toml");
+    const base = [`interval = ${INTERVAL}`, `audit_log = "${path.join(bed.dir, "audit-r.log")}"`, `sinks = ["file:${file}"]`, "[rules]", `sources = ["smtp-guard"]`];
     fs.writeFileSync(conf, config(base));
     const daemon = await startDaemon(["--config", conf]);
     fs.writeFileSync(conf, config([...base, "[protect]", "portz = [22]"]));
@@ -152,10 +128,10 @@ describe("sockwarden run: reloads", { timeout: 120_000 }, () => {
   });
 
   it("SIGHUP moves the audit log to a changed file; a changed sensor stays until a restart, and the sinks are told", async () => {
-    const before = path.join(dir, "audit-before.log");
-    const after = path.join(dir, "audit-after.log");
-    const file = path.join(dir, "audit-sink.ndjson");
-    const conf = path.join(dir, "audit.toml");
+    const before = path.join(bed.dir, "audit-before.log");
+    const after = path.join(bed.dir, "audit-after.log");
+    const file = path.join(bed.dir, "audit-sink.ndjson");
+    const conf = path.join(bed.dir, "audit.toml");
     const base = [`interval = ${INTERVAL}`, "dry_run = true", `sinks = ["file:${file}"]`, `sensor = "poll"`, "[rules]", `sources = ["smtp-guard"]`];
     fs.writeFileSync(conf, config([`audit_log = "${before}"`, ...base]));
     const daemon = await startDaemon(["--config", conf]);
@@ -166,8 +142,8 @@ describe("sockwarden run: reloads", { timeout: 120_000 }, () => {
     await waitFor(() => `the reloaded line; stderr:\n${daemon.stderr}`, () => (/reloaded: /.test(daemon.stderr) ? true : undefined));
     expect(daemon.stderr).toContain(`sockwarden: reloaded: smtp-guard; audit log ${after}; sensor stays "poll"\n`);
 
-    const clients = ns!.spawn(["/usr/bin/python3", fileURLToPath(new URL("./helpers/smtp-clients.py", import.meta.url)), "25"]);
-    running.push(clients);
+    const clients = bed.ns.spawn(["/usr/bin/python3", fileURLToPath(new URL("./helpers/smtp-clients.py", import.meta.url)), "25"]);
+    bed.running.push(clients);
     expect(await clients.nextLine(10_000)).toBe("ready");
     clients.child.stdin!.write("connect curl\n");
     await clients.nextLine(10_000);
@@ -180,16 +156,16 @@ describe("sockwarden run: reloads", { timeout: 120_000 }, () => {
   });
 
   it("a rule file dropped into a rule directory runs; a broken one is told and the others go on; a removed one is unloaded", async () => {
-    const rules = path.join(dir, "rules.d");
+    const rules = path.join(bed.dir, "rules.d");
     fs.mkdirSync(rules);
     fs.writeFileSync(path.join(rules, "first.ts"), listenerRule("first", 7101));
-    const file = path.join(dir, "dropped-sink.ndjson");
-    const daemon = await startDaemon(["--rule", rules, "--sink", `file:${file}`, "--audit-log", path.join(dir, "audit-d.log")]);
+    const file = path.join(bed.dir, "dropped-sink.ndjson");
+    const daemon = await startDaemon(["--rule", rules, "--sink", `file:${file}`, "--audit-log", path.join(bed.dir, "audit-d.log")]);
 
     // Written elsewhere and moved in, as a deployment would; not a rule: other names.
-    fs.writeFileSync(path.join(dir, "second.ts"), listenerRule("second", 7102));
+    fs.writeFileSync(path.join(bed.dir, "second.ts"), listenerRule("second", 7102));
     fs.writeFileSync(path.join(rules, "README.txt"), "rules live here\n");
-    fs.renameSync(path.join(dir, "second.ts"), path.join(rules, "second.ts"));
+    fs.renameSync(path.join(bed.dir, "second.ts"), path.join(rules, "second.ts"));
     const loaded = await sinkLine(file, daemon, "the new rule's loaded record", (l) => l.outcome === "loaded");
     expect(loaded).toMatchObject({ kind: "report", rule: "second", severity: "info" });
     expect(loaded.message).toMatch(/^rule second \(.*rules\.d\/second\.ts\): loaded: /);
@@ -220,10 +196,10 @@ describe("sockwarden run: reloads", { timeout: 120_000 }, () => {
   });
 
   it("a rule directory that starts empty runs its first rule when the file comes", async () => {
-    const rules = path.join(dir, "empty.d");
+    const rules = path.join(bed.dir, "empty.d");
     fs.mkdirSync(rules);
-    const file = path.join(dir, "empty-sink.ndjson");
-    const daemon = await startDaemon(["--rule", rules, "--sink", `file:${file}`, "--audit-log", path.join(dir, "audit-empty.log")]);
+    const file = path.join(bed.dir, "empty-sink.ndjson");
+    const daemon = await startDaemon(["--rule", rules, "--sink", `file:${file}`, "--audit-log", path.join(bed.dir, "audit-empty.log")]);
     expect(daemon.stderr).toContain("sockwarden: running no rules yet (watching the rule directories) every");
     fs.writeFileSync(path.join(rules, "late.ts"), listenerRule("late", 7301));
     await sinkLine(file, daemon, "the late rule's loaded record", (l) => l.outcome === "loaded" && l.rule === "late");
@@ -232,10 +208,10 @@ describe("sockwarden run: reloads", { timeout: 120_000 }, () => {
   });
 
   it("an edited rule's reload record says what was reloaded, once", async () => {
-    const rule = path.join(dir, "edited.ts");
+    const rule = path.join(bed.dir, "edited.ts");
     fs.writeFileSync(rule, listenerRule("edited", 7201));
-    const file = path.join(dir, "edited-sink.ndjson");
-    const daemon = await startDaemon(["--rule", rule, "--sink", `file:${file}`, "--audit-log", path.join(dir, "audit-e.log")]);
+    const file = path.join(bed.dir, "edited-sink.ndjson");
+    const daemon = await startDaemon(["--rule", rule, "--sink", `file:${file}`, "--audit-log", path.join(bed.dir, "audit-e.log")]);
     fs.writeFileSync(`${rule}.tmp`, listenerRule("edited", 7202));
     fs.renameSync(`${rule}.tmp`, rule);
     const reloaded = await sinkLine(file, daemon, "the reloaded record", (l) => l.outcome === "reloaded");
@@ -247,7 +223,7 @@ describe("sockwarden run: files it must write, checked before it starts", { time
   const rule = ["--rule", "smtp-guard"];
   const refused = async (args: string[], asTarget = false) => {
     const argv = [EXECUTABLE, "run", ...rule, ...args];
-    const r = await ns!.exec(asTarget ? [...AS_TARGET, ...argv] : argv, { timeoutMs: 20_000, env: { ...process.env, HOME: "/root", XDG_STATE_HOME: "" } });
+    const r = await bed.ns.exec(asTarget ? [...AS_TARGET, ...argv] : argv, { timeoutMs: 20_000, env: { ...process.env, HOME: "/root", XDG_STATE_HOME: "" } });
     expect(r.stderr, r.stderr).not.toMatch(STACK_FRAME);
     expect(r.stderr.trim().split("\n"), r.stderr).toHaveLength(1);
     expect(r.stdout).toBe("");
@@ -258,16 +234,16 @@ describe("sockwarden run: files it must write, checked before it starts", { time
     expect(await refused(["--audit-log", "/proc/nope/a.log"])).toEqual({
       code: 2, line: "sockwarden: cannot write /proc/nope/a.log (--audit-log): cannot make its directory /proc/nope: no such file or directory",
     });
-    expect(await refused(["--audit-log", path.join(dir, "a.log"), "--sink", "file:/proc/nope/x.log"])).toEqual({
+    expect(await refused(["--audit-log", path.join(bed.dir, "a.log"), "--sink", "file:/proc/nope/x.log"])).toEqual({
       code: 2, line: "sockwarden: cannot write /proc/nope/x.log (sink file:/proc/nope/x.log): cannot make its directory /proc/nope: no such file or directory",
     });
-    const conf = path.join(dir, "dir-audit.toml");
-    fs.writeFileSync(conf, config([`audit_log = "${dir}"`]));
-    expect(await refused(["--config", conf])).toEqual({ code: 2, line: `sockwarden: cannot write ${dir} (audit_log): it is a directory` });
+    const conf = path.join(bed.dir, "bed.dir-audit.toml");
+    fs.writeFileSync(conf, config([`audit_log = "${bed.dir}"`]));
+    expect(await refused(["--config", conf])).toEqual({ code: 2, line: `sockwarden: cannot write ${bed.dir} (audit_log): it is a directory` });
   });
 
   it("a file the user named and may not write: exit 2; the default audit log the user may not write: exit 4", async () => {
-    const locked = path.join(dir, "locked");
+    const locked = path.join(bed.dir, "locked");
     fs.mkdirSync(locked, { mode: 0o700 });
     expect(await refused(["--audit-log", path.join(locked, "a.log")], true)).toEqual({
       code: 2, line: `sockwarden: cannot write ${path.join(locked, "a.log")} (--audit-log): permission denied`,
@@ -279,12 +255,12 @@ describe("sockwarden run: files it must write, checked before it starts", { time
   });
 
   it("a metrics address with a port out of range: exit 2, one line with the file, line and key", async () => {
-    const conf = path.join(dir, "bad-metrics.toml");
+    const conf = path.join(bed.dir, "bad-metrics.toml");
     fs.writeFileSync(conf, config(["interval = 1", `metrics = "127.0.0.1:99999"`]));
-    expect(await refused(["--config", conf, "--audit-log", path.join(dir, "a.log")])).toEqual({
+    expect(await refused(["--config", conf, "--audit-log", path.join(bed.dir, "a.log")])).toEqual({
       code: 2, line: `sockwarden: ${conf}:2: metrics: port 99999 is out of range: must be "HOST:PORT" with a port from 1 to 65535, e.g. "127.0.0.1:9464"`,
     });
-    expect(await refused(["--metrics", "127.0.0.1:0", "--audit-log", path.join(dir, "a.log")])).toEqual({
+    expect(await refused(["--metrics", "127.0.0.1:0", "--audit-log", path.join(bed.dir, "a.log")])).toEqual({
       code: 2, line: `sockwarden: --metrics 127.0.0.1:0: port 0 is out of range: must be "HOST:PORT" with a port from 1 to 65535, e.g. "127.0.0.1:9464"`,
     });
   });

@@ -7,56 +7,28 @@
  *
  * Needs root (network namespace) and a built dist/sockwarden.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { BackgroundProcess, Netns, requireRoot } from "./helpers/netns.ts";
-import { EXECUTABLE, requireExecutable } from "./helpers/sockwarden.ts";
+import { EXECUTABLE } from "./helpers/sockwarden.ts";
+import { daemonTestbed, stopDaemon } from "./helpers/daemon.ts";
 import { waitFor } from "./helpers/wait-for.ts";
 
 const CLIENTS = fileURLToPath(new URL("./helpers/smtp-clients.py", import.meta.url));
 const RECEIVER = fileURLToPath(new URL("./helpers/otlp-receiver.ts", import.meta.url));
 const ALERTS = 10;
-let ns: Netns | undefined;
-let dir: string;
-const running: BackgroundProcess[] = [];
+const bed = daemonTestbed("sp", "sw-spool-");
 
-beforeAll(async () => {
-  requireRoot();
-  requireExecutable();
-  ns = await Netns.create("sp");
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), "sw-spool-"));
-  fs.writeFileSync(path.join(dir, "every-open.ts"), `import { defineRule } from "sockwarden";
+beforeAll(() => {
+  fs.writeFileSync(path.join(bed.dir, "every-open.ts"), `import { defineRule } from "sockwarden";
 export default defineRule({ name: "every-open", on: ["opened"], handle(e, act) {
   if (e.endpoint.remotePort === 25 && e.endpoint.state === "ESTABLISHED") act.alert("connection from port " + e.endpoint.localPort, "warning");
 } });
 `);
 });
 
-afterEach(async () => {
-  for (const p of running.splice(0)) await p.stop();
-});
-
-afterAll(async () => {
-  await ns?.dispose();
-  if (dir) fs.rmSync(dir, { recursive: true, force: true });
-});
-
-async function startDaemon(args: string[]): Promise<BackgroundProcess> {
-  const d = ns!.spawn([EXECUTABLE, "run", "--interval", "0.3", ...args]);
-  running.push(d);
-  await waitFor(() => `the daemon to start; stderr:\n${d.stderr}`, () => (/running /.test(d.stderr) || d.hasExited ? true : undefined), 30_000);
-  expect(d.stderr, "daemon start").toMatch(/running /);
-  return d;
-}
-
-async function stopDaemon(d: BackgroundProcess): Promise<void> {
-  process.kill(d.pid, "SIGTERM");
-  expect(await d.waitForExit(10_000), d.stderr).toBe(true);
-  expect({ code: d.child.exitCode, signal: d.child.signalCode }, d.stderr).toEqual({ code: 0, signal: null });
-}
+const startDaemon = (args: string[]) => bed.startDaemon(["--interval", "0.3", ...args]);
 
 const cases = [
   { kind: "webhook", port: 7971, spec: (p: number) => `webhook:http://127.0.0.1:${p}/hook#backoffMs=100&maxBackoffMs=300`, message: (r: any) => r.message as string },
@@ -64,15 +36,15 @@ const cases = [
 ];
 
 async function keptAcrossRestart(c: (typeof cases)[number], stop: "SIGTERM" | "SIGKILL"): Promise<void> {
-  const state = path.join(dir, `state-${c.kind}-${stop}`);
-  const file = path.join(dir, `events-${c.kind}-${stop}.ndjson`);
+  const state = path.join(bed.dir, `state-${c.kind}-${stop}`);
+  const file = path.join(bed.dir, `events-${c.kind}-${stop}.ndjson`);
   const args = [
-    "--rule", path.join(dir, "every-open.ts"), "--audit-log", path.join(dir, `audit-${c.kind}-${stop}.log`),
+    "--rule", path.join(bed.dir, "every-open.ts"), "--audit-log", path.join(bed.dir, `audit-${c.kind}-${stop}.log`),
     "--state-dir", state, "--sink", c.spec(c.port), "--sink", `file:${file}`,
   ];
   const first = await startDaemon(args);
-  const clients = ns!.spawn(["/usr/bin/python3", CLIENTS, "25"]);
-  running.push(clients);
+  const clients = bed.ns.spawn(["/usr/bin/python3", CLIENTS, "25"]);
+  bed.running.push(clients);
   expect(await clients.nextLine(10_000)).toBe("ready");
   const expected: string[] = [];
   for (let i = 0; i < ALERTS; i++) {
@@ -100,8 +72,8 @@ async function keptAcrossRestart(c: (typeof cases)[number], stop: "SIGTERM" | "S
   // The connections go, so the next daemon has nothing new to alert on: what arrives is kept.
   await clients.stop();
 
-  const receiver = ns!.spawn([process.execPath, RECEIVER, String(c.port)]);
-  running.push(receiver);
+  const receiver = bed.ns.spawn([process.execPath, RECEIVER, String(c.port)]);
+  bed.running.push(receiver);
   expect(await receiver.nextLine(10_000)).toBe("ready");
   const second = await startDaemon(args);
   const got = new Set<string>();
@@ -126,20 +98,20 @@ describe("sockwarden run: records kept across a restart", { timeout: 180_000 }, 
   it("webhook: SIGKILL, and a line cut short at the end of the spool: every alert arrives, the cut line told", () => keptAcrossRestart(cases[0]!, "SIGKILL"));
 
   it("a second daemon on the same spool, and a state directory that cannot be made, are refused: one line, exit 2", async () => {
-    const state = path.join(dir, "state-shared");
+    const state = path.join(bed.dir, "state-shared");
     const sink = "webhook:http://127.0.0.1:7972/hook";
-    const base = ["run", "--rule", path.join(dir, "every-open.ts"), "--audit-log", path.join(dir, "audit-shared.log"), "--sink", sink];
+    const base = ["run", "--rule", path.join(bed.dir, "every-open.ts"), "--audit-log", path.join(bed.dir, "audit-shared.log"), "--sink", sink];
     const first = await startDaemon(base.slice(1).concat(["--state-dir", state]));
-    const second = await ns!.exec([EXECUTABLE, ...base, "--state-dir", state], { timeoutMs: 20_000 });
+    const second = await bed.ns.exec([EXECUTABLE, ...base, "--state-dir", state], { timeoutMs: 20_000 });
     expect(second.code, second.stderr).toBe(2);
     expect(second.stderr.trim().split("\n")).toEqual([
       expect.stringMatching(new RegExp(`^sockwarden: ${state}/spool/\\S+: the spool of ${sink.replace(/[./]/g, "\\$&")} is in use by another sockwarden \\(PID ${first.pid}\\); give each daemon its own --state-dir$`)),
     ]);
     await stopDaemon(first);
 
-    const blocker = path.join(dir, "not-a-dir");
+    const blocker = path.join(bed.dir, "not-a-dir");
     fs.writeFileSync(blocker, "");
-    const bad = await ns!.exec([EXECUTABLE, ...base, "--state-dir", path.join(blocker, "state")], { timeoutMs: 20_000 });
+    const bad = await bed.ns.exec([EXECUTABLE, ...base, "--state-dir", path.join(blocker, "state")], { timeoutMs: 20_000 });
     expect(bad.code, bad.stderr).toBe(2);
     expect(bad.stderr.trim().split("\n")).toEqual([expect.stringMatching(/^sockwarden: .*not-a-dir\/state\/spool\/\S+: the state directory cannot be used \(.*\); give a writable --state-dir$/)]);
   });

@@ -5,43 +5,25 @@
  *
  * Needs root (network namespace, closing sockets) and a built dist/sockwarden.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { BackgroundProcess, Netns, requireRoot } from "./helpers/netns.ts";
-import { EXECUTABLE, requireExecutable } from "./helpers/sockwarden.ts";
+import { BackgroundProcess } from "./helpers/netns.ts";
+import { EXECUTABLE } from "./helpers/sockwarden.ts";
+import { daemonTestbed } from "./helpers/daemon.ts";
 import { waitFor } from "./helpers/wait-for.ts";
 
 const CLIENTS = fileURLToPath(new URL("./helpers/smtp-clients.py", import.meta.url));
 const INTERVAL = 0.3;
-let ns: Netns | undefined;
-let dir: string;
-const running: BackgroundProcess[] = [];
-
-beforeAll(async () => {
-  requireRoot();
-  requireExecutable();
-  ns = await Netns.create("d");
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), "sw-daemon-"));
-});
-
-afterEach(async () => {
-  for (const p of running.splice(0)) await p.stop();
-});
-
-afterAll(async () => {
-  await ns?.dispose();
-  if (dir) fs.rmSync(dir, { recursive: true, force: true });
-});
+const bed = daemonTestbed("d", "sw-daemon-");
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const readAudit = (file: string) => (fs.existsSync(file) ? fs.readFileSync(file, "utf8").trim().split("\n").filter(Boolean).map((l) => JSON.parse(l)) : []);
 
 async function startClients(port = 25): Promise<{ p: BackgroundProcess; ask: (cmd: string) => Promise<string> }> {
-  const p = ns!.spawn(["/usr/bin/python3", CLIENTS, String(port)]);
-  running.push(p);
+  const p = bed.ns.spawn(["/usr/bin/python3", CLIENTS, String(port)]);
+  bed.running.push(p);
   expect(await p.nextLine(10_000)).toBe("ready");
   return {
     p,
@@ -64,15 +46,7 @@ const auditLines = (file: string, n = 1, daemon?: BackgroundProcess) =>
     return lines.length >= n ? lines : undefined;
   });
 
-async function startDaemon(args: string[]): Promise<BackgroundProcess> {
-  const d = ns!.spawn([EXECUTABLE, "run", "--interval", String(INTERVAL), ...args]);
-  running.push(d);
-  // Ready once it says what it runs (stderr).
-  const end = performance.now() + 30_000;
-  while (!/running /.test(d.stderr) && performance.now() < end && !d.hasExited) await sleep(50);
-  expect(d.stderr, "daemon start").toMatch(/running /);
-  return d;
-}
+const startDaemon = (args: string[]) => bed.startDaemon(["--interval", String(INTERVAL), ...args]);
 
 // Each test waits for the daemon, its clients and its records, each wait bounded; together they
 // can outlast the suite's default test time on a loaded machine.
@@ -80,7 +54,7 @@ describe("sockwarden run", { timeout: 120_000 }, () => {
   it("smtp-guard closes a non-mail client and leaves a mail server connected", async () => {
     // How soon it closes (within two intervals) is a speed target: bench/run.ts --suite daemon
     // measures it; here the close itself, its audit record and its sink record are checked.
-    const audit = path.join(dir, "audit-1.log");
+    const audit = path.join(bed.dir, "audit-1.log");
     const daemon = await startDaemon(["--rule", "smtp-guard", "--audit-log", audit, "--sink", "stdout:ndjson"]);
     const clients = await startClients();
     const beforeConnect = Date.now();
@@ -114,7 +88,7 @@ describe("sockwarden run", { timeout: 120_000 }, () => {
   });
 
   it("--dry-run closes nothing and records what it would have closed", async () => {
-    const audit = path.join(dir, "audit-2.log");
+    const audit = path.join(bed.dir, "audit-2.log");
     const daemon = await startDaemon(["--rule", "smtp-guard", "--audit-log", audit, "--dry-run", "--sink", "stdout:ndjson"]);
     const clients = await startClients();
     await clients.ask("connect curl");
@@ -127,8 +101,8 @@ describe("sockwarden run", { timeout: 120_000 }, () => {
   });
 
   it("never closes a protected endpoint, and says so", async () => {
-    const audit = path.join(dir, "audit-3.log");
-    const config = path.join(dir, "protect.toml");
+    const audit = path.join(bed.dir, "audit-3.log");
+    const config = path.join(bed.dir, "protect.toml");
     fs.writeFileSync(config, `interval = ${INTERVAL}\naudit_log = "${audit}"\nsinks = ["stdout:ndjson"]\n[rules]\nsources = ["smtp-guard"]\n[protect]\nprocesses = ["cur?"]\n`);
     const daemon = await startDaemon(["--config", config]);
     const clients = await startClients();
@@ -142,15 +116,15 @@ describe("sockwarden run", { timeout: 120_000 }, () => {
   });
 
   it("SIGHUP with a broken rule is refused (file:line:col) and the old rule keeps working", async () => {
-    const audit = path.join(dir, "audit-4.log");
-    const rule = path.join(dir, "guard.ts");
+    const audit = path.join(bed.dir, "audit-4.log");
+    const rule = path.join(bed.dir, "guard.ts");
     const good = (port: number) => `import { defineRule } from "sockwarden";
 export default defineRule({ name: "guard", on: ["opened"], handle(e, act) {
   if (e.endpoint.state === "ESTABLISHED" && e.endpoint.remotePort === ${port}) act.close(e.endpoint, "port ${port}");
 } });
 `;
     fs.writeFileSync(rule, good(25));
-    const config = path.join(dir, "hup.toml");
+    const config = path.join(bed.dir, "hup.toml");
     fs.writeFileSync(config, `interval = ${INTERVAL}\naudit_log = "${audit}"\n[rules]\nsources = ["${rule}"]\n`);
     const daemon = await startDaemon(["--config", config]);
     // Broken on purpose: the daemon must refuse it and keep the running version.
@@ -172,7 +146,7 @@ export default defineRule({ name: "guard", on: ["opened"], handle(e, act) {
   });
 
   it("stops cleanly on SIGTERM, promptly, with exit status 0", async () => {
-    const daemon = await startDaemon(["--rule", "smtp-guard", "--audit-log", path.join(dir, "audit-5.log")]);
+    const daemon = await startDaemon(["--rule", "smtp-guard", "--audit-log", path.join(bed.dir, "audit-5.log")]);
     const started = performance.now();
     process.kill(daemon.pid, "SIGTERM");
     expect(await daemon.waitForExit(5000), daemon.stderr).toBe(true);
@@ -182,9 +156,9 @@ export default defineRule({ name: "guard", on: ["opened"], handle(e, act) {
   });
 
   it("a configuration error names the file, the line and the key; exit 2", async () => {
-    const config = path.join(dir, "bad.toml");
+    const config = path.join(bed.dir, "bad.toml");
     fs.writeFileSync(config, `interval = 1\n[rules]\nsources = ["smtp-guard"]\n[protect]\nports = [22]\naddreses = ["10.0.0.0/8"]\n`);
-    const r = await ns!.exec([EXECUTABLE, "run", "--config", config], { timeoutMs: 10_000 });
+    const r = await bed.ns.exec([EXECUTABLE, "run", "--config", config], { timeoutMs: 10_000 });
     expect(r.code).toBe(2);
     expect(r.stderr.trim()).toBe(`sockwarden: ${config}:6: protect.addreses: unknown key (known: ports, addresses, processes, paths)`);
   });
@@ -192,16 +166,16 @@ export default defineRule({ name: "guard", on: ["opened"], handle(e, act) {
 
 describe("sockwarden run sinks", { timeout: 120_000 }, () => {
   it("a webhook that is down for a while gets every alert once it is back; a rotating file keeps every line", async () => {
-    const rule = path.join(dir, "every-open.ts");
+    const rule = path.join(bed.dir, "every-open.ts");
     fs.writeFileSync(rule, `import { defineRule } from "sockwarden";
 export default defineRule({ name: "every-open", on: ["opened"], handle(e, act) {
   if (e.endpoint.remotePort === 25 && e.endpoint.state === "ESTABLISHED") act.alert("connection from port " + e.endpoint.localPort, "info");
 } });
 `);
-    const file = path.join(dir, "events.ndjson");
+    const file = path.join(bed.dir, "events.ndjson");
     const hookPort = 7960;
     const daemon = await startDaemon([
-      "--rule", rule, "--audit-log", path.join(dir, "audit-6.log"), "--state-dir", path.join(dir, "state-6"),
+      "--rule", rule, "--audit-log", path.join(bed.dir, "audit-6.log"), "--state-dir", path.join(bed.dir, "state-6"),
       "--sink", `webhook:http://127.0.0.1:${hookPort}/hook#queueSize=1000&backoffMs=100&maxBackoffMs=300`,
       "--sink", `file:${file}?maxBytes=2000&keep=100`,
     ]);
@@ -210,12 +184,12 @@ export default defineRule({ name: "every-open", on: ["opened"], handle(e, act) {
     for (let i = 0; i < 20; i++) ports.push((await clients.ask(`connect c${i}`)).split(" ")[2]!);
     // Every alert is made while nothing listens for the webhook: the file sink has them all.
     const alertsInFiles = () =>
-      fs.readdirSync(dir).filter((f) => f === "events.ndjson" || f.startsWith("events.ndjson."))
-        .flatMap((f) => fs.readFileSync(path.join(dir, f), "utf8").trim().split("\n").filter(Boolean)).map((l) => JSON.parse(l))
+      fs.readdirSync(bed.dir).filter((f) => f === "events.ndjson" || f.startsWith("events.ndjson."))
+        .flatMap((f) => fs.readFileSync(path.join(bed.dir, f), "utf8").trim().split("\n").filter(Boolean)).map((l) => JSON.parse(l))
         .filter((l) => l.kind === "alert");
     await waitFor(() => `20 alerts in the file sink; stderr:\n${daemon.stderr}`, () => (alertsInFiles().length >= 20 ? true : undefined));
-    const hook = ns!.spawn(["/usr/bin/python3", fileURLToPath(new URL("./helpers/hook-server.py", import.meta.url)), String(hookPort)]);
-    running.push(hook);
+    const hook = bed.ns.spawn(["/usr/bin/python3", fileURLToPath(new URL("./helpers/hook-server.py", import.meta.url)), String(hookPort)]);
+    bed.running.push(hook);
     expect(await hook.nextLine(10_000)).toBe("ready");
     const received: { message: string }[] = [];
     const end = performance.now() + 30_000;
@@ -231,7 +205,7 @@ export default defineRule({ name: "every-open", on: ["opened"], handle(e, act) {
     expect(received.map((r) => r.message).sort()).toEqual(expected);
     // No duplicates after the outage, and the file sink across rotations has every alert once.
     await sleep(500);
-    const files = fs.readdirSync(dir).filter((f) => f === "events.ndjson" || f.startsWith("events.ndjson."));
+    const files = fs.readdirSync(bed.dir).filter((f) => f === "events.ndjson" || f.startsWith("events.ndjson."));
     expect(files.length).toBeGreaterThan(1);
     expect(alertsInFiles().map((l) => l.message).sort()).toEqual(expected);
     expect(daemon.hasExited).toBe(false);
@@ -240,15 +214,15 @@ export default defineRule({ name: "every-open", on: ["opened"], handle(e, act) {
 
 describe("sockwarden run metrics", { timeout: 120_000 }, () => {
   it("serves Prometheus text: events, actions by rule and outcome, endpoints by state, sinks", async () => {
-    const audit = path.join(dir, "audit-7.log");
-    const daemon = await startDaemon(["--rule", "smtp-guard", "--audit-log", audit, "--metrics", "127.0.0.1:9464", "--sink", `file:${path.join(dir, "m.ndjson")}`]);
+    const audit = path.join(bed.dir, "audit-7.log");
+    const daemon = await startDaemon(["--rule", "smtp-guard", "--audit-log", audit, "--metrics", "127.0.0.1:9464", "--sink", `file:${path.join(bed.dir, "m.ndjson")}`]);
     const clients = await startClients();
     await clients.ask("connect curl");
     // Scraped once the close has been audited (the counter is bumped with the audit record) and
     // the file sink has written its record of it (its queue is empty again).
     await auditLines(audit, 1, daemon);
     const scrape = async () => {
-      const r = await ns!.exec(["/usr/bin/python3", "-c", "import urllib.request;print(urllib.request.urlopen('http://127.0.0.1:9464/metrics', timeout=5).read().decode())"], { timeoutMs: 10_000 });
+      const r = await bed.ns.exec(["/usr/bin/python3", "-c", "import urllib.request;print(urllib.request.urlopen('http://127.0.0.1:9464/metrics', timeout=5).read().decode())"], { timeoutMs: 10_000 });
       expect(r.code, r.stderr).toBe(0);
       return r.stdout;
     };

@@ -7,12 +7,11 @@
  *
  * Needs root (a private network namespace) and a built dist/sockwarden.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
-import { BackgroundProcess, Netns, requireRoot } from "./helpers/netns.ts";
-import { EXECUTABLE, requireExecutable } from "./helpers/sockwarden.ts";
+import { EXECUTABLE } from "./helpers/sockwarden.ts";
+import { daemonTestbed } from "./helpers/daemon.ts";
 import { PYTHON } from "./helpers/scenario.ts";
 
 const RUNNER_ARGUMENT = "__sockwarden-rule-runner";
@@ -30,25 +29,7 @@ while time.time() < end:
     c = socket.create_connection(srv.getsockname()); a, _ = srv.accept(); c.close(); a.close()
 `;
 
-let ns: Netns | undefined;
-let dir: string;
-const running: BackgroundProcess[] = [];
-
-beforeAll(async () => {
-  requireRoot();
-  requireExecutable();
-  ns = await Netns.create("rp");
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), "sw-runner-procs-"));
-});
-
-afterEach(async () => {
-  for (const p of running.splice(0)) await p.stop();
-});
-
-afterAll(async () => {
-  await ns?.dispose();
-  if (dir) fs.rmSync(dir, { recursive: true, force: true });
-});
+const bed = daemonTestbed("rp", "sw-runner-procs-");
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -97,18 +78,15 @@ function descendants(root: number): Descendant[] {
 }
 
 async function countRunners(sandbox: string): Promise<{ runners: Descendant[]; others: Descendant[] }> {
-  const config = path.join(dir, `run-${running.length}-${Date.now()}.toml`);
+  const config = path.join(bed.dir, `run-${bed.running.length}-${Date.now()}.toml`);
   fs.writeFileSync(config, `interval = 0.3\n[rules]\nsources = [${PLUGINS.map((p) => JSON.stringify(p)).join(", ")}]\n${sandbox}`);
-  const daemon = ns!.spawn([EXECUTABLE, "run", "--config", config]);
-  running.push(daemon);
-  const started = performance.now();
-  while (!/running /.test(daemon.stderr) && !daemon.hasExited && performance.now() - started < 60_000) await sleep(100);
+  const daemon = await bed.startDaemon(["--config", config], 60_000);
   expect(daemon.stderr, "daemon start").toMatch(new RegExp(`sockwarden: running ${PLUGINS.join(", ")} every 0\\.3 s`));
   const real = fs.realpathSync(EXECUTABLE);
   expect(fs.realpathSync(`/proc/${daemon.pid}/exe`)).toBe(real);
 
-  const traffic = ns!.spawn([PYTHON, "-c", TRAFFIC]);
-  running.push(traffic);
+  const traffic = bed.ns.spawn([PYTHON, "-c", TRAFFIC]);
+  bed.running.push(traffic);
   expect(await traffic.nextLine(15_000)).toBe("ready");
   // The largest count seen over a few seconds of events (the processes that checked each rule
   // before the start are gone by then; a runner started late would be counted).

@@ -20,12 +20,12 @@
  * Times are printed, not asserted; the bounds used are loose enough for a loaded machine and far
  * below the hours the native call would take. Needs root and a built dist/sockwarden.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
-import { BackgroundProcess, Netns, requireRoot } from "./helpers/netns.ts";
-import { EXECUTABLE, REPO_ROOT, requireExecutable } from "./helpers/sockwarden.ts";
+import { BackgroundProcess } from "./helpers/netns.ts";
+import { EXECUTABLE, REPO_ROOT } from "./helpers/sockwarden.ts";
+import { daemonTestbed } from "./helpers/daemon.ts";
 import { PYTHON } from "./helpers/scenario.ts";
 import { scrapeMetrics } from "../support/soak/soak-run.ts";
 import { metricSum } from "../support/soak/soak-analyse.ts";
@@ -65,26 +65,8 @@ while time.time() < end:
 `;
 import { waitFor } from "./helpers/wait-for.ts";
 
-let ns: Netns | undefined;
-let dir: string;
+const bed = daemonTestbed("wd", "sw-watchdog-");
 let runs = 0;
-const running: BackgroundProcess[] = [];
-
-beforeAll(async () => {
-  requireRoot();
-  requireExecutable();
-  ns = await Netns.create("wd");
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), "sw-watchdog-"));
-});
-
-afterEach(async () => {
-  for (const p of running.splice(0)) await p.stop();
-});
-
-afterAll(async () => {
-  await ns?.dispose();
-  if (dir) fs.rmSync(dir, { recursive: true, force: true });
-});
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -142,7 +124,7 @@ function runnersOf(daemon: number): Stat[] {
 
 /** Every rule runner alive in the test's namespace, whoever its parent is now. */
 function runnersInNamespace(): number[] {
-  const ino = fs.statSync(`/run/netns/${ns!.name}`).ino;
+  const ino = fs.statSync(`/run/netns/${bed.ns.name}`).ino;
   return pids().filter((pid) => {
     try {
       return stat(pid) !== null && isRunner(pid) && fs.statSync(`/proc/${pid}/ns/net`).ino === ino;
@@ -165,14 +147,14 @@ const PER_RULE = `[sandbox]\nisolation = "per-rule"\n`;
 /** A daemon running `sources`; its stdout records as they come. */
 async function spawnDaemon(sources: string[], sandbox: string): Promise<{ daemon: BackgroundProcess; port: number; records: SinkLine[]; read: () => Promise<void> }> {
   const port = 9480 + ++runs;
-  const config = path.join(dir, `watchdog-${runs}.toml`);
+  const config = path.join(bed.dir, `watchdog-${runs}.toml`);
   fs.writeFileSync(
     config,
-    `interval = ${INTERVAL}\nmetrics = "127.0.0.1:${port}"\naudit_log = "${path.join(dir, `audit-${runs}.log`)}"\nsinks = ["stdout:ndjson"]\n` +
+    `interval = ${INTERVAL}\nmetrics = "127.0.0.1:${port}"\naudit_log = "${path.join(bed.dir, `audit-${runs}.log`)}"\nsinks = ["stdout:ndjson"]\n` +
       `[rules]\nsources = [${sources.map((f) => JSON.stringify(f)).join(", ")}]\n${sandbox}`,
   );
-  const daemon = ns!.spawn([EXECUTABLE, "run", "--config", config]);
-  running.push(daemon);
+  const daemon = bed.ns.spawn([EXECUTABLE, "run", "--config", config]);
+  bed.running.push(daemon);
   await waitFor(() => `the daemon to start; stderr:\n${daemon.stderr}`, () => (/running /.test(daemon.stderr) || daemon.hasExited ? true : undefined), 60_000);
   const records: SinkLine[] = [];
   const read = async () => {
@@ -202,8 +184,8 @@ async function startDaemon(sandbox: string): Promise<{ daemon: BackgroundProcess
 }
 
 async function startTraffic(): Promise<BackgroundProcess> {
-  const traffic = ns!.spawn([PYTHON, "-c", TRAFFIC]);
-  running.push(traffic);
+  const traffic = bed.ns.spawn([PYTHON, "-c", TRAFFIC]);
+  bed.running.push(traffic);
   expect(await traffic.nextLine(15_000)).toBe("ready");
   return traffic;
 }
@@ -286,7 +268,7 @@ describe("the watchdog over rules, in the daemon", { timeout: 180_000 }, () => {
     await sampler;
 
     // Every event counted so far reaches good-counter (the scrape's own connection comes later).
-    const metrics = await scrapeMetrics((a) => ns!.wrap(a), port);
+    const metrics = await scrapeMetrics((a) => bed.ns.wrap(a), port);
     expect(metrics, "/metrics did not answer").not.toBeNull();
     const seen = metricSum(metrics!, "sockwarden_events_total");
     const goodLogs = () => records.filter((r) => r.kind === "log" && r.rule === "good-counter");
@@ -357,7 +339,7 @@ describe("the watchdog over rules, in the daemon", { timeout: 180_000 }, () => {
       return r.length === 1 ? r : undefined;
     }, 10_000);
     expect(same(first), "the stalled shared runner is still there").toBeNull();
-    const metrics = await scrapeMetrics((a) => ns!.wrap(a), port);
+    const metrics = await scrapeMetrics((a) => bed.ns.wrap(a), port);
     expect(metrics, "/metrics did not answer").not.toBeNull();
     const seen = metricSum(metrics!, "sockwarden_events_total");
     const goodLogs = () => records.filter((r) => r.kind === "log" && r.rule === "good-counter");
@@ -401,7 +383,7 @@ describe("the watchdog over rules, in the daemon", { timeout: 180_000 }, () => {
     let scraped: Map<string, number> | null = null;
     for (let attempt = 0; attempt < 5 && !inCall; attempt++) {
       const runner = await runnerInCall(daemon, good, 60_000);
-      scraped = await scrapeMetrics((a) => ns!.wrap(a), port);
+      scraped = await scrapeMetrics((a) => bed.ns.wrap(a), port);
       expect(scraped, `/metrics did not answer while runner ${runner.pid} was in its call; stderr:\n${daemon.stderr}`).not.toBeNull();
       const after = same(runner);
       if (after && after.ticks > runner.ticks) inCall = after;

@@ -1,6 +1,6 @@
 /**
  * Rule options checked against the rule's declared defaults (rule-options.ts), the description of
- * those defaults made inside the real sandbox (guest-source.ts), and the TOML line locator that
+ * those defaults made inside the real sandbox (guest-prelude.ts), and the TOML line locator that
  * lets a refusal name the line (toml-locate.ts).
  */
 import { afterEach, describe, expect, it } from "vitest";
@@ -16,7 +16,7 @@ import {
   type RuleWithOptions,
 } from "../../src/rules/rule-options.ts";
 import { RuleSet } from "../../src/rules/rule-set.ts";
-import type { RuleSource } from "../../src/rules/rule-sources.ts";
+import type { RuleSource } from "../../src/rules/rule-locations.ts";
 import { RuleError } from "../../src/errors.ts";
 
 const FIXTURES = path.resolve(import.meta.dirname, "../fixtures/rules");

@@ -1,5 +1,6 @@
 import { describe, expect, test } from "vitest";
-import { elide, renderTable } from "../../src/view/text-table.ts";
+import { renderTable } from "../../src/view/text-table.ts";
+import { elideToWidth } from "../../src/view/display-width.ts";
 import { byteCount, humanCount, packetCount, renderEndpointTable } from "../../src/view/endpoint-table.ts";
 import { friendlyNames, numericNames } from "../../src/view/endpoint-names.ts";
 import { csvField, renderCsv } from "../../src/view/endpoint-csv.ts";
@@ -39,7 +40,7 @@ describe("text tables", () => {
   });
 
   test("elide keeps both ends", () => {
-    expect(elide("abcdefghij", 5)).toBe("ab…ij");
+    expect(elideToWidth("abcdefghij", 5)).toBe("ab…ij");
     expect(renderTable([{ header: "A" }, { header: "B", align: "right" }], [["x", "1"], ["yy", "22"]])).toBe("A    B\nx    1\nyy  22\n");
   });
 

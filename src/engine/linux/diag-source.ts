@@ -114,12 +114,18 @@ export class LiveDiagSource implements DiagSource {
   }
 }
 
-/** One line per datagram: {"family":2,"protocol":6,"data":"<base64>"}. */
-export function recordingWriter(file: string): { recorder: DatagramRecorder; finish(): void } {
+/**
+ * One line per datagram: {"family":2,"protocol":6,"data":"<base64>"}; `append` adds lines of
+ * other kinds (the sockets' owners), which a replay hands to its `otherLine`.
+ */
+export function recordingWriter(file: string): { recorder: DatagramRecorder; append(lines: readonly string[]): void; finish(): void } {
   const fd = fs.openSync(file, "w", 0o600);
   return {
     recorder(family, protocol, datagram) {
       fs.writeSync(fd, JSON.stringify({ family, protocol, data: Buffer.from(datagram).toString("base64") }) + "\n");
+    },
+    append(lines) {
+      if (lines.length > 0) fs.writeSync(fd, lines.join("\n") + "\n");
     },
     finish() {
       fs.closeSync(fd);
@@ -130,8 +136,11 @@ export function recordingWriter(file: string): { recorder: DatagramRecorder; fin
 export class ReplayDiagSource implements DiagSource {
   private readonly datagrams = new Map<string, Uint8Array[]>();
 
-  /** `contents`: the file's text when it is read already (a FIFO can be read only once). */
-  constructor(file: string, contents?: string) {
+  /**
+   * `contents`: the file's text when it is read already (a FIFO can be read only once).
+   * `otherLine` takes the lines that are not datagrams; one it does not take is an error.
+   */
+  constructor(file: string, contents?: string, otherLine?: (item: Record<string, unknown>, where: string) => boolean) {
     let text: string;
     try {
       text = contents ?? fs.readFileSync(file, "utf8");
@@ -148,6 +157,7 @@ export class ReplayDiagSource implements DiagSource {
       } catch {
         throw new DecodeError(`${file}:${lineNo}: not a JSON line`);
       }
+      if (item !== null && typeof item === "object" && !("family" in item) && otherLine?.(item, `${file}:${lineNo}`)) continue;
       // A line of `null` parses too: it has no fields.
       if (typeof item?.family !== "number" || typeof item.protocol !== "number" || typeof item.data !== "string") {
         throw new DecodeError(`${file}:${lineNo}: expected {family, protocol, data}`);

@@ -5,9 +5,7 @@
 import type { Endpoint, Family, Protocol, TcpState } from "../../model/endpoint.ts";
 import { AF_INET6, KERNEL_TCP_STATES, cookieString, type DiagRecord } from "./sock-diag-codec.ts";
 import type { UserTable } from "./users.ts";
-
-/** Shared by every unowned endpoint; never mutated. */
-export const NO_PIDS: number[] = Object.freeze([]) as unknown as number[];
+import { NO_PIDS } from "../bare-endpoint.ts";
 
 export class EndpointBuilder {
   private previousByCookie = new Map<number, Endpoint>();

@@ -8,6 +8,7 @@ import type { ProcessDetails } from "../../model/process.ts";
 import { AF_INET, AF_INET6, IPPROTO_TCP, IPPROTO_UDP } from "./sock-diag-codec.ts";
 import { LiveDiagSource, recordingWriter, type DiagSource } from "./diag-source.ts";
 import { openReplaySource } from "./replay-source.ts";
+import { RecordedOwners, ownerLines } from "./recorded-owners.ts";
 import { ProcNetSource } from "./proc-net.ts";
 import { ProcessReader } from "./process-map.ts";
 import { UserTable } from "./users.ts";
@@ -48,7 +49,9 @@ export class LinuxEngine implements SocketEngine {
   private readonly notes: string[] = [];
   private readonly users = new UserTable();
   private readonly procRoot: string;
-  private readonly finishRecording: (() => void) | null = null;
+  private readonly recording: ReturnType<typeof recordingWriter> | null = null;
+  /** With a replay: the owners the recording holds, which stand in for this box's /proc. */
+  private readonly recordedOwners: RecordedOwners | null = null;
   private readonly reader: ProcessReader;
   private readonly builder: EndpointBuilder;
   private readonly owners: SocketOwners;
@@ -63,7 +66,8 @@ export class LinuxEngine implements SocketEngine {
     const kind = options.source ?? "auto";
     if (kind === "replay") {
       if (!options.replayFile) throw new SockwardenError("replay needs a recording file");
-      this.source = openReplaySource(options.replayFile);
+      this.recordedOwners = new RecordedOwners(options.replayFile);
+      this.source = openReplaySource(options.replayFile, this.recordedOwners);
       this.sourceName = "replay";
     } else if (kind === "proc") {
       this.source = new ProcNetSource(this.procRoot);
@@ -74,7 +78,7 @@ export class LinuxEngine implements SocketEngine {
       try {
         this.source = new LiveDiagSource(recording?.recorder);
         this.sourceName = "netlink";
-        this.finishRecording = recording ? recording.finish : null;
+        this.recording = recording;
         if (allNamespaces) this.spaces = new NamespaceSources(this.procRoot, this.reader);
       } catch (err) {
         recording?.finish();
@@ -130,8 +134,11 @@ export class LinuxEngine implements SocketEngine {
     trace(`dumped ${endpoints.length} sockets from ${this.sourceName}`);
     if (interrupted) notes.push("sockets changed while they were being read; the listing may miss or repeat a few");
     let unreadableProcesses = 0;
-    if (request.withProcesses && this.sourceName !== "replay") {
+    if (request.withProcesses && this.recordedOwners) {
+      this.recordedOwners.attach(endpoints, notes);
+    } else if (request.withProcesses) {
       unreadableProcesses = this.owners.attach(endpoints, notes, full);
+      this.recording?.append(ownerLines(endpoints));
     }
     return { endpoints, takenAt, source: this.sourceName, notes, unreadableProcesses };
   }
@@ -296,7 +303,7 @@ export class LinuxEngine implements SocketEngine {
   close(): void {
     this.owners.close();
     this.source.close();
-    this.finishRecording?.();
+    this.recording?.finish();
   }
 }
 

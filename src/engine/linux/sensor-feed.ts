@@ -16,7 +16,7 @@ import type { Endpoint, NamespaceTag, TcpState } from "../../model/endpoint.ts";
 import type { ProcessInfo } from "../../model/process.ts";
 import type { SocketTransition, TransitionFeed } from "../types.ts";
 import { monotonicMs } from "./clocks.ts";
-import { NO_PIDS } from "./endpoint-builder.ts";
+import { NO_PIDS, bareEndpoint } from "../bare-endpoint.ts";
 import { SensorUnavailableError, SetStateSensor } from "./bpf/sensor.ts";
 import type { SetStateRecord } from "./bpf/set-state-record.ts";
 import type { TcpTuple } from "./diag-lookup.ts";
@@ -341,29 +341,7 @@ export class SensorFeed implements TransitionFeed {
 
   /** An endpoint from the record alone, for a socket sock_diag no longer has. */
   private bare(r: SetStateRecord, f: Followed): Endpoint {
-    return {
-      protocol: "tcp",
-      family: r.family,
-      localAddress: r.localAddress,
-      localPort: r.localPort,
-      remoteAddress: r.remoteAddress,
-      remotePort: r.remotePort,
-      state: r.newState!,
-      inode: 0,
-      uid: f.uid,
-      user: this.host.userName(f.uid),
-      interfaceIndex: 0,
-      receiveQueue: null,
-      sendQueue: null,
-      bytesSent: null,
-      bytesReceived: null,
-      packetsSent: null,
-      packetsReceived: null,
-      rttMs: null,
-      cookie: null,
-      process: null,
-      pids: NO_PIDS,
-    };
+    return bareEndpoint({ ...tupleOf(r), protocol: "tcp", state: r.newState!, uid: f.uid, user: this.host.userName(f.uid), interfaceIndex: 0, pids: NO_PIDS });
   }
 
   private finish(endpoint: Endpoint, r: SetStateRecord, f: Followed): Endpoint {

@@ -44,130 +44,67 @@ export interface RowLayout {
 /** A field the layout does not have. */
 export const NONE = -1;
 
+/** A layout from the fields its row has: those every row has, and the others only where given. */
+function layout(has: Pick<RowLayout, "name" | "protocol" | "family" | "firstRow" | "size" | "localAddr" | "localPort" | "owningPid"> & Partial<RowLayout>): RowLayout {
+  return {
+    state: NONE, localScopeId: NONE, remoteAddr: NONE, remoteScopeId: NONE, remotePort: NONE,
+    createTimestamp: NONE, flags: NONE, owningModuleInfo: NONE,
+    ...has,
+  };
+}
+
+/**
+ * A table's _OWNER_MODULE row: its _OWNER_PID row, then a LARGE_INTEGER creation time (so rows
+ * start 8-aligned), for UDP the SpecificPortBind/dwFlags union, and OwningModuleInfo last.
+ */
+function moduleRow(pidRow: RowLayout, at: { createTimestamp: number; flags?: number; owningModuleInfo: number }): RowLayout {
+  return {
+    ...pidRow,
+    name: pidRow.name.replace("_OWNER_PID", "_OWNER_MODULE"),
+    firstRow: 8,
+    size: at.owningModuleInfo + OWNING_MODULE_INFO_LEN,
+    ...at,
+  };
+}
+
 /** MIB_TCPROW_OWNER_PID (tcpmib.h): six DWORDs. */
-export const TCPROW_OWNER_PID: RowLayout = {
-  name: "MIB_TCPROW_OWNER_PID",
-  protocol: "tcp",
-  family: 4,
-  firstRow: 4,
-  size: 24,
-  state: 0,
-  localAddr: 4,
-  localScopeId: NONE,
-  localPort: 8,
-  remoteAddr: 12,
-  remoteScopeId: NONE,
-  remotePort: 16,
-  owningPid: 20,
-  createTimestamp: NONE,
-  flags: NONE,
-  owningModuleInfo: NONE,
-};
+export const TCPROW_OWNER_PID = layout({
+  name: "MIB_TCPROW_OWNER_PID", protocol: "tcp", family: 4, firstRow: 4, size: 24,
+  state: 0, localAddr: 4, localPort: 8, remoteAddr: 12, remotePort: 16, owningPid: 20,
+});
 
 /** MIB_TCPROW_OWNER_MODULE (tcpmib.h): the PID row, a LARGE_INTEGER timestamp, module data. */
-export const TCPROW_OWNER_MODULE: RowLayout = {
-  ...TCPROW_OWNER_PID,
-  name: "MIB_TCPROW_OWNER_MODULE",
-  firstRow: 8,
-  size: 32 + OWNING_MODULE_INFO_LEN, // 160
-  createTimestamp: 24,
-  owningModuleInfo: 32,
-};
+export const TCPROW_OWNER_MODULE = moduleRow(TCPROW_OWNER_PID, { createTimestamp: 24, owningModuleInfo: 32 });
 
 /** MIB_TCP6ROW_OWNER_PID (tcpmib.h): UCHAR[16] addresses with scope ids; state after the ports. */
-export const TCP6ROW_OWNER_PID: RowLayout = {
-  name: "MIB_TCP6ROW_OWNER_PID",
-  protocol: "tcp",
-  family: 6,
-  firstRow: 4,
-  size: 56,
-  localAddr: 0,
-  localScopeId: 16,
-  localPort: 20,
-  remoteAddr: 24,
-  remoteScopeId: 40,
-  remotePort: 44,
-  state: 48,
-  owningPid: 52,
-  createTimestamp: NONE,
-  flags: NONE,
-  owningModuleInfo: NONE,
-};
+export const TCP6ROW_OWNER_PID = layout({
+  name: "MIB_TCP6ROW_OWNER_PID", protocol: "tcp", family: 6, firstRow: 4, size: 56,
+  localAddr: 0, localScopeId: 16, localPort: 20, remoteAddr: 24, remoteScopeId: 40, remotePort: 44, state: 48, owningPid: 52,
+});
 
 /** MIB_TCP6ROW_OWNER_MODULE (tcpmib.h). */
-export const TCP6ROW_OWNER_MODULE: RowLayout = {
-  ...TCP6ROW_OWNER_PID,
-  name: "MIB_TCP6ROW_OWNER_MODULE",
-  firstRow: 8,
-  size: 64 + OWNING_MODULE_INFO_LEN, // 192
-  createTimestamp: 56,
-  owningModuleInfo: 64,
-};
+export const TCP6ROW_OWNER_MODULE = moduleRow(TCP6ROW_OWNER_PID, { createTimestamp: 56, owningModuleInfo: 64 });
 
 /** MIB_UDPROW_OWNER_PID (udpmib.h): address, port, pid. */
-export const UDPROW_OWNER_PID: RowLayout = {
-  name: "MIB_UDPROW_OWNER_PID",
-  protocol: "udp",
-  family: 4,
-  firstRow: 4,
-  size: 12,
-  state: NONE,
-  localAddr: 0,
-  localScopeId: NONE,
-  localPort: 4,
-  remoteAddr: NONE,
-  remoteScopeId: NONE,
-  remotePort: NONE,
-  owningPid: 8,
-  createTimestamp: NONE,
-  flags: NONE,
-  owningModuleInfo: NONE,
-};
+export const UDPROW_OWNER_PID = layout({
+  name: "MIB_UDPROW_OWNER_PID", protocol: "udp", family: 4, firstRow: 4, size: 12,
+  localAddr: 0, localPort: 4, owningPid: 8,
+});
 
 /**
  * MIB_UDPROW_OWNER_MODULE (udpmib.h): 4 bytes of padding before the LARGE_INTEGER, then the
  * SpecificPortBind/dwFlags union (an int) and 4 more bytes of padding before OwningModuleInfo.
  */
-export const UDPROW_OWNER_MODULE: RowLayout = {
-  ...UDPROW_OWNER_PID,
-  name: "MIB_UDPROW_OWNER_MODULE",
-  firstRow: 8,
-  size: 32 + OWNING_MODULE_INFO_LEN, // 160
-  createTimestamp: 16,
-  flags: 24,
-  owningModuleInfo: 32,
-};
+export const UDPROW_OWNER_MODULE = moduleRow(UDPROW_OWNER_PID, { createTimestamp: 16, flags: 24, owningModuleInfo: 32 });
 
 /** MIB_UDP6ROW_OWNER_PID (udpmib.h). */
-export const UDP6ROW_OWNER_PID: RowLayout = {
-  name: "MIB_UDP6ROW_OWNER_PID",
-  protocol: "udp",
-  family: 6,
-  firstRow: 4,
-  size: 28,
-  state: NONE,
-  localAddr: 0,
-  localScopeId: 16,
-  localPort: 20,
-  remoteAddr: NONE,
-  remoteScopeId: NONE,
-  remotePort: NONE,
-  owningPid: 24,
-  createTimestamp: NONE,
-  flags: NONE,
-  owningModuleInfo: NONE,
-};
+export const UDP6ROW_OWNER_PID = layout({
+  name: "MIB_UDP6ROW_OWNER_PID", protocol: "udp", family: 6, firstRow: 4, size: 28,
+  localAddr: 0, localScopeId: 16, localPort: 20, owningPid: 24,
+});
 
 /** MIB_UDP6ROW_OWNER_MODULE (udpmib.h): padding after dwOwningPid and after the flags union. */
-export const UDP6ROW_OWNER_MODULE: RowLayout = {
-  ...UDP6ROW_OWNER_PID,
-  name: "MIB_UDP6ROW_OWNER_MODULE",
-  firstRow: 8,
-  size: 48 + OWNING_MODULE_INFO_LEN, // 176
-  createTimestamp: 32,
-  flags: 40,
-  owningModuleInfo: 48,
-};
+export const UDP6ROW_OWNER_MODULE = moduleRow(UDP6ROW_OWNER_PID, { createTimestamp: 32, flags: 40, owningModuleInfo: 48 });
 
 /** The row layout for a protocol, family and class kind. */
 export function rowLayout(protocol: Protocol, family: Family, withModule: boolean): RowLayout {

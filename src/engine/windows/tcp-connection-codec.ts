@@ -7,23 +7,33 @@
  */
 import { DecodeError } from "../../errors.ts";
 
+/** Where a MIB_TCPROW or MIB_TCP6ROW keeps each field; null for the scope ids IPv4 has not. */
+interface TcpRowLayout {
+  name: string;
+  length: number;
+  addressBytes: 4 | 16;
+  state: number;
+  localAddr: number;
+  localScope: number | null;
+  localPort: number;
+  remoteAddr: number;
+  remoteScope: number | null;
+  remotePort: number;
+}
+
 // MIB_TCPROW (tcpmib.h), as SetTcpEntry and GetPerTcpConnectionEStats take it: five DWORDs.
 export const MIB_TCPROW_LEN = 20;
-const TCPROW_STATE = 0;
-const TCPROW_LOCAL_ADDR = 4;
-const TCPROW_LOCAL_PORT = 8;
-const TCPROW_REMOTE_ADDR = 12;
-const TCPROW_REMOTE_PORT = 16;
+const TCPROW: TcpRowLayout = {
+  name: "MIB_TCPROW", length: MIB_TCPROW_LEN, addressBytes: 4,
+  state: 0, localAddr: 4, localScope: null, localPort: 8, remoteAddr: 12, remoteScope: null, remotePort: 16,
+};
 
 // MIB_TCP6ROW (tcpmib.h), as GetPerTcp6ConnectionEStats takes it.
 export const MIB_TCP6ROW_LEN = 52;
-const TCP6ROW_STATE = 0;
-const TCP6ROW_LOCAL_ADDR = 4;
-const TCP6ROW_LOCAL_SCOPE = 20;
-const TCP6ROW_LOCAL_PORT = 24;
-const TCP6ROW_REMOTE_ADDR = 28;
-const TCP6ROW_REMOTE_SCOPE = 44;
-const TCP6ROW_REMOTE_PORT = 48;
+const TCP6ROW: TcpRowLayout = {
+  name: "MIB_TCP6ROW", length: MIB_TCP6ROW_LEN, addressBytes: 16,
+  state: 0, localAddr: 4, localScope: 20, localPort: 24, remoteAddr: 28, remoteScope: 44, remotePort: 48,
+};
 
 /** The connection a MIB_TCPROW or MIB_TCP6ROW names. Addresses are 4 or 16 raw bytes. */
 export interface ConnectionId {
@@ -41,45 +51,35 @@ function writePort(view: DataView, offset: number, port: number): void {
   view.setUint16(offset, port, false);
 }
 
+function encodeRow(layout: TcpRowLayout, id: ConnectionId): Uint8Array {
+  if (id.local.byteLength !== layout.addressBytes || id.remote.byteLength !== layout.addressBytes) {
+    throw new RangeError(`${layout.name} takes IPv${layout.addressBytes === 4 ? 4 : 6} addresses`);
+  }
+  const buf = new Uint8Array(layout.length);
+  const view = dataView(buf);
+  view.setUint32(layout.state, id.state, true);
+  buf.set(id.local, layout.localAddr);
+  if (layout.localScope !== null) view.setUint32(layout.localScope, id.localScopeId, true);
+  writePort(view, layout.localPort, id.localPort);
+  buf.set(id.remote, layout.remoteAddr);
+  if (layout.remoteScope !== null) view.setUint32(layout.remoteScope, id.remoteScopeId, true);
+  writePort(view, layout.remotePort, id.remotePort);
+  return buf;
+}
+
 /** Encodes a MIB_TCPROW (IPv4). */
 export function encodeTcpRow(id: ConnectionId): Uint8Array {
-  if (id.local.byteLength !== 4 || id.remote.byteLength !== 4) throw new RangeError("MIB_TCPROW takes IPv4 addresses");
-  const buf = new Uint8Array(MIB_TCPROW_LEN);
-  const view = dataView(buf);
-  view.setUint32(TCPROW_STATE, id.state, true);
-  buf.set(id.local, TCPROW_LOCAL_ADDR);
-  writePort(view, TCPROW_LOCAL_PORT, id.localPort);
-  buf.set(id.remote, TCPROW_REMOTE_ADDR);
-  writePort(view, TCPROW_REMOTE_PORT, id.remotePort);
-  return buf;
+  return encodeRow(TCPROW, id);
 }
 
 /** Encodes a MIB_TCP6ROW (IPv6). */
 export function encodeTcp6Row(id: ConnectionId): Uint8Array {
-  if (id.local.byteLength !== 16 || id.remote.byteLength !== 16) throw new RangeError("MIB_TCP6ROW takes IPv6 addresses");
-  const buf = new Uint8Array(MIB_TCP6ROW_LEN);
-  const view = dataView(buf);
-  view.setUint32(TCP6ROW_STATE, id.state, true);
-  buf.set(id.local, TCP6ROW_LOCAL_ADDR);
-  view.setUint32(TCP6ROW_LOCAL_SCOPE, id.localScopeId, true);
-  writePort(view, TCP6ROW_LOCAL_PORT, id.localPort);
-  buf.set(id.remote, TCP6ROW_REMOTE_ADDR);
-  view.setUint32(TCP6ROW_REMOTE_SCOPE, id.remoteScopeId, true);
-  writePort(view, TCP6ROW_REMOTE_PORT, id.remotePort);
-  return buf;
+  return encodeRow(TCP6ROW, id);
 }
 
 // TCP_ESTATS_DATA_ROD_v0 (tcpestats.h): ULONG64 counters, then ULONGs, with padding before
 // ThruBytesAcked (68 -> 72) and ThruBytesReceived (84 -> 88).
 export const TCP_ESTATS_DATA_ROD_V0_LEN = 96;
-const ROD_DATA_BYTES_OUT = 0;
-const ROD_DATA_SEGS_OUT = 8;
-const ROD_DATA_BYTES_IN = 16;
-const ROD_DATA_SEGS_IN = 24;
-const ROD_SEGS_OUT = 32;
-const ROD_SEGS_IN = 40;
-const ROD_THRU_BYTES_ACKED = 72;
-const ROD_THRU_BYTES_RECEIVED = 88;
 /** TCP_ESTATS_DATA_RW_v0: one BOOLEAN, EnableCollection. */
 export const TCP_ESTATS_DATA_RW_V0_LEN = 1;
 /** TCP_ESTATS_TYPE's TcpConnectionEstatsData. */
@@ -97,6 +97,18 @@ export interface ConnectionCounters {
   bytesReceivedInOrder: number;
 }
 
+/** Each counter's ULONG64 in TCP_ESTATS_DATA_ROD_v0, by the field's name there. */
+const ROD_OFFSETS: Readonly<Record<keyof ConnectionCounters, number>> = {
+  bytesSent: 0, // DataBytesOut
+  bytesReceived: 16, // DataBytesIn
+  packetsSent: 32, // SegsOut
+  packetsReceived: 40, // SegsIn
+  dataSegmentsSent: 8, // DataSegsOut
+  dataSegmentsReceived: 24, // DataSegsIn
+  bytesAcked: 72, // ThruBytesAcked
+  bytesReceivedInOrder: 88, // ThruBytesReceived
+};
+
 /** Decodes a TCP_ESTATS_DATA_ROD_v0. */
 export function decodeDataRod(buf: Uint8Array): ConnectionCounters {
   if (buf.byteLength < TCP_ESTATS_DATA_ROD_V0_LEN) {
@@ -104,16 +116,7 @@ export function decodeDataRod(buf: Uint8Array): ConnectionCounters {
   }
   const view = dataView(buf);
   const u64 = (o: number) => view.getUint32(o, true) + view.getUint32(o + 4, true) * 0x1_0000_0000;
-  return {
-    bytesSent: u64(ROD_DATA_BYTES_OUT),
-    bytesReceived: u64(ROD_DATA_BYTES_IN),
-    packetsSent: u64(ROD_SEGS_OUT),
-    packetsReceived: u64(ROD_SEGS_IN),
-    dataSegmentsSent: u64(ROD_DATA_SEGS_OUT),
-    dataSegmentsReceived: u64(ROD_DATA_SEGS_IN),
-    bytesAcked: u64(ROD_THRU_BYTES_ACKED),
-    bytesReceivedInOrder: u64(ROD_THRU_BYTES_RECEIVED),
-  };
+  return Object.fromEntries(Object.entries(ROD_OFFSETS).map(([k, o]) => [k, u64(o)])) as unknown as ConnectionCounters;
 }
 
 function dataView(buf: Uint8Array): DataView {

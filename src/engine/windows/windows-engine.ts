@@ -14,6 +14,7 @@ import type { ProcessDetails } from "../../model/process.ts";
 import { SockwardenError, UnsupportedError } from "../../errors.ts";
 import { parseIP } from "../../net/address.ts";
 import { koffi } from "../native/koffi-addon.ts";
+import { NO_PIDS, bareEndpoint } from "../bare-endpoint.ts";
 import {
   MIB_TCP_STATE_DELETE_TCB,
   TCP_CONNECTION_ESTATS_DATA,
@@ -62,8 +63,6 @@ const CLOSE_CHECKS = 5;
 const CLOSE_CHECK_INTERVAL_MS = 40;
 /** fe80::/10 as canonical text. */
 const LINK_LOCAL = /^fe[89ab][0-9a-f]:/i;
-/** Shared by every unowned endpoint; never mutated. */
-const NO_PIDS: number[] = Object.freeze([]) as unknown as number[];
 /** States whose connections carry traffic worth counting. */
 const COUNTED_STATES = new Set(["ESTABLISHED", "FIN_WAIT1", "FIN_WAIT2", "CLOSE_WAIT", "CLOSING", "LAST_ACK", "SYN_SENT", "SYN_RECV"]);
 
@@ -300,30 +299,22 @@ export class WindowsEngine implements SocketEngine {
 
 function toEndpoint(row: TableRow): WindowsEndpoint {
   return {
-    protocol: row.protocol,
-    family: row.family,
-    localAddress: row.localAddress,
-    localPort: row.localPort,
-    remoteAddress: row.remoteAddress,
-    remotePort: row.remotePort,
-    state: row.protocol === "tcp" ? tcpStateName(row.state) : null,
-    inode: 0,
-    uid: null,
-    user: null,
-    // A scope id names an interface only for link-local addresses (others carry a zone level).
-    interfaceIndex: row.family === 6 && LINK_LOCAL.test(row.localAddress) ? row.localScopeId : 0,
-    receiveQueue: null,
-    sendQueue: null,
-    bytesSent: null,
-    bytesReceived: null,
-    packetsSent: null,
-    packetsReceived: null,
-    rttMs: null,
-    cookie: null,
-    process: null,
-    // PID 0 is the idle process: TIME_WAIT connections and, under emulation, sockets of programs
-    // outside it. Such endpoints are unowned.
-    pids: row.pid === 0 ? NO_PIDS : [row.pid],
+    ...bareEndpoint({
+      protocol: row.protocol,
+      family: row.family,
+      localAddress: row.localAddress,
+      localPort: row.localPort,
+      remoteAddress: row.remoteAddress,
+      remotePort: row.remotePort,
+      state: row.protocol === "tcp" ? tcpStateName(row.state) : null,
+      uid: null,
+      user: null,
+      // A scope id names an interface only for link-local addresses (others carry a zone level).
+      interfaceIndex: row.family === 6 && LINK_LOCAL.test(row.localAddress) ? row.localScopeId : 0,
+      // PID 0 is the idle process: TIME_WAIT connections and, under emulation, sockets of
+      // programs outside it. Such endpoints are unowned.
+      pids: row.pid === 0 ? NO_PIDS : [row.pid],
+    }),
     createdAt: row.createdAt === null ? null : new Date(row.createdAt).toISOString(),
     module: null,
   };

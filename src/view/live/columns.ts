@@ -79,6 +79,26 @@ function portText(port: number, ep: Endpoint, names: NameMode, remote: boolean):
   return (names.on ? serviceName(port, ep.protocol) : null) ?? String(port);
 }
 
+/** The address and port columns of one side of the connection: both sides show and sort alike. */
+function sideColumns(side: "local" | "remote"): ColumnSpec[] {
+  const remote = side === "remote";
+  const address = (ep: Endpoint) => (remote ? ep.remoteAddress : ep.localAddress);
+  const port = (ep: Endpoint) => (remote ? ep.remotePort : ep.localPort);
+  return [
+    {
+      id: side, header: remote ? "Remote Address" : "Local Address", shortHeader: remote ? "Remote" : "Local",
+      align: "left", minWidth: 9, comfortWidth: 15, maxWidth: 40,
+      text: (ep, names) => hostText(address(ep), names),
+      compare: (a, b) => cmp(addressKey(address(a)), addressKey(address(b))) || port(a) - port(b),
+    },
+    {
+      id: remote ? "remotePort" : "localPort", header: "Port", align: "right", minWidth: 5, maxWidth: 12,
+      text: (ep, names) => portText(port(ep), ep, names, remote),
+      compare: (a, b) => port(a) - port(b),
+    },
+  ];
+}
+
 /** Unowned endpoints come after every named process in ascending order. */
 const processSortKey = (ep: Endpoint) => (ep.process ? ep.process.name.toLowerCase() : "\uffff");
 /** Like the process and the PID, an unknown count ("-") comes after every known one in ascending order. */
@@ -101,26 +121,8 @@ export const COLUMNS: readonly ColumnSpec[] = [
     text: (ep) => ep.protocol + (ep.family === 6 ? "6" : ""),
     compare: (a, b) => cmp(a.protocol, b.protocol) || a.family - b.family,
   },
-  {
-    id: "local", header: "Local Address", shortHeader: "Local", align: "left", minWidth: 9, comfortWidth: 15, maxWidth: 40,
-    text: (ep, names) => hostText(ep.localAddress, names),
-    compare: (a, b) => cmp(addressKey(a.localAddress), addressKey(b.localAddress)) || a.localPort - b.localPort,
-  },
-  {
-    id: "localPort", header: "Port", align: "right", minWidth: 5, maxWidth: 12,
-    text: (ep, names) => portText(ep.localPort, ep, names, false),
-    compare: (a, b) => a.localPort - b.localPort,
-  },
-  {
-    id: "remote", header: "Remote Address", shortHeader: "Remote", align: "left", minWidth: 9, comfortWidth: 15, maxWidth: 40,
-    text: (ep, names) => hostText(ep.remoteAddress, names),
-    compare: (a, b) => cmp(addressKey(a.remoteAddress), addressKey(b.remoteAddress)) || a.remotePort - b.remotePort,
-  },
-  {
-    id: "remotePort", header: "Port", align: "right", minWidth: 5, maxWidth: 12,
-    text: (ep, names) => portText(ep.remotePort, ep, names, true),
-    compare: (a, b) => a.remotePort - b.remotePort,
-  },
+  ...sideColumns("local"),
+  ...sideColumns("remote"),
   {
     id: "state", header: "State", align: "left",
     text: stateText,

@@ -242,9 +242,8 @@ export class LiveController {
   }
 
   /**
-   * Paused, the loop is stopped rather than paused: MonitorLoop.pause() keeps a timer whose wait
-   * drops to zero once a refresh is overdue, which spins while the view sits paused. Destroy
-   * notices are still read every 100 ms so that none are lost before the next refresh.
+   * Paused, the loop is stopped and no refresh runs until F5 or resume; destroy notices are
+   * still read every 100 ms so that none are lost before the next refresh.
    */
   private pause(loop: MonitorLoop): void {
     loop.stop();
