@@ -2,61 +2,31 @@
 // network namespace (setns + sock_diag inside each), against a loop of `ip netns exec NS ss -tanp`
 // over K namespaces, in the same run, with N loopback connections held in each namespace.
 //
-//   sudo bun bench/namespaces.ts [--namespaces 20] [--connections 500] [--runs 7] [--no-save]
+//   sudo bun bench/namespaces.ts [--namespaces 20] [--connections 500] [--runs 7] [--quick]
 //   sudo bun bench/run.ts --suite namespaces [same options]
 //
-// This process creates the benchmark's own namespace (sw-bench-<pid>-ns) and K namespaces
-// (sw-bench-<pid>-ns01 …), re-runs itself inside the own one (the measuring half,
-// bench/lib/namespaces-measure.ts, which starts one connection holder per namespace), and deletes
-// every namespace afterwards: on success, on error, on SIGINT/SIGTERM/SIGHUP and when the time
-// budget runs out. See bench/README.md.
-import { PYTHON } from "./lib/helper.ts";
+// Hooks on the suite skeleton (bench/lib/skeleton.ts), with an outer half of its own: it creates
+// the benchmark's own namespace (sw-bench-<pid>-ns) and K namespaces (sw-bench-<pid>-ns01 …),
+// re-runs itself inside the own one (the measuring half, bench/lib/namespaces-measure.ts, which
+// starts one connection holder per namespace), and deletes every namespace afterwards: on
+// success, on error, on SIGINT/SIGTERM/SIGHUP and when the time budget runs out.
+import { runSuite, NAMESPACE_TOOLS, type SuiteHooks } from "./lib/skeleton.ts";
 import { TIME_BIN } from "./lib/proc.ts";
 import { namespaceNames, runNamespacesOuter } from "./lib/namespaces-netns.ts";
 import { NAMESPACES_USAGE, parseNamespacesOptions, type NamespacesOptions } from "./lib/namespaces-options.ts";
 import { runNamespacesInner } from "./lib/namespaces-measure.ts";
 
-export { NAMESPACES_USAGE, namespacesSuiteArgs } from "./lib/namespaces-options.ts";
+const REQUIRED = [...NAMESPACE_TOOLS, ["ss", "iproute2"], ["sh", "dash"], [TIME_BIN, "time"]] as [string, string][];
 
-const SCRIPT = import.meta.path;
+export const NAMESPACES_SUITE: SuiteHooks<NamespacesOptions> = {
+  name: "namespaces",
+  script: import.meta.path,
+  usage: NAMESPACES_USAGE,
+  parse: parseNamespacesOptions,
+  needs: () => ({ required: REQUIRED }),
+  outer: (o, args) =>
+    runNamespacesOuter({ set: namespaceNames(process.pid, o.namespaces), script: import.meta.path, args, deadline: o.deadline, required: REQUIRED }),
+  measure: (o, run) => runNamespacesInner(o, run.netns, (process.env.SW_BENCH_NS_TARGETS ?? "").split(",").filter(Boolean)),
+};
 
-function fail(msg: string): number {
-  process.stderr.write(`[bench:namespaces] ${msg}\n${NAMESPACES_USAGE}`);
-  return 2;
-}
-
-/** The whole suite from its own arguments (also called by bench/run.ts --suite namespaces). */
-export async function runNamespacesSuite(args: string[]): Promise<number> {
-  let opts: NamespacesOptions;
-  try {
-    opts = parseNamespacesOptions(args);
-  } catch (e) {
-    return fail(e instanceof Error ? e.message : String(e));
-  }
-  if (opts.help) {
-    process.stdout.write(NAMESPACES_USAGE);
-    return 0;
-  }
-  if (opts.inner) {
-    const own = process.env.SW_BENCH_NETNS ?? "";
-    const targets = (process.env.SW_BENCH_NS_TARGETS ?? "").split(",").filter(Boolean);
-    return runNamespacesInner(opts, own, targets);
-  }
-  if (args.includes("--deadline")) return fail("--deadline is internal");
-  return runNamespacesOuter({
-    set: namespaceNames(process.pid, opts.namespaces),
-    script: SCRIPT,
-    args,
-    deadline: opts.deadline,
-    required: [
-      ["ip", "iproute2"],
-      ["ss", "iproute2"],
-      ["nsenter", "util-linux"],
-      ["sh", "dash"],
-      [PYTHON, "python3"],
-      [TIME_BIN, "time"],
-    ],
-  });
-}
-
-if (import.meta.main) process.exitCode = await runNamespacesSuite(process.argv.slice(2));
+if (import.meta.main) process.exitCode = await runSuite(NAMESPACES_SUITE, process.argv.slice(2));

@@ -8,15 +8,17 @@
 //
 // No root, no network namespace: everything runs in this process, except the memory figures,
 // which come from a fresh one (bench/lib/rules-memory.ts). See bench/README.md.
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { readFileSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { RuleSet } from "../src/rules/rule-set.ts";
 import type { RuleReport } from "../src/model/rule-action.ts";
 import { RuleSandbox, DEFAULT_LIMITS } from "../src/rules/sandbox.ts";
 import { compileRule } from "../src/rules/compile-rule.ts";
-import { loadRuleSource } from "../src/rules/rule-sources.ts";
+import { loadRuleSource } from "../src/rules/rule-locations.ts";
 import { parseRulesOptions, REPO_ROOT, RULES_USAGE, type RulesOptions } from "./lib/rules-options.ts";
+import { runSuite, type SuiteHooks } from "./lib/skeleton.ts";
+import { saveLatest } from "./lib/results.ts";
 import { importHostRule, type HostRule } from "./lib/rules-host.ts";
 import { defaultBatchSize, Interrupted, loadavg, runPass, SMTP_GUARD, type PassResult } from "./lib/rules-measure.ts";
 import { measureMemoryInChild } from "./lib/rules-memory.ts";
@@ -36,7 +38,6 @@ import {
 } from "./lib/rules-report.ts";
 
 export { RULES_USAGE } from "./lib/rules-options.ts";
-export { rulesArgsFromShared, rulesSuiteArgs } from "./lib/rules-options.ts";
 
 const log = (msg: string): void => {
   process.stderr.write(`[bench:rules] ${msg}\n`);
@@ -45,11 +46,6 @@ const log = (msg: string): void => {
 /** Events in the warm-up pass before the measured runs of a batch size. */
 const WARMUP_EVENTS = 200_000;
 const PROFILE_REPETITIONS = 5;
-
-function stamp(d: Date): string {
-  const p = (n: number): string => String(n).padStart(2, "0");
-  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}-${p(d.getHours())}${p(d.getMinutes())}${p(d.getSeconds())}`;
-}
 
 function hostFacts(): Record<string, string | number | null> {
   let cpu: string | null = null;
@@ -137,20 +133,7 @@ async function measureBatch(c: Ctx, plan: BatchPlan): Promise<BatchResult> {
   return summarizeBatch({ ...base, warmup, runs, note });
 }
 
-export async function runRulesSuite(args: string[]): Promise<number> {
-  let opts: RulesOptions;
-  try {
-    opts = parseRulesOptions(args);
-  } catch (e) {
-    log(e instanceof Error ? e.message : String(e));
-    process.stderr.write(RULES_USAGE);
-    return 2;
-  }
-  if (opts.help) {
-    process.stdout.write(RULES_USAGE);
-    return 0;
-  }
-
+async function measureRules(opts: RulesOptions): Promise<number> {
   const started = new Date();
   const deadline = started.getTime() + opts.maxMinutes * 60_000;
   let interrupted = false;
@@ -286,19 +269,19 @@ export async function runRulesSuite(args: string[]): Promise<number> {
   log(ratioText(report));
   log(`target: ${report.target.detail} — ${report.target.status.toUpperCase()}`);
   let code = interrupted ? 130 : main && main.runs.length > 0 ? 0 : 1;
-  if (opts.save) {
-    try {
-      mkdirSync(opts.outDir, { recursive: true });
-      const base = path.join(opts.outDir, `rules-${stamp(started)}`);
-      writeFileSync(`${base}.md`, md);
-      writeFileSync(`${base}.json`, JSON.stringify(report, null, 2) + "\n");
-      log(`saved ${path.relative(process.cwd(), base)}.{md,json}`);
-    } catch (e) {
-      log(`cannot save the results: ${e instanceof Error ? e.message : String(e)}`);
-      if (code === 0) code = 1;
-    }
-  }
+  if (opts.save && !saveLatest(opts.outDir, "rules", md, report, log) && code === 0) code = 1;
   return code;
 }
+
+export const RULES_SUITE: SuiteHooks<RulesOptions> = {
+  name: "rules",
+  script: import.meta.path,
+  usage: RULES_USAGE,
+  parse: parseRulesOptions,
+  needs: null,
+  measure: (o) => measureRules(o),
+};
+
+export const runRulesSuite = (args: string[], invocation?: string): Promise<number> => runSuite(RULES_SUITE, args, invocation);
 
 if (import.meta.main) process.exitCode = await runRulesSuite(process.argv.slice(2));

@@ -4,20 +4,18 @@
 //
 //   sudo bun bench/soak.ts [--minutes 30] [--rate 500] [--interval 1]      (npm run soak)
 //
-// Like the other suites it creates a network namespace (sw-bench-<pid>-soak), re-runs itself
-// inside it and deletes it afterwards in every case. The run itself is test/support/soak/soak-run.ts,
-// which test/e2e/soak.test.ts runs for about two minutes.
+// Hooks on the suite skeleton (bench/lib/skeleton.ts): its namespace is sw-bench-<pid>-soak. The
+// run itself is test/support/soak/soak-run.ts, which test/e2e/soak.test.ts runs for about two
+// minutes.
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { NS_PREFIX } from "./lib/netns.ts";
-import { runOuter } from "./lib/outer.ts";
-import { hostInfo, stamp } from "./lib/host.ts";
+import { runSuite, NAMESPACE_TOOLS, type SuiteHooks } from "./lib/skeleton.ts";
+import { hostInfo } from "./lib/host.ts";
+import { saveLatest } from "./lib/results.ts";
 import { SOAK_USAGE, parseSoakOptions, type SoakOptions } from "./lib/soak-options.ts";
 import { runSoak } from "../test/support/soak/soak-run.ts";
 import { soakMarkdown, soakTargets } from "./lib/soak-report.ts";
-
-const SCRIPT = path.join(import.meta.dir, "soak.ts");
 
 const log = (msg: string): void => {
   process.stderr.write(`[bench:soak] ${new Date().toISOString().slice(11, 19)} ${msg}\n`);
@@ -69,14 +67,8 @@ async function inner(o: SoakOptions, invocation: string): Promise<number> {
     const bucket = o.minutes >= 10 ? 60 : 10;
     const md = soakMarkdown(result, host, invocation, bucket);
     process.stdout.write(md + "\n");
-    if (o.save) {
-      fs.mkdirSync(o.outDir, { recursive: true });
-      const base = path.join(o.outDir, `soak-${stamp(new Date())}`);
-      fs.writeFileSync(`${base}.md`, md + "\n");
-      const { sinkRecords: _records, stderr: _stderr, ...figures } = result;
-      fs.writeFileSync(`${base}.json`, JSON.stringify({ host, invocation, ...figures }, null, 1) + "\n");
-      log(`wrote ${base}.md and .json`);
-    }
+    const { sinkRecords: _records, stderr: _stderr, ...figures } = result;
+    if (o.save && !saveLatest(o.outDir, "soak", md, { host, invocation, ...figures }, log)) return 1;
     const t = soakTargets(result);
     if (!(t.missed && t.wrong && t.audited)) {
       // The records (traffic, audit log, sinks) say what happened; keep them.
@@ -93,35 +85,13 @@ async function inner(o: SoakOptions, invocation: string): Promise<number> {
   }
 }
 
-async function main(): Promise<number> {
-  const args = process.argv.slice(2);
-  let o: SoakOptions;
-  try {
-    o = parseSoakOptions(args);
-  } catch (e) {
-    log(e instanceof Error ? e.message : String(e));
-    process.stderr.write(SOAK_USAGE);
-    return 2;
-  }
-  if (o.help) {
-    process.stdout.write(SOAK_USAGE);
-    return 0;
-  }
-  const invocation = ["bun", "bench/soak.ts", ...args.filter((a, i) => a !== "--inner" && a !== "--deadline" && args[i - 1] !== "--deadline")].join(" ");
-  if (o.inner) return inner(o, invocation);
-  return runOuter({
-    netns: `${NS_PREFIX}${process.pid}-soak`,
-    script: SCRIPT,
-    args,
-    deadline: o.deadline,
-    required: [
-      ["ip", "iproute2"],
-      ["nsenter", "util-linux"],
-      ["/usr/bin/python3", "python3"],
-    ],
-    optional: [],
-    usageHint: "bun bench/soak.ts",
-  });
-}
+export const SOAK_SUITE: SuiteHooks<SoakOptions> = {
+  name: "soak",
+  script: import.meta.path,
+  usage: SOAK_USAGE,
+  parse: parseSoakOptions,
+  needs: () => ({ required: NAMESPACE_TOOLS }),
+  measure: (o, run) => inner(o, run.invocation),
+};
 
-if (import.meta.main) process.exitCode = await main();
+if (import.meta.main) process.exitCode = await runSuite(SOAK_SUITE, process.argv.slice(2));

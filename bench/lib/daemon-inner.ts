@@ -1,14 +1,15 @@
 // The measuring half of the daemon suite: runs inside the benchmark's network namespace (entered
 // with nsenter by bench/daemon.ts) and runs the latency phase at each interval, then the steady
 // phase, then prints and saves the report.
-import { mkdtempSync, rmSync, statSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { waitNoSockets } from "./helper.ts";
-import { hostInfo, saveReport } from "./host.ts";
-import { inNetns } from "./netns.ts";
-import { firstLine, notRunnable, run } from "./proc.ts";
-import { clockTicks } from "./watch-measure.ts";
+import { executableInfo, hostInfo } from "./host.ts";
+import { saveLatest } from "./results.ts";
+import { reportEnvelope } from "./report-kit.ts";
+import { notRunnable } from "./proc.ts";
+import { clockTicks } from "../../test/support/proc-usage.ts";
 import { interruptAll, killRemaining, wasInterrupted } from "./daemon-proc.ts";
 import { latencyPhaseEstimateMs, latencyTargetMs, measureLatency, percentiles, type LatencyResult } from "./daemon-latency.ts";
 import { measureSteady, steadyPhaseEstimateMs, type SteadyResult } from "./daemon-steady.ts";
@@ -21,17 +22,6 @@ const log = (msg: string): void => {
   process.stderr.write(`[bench:daemon] ${msg}\n`);
 };
 
-async function executableInfo(exe: string): Promise<Record<string, string | null>> {
-  const r = await run([exe, "--version"], 10_000);
-  let built: string | null = null;
-  try {
-    built = statSync(exe).mtime.toISOString();
-  } catch {
-    // unknown
-  }
-  return { sockwarden: r.ok ? firstLine(r.stdout) || null : null, sockwardenBuilt: built };
-}
-
 function skippedLatency(sensor: Sensor, intervalS: number, samples: number, why: string): LatencyResult {
   return {
     sensor, intervalS, status: "skipped", error: why, cmd: [], configToml: "", requested: samples, samples: [], closed: 0, missed: 0,
@@ -42,11 +32,7 @@ function skippedLatency(sensor: Sensor, intervalS: number, samples: number, why:
   };
 }
 
-export async function runDaemonInner(opts: DaemonOptions, netnsName: string): Promise<number> {
-  if (!inNetns(netnsName)) {
-    log("--inner must run inside the benchmark's network namespace (start bench/daemon.ts without --inner)");
-    return 2;
-  }
+export async function runDaemonInner(opts: DaemonOptions, netnsName: string, invocation: string): Promise<number> {
   const why = notRunnable(opts.exe);
   if (why) {
     log(`${why} (build it with npm run build, or pass --sockwarden PATH)`);
@@ -168,15 +154,9 @@ export async function runDaemonInner(opts: DaemonOptions, netnsName: string): Pr
 
     const interrupted = wasInterrupted();
     const partial: Omit<DaemonReport, "targets"> = {
-      kind: "sockwarden-bench-daemon",
-      version: 2,
-      startedAt: started.toISOString(),
-      finishedAt: new Date().toISOString(),
-      interrupted,
-      netns: netnsName,
-      host,
+      ...reportEnvelope("sockwarden-bench-daemon", started, interrupted, netnsName, host),
       clockTicksPerSecond: ticksPerS,
-      invocation: process.env.SW_BENCH_DAEMON_INVOCATION ?? "bun bench/daemon.ts",
+      invocation,
       sensorNotes,
       options: {
         phases: opts.phases,
@@ -202,7 +182,7 @@ export async function runDaemonInner(opts: DaemonOptions, netnsName: string): Pr
       process.stdout.write("(interrupted: partial results, nothing saved)\n");
       return 130;
     }
-    if (opts.save && !saveReport(opts.outDir, "daemon", started, daemonMarkdown(report), report, log)) return 1;
+    if (opts.save && !saveLatest(opts.outDir, "daemon", daemonMarkdown(report), report, log)) return 1;
     // An unavailable eBPF sensor is reported in its column, not a failure of the suite.
     const failed = [...latency, ...steady].some((x) => x.status === "failed" || (x.status === "skipped" && !x.error?.startsWith("eBPF sensor unavailable")));
     return failed ? 1 : 0;

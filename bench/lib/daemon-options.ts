@@ -1,14 +1,13 @@
 // Command-line options of bench/daemon.ts (the daemon suite; also `bun bench/run.ts --suite daemon`).
-import { parseArgs, type ParseArgsConfig } from "node:util";
 import path from "node:path";
-import { BENCH_DIR, REPO_ROOT } from "./options.ts";
-import { DEFAULT_RESYNC_S, parseSensors, SENSORS, type Sensor } from "./sensors.ts";
+import { COMMON_USAGE, parseSuiteArgs, type CommonOptions, type OptionConfig, type SuiteDefaults } from "./suite-options.ts";
+import { DEFAULT_RESYNC_S, SENSORS, type Sensor } from "./sensors.ts";
 
 export const DAEMON_PHASES = ["latency", "steady"] as const;
 export type DaemonPhase = (typeof DAEMON_PHASES)[number];
 export type ChurnClose = "fin" | "rst";
 
-export interface DaemonOptions {
+export interface DaemonOptions extends CommonOptions {
   phases: DaemonPhase[];
   /** Sensors measured side by side, each in every phase. */
   sensors: Sensor[];
@@ -31,14 +30,6 @@ export interface DaemonOptions {
   seed: number;
   /** Where the measured daemons (and their rule runners) write CPU profiles, or null. */
   cpuProf: string | null;
-  exe: string;
-  maxMinutes: number;
-  outDir: string;
-  save: boolean;
-  /** Set by the outer process: absolute end of the whole run (epoch ms). */
-  deadline: number;
-  inner: boolean;
-  help: boolean;
 }
 
 export const DAEMON_USAGE = `Usage: bun bench/daemon.ts [options]      (as root; or bun bench/run.ts --suite daemon)
@@ -72,11 +63,8 @@ Options:
                         CPU profiles into DIR/<phase>-<sensor>/ (figures then
                         include the profiler's cost); read them with
                         bun bench/profile-summary.ts DIR/...
-  --sockwarden PATH     sockwarden executable                [dist/sockwarden]
-  --max-minutes M       limit for the whole suite                          [20]
-  --out DIR             where daemon-<date>.md/.json go        [bench/results]
-  --no-save             print the tables only
-  -h, --help            this text
+${COMMON_USAGE}  (--max-minutes: 20; --quick: --intervals 1 --samples 10 --sockets 1k
+   --churn-rate 50 --churn-close rst --seconds 5 --warmup 2)
 `;
 
 export const DAEMON_ARG_CONFIG = {
@@ -93,110 +81,49 @@ export const DAEMON_ARG_CONFIG = {
   "steady-interval": { type: "string" },
   seed: { type: "string" },
   "cpu-prof": { type: "string" },
-  sockwarden: { type: "string" },
-  "max-minutes": { type: "string" },
-  out: { type: "string" },
-  "no-save": { type: "boolean" },
-  inner: { type: "boolean" },
-  deadline: { type: "string" },
-  help: { type: "boolean", short: "h" },
-} satisfies ParseArgsConfig["options"];
+} satisfies OptionConfig;
 
-function numberIn(name: string, text: string, min: number, max: number): number {
-  const n = Number(text);
-  if (!Number.isFinite(n) || n < min || n > max) {
-    throw new Error(`--${name} must be a number from ${min} to ${max} (got "${text}")`);
-  }
-  return n;
-}
-
-function count(name: string, text: string, min: number, max: number): number {
-  const m = /^(\d+(?:\.\d+)?)([kK]?)$/.exec(text.trim());
-  if (!m) throw new Error(`--${name} must be a whole number such as 10000 or 10k (got "${text}")`);
-  const n = Math.round(Number(m[1]) * (m[2] ? 1000 : 1));
-  if (n < min || n > max) throw new Error(`--${name} must be from ${min} to ${max} (got "${text}")`);
-  return n;
-}
+const DEFAULTS: SuiteDefaults = {
+  normal: {
+    phases: DAEMON_PHASES.join(","),
+    sensors: SENSORS.join(","),
+    resync: String(DEFAULT_RESYNC_S),
+    intervals: "1,0.1",
+    samples: "200",
+    sockets: "10k",
+    "churn-rate": "500",
+    "churn-close": "fin",
+    seconds: "60",
+    "steady-interval": "1",
+    seed: "1",
+    "max-minutes": "20",
+  },
+  quick: { intervals: "1", samples: "10", sockets: "1k", "churn-rate": "50", "churn-close": "rst", seconds: "5", warmup: "2", "max-minutes": "5" },
+};
 
 export function parseDaemonOptions(argv: string[]): DaemonOptions {
-  const { values } = parseArgs({ args: argv, options: DAEMON_ARG_CONFIG, strict: true, allowPositionals: false });
-
-  const phases: DaemonPhase[] = [];
-  for (const w of (values.phases ?? DAEMON_PHASES.join(",")).split(",").map((s) => s.trim()).filter(Boolean)) {
-    if (!(DAEMON_PHASES as readonly string[]).includes(w)) {
-      throw new Error(`unknown phase "${w}" (choose from ${DAEMON_PHASES.join(", ")})`);
-    }
-    if (!phases.includes(w as DaemonPhase)) phases.push(w as DaemonPhase);
-  }
-  if (phases.length === 0) throw new Error("--phases is empty");
-
-  const intervals = [
-    ...new Set((values.intervals ?? "1,0.1").split(",").map((s) => s.trim()).filter(Boolean).map((s) => numberIn("intervals", s, 0.1, 60))),
-  ];
+  const a = parseSuiteArgs(argv, DAEMON_ARG_CONFIG, DEFAULTS);
+  const intervals = [...new Set(a.list("intervals").map((s) => a.number("intervals", 0.1, 60, s)))];
   if (intervals.length === 0) throw new Error("--intervals is empty");
-
-  const churnClose = values["churn-close"] ?? "fin";
-  if (churnClose !== "fin" && churnClose !== "rst") throw new Error(`--churn-close must be fin or rst (got "${churnClose}")`);
-
-  const maxMinutes = numberIn("max-minutes", values["max-minutes"] ?? "20", 0.1, 24 * 60);
-  const deadline = values.deadline !== undefined ? Number(values.deadline) : Date.now() + maxMinutes * 60_000;
-  if (!Number.isFinite(deadline)) throw new Error("bad --deadline");
-
+  const churnClose = a.oneOf("churn-close", ["fin", "rst"] as const);
+  const cpuProf = a.opt("cpu-prof");
   return {
-    phases,
-    sensors: parseSensors(values.sensors ?? SENSORS.join(",")),
-    resync: numberIn("resync", values.resync ?? String(DEFAULT_RESYNC_S), 1, 3600),
+    ...a.common,
+    phases: a.subset("phases", DAEMON_PHASES),
+    sensors: a.subset("sensors", SENSORS),
+    resync: a.number("resync", 1, 3600),
     intervals,
-    samples: count("samples", values.samples ?? "200", 1, 100_000),
-    sockets: count("sockets", values.sockets ?? "10k", 0, 400_000),
-    churnRate: numberIn("churn-rate", values["churn-rate"] ?? "500", 0, 5000),
+    samples: a.count("samples", 1, 100_000),
+    sockets: a.count("sockets", 0, 400_000),
+    churnRate: a.number("churn-rate", 0, 5000),
     churnClose,
-    seconds: numberIn("seconds", values.seconds ?? "60", 5, 3600),
+    seconds: a.number("seconds", 5, 3600),
     // With a normal close every connection leaves a TIME_WAIT socket for 60 s: the socket count
     // (and the daemon's work) only stops growing after that.
-    warmup: numberIn("warmup", values.warmup ?? (churnClose === "fin" ? "65" : "10"), 0, 600),
-    steadyInterval: numberIn("steady-interval", values["steady-interval"] ?? "1", 0.1, 60),
-    seed: count("seed", values.seed ?? "1", 0, 2 ** 31),
-    cpuProf: values["cpu-prof"] === undefined ? null : path.resolve(values["cpu-prof"]),
-    exe: path.resolve(values.sockwarden ?? path.join(REPO_ROOT, "dist", "sockwarden")),
-    maxMinutes,
-    outDir: path.resolve(values.out ?? path.join(BENCH_DIR, "results")),
-    save: values["no-save"] !== true,
-    deadline,
-    inner: values.inner === true,
-    help: values.help === true,
+    warmup: a.number("warmup", 0, 600, a.opt("warmup") ?? (churnClose === "fin" ? "65" : "10")),
+    steadyInterval: a.number("steady-interval", 0.1, 60),
+    seed: a.count("seed", 0, 2 ** 31),
+    cpuProf: cpuProf === undefined ? null : path.resolve(cpuProf),
   };
 }
 
-/**
- * For `bun bench/run.ts --suite all`: the options of the whole command line the daemon suite
- * shares with the others (--sockwarden, --max-minutes, --out, --no-save, --sensors, --resync).
- */
-export function daemonArgsFromShared(argv: readonly string[]): string[] {
-  const out: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    const name = a.replace(/=.*$/, "");
-    if (name === "--no-save") out.push(a);
-    else if (name === "--max-minutes" || name === "--out" || name === "--sockwarden" || name === "--sensors" || name === "--resync") {
-      if (a.includes("=")) out.push(a);
-      else if (i + 1 < argv.length) out.push(a, argv[++i]!);
-    }
-  }
-  return out;
-}
-
-/** `bun bench/run.ts --suite daemon ...`: the daemon suite's own arguments, or null for another suite. */
-export function daemonSuiteArgs(argv: readonly string[]): string[] | null {
-  const out: string[] = [];
-  let daemon = false;
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (a === "--suite" && argv[i + 1] === "daemon") {
-      daemon = true;
-      i++;
-    } else if (a === "--suite=daemon") daemon = true;
-    else out.push(a);
-  }
-  return daemon ? out : null;
-}

@@ -2,6 +2,7 @@
 // group of its own so that an interruption can end them all; bounded waits; the daemon's metrics.
 import { readFileSync } from "node:fs";
 import { firstLine } from "./proc.ts";
+import { tcpStates } from "./helper.ts";
 
 const STDERR_KEEP = 64 * 1024;
 
@@ -260,30 +261,10 @@ export interface TcpStates {
 
 /** TCP sockets by state in this process's network namespace (/proc/net/tcp and tcp6). */
 export function countTcpStates(): TcpStates {
-  const c: TcpStates = { total: 0, established: 0, listen: 0, timeWait: 0, other: 0 };
-  for (const file of ["/proc/net/tcp", "/proc/net/tcp6"]) {
-    let text: string;
-    try {
-      text = readFileSync(file, "latin1");
-    } catch {
-      continue;
-    }
-    let i = text.indexOf("\n") + 1;
-    while (i > 0 && i < text.length) {
-      const nl = text.indexOf("\n", i);
-      const line = text.slice(i, nl < 0 ? text.length : nl);
-      i = nl < 0 ? text.length : nl + 1;
-      // "  sl  local_address rem_address   st": the state is the fourth field.
-      const st = line.trim().split(/\s+/, 4)[3];
-      if (st === undefined) continue;
-      c.total++;
-      if (st === "01") c.established++;
-      else if (st === "0A") c.listen++;
-      else if (st === "06") c.timeWait++;
-      else c.other++;
-    }
-  }
-  return c;
+  const states = tcpStates() ?? new Map<string, number>();
+  const total = [...states.values()].reduce((a, b) => a + b, 0);
+  const [established, listen, timeWait] = ["01", "0A", "06"].map((st) => states.get(st) ?? 0) as [number, number, number];
+  return { total, established, listen, timeWait, other: total - established - listen - timeWait };
 }
 
 /** JSON lines of a file (missing file: none; lines that do not parse are skipped and counted). */

@@ -1,18 +1,12 @@
 // Result model, target checks and the text / Markdown report of the daemon suite.
+import { mdCell, mdTable, reportHeading, targetText, type ReportEnvelope } from "./report-kit.ts";
 import type { TargetCheck, TargetStatus } from "./report.ts";
 import { EBPF_LATENCY_TARGET_MS, LATENCY_SLACK_MS, VICTIM_NAME, type LatencyResult, type Percentiles } from "./daemon-latency.ts";
 import { CPU_WINDOW_S, type SteadyResult } from "./daemon-steady.ts";
 import type { DaemonPhase } from "./daemon-options.ts";
 import type { Sensor } from "./sensors.ts";
 
-export interface DaemonReport {
-  kind: "sockwarden-bench-daemon";
-  version: 2;
-  startedAt: string;
-  finishedAt: string;
-  interrupted: boolean;
-  netns: string;
-  host: Record<string, string | number | null>;
+export interface DaemonReport extends ReportEnvelope<"sockwarden-bench-daemon"> {
   clockTicksPerSecond: number;
   invocation: string;
   /** How the sensors were run (resync) and why one could not be. */
@@ -342,20 +336,15 @@ export function daemonText(report: DaemonReport): string {
     parts.push("");
   }
   for (const n of report.sensorNotes) parts.push(`Sensors: ${n}`);
-  for (const t of report.targets) parts.push(`Target: ${t.description}\n  => ${t.status.toUpperCase()}: ${t.detail}`);
+  for (const t of report.targets) parts.push(targetText(t));
   return parts.join("\n");
 }
 
-function md(s: string): string {
-  return s.replace(/\|/g, "\\|");
-}
 
 export function daemonMarkdown(report: DaemonReport): string {
   const h = report.host;
   const o = report.options;
-  const L: string[] = [];
-  L.push(`# sockwarden daemon benchmark — ${report.startedAt}`);
-  L.push("");
+  const L: string[] = reportHeading("daemon", report.startedAt);
   L.push(
     `Host: ${h.cpu ?? "?"} (${h.cpus ?? "?"} CPUs), kernel ${h.kernel ?? "?"}, load at start ${h.loadavg ?? "?"}; bun ${h.bun ?? "?"}; ` +
       `sockwarden ${h.sockwarden ?? "(version unknown)"}, executable written ${h.sockwardenBuilt ?? "?"}.`,
@@ -380,9 +369,7 @@ export function daemonMarkdown(report: DaemonReport): string {
         `(one interval + ${LATENCY_SLACK_MS} ms polling, ${EBPF_LATENCY_TARGET_MS} ms with eBPF), "p99 vs poll" the eBPF p99 over polling's at the same interval.`,
     );
     L.push("");
-    L.push(`| ${LAT_HEADERS.join(" | ")} |`);
-    L.push(`|${LAT_HEADERS.map((_, i) => (LAT_RIGHT.has(i) ? "---:" : "---")).join("|")}|`);
-    for (const r of latencyRows(report)) L.push(`| ${r.map(md).join(" | ")} |`);
+    L.push(...mdTable(LAT_HEADERS, LAT_RIGHT, latencyRows(report)));
     L.push("");
     for (const l of report.latency) {
       const outcomes = Object.entries(l.audit.outcomes).map(([k, v]) => `${k} ${v}`).join(", ") || "none";
@@ -404,7 +391,7 @@ export function daemonMarkdown(report: DaemonReport): string {
       `${steadyHeading(list)}. Each sensor is measured in its own run over the same setup. The daemon runs every bundled plugin (\`sockwarden rules list\`) with its default options; ` +
         `nothing in the benchmark's traffic is a public address or port 25, so outbound-allowlist and smtp-guard only look, ` +
         `while connection-flood and new-listener may alert: alerts go to a file sink (\`--sink file:…\`), counted below. ` +
-        `Idle sockets: \`conn_helper.py\`. Churn: \`churn_helper.py\`, one connection at a time on a fixed schedule: connect from ` +
+        `Idle sockets: \`loopback-traffic.py hold\`. Churn: \`loopback-traffic.py churn\`, one connection at a time on a fixed schedule: connect from ` +
         `127.0.0.x, send a line, read the answer, close (${s.churn.close === "fin" ? "normal close: the client's side stays in TIME_WAIT for 60 s, as on a real server, so the dump grows by up to rate × 60 sockets" : "reset: no TIME_WAIT left behind"}). ` +
         `CPU is utime+stime of all the daemon's threads plus those of its rule runners (the executable's child processes, found by ` +
         `parent PID in /proc/*/stat), plus what runners it reaped left in its cutime/cstime, sampled every second on a fixed grid ` +
@@ -417,24 +404,24 @@ export function daemonMarkdown(report: DaemonReport): string {
     L.push("");
     const t = steadyTable(list);
     L.push(`| ${t.headers.join(" | ")} |`, `|${t.headers.map(() => "---").join("|")}|`);
-    for (const r of t.body) L.push(`| ${r.map(md).join(" | ")} |`);
+    for (const r of t.body) L.push(`| ${r.map(mdCell).join(" | ")} |`);
     for (const x of list) {
       if (x.status === "skipped") continue;
       L.push("", `### ${x.sensor}`, "");
       if (x.cpu.windows.length) L.push(`CPU % per ${CPU_WINDOW_S} s window: ${x.cpu.windows.map((v) => v.toFixed(1)).join(", ")}.`, "");
       if (x.samples.length) L.push(`VmRSS MiB (daemon + runners) each second: ${x.samples.map((v) => (v.rssBytes / (1024 * 1024)).toFixed(0)).join(", ")}.`, "");
-      for (const n of x.notes) L.push(`- ${md(n)}`);
+      for (const n of x.notes) L.push(`- ${mdCell(n)}`);
       if (x.alerts.examples.length) {
         L.push("", "Alert examples:");
-        for (const ex of x.alerts.examples) L.push(`- ${md(ex)}`);
+        for (const ex of x.alerts.examples) L.push(`- ${mdCell(ex)}`);
       }
       if (x.cmd.length) L.push("", `Command: \`${x.cmd.join(" ")}\``);
     }
   }
-  if (report.sensorNotes.length) L.push("", ...report.sensorNotes.map((n) => `- Sensors: ${md(n)}`));
+  if (report.sensorNotes.length) L.push("", ...report.sensorNotes.map((n) => `- Sensors: ${mdCell(n)}`));
 
   L.push("", "## Targets", "");
-  for (const t of report.targets) L.push(`- ${t.description} — **${t.status.toUpperCase()}** (${md(t.detail)})`);
+  for (const t of report.targets) L.push(`- ${t.description} — **${t.status.toUpperCase()}** (${mdCell(t.detail)})`);
   L.push("");
   return L.join("\n");
 }

@@ -1,20 +1,18 @@
 // The steady phase of the daemon suite: `sockwarden run` with every bundled plugin, over idle
-// loopback sockets (bench/conn_helper.py) and a stream of short connections
-// (bench/churn_helper.py); its CPU (utime+stime of all threads) and RSS are sampled every second.
+// loopback sockets (loopback-traffic.py hold) and a stream of short connections
+// (loopback-traffic.py churn); its CPU (utime+stime of all threads) and RSS are sampled every second.
 import os from "node:os";
 import path from "node:path";
 import { holdConnections, PYTHON, type HeldConnections } from "./helper.ts";
+import { LOOPBACK_TRAFFIC } from "../../test/support/traffic/scripts.ts";
 import { hostOpenFiles } from "./host.ts";
-import { BENCH_DIR } from "./options.ts";
 import { firstLine, run } from "./proc.ts";
 import { countTcpStates, LineProcess, pause, readJsonLines, scrapeMetrics, waitRunning, wasInterrupted, type TcpStates } from "./daemon-proc.ts";
-import { otherHostLoad, readCpuTicks, readHostCpu, readVm, type HostCpu } from "./watch-measure.ts";
+import { otherHostLoad, readCpuTicks, readHostCpu, readVm, threadShares, threadTicks, treeUsage, type HostCpu } from "../../test/support/proc-usage.ts";
 import { MIB } from "./stats.ts";
 import type { ChurnClose } from "./daemon-options.ts";
 import { fallbackNote, type Sensor } from "./sensors.ts";
-import { threadShares, threadTicks, treeUsage } from "./process-tree.ts";
 
-const CHURN = path.join(BENCH_DIR, "churn_helper.py");
 export const CHURN_PORT = 18080;
 export const METRICS_ADDR = "127.0.0.1:19464";
 /** CPU windows of this many one-second samples. */
@@ -222,10 +220,10 @@ export async function measureSteady(p: SteadyParams): Promise<SteadyResult> {
       r.holderSetupMs = held.setupMs;
     }
     churn = new LineProcess(
-      [PYTHON, CHURN, "--port", String(CHURN_PORT), "--close", p.churnClose, "--lifetime", String(Math.ceil(budgetMs / 1000))],
+      [PYTHON, LOOPBACK_TRAFFIC, "churn", "--port", String(CHURN_PORT), "--close", p.churnClose, "--lifetime", String(Math.ceil(budgetMs / 1000))],
       budgetMs + 10_000,
     );
-    const ready = await churn.expectLine(/^ready \d+ (\d+)$/, 10_000, "churn_helper.py");
+    const ready = await churn.expectLine(/^ready \d+ (\d+)$/, 10_000, "loopback-traffic churn");
     const churnServerPid = Number(ready[1]);
 
     r.cmd = [
@@ -251,7 +249,7 @@ export async function measureSteady(p: SteadyParams): Promise<SteadyResult> {
     r.hostOpenFiles = await hostOpenFiles();
     r.loadavg = os.loadavg().map((x) => x.toFixed(2)).join(" ");
     churn.write("mark\n");
-    const mark0 = Number((await churn.expectLine(/^mark (\d+) \d+ \d+$/, 5000, "churn_helper.py"))[1]);
+    const mark0 = Number((await churn.expectLine(/^mark (\d+) \d+ \d+$/, 5000, "loopback-traffic churn"))[1]);
     const churnTicks0 = (cpuTicks(churn.pid) ?? 0) + (cpuTicks(churnServerPid) ?? 0);
     const host0: HostCpu | null = readHostCpu();
     p.log(`steady: ${r.atStart.total} TCP sockets in the namespace (${r.atStart.timeWait} TIME_WAIT); measuring ${p.seconds} s…`);
@@ -288,7 +286,7 @@ export async function measureSteady(p: SteadyParams): Promise<SteadyResult> {
     }
     const churnTicks1 = (cpuTicks(churn.pid) ?? 0) + (cpuTicks(churnServerPid) ?? 0);
     churn.write("mark\n");
-    const mark1 = Number((await churn.expectLine(/^mark (\d+) \d+ \d+$/, 5000, "churn_helper.py"))[1]);
+    const mark1 = Number((await churn.expectLine(/^mark (\d+) \d+ \d+$/, 5000, "loopback-traffic churn"))[1]);
     r.atEnd = countTcpStates();
 
     const first = r.samples[0]!;
@@ -333,7 +331,7 @@ export async function measureSteady(p: SteadyParams): Promise<SteadyResult> {
 
     // Every churn connection should have become two opened events (client and server socket).
     churn.write("stop\n");
-    const stopped = await churn.expectLine(/^stopped (\d+) (\d+) (\d+) (\S+)$/, 10_000, "churn_helper.py");
+    const stopped = await churn.expectLine(/^stopped (\d+) (\d+) (\d+) (\S+)$/, 10_000, "loopback-traffic churn");
     r.churn.total = Number(stopped[1]);
     r.churn.failed = Number(stopped[2]);
     r.churn.late = Number(stopped[3]);

@@ -1,7 +1,9 @@
-// The connection holder (conn_helper.py), here or in a named network namespace, and TCP socket
+// The connection holder (test/support/traffic/loopback-traffic.py hold), here or in a named network namespace, and TCP socket
 // counts from a namespace's /proc/net.
-import path from "node:path";
-import { BENCH_DIR } from "./options.ts";
+import { readFileSync } from "node:fs";
+import os from "node:os";
+import { hostOpenFiles } from "./host.ts";
+import { LOOPBACK_TRAFFIC, PYTHON } from "../../test/support/traffic/scripts.ts";
 import { firstLine } from "./proc.ts";
 import { netnsPath } from "./netns.ts";
 
@@ -13,8 +15,7 @@ export function sleepUnref(ms: number): Promise<void> {
   });
 }
 
-export const PYTHON = "/usr/bin/python3";
-const SCRIPT = path.join(BENCH_DIR, "conn_helper.py");
+export { PYTHON };
 
 export interface HeldConnections {
   /** The helper's PID: /proc/PID/net shows its namespace's sockets. */
@@ -36,7 +37,7 @@ export interface HeldConnections {
 export async function holdConnections(n: number, lifetimeS: number, readyTimeoutMs: number, netns?: string): Promise<HeldConnections> {
   const t0 = performance.now();
   const who = netns ? `${netns}: holder` : "helper";
-  const helper = [PYTHON, SCRIPT, String(n), "--lifetime", String(Math.max(5, Math.floor(lifetimeS)))];
+  const helper = [PYTHON, LOOPBACK_TRAFFIC, "hold", "--connections", String(n), "--lifetime", String(Math.max(5, Math.floor(lifetimeS)))];
   const proc = Bun.spawn({
     cmd: netns ? ["nsenter", `--net=${netnsPath(netns)}`, "--", ...helper] : helper,
     stdin: "pipe",
@@ -112,31 +113,39 @@ export interface SocketCount {
 }
 
 /**
- * Count TCP sockets (IPv4 and IPv6) of one namespace from a /proc/net directory: "/proc/net" for
- * this process's, "/proc/PID/net" for PID's. Null when neither file could be read.
+ * TCP sockets (IPv4 and IPv6) of one namespace by state (the hex code of /proc/net/tcp: "01"
+ * established, "0A" listening, "06" TIME_WAIT…), from a /proc/net directory: "/proc/net" for this
+ * process's, "/proc/PID/net" for PID's. Null when neither file could be read.
  */
-export async function countTcpIn(procNet: string): Promise<SocketCount | null> {
-  const c: SocketCount = { total: 0, established: 0, listen: 0, other: 0 };
+export function tcpStates(procNet = "/proc/net"): Map<string, number> | null {
+  const states = new Map<string, number>();
   let read = 0;
   for (const file of [`${procNet}/tcp`, `${procNet}/tcp6`]) {
     let text: string;
     try {
-      text = await Bun.file(file).text();
+      text = readFileSync(file, "latin1");
     } catch {
       continue;
     }
     read++;
     const lines = text.split("\n");
     for (let i = 1; i < lines.length; i++) {
-      const st = lines[i]!.trim().split(/\s+/)[3];
-      if (st === undefined) continue;
-      c.total++;
-      if (st === "01") c.established++;
-      else if (st === "0A") c.listen++;
-      else c.other++;
+      // "  sl  local_address rem_address   st": the state is the fourth field.
+      const st = lines[i]!.trim().split(/\s+/, 4)[3];
+      if (st !== undefined) states.set(st, (states.get(st) ?? 0) + 1);
     }
   }
-  return read ? c : null;
+  return read ? states : null;
+}
+
+/** Count TCP sockets of one namespace (see tcpStates). */
+export async function countTcpIn(procNet: string): Promise<SocketCount | null> {
+  const states = tcpStates(procNet);
+  if (!states) return null;
+  const total = [...states.values()].reduce((a, b) => a + b, 0);
+  const established = states.get("01") ?? 0;
+  const listen = states.get("0A") ?? 0;
+  return { total, established, listen, other: total - established - listen };
 }
 
 /** Count TCP sockets in this process's network namespace. */
@@ -152,4 +161,23 @@ export async function waitNoSockets(timeoutMs: number): Promise<SocketCount> {
     if (c.total === 0 || performance.now() > end) return c;
     await Bun.sleep(200);
   }
+}
+
+/** What a size of the list and watch suites records about the connections it holds and the host. */
+export async function heldFacts(held: HeldConnections): Promise<{
+  expectedSockets: number;
+  helperWorkers: number;
+  helperSetupMs: number;
+  seen: SocketCount;
+  hostOpenFiles: number | null;
+  loadavg: string;
+}> {
+  return {
+    expectedSockets: held.sockets,
+    helperWorkers: held.workers,
+    helperSetupMs: held.setupMs,
+    seen: await countTcpSockets(),
+    hostOpenFiles: await hostOpenFiles(),
+    loadavg: os.loadavg().map((x) => x.toFixed(2)).join(" "),
+  };
 }

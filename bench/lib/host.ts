@@ -1,7 +1,6 @@
 // Facts about the host recorded with every benchmark report.
-import { mkdirSync, writeFileSync } from "node:fs";
 import os from "node:os";
-import path from "node:path";
+import { statSync } from "node:fs";
 import { firstLine, run } from "./proc.ts";
 
 export async function hostInfo(): Promise<Record<string, string | number | null>> {
@@ -42,26 +41,14 @@ export async function hostOpenFiles(): Promise<number | null> {
   }
 }
 
-/** Local date and time for result file names: 2026-11-21-231001. */
-export function stamp(d: Date): string {
-  const p = (n: number): string => String(n).padStart(2, "0");
-  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}-${p(d.getHours())}${p(d.getMinutes())}${p(d.getSeconds())}`;
-}
-
-/**
- * Writes a suite's report as <suite>-<stamp>.md and .json into outDir and says where; false (with
- * the reason logged) when it cannot.
- */
-export function saveReport(outDir: string, suite: string, started: Date, markdown: string, report: unknown, log: (msg: string) => void): boolean {
+/** Which build was measured: its --version and when the file was written. */
+export async function executableInfo(exe: string): Promise<Record<string, string | null>> {
+  const r = await run([exe, "--version"], 10_000);
+  let built: string | null = null;
   try {
-    mkdirSync(outDir, { recursive: true });
-    const base = path.join(outDir, `${suite}-${stamp(started)}`);
-    writeFileSync(`${base}.md`, markdown);
-    writeFileSync(`${base}.json`, JSON.stringify(report, null, 2) + "\n");
-    process.stdout.write(`\nSaved ${base}.md and ${base}.json\n`);
-    return true;
-  } catch (e) {
-    log(`could not save results: ${firstLine(e instanceof Error ? e.message : String(e))}`);
-    return false;
+    built = statSync(exe).mtime.toISOString();
+  } catch {
+    // reported as unknown
   }
+  return { sockwarden: r.ok ? firstLine(r.stdout) || null : null, sockwardenBuilt: built };
 }

@@ -5,9 +5,9 @@ import os from "node:os";
 import path from "node:path";
 import type { Options, ToolKey } from "./options.ts";
 import { killMeasured, measure, type Measurement } from "./proc.ts";
-import { hostInfo, hostOpenFiles, saveReport } from "./host.ts";
-import { countTcpSockets, holdConnections, waitNoSockets, type HeldConnections } from "./helper.ts";
-import { inNetns } from "./netns.ts";
+import { hostInfo } from "./host.ts";
+import { saveLatest } from "./results.ts";
+import { heldFacts, holdConnections, waitNoSockets, type HeldConnections } from "./helper.ts";
 import { MIB, max, median } from "./stats.ts";
 import {
   addRatios,
@@ -46,10 +46,6 @@ const log = (msg: string): void => {
 };
 
 export async function runInner(opts: Options, netnsName: string): Promise<number> {
-  if (!inNetns(netnsName)) {
-    log("--inner must run inside the benchmark's network namespace (start bench/run.ts without --inner)");
-    return 2;
-  }
   const started = new Date();
   const tools = toolList(opts);
   let interrupted = false;
@@ -144,20 +140,16 @@ async function measureAll(
       continue;
     }
     ctl.setCurrent(held);
-    size.expectedSockets = held.sockets;
-    size.helperWorkers = held.workers;
-    size.helperSetupMs = held.setupMs;
-    size.seen = await countTcpSockets();
-    size.hostOpenFiles = await hostOpenFiles();
-    size.loadavg = os.loadavg().map((x) => x.toFixed(2)).join(" ");
+    const facts = await heldFacts(held);
+    Object.assign(size, facts);
     log(
       `size ${n}: host has ${size.hostOpenFiles ?? "?"} open files (all processes), load ${size.loadavg}`,
     );
     log(
       `size ${n}: ready in ${(held.setupMs / 1000).toFixed(1)} s, ${held.workers} holder process(es); ` +
-        `${size.seen.total} TCP sockets in namespace (expected ${held.sockets}: ${size.seen.established} established, ${size.seen.listen} listening)`,
+        `${facts.seen.total} TCP sockets in namespace (expected ${held.sockets}: ${facts.seen.established} established, ${facts.seen.listen} listening)`,
     );
-    if (size.seen.total !== held.sockets) {
+    if (facts.seen.total !== held.sockets) {
       log(`size ${n}: warning: socket count differs from expected`);
     }
 
@@ -272,6 +264,6 @@ async function measureAll(
     process.stdout.write("(interrupted: partial results, nothing saved)\n");
     return 130;
   }
-  if (opts.save && !saveReport(opts.outDir, "list", started, markdown(report), report, log)) return 1;
+  if (opts.save && !saveLatest(opts.outDir, "list", markdown(report), report, log)) return 1;
   return sizes.some((s) => s.error) ? 1 : 0;
 }

@@ -1,4 +1,4 @@
-// One conn_helper.py per benchmark namespace (helper.ts's holder, started inside it), and the TCP
+// One connection holder (loopback-traffic.py hold) per benchmark namespace (helper.ts's holder, started inside it), and the TCP
 // socket count of each namespace read from its holder's /proc/PID/net.
 import { countTcpIn, holdConnections, type HeldConnections, type SocketCount } from "./helper.ts";
 
@@ -8,7 +8,7 @@ export interface Holder extends HeldConnections {
 
 export type TcpCount = SocketCount;
 
-/** conn_helper.py inside `netns`, ready; it exits when its stdin closes or after lifetimeS. */
+/** The holder inside `netns`, ready; it exits when its stdin closes or after lifetimeS. */
 export async function startHolder(netns: string, connections: number, lifetimeS: number, readyTimeoutMs: number): Promise<Holder> {
   return { netns, ...(await holdConnections(connections, lifetimeS, readyTimeoutMs, netns)) };
 }

@@ -6,8 +6,8 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs"
 import os from "node:os";
 import path from "node:path";
 import { firstLine, killMeasured, measure, run, type Measurement } from "./proc.ts";
-import { hostInfo, hostOpenFiles, saveReport } from "./host.ts";
-import { inNetns } from "./netns.ts";
+import { hostInfo, hostOpenFiles } from "./host.ts";
+import { saveLatest } from "./results.ts";
 import { MIB, max, median } from "./stats.ts";
 import type { NamespacesOptions } from "./namespaces-options.ts";
 import { hostNamespaceCount } from "./namespaces-netns.ts";
@@ -243,10 +243,6 @@ async function measurePhase(
 }
 
 export async function runNamespacesInner(opts: NamespacesOptions, own: string, targets: string[]): Promise<number> {
-  if (!inNetns(own)) {
-    log("--inner must run inside the benchmark's own namespace (start bench/namespaces.ts without --inner)");
-    return 2;
-  }
   if (targets.length !== opts.namespaces) {
     log(`expected ${opts.namespaces} benchmark namespaces from the outer half, got ${targets.length}`);
     return 2;
@@ -390,6 +386,6 @@ export async function runNamespacesInner(opts: NamespacesOptions, own: string, t
     process.stdout.write("(interrupted: partial results, nothing saved)\n");
     return 130;
   }
-  if (opts.save && !saveReport(opts.outDir, "namespaces", started, markdown(report), report, log)) return 1;
+  if (opts.save && !saveLatest(opts.outDir, "namespaces", markdown(report), report, log)) return 1;
   return phases.some((p) => p.error) ? 1 : 0;
 }

@@ -1,5 +1,6 @@
 // The namespaces suite's result model, the socket census of a sockwarden listing, the target
 // check, and the text and Markdown reports.
+import { mdTable, reportHeading, statusNotes, targetText } from "./report-kit.ts";
 import { readFileSync } from "node:fs";
 import type { Measurement } from "./proc.ts";
 import { MIB, max, median, min } from "./stats.ts";
@@ -279,11 +280,7 @@ function rows(report: NamespacesReport): string[][] {
     const loopMedian = loop?.status === "ok" ? loop.summary?.medianMs ?? null : null;
     for (const s of p.sides) {
       const sum = s.summary;
-      const notes: string[] = [];
-      if (s.status === "failed") notes.push(`FAILED: ${s.error ?? "unknown error"}`);
-      if (s.status === "skipped") notes.push(`not measured: ${s.error ?? "not run"}`);
-      if (sum && sum.failedRuns > 0 && s.status === "ok") notes.push(`${sum.failedRuns} run(s) failed: ${s.error ?? ""}`);
-      if (p.error && s.status === "ok") notes.push(`cut short: ${p.error}`);
+      const notes = statusNotes(s, p.error);
       if (s.key === "sockwarden" && report.options.placeholder) notes.push("stand-in command");
       let listed = "-";
       if (s.key === "sockwarden" && p.census) {
@@ -402,16 +399,11 @@ export function censusLines(report: NamespacesReport, p: PhaseResult): string[] 
   return lines;
 }
 
-function mdCell(s: string): string {
-  return s.replace(/\|/g, "\\|");
-}
 
 export function markdown(report: NamespacesReport): string {
   const o = report.options;
   const h = report.host;
-  const L: string[] = [];
-  L.push(`# sockwarden namespaces benchmark — ${report.startedAt}`);
-  L.push("");
+  const L: string[] = reportHeading("namespaces", report.startedAt);
   L.push(
     `Host: ${h.cpu ?? "?"} (${h.cpus ?? "?"} CPUs), kernel ${h.kernel ?? "?"}, ${h.memTotalMiB ?? "?"} MiB, load ${h.loadavg ?? "?"}; ` +
       `${h.ss ?? "ss ?"}; bun ${h.bun ?? "?"}.` +
@@ -422,7 +414,7 @@ export function markdown(report: NamespacesReport): string {
   L.push("");
   L.push(
     `${o.namespaces} network namespaces (${report.targets[0]} … ${report.targets[report.targets.length - 1]}, loopback up), ` +
-      `each with one conn_helper.py holding ${o.connections} established loopback TCP connections ` +
+      `each with one holder (loopback-traffic.py hold) keeping ${o.connections} established loopback TCP connections ` +
       `(${2 * o.connections} sockets plus a listener). Every command is started from the benchmark's own namespace ` +
       `${report.ownNetns}, which holds no sockets. Nothing leaves loopback.`,
   );
@@ -446,9 +438,7 @@ export function markdown(report: NamespacesReport): string {
     L.push("**Interrupted: partial results.**");
   }
   L.push("");
-  L.push(`| ${HEADERS.join(" | ")} |`);
-  L.push(`|${HEADERS.map((_, i) => (RIGHT.has(i) ? "---:" : "---")).join("|")}|`);
-  for (const r of rows(report)) L.push(`| ${r.map(mdCell).join(" | ")} |`);
+  L.push(...mdTable(HEADERS, RIGHT, rows(report)));
   for (const p of report.phases) {
     L.push("");
     L.push(`**${p.name === "empty" ? "Empty namespaces" : `${p.connectionsPerNs} connections per namespace`}.** ${censusLines(report, p).join(" ")}`);
@@ -460,5 +450,5 @@ export function markdown(report: NamespacesReport): string {
 }
 
 export function targetLine(t: TargetCheck): string {
-  return `Target: ${t.description}\n  => ${t.status.toUpperCase()}: ${t.detail}`;
+  return targetText(t);
 }

@@ -1,4 +1,5 @@
 // Result model, summaries, the target check and the text / Markdown tables.
+import { mdTable, reportHeading, statusNotes, targetText } from "./report-kit.ts";
 import type { ToolKey } from "./options.ts";
 import type { Measurement } from "./proc.ts";
 import type { SocketCount } from "./helper.ts";
@@ -202,11 +203,7 @@ function rows(report: Report): string[][] {
     }
     for (const t of size.tools) {
       const s = t.summary;
-      const notes: string[] = [];
-      if (t.status === "failed") notes.push(`FAILED: ${t.error ?? "unknown error"}`);
-      if (t.status === "skipped") notes.push(`not measured: ${t.error ?? "not run"}`);
-      if (s && s.failedRuns > 0 && t.status === "ok") notes.push(`${s.failedRuns} run(s) failed: ${t.error ?? ""}`);
-      if (size.error && t.status === "ok") notes.push(`cut short: ${size.error}`);
+      const notes = statusNotes(t, size.error);
       if (t.key === "sockwarden" && report.options.placeholder) notes.push("placeholder command");
       const lines = t.warmup?.ok ? t.warmup.stdoutLines : null;
       out.push([
@@ -241,16 +238,11 @@ export function textTable(report: Report): string {
   return [line(HEADERS), sep, ...body.map(line)].join("\n");
 }
 
-function mdCell(s: string): string {
-  return s.replace(/\|/g, "\\|");
-}
 
 export function markdown(report: Report): string {
   const o = report.options;
   const h = report.host;
-  const lines: string[] = [];
-  lines.push(`# sockwarden list benchmark — ${report.startedAt}`);
-  lines.push("");
+  const lines: string[] = reportHeading("list", report.startedAt);
   lines.push(
     `Host: ${h.cpu ?? "?"} (${h.cpus ?? "?"} CPUs), kernel ${h.kernel ?? "?"}, load ${h.loadavg ?? "?"}; ` +
       `${h.ss ?? "ss ?"}, ${h.netstat ?? "netstat ?"}, ${h.lsof ?? "lsof ?"}; bun ${h.bun ?? "?"}.`,
@@ -285,9 +277,7 @@ export function markdown(report: Report): string {
     lines.push("**Interrupted: partial results.**");
   }
   lines.push("");
-  lines.push(`| ${HEADERS.join(" | ")} |`);
-  lines.push(`|${HEADERS.map((_, i) => (RIGHT.has(i) ? "---:" : "---")).join("|")}|`);
-  for (const r of rows(report)) lines.push(`| ${r.map(mdCell).join(" | ")} |`);
+  lines.push(...mdTable(HEADERS, RIGHT, rows(report)));
   lines.push("");
   lines.push(`Target: ${report.target.description} — **${report.target.status.toUpperCase()}** (${report.target.detail})`);
   lines.push("");
@@ -295,5 +285,5 @@ export function markdown(report: Report): string {
 }
 
 export function targetLine(t: TargetCheck): string {
-  return `Target: ${t.description}\n  => ${t.status.toUpperCase()}: ${t.detail}`;
+  return targetText(t);
 }

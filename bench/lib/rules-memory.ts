@@ -10,6 +10,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { runnersRssBytes } from "./child-usage.ts";
+import { readVm } from "../../test/support/proc-usage.ts";
 import { RuleSet } from "../../src/rules/rule-set.ts";
 import { EventStream } from "./rules-events.ts";
 
@@ -32,9 +33,7 @@ export interface MemoryResult {
 }
 
 function rssBytes(): number {
-  const status = readFileSync("/proc/self/status", "utf8");
-  const kb = /^VmRSS:\s+(\d+)\s+kB/m.exec(status)?.[1];
-  return kb ? Number(kb) * 1024 : process.memoryUsage().rss;
+  return readVm(process.pid)?.rss ?? process.memoryUsage().rss;
 }
 
 /** The host's resident memory plus its rule runners' (one process per rule). */

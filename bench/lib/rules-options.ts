@@ -1,8 +1,9 @@
 // Command-line options of bench/rules.ts (also `bun bench/run.ts --suite rules`).
-import { parseArgs, type ParseArgsConfig } from "node:util";
-import path from "node:path";
+import { COMMON_USAGE, parseSuiteArgs, type CommonOptions, type OptionConfig, type SuiteDefaults } from "./suite-options.ts";
 
-export interface RulesOptions {
+export { BENCH_DIR, REPO_ROOT } from "./suite-options.ts";
+
+export interface RulesOptions extends CommonOptions {
   /** Events fed per measured run. */
   events: number;
   /** Measured runs at the rule set's default batch size (after a warm-up). */
@@ -20,10 +21,6 @@ export interface RulesOptions {
   /** Profile even when the target is met. */
   profileAlways: boolean;
   seed: number;
-  maxMinutes: number;
-  outDir: string;
-  save: boolean;
-  help: boolean;
 }
 
 export const RULES_ARG_CONFIG = {
@@ -36,11 +33,22 @@ export const RULES_ARG_CONFIG = {
   "profile-events": { type: "string" },
   profile: { type: "boolean" },
   seed: { type: "string" },
-  "max-minutes": { type: "string" },
-  out: { type: "string" },
-  "no-save": { type: "boolean" },
-  help: { type: "boolean", short: "h" },
-} satisfies ParseArgsConfig["options"];
+} satisfies OptionConfig;
+
+const DEFAULTS: SuiteDefaults = {
+  normal: {
+    events: "1m",
+    runs: "5",
+    "batch-sizes": "20,1000",
+    "sweep-runs": "3",
+    chunk: "10k",
+    copies: "20",
+    "profile-events": "200k",
+    seed: "25",
+    "max-minutes": "15",
+  },
+  quick: { events: "20k", runs: "2", "batch-sizes": "none", copies: "3", "profile-events": "0", "max-minutes": "3" },
+};
 
 export const RULES_USAGE = `Usage: bun bench/rules.ts [options]      (or bun bench/run.ts --suite rules)
 
@@ -60,82 +68,24 @@ Options:
                         none; it runs when the target is not met        [200k]
   --profile             profile even when the target is met
   --seed N              seed of the synthetic event stream                  [25]
-  --max-minutes M       limit for the whole suite; what does not fit is
-                        skipped and marked                                  [15]
-  --out DIR             where rules-<date>.md/.json go         [bench/results]
-  --no-save             print only
-  -h, --help            this text
+${COMMON_USAGE}  (--max-minutes: 15, what does not fit is skipped and marked; --quick:
+   --events 20k --runs 2 --batch-sizes none --copies 3 --profile-events 0)
 `;
 
-export const BENCH_DIR = path.resolve(import.meta.dir, "..");
-export const REPO_ROOT = path.resolve(BENCH_DIR, "..");
-
-function count(text: string, what: string, min: number): number {
-  const m = /^(\d+(?:\.\d+)?)([km]?)$/i.exec(text.trim());
-  if (!m) throw new Error(`${what} must be a number like 200000, 200k or 1m (got "${text}")`);
-  const mult = m[2]!.toLowerCase() === "k" ? 1e3 : m[2]!.toLowerCase() === "m" ? 1e6 : 1;
-  const n = Math.round(Number(m[1]) * mult);
-  if (!Number.isSafeInteger(n) || n < min) throw new Error(`${what} must be at least ${min} (got "${text}")`);
-  return n;
-}
-
 export function parseRulesOptions(argv: string[]): RulesOptions {
-  const { values } = parseArgs({ args: argv, options: RULES_ARG_CONFIG, strict: true, allowPositionals: false });
-  const sizes = values["batch-sizes"] ?? "20,1000";
-  const batchSizes =
-    sizes.trim() === "none" || sizes.trim() === ""
-      ? []
-      : [...new Set(sizes.split(",").map((s) => count(s, "--batch-sizes", 1)))];
-  const maxMinutes = Number(values["max-minutes"] ?? "15");
-  if (!(maxMinutes > 0)) throw new Error(`--max-minutes must be a positive number (got "${values["max-minutes"]}")`);
-  const opts: RulesOptions = {
-    events: count(values.events ?? "1m", "--events", 1000),
-    runs: count(values.runs ?? "5", "--runs", 1),
+  const a = parseSuiteArgs(argv, RULES_ARG_CONFIG, DEFAULTS);
+  const sizes = a.str("batch-sizes").trim();
+  const batchSizes = sizes === "none" || sizes === "" ? [] : [...new Set(a.list("batch-sizes").map((s) => a.count("batch-sizes", 1, 1e9, s)))];
+  return {
+    ...a.common,
+    events: a.count("events", 1000, 1e10),
+    runs: a.count("runs", 1, 1e6),
     batchSizes,
-    sweepRuns: count(values["sweep-runs"] ?? "3", "--sweep-runs", 1),
-    chunk: count(values.chunk ?? "10k", "--chunk", 1),
-    copies: count(values.copies ?? "20", "--copies", 1),
-    profileEvents: count(values["profile-events"] ?? "200k", "--profile-events", 0),
-    profileAlways: values.profile === true,
-    seed: count(values.seed ?? "25", "--seed", 0),
-    maxMinutes,
-    outDir: path.resolve(values.out ?? path.join(BENCH_DIR, "results")),
-    save: values["no-save"] !== true,
-    help: values.help === true,
+    sweepRuns: a.count("sweep-runs", 1, 1e6),
+    chunk: a.count("chunk", 1, 1e9),
+    copies: a.count("copies", 1, 200),
+    profileEvents: a.count("profile-events", 0, 1e10),
+    profileAlways: a.flag("profile"),
+    seed: a.count("seed", 0, 2 ** 31),
   };
-  if (opts.copies > 200) throw new Error("--copies must be at most 200");
-  return opts;
-}
-
-/**
- * For `bun bench/run.ts --suite all`: the options of the whole command line that the rules suite
- * shares with the others (--max-minutes, --out, --no-save); the rest belong to the other suites.
- */
-export function rulesArgsFromShared(argv: readonly string[]): string[] {
-  const out: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    const name = a.replace(/=.*$/, "");
-    if (name === "--no-save") out.push(a);
-    else if (name === "--max-minutes" || name === "--out") {
-      if (a.includes("=")) out.push(a);
-      else if (i + 1 < argv.length) out.push(a, argv[++i]!);
-    }
-  }
-  return out;
-}
-
-/** `bun bench/run.ts --suite rules ...`: the rules suite's own arguments, or null for another suite. */
-export function rulesSuiteArgs(argv: readonly string[]): string[] | null {
-  const out: string[] = [];
-  let rules = false;
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (a === "--suite" && argv[i + 1] === "rules") {
-      rules = true;
-      i++;
-    } else if (a === "--suite=rules") rules = true;
-    else out.push(a);
-  }
-  return rules ? out : null;
 }

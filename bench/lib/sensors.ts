@@ -10,16 +10,6 @@ export type Sensor = (typeof SENSORS)[number];
 /** Seconds between full snapshots with the eBPF sensor (`--resync`), unless told otherwise. */
 export const DEFAULT_RESYNC_S = 30;
 
-export function parseSensors(text: string): Sensor[] {
-  const out: Sensor[] = [];
-  for (const w of text.split(",").map((s) => s.trim()).filter(Boolean)) {
-    if (!(SENSORS as readonly string[]).includes(w)) throw new Error(`unknown sensor "${w}" (choose from ${SENSORS.join(", ")})`);
-    if (!out.includes(w as Sensor)) out.push(w as Sensor);
-  }
-  if (out.length === 0) throw new Error("--sensors is empty");
-  return out;
-}
-
 export interface SensorSupport {
   /** The command (watch or run) takes --sensor at all. */
   sensorOption: boolean;

@@ -1,9 +1,7 @@
 // Command-line options of bench/soak.ts (npm run soak).
-import { parseArgs } from "node:util";
-import path from "node:path";
-import { BENCH_DIR, REPO_ROOT } from "./options.ts";
+import { COMMON_USAGE, parseSuiteArgs, type CommonOptions, type SuiteDefaults } from "./suite-options.ts";
 
-export interface SoakOptions {
+export interface SoakOptions extends CommonOptions {
   minutes: number;
   warmupMinutes: number;
   rate: number;
@@ -11,13 +9,6 @@ export interface SoakOptions {
   classRate: number;
   churnClose: "fin" | "rst";
   sampleSeconds: number;
-  exe: string;
-  outDir: string;
-  save: boolean;
-  /** Set by the outer process: absolute end of the whole run (epoch ms). */
-  deadline: number;
-  inner: boolean;
-  help: boolean;
 }
 
 export const SOAK_USAGE = `Usage: bun bench/soak.ts [options]      (as root; npm run soak builds first)
@@ -38,61 +29,41 @@ Options:
   --class-rate N        connections a second of each held class             [2]
   --churn-close MODE    fin (TIME_WAIT left behind) or rst                [fin]
   --sample-seconds S    RSS/CPU sampling period                            [10]
-  --sockwarden PATH     executable                           [dist/sockwarden]
-  --out DIR             where soak-<date>.md/.json go          [bench/results]
-  --no-save             print only
-  -h, --help            this text
+${COMMON_USAGE}  (--max-minutes: --minutes + 10; --quick: --minutes 1 --warmup-minutes 0.3
+   --rate 50 --churn-close rst)
 
 Exit status: 0 when every target is met, 1 when one is not (or the run failed),
 2 for bad options or missing prerequisites, 130 when interrupted.
 `;
 
-function num(name: string, v: string | undefined, dflt: number, min: number, max: number): number {
-  if (v === undefined) return dflt;
-  const n = Number(v);
-  if (!Number.isFinite(n) || n < min || n > max) throw new Error(`--${name} must be a number from ${min} to ${max}, not '${v}'`);
-  return n;
-}
+const SOAK_ARG_CONFIG = {
+  minutes: { type: "string" },
+  "warmup-minutes": { type: "string" },
+  rate: { type: "string" },
+  interval: { type: "string" },
+  "class-rate": { type: "string" },
+  "churn-close": { type: "string" },
+  "sample-seconds": { type: "string" },
+} as const;
 
-export function parseSoakOptions(args: string[]): SoakOptions {
-  const { values } = parseArgs({
-    args,
-    options: {
-      minutes: { type: "string" },
-      "warmup-minutes": { type: "string" },
-      rate: { type: "string" },
-      interval: { type: "string" },
-      "class-rate": { type: "string" },
-      "churn-close": { type: "string" },
-      "sample-seconds": { type: "string" },
-      sockwarden: { type: "string" },
-      out: { type: "string" },
-      "no-save": { type: "boolean" },
-      deadline: { type: "string" },
-      inner: { type: "boolean" },
-      help: { type: "boolean", short: "h" },
-    },
-    strict: true,
-    allowPositionals: false,
-  });
-  const minutes = num("minutes", values.minutes, 30, 0.5, 24 * 60);
-  const warmupMinutes = num("warmup-minutes", values["warmup-minutes"], Math.min(5, minutes / 3), 0, minutes);
-  const churnClose = values["churn-close"] ?? "fin";
-  if (churnClose !== "fin" && churnClose !== "rst") throw new Error(`--churn-close must be fin or rst, not '${churnClose}'`);
+const DEFAULTS: SuiteDefaults = {
+  normal: { minutes: "30", rate: "500", interval: "1", "class-rate": "2", "churn-close": "fin", "sample-seconds": "10" },
+  quick: { minutes: "1", "warmup-minutes": "0.3", rate: "50", "churn-close": "rst", "sample-seconds": "5" },
+  // Traffic, then draining, stopping and reading the records: a generous margin.
+  maxMinutes: (a) => a.number("minutes", 0.5, 24 * 60) + 10,
+};
+
+export function parseSoakOptions(argv: string[]): SoakOptions {
+  const a = parseSuiteArgs(argv, SOAK_ARG_CONFIG, DEFAULTS);
+  const minutes = a.number("minutes", 0.5, 24 * 60);
   return {
+    ...a.common,
     minutes,
-    warmupMinutes,
-    rate: num("rate", values.rate, 500, 20, 20_000),
-    interval: num("interval", values.interval, 1, 0.1, 60),
-    classRate: num("class-rate", values["class-rate"], 2, 0.1, 50),
-    churnClose,
-    sampleSeconds: num("sample-seconds", values["sample-seconds"], 10, 1, 600),
-    exe: path.resolve(values.sockwarden ?? path.join(REPO_ROOT, "dist", "sockwarden")),
-    outDir: path.resolve(values.out ?? path.join(BENCH_DIR, "results")),
-    save: !values["no-save"],
-    // Traffic, then draining, stopping and reading the records: a generous margin.
-    deadline: values.deadline ? Number(values.deadline) : Date.now() + (minutes + 10) * 60_000,
-    inner: !!values.inner,
-    help: !!values.help,
+    warmupMinutes: a.number("warmup-minutes", 0, minutes, a.opt("warmup-minutes") ?? String(Math.min(5, minutes / 3))),
+    rate: a.number("rate", 20, 20_000),
+    interval: a.number("interval", 0.1, 60),
+    classRate: a.number("class-rate", 0.1, 50),
+    churnClose: a.oneOf("churn-close", ["fin", "rst"] as const),
+    sampleSeconds: a.number("sample-seconds", 1, 600),
   };
 }

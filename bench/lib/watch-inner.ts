@@ -1,13 +1,14 @@
 // The measuring half of the watch suite: runs inside the benchmark's network namespace (entered
 // with nsenter by bench/watch.ts), holds the idle sockets and measures each side in turn.
-import { mkdtempSync, rmSync, statSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { countTcpSockets, holdConnections, waitNoSockets, type HeldConnections } from "./helper.ts";
-import { hostInfo, hostOpenFiles, saveReport } from "./host.ts";
-import { inNetns } from "./netns.ts";
-import { firstLine, run } from "./proc.ts";
-import { clockTicks, interruptMeasuring, measureSsLoop, measureWatch } from "./watch-measure.ts";
+import { countTcpSockets, heldFacts, holdConnections, waitNoSockets, type HeldConnections } from "./helper.ts";
+import { executableInfo, hostInfo } from "./host.ts";
+import { saveLatest } from "./results.ts";
+import { reportEnvelope } from "./report-kit.ts";
+import { interruptMeasuring, measureSsLoop, measureWatch } from "./watch-measure.ts";
+import { clockTicks } from "../../test/support/proc-usage.ts";
 import { watchCommand, watchDuration, type WatchOptions } from "./watch-options.ts";
 import { probeSensors, resyncNote, sensorArgs, fallbackNote, type Sensor, type SensorSupport } from "./sensors.ts";
 import { emptyShort, measureShort, shortPhaseEstimateMs, type ShortResult } from "./watch-short.ts";
@@ -33,23 +34,7 @@ const log = (msg: string): void => {
 
 export const SS_CMD = ["ss", "-tanpi"];
 
-/** Which build was measured: its --version and when the file was written. */
-async function executableInfo(exe: string): Promise<Record<string, string | null>> {
-  const r = await run([exe, "--version"], 10_000);
-  let built: string | null = null;
-  try {
-    built = statSync(exe).mtime.toISOString();
-  } catch {
-    // reported as unknown
-  }
-  return { sockwarden: r.ok ? firstLine(r.stdout) || null : null, sockwardenBuilt: built };
-}
-
 export async function runWatchInner(opts: WatchOptions, netnsName: string): Promise<number> {
-  if (!inNetns(netnsName)) {
-    log("--inner must run inside the benchmark's network namespace (start bench/watch.ts without --inner)");
-    return 2;
-  }
   const started = new Date();
   let interrupted = false;
   let current: HeldConnections | null = null;
@@ -71,8 +56,8 @@ export async function runWatchInner(opts: WatchOptions, netnsName: string): Prom
     const ticksPerS = clockTicks();
     // A stand-in command is run once, in the poll row; the real executable once per sensor.
     const sensors: Sensor[] = opts.placeholder ? ["poll"] : opts.sensors;
-    const support: SensorSupport = opts.exe && opts.tools.includes("sockwarden")
-      ? await probeSensors(opts.exe, "watch", sensors)
+    const support: SensorSupport = opts.watchExe && opts.tools.includes("sockwarden")
+      ? await probeSensors(opts.watchExe, "watch", sensors)
       : { sensorOption: false, resync: false, ebpfUnavailable: opts.placeholder ? "a --watch-cmd stand-in is measured" : null };
     const sensorNotes: string[] = [];
     if (!opts.placeholder) {
@@ -142,18 +127,14 @@ export async function runWatchInner(opts: WatchOptions, netnsName: string): Prom
       }
       current = held;
       try {
-        size.expectedSockets = held.sockets;
-        size.helperWorkers = held.workers;
-        size.helperSetupMs = held.setupMs;
-        size.seen = await countTcpSockets();
-        size.hostOpenFiles = await hostOpenFiles();
-        size.loadavg = os.loadavg().map((x) => x.toFixed(2)).join(" ");
+        const facts = await heldFacts(held);
+        Object.assign(size, facts);
         log(
           `${sockets} sockets: ready in ${(held.setupMs / 1000).toFixed(1)} s, ${held.workers} holder process(es); ` +
-            `${size.seen.total} TCP sockets in namespace (expected ${held.sockets}); ` +
+            `${facts.seen.total} TCP sockets in namespace (expected ${held.sockets}); ` +
             `host has ${size.hostOpenFiles ?? "?"} open files, load ${size.loadavg}`,
         );
-        if (size.seen.total !== held.sockets) log(`${sockets} sockets: warning: socket count differs from expected`);
+        if (facts.seen.total !== held.sockets) log(`${sockets} sockets: warning: socket count differs from expected`);
 
         if (opts.tools.includes("sockwarden")) for (const sensor of sensors) {
           if (interrupted) break;
@@ -227,7 +208,7 @@ export async function runWatchInner(opts: WatchOptions, netnsName: string): Prom
 
     // Short-lived connections, with no idle sockets held: once per sensor.
     const short: ShortResult[] = [];
-    if (opts.short > 0 && opts.exe && !opts.placeholder && opts.tools.includes("sockwarden")) {
+    if (opts.short > 0 && opts.watchExe && !opts.placeholder && opts.tools.includes("sockwarden")) {
       for (const sensor of sensors) {
         if (interrupted) break;
         if (sensor === "ebpf" && support.ebpfUnavailable) {
@@ -247,7 +228,7 @@ export async function runWatchInner(opts: WatchOptions, netnsName: string): Prom
           if (c.established + c.listen === 0) break;
         }
         log(`short connections, --sensor ${sensor}: ${opts.short} connections of 1–5 ms…`);
-        const r = await measureShort({ exe: opts.exe, sensor, sensorWords: wordsFor(sensor), connections: opts.short, intervalS: opts.interval, seed: 15, log });
+        const r = await measureShort({ exe: opts.watchExe, sensor, sensorWords: wordsFor(sensor), connections: opts.short, intervalS: opts.interval, seed: 15, log });
         short.push(r);
         log(
           `short connections, --sensor ${sensor}: ` +
@@ -257,13 +238,7 @@ export async function runWatchInner(opts: WatchOptions, netnsName: string): Prom
     }
 
     const report: WatchReport = {
-      kind: "sockwarden-bench-watch",
-      version: 2,
-      startedAt: started.toISOString(),
-      finishedAt: new Date().toISOString(),
-      interrupted,
-      netns: netnsName,
-      host,
+      ...reportEnvelope("sockwarden-bench-watch", started, interrupted, netnsName, host),
       clockTicksPerSecond: ticksPerS,
       options: {
         sockets: opts.sockets,
@@ -292,7 +267,7 @@ export async function runWatchInner(opts: WatchOptions, netnsName: string): Prom
       process.stdout.write("(interrupted: partial results, nothing saved)\n");
       return 130;
     }
-    if (opts.save && !saveReport(opts.outDir, "watch", started, watchMarkdown(report), report, log)) return 1;
+    if (opts.save && !saveLatest(opts.outDir, "watch", watchMarkdown(report), report, log)) return 1;
     return sizes.some((s) => s.error) || short.some((x) => x.status === "failed") ? 1 : 0;
   } finally {
     rmSync(tmp, { recursive: true, force: true });

@@ -2,95 +2,12 @@
 //  - a long-running watch command, whose CPU is read from /proc/PID/stat at the start and the end
 //    of a window (after a warm-up), and whose peak RSS is its VmHWM at the end of the window;
 //  - a loop that runs `ss -tanpi` once per interval, summing each run's own CPU (its rusage).
-import { readFileSync } from "node:fs";
 import os from "node:os";
 import { drainCounting, drainKeeping, firstLine, measure, notRunnable, type Measurement } from "./proc.ts";
 import { median, max, MIB } from "./stats.ts";
+import { readCpuTicks, readHostCpu, readVm, otherHostLoad, type CpuTicks, type HostCpu } from "../../test/support/proc-usage.ts";
 
 const STDERR_KEEP = 64 * 1024;
-
-/** Clock ticks per second of /proc/PID/stat times (getconf CLK_TCK; 100 on Linux). */
-export function clockTicks(): number {
-  try {
-    const r = Bun.spawnSync({ cmd: ["getconf", "CLK_TCK"], stdout: "pipe", stderr: "ignore", timeout: 5_000 });
-    const n = Number(r.stdout.toString().trim());
-    if (r.exitCode === 0 && Number.isInteger(n) && n > 0) return n;
-  } catch {
-    // fall through
-  }
-  return 100;
-}
-
-export interface CpuTicks {
-  /** Process state letter (R, S, Z, …). */
-  state: string;
-  utime: number;
-  stime: number;
-  /** Children the process has waited for (a shell stand-in's commands). */
-  cutime: number;
-  cstime: number;
-}
-
-/** utime/stime/cutime/cstime of a whole process (all threads), or null when it is gone. */
-export function readCpuTicks(pid: number): CpuTicks | null {
-  let text: string;
-  try {
-    text = readFileSync(`/proc/${pid}/stat`, "latin1");
-  } catch {
-    return null;
-  }
-  // The command name (field 2) is in parentheses and may contain spaces: split after the last ")".
-  const f = text.slice(text.lastIndexOf(")") + 2).trim().split(" ");
-  // f[0] is field 3 (state); utime is field 14.
-  const num = (i: number): number => Number(f[i]);
-  const t = { state: f[0] ?? "?", utime: num(11), stime: num(12), cutime: num(13), cstime: num(14) };
-  return [t.utime, t.stime, t.cutime, t.cstime].every(Number.isFinite) ? t : null;
-}
-
-/** VmHWM and VmRSS in bytes, or null when the process is gone. */
-export function readVm(pid: number): { hwm: number; rss: number } | null {
-  try {
-    const text = readFileSync(`/proc/${pid}/status`, "latin1");
-    const kib = (key: string): number | null => {
-      const m = new RegExp(`^${key}:\\s+(\\d+) kB`, "m").exec(text);
-      return m ? Number(m[1]) * 1024 : null;
-    };
-    const hwm = kib("VmHWM");
-    const rss = kib("VmRSS");
-    return hwm === null || rss === null ? null : { hwm, rss };
-  } catch {
-    return null;
-  }
-}
-
-/** Host-wide CPU time from the first line of /proc/stat, in ticks: busy and total. */
-export interface HostCpu {
-  busy: number;
-  total: number;
-}
-
-export function readHostCpu(): HostCpu | null {
-  try {
-    const line = readFileSync("/proc/stat", "latin1").split("\n", 1)[0]!;
-    const f = line.trim().split(/\s+/).slice(1, 9).map(Number);
-    if (f.length < 8 || !f.every(Number.isFinite)) return null;
-    const total = f.reduce((a, b) => a + b, 0);
-    const idle = f[3]! + f[4]!; // idle + iowait
-    return { busy: total - idle, total };
-  } catch {
-    return null;
-  }
-}
-
-/**
- * CPUs' worth of work done on the whole host between two readings, other than `ownCpuS` over
- * `windowS`: how much else was running while a side was measured.
- */
-export function otherHostLoad(a: HostCpu | null, b: HostCpu | null, cpus: number, ownCpuS: number, windowS: number): number | null {
-  if (!a || !b || b.total <= a.total || windowS <= 0) return null;
-  const busyCores = ((b.busy - a.busy) / (b.total - a.total)) * cpus;
-  return Math.max(0, busyCores - ownCpuS / windowS);
-}
 
 // ---------------------------------------------------------------- interruption
 

@@ -1,4 +1,5 @@
 // Result model, the target checks and the text / Markdown tables of the watch suite.
+import { mdCell, mdTable, reportHeading, targetText, type ReportEnvelope } from "./report-kit.ts";
 import type { SocketCount } from "./helper.ts";
 import type { TargetCheck, TargetStatus } from "./report.ts";
 import type { SsSide, WatchSide } from "./watch-measure.ts";
@@ -37,14 +38,7 @@ export interface WatchSizeResult {
   ss: SsSide | null;
 }
 
-export interface WatchReport {
-  kind: "sockwarden-bench-watch";
-  version: 2;
-  startedAt: string;
-  finishedAt: string;
-  interrupted: boolean;
-  netns: string;
-  host: Record<string, string | number | null>;
+export interface WatchReport extends ReportEnvelope<"sockwarden-bench-watch"> {
   clockTicksPerSecond: number;
   options: {
     sockets: number[];
@@ -417,19 +411,14 @@ function textTable(headers: string[], body: string[][]): string {
 }
 
 export function watchTargetLine(t: TargetCheck): string {
-  return `Target: ${t.description}\n  => ${t.status.toUpperCase()}: ${t.detail}`;
+  return targetText(t);
 }
 
-function mdCell(s: string): string {
-  return s.replace(/\|/g, "\\|");
-}
 
 export function watchMarkdown(report: WatchReport): string {
   const o = report.options;
   const h = report.host;
-  const L: string[] = [];
-  L.push(`# sockwarden watch benchmark — ${report.startedAt}`);
-  L.push("");
+  const L: string[] = reportHeading("watch", report.startedAt);
   L.push(
     `Host: ${h.cpu ?? "?"} (${h.cpus ?? "?"} CPUs), kernel ${h.kernel ?? "?"}, load ${h.loadavg ?? "?"}; ` +
       `${h.ss ?? "ss ?"}; bun ${h.bun ?? "?"}.` +
@@ -470,9 +459,7 @@ export function watchMarkdown(report: WatchReport): string {
       L.push(`Cut short: ${size.error}`);
       L.push("");
     }
-    L.push(`| ${HEADERS.join(" | ")} |`);
-    L.push(`|${HEADERS.map((_, i) => (RIGHT.has(i) ? "---:" : "---")).join("|")}|`);
-    for (const r of rows(report, size)) L.push(`| ${r.map(mdCell).join(" | ")} |`);
+    L.push(...mdTable(HEADERS, RIGHT, rows(report, size)));
   }
   if (report.short.length) {
     L.push("", "## Short-lived connections", "", shortHeading(report) + ". The watch's readiness and its catching up are shown by held connections (one opened before the burst, one after it, then two refreshes), not by sleeping.", "");

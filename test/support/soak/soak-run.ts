@@ -14,6 +14,7 @@ import {
   type AuditLine, type CloseAccounting, type HeldConnection, type MemoryVerdict, type Sample,
 } from "./soak-analyse.ts";
 import { PYTHON, SOAK_TRAFFIC } from "../traffic/scripts.ts";
+import { clockTicks, readCpuTicks, readVm } from "../proc-usage.ts";
 
 export const PLUGINS = ["smtp-guard", "new-listener", "connection-flood", "outbound-allowlist"];
 /** TEST-NET-2: not private, so outbound-allowlist treats it as public; it lives on lo only. */
@@ -151,20 +152,12 @@ function readJsonLines<T>(file: string): T[] {
 }
 
 function readProc(pid: number): { ticks: number; rssKiB: number; threads: number } | null {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
-    const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    const ticks = Number(rest[11]) + Number(rest[12]);
-    const status = fs.readFileSync(`/proc/${pid}/status`, "utf8");
-    const rss = Number(/^VmRSS:\s+(\d+)/m.exec(status)?.[1] ?? NaN);
-    const threads = Number(/^Threads:\s+(\d+)/m.exec(status)?.[1] ?? NaN);
-    return { ticks, rssKiB: rss, threads };
-  } catch {
-    return null;
-  }
+  const cpu = readCpuTicks(pid);
+  const vm = readVm(pid);
+  return cpu && vm ? { ticks: cpu.utime + cpu.stime, rssKiB: vm.rss / 1024, threads: vm.threads } : null;
 }
 
-const CLK_TCK = 100;
+const CLK_TCK = clockTicks();
 
 export function soakConfig(s: Pick<SoakSettings, "interval" | "dir" | "sinks" | "rules">, port: number, extra = ""): string {
   const sinks = s.sinks ?? [`file:${path.join(s.dir, "sink.ndjson")}?maxBytes=16M&keep=20`];

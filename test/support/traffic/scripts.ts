@@ -27,3 +27,10 @@ export interface ClientRun {
 
 /** The local ports of a run's connections, in the order they were made. */
 export const localPorts = (run: ClientRun): number[] => run.connections.map((c) => c.local[1]);
+
+/**
+ * The benchmarks' loopback traffic, one mode a run: loopback-traffic.py hold|churn|beacon|victim
+ * [--flag VALUE ...] (idle connections held, a steady stream of short ones, bursts of 1-5 ms
+ * ones from a process that lives on, connections smtp-guard must abort, timed).
+ */
+export const LOOPBACK_TRAFFIC = fileURLToPath(new URL("./loopback-traffic.py", import.meta.url));
