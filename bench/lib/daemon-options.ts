@@ -1,7 +1,7 @@
 // Command-line options of bench/daemon.ts (the daemon suite; also `bun bench/run.ts --suite daemon`).
 import path from "node:path";
 import { COMMON_USAGE, parseSuiteArgs, type CommonOptions, type OptionConfig, type SuiteDefaults } from "./suite-options.ts";
-import { DEFAULT_RESYNC_S, SENSORS, type Sensor } from "./sensors.ts";
+import { SENSORS, type Sensor } from "./sensors.ts";
 
 export const DAEMON_PHASES = ["latency", "steady"] as const;
 export type DaemonPhase = (typeof DAEMON_PHASES)[number];
@@ -12,7 +12,7 @@ export interface DaemonOptions extends CommonOptions {
   /** Sensors measured side by side, each in every phase. */
   sensors: Sensor[];
   /** Seconds between full snapshots with the eBPF sensor (--resync of the executable, where it has one). */
-  resync: number;
+  resync: number | null;
   /** Refresh intervals (seconds) at which detect-to-close latency is measured. */
   intervals: number[];
   /** Latency samples per interval. */
@@ -45,8 +45,9 @@ Options:
   --phases LIST         subset of latency,steady                          [all]
   --sensors LIST        subset of poll,ebpf: each phase runs once per sensor
                         (an unavailable ebpf sensor is reported, not failed) [all]
-  --resync S            ebpf: seconds between full snapshots (passed as
-                        --resync where the executable has it)              [30]
+  --resync S|default    ebpf: seconds between full snapshots (passed as
+                        --resync where the executable has it); default:
+                        not passed, the executable's own period     [default]
   --intervals LIST      latency: refresh intervals, seconds             [1,0.1]
   --samples N           latency: connections per interval                 [200]
   --sockets N           steady: idle sockets (held as N/2 connections)    [10k]
@@ -87,7 +88,7 @@ const DEFAULTS: SuiteDefaults = {
   normal: {
     phases: DAEMON_PHASES.join(","),
     sensors: SENSORS.join(","),
-    resync: String(DEFAULT_RESYNC_S),
+    resync: "default",
     intervals: "1,0.1",
     samples: "200",
     sockets: "10k",
@@ -111,7 +112,7 @@ export function parseDaemonOptions(argv: string[]): DaemonOptions {
     ...a.common,
     phases: a.subset("phases", DAEMON_PHASES),
     sensors: a.subset("sensors", SENSORS),
-    resync: a.number("resync", 1, 3600),
+    resync: a.resync(),
     intervals,
     samples: a.count("samples", 1, 100_000),
     sockets: a.count("sockets", 0, 400_000),

@@ -14,7 +14,7 @@ export interface DaemonReport extends ReportEnvelope<"sockwarden-bench-daemon"> 
   options: {
     phases: DaemonPhase[];
     sensors: Sensor[];
-    resync: number;
+    resync: number | null;
     intervals: number[];
     samples: number;
     sockets: number;

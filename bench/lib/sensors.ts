@@ -52,15 +52,18 @@ export async function probeSensors(exe: string, command: "watch" | "run", wanted
 }
 
 /** Words that pick the sensor; with eBPF, the resync period too when the executable has one. */
-export function sensorArgs(sensor: Sensor, support: SensorSupport, resyncS: number): string[] {
+export function sensorArgs(sensor: Sensor, support: SensorSupport, resyncS: number | null): string[] {
   if (!support.sensorOption) return [];
   const words = ["--sensor", sensor];
-  if (sensor === "ebpf" && support.resync) words.push("--resync", String(resyncS));
+  if (sensor === "ebpf" && support.resync && resyncS !== null) words.push("--resync", String(resyncS));
   return words;
 }
 
 /** One line for the reports: what the ebpf runs did between snapshots. */
-export function resyncNote(support: SensorSupport, resyncS: number): string {
+export function resyncNote(support: SensorSupport, resyncS: number | null): string {
+  if (support.resync && resyncS === null) {
+    return "ebpf runs take the default resync period: a full snapshot every 30 s, or less often where one would take over 1% of the time; events from the sensor in between";
+  }
   return support.resync
     ? `ebpf runs take --resync ${resyncS}: a full snapshot every ${resyncS} s, events from the sensor in between`
     : "this executable has no --resync: with the eBPF sensor it still takes a full snapshot every interval";

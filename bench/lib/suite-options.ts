@@ -109,6 +109,11 @@ export class SuiteArgs {
     return n;
   }
 
+  /** `--resync`: seconds, or "default" (null: the executable's own default is measured). */
+  resync(name = "resync"): number | null {
+    return this.str(name) === "default" ? null : this.number(name, 1, 3600);
+  }
+
   /** A whole number, with k (thousand) or m (million) allowed: 10k, 1m. */
   count(name: string, min: number, max: number, text = this.str(name)): number {
     const m = /^(\d+(?:\.\d+)?)([km]?)$/i.exec(text.trim());

@@ -67,7 +67,8 @@ export async function runWatchInner(opts: WatchOptions, netnsName: string): Prom
       log(`sensors ${sensors.join(", ")}; ${sensorNotes.join("; ")}`);
     }
     // With eBPF and a resync period, the window spans a whole period: it holds one full snapshot.
-    const secondsFor = (sensor: Sensor): number => (sensor === "ebpf" && support.resync ? Math.max(opts.seconds, opts.resync) : opts.seconds);
+    // The default period is 30 s or longer (at 100k sockets 60-80 s): 150 s holds two of them.
+    const secondsFor = (sensor: Sensor): number => (sensor === "ebpf" && support.resync ? Math.max(opts.seconds, opts.resync ?? 150) : opts.seconds);
     const wordsFor = (sensor: Sensor): string[] => (opts.placeholder ? [] : sensorArgs(sensor, support, opts.resync));
     const watchCmd = watchCommand(opts);
     const durationS = watchDuration(opts);

@@ -1,7 +1,7 @@
 // Command-line options of bench/watch.ts (the watch suite).
 import path from "node:path";
 import { COMMON_USAGE, parseSuiteArgs, standIn, type CommonOptions, type OptionConfig, type SuiteDefaults } from "./suite-options.ts";
-import { DEFAULT_RESYNC_S, SENSORS, type Sensor } from "./sensors.ts";
+import { SENSORS, type Sensor } from "./sensors.ts";
 
 export const WATCH_TOOL_KEYS = ["sockwarden", "ss"] as const;
 export type WatchToolKey = (typeof WATCH_TOOL_KEYS)[number];
@@ -19,7 +19,7 @@ export interface WatchOptions extends CommonOptions {
   /** Sensors of the sockwarden side, each measured on its own (a stand-in command runs once). */
   sensors: Sensor[];
   /** Seconds between full snapshots with the eBPF sensor (--resync, where the executable has it). */
-  resync: number;
+  resync: number | null;
   /** Where the measured watch runs write CPU profiles (BUN_OPTIONS=--cpu-prof), or null. */
   cpuProf: string | null;
   /** Short-lived connections made in the short-connection phase; 0 for none. */
@@ -51,9 +51,11 @@ Options:
   --sensors LIST        sockwarden's sensors, each measured on its own:
                         subset of poll,ebpf (an unavailable ebpf sensor
                         is reported in its column, not failed)       [poll,ebpf]
-  --resync S            ebpf: seconds between full snapshots (passed as
+  --resync S|default    ebpf: seconds between full snapshots (passed as
                         --resync where the executable has it; the ebpf
-                        window is then at least this long)                [30]
+                        window is then at least this long); default: not
+                        passed, the executable's own period is measured
+                        (the ebpf window is then at least 150 s)     [default]
   --cpu-prof DIR        the measured watch runs write JavaScript CPU profiles
                         into DIR/<size>-<sensor>/ (figures then include the
                         profiler's cost); read them with
@@ -92,7 +94,7 @@ const DEFAULTS: SuiteDefaults = {
     interval: "1",
     tools: WATCH_TOOL_KEYS.join(","),
     sensors: SENSORS.join(","),
-    resync: String(DEFAULT_RESYNC_S),
+    resync: "default",
     short: "200",
     timeout: "60",
     "max-minutes": "15",
@@ -127,7 +129,7 @@ export function parseWatchOptions(argv: string[]): WatchOptions {
     interval: a.number("interval", 0.1, 60),
     tools: a.subset("tools", WATCH_TOOL_KEYS),
     sensors: a.subset("sensors", SENSORS),
-    resync: a.number("resync", 1, 3600),
+    resync: a.resync(),
     short: Math.round(a.number("short", 0, 100_000)),
     cpuProf: cpuProf === undefined ? null : path.resolve(cpuProf),
     watchExe: standin ? null : a.common.exe,

@@ -51,7 +51,7 @@ export interface WatchReport extends ReportEnvelope<"sockwarden-bench-watch"> {
     ssCmd: string[];
     placeholder: boolean;
     sensors: Sensor[];
-    resync: number;
+    resync: number | null;
     short: number;
   };
   /** How the sensors were run and why one could not be. */
