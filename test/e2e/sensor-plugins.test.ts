@@ -98,8 +98,17 @@ async function allRecords(daemon: BackgroundProcess, seen: SinkRecord[]): Promis
   return [...seen, ...daemon.remainingLines().map((l) => JSON.parse(l) as SinkRecord)];
 }
 
+/**
+ * Client ports are bound from here up, below the namespace's ephemeral range (EPHEMERAL_PORTS_FROM),
+ * each once: ephemeral ports may be given out again after a reset, and the connections would
+ * then not be told apart by their ports.
+ */
+let nextClientPort = 21_000;
+
 async function beacon(host: string, port: number, count: number): Promise<{ pid: number; ports: number[] }> {
-  const r = await ns!.exec([PYTHON, CONNECTIONS, "beacon", host, String(port), String(count), host, "0", "alternate", "5"], { timeoutMs: 20_000 });
+  const first = nextClientPort;
+  nextClientPort += count;
+  const r = await ns!.exec([PYTHON, CONNECTIONS, "beacon", host, String(port), String(count), host, String(first), "alternate", "5"], { timeoutMs: 20_000 });
   expect(r.code, describeRun(r)).toBe(0);
   const client = JSON.parse(r.stdout) as ClientRun;
   return { pid: client.pid, ports: localPorts(client) };

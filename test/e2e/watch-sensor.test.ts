@@ -62,6 +62,7 @@ interface WatchEvent {
 }
 
 let ns: Netns | undefined;
+let nextClientPort = 22_000;
 let server: BackgroundProcess | undefined;
 
 beforeAll(async () => {
@@ -110,7 +111,11 @@ async function watchBurst(sensor: "ebpf" | "poll", sentinelBase: number): Promis
     const first = await sentinel(sentinelBase);
     held.push(first.process);
     await collect(watcher, events, seen(first.clientPort));
-    const burst = await ns!.exec([PYTHON, BEACON, "beacon", HOST, String(SERVER_PORT), String(CONNECTIONS), HOST, "0", "alternate", "5"], { timeoutMs: 20_000 });
+    // Bound client ports, each once (below the ephemeral range): an ephemeral port may be given
+    // out again after a reset, and two connections would share a four-tuple.
+    const firstPort = nextClientPort;
+    nextClientPort += CONNECTIONS;
+    const burst = await ns!.exec([PYTHON, BEACON, "beacon", HOST, String(SERVER_PORT), String(CONNECTIONS), HOST, String(firstPort), "alternate", "5"], { timeoutMs: 20_000 });
     expect(burst.code, describeRun(burst)).toBe(0);
     const client = JSON.parse(burst.stdout) as ClientRun;
     const [pid, ports] = [client.pid, localPorts(client)];
