@@ -7,9 +7,15 @@ import fs from "node:fs";
 import { DecodeError, UnsupportedError } from "../../errors.ts";
 import { NetlinkSocket } from "./netlink-socket.ts";
 import {
+  AF_INET,
+  AF_INET6,
   ALL_STATES_MASK,
   INET_DIAG_INFO,
+  INET_DIAG_MSG_LEN,
   INET_DIAG_SKV6ONLY,
+  IPPROTO_TCP,
+  IPPROTO_UDP,
+  NLMSG_HDRLEN,
   NLM_F_DUMP_INTR,
   decodeMessages,
   encodeDiagRequest,
@@ -133,23 +139,59 @@ export function recordingWriter(file: string): { recorder: DatagramRecorder; app
   };
 }
 
+/** Far longer than any line a recording holds (a 64 KiB datagram, a process's 6 MiB of arguments). */
+const MAX_LINE_BYTES = 16 * 1024 * 1024;
+/** The fewest bytes a socket takes in a datagram: a netlink header and an inet_diag_msg. */
+const SOCKET_BYTES = NLMSG_HDRLEN + INET_DIAG_MSG_LEN;
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+
+/**
+ * One family and protocol's datagrams back to back, with where each ends and its line: a
+ * Uint8Array apiece costs some 300 bytes, so a file of tiny datagrams took six times its size.
+ */
+interface Datagrams {
+  bytes: Uint8Array;
+  used: number;
+  ends: number[];
+  lines: number[];
+}
+
+/** The dumps a snapshot asks for; datagrams of any other kind would never be read. */
+const DUMPED = new Set([`${AF_INET}/${IPPROTO_TCP}`, `${AF_INET}/${IPPROTO_UDP}`, `${AF_INET6}/${IPPROTO_TCP}`, `${AF_INET6}/${IPPROTO_UDP}`]);
+
 export class ReplayDiagSource implements DiagSource {
-  private readonly datagrams = new Map<string, Uint8Array[]>();
+  private readonly datagrams = new Map<string, Datagrams>();
 
   /**
-   * `contents`: the file's text when it is read already (a FIFO can be read only once).
+   * `contents`: the file's bytes when they are read already (a FIFO can be read only once).
    * `otherLine` takes the lines that are not datagrams; one it does not take is an error.
    */
-  constructor(file: string, contents?: string, otherLine?: (item: Record<string, unknown>, where: string) => boolean) {
-    let text: string;
+  constructor(
+    private readonly file: string,
+    contents?: Uint8Array,
+    otherLine?: (item: Record<string, unknown>, where: string) => boolean,
+  ) {
+    let bytes: Buffer;
     try {
-      text = contents ?? fs.readFileSync(file, "utf8");
+      bytes = contents ? Buffer.from(contents.buffer, contents.byteOffset, contents.byteLength) : fs.readFileSync(file);
     } catch (err) {
       throw new UnsupportedError(`cannot read recording ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
     }
+    // Every other line stands for sockets of the datagrams before it (a socket's owners, their
+    // processes): more of them than those sockets could be is a file made to fill memory.
+    let datagramBytes = 0;
+    let otherLines = 0;
     let lineNo = 0;
-    for (const line of text.split("\n")) {
+    // Line by line from the bytes: no string of the whole file, and a long line is measured
+    // before it is decoded or parsed.
+    for (let start = 0; start < bytes.length; ) {
       lineNo++;
+      const newline = bytes.indexOf(10, start);
+      const end = newline < 0 ? bytes.length : newline;
+      const lineStart = start;
+      start = end + 1;
+      if (end - lineStart > MAX_LINE_BYTES) throw new DecodeError(`${file}:${lineNo}: line longer than ${MAX_LINE_BYTES >> 20} MiB`);
+      const line = bytes.toString("utf8", lineStart, end);
       if (!line.trim()) continue;
       let item: { family?: unknown; protocol?: unknown; data?: unknown };
       try {
@@ -157,23 +199,51 @@ export class ReplayDiagSource implements DiagSource {
       } catch {
         throw new DecodeError(`${file}:${lineNo}: not a JSON line`);
       }
-      if (item !== null && typeof item === "object" && !("family" in item) && otherLine?.(item, `${file}:${lineNo}`)) continue;
+      if (item !== null && typeof item === "object" && !("family" in item) && otherLine?.(item, `${file}:${lineNo}`)) {
+        if (++otherLines > 1 + (2 * datagramBytes) / SOCKET_BYTES) {
+          throw new DecodeError(`${file}:${lineNo}: more owner lines than the recording has sockets`);
+        }
+        continue;
+      }
       // A line of `null` parses too: it has no fields.
-      if (typeof item?.family !== "number" || typeof item.protocol !== "number" || typeof item.data !== "string") {
+      if (typeof item?.family !== "number" || typeof item.protocol !== "number" || typeof item.data !== "string" || !BASE64.test(item.data)) {
         throw new DecodeError(`${file}:${lineNo}: expected {family, protocol, data}`);
       }
       const key = `${item.family}/${item.protocol}`;
-      const list = this.datagrams.get(key) ?? [];
-      list.push(new Uint8Array(Buffer.from(item.data, "base64")));
-      this.datagrams.set(key, list);
+      const datagram = Buffer.from(item.data, "base64");
+      if (!DUMPED.has(key) || datagram.byteLength === 0) continue;
+      datagramBytes += datagram.byteLength;
+      this.keep(key, datagram, lineNo);
     }
+  }
+
+  private keep(key: string, datagram: Uint8Array, line: number): void {
+    let d = this.datagrams.get(key);
+    if (!d) this.datagrams.set(key, (d = { bytes: new Uint8Array(datagram.byteLength), used: 0, ends: [], lines: [] }));
+    if (d.used + datagram.byteLength > d.bytes.byteLength) {
+      const grown = new Uint8Array(Math.max(2 * d.bytes.byteLength, d.used + datagram.byteLength));
+      grown.set(d.bytes.subarray(0, d.used));
+      d.bytes = grown;
+    }
+    d.bytes.set(datagram, d.used);
+    d.used += datagram.byteLength;
+    d.ends.push(d.used);
+    d.lines.push(line);
   }
 
   dump(family: number, protocol: number, sink: RecordSink): DumpResult {
     let count = 0;
     let interrupted = false;
-    for (const datagram of this.datagrams.get(`${family}/${protocol}`) ?? []) {
-      for (const msg of decodeMessages(datagram)) {
+    const d = this.datagrams.get(`${family}/${protocol}`);
+    for (let i = 0; d && i < d.ends.length; i++) {
+      let messages;
+      try {
+        messages = decodeMessages(d.bytes.subarray(i === 0 ? 0 : d.ends[i - 1], d.ends[i]));
+      } catch (err) {
+        if (err instanceof DecodeError) throw new DecodeError(`${this.file}:${d.lines[i]}: ${err.message}`);
+        throw err;
+      }
+      for (const msg of messages) {
         if (msg.flags & NLM_F_DUMP_INTR) interrupted = true;
         if (msg.kind === "diag") {
           count++;

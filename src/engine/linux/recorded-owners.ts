@@ -32,6 +32,7 @@ export function ownerLines(endpoints: readonly Endpoint[]): string[] {
 const RUNTIMES: readonly ContainerInfo["runtime"][] = ["docker", "containerd", "crio", "podman", "kubernetes", "lxc"];
 /** More holders than any real socket has: a bound on what one line can make us keep. */
 const MAX_PIDS = 4096;
+const KINDS = ["owners", "socket", "process"] as const;
 
 export class RecordedOwners {
   private readonly pidsByInode = new Map<number, number[]>();
@@ -46,6 +47,9 @@ export class RecordedOwners {
    * `where` is `file:line`, for the error of a line that is damaged (the file is untrusted).
    */
   accept(item: Record<string, unknown>, where: string): boolean {
+    const kinds = KINDS.filter((kind) => Object.hasOwn(item, kind)).length;
+    // A line that is two kinds at once would be read as whichever is tried first, the rest unread.
+    if (kinds > 1) throw new DecodeError(`${where}: an owner line holds one of owners, socket or process`);
     if (Object.hasOwn(item, "owners")) {
       if (!isCount(item.owners)) throw new DecodeError(`${where}: expected {owners: count}`);
       this.recorded = true;
@@ -53,10 +57,10 @@ export class RecordedOwners {
     }
     if (Object.hasOwn(item, "socket")) {
       const { socket, pids } = item;
-      if (!isId(socket) || !Array.isArray(pids) || pids.length === 0 || pids.length > MAX_PIDS || !pids.every(isId)) {
-        throw new DecodeError(`${where}: expected {socket: inode, pids: [pid, …]}`);
-      }
-      this.pidsByInode.set(socket, pids as number[]);
+      if (!isId(socket) || !isPidList(pids)) throw new DecodeError(`${where}: expected {socket: inode, pids: [pid, …]}`);
+      this.pidsByInode.set(socket, pids);
+      // Owners without their {owners} marker are still owners: the note that none were kept would be untrue.
+      this.recorded = true;
       return true;
     }
     if (Object.hasOwn(item, "process")) {
@@ -95,6 +99,11 @@ export class RecordedOwners {
 
 function isId(value: unknown): value is number {
   return Number.isSafeInteger(value) && (value as number) > 0;
+}
+
+/** At least one PID and each once (a process holding a socket twice is still one holder). */
+function isPidList(value: unknown): value is number[] {
+  return Array.isArray(value) && value.length > 0 && value.length <= MAX_PIDS && value.every(isId) && new Set(value).size === value.length;
 }
 
 function isCount(value: unknown): value is number {

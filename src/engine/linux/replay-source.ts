@@ -17,5 +17,5 @@ export function openReplaySource(file: string, owners?: RecordedOwners): DiagSou
     throw new UnsupportedError(`cannot read recording ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
   }
   if (looksLikeSsDump(bytes)) return new SsDumpDiagSource(bytes, file);
-  return new ReplayDiagSource(file, bytes.toString("utf8"), owners && ((item, where) => owners.accept(item, where)));
+  return new ReplayDiagSource(file, bytes, owners && ((item, where) => owners.accept(item, where)));
 }
