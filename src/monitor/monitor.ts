@@ -17,6 +17,7 @@ import type { EndpointEvent, UnnumberedEvent } from "./events.ts";
 import { listenerFor, listenersByPort, type ListenerIndex } from "./listener-owner.ts";
 import { Retirements } from "./retirements.ts";
 import { diffSnapshots, type DiffContext } from "./snapshot-diff.ts";
+import { closesUnseen } from "./unseen-closes.ts";
 import { mergeTransition } from "./transition-merge.ts";
 
 export interface MonitorOptions {
@@ -253,6 +254,7 @@ export class Monitor {
       this.lastTime = time;
     }
     // The diff's events are in order (compareEvents), and reconciling keeps them so.
+    if (this.transitionFeed && withTcp) events = closesUnseen(events);
     if (this.transitionFeed) events = this.retirements.reconcile(events, current);
     const sensing = this.transitionFeed !== null;
     const merged = this.closed.merge(events, previous, current, (ep) => this.retirements.noticeCovered(ep, sensing));

@@ -59,9 +59,17 @@ function carriedOver(before: Endpoint, seen: Endpoint): Endpoint {
   // socket its owner let go (closed with the connection still ending: no inode, no holder), whose
   // connection is still that process's.
   const owner = seen.process === null && before.process !== null && (seen.inode === before.inode || seen.inode === 0);
-  if (!openedAt && !owner) return seen;
+  // A TIME_WAIT socket has no counters: the connection's last known ones stay.
+  const counters = seen.bytesSent === null && before.bytesSent !== null;
+  if (!openedAt && !owner && !counters) return seen;
   const ep: Endpoint = { ...seen };
   if (openedAt) ep.openedAt = before.openedAt;
+  if (counters) {
+    ep.bytesSent = before.bytesSent;
+    ep.bytesReceived = before.bytesReceived;
+    ep.packetsSent = before.packetsSent;
+    ep.packetsReceived = before.packetsReceived;
+  }
   if (owner) {
     ep.process = before.process;
     ep.pids = before.pids;

@@ -144,6 +144,25 @@ describe("refreshes with the sensor running", () => {
     expect(resyncsIn(true, 70)).toBe(10);
   });
 
+  test("a connection whose CLOSE the sensor never told, found by a dump as its TIME_WAIT successor, is told closed there, once", () => {
+    const s = scripted();
+    const { loop, got } = s.loop(1000, 5000);
+    const conn = ep({ cookie: "31", localPort: 7900, remotePort: 31002, state: "ESTABLISHED", bytesSent: 1, bytesReceived: 2 });
+    s.change(conn, "SYN_RECV");
+    s.change({ ...conn, state: "FIN_WAIT1" }, "ESTABLISHED");
+    // Its FIN_WAIT2 and CLOSE records never come; the kernel keeps a TIME_WAIT socket under its cookie.
+    s.table = [{ ...conn, state: "TIME_WAIT", inode: 0, bytesSent: null, bytesReceived: null, packetsSent: null, packetsReceived: null }];
+    s.timers.advance(5000);
+    expect(summary(got)).toEqual(["opened tcp 7900 ESTABLISHED", "state-changed tcp 7900 FIN_WAIT1", "closed tcp 7900 FIN_WAIT1"]);
+    expect(got[2]!.endpoint).toMatchObject({ bytesSent: 1, bytesReceived: 2 });
+    // Later dumps that still find the TIME_WAIT socket, and the one that finds it gone, say nothing more.
+    s.timers.advance(5000);
+    s.table = [];
+    s.timers.advance(15_000);
+    expect(got).toHaveLength(3);
+    loop.stop();
+  });
+
   test("the resync period is kept within 1 s .. 1 day", () => {
     expect(clampResync(10)).toBe(1000);
     expect(clampResync(30_000)).toBe(30_000);
