@@ -21,7 +21,7 @@ import { fileURLToPath } from "node:url";
 import { Netns, describeRun, requireRoot, run } from "./helpers/netns.ts";
 import { SensorUnavailableError, SetStateSensor, loadTracepointProgram, type SetStateSensorOptions } from "../../src/engine/linux/bpf/sensor.ts";
 import { Assembler, R0, R1 } from "../../src/engine/linux/bpf/assembler.ts";
-import { closeFd } from "../../src/engine/linux/bpf/bpf-syscalls.ts";
+import { closeFd, progRecursionMisses } from "../../src/engine/linux/bpf/bpf-syscalls.ts";
 import type { SetStateRecord } from "../../src/engine/linux/bpf/set-state-record.ts";
 import { parseMountInfo } from "../../src/engine/linux/bpf/tracepoint-format.ts";
 import { CONNECTIONS as BEACON, LISTENER as SERVER, localPorts, type ClientRun } from "../support/traffic/scripts.ts";
@@ -221,7 +221,7 @@ describe("the set-state sensor on this kernel", () => {
           `${result.records.length} records for 200 connections; counters ${JSON.stringify(result.sensor.counters())}; notes ${JSON.stringify(result.sensor.notes)}`,
       );
       checkRun(result, "0.0.0.0", SERVER_V4, CLIENT_V4, 200);
-      expect(result.sensor.counters()).toMatchObject({ lostRecords: 0, ownerMapFull: 0, listenerMapFull: 0, undecodable: 0 });
+      expect(result.sensor.counters()).toMatchObject({ lostRecords: 0, ownerMapFull: 0, listenerMapFull: 0, undecodable: 0, missedChanges: 0 });
     } finally {
       result.sensor.stop();
     }
@@ -260,6 +260,20 @@ describe("the set-state sensor on this kernel", () => {
       expect(result.sensor.counters().lostRecords).toBe(0);
     } finally {
       result.sensor.stop();
+    }
+  });
+});
+
+describe("what the kernel says of the loaded program", () => {
+  test("its recursion misses are read where /proc shows them (bpf_prog_info, 5.12+)", () => {
+    const good = new Assembler().mov64Imm(R0, 0).exit().assemble();
+    const { fd } = loadTracepointProgram(good);
+    try {
+      const shown = /^recursion_misses:\s*(\d+)$/m.exec(fs.readFileSync(`/proc/self/fdinfo/${fd}`, "utf8"));
+      expect(shown, "this kernel's fdinfo has recursion_misses").not.toBeNull();
+      expect(progRecursionMisses(fd)).toBe(Number(shown![1]));
+    } finally {
+      closeFd(fd);
     }
   });
 });

@@ -68,7 +68,8 @@ function feed(host: Partial<SensorFeedHost>): { feed: SensorFeed; asked: number[
     notes: [],
     fds: [],
     drain: () => records.splice(0),
-    counters: () => ({ lostRecords: 0, ownerMapFull: 0, listenerMapFull: 0, undecodable: 0 }),
+    pending: 0,
+    counters: () => ({ lostRecords: 0, ownerMapFull: 0, listenerMapFull: 0, undecodable: 0, missedChanges: 0 }),
     running: true,
     stop: () => {},
   };

@@ -7,6 +7,7 @@ import { describe, expect, test } from "vitest";
 import type { Endpoint, TcpState } from "../../src/model/endpoint.ts";
 import type { TcpTuple } from "../../src/engine/linux/diag-lookup.ts";
 import type { SetStateRecord } from "../../src/engine/linux/bpf/set-state-record.ts";
+import type { SensorCounters } from "../../src/engine/linux/bpf/sensor.ts";
 import { SensorFeed, ringBytesFromEnv, type SensorFeedHost } from "../../src/engine/linux/sensor-feed.ts";
 import { endpoint } from "../support/endpoints.ts";
 
@@ -30,12 +31,13 @@ const acceptedAndGone = [
   record(1n, "LAST_ACK", "CLOSE"),
 ];
 
-function feed(records: SetStateRecord[], host: Partial<SensorFeedHost>): SensorFeed {
+function feed(records: SetStateRecord[], host: Partial<SensorFeedHost>, counters: Partial<SensorCounters> = {}): SensorFeed {
   const source = {
     notes: [],
     fds: [],
     drain: () => records.splice(0),
-    counters: () => ({ lostRecords: 0, ownerMapFull: 0, listenerMapFull: 0, undecodable: 0 }),
+    pending: 0,
+    counters: () => ({ lostRecords: 0, ownerMapFull: 0, listenerMapFull: 0, undecodable: 0, missedChanges: 0, ...counters }),
     running: true,
     stop: () => {},
   };
@@ -310,5 +312,17 @@ describe("SensorFeed after a lost CLOSE", () => {
       expect(t.endpoint.process?.pid).toBe(6);
       expect(t.previousState === "CLOSE" || t.previousState === "LISTEN" ? t.endpoint.openedAt : "").toEqual(expect.any(String));
     }
+  });
+});
+
+describe("SensorFeed losses", () => {
+  test("changes the kernel skipped the program for count as lost, as a full ring's do", () => {
+    const counters: Partial<SensorCounters> = {};
+    const f = feed([], {}, counters);
+    expect(f.lost()).toBe(0);
+    counters.missedChanges = 3;
+    expect(f.lost()).toBe(3);
+    counters.lostRecords = 2;
+    expect(f.lost()).toBe(5);
   });
 });

@@ -24,17 +24,28 @@ export function clockTicksPerSecond(): number {
   return clockTicks;
 }
 
-let monotonicNow: (() => number) | null = null;
+let monotonicRead: (() => Buffer) | null = null;
+
+function monotonicTimespec(): Buffer {
+  if (!monotonicRead) {
+    const { clockGettime } = libc();
+    const ts = Buffer.alloc(16);
+    monotonicRead = () => {
+      clockGettime(CLOCK_MONOTONIC, ts);
+      return ts;
+    };
+  }
+  return monotonicRead();
+}
 
 /** CLOCK_MONOTONIC in ms, the clock of bpf_ktime_get_ns. */
 export function monotonicMs(): number {
-  if (!monotonicNow) {
-    const { clockGettime } = libc();
-    const ts = Buffer.alloc(16);
-    monotonicNow = () => {
-      clockGettime(CLOCK_MONOTONIC, ts);
-      return Number(ts.readBigInt64LE(0)) * 1000 + Number(ts.readBigInt64LE(8)) / 1e6;
-    };
-  }
-  return monotonicNow();
+  const ts = monotonicTimespec();
+  return Number(ts.readBigInt64LE(0)) * 1000 + Number(ts.readBigInt64LE(8)) / 1e6;
+}
+
+/** CLOCK_MONOTONIC in ns, exact, as the sensor's records carry it. */
+export function monotonicNs(): bigint {
+  const ts = monotonicTimespec();
+  return ts.readBigInt64LE(0) * 1_000_000_000n + ts.readBigInt64LE(8);
 }

@@ -19,11 +19,14 @@ import { monotonicMs } from "./clocks.ts";
 import { NO_PIDS, bareEndpoint } from "../bare-endpoint.ts";
 import { SensorUnavailableError, SetStateSensor } from "./bpf/sensor.ts";
 import type { SetStateRecord } from "./bpf/set-state-record.ts";
+import { PERF_REORDER_WINDOW_NS } from "./bpf/cpu-order.ts";
 import type { TcpTuple } from "./diag-lookup.ts";
 import { FdWaiter } from "./fd-waiter.ts";
 
 /** How often the ring is read when no poll can wait on it. */
 export const SENSOR_DRAIN_MS = 3;
+/** When held records are read again: just after the perf buffers' reorder window has passed. */
+const HELD_REREAD_MS = Number(PERF_REORDER_WINDOW_NS / 1_000_000n) + 1;
 /** Most transitions held for the monitor; more are counted as lost. */
 const MAX_QUEUED = 100_000;
 /** Most sockets followed at once (those whose close was lost stay until this pushes them out). */
@@ -88,7 +91,7 @@ export interface SensorFeedHost {
 }
 
 /** Where records come from: the sensor, or (in tests) records already recorded. */
-export type RecordSource = Pick<SetStateSensor, "notes" | "fds" | "drain" | "counters" | "running" | "stop">;
+export type RecordSource = Pick<SetStateSensor, "notes" | "fds" | "drain" | "pending" | "counters" | "running" | "stop">;
 
 interface Followed {
   endpoint: Endpoint | null;
@@ -119,6 +122,8 @@ export class SensorFeed implements TransitionFeed {
   private dropped = 0;
   private readonly wallMinusMonotonic: number;
   private timer: ReturnType<typeof setInterval> | null = null;
+  /** A read again soon, for records the source held back to keep their order. */
+  private heldTimer: ReturnType<typeof setTimeout> | null = null;
   private waiter: FdWaiter | null = null;
   private ready: (() => void) | null = null;
   /** The socket of the record being taken has its CLOSE among the records read: it is out of sock_diag's tables. */
@@ -174,6 +179,13 @@ export class SensorFeed implements TransitionFeed {
   /** Reads what the sensor has; tells the monitor when something is waiting. */
   private read(): void {
     const records = this.sensor.drain();
+    // Held records are let out by a later read; with no new record to wake the waiter, this is it.
+    if (this.sensor.pending > 0 && this.heldTimer === null) {
+      this.heldTimer = setTimeout(() => {
+        this.heldTimer = null;
+        this.read();
+      }, HELD_REREAD_MS);
+    }
     if (records.length === 0) return;
     // A CLOSE at or after a record ends that record's socket; one before it ended an earlier
     // socket at the same kernel address (freed memory is reused at once).
@@ -211,12 +223,16 @@ export class SensorFeed implements TransitionFeed {
   }
 
   lost(): number {
-    return this.dropped + (this.sensor.running ? this.sensor.counters().lostRecords : 0);
+    if (!this.sensor.running) return this.dropped;
+    const counters = this.sensor.counters();
+    return this.dropped + counters.lostRecords + counters.missedChanges;
   }
 
   close(): void {
     if (this.timer !== null) clearInterval(this.timer);
     this.timer = null;
+    if (this.heldTimer !== null) clearTimeout(this.heldTimer);
+    this.heldTimer = null;
     this.waiter?.stop();
     this.waiter = null;
     this.sensor.stop();

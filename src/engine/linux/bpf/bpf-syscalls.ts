@@ -17,6 +17,7 @@ const BPF_MAP_CREATE = 0;
 const BPF_MAP_LOOKUP_ELEM = 1;
 const BPF_MAP_UPDATE_ELEM = 2;
 const BPF_PROG_LOAD = 5;
+const BPF_OBJ_GET_INFO_BY_FD = 15;
 /**
  * Loads tried while the verifier keeps giving up for a pending signal, within a time bound. Five
  * were not enough under a 1 kHz profiler with the full log on (one start in six lost the
@@ -148,6 +149,27 @@ export function mapLookup(fd: number, key: Buffer, value: Buffer): boolean {
 /** BPF_MAP_UPDATE_ELEM with BPF_ANY. */
 export function mapUpdate(fd: number, key: Buffer, value: Buffer): void {
   bpf(BPF_MAP_UPDATE_ELEM, elementAttr(fd, key, value, 0), "bpf(BPF_MAP_UPDATE_ELEM)");
+}
+
+/** struct bpf_prog_info up to recursion_misses (5.12+), which sits at byte 208. */
+const PROG_INFO_MISSES_OFFSET = 208;
+const PROG_INFO_MISSES_END = PROG_INFO_MISSES_OFFSET + 8;
+
+/**
+ * How often the kernel skipped the program because a BPF program was already running on that
+ * CPU (bpf_prog_info.recursion_misses): each is a change nobody recorded. Null where the kernel
+ * does not say (before 5.12 it fills less of the structure).
+ */
+export function progRecursionMisses(fd: number, info: Buffer = Buffer.alloc(PROG_INFO_MISSES_END)): number | null {
+  info.fill(0);
+  const attr = Buffer.alloc(16);
+  attr.writeUInt32LE(fd, 0);
+  attr.writeUInt32LE(info.length, 4);
+  attr.writeBigUInt64LE(addressOf(info), 8);
+  bpf(BPF_OBJ_GET_INFO_BY_FD, attr, "bpf(BPF_OBJ_GET_INFO_BY_FD)");
+  // The kernel writes back how much of the structure it filled.
+  if (attr.readUInt32LE(4) < PROG_INFO_MISSES_END) return null;
+  return Number(info.readBigUInt64LE(PROG_INFO_MISSES_OFFSET));
 }
 
 export interface ProgramLoad {

@@ -28,6 +28,7 @@ import {
   mapLookup,
   mountTracefs,
   perfEventOpen,
+  progRecursionMisses,
   unmount,
 } from "./bpf-syscalls.ts";
 import { nodeTracefsHost, type SetStateTracepoint, type TracefsHost } from "./tracepoint-format.ts";
@@ -37,6 +38,8 @@ import { RingBufferReader } from "./ring-buffer-reader.ts";
 import { PerfBufferSet, parseCpuList } from "./perf-buffer-reader.ts";
 import { SensorUnavailableError, checkPlatform, checkPrivilege, readTracepoint, refusal } from "./sensor-refusal.ts";
 import { loadWithCounters, type ProgramReadOptions } from "./program-load.ts";
+import { CpuOrder } from "./cpu-order.ts";
+import { monotonicNs } from "../clocks.ts";
 
 export { SensorUnavailableError, type SensorUnavailableReason } from "./sensor-refusal.ts";
 export { loadTracepointProgram } from "./program-load.ts";
@@ -78,6 +81,12 @@ export interface SensorCounters {
   listenerMapFull: number;
   /** Records this side could not decode (skipped). */
   undecodable: number;
+  /**
+   * Changes the kernel did not run the program for, because a BPF program was already running on
+   * that CPU (a change in a softirq that interrupted the program, or another tool's program):
+   * lost as surely as a full ring's, but the ring never knows. Counted from 5.12 (0 before).
+   */
+  missedChanges: number;
 }
 
 export interface ProgramFacts {
@@ -131,6 +140,8 @@ class Resources {
 export class SetStateSensor {
   private undecodable = 0;
   private stopped = false;
+  private readonly programInfo = Buffer.alloc(216);
+  private readonly order: CpuOrder | null;
 
   private constructor(
     private readonly resources: Resources,
@@ -138,12 +149,15 @@ export class SetStateSensor {
     readonly output: SensorOutputKind,
     private readonly reader: RingBufferReader | PerfBufferSet,
     private readonly countersFd: number,
+    private readonly programFd: number,
     /** What start-up did that a user may want told (a mount, the output chosen). */
     readonly notes: readonly string[],
     readonly program: ProgramFacts,
     /** The tracepoint's id and layout as read. */
     readonly tracepoint: SetStateTracepoint,
-  ) {}
+  ) {
+    this.order = output === "perf" ? new CpuOrder() : null;
+  }
 
   /** Loads and attaches the program; throws SensorUnavailableError saying why it cannot. */
   static start(options: SetStateSensorOptions = {}): SetStateSensor {
@@ -234,6 +248,7 @@ export class SetStateSensor {
         output,
         reader,
         counters,
+        progFd,
         notes,
         { instructions: built.instructionCount, verifierProcessed: loaded.verifierProcessed, listing: built.assembler.listing() },
         tracepoint,
@@ -255,10 +270,12 @@ export class SetStateSensor {
 
   /**
    * The records that have arrived, decoded, at most `max`, oldest first. Records from per-CPU
-   * perf buffers are put in kernel-time order within the batch.
+   * perf buffers come out in kernel-time order across reads: the newest wait a read or two
+   * (`pending`), at most PERF_REORDER_WINDOW_NS after they happened.
    */
   drain(max = Number.POSITIVE_INFINITY): SetStateRecord[] {
     if (this.stopped) return [];
+    const readStart = this.order ? monotonicNs() : 0n;
     const records: SetStateRecord[] = [];
     this.reader.drain((bytes) => {
       try {
@@ -267,8 +284,12 @@ export class SetStateSensor {
         this.undecodable++;
       }
     }, max);
-    if (this.output === "perf") records.sort((x, y) => (x.kernelTimeNs < y.kernelTimeNs ? -1 : x.kernelTimeNs > y.kernelTimeNs ? 1 : 0));
-    return records;
+    return this.order ? this.order.take(records, readStart) : records;
+  }
+
+  /** Records read but held back to keep kernel-time order (perf buffers only). */
+  get pending(): number {
+    return this.order?.pending ?? 0;
   }
 
   /** The records as the program wrote them (copies), for recordings that are decoded later. */
@@ -280,7 +301,7 @@ export class SetStateSensor {
   }
 
   counters(): SensorCounters {
-    const result: SensorCounters = { lostRecords: 0, ownerMapFull: 0, listenerMapFull: 0, undecodable: this.undecodable };
+    const result: SensorCounters = { lostRecords: 0, ownerMapFull: 0, listenerMapFull: 0, undecodable: this.undecodable, missedChanges: 0 };
     if (this.stopped) return result;
     const key = Buffer.alloc(4);
     const value = Buffer.alloc(8);
@@ -291,6 +312,7 @@ export class SetStateSensor {
     result.lostRecords = read(COUNTER.lostRecords) + (this.reader instanceof PerfBufferSet ? this.reader.lost : 0);
     result.ownerMapFull = read(COUNTER.ownerMapFull);
     result.listenerMapFull = read(COUNTER.listenerMapFull);
+    result.missedChanges = progRecursionMisses(this.programFd, this.programInfo) ?? 0;
     return result;
   }
 
