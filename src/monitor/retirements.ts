@@ -32,10 +32,17 @@ interface Retirement {
 }
 
 export class Retirements {
-  private readonly retired = new Map<string, Retirement>();
+  /**
+   * By protocol: retirements age only in dumps of their own protocol, so a refresh that dumped
+   * UDP alone (the sensor tells TCP) need not pass over the tens of thousands of TCP ones that a
+   * busy server retires between two TCP dumps.
+   */
+  private readonly retired: Record<Protocol, Map<string, Retirement>> = { tcp: new Map(), udp: new Map() };
   private refreshes = 0;
   /** Dumps by protocol: a partial refresh ages only the socket retirements of what it dumped. */
   private readonly dumps: Record<Protocol, number> = { tcp: 0, udp: 0 };
+  /** The dump count at which each protocol's retirements were last swept. */
+  private readonly swept: Record<Protocol, number> = { tcp: 0, udp: 0 };
 
   constructor(private readonly clock: () => number) {}
 
@@ -59,14 +66,21 @@ export class Retirements {
     for (const e of rekeyed(events)) {
       if (this.isRetired(e.endpoint, true)) {
         // A successor found by its addresses keeps the retirement under its own key.
-        this.retired.set(endpointKey(e.endpoint), this.retirement(e.endpoint, e.endpoint.cookie !== null || e.endpoint.remotePort === 0));
+        this.retired[e.endpoint.protocol].set(endpointKey(e.endpoint), this.retirement(e.endpoint, e.endpoint.cookie !== null || e.endpoint.remotePort === 0));
         continue;
       }
       if (e.type === "closed") this.retire(e.endpoint, e.time);
       kept.push(e);
     }
-    for (const [key, r] of this.retired) {
-      if (!current.has(key) && this.dumps[r.protocol] - r.dumpAt > RETIRED_REFRESHES) this.retired.delete(key);
+    // Only a dump ages a retirement; one kept because its socket was still in the table is
+    // looked at again at its protocol's next dump.
+    for (const protocol of ["tcp", "udp"] as const) {
+      if (this.swept[protocol] === this.dumps[protocol]) continue;
+      this.swept[protocol] = this.dumps[protocol];
+      const retired = this.retired[protocol];
+      for (const [key, r] of retired) {
+        if (!current.has(key) && this.dumps[protocol] - r.dumpAt > RETIRED_REFRESHES) retired.delete(key);
+      }
     }
     return kept;
   }
@@ -81,8 +95,9 @@ export class Retirements {
 
   retire(ep: Endpoint, at: number = this.clock()): void {
     // Set last: without a cookie, a connection's key is its address pair.
-    this.retired.set(endpointKey(ep), this.retirement(ep, ep.cookie !== null || ep.remotePort === 0, at));
-    if (ep.remotePort !== 0) this.retired.set(pairKey(ep), this.retirement(ep, false, at));
+    const retired = this.retired[ep.protocol];
+    retired.set(endpointKey(ep), this.retirement(ep, ep.cookie !== null || ep.remotePort === 0, at));
+    if (ep.remotePort !== 0) retired.set(pairKey(ep), this.retirement(ep, false, at));
   }
 
   /**
@@ -92,7 +107,8 @@ export class Retirements {
    * the same addresses and ports soon after, long before the next resync.
    */
   isRetired(ep: Endpoint, inDump = false, time?: number): boolean {
-    if (this.retired.size === 0) return false;
+    const retired = this.retired[ep.protocol];
+    if (retired.size === 0) return false;
     const live = (r: Retirement | undefined): r is Retirement => r !== undefined && (inDump || r.socket || this.refreshes - r.refreshAt <= RETIRED_REFRESHES);
     // Another socket on the same addresses is another connection (a successor in TIME_WAIT keeps
     // its cookie), and so is a change the kernel made after the retirement. Without a cookie an
@@ -102,13 +118,13 @@ export class Retirements {
     // later connection on the pair would have been opened and retired by the sensor.
     const successor = inDump && ep.state === "TIME_WAIT";
     const sameConnection = (r: Retirement) => (successor || !(ep.cookie !== null && r.cookie !== null && ep.cookie !== r.cookie)) && (time === undefined || time <= r.at);
-    const own = this.retired.get(endpointKey(ep));
+    const own = retired.get(endpointKey(ep));
     // A change the kernel made after a socket's retirement is news even under a retired cookie:
     // a lookup that ran after a reset can have handed the closed connection its successor's
     // cookie (the same four-tuple, taken again at once).
     if (live(own) && (own.socket ? time === undefined || time <= own.at : sameConnection(own))) return true;
     if (ep.remotePort === 0) return false;
-    const pair = this.retired.get(pairKey(ep));
+    const pair = retired.get(pairKey(ep));
     return live(pair) && sameConnection(pair);
   }
 
@@ -121,7 +137,7 @@ export class Retirements {
    * out again).
    */
   noticeCovered(ep: Endpoint, sensing: boolean): boolean {
-    const pair = ep.remotePort === 0 ? undefined : this.retired.get(pairKey(ep));
+    const pair = ep.remotePort === 0 ? undefined : this.retired[ep.protocol].get(pairKey(ep));
     if (this.isRetired(ep)) {
       if (pair) pair.noticeTaken = true;
       return true;
