@@ -318,11 +318,31 @@ describe("SensorFeed after a lost CLOSE", () => {
 describe("SensorFeed losses", () => {
   test("changes the kernel skipped the program for count as lost, as a full ring's do", () => {
     const counters: Partial<SensorCounters> = {};
-    const f = feed([], {}, counters);
+    let now = 0;
+    const f = feed([], { monotonicMs: () => now }, counters);
     expect(f.lost()).toBe(0);
     counters.missedChanges = 3;
+    now += 50;
     expect(f.lost()).toBe(3);
     counters.lostRecords = 2;
+    now += 50;
     expect(f.lost()).toBe(5);
+  });
+
+  test("the kernel's counts are read again only after 50 ms: the monitor asks after every delivery", () => {
+    const counters: Partial<SensorCounters> = {};
+    let reads = 0;
+    let now = 1000;
+    const f = SensorFeed.over(
+      { notes: [], fds: [], drain: () => [], pending: 0, running: true, stop: () => {}, counters: () => (reads++, { lostRecords: 0, ownerMapFull: 0, listenerMapFull: 0, undecodable: 0, missedChanges: 0, ...counters }) },
+      { lookup: () => ({ endpoint: null, listener: false }), process: () => null, userName: () => null, netnsOf: () => HOME, homeNetns: HOME, allNamespaces: false, monotonicMs: () => now },
+    );
+    expect(f.lost()).toBe(0);
+    counters.lostRecords = 7;
+    now += 49;
+    expect(f.lost()).toBe(0);
+    now += 1;
+    expect(f.lost()).toBe(7);
+    expect(reads).toBe(2);
   });
 });
