@@ -67,16 +67,20 @@ export async function runWatchInner(opts: WatchOptions, netnsName: string): Prom
       log(`sensors ${sensors.join(", ")}; ${sensorNotes.join("; ")}`);
     }
     // With eBPF and a resync period, the window spans a whole period: it holds one full snapshot.
-    // The default period is 30 s or longer (at 100k sockets 60-80 s): 150 s holds two of them.
-    const secondsFor = (sensor: Sensor): number => (sensor === "ebpf" && support.resync ? Math.max(opts.seconds, opts.resync ?? 150) : opts.seconds);
+    // The default period is 30 s, longer where a full dump costs over 1% of the time: 60-80 s at
+    // 100k sockets (a dump of 0.6-0.8 s), still 30 s at 10k (~70 ms). Without a period asked for,
+    // the window holds two default periods: 150 s from 50k sockets up, 60 s below.
+    const defaultWindow = (sockets: number): number => (sockets >= 50_000 ? 150 : 60);
+    const secondsFor = (sensor: Sensor, sockets: number): number =>
+      sensor === "ebpf" && support.resync ? Math.max(opts.seconds, opts.resync ?? defaultWindow(sockets)) : opts.seconds;
     const wordsFor = (sensor: Sensor): string[] => (opts.placeholder ? [] : sensorArgs(sensor, support, opts.resync));
     const watchCmd = watchCommand(opts);
     const durationS = watchDuration(opts);
     const remainingMs = (): number => opts.deadline - Date.now();
     const measured = sensors.filter((x) => !(x === "ebpf" && support.ebpfUnavailable));
     // Rough time one size needs besides setting up the sockets.
-    const perSizeMs =
-      (opts.tools.includes("sockwarden") ? measured.reduce((a, x) => a + (x === "ebpf" ? 2 : 1) * (watchDuration({ warmup: opts.warmup, seconds: secondsFor(x) }) + 10) * 1000, 0) : 0) +
+    const perSizeMs = (sockets: number): number =>
+      (opts.tools.includes("sockwarden") ? measured.reduce((a, x) => a + (x === "ebpf" ? 2 : 1) * (watchDuration({ warmup: opts.warmup, seconds: secondsFor(x, sockets) }) + 10) * 1000, 0) : 0) +
       (opts.tools.includes("ss") ? opts.seconds * 1000 + 2 * Math.min(opts.timeoutMs, 30_000) : 0);
 
     log(
@@ -104,7 +108,7 @@ export async function runWatchInner(opts: WatchOptions, netnsName: string): Prom
         ss: null,
       };
       sizes.push(size);
-      if (remainingMs() < perSizeMs + 20_000) {
+      if (remainingMs() < perSizeMs(sockets) + 20_000) {
         size.error = "time budget (--max-minutes) used up";
         log(`${sockets} sockets: ${size.error}`);
         continue;
@@ -119,7 +123,7 @@ export async function runWatchInner(opts: WatchOptions, netnsName: string): Prom
         held = await holdConnections(
           connections,
           Math.min(600, remainingMs() / 1000 + 30),
-          Math.min(300_000, remainingMs() - perSizeMs),
+          Math.min(300_000, remainingMs() - perSizeMs(sockets)),
         );
       } catch (e) {
         size.error = e instanceof Error ? e.message : String(e);
@@ -147,7 +151,7 @@ export async function runWatchInner(opts: WatchOptions, netnsName: string): Prom
           // with the sensor: eBPF is measured as a user runs it, and again without them.
           for (const events of sensor === "ebpf" && !opts.placeholder ? [null, QUIET_EVENTS] : [null]) {
             if (interrupted) break;
-            const seconds = secondsFor(sensor);
+            const seconds = secondsFor(sensor, sockets);
             const tag = `watch --sensor ${sensor}${events ? ` --events ${events}` : ""}`;
             log(`${sockets} sockets: ${tag}: ${opts.warmup} s warm-up, then ${seconds} s measured…`);
             const sw = await measureWatch({

@@ -55,7 +55,8 @@ Options:
                         --resync where the executable has it; the ebpf
                         window is then at least this long); default: not
                         passed, the executable's own period is measured
-                        (the ebpf window is then at least 150 s)     [default]
+                        (the ebpf window is then at least 60 s, 150 s
+                        from 50k sockets up)                         [default]
   --cpu-prof DIR        the measured watch runs write JavaScript CPU profiles
                         into DIR/<size>-<sensor>/ (figures then include the
                         profiler's cost); read them with
