@@ -15,7 +15,7 @@ import { defineConfig } from "vitest/config";
 //   wine  the Windows executable under wine
 const SOAK = ["test/e2e/soak.test.ts"];
 const WINE = ["test/e2e/windows-wine.test.ts"];
-const RUNNER_PROCESSES = ["test/unit/rules-hostile.test.ts", "test/unit/rule-runner.test.ts", "test/unit/daemon-reload-in-flight.test.ts"];
+const RUNNER_PROCESSES = ["test/unit/rules-hostile.test.ts", "test/unit/rule-runner.test.ts", "test/unit/daemon-reload-in-flight.test.ts", "test/unit/rule-selector-runner.test.ts"];
 
 export default defineConfig({
   // Bun reads `import x from "./y.d.ts" with { type: "text" }` as the file's text; Vite ignores

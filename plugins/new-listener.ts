@@ -1,4 +1,4 @@
-import { defineRule, glob, isLoopback, type Endpoint } from "sockwarden";
+import { defineRule, glob, isLoopback, type Endpoint, type Selector } from "sockwarden";
 
 // A port counts as new when nothing listened on it (same protocol) when the rule started. Several
 // sockets on one port (IPv4 and IPv6, SO_REUSEPORT workers) are one alert; a port that stops
@@ -23,6 +23,14 @@ const open = new Map<string, Set<string>>();
 
 function isListener(ep: Endpoint): boolean {
   return ep.protocol === "tcp" ? ep.state === "LISTEN" : ep.remotePort === 0;
+}
+
+/** Listeners of the protocols watched, from the time they listen until they stop or close. */
+function listeners(protocols: readonly string[]): Selector[] {
+  const out: Selector[] = [];
+  if (protocols.includes("tcp")) out.push({ protocols: "tcp", states: "LISTEN" });
+  if (protocols.includes("udp")) out.push({ protocols: "udp", remotePorts: 0 });
+  return out;
 }
 
 function portKey(ep: Endpoint): string {
@@ -53,6 +61,7 @@ export default defineRule<Options>({
   description: "Alert when a port starts listening that was not listening when the rule started",
   on: ["opened", "state-changed", "closed"],
   options: { severity: "warning", protocols: ["tcp"], ignorePorts: [], ignoreProcesses: [], ignoreLoopback: false },
+  select: (o) => listeners(o.protocols),
   start(endpoints) {
     for (const ep of endpoints) if (isListener(ep)) atStart.add(portKey(ep));
   },

@@ -1,4 +1,4 @@
-import { defineRule, glob, inCidr, isPrivate, type Endpoint, type Process } from "sockwarden";
+import { defineRule, glob, inCidr, isPrivate, type Endpoint, type Process, type Protocol, type Selector } from "sockwarden";
 
 // An outbound connection is one whose local port is not a port this host listens on. One that
 // goes to a public address (not private, loopback, link-local, CGNAT or unique-local, nor in
@@ -32,6 +32,18 @@ const MAX_HANDLED = 20_000;
 
 let misconfigured = false;
 
+/**
+ * What the rule needs to see: the listeners of the protocols it watches (to tell the server's side
+ * of a connection by its port) and their connections that may go to a public address.
+ */
+function selected(protocols: readonly string[]): Selector[] {
+  const watched = protocols.filter((p): p is Protocol => p === "tcp" || p === "udp");
+  const out: Selector[] = [{ protocols: watched, remote: "public" }];
+  if (watched.includes("tcp")) out.push({ protocols: "tcp", states: "LISTEN" });
+  if (watched.includes("udp")) out.push({ protocols: "udp", remotePorts: 0 });
+  return out;
+}
+
 function isListener(ep: Endpoint): boolean {
   return ep.protocol === "tcp" ? ep.state === "LISTEN" : ep.remotePort === 0;
 }
@@ -63,6 +75,7 @@ export default defineRule<Options>({
   description: "Alert on (or close) connections to public addresses from processes not on the allowed list",
   on: ["opened", "state-changed", "closed"],
   options: { allowedProcesses: DEFAULT_ALLOWED, allowedNetworks: [], mode: "alert", severity: "warning", protocols: ["tcp"] },
+  select: (o) => selected(o.protocols),
   start(endpoints, _act, ctx) {
     // Options it cannot use are reported once, here, and the rule then stands aside.
     misconfigured = true;

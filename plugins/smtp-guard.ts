@@ -7,6 +7,8 @@ export default defineRule({
   description: "Close ESTABLISHED connections to port 25 from processes that are not mail servers",
   on: ["opened", "state-changed"],
   options: { mailServers: MAIL, port: 25 },
+  // Only these reach handle: the daemon leaves every other connection out before calling it.
+  select: (o) => ({ protocols: "tcp", states: "ESTABLISHED", remotePorts: o.port }),
   handle(event, act, ctx) {
     const ep = event.endpoint;
     if (ep.protocol !== "tcp" || ep.state !== "ESTABLISHED" || ep.remotePort !== ctx.options.port) return;

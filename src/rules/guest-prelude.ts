@@ -172,6 +172,55 @@ export const CONTROL_SOURCE = String.raw`(function () {
     return describe(defaults, 0, false);
   }
 
+  // The rule's select, worked out once and copied as JSON text for the host to check: each value
+  // read once, written from captured built-ins. What is not data (NaN, a function, a class's
+  // instance, a list too long to walk) is written as {"$not": "what it is"}, for the host to refuse
+  // by name; the host bounds and checks everything again.
+  const SELECT_LIST = 1024, SELECT_DEPTH = 4, SELECT_VALUES = 400000, SELECT_KEYS = 16, SELECT_TEXT = 64;
+  function notData(what) {
+    // A length or a tag the rule made up can be any text: only a message's worth goes over.
+    const s = toStr(what);
+    return '{"$not":' + quoted(s.length > 80 ? apply(sliceStr, s, [0, 80]) : s) + "}";
+  }
+  function copySelect(v) {
+    let values = 0;
+    function copy(v, depth) {
+      if (++values > SELECT_VALUES) throw new RangeError("select is too large: more than " + SELECT_VALUES + " values");
+      const type = typeof v;
+      if (type === "string") return v.length > SELECT_TEXT ? notData("a string of " + v.length + " characters") : quoted(v);
+      if (type === "number") return v === v && v !== 1 / 0 && v !== -1 / 0 ? toStr(v) : notData(toStr(v));
+      if (type === "boolean" || v === null) return toStr(v);
+      if (v === undefined) return notData("undefined");
+      if (type !== "object") return notData("a " + type);
+      if (depth >= SELECT_DEPTH) return notData("a value nested " + SELECT_DEPTH + " levels deep");
+      if (isArray(v)) {
+        const n = v.length;
+        if (!(n <= SELECT_LIST)) return notData("a list of " + toStr(n) + " elements");
+        let s = "[";
+        for (let i = 0; i < n; i++) s += (i ? "," : "") + copy(v[i], depth + 1);
+        return s + "]";
+      }
+      const proto = protoOf(v);
+      if (proto !== objectProto && proto !== null) {
+        const tag = toStr(apply(tagOf, v, []));
+        return notData("a " + apply(sliceStr, tag, [8, tag.length - 1]) + " object");
+      }
+      const keys = keysOf(v);
+      if (keys.length > SELECT_KEYS) return notData("an object of " + keys.length + " fields");
+      let s = "{", first = true;
+      for (let i = 0; i < keys.length; i++) {
+        const k = toStr(keys[i]);
+        const x = v[k];
+        // An optional field given as undefined is a field left out.
+        if (x === undefined) continue;
+        s += (first ? "" : ",") + quoted(k.length > SELECT_TEXT ? apply(sliceStr, k, [0, SELECT_TEXT]) : k) + ":" + copy(x, depth + 1);
+        first = false;
+      }
+      return s + "}";
+    }
+    return copy(v, 0);
+  }
+
   return {
     setRule(def, configured) {
       if (def === null || typeof def !== "object") throw new TypeError("the rule's default export must be defineRule({...})");
@@ -210,6 +259,10 @@ export const CONTROL_SOURCE = String.raw`(function () {
       const own = keysOf(snapshot), set = keysOf(given);
       for (let i = 0; i < own.length; i++) put(options, own[i], snapshot[own[i]]);
       for (let i = 0; i < set.length; i++) put(options, set[i], given[set[i]]);
+      // After the options are merged: a selector often takes its ports from them.
+      const select = def.select;
+      const chosen = typeof select === "function" ? apply(select, def, [options]) : select;
+      const selectText = select === undefined ? "null" : copySelect(chosen);
       rule = def;
       let onList = "";
       for (let i = 0; i < EVENT_TYPES.length; i++) if (subscribed[EVENT_TYPES[i]]) onList += (onList ? "," : "") + quoted(EVENT_TYPES[i]);
@@ -217,7 +270,7 @@ export const CONTROL_SOURCE = String.raw`(function () {
       // has nothing to hook into.
       return '{"name":' + quoted(name) + ',"description":' + quoted(def.description === undefined ? "" : text(def.description)) +
         ',"on":[' + onList + '],"every":' + toStr(every) + ',"handle":' + handles + ',"start":' + starts + ',"periodic":' + periodic +
-        ',"optionTypes":' + optionTypes + "}";
+        ',"optionTypes":' + optionTypes + ',"select":' + selectText + "}";
     },
     // Events from 'from' on; on a throw, index() tells which one failed and actions() what was
     // done before it.

@@ -7,7 +7,7 @@ import type { Endpoint } from "../model/endpoint.ts";
 import type { EndpointEvent } from "../monitor/events.ts";
 import { endpointKey } from "../monitor/endpoint-key.ts";
 import { RuleError } from "../errors.ts";
-import { encodeEndpoints, encodeEvents } from "./guest-payload.ts";
+import { encodeBatch, encodeLists, routeKey, type EncodedGroup } from "./event-routing.ts";
 import { DEFAULT_LIMITS, type CallFailure, type DispatchResult, type RuleInfo, type SandboxLimits } from "./sandbox.ts";
 import { loadRuleSource, type RuleSource } from "./rule-locations.ts";
 import { compileRule } from "./compile-rule.ts";
@@ -48,11 +48,6 @@ interface LoadedRule {
   failures: number[];
   quarantined: boolean;
   nextPeriodic: number;
-}
-
-interface EncodedGroup {
-  subset: EndpointEvent[];
-  payload: Uint8Array | null;
 }
 
 /** What add() tells about a rule it loaded. */
@@ -188,8 +183,8 @@ export class RuleSet {
   }
 
   /**
-   * Every rule sees every event of the types it subscribed to, in order, each in its own runner;
-   * actions come out in the rules' order.
+   * Every rule sees every event of the types it subscribed to that its selection lets through,
+   * in order, each in its own runner; actions come out in the rules' order.
    */
   dispatch(events: readonly EndpointEvent[]): Promise<RuleAction[]> {
     if (!this.follow) {
@@ -227,21 +222,9 @@ export class RuleSet {
     });
   }
 
-  /**
-   * Rules that subscribe to the same event types share one encoding of just those events:
-   * encoding and copying are much of a call's cost, and a rule should not pay for events it
-   * never sees.
-   */
+  /** Each rule's events: those of its types that its selection lets through (event-routing.ts). */
   private encodeBatch(batch: readonly EndpointEvent[], rules: readonly LoadedRule[]): Map<string, EncodedGroup> {
-    const encoded = new Map<string, EncodedGroup>();
-    for (const rule of rules) {
-      const key = rule.runner.info.on.join(",");
-      if (encoded.has(key)) continue;
-      const types = new Set(rule.runner.info.on);
-      const subset = batch.filter((e) => types.has(e.type));
-      encoded.set(key, { subset, payload: subset.length ? encodeEvents(subset) : null });
-    }
-    return encoded;
+    return encodeBatch(batch, rules.map((r) => r.runner));
   }
 
   /**
@@ -256,7 +239,7 @@ export class RuleSet {
     const callOf: (number | null)[] = [];
     const now = this.steady();
     for (const rule of rules) {
-      const group = encoded.get(rule.runner.info.on.join(","));
+      const group = encoded.get(routeKey(rule.runner));
       if (!group?.payload || rule.quarantined) {
         callOf.push(null);
         continue;
@@ -275,7 +258,7 @@ export class RuleSet {
     return rules.map((rule, i) => {
       const c = callOf[i];
       if (c === null || c === undefined) return null;
-      return { r: results[c]!, subset: encoded.get(rule.runner.info.on.join(","))!.subset };
+      return { r: results[c]!, subset: encoded.get(routeKey(rule.runner))!.subset };
     });
   }
 
@@ -294,13 +277,17 @@ export class RuleSet {
     });
   }
 
-  /** One hook that is shown all endpoints (start, periodic), run in the given rules. */
+  /**
+   * One hook that is shown the endpoints (start, periodic), run in the given rules: each rule is
+   * called, with the endpoints its selection lets through (none, if none do).
+   */
   private async runHook(kind: "start" | "periodic", at: number, rules: readonly LoadedRule[], endpoints: readonly Endpoint[]): Promise<RuleAction[]> {
-    const results = await this.pool.run(kind, at, [encodeEndpoints(endpoints)], rules.map((rule) => hookCall(rule.runner)));
+    const { lists, listOf } = encodeLists(endpoints, rules.map((r) => r.runner));
+    const results = await this.pool.run(kind, at, lists.map((l) => l.payload), rules.map((rule, i) => hookCall(rule.runner, listOf[i]!)));
     const out: RuleAction[] = [];
     if (this.disposed) return out;
     rules.forEach((rule, i) => {
-      out.push(...this.accept(rule, results[i]!.actions, endpoints, undefined));
+      out.push(...this.accept(rule, results[i]!.actions, lists[listOf[i]!]!.endpoints, undefined));
       for (const f of results[i]!.failures) this.fail(rule, f);
     });
     return out;
@@ -369,8 +356,8 @@ export function formatReport(r: RuleReport): string {
   return `rule ${r.rule} (${where}): ${r.kind === "error" ? "" : `${r.kind}: `}${r.message}${seq}`;
 }
 
-function hookCall(rule: PooledRule): PoolCall {
-  return { rule, payload: 0, count: 1, maxFailures: Infinity };
+function hookCall(rule: PooledRule, payload: number): PoolCall {
+  return { rule, payload, count: 1, maxFailures: Infinity };
 }
 
 /** Convenience for tools and tests: compile and load once, to check a rule. */

@@ -36,6 +36,11 @@ export interface RuleInfo {
   periodic: boolean;
   /** The shape of the rule's option defaults, as the guest describes them (checked on the host). */
   optionTypes?: OptionType;
+  /**
+   * The rule's `select` as the guest copied it (plain data, or null without one): a claim, checked
+   * on the host (selector.ts) before anything is routed by it.
+   */
+  select?: unknown;
 }
 
 /** Raw action rows as the guest recorded them; validated by the caller. */

@@ -139,11 +139,47 @@ declare module "sockwarden" {
     readonly now: number;
   }
 
+  /**
+   * Where a remote address is, judged as the helpers judge it: "unspecified" is 0.0.0.0 or ::
+   * (no peer: listeners, unconnected UDP sockets); "loopback" what `isLoopback` accepts; "private"
+   * what `isPrivate` accepts (loopback addresses too); "public" anything else.
+   */
+  export type AddressClass = "unspecified" | "loopback" | "private" | "public";
+
+  /**
+   * Which endpoints a rule is given: one that matches every field given. A field takes one value
+   * or a list of them (any of them; an empty list matches nothing); a field left out matches
+   * anything. At most 1024 values a field.
+   */
+  export interface Selector {
+    readonly protocols?: Protocol | readonly Protocol[];
+    /**
+     * The endpoint's state (a UDP endpoint has none, so it never matches). A state-changed event
+     * also matches by the state it left; a closed event's endpoint carries the state it was last
+     * known in. A rule so sees each stay of an endpoint in these states from start to end.
+     */
+    readonly states?: TcpState | readonly TcpState[];
+    readonly localPorts?: number | readonly number[];
+    readonly remotePorts?: number | readonly number[];
+    readonly remote?: AddressClass | readonly AddressClass[];
+  }
+
   export interface RuleDefinition<Options = Record<string, unknown>> {
     name: string;
     description?: string;
     /** Event types the rule receives (default: opened, closed, state-changed). */
     on?: EventType | readonly EventType[];
+    /**
+     * Only what this selects reaches the rule: events of its `on` types whose endpoint matches,
+     * and of the endpoints shown to `start` and `periodic`, those that match. A list is any of
+     * its selectors (at most 64). The function form is called once, at load, with the merged
+     * options. It is checked when the rule loads: a wrong field refuses the rule.
+     *
+     * An optimisation contract, worked out outside the sandbox: what it does not select is never
+     * delivered, so `handle` need not test for it, and must not count on seeing it. Default:
+     * everything.
+     */
+    select?: Selector | readonly Selector[] | ((options: Options) => Selector | readonly Selector[]);
     /** Default options; the configuration can override each. */
     options?: Options;
     /** Called once with the endpoints that exist when the rule starts. */

@@ -16,6 +16,8 @@ import type { CompiledRule } from "../compile-rule.ts";
 import type { CallFailure, DispatchResult, RuleInfo, SandboxLimits } from "../sandbox.ts";
 import { RequestKind, type CallRequest, type LoadRequest, type SlotCall } from "./protocol.ts";
 import { RuleRunner, type RunnerLoss } from "./rule-runner.ts";
+import { checkSelection, type Selection } from "../selector.ts";
+import { validateRuleOptions } from "../rule-options.ts";
 
 export type RuleIsolation = "shared" | "per-rule";
 export const RULE_ISOLATIONS: readonly RuleIsolation[] = ["shared", "per-rule"];
@@ -52,6 +54,8 @@ export class PooledRule {
     public info: RuleInfo,
     public home: Home,
     private readonly pool: RulePool,
+    /** Which events and endpoints the rule is given, as checked on the host. */
+    readonly selection: Selection,
   ) {}
 
   /** Bytes of WebAssembly memory the rule held after its last call. */
@@ -108,12 +112,15 @@ export class RulePool {
       await this.revive(home);
     }
     const slot = this.nextSlot++;
+    let rule: PooledRule;
+    let selection: ReturnType<typeof checkSelection>;
     try {
       const loaded = await home.runner.load(slot, load);
-      const rule = new PooledRule(slot, compiled, load, loaded.info, home, this);
+      // The guest's select is only data it claims: checked here, before anything is routed by it.
+      selection = checkSelection(loaded.info.select);
+      rule = new PooledRule(slot, compiled, load, loaded.info, home, this, "problem" in selection ? SELECT_NOTHING : selection);
       rule.memory = loaded.memoryBytes;
       home.members.add(rule);
-      return rule;
     } catch (err) {
       if (!home.runner.running) {
         this.lost(home, null, `a rule loading from ${compiled.file} stalled or broke the sandbox process the rules shared`);
@@ -125,6 +132,13 @@ export class RulePool {
       }
       throw err;
     }
+    if ("problem" in selection && !optionsMisfit(rule.info, options)) {
+      // Refused as the guest's own definition errors are: at its `export default`.
+      rule.dispose();
+      const at = compiled.exportAt ?? { line: 1, column: 1 };
+      throw new RuleError(compiled.file, at.line, at.column, selection.problem);
+    }
+    return rule;
   }
 
   /**
@@ -275,6 +289,18 @@ export class RulePool {
     for (const h of this.homes) h.runner.end();
     this.homes.clear();
   }
+}
+
+const SELECT_NOTHING: Selection = { selectors: [], key: "" };
+
+/**
+ * A select worked out from configured options of the wrong type is their fault, and whoever
+ * configured them checks them before any hook runs and tells where they were set; until then the
+ * rule is given nothing.
+ */
+function optionsMisfit(info: RuleInfo, options: unknown): boolean {
+  if (options === null || typeof options !== "object" || Object.keys(options).length === 0) return false;
+  return validateRuleOptions(info.name, info.optionTypes, options, ["options"]).length > 0;
 }
 
 const KINDS = { dispatch: RequestKind.Dispatch, start: RequestKind.Start, periodic: RequestKind.Periodic } as const;
