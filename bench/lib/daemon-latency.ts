@@ -1,10 +1,10 @@
 // The latency phase of the daemon suite: `sockwarden run --rule smtp-guard` at one interval, and
-// a client (test/support/traffic/loopback-traffic.py victim) that connects to port 25 again and again and times, from the
+// a client (test/support/traffic/traffic.py victim) that connects to port 25 again and again and times, from the
 // moment connect() returned, how long until its blocking read fails because the daemon closed
 // the connection. The audit log's times are matched to the samples as a cross-check.
 import { writeFileSync } from "node:fs";
 import path from "node:path";
-import { LOOPBACK_TRAFFIC, PYTHON } from "../../test/support/traffic/scripts.ts";
+import { PYTHON, TRAFFIC } from "../../test/support/traffic/scripts.ts";
 import { LineProcess, pause, readJsonLines, waitRunning, wasInterrupted } from "./daemon-proc.ts";
 import { readCpuTicks, readVm } from "../../test/support/proc-usage.ts";
 import { MIB } from "./stats.ts";
@@ -167,14 +167,14 @@ export async function measureLatency(p: LatencyParams): Promise<LatencyResult> {
 
   const budgetMs = Math.max(10_000, p.deadline - Date.now());
   const victim = new LineProcess(
-    [PYTHON, LOOPBACK_TRAFFIC, "victim", "--port", String(SMTP_PORT), "--samples", String(p.samples), "--gap-max", String(p.intervalS),
+    [PYTHON, TRAFFIC, "victim", "--port", String(SMTP_PORT), "--samples", String(p.samples), "--gap-max", String(p.intervalS),
       "--timeout", String(timeoutMs / 1000), "--lifetime", String(Math.ceil(budgetMs / 1000)), "--seed", String(p.seed),
       "--name", VICTIM_NAME],
     budgetMs + 10_000,
   );
   let daemon: LineProcess | null = null;
   try {
-    await victim.expectLine(/^ready \d+ \d+$/, 10_000, "loopback-traffic victim");
+    await victim.expectLine(/^ready \d+ \d+$/, 10_000, "traffic victim");
     daemon = new LineProcess(cmd, budgetMs + 10_000, (line) => {
       r.sinkLines++;
       try {
@@ -195,7 +195,7 @@ export async function measureLatency(p: LatencyParams): Promise<LatencyResult> {
     let openInARow = 0;
     for (;;) {
       const line = await victim.nextLine(p.intervalS * 1000 + timeoutMs + 5000);
-      if ("timeout" in line) throw new Error(wasInterrupted() ? "interrupted" : "loopback-traffic victim went silent");
+      if ("timeout" in line) throw new Error(wasInterrupted() ? "interrupted" : "traffic victim went silent");
       if ("eof" in line) {
         if (r.samples.length < p.samples) r.notes.push(`client ended after ${r.samples.length} samples: ${victim.stderr.trim().split("\n")[0] ?? ""}`);
         break;

@@ -391,7 +391,7 @@ export function daemonMarkdown(report: DaemonReport): string {
       `${steadyHeading(list)}. Each sensor is measured in its own run over the same setup. The daemon runs every bundled plugin (\`sockwarden rules list\`) with its default options; ` +
         `nothing in the benchmark's traffic is a public address or port 25, so outbound-allowlist and smtp-guard only look, ` +
         `while connection-flood and new-listener may alert: alerts go to a file sink (\`--sink file:…\`), counted below. ` +
-        `Idle sockets: \`loopback-traffic.py hold\`. Churn: \`loopback-traffic.py churn\`, one connection at a time on a fixed schedule: connect from ` +
+        `Idle sockets: \`traffic.py hold\`. Churn: \`traffic.py churn\`, one connection at a time on a fixed schedule: connect from ` +
         `127.0.0.x, send a line, read the answer, close (${s.churn.close === "fin" ? "normal close: the client's side stays in TIME_WAIT for 60 s, as on a real server, so the dump grows by up to rate × 60 sockets" : "reset: no TIME_WAIT left behind"}). ` +
         `CPU is utime+stime of all the daemon's threads plus those of its rule runners (the executable's child processes, found by ` +
         `parent PID in /proc/*/stat), plus what runners it reaped left in its cutime/cstime, sampled every second on a fixed grid ` +

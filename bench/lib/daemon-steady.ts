@@ -1,10 +1,10 @@
 // The steady phase of the daemon suite: `sockwarden run` with every bundled plugin, over idle
-// loopback sockets (loopback-traffic.py hold) and a stream of short connections
-// (loopback-traffic.py churn); its CPU (utime+stime of all threads) and RSS are sampled every second.
+// loopback sockets (traffic.py hold) and a stream of short connections
+// (traffic.py churn); its CPU (utime+stime of all threads) and RSS are sampled every second.
 import os from "node:os";
 import path from "node:path";
 import { holdConnections, PYTHON, type HeldConnections } from "./helper.ts";
-import { LOOPBACK_TRAFFIC } from "../../test/support/traffic/scripts.ts";
+import { TRAFFIC } from "../../test/support/traffic/scripts.ts";
 import { hostOpenFiles } from "./host.ts";
 import { firstLine, run } from "./proc.ts";
 import { countTcpStates, LineProcess, pause, readJsonLines, scrapeMetrics, waitRunning, wasInterrupted, type TcpStates } from "./daemon-proc.ts";
@@ -220,10 +220,10 @@ export async function measureSteady(p: SteadyParams): Promise<SteadyResult> {
       r.holderSetupMs = held.setupMs;
     }
     churn = new LineProcess(
-      [PYTHON, LOOPBACK_TRAFFIC, "churn", "--port", String(CHURN_PORT), "--close", p.churnClose, "--lifetime", String(Math.ceil(budgetMs / 1000))],
+      [PYTHON, TRAFFIC, "churn", "--port", String(CHURN_PORT), "--close", p.churnClose, "--lifetime", String(Math.ceil(budgetMs / 1000))],
       budgetMs + 10_000,
     );
-    const ready = await churn.expectLine(/^ready \d+ (\d+)$/, 10_000, "loopback-traffic churn");
+    const ready = await churn.expectLine(/^ready \d+ (\d+)$/, 10_000, "traffic churn");
     const churnServerPid = Number(ready[1]);
 
     r.cmd = [
@@ -249,7 +249,7 @@ export async function measureSteady(p: SteadyParams): Promise<SteadyResult> {
     r.hostOpenFiles = await hostOpenFiles();
     r.loadavg = os.loadavg().map((x) => x.toFixed(2)).join(" ");
     churn.write("mark\n");
-    const mark0 = Number((await churn.expectLine(/^mark (\d+) \d+ \d+$/, 5000, "loopback-traffic churn"))[1]);
+    const mark0 = Number((await churn.expectLine(/^mark (\d+) \d+ \d+$/, 5000, "traffic churn"))[1]);
     const churnTicks0 = (cpuTicks(churn.pid) ?? 0) + (cpuTicks(churnServerPid) ?? 0);
     const host0: HostCpu | null = readHostCpu();
     p.log(`steady: ${r.atStart.total} TCP sockets in the namespace (${r.atStart.timeWait} TIME_WAIT); measuring ${p.seconds} s…`);
@@ -286,7 +286,7 @@ export async function measureSteady(p: SteadyParams): Promise<SteadyResult> {
     }
     const churnTicks1 = (cpuTicks(churn.pid) ?? 0) + (cpuTicks(churnServerPid) ?? 0);
     churn.write("mark\n");
-    const mark1 = Number((await churn.expectLine(/^mark (\d+) \d+ \d+$/, 5000, "loopback-traffic churn"))[1]);
+    const mark1 = Number((await churn.expectLine(/^mark (\d+) \d+ \d+$/, 5000, "traffic churn"))[1]);
     r.atEnd = countTcpStates();
 
     const first = r.samples[0]!;
@@ -331,7 +331,7 @@ export async function measureSteady(p: SteadyParams): Promise<SteadyResult> {
 
     // Every churn connection should have become two opened events (client and server socket).
     churn.write("stop\n");
-    const stopped = await churn.expectLine(/^stopped (\d+) (\d+) (\d+) (\S+)$/, 10_000, "loopback-traffic churn");
+    const stopped = await churn.expectLine(/^stopped (\d+) (\d+) (\d+) (\S+)$/, 10_000, "traffic churn");
     r.churn.total = Number(stopped[1]);
     r.churn.failed = Number(stopped[2]);
     r.churn.late = Number(stopped[3]);

@@ -1,9 +1,9 @@
-// The connection holder (test/support/traffic/loopback-traffic.py hold), here or in a named network namespace, and TCP socket
+// The connection holder (test/support/traffic/traffic.py hold), here or in a named network namespace, and TCP socket
 // counts from a namespace's /proc/net.
 import { readFileSync } from "node:fs";
 import os from "node:os";
 import { hostOpenFiles } from "./host.ts";
-import { LOOPBACK_TRAFFIC, PYTHON } from "../../test/support/traffic/scripts.ts";
+import { PYTHON, TRAFFIC } from "../../test/support/traffic/scripts.ts";
 import { firstLine } from "./proc.ts";
 import { netnsPath } from "./netns.ts";
 
@@ -37,7 +37,7 @@ export interface HeldConnections {
 export async function holdConnections(n: number, lifetimeS: number, readyTimeoutMs: number, netns?: string): Promise<HeldConnections> {
   const t0 = performance.now();
   const who = netns ? `${netns}: holder` : "helper";
-  const helper = [PYTHON, LOOPBACK_TRAFFIC, "hold", "--connections", String(n), "--lifetime", String(Math.max(5, Math.floor(lifetimeS)))];
+  const helper = [PYTHON, TRAFFIC, "hold", "--connections", String(n), "--lifetime", String(Math.max(5, Math.floor(lifetimeS)))];
   const proc = Bun.spawn({
     cmd: netns ? ["nsenter", `--net=${netnsPath(netns)}`, "--", ...helper] : helper,
     stdin: "pipe",

@@ -1,4 +1,4 @@
-// One connection holder (loopback-traffic.py hold) per benchmark namespace (helper.ts's holder, started inside it), and the TCP
+// One connection holder (traffic.py hold) per benchmark namespace (helper.ts's holder, started inside it), and the TCP
 // socket count of each namespace read from its holder's /proc/PID/net.
 import { countTcpIn, holdConnections, type HeldConnections, type SocketCount } from "./helper.ts";
 

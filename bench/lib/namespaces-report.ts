@@ -414,7 +414,7 @@ export function markdown(report: NamespacesReport): string {
   L.push("");
   L.push(
     `${o.namespaces} network namespaces (${report.targets[0]} … ${report.targets[report.targets.length - 1]}, loopback up), ` +
-      `each with one holder (loopback-traffic.py hold) keeping ${o.connections} established loopback TCP connections ` +
+      `each with one holder (traffic.py hold) keeping ${o.connections} established loopback TCP connections ` +
       `(${2 * o.connections} sockets plus a listener). Every command is started from the benchmark's own namespace ` +
       `${report.ownNetns}, which holds no sockets. Nothing leaves loopback.`,
   );

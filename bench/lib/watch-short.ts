@@ -1,12 +1,12 @@
 // The watch suite's short-connection phase: plain `sockwarden watch --ndjson` (no -a) while a
-// process named sw-beacon (loopback-traffic.py beacon) makes connections of 1–5 ms each, closed
+// process named sw-beacon (traffic.py beacon) makes connections of 1–5 ms each, closed
 // normally, with a reset, or by the peer, and stays alive afterwards. Counted: how many of those
 // connections the watch reported at all, and how many with sw-beacon's name and PID. (--initial
 // is added only so that the first sentinel shows up however early it was opened.)
 // Readiness and completion are shown by held sentinel connections, not by sleeping: the first
 // one's opened event means the watch is running; one opened after the burst and two refreshes
 // more mean everything it could say about the burst has been said.
-import { LOOPBACK_TRAFFIC, PYTHON } from "../../test/support/traffic/scripts.ts";
+import { PYTHON, TRAFFIC } from "../../test/support/traffic/scripts.ts";
 import { LineProcess, pause, wasInterrupted } from "./daemon-proc.ts";
 import { fallbackNote, type Sensor } from "./sensors.ts";
 import { firstLine } from "./proc.ts";
@@ -84,7 +84,7 @@ export async function measureShort(p: ShortParams): Promise<ShortResult> {
   r.cmd = [p.exe, "watch", "--ndjson", "--initial", "--interval", String(p.intervalS), "--duration", String(lifetimeS), ...p.sensorWords];
   const events: WatchEvent[] = [];
   let bad = 0;
-  const helper = new LineProcess([PYTHON, LOOPBACK_TRAFFIC, "beacon", "--port", String(BEACON_PORT), "--name", BEACON_NAME, "--lifetime", String(lifetimeS)], (lifetimeS + 10) * 1000);
+  const helper = new LineProcess([PYTHON, TRAFFIC, "beacon", "--port", String(BEACON_PORT), "--name", BEACON_NAME, "--lifetime", String(lifetimeS)], (lifetimeS + 10) * 1000);
   let watch: LineProcess | null = null;
   const seenOpened = (port: number): boolean => events.some((e) => e.type === "opened" && e.localPort === port && e.remotePort === BEACON_PORT);
   const waitFor = async (what: string, ok: () => boolean, timeoutMs: number): Promise<void> => {
@@ -96,7 +96,7 @@ export async function measureShort(p: ShortParams): Promise<ShortResult> {
     }
   };
   try {
-    const ready = await helper.expectLine(/^ready \d+ (\d+)$/, 10_000, "loopback-traffic beacon");
+    const ready = await helper.expectLine(/^ready \d+ (\d+)$/, 10_000, "traffic beacon");
     const serverPid = Number(ready[1]);
     watch = new LineProcess(r.cmd, (lifetimeS + 10) * 1000, (line) => {
       try {
@@ -107,13 +107,13 @@ export async function measureShort(p: ShortParams): Promise<ShortResult> {
     });
     const sentinel = async (): Promise<number> => {
       helper.write("hold\n");
-      return Number((await helper.expectLine(/^held (\d+)$/, 5000, "loopback-traffic beacon"))[1]);
+      return Number((await helper.expectLine(/^held (\d+)$/, 5000, "traffic beacon"))[1]);
     };
     const first = await sentinel();
     await waitFor("the first held connection", () => seenOpened(first), 30_000);
 
     helper.write(`burst ${p.connections} ${p.seed}\n`);
-    const burstLine = await helper.expectLine(/^\{.*\}$/, Math.max(30_000, p.connections * 50), "loopback-traffic beacon");
+    const burstLine = await helper.expectLine(/^\{.*\}$/, Math.max(30_000, p.connections * 50), "traffic beacon");
     const burst = JSON.parse(burstLine[0]) as { pid: number; ms: number; conns: { port: number; mode: Mode; holdMs: number }[] };
     r.burstMs = burst.ms;
     const holds = burst.conns.map((c) => c.holdMs);

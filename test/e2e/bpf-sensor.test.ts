@@ -131,11 +131,11 @@ async function traffic(
   };
   const timer = drainWhileRunning ? setInterval(collect, 20) : undefined;
   try {
-    const server = ns!.spawn([PYTHON, SERVER, SERVER_NAME, serverHost, String(PORT)]);
+    const server = ns!.spawn([PYTHON, ...SERVER, SERVER_NAME, serverHost, String(PORT)]);
     const ready = await server.nextLine(10_000);
     expect(ready).toMatch(/^ready \d+$/);
     const serverPid = Number(ready.split(" ")[1]);
-    const beacon = await ns!.exec([PYTHON, BEACON, "beacon", connectHost, String(PORT), String(count), bindHost, "0", "alternate"], { timeoutMs: 30_000 });
+    const beacon = await ns!.exec([PYTHON, ...BEACON, "beacon", connectHost, String(PORT), String(count), bindHost, "0", "alternate"], { timeoutMs: 30_000 });
     expect(beacon.code, describeRun(beacon)).toBe(0);
     const client = JSON.parse(beacon.stdout) as ClientRun;
     const [beaconPid, ports] = [client.pid, localPorts(client)];

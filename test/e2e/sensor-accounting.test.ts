@@ -95,7 +95,7 @@ describe("watch --sensor ebpf with resyncs racing the sensor", { timeout: 180_00
     const held: BackgroundProcess[] = [];
     const server = await startServer(ns!, "sw-listener", SERVER_HOST, PORT);
     held.push(server.process);
-    const churn = ns!.spawn([PYTHON, CLIENT, "churner", SERVER_HOST, String(PORT), String(BALLAST + CONNECTIONS), CLIENT_HOST, String(FIRST_CLIENT_PORT), "churn", String(PER_SECOND), String(BALLAST)]);
+    const churn = ns!.spawn([PYTHON, ...CLIENT, "churner", SERVER_HOST, String(PORT), String(BALLAST + CONNECTIONS), CLIENT_HOST, String(FIRST_CLIENT_PORT), "churn", String(PER_SECOND), String(BALLAST)]);
     held.push(churn);
     expect(await churn.nextLine(60_000), churn.stderr).toBe("ready");
     const watcher = ns!.spawn([

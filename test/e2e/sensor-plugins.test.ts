@@ -108,14 +108,14 @@ let nextClientPort = 21_000;
 async function beacon(host: string, port: number, count: number): Promise<{ pid: number; ports: number[] }> {
   const first = nextClientPort;
   nextClientPort += count;
-  const r = await ns!.exec([PYTHON, CONNECTIONS, "beacon", host, String(port), String(count), host, String(first), "alternate", "5"], { timeoutMs: 20_000 });
+  const r = await ns!.exec([PYTHON, ...CONNECTIONS, "beacon", host, String(port), String(count), host, String(first), "alternate", "5"], { timeoutMs: 20_000 });
   expect(r.code, describeRun(r)).toBe(0);
   const client = JSON.parse(r.stdout) as ClientRun;
   return { pid: client.pid, ports: localPorts(client) };
 }
 
 async function listener(host: string, port: number): Promise<void> {
-  const server = spawn([PYTHON, LISTENER, "sw-listener", host, String(port)]);
+  const server = spawn([PYTHON, ...LISTENER, "sw-listener", host, String(port)]);
   expect(await server.nextLine(15_000)).toMatch(/^ready \d+$/);
 }
 

@@ -1,5 +1,5 @@
 /**
- * The soak's traffic generator (test/support/traffic/soak-traffic.py) itself: a short connection still in
+ * The soak's traffic generator (test/support/traffic/traffic.py soak) itself: a short connection still in
  * flight when "stop" comes is followed to its outcome, not counted as failed; one that gets no
  * answer before the drain runs out is counted as stopped, apart from the failures. The server is
  * frozen (SIGSTOP) around "stop" so that connections are certainly in flight then.
@@ -35,7 +35,7 @@ afterAll(async () => {
  */
 async function stopWhileInFlight(name: string, churnTimeout: number, thawAfterMs: number | null): Promise<Required<ChurnSummary>> {
   const out = path.join(dir, name);
-  const traffic = new SoakProcess(ns!.wrap([PYTHON, TRAFFIC, JSON.stringify({
+  const traffic = new SoakProcess(ns!.wrap([PYTHON, ...TRAFFIC, JSON.stringify({
     out, churnRate: 300, churnClose: "rst", churnTimeout, classes: ["curl-2525"], classRate: 1, hold: 0.5, lifetime: 120,
   })]));
   let serverPid = 0;

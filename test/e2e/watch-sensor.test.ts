@@ -69,7 +69,7 @@ beforeAll(async () => {
   requireRoot("The eBPF sensor's watch test");
   requireExecutable();
   ns = await Netns.create("sens");
-  server = ns.spawn([PYTHON, SERVER, "sw-listener", HOST, String(SERVER_PORT)]);
+  server = ns.spawn([PYTHON, ...SERVER, "sw-listener", HOST, String(SERVER_PORT)]);
   expect(await server.nextLine(15_000)).toMatch(/^ready \d+$/);
 });
 
@@ -115,7 +115,7 @@ async function watchBurst(sensor: "ebpf" | "poll", sentinelBase: number): Promis
     // out again after a reset, and two connections would share a four-tuple.
     const firstPort = nextClientPort;
     nextClientPort += CONNECTIONS;
-    const burst = await ns!.exec([PYTHON, BEACON, "beacon", HOST, String(SERVER_PORT), String(CONNECTIONS), HOST, String(firstPort), "alternate", "5"], { timeoutMs: 20_000 });
+    const burst = await ns!.exec([PYTHON, ...BEACON, "beacon", HOST, String(SERVER_PORT), String(CONNECTIONS), HOST, String(firstPort), "alternate", "5"], { timeoutMs: 20_000 });
     expect(burst.code, describeRun(burst)).toBe(0);
     const client = JSON.parse(burst.stdout) as ClientRun;
     const [pid, ports] = [client.pid, localPorts(client)];

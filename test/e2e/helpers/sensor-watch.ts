@@ -1,6 +1,6 @@
 /**
  * Driving `sockwarden watch --ndjson` through bursts of short connections in a namespace: the
- * listener and client of test/support/traffic (listener.py, connections.py), held sentinel connections that
+ * listener and client of test/support/traffic (traffic.py listen, connect), held sentinel connections that
  * show the order of things (a held connection's opened event means everything the sensor was told
  * before it has been reported; a connected UDP socket, seen by snapshots only, means a refresh came
  * after it), and the account of what is open according to the events.
@@ -49,12 +49,12 @@ export async function finishWatch(watcher: BackgroundProcess, into: WatchEvent[]
   for (const line of watcher.remainingLines()) into.push(JSON.parse(line) as WatchEvent);
 }
 
-/** Starts listener.py as NAME on HOST:PORT; resolves once it listens, with its pid. */
+/** Starts the listener (traffic.py listen) as NAME on HOST:PORT; resolves once it listens, with its pid. */
 export async function startServer(ns: Netns, name: string, host: string, port: number): Promise<{ process: BackgroundProcess; pid: number }> {
-  const server = ns.spawn([PYTHON, SERVER, name, host, String(port)]);
+  const server = ns.spawn([PYTHON, ...SERVER, name, host, String(port)]);
   const line = await server.nextLine(15_000);
   const match = /^ready (\d+)$/.exec(line);
-  if (!match) throw new Error(`listener.py said ${JSON.stringify(line)}; stderr: ${server.stderr}`);
+  if (!match) throw new Error(`traffic.py listen said ${JSON.stringify(line)}; stderr: ${server.stderr}`);
   return { process: server, pid: Number(match[1]) };
 }
 
@@ -71,7 +71,7 @@ export interface ClientOptions {
 }
 
 function clientArgv(o: ClientOptions): string[] {
-  return [PYTHON, CLIENT, o.name, o.host, String(o.port), String(o.count), o.bindHost, String(o.firstPort ?? 0), o.pattern, String(o.holdMs ?? 1)];
+  return [PYTHON, ...CLIENT, o.name, o.host, String(o.port), String(o.count), o.bindHost, String(o.firstPort ?? 0), o.pattern, String(o.holdMs ?? 1)];
 }
 
 /** Runs a "mixed" or "alternate" client to the end; returns what it recorded. */

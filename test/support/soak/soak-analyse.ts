@@ -1,8 +1,8 @@
-// What a soak or fault run's records say: every held connection (from soak-traffic.py) against
+// What a soak or fault run's records say: every held connection (from traffic.py soak) against
 // every audit-log line, so that missed closes, wrong closes and unaudited closes are counted
 // exactly; and the daemon's RSS and CPU samples reduced to growth after warm-up.
 
-/** One held connection as soak-traffic.py reports it. */
+/** One held connection as traffic.py soak reports it. */
 export interface HeldConnection {
   cls: "must-close" | "keep" | "public";
   kind: string;

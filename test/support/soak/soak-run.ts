@@ -1,5 +1,5 @@
 // One soak run: `sockwarden run` with every bundled plugin in a network namespace, traffic from
-// test/support/traffic/soak-traffic.py (short connections plus connections smtp-guard must close
+// test/support/traffic/traffic.py soak (short connections plus connections smtp-guard must close
 // and look-alikes it must not), the daemon's RSS and CPU sampled from /proc, its metrics
 // scraped, and at the end every held connection checked against the audit log.
 //
@@ -21,7 +21,7 @@ export const PLUGINS = ["smtp-guard", "new-listener", "connection-flood", "outbo
 export const PUBLIC_ADDRESS = "198.51.100.7";
 /** Seconds a short connection may wait for its answer; after "stop", how long those in flight are followed. */
 const CHURN_TIMEOUT_S = 30;
-/** Held classes in soak-traffic.py (seven, plus the public one). */
+/** Held classes in traffic.py soak (seven, plus the public one). */
 const HELD_CLASSES = 8;
 
 export interface SoakSettings {
@@ -58,7 +58,7 @@ export interface SoakSettings {
   configExtra?: string;
   /** Wraps the daemon's command line inside the namespace (e.g. a mount namespace of its own). */
   daemonWrap?: (argv: string[]) => string[];
-  /** More settings for soak-traffic.py (e.g. forkRate). */
+  /** More settings for traffic.py soak (e.g. forkRate). */
   traffic?: Record<string, unknown>;
   /** Runs once the traffic flows, beside the sampling; the traffic stops after it and `seconds`. */
   during?: (ctx: SoakContext) => Promise<void>;
@@ -124,7 +124,7 @@ export interface SoakResult {
   sinkRecords: Record<string, unknown>[];
 }
 
-/** The short-connection generator's last record (soak-traffic.py, churn). */
+/** The short-connection generator's last record (traffic.py soak, churn). */
 export interface ChurnSummary {
   started?: number;
   ok?: number;
@@ -216,7 +216,7 @@ export async function runSoak(s: SoakSettings): Promise<SoakResult> {
 
     const churnRate = Math.max(0, s.rate - HELD_CLASSES * s.classRate);
     const lifetime = Math.ceil(s.seconds + Math.max(s.closeDeadline, CHURN_TIMEOUT_S) + 120);
-    traffic = new SoakProcess(s.wrap([PYTHON, SOAK_TRAFFIC, JSON.stringify({
+    traffic = new SoakProcess(s.wrap([PYTHON, ...SOAK_TRAFFIC, JSON.stringify({
       out, churnRate, churnClose: s.churnClose, classRate: s.classRate, hold: s.hold,
       closeDeadline: s.closeDeadline, churnTimeout: CHURN_TIMEOUT_S, public: PUBLIC_ADDRESS, lifetime, ...s.traffic,
     })]));
