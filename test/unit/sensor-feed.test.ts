@@ -8,7 +8,8 @@ import type { Endpoint, TcpState } from "../../src/model/endpoint.ts";
 import type { TcpTuple } from "../../src/engine/linux/diag-lookup.ts";
 import type { SetStateRecord } from "../../src/engine/linux/bpf/set-state-record.ts";
 import type { SensorCounters } from "../../src/engine/linux/bpf/sensor.ts";
-import { SensorFeed, ringBytesFromEnv, type SensorFeedHost } from "../../src/engine/linux/sensor-feed.ts";
+import { SensorFeed, type SensorFeedHost } from "../../src/engine/linux/sensor-feed.ts";
+import { ringBytesFromEnv } from "../../src/engine/linux/sensor-ring-env.ts";
 import { endpoint } from "../support/endpoints.ts";
 
 const HOME = 4026531840;

@@ -22,6 +22,7 @@ import type { SetStateRecord } from "./bpf/set-state-record.ts";
 import { PERF_REORDER_WINDOW_NS } from "./bpf/cpu-order.ts";
 import type { TcpTuple } from "./diag-lookup.ts";
 import { FdWaiter } from "./fd-waiter.ts";
+import { ringBytesFromEnv } from "./sensor-ring-env.ts";
 
 /** How often the ring is read when no poll can wait on it. */
 export const SENSOR_DRAIN_MS = 3;
@@ -36,24 +37,6 @@ const MAX_SOCKETS = 200_000;
 const IPPROTO_TCP = 6;
 /** States of an active close, after which the kernel may keep a timewait socket with the same cookie. */
 const LINGERING: ReadonlySet<TcpState | null> = new Set<TcpState | null>(["FIN_WAIT1", "FIN_WAIT2", "CLOSING", "TIME_WAIT"]);
-
-/** Accepted values of SOCKWARDEN_SENSOR_RING_BYTES: a page to 256 MiB. */
-export const RING_BYTES_MIN = 4096;
-export const RING_BYTES_MAX = 256 * 1024 * 1024;
-
-/**
- * The ring buffer's size from SOCKWARDEN_SENSOR_RING_BYTES, for machines whose bursts overflow
- * the default (and for tests that make it overflow); a bad value is ignored with a note.
- */
-export function ringBytesFromEnv(env: Record<string, string | undefined>): { bytes: number | null; note: string | null } {
-  const text = env.SOCKWARDEN_SENSOR_RING_BYTES;
-  if (text === undefined || text === "") return { bytes: null, note: null };
-  const bytes = /^\d+$/.test(text.trim()) ? Number(text.trim()) : Number.NaN;
-  if (!Number.isSafeInteger(bytes) || bytes < RING_BYTES_MIN || bytes > RING_BYTES_MAX) {
-    return { bytes: null, note: `SOCKWARDEN_SENSOR_RING_BYTES=${JSON.stringify(text)} is ignored: it must be a whole number of bytes from ${RING_BYTES_MIN} to ${RING_BYTES_MAX}` };
-  }
-  return { bytes, note: null };
-}
 
 /** Puts a record's counters on its endpoint, where the record has them. */
 function withCounters(endpoint: Endpoint, r: SetStateRecord): void {
