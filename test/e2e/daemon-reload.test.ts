@@ -124,7 +124,8 @@ describe("sockwarden run: reloads", { timeout: 120_000 }, () => {
     const refused = await sinkLine(file, daemon, "a reload-refused record", (l) => l.outcome === "reload-refused");
     expect(refused).toMatchObject({ kind: "report", severity: "warning" });
     expect(refused.message).toBe(`reload refused, the running configuration continues: ${conf}:7: protect.portz: unknown key (known: ports, addresses, processes, paths)`);
-    expect(daemon.stderr).toContain(`sockwarden: ${refused.message}\n`);
+    // The sink's record may be read before the stderr line has come through the pipe.
+    await waitFor(() => `the refusal on stderr; it has:\n${daemon.stderr}`, () => (daemon.stderr.includes(`sockwarden: ${refused.message}\n`) ? true : undefined));
   });
 
   it("SIGHUP moves the audit log to a changed file; a changed sensor stays until a restart, and the sinks are told", async () => {

@@ -1,6 +1,6 @@
 /**
  * Faults made for real around `sockwarden run` with every bundled plugin, in a private network
- * namespace with live traffic (test/support/traffic/soak-traffic.py: connections smtp-guard must
+ * namespace with live traffic (test/support/traffic/traffic.py soak: connections smtp-guard must
  * close, look-alikes it must not): the destroy-notice queue overflowing (the daemon is stopped
  * while short connections pour in), processes exiting in the middle of /proc scans, a webhook
  * nobody listens for, a full disk under the file sink (a tiny tmpfs in a mount namespace of the
@@ -22,6 +22,7 @@ import { runSoak, scrapeMetrics, soakConfig, type SoakResult, type SoakSettings 
 import { metricSum } from "../support/soak/soak-analyse.ts";
 import { SoakProcess, sleep } from "../support/soak/soak-proc.ts";
 import { waitForSignalHandler } from "./helpers/process-ready.ts";
+import { waitFor } from "./helpers/wait-for.ts";
 
 let ns: Netns | undefined;
 let root: string;
@@ -42,6 +43,12 @@ afterAll(async () => {
 type Run = SoakResult & { dir: string };
 
 /**
+ * Seconds of traffic in each run: enough for every fault to happen many times over (each
+ * threshold below is a small share of what one run makes) while the runs stay short.
+ */
+const SECONDS = 5;
+
+/**
  * A short soak with a fault. `settings` gets the run's directory. Every run checks what no fault
  * may touch: the daemon up and stopping cleanly, no close missed or wrong, the audit log whole.
  */
@@ -50,16 +57,16 @@ async function withFault(name: string, settings: (dir: string) => Partial<SoakSe
   fs.mkdirSync(dir);
   const r = await runSoak({
     executable: EXECUTABLE,
-    seconds: 12,
+    seconds: SECONDS,
     warmupSeconds: 0,
     rate: 200,
     interval: 0.5,
-    classRate: 2,
+    classRate: 3,
     hold: 1.5,
     closeDeadline: 10,
     churnClose: "rst",
-    sampleSeconds: 2,
-    metricsSeconds: 6,
+    sampleSeconds: 1,
+    metricsSeconds: 2,
     dir,
     wrap: (argv) => ns!.wrap(argv),
     metricsPort: 9464 + runs,
@@ -68,8 +75,9 @@ async function withFault(name: string, settings: (dir: string) => Partial<SoakSe
   const c = r.closes;
   const why = `stderr:\n${r.stderr.slice(-3000)}\nmissed: ${c.missedExamples.join("; ")}\nwrong: ${c.wrongExamples.join("; ")}`;
   expect(r.daemon.stayedUp, why).toBe(true);
+  // How soon it stops is bound by the supervisor's stop deadline, checked on fake time in
+  // test/unit/supervisor.test.ts ("a stop whose outputs never let go ends at the deadline").
   expect(r.daemon.exitCode, why).toBe(0);
-  expect(r.daemon.stopMs, why).toBeLessThan(2500);
   expect(c.mustClose, why).toBeGreaterThan(20);
   // Connections closed in connect() are among the closed; any other that could not be made (a
   // look-alike above all) is a failure.
@@ -101,6 +109,29 @@ const metric = (r: SoakResult, name: string, ...labels: string[]) => metricSum(n
 const inAll = (lines: string[]) => Number(/, (\d+) in all/.exec(lines.filter((l) => / in all/.test(l)).at(-1) ?? "")?.[1] ?? NaN);
 const readLines = (file: string) => (fs.existsSync(file) ? fs.readFileSync(file, "utf8").split("\n").filter(Boolean) : []);
 /**
+ * Notices the kernel dropped, for want of room, on the daemon's netlink sockets that listen to a
+ * multicast group: its destroy-notice socket (/proc/PID/net is the namespace the daemon is in).
+ */
+function noticesDropped(pid: number): number {
+  const inodes = new Set<string>();
+  for (const fd of fs.readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      const socket = /^socket:\[(\d+)\]$/.exec(fs.readlinkSync(`/proc/${pid}/fd/${fd}`));
+      if (socket) inodes.add(socket[1]!);
+    } catch {
+      // Closed while being listed.
+    }
+  }
+  let drops = 0;
+  // sk Eth Pid Groups Rmem Wmem Dump Locks Drops Inode
+  for (const line of fs.readFileSync(`/proc/${pid}/net/netlink`, "utf8").split("\n").slice(1)) {
+    const f = line.trim().split(/\s+/);
+    if (f.length >= 10 && !/^0+$/.test(f[3]!) && inodes.has(f[9]!)) drops += Number(f[8]);
+  }
+  return drops;
+}
+
+/**
  * Records of a file sink across its rotated files, without those that tell it about the other
  * sinks (outcome sink-problem, sink-dropped): the records every sink was given.
  */
@@ -108,8 +139,9 @@ const sinkLines = (dir: string, base = "sink.ndjson") =>
   fs.readdirSync(dir).filter((f) => f === base || f.startsWith(`${base}.`)).flatMap((f) => readLines(path.join(dir, f)))
     .filter((l) => !/"outcome":"sink-(problem|dropped)"/.test(l));
 
-// Each run is a start, at least 12 s of traffic, a drain and a stop: more than the suite's
-// default test time on a loaded machine, and a run cut off by vitest would go on beside the next.
+// Each run is a start, SECONDS of traffic (more while a fault is being made), a drain and a stop:
+// on a loaded machine more than the suite's default test time, and a run cut off by vitest would
+// go on beside the next.
 describe("sockwarden run under faults", { timeout: 240_000 }, () => {
   it("ENOBUFS on the destroy-notice socket: notices pour in while the daemon cannot read them", async () => {
     const r = await withFault("enobufs", () => ({
@@ -118,14 +150,21 @@ describe("sockwarden run under faults", { timeout: 240_000 }, () => {
       // refresh, which is what losing them is about. With the sensor, the same stall is a test
       // of the sensor's ring and of the backlog it leaves, not of this socket.
       daemonWrap: (argv) => [...argv, "--sensor", "poll"],
-      during: async ({ daemon }) => {
-        await sleep(3000);
-        // Stopped, it reads nothing while the short connections' notices fill its socket.
-        for (let i = 0; i < 2; i++) {
+      // Two overflows, one after the other: the first is told, the second counted.
+      during: async ({ daemon, scrape }) => {
+        for (let overflow = 1; overflow <= 2; overflow++) {
+          const before = noticesDropped(daemon.pid);
+          // Stopped, it reads nothing while the short connections' notices fill its socket, until
+          // the kernel has had to drop some.
           daemon.kill("SIGSTOP");
-          await sleep(3500);
-          daemon.kill("SIGCONT");
-          await sleep(2000);
+          try {
+            await waitFor(() => `the kernel to drop destroy notices (${before} dropped before the stop)`, () => (noticesDropped(daemon.pid) > before ? true : undefined));
+          } finally {
+            daemon.kill("SIGCONT");
+          }
+          // Running again, it reads the overflow (ENOBUFS) and empties its queue before the next.
+          const counted = async () => metricSum((await scrape()) ?? new Map(), "sockwarden_lost_notices_total") >= overflow || undefined;
+          await waitFor(() => `the daemon to count overflow ${overflow}`, counted);
         }
       },
     }));
@@ -151,38 +190,38 @@ describe("sockwarden run under faults", { timeout: 240_000 }, () => {
     // Told once, then in counts (a run this short has at most the first line and the count at stop).
     expect(linesWith(r, "socket-destroy notices lost").length, r.stderr).toBeLessThanOrEqual(2);
     // The short-lived processes were seen, and their listeners told by new-listener.
-    expect(metric(r, "sockwarden_events_total", 'type="opened"')).toBeGreaterThan(3000);
+    expect(metric(r, "sockwarden_events_total", 'type="opened"')).toBeGreaterThan(1000);
     expect(r.alerts["new-listener"] ?? 0).toBeGreaterThan(10);
   });
 
   it("a webhook that is down: the failure told once, the records it dropped counted, the file sink whole", async () => {
     const hook = "webhook:http://127.0.0.1:7999/hook";
     const r = await withFault("webhook", (dir) => ({
-      sinks: [`${hook}#queueSize=20&backoffMs=100&maxBackoffMs=300`, `file:${path.join(dir, "sink.ndjson")}`],
+      sinks: [`${hook}#queueSize=10&backoffMs=100&maxBackoffMs=300`, `file:${path.join(dir, "sink.ndjson")}`],
     }));
     const lines = linesWith(r, hook);
     expect(lines.filter((l) => /ECONNREFUSED|connection refused/i.test(l) && !/dropped/.test(l))).toHaveLength(1);
-    expect(lines.filter((l) => /queue full \(20 records\)/.test(l))).toHaveLength(1);
+    expect(lines.filter((l) => /queue full \(10 records\)/.test(l))).toHaveLength(1);
     expect(lines.length, r.stderr).toBeLessThanOrEqual(5);
     // Nothing got through, so every record the file sink has was dropped by the webhook, and
     // the last count says so, but for those still queued at the stop: kept on disk for the next start.
     const records = sinkLines(r.dir).length;
-    expect(records).toBeGreaterThan(60);
+    expect(records).toBeGreaterThan(30);
     const kept = Number(/(\d+) record\(s\) not delivered before closing: kept in /.exec(r.stderr)?.[1] ?? 0);
     expect(kept).toBeGreaterThan(0);
     expect(inAll(lines) + kept).toBe(records);
     expect(metric(r, "sockwarden_sink_failures_total", `sink="${hook}"`)).toBe(1);
   });
 
-  it("a full disk under the file sink (a 16 KiB tmpfs): ENOSPC told once, drops counted, no broken line", async () => {
+  it("a full disk under the file sink (an 8 KiB tmpfs): ENOSPC told once, drops counted, no broken line", async () => {
     let onTmpfs: string[] = [];
     const r = await withFault("full", (dir) => {
       const full = path.join(dir, "full");
       fs.mkdirSync(full);
       return {
-        sinks: [`file:${full}/sink.ndjson?queueSize=50`, `file:${path.join(dir, "sink.ndjson")}`],
+        sinks: [`file:${full}/sink.ndjson?queueSize=10`, `file:${path.join(dir, "sink.ndjson")}`],
         // The tmpfs exists only in the daemon's mount namespace and goes with it.
-        daemonWrap: (argv) => ["unshare", "-m", "--propagation", "private", "sh", "-c", 'mount -t tmpfs -o size=16k sw-full "$0" && exec "$@"', full, ...argv],
+        daemonWrap: (argv) => ["unshare", "-m", "--propagation", "private", "sh", "-c", 'mount -t tmpfs -o size=8k sw-full "$0" && exec "$@"', full, ...argv],
         beforeStop: async ({ daemon }) => {
           onTmpfs = readLines(`/proc/${daemon.pid}/root${full}/sink.ndjson`);
         },
@@ -191,11 +230,11 @@ describe("sockwarden run under faults", { timeout: 240_000 }, () => {
     const full = path.join(r.dir, "full", "sink.ndjson");
     // Nothing reached the real directory: the tmpfs was over it.
     expect(fs.existsSync(full)).toBe(false);
-    expect(onTmpfs.length).toBeGreaterThan(10);
+    expect(onTmpfs.length).toBeGreaterThan(5);
     for (const line of onTmpfs) expect(() => JSON.parse(line), line).not.toThrow();
     const lines = linesWith(r, `file:${full}`);
     expect(lines.filter((l) => /ENOSPC/.test(l) && !/dropped/.test(l))).toHaveLength(1);
-    expect(lines.filter((l) => /queue full \(50 records\)/.test(l))).toHaveLength(1);
+    expect(lines.filter((l) => /queue full \(10 records\)/.test(l))).toHaveLength(1);
     expect(lines.length, r.stderr).toBeLessThanOrEqual(5);
     // Written on the tmpfs, or dropped and counted: the other sink has the sum.
     expect(onTmpfs.length + inAll(lines)).toBe(sinkLines(r.dir).length);
@@ -217,7 +256,7 @@ export default defineRule({ name: "always-fails", on: ["opened"], handle(e) { th
 `);
     const r = await withFault("rule", () => ({ rules: [rule], configExtra: "[sandbox]\nmax_failures = 1000000\n" }));
     const failures = metric(r, "sockwarden_rule_errors_total", 'rule="always-fails"', 'kind="error"');
-    expect(failures).toBeGreaterThan(1000);
+    expect(failures).toBeGreaterThan(500);
     const reports = r.sinkRecords.filter((x) => x.kind === "report" && x.rule === "always-fails") as { count?: number; message: string }[];
     expect(reports[0]!.count).toBeUndefined();
     expect(reports[0]!.message).toMatch(/^rule always-fails \(.*always-fails\.ts:2:\d+\): Error: cannot handle port \d+ \[event \d+\]$/);
@@ -231,12 +270,19 @@ export default defineRule({ name: "always-fails", on: ["opened"], handle(e) { th
   it("a storm of SIGHUPs while running: folded into a few reloads, every one counted", async () => {
     const storm = 200;
     const r = await withFault("sighup", () => ({
-      during: async ({ daemon }) => {
-        await sleep(2000);
+      during: async ({ daemon, scrape }) => {
+        await sleep(1000);
         for (let i = 0; i < storm; i++) {
           daemon.kill("SIGHUP");
           await sleep(5);
         }
+        // The reloads the storm set going finish before the run ends: a stop in the middle of one
+        // leaves the signals it folds untold, by design.
+        const settled = async () => {
+          const seen = metricSum((await scrape()) ?? new Map(), "sockwarden_sighups_total");
+          return seen > 0 && signalsTold(reloadLines(daemon.stderr)) === seen ? true : undefined;
+        };
+        await waitFor(() => `every SIGHUP seen to be in a reload line; stderr:\n${daemon.stderr.slice(-3000)}`, settled, 60_000);
       },
     }));
     // Signals of one kind that arrive together may merge into one before a program sees them
@@ -263,11 +309,12 @@ export default defineRule({ name: "always-fails", on: ["opened"], handle(e) { th
     const daemon = new SoakProcess(ns!.wrap([EXECUTABLE, "run", "--config", config]), { keepStdout: false });
     try {
       // Until the program has its handler, a SIGHUP ends it by default, as it would any program:
-      // the storm starts the moment the handler is there, long before the rules are loaded.
+      // the storm starts the moment the handler is there, long before the rules are loaded, and
+      // lasts until the daemon says it runs.
       await waitForSignalHandler(daemon.pid, "SIGHUP", 20_000, fs.realpathSync(EXECUTABLE));
       let sent = 0;
-      const until = performance.now() + 3000;
-      while (performance.now() < until && !daemon.hasExited) {
+      const until = performance.now() + 30_000;
+      while (performance.now() < until && !daemon.hasExited && !/running /.test(daemon.stderr)) {
         daemon.kill("SIGHUP");
         sent++;
         await sleep(3);

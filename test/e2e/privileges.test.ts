@@ -198,7 +198,7 @@ const cells: Record<CommandRow, (column: Column, index: number) => Promise<strin
   },
 
   async watch(column) {
-    const w = spawnAs(column, [exe, "watch", "--ndjson", "--initial", "-a", "--interval", "1", "--duration", "20", "--port", String(holder.churnPort)]);
+    const w = spawnAs(column, [exe, "watch", "--ndjson", "--initial", "-a", "--interval", "0.3", "--duration", "20", "--port", String(holder.churnPort)]);
     try {
       // --initial reports the churn listener first: the watcher is ready.
       const first = JSON.parse(await w.nextLine(15_000));
@@ -348,16 +348,25 @@ async function daemonCells(column: Column, index: number): Promise<DaemonOutcome
       const why = `does not start: ${daemon.stderr.trim()}`;
       return { run: why, metrics: why };
     }
-    await ask(clients, "connect curl");
+    const curlPort = Number((await ask(clients, "connect curl")).split(" ")[2]);
     await ask(clients, "connect exim4");
+    // A close of curl's connection the column does not allow is a record that it failed (among
+    // the sink's complete lines: the last may be half written).
+    const curlCloseFailed = () =>
+      existsSync(sink) &&
+      readFileSync(sink, "utf8").split("\n").slice(0, -1).some((l) => {
+        if (!l.includes('"outcome":"failed"')) return false;
+        const r = JSON.parse(l) as { action?: string; endpoint?: { localPort?: number } };
+        return r.action === "close" && r.endpoint?.localPort === curlPort;
+      });
     let status: Record<string, string> = {};
-    // Where the column lets it, the close comes within a few intervals; where it does not,
-    // nothing comes and the window runs out.
+    // Where the column lets it, the close comes within a few intervals; where it does not, the
+    // failed attempt is recorded as soon; where it makes neither, the window runs out.
     const until = performance.now() + 8000;
     do {
       await sleep(100);
       status = JSON.parse(await ask(clients, "status"));
-    } while (status.curl === "alive" && performance.now() < until);
+    } while (status.curl === "alive" && !curlCloseFailed() && performance.now() < until);
     // A few more intervals for anything else it would do.
     await sleep(5 * DAEMON_INTERVAL * 1000);
     status = JSON.parse(await ask(clients, "status"));

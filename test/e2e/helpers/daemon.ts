@@ -44,7 +44,12 @@ export function daemonTestbed(label: string, tempPrefix: string): DaemonTestbed 
   });
 
   afterEach(async () => {
-    for (const p of running.splice(0)) await p.stop();
+    // SIGTERM first, as a service manager stops the daemon: it does not read stdin, so closing
+    // that (stop's first step) would only wait out stop's grace period.
+    for (const p of running.splice(0)) {
+      await p.terminate(5000);
+      await p.stop();
+    }
   });
 
   afterAll(async () => {
