@@ -168,7 +168,8 @@ while time.time() < end:
     const wantScans = 100;
     const wantSnapshots = wantScans / 5;
     const wantForks = 200;
-    const boundMs = 60_000;
+    // On a machine busy with other work a hundred scans of the whole host took over 60 s.
+    const boundMs = 100_000;
     let scans = 0;
     let snapshots = 0;
     let owned = 0;
