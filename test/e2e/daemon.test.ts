@@ -145,13 +145,13 @@ export default defineRule({ name: "guard", on: ["opened"], handle(e, act) {
     expect((await auditLines(audit, 1, daemon)).map((l) => [l.requestedBy, l.outcome])).toEqual([["guard", "closed"]]);
   });
 
-  it("stops cleanly on SIGTERM, promptly, with exit status 0", async () => {
+  it("stops cleanly on SIGTERM, with exit status 0", async () => {
     const daemon = await startDaemon(["--rule", "smtp-guard", "--audit-log", path.join(bed.dir, "audit-5.log")]);
-    const started = performance.now();
     process.kill(daemon.pid, "SIGTERM");
+    // Five seconds only catch a stop that hangs. The stop's own bound (1.9 s whatever the sinks
+    // do) is checked on fake time: test/unit/supervisor.test.ts, "a stop whose outputs never let
+    // go ends at the deadline".
     expect(await daemon.waitForExit(5000), daemon.stderr).toBe(true);
-    // The daemon's own stop is bounded at 1.9 s whatever its sinks do.
-    expect(performance.now() - started, daemon.stderr).toBeLessThan(2000);
     expect(daemon.child.exitCode).toBe(0);
   });
 
