@@ -6,9 +6,7 @@
  * the test); the rules run as in production, in their own processes; the refresh loop's timers
  * never fire by themselves, so no refresh comes between.
  */
-import { afterEach, beforeEach, describe, expect, test } from "vitest";
-import fs from "node:fs";
-import os from "node:os";
+import { describe, expect, test } from "vitest";
 import path from "node:path";
 import { Daemon } from "../../src/daemon/daemon.ts";
 import { defaultConfig, type DaemonConfig } from "../../src/daemon/config.ts";
@@ -16,6 +14,7 @@ import { AuditLog } from "../../src/actions/audit-log.ts";
 import type { DestroyResult, SocketEngine, SocketTransition, TransitionFeed } from "../../src/engine/types.ts";
 import type { Endpoint } from "../../src/model/endpoint.ts";
 import { ManualTimers } from "./helpers/manual-timers.ts";
+import { daemonBed } from "../support/daemon-bed.ts";
 import { endpoint as anEndpoint, namedProcess } from "../support/endpoints.ts";
 
 /**
@@ -67,19 +66,7 @@ class SensedEngine implements SocketEngine {
   close(): void {}
 }
 
-let dir: string;
-let daemon: Daemon | null = null;
-
-beforeEach(() => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), "sw-reload-in-flight-"));
-  fs.writeFileSync(path.join(dir, "slow.ts"), SLOW_RULE);
-});
-
-afterEach(async () => {
-  await daemon?.stop(200);
-  daemon = null;
-  fs.rmSync(dir, { recursive: true, force: true });
-});
+const bed = daemonBed("sw-reload-in-flight-", { "slow.ts": SLOW_RULE });
 
 function config(sources: string[]): DaemonConfig {
   const c = defaultConfig();
@@ -99,11 +86,11 @@ describe("a reload while events are being handled", () => {
   test("the changes the old rules were handed as they were swapped out are acted on", { timeout: 60_000 }, async () => {
     const engine = new SensedEngine();
     const timers = new ManualTimers();
-    const d = (daemon = new Daemon({
-      config: config(["smtp-guard", path.join(dir, "slow.ts")]),
+    const d = (bed.daemon = new Daemon({
+      config: config(["smtp-guard", path.join(bed.dir, "slow.ts")]),
       createEngine: () => engine,
       emit: () => {},
-      audit: new AuditLog(path.join(dir, "audit.log"), () => {}),
+      audit: new AuditLog(path.join(bed.dir, "audit.log"), () => {}),
       warn: () => {},
       watchRuleFiles: false,
       timers,

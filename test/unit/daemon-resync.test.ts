@@ -5,9 +5,7 @@
  * where the engine has no sensor stops the start with exit 5. The engine is scripted (it records
  * what each snapshot asks for); rules run as they do in production, in their own processes.
  */
-import { afterEach, beforeEach, describe, expect, test } from "vitest";
-import fs from "node:fs";
-import os from "node:os";
+import { describe, expect, test } from "vitest";
 import path from "node:path";
 import { Daemon } from "../../src/daemon/daemon.ts";
 import { defaultConfig, type DaemonConfig } from "../../src/daemon/config.ts";
@@ -15,6 +13,7 @@ import { AuditLog } from "../../src/actions/audit-log.ts";
 import type { SnapshotRequest, SocketEngine, TransitionFeed } from "../../src/engine/types.ts";
 import { UnsupportedError } from "../../src/errors.ts";
 import { ManualTimers } from "./helpers/manual-timers.ts";
+import { daemonBed } from "../support/daemon-bed.ts";
 
 /** Counts counters events: a rule that needs TCP dumped every interval. */
 const COUNTING_RULE = `import { defineRule } from "sockwarden";
@@ -36,19 +35,7 @@ class ScriptedEngine implements SocketEngine {
   close() {}
 }
 
-let dir: string;
-let daemon: Daemon | null = null;
-
-beforeEach(() => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), "sw-daemon-resync-"));
-  fs.writeFileSync(path.join(dir, "traffic.ts"), COUNTING_RULE);
-});
-
-afterEach(async () => {
-  await daemon?.stop(200);
-  daemon = null;
-  fs.rmSync(dir, { recursive: true, force: true });
-});
+const bed = daemonBed("sw-daemon-resync-", { "traffic.ts": COUNTING_RULE });
 
 function setup(configure: (c: DaemonConfig) => void, sensor = true) {
   const config = defaultConfig();
@@ -56,11 +43,11 @@ function setup(configure: (c: DaemonConfig) => void, sensor = true) {
   configure(config);
   const engine = new ScriptedEngine(sensor);
   const timers = new ManualTimers();
-  daemon = new Daemon({
+  bed.daemon = new Daemon({
     config,
     createEngine: () => engine,
     emit: () => {},
-    audit: new AuditLog(path.join(dir, "audit.log"), () => {}),
+    audit: new AuditLog(path.join(bed.dir, "audit.log"), () => {}),
     warn: () => {},
     watchRuleFiles: false,
     timers,
@@ -70,10 +57,10 @@ function setup(configure: (c: DaemonConfig) => void, sensor = true) {
   const run = async (seconds: number) => {
     for (let i = 0; i < seconds * 10; i++) {
       timers.advance(100);
-      await daemon!.idle();
+      await bed.daemon!.idle();
     }
   };
-  return { engine, daemon, run };
+  return { engine, daemon: bed.daemon, run };
 }
 
 describe("the daemon's refreshes with the sensor running", () => {
@@ -89,7 +76,7 @@ describe("the daemon's refreshes with the sensor running", () => {
     const next = defaultConfig();
     next.interval = 1;
     next.resync = 60;
-    next.rules.sources = ["smtp-guard", path.join(dir, "traffic.ts")];
+    next.rules.sources = ["smtp-guard", path.join(bed.dir, "traffic.ts")];
     await d.reload(next);
     engine.dumps.length = 0;
     await run(3);
@@ -108,7 +95,7 @@ describe("the daemon's refreshes with the sensor running", () => {
   test("a rule on counters from the start: TCP every interval", async () => {
     const { engine, daemon: d, run } = setup((c) => {
       c.interval = 1;
-      c.rules.sources = [path.join(dir, "traffic.ts")];
+      c.rules.sources = [path.join(bed.dir, "traffic.ts")];
     });
     await d.start();
     await run(3);

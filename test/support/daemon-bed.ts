@@ -1,0 +1,31 @@
+/**
+ * The working folder of an in-process daemon in a unit test: made before each test with the rule
+ * files given, and after it the test's daemon stopped (within 200 ms: such daemons write to no real
+ * outputs) and the folder removed.
+ */
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { afterEach, beforeEach } from "vitest";
+import type { Daemon } from "../../src/daemon/daemon.ts";
+
+export interface DaemonBed {
+  /** This test's folder. */
+  dir: string;
+  /** The daemon the test made, stopped after it. */
+  daemon: Daemon | null;
+}
+
+export function daemonBed(prefix: string, files: Readonly<Record<string, string>>): DaemonBed {
+  const bed: DaemonBed = { dir: "", daemon: null };
+  beforeEach(() => {
+    bed.dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+    for (const [name, text] of Object.entries(files)) fs.writeFileSync(path.join(bed.dir, name), text);
+  });
+  afterEach(async () => {
+    await bed.daemon?.stop(200);
+    bed.daemon = null;
+    fs.rmSync(bed.dir, { recursive: true, force: true });
+  });
+  return bed;
+}
