@@ -8,9 +8,7 @@
  */
 import { describe, expect, test } from "vitest";
 import path from "node:path";
-import { Daemon } from "../../src/daemon/daemon.ts";
 import { defaultConfig, type DaemonConfig } from "../../src/daemon/config.ts";
-import { AuditLog } from "../../src/actions/audit-log.ts";
 import type { DestroyResult, SocketEngine, SocketTransition, TransitionFeed } from "../../src/engine/types.ts";
 import type { Endpoint } from "../../src/model/endpoint.ts";
 import { ManualTimers } from "./helpers/manual-timers.ts";
@@ -86,16 +84,7 @@ describe("a reload while events are being handled", () => {
   test("the changes the old rules were handed as they were swapped out are acted on", { timeout: 60_000 }, async () => {
     const engine = new SensedEngine();
     const timers = new ManualTimers();
-    const d = (bed.daemon = new Daemon({
-      config: config(["smtp-guard", path.join(bed.dir, "slow.ts")]),
-      createEngine: () => engine,
-      emit: () => {},
-      audit: new AuditLog(path.join(bed.dir, "audit.log"), () => {}),
-      warn: () => {},
-      watchRuleFiles: false,
-      timers,
-      clock: timers.clock,
-    }));
+    const d = bed.make(config(["smtp-guard", path.join(bed.dir, "slow.ts")]), engine, timers);
     await d.start();
     // The old rules are busy with this one while the reload loads the new rules...
     engine.open(connection(41000, 80, "curl"));

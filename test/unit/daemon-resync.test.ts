@@ -7,9 +7,7 @@
  */
 import { describe, expect, test } from "vitest";
 import path from "node:path";
-import { Daemon } from "../../src/daemon/daemon.ts";
 import { defaultConfig, type DaemonConfig } from "../../src/daemon/config.ts";
-import { AuditLog } from "../../src/actions/audit-log.ts";
 import type { SnapshotRequest, SocketEngine, TransitionFeed } from "../../src/engine/types.ts";
 import { UnsupportedError } from "../../src/errors.ts";
 import { ManualTimers } from "./helpers/manual-timers.ts";
@@ -43,24 +41,15 @@ function setup(configure: (c: DaemonConfig) => void, sensor = true) {
   configure(config);
   const engine = new ScriptedEngine(sensor);
   const timers = new ManualTimers();
-  bed.daemon = new Daemon({
-    config,
-    createEngine: () => engine,
-    emit: () => {},
-    audit: new AuditLog(path.join(bed.dir, "audit.log"), () => {}),
-    warn: () => {},
-    watchRuleFiles: false,
-    timers,
-    clock: timers.clock,
-  });
+  const daemon = bed.make(config, engine, timers);
   /** `seconds` of refreshes, each one's handling awaited before the next. */
   const run = async (seconds: number) => {
     for (let i = 0; i < seconds * 10; i++) {
       timers.advance(100);
-      await bed.daemon!.idle();
+      await daemon.idle();
     }
   };
-  return { engine, daemon: bed.daemon, run };
+  return { engine, daemon, run };
 }
 
 describe("the daemon's refreshes with the sensor running", () => {

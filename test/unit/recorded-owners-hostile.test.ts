@@ -50,8 +50,8 @@ function lineOf(file: string, needle: string): number {
   return fs.readFileSync(file, "utf8").split("\n").findIndex((l) => l.includes(needle)) + 1;
 }
 
-/** Replaying `file` fails with one DecodeError line `file:line: message…`. */
-function expectRefused(file: string, line: number, message: string | RegExp): void {
+/** What replaying `file` threw, checked to be a DecodeError. */
+function refusal(file: string): DecodeError {
   let caught: unknown;
   try {
     replay(file);
@@ -59,7 +59,12 @@ function expectRefused(file: string, line: number, message: string | RegExp): vo
     caught = err;
   }
   expect(caught).toBeInstanceOf(DecodeError);
-  const text = (caught as Error).message;
+  return caught as DecodeError;
+}
+
+/** Replaying `file` fails with one DecodeError line `file:line: message…`. */
+function expectRefused(file: string, line: number, message: string | RegExp): void {
+  const text = refusal(file).message;
   expect(text).not.toContain("\n");
   expect(text.startsWith(`${file}:${line}: `)).toBe(true);
   if (typeof message === "string") expect(text).toBe(`${file}:${line}: ${message}`);
@@ -241,15 +246,7 @@ describe("absurd sizes", () => {
   test("more owner lines than the recording has sockets are refused at the first one too many", () => {
     const lines: unknown[] = [{ owners: 100_000 }];
     for (let i = 1; i <= 100_000; i++) lines.push({ socket: i, pids: [i] });
-    const file = withLines(lines);
-    let caught: unknown;
-    try {
-      replay(file);
-    } catch (err) {
-      caught = err;
-    }
-    expect(caught).toBeInstanceOf(DecodeError);
-    const [, line] = /:(\d+): more owner lines than the recording has sockets$/.exec((caught as Error).message) ?? [];
+    const [, line] = /:(\d+): more owner lines than the recording has sockets$/.exec(refusal(withLines(lines)).message) ?? [];
     // The fixture has 10 sockets in ~3.5 kB of datagrams: the refusal comes within a few hundred lines.
     expect(Number(line)).toBeGreaterThan(DATAGRAMS.split("\n").length);
     expect(Number(line)).toBeLessThan(1000);
