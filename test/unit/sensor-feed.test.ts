@@ -316,6 +316,33 @@ describe("SensorFeed after a lost CLOSE", () => {
   });
 });
 
+describe("SensorFeed after a lost CLOSE and a lost birth", () => {
+  // The same, but the new socket's first records were lost too (one overflow can take both): its
+  // first record read is a later change. Its addresses and ports, which no socket changes after
+  // connect or accept, still say it is not the socket followed there.
+  test.each([
+    ["a connect, at ESTABLISHED", record(21n, "SYN_SENT", "ESTABLISHED", { netns: HOME, localPort: 40011, remotePort: 7700 })],
+    ["an accepted socket, at ESTABLISHED", record(21n, "SYN_RECV", "ESTABLISHED", { netns: HOME, localPort: 7700, remotePort: 40011 })],
+    ["a connection, at its close", record(21n, "ESTABLISHED", "FIN_WAIT1", { netns: HOME, localPort: 40011, remotePort: 7700 })],
+  ] as const)("%s is told with its own addresses, not the old socket's, nor its process", (_name, later) => {
+    const records: SetStateRecord[] = [
+      record(21n, "CLOSE", "SYN_SENT", { netns: HOME, localPort: 0, remotePort: 7700, pid: 5, comm: "p5" }),
+      record(21n, "SYN_SENT", "ESTABLISHED", { netns: HOME, localPort: 40010, remotePort: 7700 }),
+    ];
+    const f = feed(records, {});
+    expect(f.drain().map((t) => t.endpoint.localPort)).toEqual([40010]);
+    records.push({ ...later });
+    const second = f.drain();
+    expect(second).toHaveLength(1);
+    const t = second[0]!;
+    expect([t.endpoint.localPort, t.endpoint.remotePort]).toEqual([later.localPort, later.remotePort]);
+    expect(t.endpoint.state).toBe(later.newState);
+    expect(t.endpoint.process?.pid).not.toBe(5);
+    // Not known from its birth: no opening time.
+    expect(t.endpoint.openedAt).toBeNull();
+  });
+});
+
 describe("SensorFeed losses", () => {
   test("changes the kernel skipped the program for count as lost, as a full ring's do", () => {
     const counters: Partial<SensorCounters> = {};

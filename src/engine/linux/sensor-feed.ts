@@ -91,11 +91,18 @@ interface Followed {
   foreign: boolean;
   /** An accepted socket already looked up again once it was established. */
   relooked: boolean;
+  /** Its local and remote port, once a record had them (a connect's first may not). */
+  ports: number | null;
 }
 
 /** A socket's first change: connect or listen (from CLOSE), or an accepted socket's birth (from its listener). */
 function isBirth(r: SetStateRecord): boolean {
   return (r.oldState === "CLOSE" || r.oldState === "LISTEN") && r.newState !== "CLOSE";
+}
+
+/** A record's two ports as one number; null before connect gave the socket its local port. */
+function portsOf(r: SetStateRecord): number | null {
+  return r.localPort === 0 ? null : r.localPort * 65_536 + r.remotePort;
 }
 
 function tupleOf(r: SetStateRecord): TcpTuple {
@@ -241,8 +248,11 @@ export class SensorFeed implements TransitionFeed {
     // A socket's first change (a connect or listen from CLOSE, an accepted socket's birth from its
     // listener) at an address still followed: the earlier socket there closed and its CLOSE was
     // lost, and the kernel gave its memory to this one. Nothing of it may carry over, neither its
-    // addresses nor its process.
-    if (f && isBirth(r)) {
+    // addresses nor its process. So too a record whose ports are not the followed socket's: no
+    // socket's ports change after connect or accept, so the new socket's first records were lost
+    // with the old one's CLOSE (one overflow can take both).
+    const ports = portsOf(r);
+    if (f && (isBirth(r) || (ports !== null && f.ports !== null && ports !== f.ports))) {
       this.sockets.delete(r.socket);
       f = undefined;
     }
@@ -252,9 +262,10 @@ export class SensorFeed implements TransitionFeed {
         const oldest = this.sockets.keys().next().value;
         if (oldest !== undefined) this.sockets.delete(oldest);
       }
-      f = { endpoint: null, openedAt: this.openedAt(r), pid: null, uid: null, comm: null, foreign: false, relooked: false };
+      f = { endpoint: null, openedAt: this.openedAt(r), pid: null, uid: null, comm: null, foreign: false, relooked: false, ports: null };
       this.sockets.set(r.socket, f);
     }
+    f.ports ??= ports;
     if (r.pid !== null && f.pid === null && this.host.recordPids !== false) {
       f.pid = r.pid;
       f.uid = r.uid;
