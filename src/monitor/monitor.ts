@@ -66,11 +66,14 @@ export class Monitor {
   private readonly retirements: Retirements;
   /** Keys of sockets the sensor opened since the latest snapshot with TCP in it began. */
   private sensedKeys = new Set<string>();
-  private countersWanted: boolean;
+  /** Whether partial refreshes dump TCP too, for its counters (may change, e.g. on a reload). */
+  counters: boolean;
   /** endpointKey by address pair, for transitions that carry no cookie; built when first needed. */
   private pairIndex: Map<string, string> | null = null;
   /** Known listeners with their process, by port; built when first needed after a refresh. */
   private listenerIndex: ListenerIndex | null = null;
+  /** Connections the batch being applied opened, gone before the latest snapshot (closeGone). */
+  private openedGone = new Set<string>();
   private lostTransitionsSeen = 0;
   private resyncWanted = false;
   private unreadable = 0;
@@ -78,7 +81,7 @@ export class Monitor {
   constructor(private readonly options: MonitorOptions) {
     this.clock = options.clock ?? Date.now;
     this.retirements = new Retirements(this.clock);
-    this.countersWanted = options.counters ?? false;
+    this.counters = options.counters ?? false;
     let feed: ClosedSocketFeed | null = null;
     if (options.closedSockets !== false) {
       if (!options.engine.closedSockets) {
@@ -142,22 +145,13 @@ export class Monitor {
     return this.resyncWanted;
   }
 
-  /** Whether partial refreshes dump TCP too, for its counters (may change, e.g. on a reload). */
-  get counters(): boolean {
-    return this.countersWanted;
-  }
-
-  set counters(wanted: boolean) {
-    this.countersWanted = wanted;
-  }
-
   /**
    * What a refresh of this scope dumps: everything requested, unless the sensor runs and the
    * refresh is partial; then what the sensor does not cover, and TCP too when counters are wanted.
    */
   protocolsFor(scope: RefreshScope): ReadonlySet<Protocol> {
     const requested = this.options.request.protocols;
-    if (scope === "full" || !this.transitionFeed || this.countersWanted) return requested;
+    if (scope === "full" || !this.transitionFeed || this.counters) return requested;
     return new Set([...requested].filter((p) => !SENSED.has(p)));
   }
 
@@ -305,6 +299,7 @@ export class Monitor {
 
   private deleteKnown(key: string, ep: Endpoint): void {
     this.known.delete(key);
+    this.openedGone.delete(key);
     if (this.pairIndex && ep.remotePort !== 0) this.pairIndex.delete(pairKey(ep));
   }
 
@@ -313,12 +308,32 @@ export class Monitor {
     if (!this.transitionFeed) return [];
     const out: UnnumberedEvent[] = [];
     for (const t of this.transitionFeed.drain()) this.applyTransition(t, out);
+    if (this.openedGone.size > 0) this.closeGone(out);
     const lost = this.transitionFeed.lost();
     if (lost > this.lostTransitionsSeen) {
       this.lostTransitionsSeen = lost;
       this.resyncWanted = true;
     }
     return out;
+  }
+
+  /**
+   * Changes can be read after a snapshot that began later than they were made (a record reserved
+   * but not yet committed holds back all behind it). A connection they open that the snapshot did
+   * not show and no lookup found was gone by then. Unless its CLOSE was in the batch, it is closed
+   * at the batch's end: a CLOSE lost before that snapshot was made good by it, so no resync would
+   * come for it. A CLOSE read later is older than the retirement, so it is passed over.
+   */
+  private closeGone(out: UnnumberedEvent[]): void {
+    const now = this.clock();
+    for (const key of this.openedGone) {
+      const ep = this.known.get(key);
+      if (!ep) continue;
+      this.deleteKnown(key, ep);
+      out.push({ type: "closed", time: now, endpoint: ep });
+      this.retirements.retire(ep, now);
+    }
+    this.openedGone.clear();
   }
 
   private applyTransition(t: SocketTransition, out: UnnumberedEvent[]): void {
@@ -361,8 +376,12 @@ export class Monitor {
           ep.pids = owner.pids;
         }
       }
-      this.setKnown(endpointKey(ep), ep);
-      this.sensedKeys.add(endpointKey(ep));
+      const opened = endpointKey(ep);
+      this.setKnown(opened, ep);
+      this.sensedKeys.add(opened);
+      // A lookup finds a socket that exists (with its cookie): one without was gone when read.
+      if (t.time < this.snapshotStartedAt && ep.cookie === null && ep.remotePort !== 0) this.openedGone.add(opened);
+      this.retirements.reopened(ep);
       out.push({ type: "opened", time, endpoint: ep });
       return;
     }

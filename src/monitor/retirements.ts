@@ -29,6 +29,8 @@ interface Retirement {
   at: number;
   /** A destroy notice was put down to this retirement: a socket gets one. */
   noticeTaken?: boolean;
+  /** The sensor opened a new connection on this key since (see reopened()). */
+  reopened?: boolean;
 }
 
 export class Retirements {
@@ -64,7 +66,7 @@ export class Retirements {
   reconcile(events: UnnumberedEvent[], current: ReadonlyMap<string, Endpoint>): UnnumberedEvent[] {
     const kept: UnnumberedEvent[] = [];
     for (const e of rekeyed(events)) {
-      if (this.isRetired(e.endpoint, true)) {
+      if (this.isRetired(e.endpoint, true) && !(e.type === "closed" && this.closesReopened(e.endpoint))) {
         // A successor found by its addresses keeps the retirement under its own key.
         this.retired[e.endpoint.protocol].set(endpointKey(e.endpoint), this.retirement(e.endpoint, e.endpoint.cookie !== null || e.endpoint.remotePort === 0));
         continue;
@@ -98,6 +100,34 @@ export class Retirements {
     const retired = this.retired[ep.protocol];
     retired.set(endpointKey(ep), this.retirement(ep, ep.cookie !== null || ep.remotePort === 0, at));
     if (ep.remotePort !== 0) retired.set(pairKey(ep), this.retirement(ep, false, at));
+  }
+
+  /**
+   * The sensor told a new connection opened on a retired key (a change the kernel made after the
+   * retirement). The retirement still keeps the retired connection's late changes out, but no
+   * longer covers a close a dump tells there: that is the new connection's (its CLOSE lost), and
+   * dropping it would leave the connection open for good.
+   */
+  reopened(ep: Endpoint): void {
+    const retired = this.retired[ep.protocol];
+    if (retired.size === 0) return;
+    const own = retired.get(endpointKey(ep));
+    if (own) own.reopened = true;
+    const pair = ep.remotePort === 0 ? undefined : retired.get(pairKey(ep));
+    if (pair) pair.reopened = true;
+  }
+
+  /**
+   * Whether a dump's closed event is of a connection the sensor opened on a retired key. The
+   * retirement under the event's own key says, where there is one: a socket the table held
+   * without telling (a retired connection's TIME_WAIT, under its own cookie) goes as silently,
+   * whatever was opened on its addresses since.
+   */
+  private closesReopened(ep: Endpoint): boolean {
+    const retired = this.retired[ep.protocol];
+    const own = retired.get(endpointKey(ep));
+    if (own) return own.reopened === true;
+    return ep.remotePort !== 0 && retired.get(pairKey(ep))?.reopened === true;
   }
 
   /**

@@ -56,4 +56,28 @@ describe("connections on the 4-tuple of one just closed", () => {
     s.change(ep({ cookie: "13", state: "ESTABLISHED" }), "SYN_SENT");
     expect(summary(s.monitor.takeTransitions())).toEqual(["opened 1000 ESTABLISHED", "closed 1000 ESTABLISHED", "opened 1000 ESTABLISHED"]);
   });
+
+  test.each([
+    { label: "with cookies", cookies: ["11", "12"] },
+    { label: "without cookies", cookies: [null, null] },
+  ])("the next connection on the 4-tuple whose CLOSE was lost is closed by the resync ($label)", ({ cookies }) => {
+    const s = scripted();
+    s.monitor.start();
+    s.advance(2);
+    s.change(ep({ cookie: cookies[0], state: "ESTABLISHED" }), "SYN_SENT");
+    s.advance(1);
+    s.change(ep({ cookie: cookies[0], state: "CLOSE" }), "ESTABLISHED");
+    s.advance(2);
+    s.change(ep({ cookie: cookies[1], state: "ESTABLISHED" }), "SYN_SENT");
+    const events = summary(s.monitor.takeTransitions());
+    expect(events).toEqual(["opened 1000 ESTABLISHED", "closed 1000 ESTABLISHED", "opened 1000 ESTABLISHED"]);
+    // Its CLOSE lost: the resync that follows finds it gone and must say so.
+    s.lose(1);
+    s.advance(10);
+    s.table = [];
+    expect(s.monitor.takeTransitions()).toEqual([]);
+    expect(s.monitor.resyncDue).toBe(true);
+    expect(summary(s.monitor.refresh())).toEqual(["closed 1000 ESTABLISHED"]);
+    expect(s.monitor.current()).toEqual([]);
+  });
 });
