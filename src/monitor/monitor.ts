@@ -8,10 +8,11 @@
  * counters are wanted) and compares only those protocols; a full refresh (a resync) dumps
  * everything.
  */
-import type { ClosedSocketFeed, SnapshotRequest, SocketEngine, SocketTransition, TransitionFeed } from "../engine/types.ts";
-import type { Endpoint, Protocol } from "../model/endpoint.ts";
+import type { SnapshotRequest, SocketEngine, SocketTransition, TransitionFeed } from "../engine/types.ts";
+import type { Endpoint, Protocol, TcpState } from "../model/endpoint.ts";
 import { UnsupportedError } from "../errors.ts";
 import { ClosedNotices } from "./closed-notices.ts";
+import { openClosedSockets, openTransitions } from "./monitor-feeds.ts";
 import { endpointKey, pairKey } from "./endpoint-key.ts";
 import type { EndpointEvent, UnnumberedEvent } from "./events.ts";
 import { listenerFor, listenersByPort, type ListenerIndex } from "./listener-owner.ts";
@@ -82,34 +83,9 @@ export class Monitor {
     this.clock = options.clock ?? Date.now;
     this.retirements = new Retirements(this.clock);
     this.counters = options.counters ?? false;
-    let feed: ClosedSocketFeed | null = null;
-    if (options.closedSockets !== false) {
-      if (!options.engine.closedSockets) {
-        this.notes.push(`connections shorter than one refresh are not seen: the ${options.engine.name} engine has no close notices`);
-      } else {
-        try {
-          feed = options.engine.closedSockets();
-        } catch (err) {
-          this.notes.push(`connections shorter than one refresh are not seen: ${(err as Error).message}`);
-        }
-      }
-    }
+    const feed = options.closedSockets === false ? null : openClosedSockets(options.engine, this.notes);
     this.closed = new ClosedNotices(feed, this.clock, options.maxPendingClosed ?? 200_000);
-    if (options.transitions) {
-      if (!options.engine.transitions) {
-        const why = `the ${options.engine.name} engine has no sensor of state changes`;
-        if (options.requireSensor) this.refuse(new UnsupportedError(`eBPF sensor unavailable: ${why}`));
-        this.notes.push(`${why}; polling every refresh`);
-      } else {
-        try {
-          this.transitionFeed = options.engine.transitions();
-          for (const n of this.transitionFeed.notes) this.notes.push(n);
-        } catch (err) {
-          if (options.requireSensor) this.refuse(err);
-          this.notes.push(`${(err as Error).message}; polling every refresh instead`);
-        }
-      }
-    }
+    if (options.transitions) this.transitionFeed = openTransitions(options.engine, options.requireSensor ?? false, this.notes, (err) => this.refuse(err));
   }
 
   /** The sensor was asked for and cannot run: release what was opened and say why, on one line. */
@@ -285,11 +261,26 @@ export class Monitor {
     const key = endpointKey(ep);
     if (this.known.has(key)) return key;
     if (ep.cookie !== null || ep.remotePort === 0) return null;
+    return this.pairs().get(pairKey(ep)) ?? null;
+  }
+
+  private pairs(): Map<string, string> {
     if (!this.pairIndex) {
       this.pairIndex = new Map();
       for (const [k, known] of this.known) if (known.remotePort !== 0) this.pairIndex.set(pairKey(known), k);
     }
-    return this.pairIndex.get(pairKey(ep)) ?? null;
+    return this.pairIndex;
+  }
+
+  /**
+   * The key of an accepted socket known by its request sock's cookie (a lookup made before the
+   * child replaced it) when a change from SYN_RECV names it by the child's own.
+   */
+  private requestKey(ep: Endpoint, previousState: TcpState | null): string | null {
+    if (previousState !== "SYN_RECV" || ep.cookie === null || ep.remotePort === 0) return null;
+    const key = this.pairs().get(pairKey(ep));
+    const known = key === undefined ? undefined : this.known.get(key);
+    return known?.state === "SYN_RECV" && known.cookie !== ep.cookie ? key! : null;
   }
 
   private setKnown(key: string, ep: Endpoint): void {
@@ -339,7 +330,8 @@ export class Monitor {
   private applyTransition(t: SocketTransition, out: UnnumberedEvent[]): void {
     const ep = t.endpoint;
     if (this.retirements.isRetired(ep, false, t.time)) return;
-    const key = this.knownKey(ep);
+    const request = this.knownKey(ep) === null ? this.requestKey(ep, t.previousState) : null;
+    const key = request ?? this.knownKey(ep);
     const before = key === null ? undefined : this.known.get(key);
     // The latest snapshot saw this socket after the change: it is already as the change made it.
     // Not so for what the sensor itself added since (the snapshot never saw it), nor for a close:
@@ -387,7 +379,14 @@ export class Monitor {
     }
     if (before.state === ep.state) return;
     const next = mergeTransition(before, ep, ep.state);
-    this.setKnown(key!, next);
+    if (request !== null) {
+      // The child is the socket dumps will show: its cookie and inode from now on.
+      next.cookie = ep.cookie;
+      if (ep.inode !== 0) next.inode = ep.inode;
+      this.deleteKnown(request, before);
+      if (this.sensedKeys.has(request)) this.sensedKeys.add(endpointKey(next));
+    }
+    this.setKnown(request === null ? key! : endpointKey(next), next);
     out.push({ type: "state-changed", time, endpoint: next, previousState: before.state });
   }
 

@@ -72,6 +72,22 @@ describe("Monitor with transitions", () => {
     expect(summary(s.monitor.takeTransitions())).toEqual(["opened 1000 ESTABLISHED"]);
   });
 
+  // A lookup made while an accepted socket was still its request sock (SYN_RECV) names it by the
+  // request's cookie; the child that replaces it has its own, which later lookups and dumps give.
+  test("an accepted socket whose cookie changes at ESTABLISHED stays one connection, also for the next dump", () => {
+    const s = scripted();
+    s.monitor.start();
+    s.advance(10);
+    const accepted = ep({ localPort: 7980, remotePort: 20100, state: "SYN_RECV", cookie: "501", inode: 0 });
+    s.change(accepted, "LISTEN");
+    s.change({ ...accepted, state: "ESTABLISHED", cookie: "502", inode: 77 }, "SYN_RECV");
+    expect(summary(s.monitor.takeTransitions())).toEqual(["opened 7980 SYN_RECV", "state-changed 7980 SYN_RECV->ESTABLISHED"]);
+    s.table = [{ ...accepted, state: "ESTABLISHED", cookie: "502", inode: 77 }];
+    s.advance(1000);
+    expect(s.monitor.refresh()).toEqual([]);
+    expect(s.monitor.current().map((e) => e.cookie)).toEqual(["502"]);
+  });
+
   test("a socket the snapshot saw first is not opened again by its older transition", () => {
     const s = scripted();
     s.monitor.start();
