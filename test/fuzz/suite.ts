@@ -10,13 +10,18 @@ import { removeScratch } from "./scratch.ts";
 
 const RUNS = Number(process.env.FUZZ_RUNS ?? 2_000);
 const SEED = process.env.FUZZ_SEED === undefined ? undefined : Number(process.env.FUZZ_SEED);
-/** Looser than the job's 200 ms: test files share a busy machine with others. */
-const TIME_LIMIT_MS = 1_000;
+/**
+ * No bound per input here: on a busy machine one input past a bound failed the property, and
+ * fast-check's shrinking, running it again and again, then passed the test's own timeout (62 s,
+ * seen once). A parser that hangs still fails by that timeout; the time per input is the fuzz
+ * job's to judge (its 200 ms bound, `npm run fuzz`).
+ */
+const TIME_LIMIT_MS = Number.POSITIVE_INFINITY;
 
 export function fuzzTests(targets: readonly FuzzTarget<never>[]): void {
   afterAll(removeScratch);
   for (const t of targets) {
-    test(`${t.name}: every input decodes or throws a named error, each within ${TIME_LIMIT_MS} ms`, () => {
+    test(`${t.name}: every input decodes or throws a named error`, () => {
       fc.assert(namedErrorsOnly(t, TIME_LIMIT_MS), {
         numRuns: RUNS,
         // The error in the report itself, not only as its cause: it says which error class came out.
