@@ -330,8 +330,9 @@ export class Monitor {
   private applyTransition(t: SocketTransition, out: UnnumberedEvent[]): void {
     const ep = t.endpoint;
     if (this.retirements.isRetired(ep, false, t.time)) return;
-    const request = this.knownKey(ep) === null ? this.requestKey(ep, t.previousState) : null;
-    const key = request ?? this.knownKey(ep);
+    const found = this.knownKey(ep);
+    const request = found === null ? this.requestKey(ep, t.previousState) : null;
+    const key = found ?? request;
     const before = key === null ? undefined : this.known.get(key);
     // The latest snapshot saw this socket after the change: it is already as the change made it.
     // Not so for what the sensor itself added since (the snapshot never saw it), nor for a close:
