@@ -99,7 +99,8 @@ describe("sockwarden run: reloads", { timeout: 120_000 }, () => {
     });
     expect(moved).toMatch(/^sockwarden_sighups_total 1$/m);
     expect(await scrape(9471)).toEqual({ ok: false, error: "ERROR ConnectionRefusedError" });
-    expect(daemon.stderr).toMatch(/^sockwarden: reloaded: smtp-guard; metrics on 127\.0\.0\.1:9472$/m);
+    // Its stderr comes through a pipe of its own: what it says may arrive after what it did.
+    await waitFor(() => `the reloaded line; stderr:\n${daemon.stderr}`, () => (/^sockwarden: reloaded: smtp-guard; metrics on 127\.0\.0\.1:9472$/m.test(daemon.stderr) ? true : undefined));
 
     // Taken by someone else: the daemon keeps serving where it was, and says why.
     await listen(9473);
@@ -108,7 +109,7 @@ describe("sockwarden run: reloads", { timeout: 120_000 }, () => {
     const refused = await sinkLine(file, daemon, "a reload-refused record", (l) => l.outcome === "reload-refused");
     expect(refused).toMatchObject({ kind: "report", severity: "warning" });
     expect(refused.message).toBe("reload refused in part, metrics stay on 127.0.0.1:9472: cannot serve metrics on 127.0.0.1:9473: the port is in use");
-    expect(daemon.stderr).toContain(`sockwarden: ${refused.message}\n`);
+    await waitFor(() => `the refusal on stderr; it has:\n${daemon.stderr}`, () => (daemon.stderr.includes(`sockwarden: ${refused.message}\n`) ? true : undefined));
     expect((await scrape(9472)).ok, daemon.stderr).toBe(true);
     expect(daemon.hasExited).toBe(false);
   });
@@ -140,7 +141,7 @@ describe("sockwarden run: reloads", { timeout: 120_000 }, () => {
     process.kill(daemon.pid, "SIGHUP");
     const kept = await sinkLine(file, daemon, "a reload-refused record for the sensor", (l) => l.outcome === "reload-refused");
     expect(kept.message).toBe(`reload refused in part, sensor stays "poll": it changes only with a restart`);
-    await waitFor(() => `the reloaded line; stderr:\n${daemon.stderr}`, () => (/reloaded: /.test(daemon.stderr) ? true : undefined));
+    await waitFor(() => `the reloaded line; stderr:\n${daemon.stderr}`, () => (/reloaded: [^\n]*\n/.test(daemon.stderr) ? true : undefined));
     expect(daemon.stderr).toContain(`sockwarden: reloaded: smtp-guard; audit log ${after}; sensor stays "poll"\n`);
 
     const clients = bed.ns.spawn(["/usr/bin/python3", fileURLToPath(new URL("./helpers/smtp-clients.py", import.meta.url)), "25"]);

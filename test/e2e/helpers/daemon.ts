@@ -70,7 +70,8 @@ export function daemonTestbed(label: string, tempPrefix: string): DaemonTestbed 
     async startDaemon(args, timeoutMs = 30_000) {
       const d = bed.ns.spawn([EXECUTABLE, "run", ...args]);
       running.push(d);
-      await waitFor(() => `the daemon to start; stderr:\n${d.stderr}`, () => (/running /.test(d.stderr) || d.hasExited ? true : undefined), timeoutMs);
+      // The whole line: a pipe can hand it over in two pieces.
+      await waitFor(() => `the daemon to start; stderr:\n${d.stderr}`, () => (/running [^\n]*\n/.test(d.stderr) || d.hasExited ? true : undefined), timeoutMs);
       expect(d.stderr, "daemon start").toMatch(/running /);
       return d;
     },
