@@ -23,6 +23,7 @@ import { PERF_REORDER_WINDOW_NS } from "./bpf/cpu-order.ts";
 import type { TcpTuple } from "./diag-lookup.ts";
 import { FdWaiter } from "./fd-waiter.ts";
 import { ringBytesFromEnv } from "./sensor-ring-env.ts";
+import { LINGERING, isBirth, portsOf, tupleOf, withCounters } from "./sensor-record-facts.ts";
 
 /** How often the ring is read when no poll can wait on it. */
 export const SENSOR_DRAIN_MS = 3;
@@ -35,17 +36,6 @@ const MAX_QUEUED = 100_000;
 /** Most sockets followed at once (those whose close was lost stay until this pushes them out). */
 const MAX_SOCKETS = 200_000;
 const IPPROTO_TCP = 6;
-/** States of an active close, after which the kernel may keep a timewait socket with the same cookie. */
-const LINGERING: ReadonlySet<TcpState | null> = new Set<TcpState | null>(["FIN_WAIT1", "FIN_WAIT2", "CLOSING", "TIME_WAIT"]);
-
-/** Puts a record's counters on its endpoint, where the record has them. */
-function withCounters(endpoint: Endpoint, r: SetStateRecord): void {
-  if (!r.counters) return;
-  endpoint.bytesSent = r.counters.bytesSent;
-  endpoint.bytesReceived = r.counters.bytesReceived;
-  endpoint.packetsSent = r.counters.packetsSent;
-  endpoint.packetsReceived = r.counters.packetsReceived;
-}
 
 /** What the feed needs from the engine: its socket table, its process reader, its namespace. */
 export interface SensorFeedHost {
@@ -93,20 +83,6 @@ interface Followed {
   relooked: boolean;
   /** Its local and remote port, once a record had them (a connect's first may not). */
   ports: number | null;
-}
-
-/** A socket's first change: connect or listen (from CLOSE), or an accepted socket's birth (from its listener). */
-function isBirth(r: SetStateRecord): boolean {
-  return (r.oldState === "CLOSE" || r.oldState === "LISTEN") && r.newState !== "CLOSE";
-}
-
-/** A record's two ports as one number; null before connect gave the socket its local port. */
-function portsOf(r: SetStateRecord): number | null {
-  return r.localPort === 0 ? null : r.localPort * 65_536 + r.remotePort;
-}
-
-function tupleOf(r: SetStateRecord): TcpTuple {
-  return { family: r.family, localAddress: r.localAddress, localPort: r.localPort, remoteAddress: r.remoteAddress, remotePort: r.remotePort };
 }
 
 export class SensorFeed implements TransitionFeed {
